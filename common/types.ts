@@ -1,0 +1,74 @@
+// Domain types shared by the helper, the service and the CLI.
+// They never import generated protobuf types: common/wire.ts converts at the boundary.
+
+export type IpFamily = 4 | 6;
+
+/** IANA protocol numbers the firewall reasons about. */
+export const IPPROTO = { ICMP: 1, TCP: 6, UDP: 17, ICMPV6: 58 } as const;
+
+/** How the owning process of a packet was found, or why it was not. */
+export type Attribution =
+  | 'sock_diag' // exact 5-tuple via NETLINK_SOCK_DIAG, then inode -> pid
+  | 'proc_net' // /proc/net/{tcp,udp}{,6} fallback when sock_diag is unavailable
+  | 'cache' // same flow or socket seen within the TTL
+  | 'no_socket' // the kernel sent it on its own (no socket), e.g. WireGuard, ICMP errors
+  | 'process_gone' // a socket matched, but no live process holds it any more
+  | 'not_found' // no socket matched the packet
+  | 'unsupported'; // nothing to look up (malformed packet, protocol without sockets)
+
+export interface ProcessInfo {
+  pid: number;
+  uid: number;
+  /** readlink(/proc/PID/exe) with a trailing " (deleted)" removed; spaces kept. */
+  exe: string;
+  exeDeleted: boolean;
+  comm: string;
+  cmdline: string[];
+  ppid: number;
+  parentExe: string;
+  /** /proc/PID/stat field 22, clock ticks since boot: tells a reused pid from the original. */
+  startTime: number;
+}
+
+/** A socket found for a packet: its inode and owner uid. */
+export interface SocketOwner {
+  inode: number;
+  uid: number;
+}
+
+/** One queued packet as the helper reports it to the service. */
+export interface PacketRecord {
+  packetId: number;
+  family: IpFamily;
+  /** Final L4 protocol number (after IPv6 extension headers). */
+  protocol: number;
+  /** 4 or 16 bytes, network order (common/address.ts gives the text form). */
+  srcAddr: Uint8Array;
+  dstAddr: Uint8Array;
+  srcPort: number;
+  dstPort: number;
+  icmpType: number;
+  icmpCode: number;
+  inIfindex: number;
+  outIfindex: number;
+  /** Socket owner uid from NFQA_UID, or -1 when the kernel gave none. */
+  uid: number;
+  gid: number;
+  malformed: boolean;
+  process: ProcessInfo | null;
+  socketInode: number;
+  attribution: Attribution;
+  lookupMicros: number;
+  payloadLength: number;
+}
+
+export type VerdictAction = 'accept' | 'drop' | 'hold';
+
+export interface Verdict {
+  packetId: number;
+  action: VerdictAction;
+  /** Optional netfilter mark to set with the verdict. */
+  mark?: number;
+  /** For 'hold': how much longer the helper should keep the packet waiting. */
+  holdMs?: number;
+}

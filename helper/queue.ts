@@ -1,0 +1,156 @@
+// The NFQUEUE stage: packets arrive in batches from the addon; verdicts go back by packet id,
+// in any order. Packet payloads are views into one buffer the addon reuses each wake-up, so a
+// handler must finish reading them before it returns.
+import { loadNative, type NativeAddon, type QueueOpenOptions } from '../common/native.js';
+
+export type QueueOptions = QueueOpenOptions;
+
+export const DEFAULT_QUEUE_OPTIONS: QueueOptions = {
+  queueNum: 1,
+  // IPv6 (40) + a few extension headers + TCP with options (60) fit well within 256 bytes.
+  copyRange: 256,
+  maxLen: 4096,
+  // 8 MiB: with the npm nfqueue addon's 64 KiB, 85-95% of a UDP burst was lost (design.md).
+  rcvbufBytes: 8 << 20,
+  failOpen: true,
+  batchMax: 64,
+  exceptionVerdict: 1,
+};
+
+export interface QueuedPacket {
+  packetId: number;
+  /** ETH_P_IP (0x0800) or ETH_P_IPV6 (0x86dd). */
+  hwProtocol: number;
+  hook: number;
+  /** Socket owner from NFQA_UID/GID, -1 when the packet has no socket. */
+  uid: number;
+  gid: number;
+  mark: number;
+  inIfindex: number;
+  outIfindex: number;
+  /** Full packet length; the payload holds at most the copy range. */
+  origLen: number;
+  payload: Uint8Array;
+}
+
+export interface QueueCounters {
+  packets: number;
+  overruns: number;
+  verdictErrors: number;
+  badMessages: number;
+}
+
+// Offsets of struct bq_slot_header (native/src/queue.h).
+const SLOT = {
+  packetId: 0,
+  hwProtocol: 4,
+  hook: 6,
+  flags: 7,
+  mark: 8,
+  indev: 12,
+  outdev: 16,
+  uid: 20,
+  gid: 24,
+  capLen: 28,
+  origLen: 32,
+  headerSize: 40,
+} as const;
+const FLAG_UID = 1;
+const FLAG_GID = 2;
+
+export class PacketQueue {
+  private readonly view: DataView;
+  private readonly bytes: Uint8Array;
+  /** Reused packet objects, one per slot: nothing is allocated per packet but the payload view. */
+  private readonly packets: QueuedPacket[];
+  private closed = false;
+
+  private constructor(
+    private readonly native: NativeAddon,
+    private readonly handle: object,
+    slots: ArrayBuffer,
+    private readonly slotSize: number,
+    batchMax: number,
+  ) {
+    this.view = new DataView(slots);
+    this.bytes = new Uint8Array(slots);
+    this.packets = Array.from({ length: batchMax }, () => ({
+      packetId: 0,
+      hwProtocol: 0,
+      hook: 0,
+      uid: -1,
+      gid: -1,
+      mark: 0,
+      inIfindex: 0,
+      outIfindex: 0,
+      origLen: 0,
+      payload: this.bytes.subarray(0, 0),
+    }));
+  }
+
+  /**
+   * Binds the queue. `onBatch` gets the packets of one wake-up; if it throws, the addon gives
+   * every packet it did not answer the exception verdict and reports the error to `onError`.
+   */
+  static open(
+    options: QueueOptions,
+    onBatch: (packets: readonly QueuedPacket[], count: number) => void,
+    onError: (err: Error) => void,
+  ): PacketQueue {
+    const native = loadNative();
+    if (native.slotHeaderSize !== SLOT.headerSize) {
+      throw new Error(`native addon slot layout mismatch (${native.slotHeaderSize} != ${SLOT.headerSize}): rebuild it`);
+    }
+    let queue: PacketQueue | null = null;
+    const opened = native.queueOpen(
+      options,
+      (count) => {
+        if (queue) onBatch(queue.decode(count), count);
+      },
+      onError,
+    );
+    queue = new PacketQueue(native, opened.handle, opened.slots, opened.slotSize, opened.batchMax);
+    return queue;
+  }
+
+  private decode(count: number): readonly QueuedPacket[] {
+    const v = this.view;
+    for (let i = 0; i < count; i++) {
+      const base = i * this.slotSize;
+      const p = this.packets[i]!;
+      const flags = v.getUint8(base + SLOT.flags);
+      p.packetId = v.getUint32(base + SLOT.packetId, true);
+      p.hwProtocol = v.getUint16(base + SLOT.hwProtocol, true);
+      p.hook = v.getUint8(base + SLOT.hook);
+      p.mark = v.getUint32(base + SLOT.mark, true);
+      p.inIfindex = v.getUint32(base + SLOT.indev, true);
+      p.outIfindex = v.getUint32(base + SLOT.outdev, true);
+      p.uid = flags & FLAG_UID ? v.getUint32(base + SLOT.uid, true) : -1;
+      p.gid = flags & FLAG_GID ? v.getUint32(base + SLOT.gid, true) : -1;
+      p.origLen = v.getUint32(base + SLOT.origLen, true);
+      const capLen = v.getUint32(base + SLOT.capLen, true);
+      const start = base + SLOT.headerSize;
+      p.payload = this.bytes.subarray(start, start + Math.min(capLen, this.slotSize - SLOT.headerSize));
+    }
+    return this.packets;
+  }
+
+  /** Applies a verdict; returns 0 or a negative errno (e.g. -EBADF after close). */
+  verdict(packetId: number, accept: boolean, mark?: number): number {
+    if (this.closed) return -9; // EBADF
+    return mark === undefined
+      ? this.native.queueVerdict(this.handle, packetId, accept)
+      : this.native.queueVerdict(this.handle, packetId, accept, mark);
+  }
+
+  counters(): QueueCounters {
+    return this.native.queueCounters(this.handle);
+  }
+
+  /** Unbinds the queue. Packets still held by the kernel are dropped by it, so answer them first. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.native.queueClose(this.handle);
+  }
+}

@@ -1,0 +1,475 @@
+/* Thin N-API glue over queue.c, sock_diag.c and peercred.c.
+ * The queue is read on libuv's loop: one JS call per wake-up with a whole batch of packets,
+ * written into an ArrayBuffer allocated once. A JS exception in that call can neither crash
+ * the process nor strand a packet: unanswered packets of the batch get the exception verdict. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <node_api.h>
+#include <uv.h>
+
+#include "peercred.h"
+#include "queue.h"
+#include "sock_diag.h"
+
+/* Packets handed to JS per wake-up at most; the rest wait for the next loop turn. */
+#define BQ_MAX_BATCH 256
+
+#define NAPI_CALL(env, call)                                                                        \
+	do {                                                                                        \
+		if ((call) != napi_ok) {                                                            \
+			const napi_extended_error_info *info_;                                      \
+			napi_get_last_error_info((env), &info_);                                    \
+			bool pending_;                                                              \
+			napi_is_exception_pending((env), &pending_);                                \
+			if (!pending_)                                                              \
+				napi_throw_error((env), "EADDON", info_ && info_->error_message ? info_->error_message : "N-API call failed"); \
+			return NULL;                                                                \
+		}                                                                                   \
+	} while (0)
+
+static napi_value throw_errno(napi_env env, int neg_errno, const char *what)
+{
+	char msg[256];
+	snprintf(msg, sizeof(msg), "%s: %s", what, strerror(-neg_errno));
+	napi_value code_val, msg_val, err;
+	napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &msg_val);
+	napi_create_error(env, NULL, msg_val, &err);
+	napi_create_int32(env, -neg_errno, &code_val);
+	napi_set_named_property(env, err, "errno", code_val);
+	napi_throw(env, err);
+	return NULL;
+}
+
+/* ---- argument helpers ---- */
+
+static uint32_t get_u32_prop(napi_env env, napi_value obj, const char *name, uint32_t dflt)
+{
+	bool has = false;
+	napi_value v;
+	if (napi_has_named_property(env, obj, name, &has) != napi_ok || !has)
+		return dflt;
+	if (napi_get_named_property(env, obj, name, &v) != napi_ok)
+		return dflt;
+	uint32_t out;
+	return napi_get_value_uint32(env, v, &out) == napi_ok ? out : dflt;
+}
+
+static bool get_bool_prop(napi_env env, napi_value obj, const char *name, bool dflt)
+{
+	bool has = false, out;
+	napi_value v;
+	if (napi_has_named_property(env, obj, name, &has) != napi_ok || !has)
+		return dflt;
+	if (napi_get_named_property(env, obj, name, &v) != napi_ok)
+		return dflt;
+	return napi_get_value_bool(env, v, &out) == napi_ok ? out : dflt;
+}
+
+/* ---- the queue ---- */
+
+struct queue_wrap {
+	napi_env env;
+	struct bq_queue *q;
+	uv_poll_t poll;
+	napi_ref on_batch;
+	napi_ref on_error;
+	napi_ref slots_ref;
+	napi_async_context async_ctx;
+	uint8_t *slots;
+	size_t slot_size;
+	int batch_max;
+	uint32_t exception_verdict;
+	/* Packets of the batch JS is handling right now, and whether each got a verdict. */
+	int batch_count;
+	bool in_batch;
+	uint32_t batch_ids[BQ_MAX_BATCH];
+	bool batch_done[BQ_MAX_BATCH];
+	bool closed;
+};
+
+static void call_on_error(struct queue_wrap *w, napi_value err)
+{
+	napi_env env = w->env;
+	napi_value cb, recv;
+	/* napi_make_callback needs an object receiver: undefined is refused. */
+	if (napi_get_reference_value(env, w->on_error, &cb) != napi_ok || napi_get_global(env, &recv) != napi_ok)
+		return;
+	if (napi_make_callback(env, w->async_ctx, recv, cb, 1, &err, NULL) != napi_ok) {
+		napi_value ignored;
+		napi_get_and_clear_last_exception(env, &ignored); /* an error handler that throws is ignored */
+	}
+}
+
+static void report_errno(struct queue_wrap *w, int neg_errno, const char *what)
+{
+	char msg[256];
+	snprintf(msg, sizeof(msg), "%s: %s", what, strerror(-neg_errno));
+	napi_value msg_val, err;
+	if (napi_create_string_utf8(w->env, msg, NAPI_AUTO_LENGTH, &msg_val) == napi_ok &&
+	    napi_create_error(w->env, NULL, msg_val, &err) == napi_ok)
+		call_on_error(w, err);
+}
+
+static void on_readable(uv_poll_t *handle, int status, int events)
+{
+	(void)events;
+	struct queue_wrap *w = handle->data;
+	if (w->closed)
+		return;
+	napi_env env = w->env;
+	napi_handle_scope scope;
+	if (napi_open_handle_scope(env, &scope) != napi_ok)
+		return;
+
+	if (status < 0) {
+		report_errno(w, status, "queue poll");
+		napi_close_handle_scope(env, scope);
+		return;
+	}
+
+	int n = bq_queue_read_batch(w->q, w->slots, w->slot_size, w->batch_max);
+	if (n < 0) {
+		report_errno(w, n, "queue read");
+	} else if (n > 0) {
+		w->batch_count = n;
+		for (int i = 0; i < n; i++) {
+			memcpy(&w->batch_ids[i], w->slots + (size_t)i * w->slot_size, sizeof(uint32_t));
+			w->batch_done[i] = false;
+		}
+		w->in_batch = true;
+		napi_value cb, recv, argv;
+		napi_status st = napi_get_reference_value(env, w->on_batch, &cb);
+		if (st == napi_ok)
+			st = napi_get_global(env, &recv);
+		if (st == napi_ok)
+			st = napi_create_int32(env, n, &argv);
+		if (st == napi_ok)
+			st = napi_make_callback(env, w->async_ctx, recv, cb, 1, &argv, NULL);
+		w->in_batch = false;
+		if (st != napi_ok && !w->closed) {
+			/* The handler threw: every packet it did not answer gets the exception verdict. */
+			napi_value exc = NULL;
+			bool pending = false;
+			napi_is_exception_pending(env, &pending);
+			if (pending)
+				napi_get_and_clear_last_exception(env, &exc);
+			for (int i = 0; i < n; i++)
+				if (!w->batch_done[i])
+					bq_queue_verdict(w->q, w->batch_ids[i], w->exception_verdict, false, 0);
+			if (exc)
+				call_on_error(w, exc);
+			else
+				report_errno(w, -EPROTO, "queue batch callback failed");
+		}
+	}
+	napi_close_handle_scope(env, scope);
+}
+
+static void free_wrap(uv_handle_t *handle)
+{
+	free(handle->data);
+}
+
+static void close_wrap(struct queue_wrap *w)
+{
+	if (w->closed)
+		return;
+	w->closed = true;
+	uv_poll_stop(&w->poll);
+	bq_queue_close(w->q);
+	w->q = NULL;
+	napi_delete_reference(w->env, w->on_batch);
+	napi_delete_reference(w->env, w->on_error);
+	napi_delete_reference(w->env, w->slots_ref);
+	napi_async_destroy(w->env, w->async_ctx);
+	uv_close((uv_handle_t *)&w->poll, free_wrap);
+}
+
+static void cleanup_hook(void *arg)
+{
+	close_wrap(arg);
+}
+
+static struct queue_wrap *get_wrap(napi_env env, napi_value v)
+{
+	void *p = NULL;
+	if (napi_get_value_external(env, v, &p) != napi_ok || !p) {
+		napi_throw_type_error(env, "EINVAL", "expected a queue handle");
+		return NULL;
+	}
+	return p;
+}
+
+/* queueOpen(options, onBatch(count), onError(err)) -> { handle, slots: ArrayBuffer, slotSize, batchMax } */
+static napi_value queue_open(napi_env env, napi_callback_info info)
+{
+	size_t argc = 3;
+	napi_value argv[3];
+	NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+	if (argc < 3) {
+		napi_throw_type_error(env, "EINVAL", "queueOpen(options, onBatch, onError)");
+		return NULL;
+	}
+	struct bq_queue_options opts = {
+		.queue_num = (uint16_t)get_u32_prop(env, argv[0], "queueNum", 1),
+		.copy_range = get_u32_prop(env, argv[0], "copyRange", 256),
+		.max_len = get_u32_prop(env, argv[0], "maxLen", 4096),
+		.rcvbuf_bytes = get_u32_prop(env, argv[0], "rcvbufBytes", 8u << 20),
+		.fail_open = get_bool_prop(env, argv[0], "failOpen", true),
+	};
+	uint32_t batch_max = get_u32_prop(env, argv[0], "batchMax", 64);
+	if (batch_max == 0 || batch_max > BQ_MAX_BATCH)
+		batch_max = BQ_MAX_BATCH;
+	uint32_t exception_verdict = get_u32_prop(env, argv[0], "exceptionVerdict", 0);
+	if (get_u32_prop(env, argv[0], "queueNum", 1) > 65535 || opts.copy_range == 0 || opts.copy_range > 65535 ||
+	    exception_verdict > 1) {
+		napi_throw_range_error(env, "EINVAL", "queueNum 0..65535, copyRange 1..65535, exceptionVerdict 0|1");
+		return NULL;
+	}
+
+	struct queue_wrap *w = calloc(1, sizeof(*w));
+	if (!w)
+		return throw_errno(env, -ENOMEM, "queueOpen");
+	w->env = env;
+	w->batch_max = (int)batch_max;
+	w->exception_verdict = exception_verdict;
+	/* Header plus the copy range, rounded up so each slot header stays 8-byte aligned. */
+	w->slot_size = (sizeof(struct bq_slot_header) + opts.copy_range + 7) & ~(size_t)7;
+
+	int err = bq_queue_open(&w->q, &opts);
+	if (err < 0) {
+		free(w);
+		return throw_errno(env, err, "cannot bind NFQUEUE (is another program using this queue number? CAP_NET_ADMIN?)");
+	}
+
+	napi_value slots, handle, result, resource_name, v;
+	void *data = NULL;
+	if (napi_create_arraybuffer(env, w->slot_size * batch_max, &data, &slots) != napi_ok) {
+		bq_queue_close(w->q);
+		free(w);
+		return throw_errno(env, -ENOMEM, "queueOpen buffer");
+	}
+	w->slots = data;
+	napi_create_reference(env, slots, 1, &w->slots_ref);
+	napi_create_reference(env, argv[1], 1, &w->on_batch);
+	napi_create_reference(env, argv[2], 1, &w->on_error);
+	napi_create_string_utf8(env, "BastionQueue", NAPI_AUTO_LENGTH, &resource_name);
+	napi_async_init(env, NULL, resource_name, &w->async_ctx);
+
+	uv_loop_t *loop;
+	napi_get_uv_event_loop(env, &loop);
+	w->poll.data = w;
+	int uerr = uv_poll_init(loop, &w->poll, bq_queue_fd(w->q));
+	if (uerr < 0) {
+		bq_queue_close(w->q);
+		napi_delete_reference(env, w->on_batch);
+		napi_delete_reference(env, w->on_error);
+		napi_delete_reference(env, w->slots_ref);
+		napi_async_destroy(env, w->async_ctx);
+		free(w);
+		return throw_errno(env, uerr, "uv_poll_init on the queue socket");
+	}
+	uerr = uv_poll_start(&w->poll, UV_READABLE, on_readable);
+	if (uerr < 0) {
+		close_wrap(w); /* frees w once libuv has closed the handle */
+		return throw_errno(env, uerr, "uv_poll_start on the queue socket");
+	}
+	napi_add_env_cleanup_hook(env, cleanup_hook, w);
+
+	NAPI_CALL(env, napi_create_external(env, w, NULL, NULL, &handle));
+	NAPI_CALL(env, napi_create_object(env, &result));
+	napi_set_named_property(env, result, "handle", handle);
+	napi_set_named_property(env, result, "slots", slots);
+	napi_create_uint32(env, (uint32_t)w->slot_size, &v);
+	napi_set_named_property(env, result, "slotSize", v);
+	napi_create_uint32(env, batch_max, &v);
+	napi_set_named_property(env, result, "batchMax", v);
+	return result;
+}
+
+/* queueVerdict(handle, packetId, accept: boolean, mark?: number) -> 0 or -errno */
+static napi_value queue_verdict(napi_env env, napi_callback_info info)
+{
+	size_t argc = 4;
+	napi_value argv[4];
+	NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+	if (argc < 3) {
+		napi_throw_type_error(env, "EINVAL", "queueVerdict(handle, packetId, accept, mark?)");
+		return NULL;
+	}
+	struct queue_wrap *w = get_wrap(env, argv[0]);
+	if (!w)
+		return NULL;
+	uint32_t id, mark = 0;
+	bool accept;
+	NAPI_CALL(env, napi_get_value_uint32(env, argv[1], &id));
+	NAPI_CALL(env, napi_get_value_bool(env, argv[2], &accept));
+	bool set_mark = false;
+	if (argc >= 4) {
+		napi_valuetype t;
+		napi_typeof(env, argv[3], &t);
+		if (t == napi_number) {
+			NAPI_CALL(env, napi_get_value_uint32(env, argv[3], &mark));
+			set_mark = true;
+		}
+	}
+	int rc = w->closed ? -EBADF : bq_queue_verdict(w->q, id, accept ? 1 : 0, set_mark, mark);
+	if (rc == 0 && w->in_batch)
+		for (int i = 0; i < w->batch_count; i++)
+			if (w->batch_ids[i] == id)
+				w->batch_done[i] = true;
+	napi_value out;
+	NAPI_CALL(env, napi_create_int32(env, rc, &out));
+	return out;
+}
+
+static napi_value queue_counters(napi_env env, napi_callback_info info)
+{
+	size_t argc = 1;
+	napi_value argv[1], out, v;
+	NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+	struct queue_wrap *w = argc ? get_wrap(env, argv[0]) : NULL;
+	if (!w)
+		return NULL;
+	struct bq_counters zero = {0};
+	const struct bq_counters *c = w->closed ? &zero : bq_queue_counters(w->q);
+	NAPI_CALL(env, napi_create_object(env, &out));
+	napi_create_double(env, (double)c->packets, &v);
+	napi_set_named_property(env, out, "packets", v);
+	napi_create_double(env, (double)c->overruns, &v);
+	napi_set_named_property(env, out, "overruns", v);
+	napi_create_double(env, (double)c->verdict_errors, &v);
+	napi_set_named_property(env, out, "verdictErrors", v);
+	napi_create_double(env, (double)c->bad_messages, &v);
+	napi_set_named_property(env, out, "badMessages", v);
+	return out;
+}
+
+static napi_value queue_close(napi_env env, napi_callback_info info)
+{
+	size_t argc = 1;
+	napi_value argv[1];
+	NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+	struct queue_wrap *w = argc ? get_wrap(env, argv[0]) : NULL;
+	if (!w)
+		return NULL;
+	if (!w->closed) {
+		napi_remove_env_cleanup_hook(env, cleanup_hook, w);
+		close_wrap(w);
+	}
+	return NULL;
+}
+
+/* ---- sock_diag ---- */
+
+static void sock_diag_finalize(napi_env env, void *data, void *hint)
+{
+	(void)env;
+	(void)hint;
+	bq_sock_diag_close(data);
+}
+
+static napi_value sock_diag_open(napi_env env, napi_callback_info info)
+{
+	(void)info;
+	struct bq_sock_diag *d;
+	int err = bq_sock_diag_open(&d);
+	if (err < 0)
+		return throw_errno(env, err, "cannot open NETLINK_SOCK_DIAG");
+	napi_value handle;
+	NAPI_CALL(env, napi_create_external(env, d, sock_diag_finalize, NULL, &handle));
+	return handle;
+}
+
+/* sockDiagLookup(handle, family(2|10), protocol, src: Uint8Array, sport, dst: Uint8Array, dport, out: Uint32Array(3)) -> 0 or -errno */
+static napi_value sock_diag_lookup(napi_env env, napi_callback_info info)
+{
+	size_t argc = 8;
+	napi_value argv[8];
+	NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+	if (argc < 8) {
+		napi_throw_type_error(env, "EINVAL", "sockDiagLookup(handle, family, protocol, src, sport, dst, dport, out)");
+		return NULL;
+	}
+	void *d = NULL;
+	NAPI_CALL(env, napi_get_value_external(env, argv[0], &d));
+	uint32_t family, protocol, sport, dport;
+	NAPI_CALL(env, napi_get_value_uint32(env, argv[1], &family));
+	NAPI_CALL(env, napi_get_value_uint32(env, argv[2], &protocol));
+	NAPI_CALL(env, napi_get_value_uint32(env, argv[4], &sport));
+	NAPI_CALL(env, napi_get_value_uint32(env, argv[6], &dport));
+
+	napi_typedarray_type t;
+	size_t src_len, dst_len, out_len;
+	void *src, *dst, *out;
+	NAPI_CALL(env, napi_get_typedarray_info(env, argv[3], &t, &src_len, &src, NULL, NULL));
+	NAPI_CALL(env, napi_get_typedarray_info(env, argv[5], &t, &dst_len, &dst, NULL, NULL));
+	NAPI_CALL(env, napi_get_typedarray_info(env, argv[7], &t, &out_len, &out, NULL, NULL));
+	size_t want = family == 2 ? 4 : 16;
+	if (t != napi_uint32_array || out_len < 3 || src_len < want || dst_len < want || sport > 65535 || dport > 65535) {
+		napi_throw_range_error(env, "EINVAL", "sockDiagLookup: bad address, port or output array");
+		return NULL;
+	}
+	struct bq_socket_owner owner = {0};
+	int rc = bq_sock_diag_lookup(d, (uint8_t)family, (uint8_t)protocol, src, (uint16_t)sport, dst, (uint16_t)dport, &owner);
+	if (rc == 0) {
+		uint32_t *o = out;
+		o[0] = owner.inode;
+		o[1] = owner.uid;
+		o[2] = owner.state;
+	}
+	napi_value ret;
+	NAPI_CALL(env, napi_create_int32(env, rc, &ret));
+	return ret;
+}
+
+/* ---- SO_PEERCRED ---- */
+
+static napi_value peer_cred(napi_env env, napi_callback_info info)
+{
+	size_t argc = 1;
+	napi_value argv[1], out, v;
+	NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+	int32_t fd;
+	if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
+		napi_throw_type_error(env, "EINVAL", "peerCred(fd)");
+		return NULL;
+	}
+	pid_t pid;
+	uid_t uid;
+	gid_t gid;
+	int rc = bq_peer_cred(fd, &pid, &uid, &gid);
+	if (rc < 0)
+		return throw_errno(env, rc, "SO_PEERCRED");
+	NAPI_CALL(env, napi_create_object(env, &out));
+	napi_create_int32(env, pid, &v);
+	napi_set_named_property(env, out, "pid", v);
+	napi_create_uint32(env, uid, &v);
+	napi_set_named_property(env, out, "uid", v);
+	napi_create_uint32(env, gid, &v);
+	napi_set_named_property(env, out, "gid", v);
+	return out;
+}
+
+static napi_value init(napi_env env, napi_value exports)
+{
+	napi_property_descriptor props[] = {
+		{"queueOpen", NULL, queue_open, NULL, NULL, NULL, napi_default, NULL},
+		{"queueVerdict", NULL, queue_verdict, NULL, NULL, NULL, napi_default, NULL},
+		{"queueCounters", NULL, queue_counters, NULL, NULL, NULL, napi_default, NULL},
+		{"queueClose", NULL, queue_close, NULL, NULL, NULL, napi_default, NULL},
+		{"sockDiagOpen", NULL, sock_diag_open, NULL, NULL, NULL, napi_default, NULL},
+		{"sockDiagLookup", NULL, sock_diag_lookup, NULL, NULL, NULL, napi_default, NULL},
+		{"peerCred", NULL, peer_cred, NULL, NULL, NULL, napi_default, NULL},
+	};
+	napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+	napi_value v;
+	napi_create_uint32(env, sizeof(struct bq_slot_header), &v);
+	napi_set_named_property(env, exports, "slotHeaderSize", v);
+	return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

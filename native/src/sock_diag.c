@@ -1,0 +1,140 @@
+/* NETLINK_SOCK_DIAG exact lookups: one request, one reply, matched by sequence number. */
+#include "sock_diag.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <libmnl/libmnl.h>
+#include <linux/inet_diag.h>
+#include <linux/sock_diag.h>
+
+/* A reply is one inet_diag_msg plus a few attributes we do not ask for. */
+#define BQ_DIAG_BUF_SIZE 8192
+/* The kernel answers within microseconds; a stuck reply must not stall the packet path. */
+#define BQ_DIAG_TIMEOUT_US 100000
+
+struct bq_sock_diag {
+	struct mnl_socket *nl;
+	uint32_t portid;
+	uint32_t seq;
+	char buf[BQ_DIAG_BUF_SIZE];
+};
+
+int bq_sock_diag_open(struct bq_sock_diag **out)
+{
+	*out = NULL;
+	struct bq_sock_diag *d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	d->nl = mnl_socket_open2(NETLINK_SOCK_DIAG, SOCK_CLOEXEC);
+	if (!d->nl) {
+		int err = -errno;
+		free(d);
+		return err;
+	}
+	struct timeval tv = {0, BQ_DIAG_TIMEOUT_US};
+	if (setsockopt(mnl_socket_get_fd(d->nl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+	    mnl_socket_bind(d->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		int err = -errno;
+		mnl_socket_close(d->nl);
+		free(d);
+		return err;
+	}
+	d->portid = mnl_socket_get_portid(d->nl);
+	*out = d;
+	return 0;
+}
+
+void bq_sock_diag_close(struct bq_sock_diag *d)
+{
+	if (!d)
+		return;
+	mnl_socket_close(d->nl);
+	free(d);
+}
+
+struct lookup_result {
+	int found;
+	struct bq_socket_owner *owner;
+};
+
+static int diag_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct lookup_result *res = data;
+	if (nlh->nlmsg_type != SOCK_DIAG_BY_FAMILY)
+		return MNL_CB_OK;
+	if (mnl_nlmsg_get_payload_len(nlh) < sizeof(struct inet_diag_msg))
+		return MNL_CB_OK;
+	const struct inet_diag_msg *msg = mnl_nlmsg_get_payload(nlh);
+	res->owner->inode = msg->idiag_inode;
+	res->owner->uid = msg->idiag_uid;
+	res->owner->state = msg->idiag_state;
+	res->found = 1;
+	return MNL_CB_STOP;
+}
+
+int bq_sock_diag_lookup(struct bq_sock_diag *d, uint8_t family, uint8_t protocol,
+			const uint8_t *src, uint16_t src_port, const uint8_t *dst, uint16_t dst_port,
+			struct bq_socket_owner *owner)
+{
+	if ((family != AF_INET && family != AF_INET6) || (protocol != IPPROTO_TCP && protocol != IPPROTO_UDP))
+		return -EINVAL;
+	size_t addr_len = family == AF_INET ? 4 : 16;
+
+	char req_buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(req_buf);
+	nlh->nlmsg_type = SOCK_DIAG_BY_FAMILY;
+	nlh->nlmsg_flags = NLM_F_REQUEST; /* no NLM_F_DUMP: an exact lookup */
+	nlh->nlmsg_seq = ++d->seq;
+
+	struct inet_diag_req_v2 *req = mnl_nlmsg_put_extra_header(nlh, sizeof(*req));
+	req->sdiag_family = family;
+	req->sdiag_protocol = protocol;
+	req->idiag_states = ~0u;
+	req->id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
+	req->id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+	/* Kernel quirk: tcp's exact lookup reads id.src as the local end, but udp_dump_one()
+	 * passes id.src/id.dst to __udp*_lib_lookup() as (remote, local). */
+	const uint8_t *id_src = protocol == IPPROTO_UDP ? dst : src;
+	const uint8_t *id_dst = protocol == IPPROTO_UDP ? src : dst;
+	uint16_t id_sport = protocol == IPPROTO_UDP ? dst_port : src_port;
+	uint16_t id_dport = protocol == IPPROTO_UDP ? src_port : dst_port;
+	memcpy(req->id.idiag_src, id_src, addr_len);
+	memcpy(req->id.idiag_dst, id_dst, addr_len);
+	req->id.idiag_sport = htons(id_sport);
+	req->id.idiag_dport = htons(id_dport);
+
+	for (;;) {
+		if (mnl_socket_sendto(d->nl, nlh, nlh->nlmsg_len) >= 0)
+			break;
+		if (errno != EINTR)
+			return -errno;
+	}
+
+	struct lookup_result res = {0, owner};
+	for (;;) {
+		ssize_t n = mnl_socket_recvfrom(d->nl, d->buf, sizeof(d->buf));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			/* EAGAIN here is our receive timeout. */
+			return errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT : -errno;
+		}
+		/* A late reply to an earlier, timed-out request has an older sequence number: skip it. */
+		const struct nlmsghdr *reply = (const struct nlmsghdr *)d->buf;
+		if (n >= (ssize_t)sizeof(*reply) && reply->nlmsg_seq != d->seq)
+			continue;
+		int ret = mnl_cb_run(d->buf, (size_t)n, d->seq, d->portid, diag_cb, &res);
+		if (ret == MNL_CB_ERROR)
+			return -errno; /* ENOENT: no such socket */
+		if (res.found)
+			return 0;
+		if (ret == MNL_CB_STOP)
+			return -ENOENT;
+	}
+}
