@@ -1,0 +1,109 @@
+// The rules.json key grammar, shared with the Python GUI (gui-protocol.md, "rules.json"):
+//   key     = subject ":" port
+//   port    = 1..65535 | "*" | "0"          ("0" is read as "*" and written back as "*")
+//   subject = absolute path | "@name:" comm | "@dest:" ip ":" port
+// A key is split at its LAST ':' because comms (e.g. "IPC:CSteamEngin") and IPv6 addresses
+// contain ':' themselves.
+import { isIP } from 'node:net';
+
+/** A rule's port: one destination port, or '*' for all ports. */
+export type RulePort = number | '*';
+
+export type SubjectKind = 'path' | 'name' | 'dest';
+
+export type ParsedRuleKey =
+  | { ok: true; subject: string; port: RulePort }
+  | { ok: false; error: string };
+
+const NAME_PREFIX = '@name:';
+const DEST_PREFIX = '@dest:';
+const PORT_DIGITS = /^[0-9]{1,5}$/;
+
+/** Legacy top-level keys of rules.json: kept on save, never rules. */
+export const META_KEYS: readonly string[] = ['applications', 'services'];
+
+export function isMetaKey(key: string): boolean {
+  return META_KEYS.includes(key);
+}
+
+/** Parses the part after the last ':'; null when it is not a port. */
+export function parsePortPart(text: string): RulePort | null {
+  if (text === '*') return '*';
+  if (!PORT_DIGITS.test(text)) return null;
+  const port = Number(text);
+  if (port === 0) return '*';
+  return port <= 65535 ? port : null;
+}
+
+/** Splits `@dest:<ip>:<port>` into its address and port; null when it is not one. */
+export function parseDestSubject(subject: string): { ip: string; port: number } | null {
+  if (!subject.startsWith(DEST_PREFIX)) return null;
+  const rest = subject.slice(DEST_PREFIX.length);
+  const colon = rest.lastIndexOf(':');
+  if (colon < 0) return null;
+  const ip = rest.slice(0, colon);
+  const port = parsePortPart(rest.slice(colon + 1));
+  if (isIP(ip) === 0 || typeof port !== 'number') return null;
+  return { ip, port };
+}
+
+/** What a subject names, or null when it is not a valid subject. */
+export function subjectKind(subject: string): SubjectKind | null {
+  if (subject.startsWith('/')) return 'path';
+  if (subject.startsWith(NAME_PREFIX)) return subject.length > NAME_PREFIX.length ? 'name' : null;
+  if (subject.startsWith(DEST_PREFIX)) return parseDestSubject(subject) === null ? null : 'dest';
+  return null;
+}
+
+export function isPathSubject(subject: string): boolean {
+  return subjectKind(subject) === 'path';
+}
+
+export function isNameSubject(subject: string): boolean {
+  return subjectKind(subject) === 'name';
+}
+
+export function isDestSubject(subject: string): boolean {
+  return subjectKind(subject) === 'dest';
+}
+
+/** The comm of an `@name:<comm>` subject, or null. */
+export function nameOfSubject(subject: string): string | null {
+  return isNameSubject(subject) ? subject.slice(NAME_PREFIX.length) : null;
+}
+
+export function nameSubject(comm: string): string {
+  return NAME_PREFIX + comm;
+}
+
+export function destSubject(ip: string, port: number): string {
+  return `${DEST_PREFIX}${ip}:${port}`;
+}
+
+/** The canonical key: port 0 is written as '*'. */
+export function formatRuleKey(subject: string, port: RulePort): string {
+  return `${subject}:${port === 0 ? '*' : port}`;
+}
+
+export function parseRuleKey(key: string): ParsedRuleKey {
+  const colon = key.lastIndexOf(':');
+  if (colon < 0) return { ok: false, error: `rule key ${JSON.stringify(key)} has no ":<port>" part` };
+  const subject = key.slice(0, colon);
+  const portPart = key.slice(colon + 1);
+  const port = parsePortPart(portPart);
+  if (port === null) {
+    return {
+      ok: false,
+      error: `rule key ${JSON.stringify(key)} has port part ${JSON.stringify(portPart)}; expected 1-65535, "*" or "0"`,
+    };
+  }
+  if (subjectKind(subject) === null) {
+    return {
+      ok: false,
+      error:
+        `rule key ${JSON.stringify(key)} has subject ${JSON.stringify(subject)}; ` +
+        'expected an absolute path, @name:<comm> or @dest:<ip>:<port>',
+    };
+  }
+  return { ok: true, subject, port };
+}

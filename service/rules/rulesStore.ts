@@ -1,0 +1,155 @@
+// rules.json on disk (gui-protocol.md, "rules.json"): loaded without following symlinks,
+// saved sorted and atomically, and never emptied or overwritten when it fails to load.
+import { readFileNoFollow, writeFileAtomic } from '../../common/safeFile.js';
+import type { WriteOptions } from '../../common/safeFile.js';
+import { loadFailedReason, NOT_LOADED } from '../config.js';
+import type { SaveResult, StoreLogger } from '../config.js';
+import type { RulePort } from './ruleKey.js';
+import { RuleSet } from './ruleSet.js';
+
+export const DEFAULT_RULES_MAX_BYTES = 4 * 1024 * 1024;
+/** Owner writes, group `bastion` reads (the control panel lists rules over the socket, not the file). */
+export const DEFAULT_RULES_FILE_MODE = 0o640;
+
+export interface RulesStoreOptions {
+  path: string;
+  /** Files larger than this are refused before they are read. Default 4 MiB. */
+  maxBytes?: number;
+  /** Mode of the saved file. Default 0o640. */
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  logger?: StoreLogger;
+}
+
+export type RulesLoadResult =
+  | { ok: true; count: number; warnings: string[]; missing: boolean }
+  | { ok: false; error: string };
+
+export type SetRuleStoreResult = { ok: true; key: string } | { ok: false; error: string };
+export type DeleteRuleResult = { ok: true; deleted: boolean } | { ok: false; error: string };
+
+export class RulesStore {
+  readonly path: string;
+  private readonly maxBytes: number;
+  private readonly writeOptions: WriteOptions;
+  private readonly logger: StoreLogger | undefined;
+  private current = new RuleSet();
+  /** Why saving would destroy what is on disk; while set, every change is refused. */
+  private saveBlocked: string | null = NOT_LOADED;
+  private tail: Promise<unknown> = Promise.resolve();
+
+  constructor(opts: RulesStoreOptions) {
+    this.path = opts.path;
+    this.maxBytes = opts.maxBytes ?? DEFAULT_RULES_MAX_BYTES;
+    this.writeOptions = {
+      mode: opts.mode ?? DEFAULT_RULES_FILE_MODE,
+      ...(opts.uid !== undefined && { uid: opts.uid }),
+      ...(opts.gid !== undefined && { gid: opts.gid }),
+    };
+    this.logger = opts.logger;
+  }
+
+  /**
+   * The rules in force. A change or reload replaces the object, so read this at each use
+   * rather than keeping it; change rules only through the store so they are saved.
+   */
+  get rules(): RuleSet {
+    return this.current;
+  }
+
+  /** (Re)reads the file, e.g. on SIGHUP. A missing file means no rules; a bad one keeps the current rules. */
+  load(): Promise<RulesLoadResult> {
+    return this.serialized(async () => {
+      const read = await readFileNoFollow(this.path, this.maxBytes);
+      if (!read.ok && read.reason === 'missing') {
+        this.current = new RuleSet();
+        this.saveBlocked = null;
+        return { ok: true, count: 0, warnings: [], missing: true };
+      }
+      if (!read.ok) return this.keepPrevious(read.error);
+      let json: unknown;
+      try {
+        json = JSON.parse(read.text);
+      } catch (err) {
+        return this.keepPrevious(`${this.path}: not valid JSON: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      const built = RuleSet.fromJSON(json);
+      if (!built.ok) return this.keepPrevious(`${this.path}: ${built.error}`);
+      if (built.warnings.length > 0) {
+        this.logger?.warn({ path: this.path, warnings: built.warnings }, 'rules.json: entries skipped');
+      }
+      this.current = built.rules;
+      this.saveBlocked = null;
+      return { ok: true, count: built.rules.size, warnings: built.warnings, missing: false };
+    });
+  }
+
+  /** Writes the current rules. */
+  save(): Promise<SaveResult> {
+    return this.serialized(async () => {
+      const blocked = this.refusal();
+      if (blocked !== null) return blocked;
+      return this.write(this.current);
+    });
+  }
+
+  /** Adds or replaces one rule and saves; on any failure the rules stay as they were. */
+  setRule(subject: string, port: RulePort, allow: boolean): Promise<SetRuleStoreResult> {
+    return this.serialized(async () => {
+      const blocked = this.refusal();
+      if (blocked !== null) return blocked;
+      const next = this.current.clone();
+      const set = next.set(subject, port, allow);
+      if (!set.ok) return set;
+      const saved = await this.write(next);
+      if (!saved.ok) return saved;
+      this.current = next;
+      return { ok: true, key: set.key };
+    });
+  }
+
+  /** Deletes as `delete_rule` asks (see RuleSet.deleteKey) and saves when something was removed. */
+  deleteKey(key: string): Promise<DeleteRuleResult> {
+    return this.serialized(async () => {
+      const blocked = this.refusal();
+      if (blocked !== null) return blocked;
+      const next = this.current.clone();
+      if (!next.deleteKey(key)) return { ok: true, deleted: false };
+      const saved = await this.write(next);
+      if (!saved.ok) return saved;
+      this.current = next;
+      return { ok: true, deleted: true };
+    });
+  }
+
+  private refusal(): { ok: false; error: string } | null {
+    return this.saveBlocked === null
+      ? null
+      : { ok: false, error: `refusing to save ${this.path}: ${this.saveBlocked}` };
+  }
+
+  private async write(rules: RuleSet): Promise<SaveResult> {
+    try {
+      await writeFileAtomic(this.path, JSON.stringify(rules.toJSON(), null, 2) + '\n', this.writeOptions);
+      return { ok: true };
+    } catch (err) {
+      const error = err instanceof Error ? err.message : String(err);
+      this.logger?.error({ path: this.path, error }, 'rules.json not saved');
+      return { ok: false, error };
+    }
+  }
+
+  private keepPrevious(error: string): RulesLoadResult {
+    this.saveBlocked = loadFailedReason(error);
+    this.logger?.error({ path: this.path, error }, 'rules.json not loaded; keeping the previous rules');
+    return { ok: false, error };
+  }
+
+  /** Loads and saves run one at a time, in call order, so two quick edits cannot interleave. */
+  private serialized<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(task);
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+}
