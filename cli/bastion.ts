@@ -1,0 +1,17 @@
+#!/usr/bin/env node
+// The `bastion` command: starts either process, or talks to the service over its GUI socket.
+import { Command } from 'commander';
+import { packageVersion } from '../common/system.js';
+import { registerClientCommands } from './clientCommands.js';
+import { registerDaemonCommand } from './daemonCommand.js';
+import { registerHelperCommand } from './helperCommand.js';
+import { registerRunCommand } from './runCommand.js';
+
+const program = new Command('bastion')
+  .description('Bastion application firewall')
+  .version(packageVersion());
+registerHelperCommand(program);
+registerDaemonCommand(program);
+registerRunCommand(program);
+registerClientCommands(program);
+await program.parseAsync(process.argv);

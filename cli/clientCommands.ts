@@ -1,0 +1,89 @@
+// CLI commands that talk to the running service over the GUI socket.
+import type { Command } from 'commander';
+import { DEFAULTS } from './defaults.js';
+import { GuiConnection } from './guiClient.js';
+
+async function withConnection<T>(socket: string, fn: (c: GuiConnection) => Promise<T>): Promise<T> {
+  const conn = await GuiConnection.connect(socket);
+  try {
+    return await fn(conn);
+  } finally {
+    conn.close();
+  }
+}
+
+function failOnError(reply: Record<string, unknown>): Record<string, unknown> {
+  if (reply['type'] === 'error') {
+    process.stderr.write(`bastion: ${String(reply['error'])}\n`);
+    process.exit(1);
+  }
+  return reply;
+}
+
+export function registerClientCommands(program: Command): void {
+  const socketOption = ['--socket <path>', 'GUI socket path', DEFAULTS.guiSocketPath] as const;
+
+  program
+    .command('status')
+    .description('mode, counters, connected clients and helper state')
+    .option(...socketOption)
+    .option('--json', 'print JSON')
+    .action(async (opts: { socket: string; json?: boolean }) => {
+      const status = failOnError(await withConnection(opts.socket, (c) => c.request({ type: 'status' }, 'status')));
+      if (opts.json) {
+        process.stdout.write(JSON.stringify(status, null, 2) + '\n');
+        return;
+      }
+      const stats = status['stats'] as Record<string, number>;
+      const helper = status['helper'] as Record<string, unknown>;
+      process.stdout.write(
+        [
+          `mode:     ${String(status['mode'])} (default action: ${String(status['default_action'])})`,
+          `helper:   ${helper['connected'] ? `connected (pid ${String(helper['pid'])}, queue ${String(helper['queue'])})` : 'not connected'}`,
+          `rules:    ${String(status['rules'])}`,
+          `clients:  ${String(status['clients'])}`,
+          `decided:  ${stats['total_connections']} (allowed ${stats['allowed_connections']}, blocked ${stats['blocked_connections']})`,
+        ].join('\n') + '\n',
+      );
+    });
+
+  const rules = program.command('rules').description('list, add or delete rules (rules.json keys)');
+  rules
+    .command('list')
+    .option(...socketOption)
+    .action(async (opts: { socket: string }) => {
+      const reply = failOnError(await withConnection(opts.socket, (c) => c.request({ type: 'list_rules' }, 'rules_list')));
+      const entries = Object.entries(reply['rules'] as Record<string, unknown>).filter(([, v]) => typeof v === 'boolean');
+      for (const [key, allow] of entries) process.stdout.write(`${allow ? 'allow' : 'deny '}  ${key}\n`);
+    });
+  rules
+    .command('add <path> <port>')
+    .description('add a rule for an executable path ("*" or 0 = all ports)')
+    .option('--deny', 'a deny rule (default: allow)')
+    .option(...socketOption)
+    .action(async (path: string, port: string, opts: { socket: string; deny?: boolean }) => {
+      const all = port === '*' || port === '0';
+      await withConnection(opts.socket, async (c) => {
+        c.send({ type: 'add_rule', app_path: path, app_name: '', port: all ? 0 : Number(port), allow: !opts.deny, all_ports: all });
+        failOnError(await c.request({ type: 'list_rules' }, 'rules_list'));
+      });
+    });
+  rules
+    .command('delete <key>')
+    .option(...socketOption)
+    .action(async (key: string, opts: { socket: string }) => {
+      const reply = failOnError(await withConnection(opts.socket, (c) => c.request({ type: 'delete_rule', key }, 'rule_deleted')));
+      if (!reply['success']) {
+        process.stderr.write(`bastion: no rule "${key}"\n`);
+        process.exit(1);
+      }
+    });
+
+  program
+    .command('mode <mode>')
+    .description('switch between learning and enforcement')
+    .option(...socketOption)
+    .action(async (mode: string, opts: { socket: string }) => {
+      failOnError(await withConnection(opts.socket, (c) => c.request({ type: 'set_mode', mode }, 'mode_changed')));
+    });
+}

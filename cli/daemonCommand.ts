@@ -1,0 +1,47 @@
+// `bastion daemon`: the unprivileged policy service in the foreground.
+import type { Command } from 'commander';
+import { createLogger } from '../common/log.js';
+import { groupId, packageVersion } from '../common/system.js';
+import { RootOnlyAuthorizer } from '../service/authorizer.js';
+import { PolicyDaemon } from '../service/daemon.js';
+import { DEFAULTS } from './defaults.js';
+import { runUntilSignal } from './run.js';
+
+export function registerDaemonCommand(program: Command): void {
+  program
+    .command('daemon')
+    .description('run the policy service: rules, verdicts, prompts, the GUI socket')
+    .option('--config <path>', 'config.json', DEFAULTS.configPath)
+    .option('--rules <path>', 'rules.json', DEFAULTS.rulesPath)
+    .option('--endpoint <ipc>', 'ZeroMQ endpoint of the helper', DEFAULTS.endpoint)
+    .option('--socket <path>', 'GUI socket path', DEFAULTS.guiSocketPath)
+    .option('--socket-group <name>', 'group allowed to use the GUI socket', DEFAULTS.socketGroup)
+    .option('--mode <mode>', 'override config.json: learning|enforcement')
+    .action(async (opts: { config: string; rules: string; endpoint: string; socket: string; socketGroup: string; mode?: string }) => {
+      // The GUI's helper scripts signal `pkill -HUP -x bastion-daemon`.
+      process.title = 'bastion-daemon';
+      const log = createLogger({ name: 'bastion-daemon' });
+      if (opts.mode !== undefined && opts.mode !== 'learning' && opts.mode !== 'enforcement') {
+        log.fatal(`--mode must be learning or enforcement, not "${opts.mode}"`);
+        process.exit(2);
+      }
+      const daemon = new PolicyDaemon(
+        {
+          version: packageVersion(),
+          configPath: opts.config,
+          rulesPath: opts.rules,
+          endpoint: opts.endpoint,
+          guiSocketPath: opts.socket,
+          socketGid: groupId(opts.socketGroup),
+          authorizer: new RootOnlyAuthorizer(),
+          modeOverride: (opts.mode as 'learning' | 'enforcement' | undefined) ?? null,
+          statsIntervalMs: 2000,
+        },
+        log,
+      );
+      await runUntilSignal(log, () => daemon.start(), () => daemon.stop(), () => {
+        log.info('SIGHUP: reloading config.json and rules.json');
+        void daemon.reload();
+      });
+    });
+}

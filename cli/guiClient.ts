@@ -1,0 +1,79 @@
+// A minimal client of the GUI socket for the CLI: send JSON lines, wait for typed replies.
+import net from 'node:net';
+
+export class GuiConnection {
+  private buffer = '';
+  private readonly waiters: { type: string; resolve: (m: Record<string, unknown>) => void }[] = [];
+  private readonly listeners: ((m: Record<string, unknown>) => void)[] = [];
+
+  private constructor(private readonly socket: net.Socket) {
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      this.buffer += chunk;
+      let nl: number;
+      while ((nl = this.buffer.indexOf('\n')) >= 0) {
+        const line = this.buffer.slice(0, nl);
+        this.buffer = this.buffer.slice(nl + 1);
+        let msg: Record<string, unknown>;
+        try {
+          msg = JSON.parse(line) as Record<string, unknown>;
+        } catch {
+          continue;
+        }
+        for (const l of this.listeners) l(msg);
+        const i = this.waiters.findIndex((w) => w.type === msg['type'] || msg['type'] === 'error');
+        if (i >= 0) this.waiters.splice(i, 1)[0]!.resolve(msg);
+      }
+    });
+  }
+
+  static connect(path: string, timeoutMs = 5000): Promise<GuiConnection> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect(path);
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new Error(`no answer from ${path} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        resolve(new GuiConnection(socket));
+      });
+      socket.once('error', (err) => {
+        clearTimeout(timer);
+        reject(new Error(`cannot connect to ${path}: ${err.message} (is the service running? are you in group bastion?)`));
+      });
+    });
+  }
+
+  onMessage(listener: (m: Record<string, unknown>) => void): void {
+    this.listeners.push(listener);
+  }
+
+  send(message: Record<string, unknown>): void {
+    this.socket.write(JSON.stringify(message) + '\n');
+  }
+
+  /** Waits for the next message of `type` (or an `error`). */
+  next(type: string, timeoutMs = 5000): Promise<Record<string, unknown>> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no ${type} reply within ${timeoutMs} ms`)), timeoutMs);
+      this.waiters.push({
+        type,
+        resolve: (m) => {
+          clearTimeout(timer);
+          resolve(m);
+        },
+      });
+    });
+  }
+
+  async request(message: Record<string, unknown>, replyType: string): Promise<Record<string, unknown>> {
+    const reply = this.next(replyType);
+    this.send(message);
+    return reply;
+  }
+
+  close(): void {
+    this.socket.end();
+  }
+}

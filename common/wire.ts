@@ -1,0 +1,276 @@
+// The protobuf codec for the helper <-> service bus: domain types in, bytes out, and back.
+// The only module that touches generated/reflected protobuf types (proto/bastion.proto).
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import protobuf from 'protobufjs';
+import type { Attribution, PacketRecord, ProcessInfo, Verdict, VerdictAction } from './types.js';
+
+/** Bumped on incompatible changes to proto/bastion.proto. */
+export const PROTOCOL_VERSION = 1;
+/** A frame larger than this is dropped before decoding: 256 records of ~1 KiB fit well. */
+export const MAX_FRAME_BYTES = 1 << 20;
+
+export interface Hello {
+  role: 'helper' | 'service';
+  softwareVersion: string;
+  protocolVersion: number;
+  pid: number;
+  capabilities: string[];
+  queueNum: number;
+  ackDeadlineMs: number;
+  maxHoldMs: number;
+}
+
+export interface HelperCounters {
+  packets: number;
+  malformed: number;
+  overruns: number;
+  fallbackVerdicts: number;
+  pending: number;
+}
+
+export type BusMessage =
+  | { kind: 'hello'; hello: Hello }
+  | { kind: 'heartbeat'; sentAtMs: number; helper: HelperCounters | null }
+  | { kind: 'packets'; records: PacketRecord[] }
+  | { kind: 'verdicts'; verdicts: Verdict[] };
+
+export type DecodeResult = { ok: true; message: BusMessage } | { ok: false; error: string };
+
+// uint64 fields as plain numbers (start times, counters all fit in 2^53).
+protobuf.util.Long = undefined as unknown as typeof protobuf.util.Long;
+protobuf.configure();
+
+function protoPath(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const candidates = [join(here, '..', 'proto', 'bastion.proto'), join(here, '..', '..', 'proto', 'bastion.proto')];
+  const found = candidates.find((p) => existsSync(p));
+  if (!found) throw new Error(`proto/bastion.proto not found (looked in ${candidates.join(', ')})`);
+  return found;
+}
+
+const root = protobuf.loadSync(protoPath());
+const Envelope = root.lookupType('bastion.v1.Envelope');
+
+const ROLES = ['unspecified', 'helper', 'service'] as const;
+const ATTRIBUTIONS: readonly (Attribution | 'unspecified')[] = [
+  'unspecified',
+  'sock_diag',
+  'proc_net',
+  'cache',
+  'no_socket',
+  'process_gone',
+  'not_found',
+  'unsupported',
+];
+const ACTIONS: readonly (VerdictAction | 'unspecified')[] = ['unspecified', 'accept', 'drop', 'hold'];
+
+// ---- encode ----
+
+function processToProto(p: ProcessInfo): Record<string, unknown> {
+  return {
+    pid: p.pid,
+    uid: p.uid,
+    exe: p.exe,
+    exeDeleted: p.exeDeleted,
+    comm: p.comm,
+    cmdline: p.cmdline,
+    ppid: p.ppid,
+    parentExe: p.parentExe,
+    startTime: p.startTime,
+  };
+}
+
+function recordToProto(r: PacketRecord): Record<string, unknown> {
+  return {
+    packetId: r.packetId,
+    family: r.family === 4 ? 1 : 2,
+    transport: transportOf(r.protocol, r.family),
+    ipProtocol: r.protocol,
+    srcAddr: r.srcAddr,
+    dstAddr: r.dstAddr,
+    srcPort: r.srcPort,
+    dstPort: r.dstPort,
+    icmpType: r.icmpType < 0 ? 0 : r.icmpType,
+    icmpCode: r.icmpCode < 0 ? 0 : r.icmpCode,
+    inIfindex: r.inIfindex,
+    outIfindex: r.outIfindex,
+    hasUid: r.uid >= 0,
+    uid: r.uid < 0 ? 0 : r.uid,
+    gid: r.gid < 0 ? 0 : r.gid,
+    malformed: r.malformed,
+    process: r.process ? processToProto(r.process) : null,
+    socketInode: r.socketInode,
+    attribution: ATTRIBUTIONS.indexOf(r.attribution),
+    lookupMicros: r.lookupMicros,
+    payloadLength: r.payloadLength,
+  };
+}
+
+function transportOf(protocol: number, family: 4 | 6): number {
+  if (protocol === 6) return 1;
+  if (protocol === 17) return 2;
+  if (protocol === 1 && family === 4) return 3;
+  if (protocol === 58 && family === 6) return 4;
+  return 0;
+}
+
+function toProto(m: BusMessage): Record<string, unknown> {
+  switch (m.kind) {
+    case 'hello':
+      return { hello: { ...m.hello, role: ROLES.indexOf(m.hello.role) } };
+    case 'heartbeat':
+      return { heartbeat: { sentAtMs: m.sentAtMs, helper: m.helper } };
+    case 'packets':
+      return { packets: { records: m.records.map(recordToProto) } };
+    case 'verdicts':
+      return {
+        verdicts: {
+          verdicts: m.verdicts.map((v) => ({
+            packetId: v.packetId,
+            action: ACTIONS.indexOf(v.action),
+            hasMark: v.mark !== undefined,
+            mark: v.mark ?? 0,
+            holdMs: v.holdMs ?? 0,
+          })),
+        },
+      };
+  }
+}
+
+export function encodeBusMessage(m: BusMessage): Uint8Array {
+  return Envelope.encode(Envelope.fromObject(toProto(m))).finish();
+}
+
+// ---- decode ----
+
+type Obj = Record<string, unknown>;
+const num = (v: unknown): number => (typeof v === 'number' ? v : 0);
+const str = (v: unknown): string => (typeof v === 'string' ? v : '');
+const bool = (v: unknown): boolean => v === true;
+const bytes = (v: unknown): Uint8Array => (v instanceof Uint8Array ? v : new Uint8Array(0));
+
+function processFromProto(p: Obj): ProcessInfo {
+  return {
+    pid: num(p['pid']),
+    uid: num(p['uid']),
+    exe: str(p['exe']),
+    exeDeleted: bool(p['exeDeleted']),
+    comm: str(p['comm']),
+    cmdline: Array.isArray(p['cmdline']) ? p['cmdline'].map(str) : [],
+    ppid: num(p['ppid']),
+    parentExe: str(p['parentExe']),
+    startTime: num(p['startTime']),
+  };
+}
+
+function recordFromProto(r: Obj): PacketRecord | string {
+  const family = r['family'] === 1 ? 4 : r['family'] === 2 ? 6 : 0;
+  if (family === 0) return 'record without an IP family';
+  const src = bytes(r['srcAddr']);
+  const dst = bytes(r['dstAddr']);
+  const addrLen = family === 4 ? 4 : 16;
+  const malformed = bool(r['malformed']);
+  if (!malformed && (src.length !== addrLen || dst.length !== addrLen)) return 'record with a bad address length';
+  const attribution = ATTRIBUTIONS[num(r['attribution'])];
+  const isIcmp = r['transport'] === 3 || r['transport'] === 4;
+  return {
+    packetId: num(r['packetId']),
+    family,
+    protocol: num(r['ipProtocol']),
+    srcAddr: src,
+    dstAddr: dst,
+    srcPort: num(r['srcPort']),
+    dstPort: num(r['dstPort']),
+    icmpType: isIcmp ? num(r['icmpType']) : -1,
+    icmpCode: isIcmp ? num(r['icmpCode']) : -1,
+    inIfindex: num(r['inIfindex']),
+    outIfindex: num(r['outIfindex']),
+    uid: bool(r['hasUid']) ? num(r['uid']) : -1,
+    gid: bool(r['hasUid']) ? num(r['gid']) : -1,
+    malformed,
+    process: r['process'] ? processFromProto(r['process'] as Obj) : null,
+    socketInode: num(r['socketInode']),
+    attribution: attribution === undefined || attribution === 'unspecified' ? 'not_found' : attribution,
+    lookupMicros: num(r['lookupMicros']),
+    payloadLength: num(r['payloadLength']),
+  };
+}
+
+/** Decodes one frame; never throws. A frame over maxBytes is refused before decoding. */
+export function decodeBusMessage(frame: Uint8Array, maxBytes = MAX_FRAME_BYTES): DecodeResult {
+  if (frame.length > maxBytes) return { ok: false, error: `frame of ${frame.length} bytes exceeds ${maxBytes}` };
+  let env: Obj;
+  try {
+    env = Envelope.toObject(Envelope.decode(frame), { defaults: true, arrays: true, oneofs: true }) as Obj;
+  } catch (err) {
+    return { ok: false, error: `undecodable frame: ${(err as Error).message}` };
+  }
+  switch (env['body']) {
+    case 'hello': {
+      const h = env['hello'] as Obj;
+      const role = ROLES[num(h['role'])];
+      if (role !== 'helper' && role !== 'service') return { ok: false, error: 'hello without a role' };
+      return {
+        ok: true,
+        message: {
+          kind: 'hello',
+          hello: {
+            role,
+            softwareVersion: str(h['softwareVersion']),
+            protocolVersion: num(h['protocolVersion']),
+            pid: num(h['pid']),
+            capabilities: Array.isArray(h['capabilities']) ? h['capabilities'].map(str) : [],
+            queueNum: num(h['queueNum']),
+            ackDeadlineMs: num(h['ackDeadlineMs']),
+            maxHoldMs: num(h['maxHoldMs']),
+          },
+        },
+      };
+    }
+    case 'heartbeat': {
+      const hb = env['heartbeat'] as Obj;
+      const c = hb['helper'] as Obj | null | undefined;
+      return {
+        ok: true,
+        message: {
+          kind: 'heartbeat',
+          sentAtMs: num(hb['sentAtMs']),
+          helper: c
+            ? {
+                packets: num(c['packets']),
+                malformed: num(c['malformed']),
+                overruns: num(c['overruns']),
+                fallbackVerdicts: num(c['fallbackVerdicts']),
+                pending: num(c['pending']),
+              }
+            : null,
+        },
+      };
+    }
+    case 'packets': {
+      const records: PacketRecord[] = [];
+      for (const r of ((env['packets'] as Obj)['records'] as Obj[]) ?? []) {
+        const rec = recordFromProto(r);
+        if (typeof rec === 'string') return { ok: false, error: rec };
+        records.push(rec);
+      }
+      return { ok: true, message: { kind: 'packets', records } };
+    }
+    case 'verdicts': {
+      const verdicts: Verdict[] = [];
+      for (const v of ((env['verdicts'] as Obj)['verdicts'] as Obj[]) ?? []) {
+        const action = ACTIONS[num(v['action'])];
+        if (action === undefined || action === 'unspecified') return { ok: false, error: 'verdict without an action' };
+        const verdict: Verdict = { packetId: num(v['packetId']), action };
+        if (bool(v['hasMark'])) verdict.mark = num(v['mark']);
+        if (action === 'hold') verdict.holdMs = num(v['holdMs']);
+        verdicts.push(verdict);
+      }
+      return { ok: true, message: { kind: 'verdicts', verdicts } };
+    }
+    default:
+      return { ok: false, error: 'empty envelope' };
+  }
+}

@@ -1,0 +1,103 @@
+// The helper's iptables/ip6tables rules: one chain of our own per family, jumped to from
+// OUTPUT, queuing only new connections. We touch nothing but our chain and our jump.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+export interface FirewallRulesOptions {
+  queueNum: number;
+  /** Chain name; tests use their own so parallel runs never meet. */
+  chain: string;
+  /** With --queue-bypass the kernel accepts packets while no program reads the queue. */
+  queueBypass: boolean;
+  families: ReadonlyArray<4 | 6>;
+  /** Binary names, overridable for systems with only the -legacy or -nft variants. */
+  iptables: string;
+  ip6tables: string;
+}
+
+export const DEFAULT_FIREWALL_RULES: FirewallRulesOptions = {
+  queueNum: 1,
+  chain: 'BASTION-OUT',
+  queueBypass: true,
+  families: [4, 6],
+  iptables: 'iptables',
+  ip6tables: 'ip6tables',
+};
+
+const CHAIN_NAME = /^[A-Za-z0-9_-]{1,28}$/;
+
+export class FirewallRules {
+  constructor(private readonly options: FirewallRulesOptions) {
+    if (!CHAIN_NAME.test(options.chain)) throw new Error(`invalid chain name "${options.chain}"`);
+    if (!Number.isInteger(options.queueNum) || options.queueNum < 0 || options.queueNum > 65535) {
+      throw new Error(`invalid queue number ${options.queueNum}`);
+    }
+  }
+
+  /** Installs our rules, replacing any left by a crashed run: afterwards exactly one set exists. */
+  async install(): Promise<void> {
+    for (const family of this.options.families) {
+      await this.removeFamily(family);
+      const { chain, queueNum, queueBypass } = this.options;
+      await this.ipt(family, ['-N', chain]);
+      await this.ipt(family, [
+        '-A', chain,
+        '-m', 'conntrack', '--ctstate', 'NEW',
+        '-m', 'comment', '--comment', 'bastion: new connections to the helper',
+        '-j', 'NFQUEUE', '--queue-num', String(queueNum), ...(queueBypass ? ['--queue-bypass'] : []),
+      ]);
+      await this.ipt(family, ['-I', 'OUTPUT', '1', '-j', chain]);
+    }
+  }
+
+  /** Removes exactly our jump(s) and chain; leaves everyone else's rules alone. */
+  async remove(): Promise<void> {
+    for (const family of this.options.families) await this.removeFamily(family);
+  }
+
+  /** How many jumps to our chain OUTPUT holds (tests assert exactly one, or none). */
+  async countJumps(family: 4 | 6): Promise<number> {
+    return (await this.jumpRules(family)).length;
+  }
+
+  async chainExists(family: 4 | 6): Promise<boolean> {
+    try {
+      await this.ipt(family, ['-S', this.options.chain]);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private async removeFamily(family: 4 | 6): Promise<void> {
+    // Delete each jump by its exact spec, as listed: a crashed run may have left several.
+    for (const rule of await this.jumpRules(family)) {
+      await this.ipt(family, ['-D', 'OUTPUT', ...rule]);
+    }
+    if (await this.chainExists(family)) {
+      await this.ipt(family, ['-F', this.options.chain]);
+      await this.ipt(family, ['-X', this.options.chain]);
+    }
+  }
+
+  private async jumpRules(family: 4 | 6): Promise<string[][]> {
+    const { stdout } = await this.ipt(family, ['-S', 'OUTPUT']);
+    return stdout
+      .split('\n')
+      .filter((line) => line.startsWith('-A OUTPUT ') && line.split(' ').some((w, i, a) => a[i - 1] === '-j' && w === this.options.chain))
+      .map((line) => line.split(' ').slice(2));
+  }
+
+  private async ipt(family: 4 | 6, args: string[]): Promise<{ stdout: string }> {
+    const bin = family === 4 ? this.options.iptables : this.options.ip6tables;
+    // -w: wait for the xtables lock instead of failing when another program edits rules.
+    try {
+      return await run(bin, ['-w', '5', ...args], { timeout: 15000 });
+    } catch (err) {
+      const e = err as { stderr?: string; message: string };
+      throw new Error(`${bin} ${args.join(' ')}: ${(e.stderr ?? e.message).trim()}`);
+    }
+  }
+}

@@ -1,0 +1,248 @@
+// The helper's pipeline, top to bottom: queue -> packet (parse) -> identify -> bus -> verdict.
+// It holds no policy: whatever the service does not answer in time gets the fallback verdict.
+import { formatAddress } from '../common/address.js';
+import type { Logger } from '../common/log.js';
+import type { PacketRecord, Verdict } from '../common/types.js';
+import { PROTOCOL_VERSION, type Hello, type HelperCounters } from '../common/wire.js';
+import { FirewallRules, type FirewallRulesOptions } from './firewallRules.js';
+import { ProcessResolver } from './identify/processResolver.js';
+import { SockDiag } from './identify/sockDiag.js';
+import { newParsedPacket, parsePacket } from './packet.js';
+import { PendingVerdicts, type FallbackReason } from './pendingVerdicts.js';
+import { PacketQueue, type QueueOptions, type QueuedPacket } from './queue.js';
+import { ServiceLink } from './serviceLink.js';
+
+const ETH_P_IP = 0x0800;
+const ETH_P_IPV6 = 0x86dd;
+
+export interface HelperOptions {
+  version: string;
+  queue: QueueOptions;
+  rules: FirewallRulesOptions;
+  /** Skip iptables (tests that install their own rules). */
+  manageRules: boolean;
+  endpoint: string;
+  socketGid: number | null;
+  /** The service must answer (verdict or hold) within this; design goal p99 <= 1 ms. */
+  ackDeadlineMs: number;
+  /** Longest a prompt may hold a packet. */
+  maxHoldMs: number;
+  /** fail_open: the verdict when the service is absent or late. */
+  fallbackAccept: boolean;
+  /** Verdict for packets we cannot parse. */
+  malformedAccept: boolean;
+  heartbeatMs: number;
+  silenceMs: number;
+}
+
+export class Helper {
+  private queue: PacketQueue | null = null;
+  private link: ServiceLink | null = null;
+  private readonly rules: FirewallRules;
+  private readonly resolver: ProcessResolver;
+  private readonly pending: PendingVerdicts;
+  private readonly parsed = newParsedPacket();
+  private readonly capabilities: string[];
+  private packets = 0;
+  private malformed = 0;
+  /** Fallback verdicts since the last summary line, by reason: logged once a second, not per packet. */
+  private readonly fallbacksByReason = new Map<FallbackReason, number>();
+  private summaryTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly options: HelperOptions,
+    private readonly log: Logger,
+  ) {
+    this.rules = new FirewallRules(options.rules);
+    const sockDiag = SockDiag.open();
+    this.capabilities = ['uid_gid', 'fail_open', 'ipv6', ...(sockDiag ? ['sock_diag'] : ['proc_net'])];
+    if (!sockDiag) log.warn('NETLINK_SOCK_DIAG unavailable: identifying processes through /proc/net (slower)');
+    this.resolver = new ProcessResolver({
+      lookupSocket: sockDiag
+        ? (family, protocol, src, srcPort, dst, dstPort) => sockDiag.lookup(family, protocol, src, srcPort, dst, dstPort)
+        : () => 'unavailable',
+    });
+    this.pending = new PendingVerdicts(
+      {
+        ackDeadlineMs: options.ackDeadlineMs,
+        maxHoldMs: options.maxHoldMs,
+        sweepIntervalMs: Math.max(5, Math.min(50, Math.floor(options.ackDeadlineMs / 4))),
+        fallbackAccept: options.fallbackAccept,
+      },
+      {
+        apply: (id, accept, mark) => this.applyVerdict(id, accept, mark),
+        onFallback: (id, reason) => this.onFallback(id, reason),
+      },
+    );
+  }
+
+  async start(): Promise<void> {
+    if (this.options.manageRules) await this.rules.install();
+    this.link = await ServiceLink.bind(
+      {
+        endpoint: this.options.endpoint,
+        socketGid: this.options.socketGid,
+        heartbeatMs: this.options.heartbeatMs,
+        silenceMs: this.options.silenceMs,
+        hello: this.hello(),
+      },
+      {
+        onVerdicts: (verdicts) => this.onVerdicts(verdicts),
+        onServiceUp: (hello) => this.log.info({ pid: hello.pid, version: hello.softwareVersion }, 'policy service connected'),
+        onServiceDown: (reason) => {
+          this.log.warn({ reason, held: this.pending.size }, 'policy service gone: held packets get the fallback verdict');
+          this.pending.fallbackAll('service_lost');
+        },
+        onRecordsLost: (records) => {
+          for (const r of records) this.pending.fallbackNow(r.packetId, 'no_service');
+        },
+        counters: () => this.counters(),
+      },
+      this.log,
+    );
+    this.pending.start();
+    this.summaryTimer = setInterval(() => this.logFallbackSummary(), 1000);
+    this.queue = PacketQueue.open(
+      this.options.queue,
+      (packets, count) => this.onBatch(packets, count),
+      (err) => this.log.error({ err }, 'queue error'),
+    );
+    this.log.info(
+      { queue: this.options.queue.queueNum, endpoint: this.options.endpoint, failOpen: this.options.fallbackAccept },
+      'helper started',
+    );
+  }
+
+  /** Answers every held packet, closes the queue and the bus, removes our rules. */
+  async stop(): Promise<void> {
+    this.pending.fallbackAll('shutdown');
+    this.pending.stop();
+    if (this.summaryTimer) clearInterval(this.summaryTimer);
+    this.logFallbackSummary();
+    this.queue?.close();
+    this.queue = null;
+    this.link?.close();
+    this.link = null;
+    if (this.options.manageRules) await this.rules.remove();
+    this.log.info({ counters: this.counters() }, 'helper stopped');
+  }
+
+  counters(): HelperCounters {
+    const q = this.queue?.counters();
+    return {
+      packets: this.packets,
+      malformed: this.malformed,
+      overruns: q?.overruns ?? 0,
+      fallbackVerdicts: this.pending.fallbackCount,
+      pending: this.pending.size,
+    };
+  }
+
+  private hello(): Hello {
+    return {
+      role: 'helper',
+      softwareVersion: this.options.version,
+      protocolVersion: PROTOCOL_VERSION,
+      pid: process.pid,
+      capabilities: this.capabilities,
+      queueNum: this.options.queue.queueNum,
+      ackDeadlineMs: this.options.ackDeadlineMs,
+      maxHoldMs: this.options.maxHoldMs,
+    };
+  }
+
+  private onBatch(packets: readonly QueuedPacket[], count: number): void {
+    const records: PacketRecord[] = [];
+    const connected = this.link?.serviceConnected ?? false;
+    for (let i = 0; i < count; i++) {
+      const packet = packets[i]!;
+      this.packets++;
+      let record: PacketRecord | null;
+      try {
+        record = this.toRecord(packet);
+      } catch (err) {
+        // A bug in a stage must not strand the packet: treat it as malformed.
+        this.log.error({ err, packetId: packet.packetId }, 'failed to build a packet record');
+        record = null;
+      }
+      if (!record) {
+        this.malformed++;
+        this.applyVerdict(packet.packetId, this.options.malformedAccept, undefined);
+        continue;
+      }
+      if (connected) {
+        this.pending.hold(record.packetId);
+        records.push(record);
+      } else {
+        this.pending.fallbackNow(record.packetId, 'no_service');
+      }
+    }
+    if (records.length > 0) this.link?.sendRecords(records);
+  }
+
+  /** Parses and identifies one packet; null when it cannot be parsed. */
+  private toRecord(packet: QueuedPacket): PacketRecord | null {
+    const p = this.parsed;
+    const error = parsePacket(packet.payload, p);
+    const familyMatches = (packet.hwProtocol === ETH_P_IP && p.family === 4) || (packet.hwProtocol === ETH_P_IPV6 && p.family === 6);
+    if (error !== null || !familyMatches) {
+      this.log.debug({ packetId: packet.packetId, error: error ?? 'family mismatch' }, 'malformed packet');
+      return null;
+    }
+    const src = p.srcAddr.slice();
+    const dst = p.dstAddr.slice();
+    const found = p.isFragment
+      ? null
+      : this.resolver.resolve(p.family, p.protocol, src, p.srcPort, dst, p.dstPort);
+    const record: PacketRecord = {
+      packetId: packet.packetId,
+      family: p.family,
+      protocol: p.protocol,
+      srcAddr: src,
+      dstAddr: dst,
+      srcPort: p.srcPort,
+      dstPort: p.dstPort,
+      icmpType: p.icmpType,
+      icmpCode: p.icmpCode,
+      inIfindex: packet.inIfindex,
+      outIfindex: packet.outIfindex,
+      uid: packet.uid,
+      gid: packet.gid,
+      malformed: false,
+      process: found?.process ?? null,
+      socketInode: found?.socketInode ?? 0,
+      attribution: found?.attribution ?? 'unsupported',
+      lookupMicros: Math.round(found?.lookupMicros ?? 0),
+      payloadLength: packet.origLen,
+    };
+    if (this.log.isLevelEnabled('debug')) {
+      this.log.debug(
+        { packetId: record.packetId, dst: `${formatAddress(dst)}:${record.dstPort}`, proto: record.protocol, exe: record.process?.exe, how: record.attribution },
+        'packet',
+      );
+    }
+    return record;
+  }
+
+  private onVerdicts(verdicts: Verdict[]): void {
+    for (const v of verdicts) this.pending.resolve(v.packetId, v.action, v.mark, v.holdMs);
+  }
+
+  private applyVerdict(packetId: number, accept: boolean, mark: number | undefined): number {
+    const rc = this.queue?.verdict(packetId, accept, mark) ?? -9;
+    if (rc !== 0) this.log.warn({ packetId, rc }, 'verdict not applied');
+    return rc;
+  }
+
+  private onFallback(packetId: number, reason: FallbackReason): void {
+    this.fallbacksByReason.set(reason, (this.fallbacksByReason.get(reason) ?? 0) + 1);
+    this.log.debug({ packetId, reason }, 'fallback verdict');
+  }
+
+  private logFallbackSummary(): void {
+    if (this.fallbacksByReason.size === 0) return;
+    const byReason = Object.fromEntries(this.fallbacksByReason);
+    this.fallbacksByReason.clear();
+    this.log.info({ byReason, verdict: this.options.fallbackAccept ? 'accept' : 'drop' }, 'fallback verdicts applied');
+  }
+}

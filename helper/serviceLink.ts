@@ -1,0 +1,119 @@
+// The helper's end of the bus: binds the ipc socket, learns when a service is there (its
+// hello) and when it is gone (disconnect event or silence), and carries records and verdicts.
+import { Pair } from 'zeromq';
+import { BusChannel } from '../common/busChannel.js';
+import { ipcPathOf, prepareSocketPath, restrictSocket } from '../common/ipcPath.js';
+import type { Logger } from '../common/log.js';
+import type { PacketRecord, Verdict } from '../common/types.js';
+import type { BusMessage, Hello, HelperCounters } from '../common/wire.js';
+
+export interface ServiceLinkOptions {
+  endpoint: string;
+  /** Group allowed to reach the socket (bastion); null keeps the process's own group. */
+  socketGid: number | null;
+  heartbeatMs: number;
+  /** No message from the service for this long means it is gone. */
+  silenceMs: number;
+  hello: Hello;
+}
+
+export interface ServiceLinkEvents {
+  onVerdicts(verdicts: Verdict[]): void;
+  onServiceUp(hello: Hello): void;
+  onServiceDown(reason: string): void;
+  /** Records that never reached the service: their packets need the fallback now. */
+  onRecordsLost(records: PacketRecord[], error: string): void;
+  counters(): HelperCounters;
+}
+
+export class ServiceLink {
+  private connected = false;
+  private lastHeard = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private readonly channel: BusChannel;
+
+  private constructor(
+    private readonly socket: Pair,
+    private readonly options: ServiceLinkOptions,
+    private readonly events: ServiceLinkEvents,
+    private readonly log: Logger,
+  ) {
+    this.channel = new BusChannel(socket, {
+      onMessage: (m) => this.onMessage(m),
+      onBadFrame: (error) => this.log.warn({ error, badFrames: this.channel.badFrames }, 'dropped a malformed frame from the service'),
+      onSendFailed: (lost) => {
+        if (lost.records.length > 0) this.events.onRecordsLost(lost.records, 'service unreachable');
+      },
+    });
+  }
+
+  static async bind(options: ServiceLinkOptions, events: ServiceLinkEvents, log: Logger): Promise<ServiceLink> {
+    const path = ipcPathOf(options.endpoint);
+    prepareSocketPath(path, options.socketGid);
+    // sendTimeout 0: when the service cannot take a message now, fail at once so the packet
+    // gets the fallback verdict instead of waiting in a queue for a peer that may never come.
+    const socket = new Pair({ linger: 0, sendTimeout: 0, sendHighWaterMark: 10000, receiveHighWaterMark: 10000 });
+    await socket.bind(options.endpoint);
+    restrictSocket(path, options.socketGid);
+    const link = new ServiceLink(socket, options, events, log);
+    socket.events.on('disconnect', () => link.markDown('service disconnected'));
+    void link.channel.receiveLoop().catch((err: Error) => log.error({ err }, 'bus receive loop failed'));
+    link.timer = setInterval(() => link.tick(), options.heartbeatMs);
+    return link;
+  }
+
+  get serviceConnected(): boolean {
+    return this.connected;
+  }
+
+  get badFrames(): number {
+    return this.channel.badFrames;
+  }
+
+  sendRecords(records: PacketRecord[]): void {
+    this.channel.sendRecords(records);
+  }
+
+  close(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    this.channel.close();
+  }
+
+  private onMessage(m: BusMessage): void {
+    this.lastHeard = performance.now();
+    switch (m.kind) {
+      case 'hello':
+        if (m.hello.role !== 'service') return;
+        this.channel.sendControl({ kind: 'hello', hello: this.options.hello });
+        if (!this.connected) {
+          this.connected = true;
+          this.events.onServiceUp(m.hello);
+        }
+        return;
+      case 'verdicts':
+        if (this.connected) this.events.onVerdicts(m.verdicts);
+        return;
+      case 'heartbeat':
+        return;
+      case 'packets':
+        this.log.warn('the service sent packet records: ignored');
+        return;
+    }
+  }
+
+  private tick(): void {
+    if (!this.connected) return;
+    if (performance.now() - this.lastHeard > this.options.silenceMs) {
+      this.markDown(`service silent for over ${this.options.silenceMs} ms`);
+      return;
+    }
+    this.channel.sendControl({ kind: 'heartbeat', sentAtMs: Date.now(), helper: this.events.counters() });
+  }
+
+  private markDown(reason: string): void {
+    if (!this.connected) return;
+    this.connected = false;
+    this.events.onServiceDown(reason);
+  }
+}

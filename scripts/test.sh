@@ -1,0 +1,8 @@
+#!/bin/sh
+# The test command (README, .ci/run): build the addon, then every test file through tsx with
+# node's own test runner. Privileged tests need root (network namespaces, iptables, NFQUEUE).
+set -eu
+cd "$(dirname "$0")/.."
+npm run --silent build:native >/dev/null
+files=$(find test -name '*.test.ts' | sort)
+exec node --import tsx --test --test-reporter=spec $files

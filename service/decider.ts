@@ -1,0 +1,115 @@
+// Turns each packet record into a verdict. Final decisions are answered in the same batch;
+// a connection that needs a person is held (ACTION_HOLD) and answered when the prompt is,
+// so no decision ever waits on another.
+import type { Logger } from '../common/log.js';
+import type { Attribution, PacketRecord, Verdict } from '../common/types.js';
+import { toConnection, type Connection } from './connection.js';
+import type { Decision, DecisionReason, Policy } from './policy.js';
+import type { Stats } from './stats.js';
+
+export interface DecisionEvent {
+  at: number;
+  pid: number;
+  exe: string | null;
+  comm: string | null;
+  destIp: string;
+  port: number;
+  protocol: string;
+  allow: boolean;
+  reason: DecisionReason;
+  ruleKey: string | null;
+  attribution: Attribution;
+  lookupMicros: number;
+}
+
+/** Asks people (issue: GUI socket). `ask` calls `answer` exactly once, possibly much later. */
+export interface PromptBroker {
+  canAsk(): boolean;
+  ask(conn: Connection, answer: (decision: Decision & { kind: 'final' }) => void): void;
+}
+
+export interface DeciderDeps {
+  policy: Policy;
+  stats: Stats;
+  log: Logger;
+  /** Sends verdicts decided outside a batch (prompt answers) for records of helper `epoch`. */
+  sendVerdicts: (verdicts: Verdict[], epoch: number) => void;
+  /** How long the helper should keep a packet that waits for a prompt. */
+  holdMs: () => number;
+  logDecisions: () => boolean;
+}
+
+export class Decider {
+  private prompts: PromptBroker | null = null;
+  private readonly listeners: ((event: DecisionEvent, conn: Connection) => void)[] = [];
+
+  constructor(private readonly deps: DeciderDeps) {}
+
+  setPromptBroker(broker: PromptBroker | null): void {
+    this.prompts = broker;
+  }
+
+  onDecision(listener: (event: DecisionEvent, conn: Connection) => void): void {
+    this.listeners.push(listener);
+  }
+
+  /** Decides a batch; returns the verdicts to send now (accept/drop, or hold for prompts). */
+  decideBatch(records: readonly PacketRecord[], epoch: number): Verdict[] {
+    const verdicts: Verdict[] = [];
+    for (const record of records) {
+      let verdict: Verdict;
+      try {
+        verdict = this.decideOne(record, epoch);
+      } catch (err) {
+        // A bug here must not leave the packet to the helper's deadline alone: decide by default.
+        this.deps.log.error({ err, packetId: record.packetId }, 'decision failed; applying the default action');
+        const fallback = this.deps.policy.defaultDecision('default');
+        verdict = this.finish(toConnection(record), fallback as Decision & { kind: 'final' });
+      }
+      verdicts.push(verdict);
+    }
+    return verdicts;
+  }
+
+  private decideOne(record: PacketRecord, epoch: number): Verdict {
+    const conn = toConnection(record);
+    const decision = this.deps.policy.decide(conn);
+    if (decision.kind === 'final') return this.finish(conn, decision);
+
+    const prompts = this.prompts;
+    if (prompts && prompts.canAsk()) {
+      prompts.ask(conn, (answer) => this.deps.sendVerdicts([this.finish(conn, answer)], epoch));
+      return { packetId: record.packetId, action: 'hold', holdMs: this.deps.holdMs() };
+    }
+    return this.finish(conn, this.deps.policy.defaultDecision('default') as Decision & { kind: 'final' });
+  }
+
+  private finish(conn: Connection, decision: Decision & { kind: 'final' }): Verdict {
+    this.deps.stats.count(decision.allow);
+    const r = conn.record;
+    const event: DecisionEvent = {
+      at: Date.now(),
+      pid: r.process?.pid ?? 0,
+      exe: conn.exe,
+      comm: conn.comm,
+      destIp: conn.destIp,
+      port: conn.port,
+      protocol: conn.protocol,
+      allow: decision.allow,
+      reason: decision.reason,
+      ruleKey: decision.ruleKey,
+      attribution: r.attribution,
+      lookupMicros: r.lookupMicros,
+    };
+    if (this.deps.logDecisions()) this.deps.log.info(event, decision.allow ? 'allowed' : 'blocked');
+    else this.deps.log.debug(event, decision.allow ? 'allowed' : 'blocked');
+    for (const listener of this.listeners) {
+      try {
+        listener(event, conn);
+      } catch (err) {
+        this.deps.log.error({ err }, 'decision listener failed');
+      }
+    }
+    return { packetId: r.packetId, action: decision.allow ? 'accept' : 'drop' };
+  }
+}

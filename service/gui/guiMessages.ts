@@ -1,0 +1,157 @@
+// One handler per GUI message type (gui-protocol.md, "Client -> service messages"), behind one
+// dispatcher. Every reply carries "type"; bad input gets an `error` and changes nothing.
+import type { Authorizer } from '../authorizer.js';
+import type { BastionConfig, ConfigStore } from '../config.js';
+import type { RulesStore } from '../rules/rulesStore.js';
+import { destSubject, nameSubject, type RulePort } from '../rules/ruleKey.js';
+import type { SessionDecisions } from '../sessions.js';
+import type { GuiClient } from './guiServer.js';
+
+export interface GuiContext {
+  rules: RulesStore;
+  config: ConfigStore;
+  sessions: SessionDecisions;
+  authorizer: Authorizer;
+  status: () => Record<string, unknown>;
+  /** gui_response: answers a prompt; false when the id is unknown or already decided. */
+  answerPrompt?: (client: GuiClient, answer: PromptAnswer) => Promise<void>;
+  onConfigChanged: (config: BastionConfig) => void;
+}
+
+export interface PromptAnswer {
+  requestId: string;
+  allow: boolean;
+  permanent: boolean;
+  allPorts: boolean;
+  duration: string;
+}
+
+type Msg = Record<string, unknown>;
+type Handler = (ctx: GuiContext, client: GuiClient, msg: Msg) => Promise<void> | void;
+
+const fail = (client: GuiClient, request: string | null, error: string): void =>
+  client.send({ type: 'error', error, request });
+
+function field<T extends 'string' | 'boolean' | 'number'>(
+  msg: Msg,
+  name: string,
+  kind: T,
+  required: boolean,
+): { ok: true; value: (T extends 'string' ? string : T extends 'boolean' ? boolean : number) | undefined } | { ok: false; error: string } {
+  const v = msg[name];
+  if (v === undefined || v === null) return required ? { ok: false, error: `missing field "${name}"` } : { ok: true, value: undefined };
+  if (typeof v !== kind) return { ok: false, error: `field "${name}" must be a ${kind}` };
+  return { ok: true, value: v as never };
+}
+
+async function authorized(ctx: GuiContext, client: GuiClient, type: string, action: string): Promise<boolean> {
+  const result = await ctx.authorizer.authorize(client.peer, action);
+  if (!result.ok) fail(client, type, result.error);
+  return result.ok;
+}
+
+/** Strips the tray's display suffix: "firefox (www.example.org.)" -> "firefox". */
+function bareName(appName: string): string {
+  return appName.replace(/ \([^()]*\)$/, '');
+}
+
+const handlers: Record<string, Handler> = {
+  list_rules: (ctx, client) => {
+    client.send({ type: 'rules_list', rules: ctx.rules.rules.toJSON() });
+  },
+
+  delete_rule: async (ctx, client, msg) => {
+    const key = field(msg, 'key', 'string', true);
+    if (!key.ok) return fail(client, 'delete_rule', key.error);
+    if (!(await authorized(ctx, client, 'delete_rule', 'delete rules'))) return;
+    const result = await ctx.rules.deleteKey(key.value!);
+    if (!result.ok) fail(client, 'delete_rule', result.error);
+    client.send({ type: 'rule_deleted', key: key.value!, success: result.ok && result.deleted });
+  },
+
+  add_rule: async (ctx, client, msg) => {
+    const appPath = field(msg, 'app_path', 'string', false);
+    const appName = field(msg, 'app_name', 'string', false);
+    const port = field(msg, 'port', 'number', false);
+    const allow = field(msg, 'allow', 'boolean', true);
+    const allPorts = field(msg, 'all_ports', 'boolean', false);
+    const destIp = field(msg, 'dest_ip', 'string', false);
+    for (const f of [appPath, appName, port, allow, allPorts, destIp]) if (!f.ok) return fail(client, 'add_rule', f.error);
+    const p = (port.ok && port.value) || 0;
+    if (!Number.isInteger(p) || p < 0 || p > 65535) return fail(client, 'add_rule', `field "port" must be 0..65535`);
+    const path = (appPath.ok && appPath.value) || '';
+    const name = bareName((appName.ok && appName.value) || '');
+    const dest = (destIp.ok && destIp.value) || '';
+    // Subject choice: gui-protocol.md, add_rule.
+    let subject: string;
+    let rulePort: RulePort = (allPorts.ok && allPorts.value) || p === 0 ? '*' : p;
+    if (path !== '' && path !== 'unknown') subject = path;
+    else if (name === 'unknown' && dest !== '') {
+      subject = destSubject(dest, p);
+      rulePort = '*';
+    } else if (name !== '' && name !== 'unknown') subject = nameSubject(name);
+    else return fail(client, 'add_rule', 'add_rule needs app_path, app_name or dest_ip');
+    if (!(await authorized(ctx, client, 'add_rule', 'add rules'))) return;
+    const result = await ctx.rules.setRule(subject, rulePort, allow.ok ? allow.value! : false);
+    if (!result.ok) fail(client, 'add_rule', result.error);
+  },
+
+  clear_cache: (ctx, client, msg) => {
+    const key = field(msg, 'cache_key', 'string', true);
+    if (!key.ok) return fail(client, 'clear_cache', key.error);
+    ctx.sessions.forget(key.value!);
+  },
+
+  cancel_popup: () => {
+    // Accepted and ignored (gui-protocol.md).
+  },
+
+  gui_response: async (ctx, client, msg) => {
+    const requestId = field(msg, 'request_id', 'string', true);
+    const allow = field(msg, 'allow', 'boolean', true);
+    const permanent = field(msg, 'permanent', 'boolean', false);
+    const allPorts = field(msg, 'all_ports', 'boolean', false);
+    const duration = field(msg, 'duration', 'string', false);
+    for (const f of [requestId, allow, permanent, allPorts, duration]) if (!f.ok) return fail(client, 'gui_response', f.error);
+    if (!ctx.answerPrompt) return; // no prompts pending in this build: nothing to answer
+    await ctx.answerPrompt(client, {
+      requestId: requestId.ok ? requestId.value! : '',
+      allow: allow.ok ? allow.value! : false,
+      permanent: (permanent.ok && permanent.value) || false,
+      allPorts: (allPorts.ok && allPorts.value) || false,
+      duration: (duration.ok && duration.value) || '',
+    });
+  },
+
+  // ---- extensions for the bastion CLI ----
+
+  status: (ctx, client) => {
+    client.send({ type: 'status', ...ctx.status() });
+  },
+
+  set_mode: async (ctx, client, msg) => {
+    const mode = field(msg, 'mode', 'string', true);
+    if (!mode.ok) return fail(client, 'set_mode', mode.error);
+    if (mode.value !== 'learning' && mode.value !== 'enforcement') {
+      return fail(client, 'set_mode', 'field "mode" must be "learning" or "enforcement"');
+    }
+    if (!(await authorized(ctx, client, 'set_mode', 'change the mode'))) return;
+    const next: BastionConfig = { ...ctx.config.current, mode: mode.value };
+    const saved = await ctx.config.save(next);
+    if (!saved.ok) return fail(client, 'set_mode', saved.error);
+    ctx.onConfigChanged(ctx.config.current);
+    client.send({ type: 'mode_changed', mode: mode.value });
+  },
+};
+
+export async function dispatchGuiMessage(ctx: GuiContext, client: GuiClient, message: unknown): Promise<void> {
+  if (!message || typeof message !== 'object' || Array.isArray(message)) {
+    return fail(client, null, 'a message must be a JSON object');
+  }
+  const msg = message as Msg;
+  if (typeof msg['type'] !== 'string') return fail(client, null, 'missing field "type"');
+  const handler = Object.prototype.hasOwnProperty.call(handlers, msg['type']) ? handlers[msg['type']] : undefined;
+  if (!handler) return fail(client, msg['type'], `unknown message type "${msg['type']}"`);
+  await handler(ctx, client, msg);
+}
+

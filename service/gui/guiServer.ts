@@ -1,0 +1,195 @@
+// The GUI socket (gui-protocol.md): a Unix stream socket, mode 0660, JSON lines both ways,
+// many clients. One slow or hostile client never holds up the others: its writes are bounded
+// and it is dropped when it stops reading.
+import { lstatSync } from 'node:fs';
+import net from 'node:net';
+import { prepareSocketPath, restrictSocket } from '../../common/ipcPath.js';
+import type { Logger } from '../../common/log.js';
+import { loadNative } from '../../common/native.js';
+import { LineReader } from './lineReader.js';
+
+export interface PeerCredentials {
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
+export interface GuiClient {
+  readonly id: number;
+  readonly peer: PeerCredentials | null;
+  send(message: Record<string, unknown> & { type: string }): void;
+  close(): void;
+}
+
+export interface GuiServerOptions {
+  path: string;
+  socketGid: number | null;
+  maxLineBytes: number;
+  /** A client whose unread output exceeds this is dropped (it stopped reading). */
+  maxPendingWriteBytes: number;
+  maxClients: number;
+}
+
+export interface GuiServerHandlers {
+  onConnect(client: GuiClient): void;
+  onMessage(client: GuiClient, message: unknown, line: string): void | Promise<void>;
+  onDisconnect(client: GuiClient): void;
+}
+
+class Client implements GuiClient {
+  private closed = false;
+
+  constructor(
+    readonly id: number,
+    readonly peer: PeerCredentials | null,
+    private readonly socket: net.Socket,
+    private readonly maxPending: number,
+    private readonly log: Logger,
+  ) {}
+
+  send(message: Record<string, unknown> & { type: string }): void {
+    if (this.closed || this.socket.destroyed) return;
+    if (this.socket.writableLength > this.maxPending) {
+      this.log.warn({ client: this.id, pending: this.socket.writableLength }, 'GUI client stopped reading: dropped');
+      this.close();
+      return;
+    }
+    this.socket.write(JSON.stringify(message) + '\n');
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket.destroy();
+  }
+}
+
+export class GuiServer {
+  private server: net.Server | null = null;
+  private readonly clients = new Set<Client>();
+  private nextId = 1;
+
+  constructor(
+    private readonly options: GuiServerOptions,
+    private readonly handlers: GuiServerHandlers,
+    private readonly log: Logger,
+  ) {}
+
+  get clientCount(): number {
+    return this.clients.size;
+  }
+
+  allClients(): readonly GuiClient[] {
+    return [...this.clients];
+  }
+
+  broadcast(message: Record<string, unknown> & { type: string }): void {
+    for (const c of this.clients) c.send(message);
+  }
+
+  async listen(): Promise<void> {
+    prepareSocketPath(this.options.path, this.options.socketGid);
+    const server = net.createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
+    server.maxConnections = this.options.maxClients;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.options.path, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (err) => this.log.error({ err }, 'GUI socket error'));
+    // Node creates the socket with the umask; tighten before anyone can rely on it.
+    restrictSocket(this.options.path, this.options.socketGid);
+    if (lstatSync(this.options.path).mode & 0o007) throw new Error(`GUI socket ${this.options.path} is accessible to others`);
+    this.server = server;
+    this.log.info({ path: this.options.path }, 'GUI socket listening');
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.clients) c.close();
+    this.clients.clear();
+    const server = this.server;
+    this.server = null;
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  private accept(socket: net.Socket): void {
+    const peer = peerOf(socket);
+    const client = new Client(this.nextId++, peer, socket, this.options.maxPendingWriteBytes, this.log);
+    this.clients.add(client);
+    this.log.info({ client: client.id, peer }, 'GUI client connected');
+    const reader = new LineReader(this.options.maxLineBytes);
+    // Messages are handled one at a time per client, in order, even when a handler awaits.
+    let chain: Promise<void> = Promise.resolve();
+    const handle = (text: string): void => {
+      chain = chain.then(() => this.dispatch(client, text));
+    };
+
+    socket.on('data', (chunk: Buffer) => {
+      for (const event of reader.push(chunk)) {
+        if (event.kind === 'line') {
+          handle(event.text);
+        } else {
+          client.send({ type: 'error', error: `line longer than ${this.options.maxLineBytes} bytes`, request: null });
+          // Let the error go out, then hang up: the rest of the stream cannot be framed.
+          socket.end();
+          socket.destroySoon?.();
+        }
+      }
+    });
+    socket.on('end', () => {
+      for (const event of reader.finish()) if (event.kind === 'line') handle(event.text);
+      void chain.then(() => socket.end());
+    });
+    socket.on('error', (err) => this.log.debug({ client: client.id, err }, 'GUI client socket error')); // EPIPE etc.
+    socket.on('close', () => {
+      this.clients.delete(client);
+      this.log.info({ client: client.id }, 'GUI client disconnected');
+      try {
+        this.handlers.onDisconnect(client);
+      } catch (err) {
+        this.log.error({ err }, 'GUI disconnect handler failed');
+      }
+    });
+    try {
+      this.handlers.onConnect(client);
+    } catch (err) {
+      this.log.error({ err }, 'GUI connect handler failed');
+    }
+  }
+
+  private async dispatch(client: Client, text: string): Promise<void> {
+    let message: unknown;
+    try {
+      message = JSON.parse(text);
+    } catch {
+      client.send({ type: 'error', error: 'not valid JSON', request: null });
+      return;
+    }
+    try {
+      await this.handlers.onMessage(client, message, text);
+    } catch (err) {
+      this.log.error({ err, client: client.id }, 'GUI message handler failed');
+      client.send({ type: 'error', error: 'internal error', request: typeOf(message) });
+    }
+  }
+}
+
+function typeOf(message: unknown): string | null {
+  if (message && typeof message === 'object' && typeof (message as { type?: unknown }).type === 'string') {
+    return (message as { type: string }).type;
+  }
+  return null;
+}
+
+/** SO_PEERCRED of the client: who is asking, for logs and authorization. */
+function peerOf(socket: net.Socket): PeerCredentials | null {
+  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) return null;
+  try {
+    return loadNative().peerCred(fd);
+  } catch {
+    return null;
+  }
+}

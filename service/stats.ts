@@ -1,0 +1,22 @@
+// Cumulative counters since start: what stats_update and `bastion status` report.
+export interface DecisionCounters {
+  total: number;
+  allowed: number;
+  blocked: number;
+}
+
+export class Stats {
+  total = 0;
+  allowed = 0;
+  blocked = 0;
+
+  count(allowed: boolean): void {
+    this.total++;
+    if (allowed) this.allowed++;
+    else this.blocked++;
+  }
+
+  snapshot(): DecisionCounters {
+    return { total: this.total, allowed: this.allowed, blocked: this.blocked };
+  }
+}

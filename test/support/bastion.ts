@@ -1,0 +1,97 @@
+// Starts the real `bastion helper` / `bastion daemon` processes for tests and reads their
+// JSON logs, so a test can wait for "helper started" instead of sleeping.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const CLI = join(REPO, 'cli', 'bastion.ts');
+const TSX = join(REPO, 'node_modules', 'tsx', 'dist', 'loader.mjs');
+
+export interface LogLine {
+  msg?: string;
+  level?: number;
+  [key: string]: unknown;
+}
+
+export class BastionProcess {
+  readonly lines: LogLine[] = [];
+  private readonly waiters: { test: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
+  readonly exited: Promise<number | null>;
+
+  constructor(readonly child: ChildProcess) {
+    let buf = '';
+    child.stderr?.setEncoding('utf8');
+    child.stderr?.on('data', (chunk: string) => {
+      buf += chunk;
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const text = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        let line: LogLine;
+        try {
+          line = JSON.parse(text) as LogLine;
+        } catch {
+          line = { msg: text };
+        }
+        if (process.env['BASTION_TEST_VERBOSE']) process.stderr.write(`[${child.pid}] ${text}\n`);
+        this.lines.push(line);
+        for (let i = this.waiters.length - 1; i >= 0; i--) {
+          if (this.waiters[i]!.test(line)) this.waiters.splice(i, 1)[0]!.resolve(line);
+        }
+      }
+    });
+    child.stdout?.resume();
+    this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  }
+
+  /** Resolves with the first log line (past or future) whose msg includes `text`. */
+  waitFor(text: string, timeoutMs = 15000): Promise<LogLine> {
+    const test = (l: LogLine): boolean => typeof l.msg === 'string' && l.msg.includes(text);
+    const seen = this.lines.find(test);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(new Error(`no log line "${text}" within ${timeoutMs} ms; last lines:\n${this.lines.slice(-10).map((l) => JSON.stringify(l)).join('\n')}`));
+      }, timeoutMs);
+      this.waiters.push({
+        test,
+        resolve: (l) => {
+          clearTimeout(timer);
+          resolve(l);
+        },
+      });
+    });
+  }
+
+  count(text: string): number {
+    return this.lines.filter((l) => typeof l.msg === 'string' && l.msg.includes(text)).length;
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 10000): Promise<number | null> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return this.child.exitCode;
+    this.child.kill(signal);
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
+    const code = await this.exited;
+    clearTimeout(timer);
+    return code;
+  }
+}
+
+/** `bastion <args>` as a child process, optionally inside a network namespace. */
+export function startBastion(args: string[], netns?: string): BastionProcess {
+  const node = [process.execPath, '--import', TSX, CLI, ...args];
+  const [cmd, ...rest] = netns ? ['ip', 'netns', 'exec', netns, ...node] : node;
+  const child = spawn(cmd!, rest, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, BASTION_LOG_LEVEL: process.env['BASTION_LOG_LEVEL'] ?? 'info' },
+  });
+  return new BastionProcess(child);
+}
+
+export function tempDir(prefix: string): { path: string; remove: () => void } {
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+}

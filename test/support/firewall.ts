@@ -1,0 +1,105 @@
+// A whole firewall for one test: a two-namespace network, an HTTP server in the server
+// namespace, the real helper in the client namespace and the real service, with their files
+// in a temporary directory. close() always removes all of it.
+import { writeFileSync } from 'node:fs';
+import { GuiConnection } from '../../cli/guiClient.js';
+import { startBastion, tempDir, type BastionProcess } from './bastion.js';
+import { TestNetwork } from './netns.js';
+
+const HTTP_SERVER = "require('http').createServer((q,s)=>s.end('ok')).listen(80,'::')";
+let queueCounter = 0;
+
+export interface FirewallSetup {
+  rules?: Record<string, unknown>;
+  config?: Record<string, unknown>;
+  helperArgs?: string[];
+}
+
+export class TestFirewall {
+  readonly net = TestNetwork.create();
+  readonly dir = tempDir('bastion-test-');
+  readonly endpoint = `ipc://${this.dir.path}/helper.sock`;
+  readonly guiSocket = `${this.dir.path}/gui.sock`;
+  readonly rulesPath = `${this.dir.path}/rules.json`;
+  readonly configPath = `${this.dir.path}/config.json`;
+  readonly queue = 10 + (queueCounter++ % 50);
+  readonly chain = 'BASTION-OUT';
+  helper: BastionProcess | null = null;
+  daemon: BastionProcess | null = null;
+  private readonly server = this.net.spawn(this.net.server, process.execPath, ['-e', HTTP_SERVER]);
+
+  constructor(private readonly setup: FirewallSetup = {}) {
+    if (setup.rules) writeFileSync(this.rulesPath, JSON.stringify(setup.rules, null, 2));
+    writeFileSync(this.configPath, JSON.stringify(setup.config ?? { mode: 'enforcement' }, null, 2));
+  }
+
+  async startHelper(): Promise<BastionProcess> {
+    this.helper = startBastion(
+      ['helper', '--queue', String(this.queue), '--endpoint', this.endpoint, '--socket-group', 'root', ...(this.setup.helperArgs ?? [])],
+      this.net.client,
+    );
+    await this.helper.waitFor('helper started');
+    return this.helper;
+  }
+
+  async startDaemon(): Promise<BastionProcess> {
+    this.daemon = startBastion([
+      'daemon', '--config', this.configPath, '--rules', this.rulesPath, '--endpoint', this.endpoint, '--socket', this.guiSocket,
+      '--socket-group', 'root',
+    ]);
+    await this.daemon.waitFor('helper connected');
+    return this.daemon;
+  }
+
+  async start(): Promise<this> {
+    await this.startHelper();
+    await this.startDaemon();
+    await this.waitForServer();
+    return this;
+  }
+
+  /** The HTTP server is up once a request from the server's own namespace succeeds. */
+  private async waitForServer(): Promise<void> {
+    for (let i = 0; i < 50; i++) {
+      if (this.net.run(this.net.server, 'curl', ['-s', '-m', '1', 'http://127.0.0.1/']).code === 0) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error('HTTP server in the server namespace did not start');
+  }
+
+  /** curl from the client namespace; true when the HTTP request succeeded. */
+  http(host: string, timeoutS = 2): boolean {
+    const url = host.includes(':') ? `http://[${host}]/` : `http://${host}/`;
+    return this.net.run(this.net.client, 'curl', ['-s', '-o', '/dev/null', '-m', String(timeoutS), url], (timeoutS + 5) * 1000).code === 0;
+  }
+
+  /** One ping from the client namespace; true when it got a reply. */
+  ping(host: string): boolean {
+    return this.net.run(this.net.client, 'ping', ['-c', '1', '-W', '1', host]).code === 0;
+  }
+
+  async status(): Promise<Record<string, unknown>> {
+    const conn = await GuiConnection.connect(this.guiSocket);
+    try {
+      return await conn.request({ type: 'status' }, 'status');
+    } finally {
+      conn.close();
+    }
+  }
+
+  async counters(): Promise<{ total_connections: number; allowed_connections: number; blocked_connections: number }> {
+    return (await this.status())['stats'] as { total_connections: number; allowed_connections: number; blocked_connections: number };
+  }
+
+  /** iptables -S of the client namespace. */
+  iptablesRules(family: 4 | 6): string {
+    return this.net.run(this.net.client, family === 4 ? 'iptables' : 'ip6tables', ['-S']).stdout;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.helper?.stop(), this.daemon?.stop()]);
+    this.server.kill('SIGKILL');
+    this.net.destroy();
+    this.dir.remove();
+  }
+}

@@ -1,0 +1,82 @@
+// A two-host test network: a client and a server namespace joined by a veth pair, with IPv4
+// from the benchmarking range 198.18.0.0/15 (RFC 2544) and IPv6 unique-local addresses.
+// Nothing here routes anywhere else; destroy() removes both namespaces (and so the veth).
+import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+
+let counter = 0;
+
+export class TestNetwork {
+  readonly client: string;
+  readonly server: string;
+  readonly clientV4: string;
+  readonly serverV4: string;
+  readonly clientV6: string;
+  readonly serverV6: string;
+
+  private constructor(readonly tag: string, subnet: number) {
+    this.client = `bst-${tag}-c`;
+    this.server = `bst-${tag}-s`;
+    this.clientV4 = `198.18.${subnet}.1`;
+    this.serverV4 = `198.18.${subnet}.2`;
+    this.clientV6 = `fd00:b5:${subnet.toString(16)}::1`;
+    this.serverV6 = `fd00:b5:${subnet.toString(16)}::2`;
+  }
+
+  static create(): TestNetwork {
+    const subnet = ((process.pid + counter++ * 7) % 250) + 1;
+    const net = new TestNetwork(`${process.pid % 100000}${counter}`, subnet);
+    try {
+      net.setUp();
+    } catch (err) {
+      net.destroy();
+      throw err;
+    }
+    return net;
+  }
+
+  private setUp(): void {
+    const ip = (...args: string[]): void => {
+      execFileSync('ip', args, { stdio: 'pipe' });
+    };
+    ip('netns', 'add', this.client);
+    ip('netns', 'add', this.server);
+    const vc = `v${this.tag}c`.slice(0, 15);
+    const vs = `v${this.tag}s`.slice(0, 15);
+    ip('link', 'add', vc, 'netns', this.client, 'type', 'veth', 'peer', 'name', vs, 'netns', this.server);
+    for (const [ns, dev, v4, v6] of [
+      [this.client, vc, this.clientV4, this.clientV6],
+      [this.server, vs, this.serverV4, this.serverV6],
+    ] as const) {
+      ip('-n', ns, 'link', 'set', 'lo', 'up');
+      ip('-n', ns, 'addr', 'add', `${v4}/24`, 'dev', dev);
+      // nodad: the address is usable at once, and no DAD probes run through the firewall.
+      ip('-n', ns, 'addr', 'add', `${v6}/64`, 'dev', dev, 'nodad');
+      ip('-n', ns, 'link', 'set', dev, 'up');
+    }
+  }
+
+  /** Runs a command to completion in a namespace; returns its exit code. */
+  run(ns: string, cmd: string, args: string[], timeoutMs = 10000): { code: number; stdout: string; stderr: string } {
+    try {
+      const stdout = execFileSync('ip', ['netns', 'exec', ns, cmd, ...args], { timeout: timeoutMs, stdio: 'pipe' }).toString();
+      return { code: 0, stdout, stderr: '' };
+    } catch (err) {
+      const e = err as { status?: number | null; stdout?: Buffer; stderr?: Buffer };
+      return { code: e.status ?? -1, stdout: e.stdout?.toString() ?? '', stderr: e.stderr?.toString() ?? '' };
+    }
+  }
+
+  spawn(ns: string, cmd: string, args: string[], options: SpawnOptions = {}): ChildProcess {
+    return spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...options });
+  }
+
+  destroy(): void {
+    for (const ns of [this.client, this.server]) {
+      try {
+        execFileSync('ip', ['netns', 'del', ns], { stdio: 'pipe' });
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
