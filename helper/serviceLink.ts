@@ -2,7 +2,7 @@
 // hello) and when it is gone (disconnect event or silence), and carries records and verdicts.
 import { Pair } from 'zeromq';
 import { BusChannel } from '../common/busChannel.js';
-import { ipcPathOf, prepareSocketPath, restrictSocket } from '../common/ipcPath.js';
+import { ipcPathOf, prepareSocketPath, removeSocketPath, restrictSocket } from '../common/ipcPath.js';
 import type { Logger } from '../common/log.js';
 import type { PacketRecord, Verdict } from '../common/types.js';
 import type { BusMessage, Hello, HelperCounters } from '../common/wire.js';
@@ -31,6 +31,7 @@ export class ServiceLink {
   private lastHeard = 0;
   private timer: NodeJS.Timeout | null = null;
   private readonly channel: BusChannel;
+  private createdDir = false;
 
   private constructor(
     private readonly socket: Pair,
@@ -49,13 +50,14 @@ export class ServiceLink {
 
   static async bind(options: ServiceLinkOptions, events: ServiceLinkEvents, log: Logger): Promise<ServiceLink> {
     const path = ipcPathOf(options.endpoint);
-    prepareSocketPath(path, options.socketGid);
+    const createdDir = prepareSocketPath(path, options.socketGid);
     // sendTimeout 0: when the service cannot take a message now, fail at once so the packet
     // gets the fallback verdict instead of waiting in a queue for a peer that may never come.
     const socket = new Pair({ linger: 0, sendTimeout: 0, sendHighWaterMark: 10000, receiveHighWaterMark: 10000 });
     await socket.bind(options.endpoint);
     restrictSocket(path, options.socketGid);
     const link = new ServiceLink(socket, options, events, log);
+    link.createdDir = createdDir;
     socket.events.on('disconnect', () => link.markDown('service disconnected'));
     void link.channel.receiveLoop().catch((err: Error) => log.error({ err }, 'bus receive loop failed'));
     link.timer = setInterval(() => link.tick(), options.heartbeatMs);
@@ -78,6 +80,7 @@ export class ServiceLink {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     this.channel.close();
+    removeSocketPath(ipcPathOf(this.options.endpoint), this.createdDir);
   }
 
   private onMessage(m: BusMessage): void {

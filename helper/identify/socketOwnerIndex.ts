@@ -121,7 +121,7 @@ export class SocketOwnerIndex {
     this.counters.fdReads++;
     if (this.readFdLink(pid, fd) !== `${SOCKET_LINK_PREFIX}${inode}]`) return false;
     if (readStartTime(pid, this.procRoot) === entry.startTime) return true;
-    this.forget(pid); // the pid was reused: everything we knew about it is wrong
+    this.requeue(pid); // the pid was reused: everything we knew about it is wrong
     return false;
   }
 
@@ -164,37 +164,55 @@ export class SocketOwnerIndex {
    * (-1: look for nothing, record everything). uid is /proc/PID's owner if already read, else -1.
    */
   private scan(pid: number, inode: number, uid: number): PidRef | null {
+    const entry = this.pids.get(pid);
+    return entry === undefined ? this.firstScan(pid, inode, uid) : this.rescan(pid, entry, inode);
+  }
+
+  /** Records every fd, so that later sockets of the process are cheap hits. */
+  private firstScan(pid: number, inode: number, uid: number): PidRef | null {
     this.counters.scans++;
     this.scansLeft--;
     const startTime = readStartTime(pid, this.procRoot);
     const names = startTime === null ? null : this.readFdDir(pid);
     const ownerUid = uid >= 0 ? uid : this.dirUid(pid);
-    if (startTime === null || names === null || ownerUid < 0) {
-      this.forget(pid);
-      return null;
-    }
-    let entry = this.pids.get(pid);
-    const rescan = entry !== undefined && entry.startTime === startTime;
-    if (entry === undefined || !rescan) {
-      this.forget(pid);
-      entry = { startTime, uid: ownerUid, fds: new Map(), sockets: new Map(), scannedAtMiss: 0 };
-      this.pids.set(pid, entry);
-    }
-    entry.uid = ownerUid;
-    entry.scannedAtMiss = this.counters.misses;
-
-    // A first scan records every fd (later sockets of the process become cheap hits); a
-    // rescan reads the likeliest fds first and stops at the socket.
-    const order = rescan ? this.rescanFdOrder(pid, entry, names) : names;
-    if (!this.readFds(pid, entry, order, inode, rescan)) return null;
+    if (startTime === null || names === null || ownerUid < 0) return null;
+    const entry: PidEntry = { startTime, uid: ownerUid, fds: new Map(), sockets: new Map(), scannedAtMiss: this.counters.misses };
+    this.pids.set(pid, entry);
+    if (!this.readFds(pid, entry, names, inode, false)) return null;
     // The pid may have died and been reused while we read its fds: check it is still the same.
     if (readStartTime(pid, this.procRoot) !== startTime) {
+      this.requeue(pid);
+      return null;
+    }
+    return this.credit(pid, entry, inode);
+  }
+
+  /**
+   * Reads the likeliest fds first and stops at the socket. The start time is read once, at
+   * the end: if it changed, the pid was reused and the process there now gets a first scan.
+   */
+  private rescan(pid: number, entry: PidEntry, inode: number): PidRef | null {
+    this.counters.scans++;
+    this.scansLeft--;
+    entry.scannedAtMiss = this.counters.misses;
+    const names = this.readFdDir(pid);
+    if (names === null) {
       this.forget(pid);
       return null;
     }
+    const found = this.readFds(pid, entry, this.rescanFdOrder(pid, entry, names), inode, true);
+    // Not found: the process there now does not hold it, whichever process that is; what we
+    // recorded under a stale start time is caught by the start time check on a hit.
+    if (!found) return null;
+    if (readStartTime(pid, this.procRoot) === entry.startTime) return this.credit(pid, entry, inode);
+    this.forget(pid);
+    return this.firstScan(pid, inode, -1);
+  }
+
+  private credit(pid: number, entry: PidEntry, inode: number): PidRef {
     this.owners.set(inode, pid);
     this.noteRecentOwner(pid);
-    return { pid, startTime };
+    return { pid, startTime: entry.startTime };
   }
 
   /** Reads fd links in order; true once inode is seen (then stops if stopAtInode). */
@@ -260,6 +278,12 @@ export class SocketOwnerIndex {
     if (at >= 0) this.recentOwners.splice(at, 1);
     this.recentOwners.unshift(pid);
     if (this.recentOwners.length > RECENT_OWNERS) this.recentOwners.pop();
+  }
+
+  /** A reused pid is a new process: scan it as one, before the known ones. */
+  private requeue(pid: number): void {
+    this.forget(pid);
+    this.unscanned.unshift({ pid, uid: -1 });
   }
 
   private forget(pid: number): void {

@@ -3,7 +3,7 @@
 // and it is dropped when it stops reading.
 import { lstatSync } from 'node:fs';
 import net from 'node:net';
-import { prepareSocketPath, restrictSocket } from '../../common/ipcPath.js';
+import { prepareSocketPath, removeSocketPath, restrictSocket } from '../../common/ipcPath.js';
 import type { Logger } from '../../common/log.js';
 import { loadNative } from '../../common/native.js';
 import { LineReader } from './lineReader.js';
@@ -68,6 +68,7 @@ export class GuiServer {
   private server: net.Server | null = null;
   private readonly clients = new Set<Client>();
   private nextId = 1;
+  private createdDir = false;
 
   constructor(
     private readonly options: GuiServerOptions,
@@ -88,7 +89,7 @@ export class GuiServer {
   }
 
   async listen(): Promise<void> {
-    prepareSocketPath(this.options.path, this.options.socketGid);
+    this.createdDir = prepareSocketPath(this.options.path, this.options.socketGid);
     const server = net.createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
     server.maxConnections = this.options.maxClients;
     await new Promise<void>((resolve, reject) => {
@@ -112,6 +113,7 @@ export class GuiServer {
     const server = this.server;
     this.server = null;
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+    removeSocketPath(this.options.path, this.createdDir);
   }
 
   private accept(socket: net.Socket): void {

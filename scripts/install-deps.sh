@@ -1,0 +1,10 @@
+#!/bin/sh
+# System packages Bastion needs to build, run and test on Debian 12 (run as root).
+set -eu
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+packages="iptables iproute2 libnetfilter-queue-dev libmnl-dev build-essential python3 curl iputils-ping ca-certificates"
+# Debian 12's own nodejs (18.x) runs Bastion; install it only where no node is present.
+command -v node >/dev/null 2>&1 || packages="$packages nodejs npm"
+# shellcheck disable=SC2086
+apt-get install -y --no-install-recommends $packages
