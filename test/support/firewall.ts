@@ -73,9 +73,8 @@ export class TestFirewall {
     return this.net.run(this.net.client, 'curl', ['-s', '-o', '/dev/null', '-m', String(timeoutS), url], (timeoutS + 5) * 1000).code === 0;
   }
 
-  /** One ping from the client namespace; true when it got a reply. */
   ping(host: string): boolean {
-    return this.net.run(this.net.client, 'ping', ['-c', '1', '-W', '1', host]).code === 0;
+    return this.net.ping(host);
   }
 
   async status(): Promise<Record<string, unknown>> {

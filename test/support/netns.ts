@@ -70,6 +70,16 @@ export class TestNetwork {
     return spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...options });
   }
 
+  /** One ping from the client namespace; true when it got a reply. */
+  ping(host: string): boolean {
+    return this.run(this.client, 'ping', ['-c', '1', '-W', '1', host]).code === 0;
+  }
+
+  pingAsync(host: string): Promise<boolean> {
+    const child = this.spawn(this.client, 'ping', ['-c', '1', '-W', '2', host]);
+    return new Promise((resolve) => child.once('exit', (code) => resolve(code === 0)));
+  }
+
   destroy(): void {
     for (const ns of [this.client, this.server]) {
       try {
