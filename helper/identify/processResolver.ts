@@ -71,7 +71,14 @@ export class ProcessResolver {
     this.index = new SocketOwnerIndex({ ...options.index, procRoot: this.procRoot });
   }
 
-  resolve(family: IpFamily, protocol: number, src: Uint8Array, srcPort: number, dst: Uint8Array, dstPort: number): Resolution {
+  resolve(
+    family: IpFamily,
+    protocol: number,
+    src: Uint8Array,
+    srcPort: number,
+    dst: Uint8Array,
+    dstPort: number,
+  ): Resolution {
     const started = process.hrtime.bigint();
     const result = this.resolveUntimed(family, protocol, src, srcPort, dst, dstPort);
     result.lookupMicros = Number(process.hrtime.bigint() - started) / 1000;
@@ -164,6 +171,11 @@ function rawExeLink(info: ProcessInfo): string {
   return info.exeDeleted ? `${info.exe} (deleted)` : info.exe;
 }
 
-function outcome(attribution: Attribution, process: ProcessInfo | null, socketInode: number, socketUid: number): Resolution {
+function outcome(
+  attribution: Attribution,
+  process: ProcessInfo | null,
+  socketInode: number,
+  socketUid: number,
+): Resolution {
   return { attribution, process, socketInode, socketUid, lookupMicros: 0 };
 }

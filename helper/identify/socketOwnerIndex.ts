@@ -37,7 +37,7 @@ export interface SocketOwnerIndexCounters {
 
 interface PidEntry {
   startTime: number;
-  /** Owner of /proc/PID (the process's euid). */
+  /** Owner of /proc/PID (the process's euid) at its first scan: only orders the search. */
   uid: number;
   /** fd number -> socket inode, or 0 for an fd that is not a socket, as last read. */
   fds: Map<number, number>;
@@ -66,9 +66,9 @@ export class SocketOwnerIndex {
   private readonly pids = new Map<number, PidEntry>();
   /** Socket inode -> the pid we credit it to (verified again on every hit). */
   private readonly owners = new Map<number, number>();
-  /** Most recent first. */
+  /** Pids credited with the last sockets found, most recent first. */
   private readonly recentOwners: number[] = [];
-  /** Pids listed in /proc but not scanned yet, highest first. */
+  /** Pids listed in /proc but not scanned yet, highest first (a reused pid goes in front). */
   private unscanned: Unscanned[] = [];
   /** The last pid the kernel had handed out when /proc was last listed (-1: never listed). */
   private lastPidListed = -1;
@@ -104,14 +104,18 @@ export class SocketOwnerIndex {
       const entry = this.pids.get(known);
       if (entry !== undefined && this.stillHolds(known, entry, inode)) {
         this.counters.hits++;
-        return { pid: known, startTime: entry.startTime };
+        return this.credit(known, entry, inode);
       }
       this.owners.delete(inode);
     }
     this.counters.misses++;
     if (this.pidsCreatedSinceListing()) this.relist();
     this.scansLeft = this.maxScansPerMiss;
-    return this.searchUnscanned(inode, uidHint) ?? this.searchKnown(this.recentFirst(uidHint), inode) ?? this.searchKnown(this.rescanOrder(uidHint), inode);
+    return (
+      this.searchUnscanned(inode, uidHint) ??
+      this.searchKnown(this.recentFirst(uidHint), inode) ??
+      this.searchKnown(this.rescanOrder(uidHint), inode)
+    );
   }
 
   /** One readlink of the fd we saw it on plus one stat read: far cheaper than a scan. */
@@ -127,7 +131,8 @@ export class SocketOwnerIndex {
 
   private searchUnscanned(inode: number, uidHint: number | null): PidRef | null {
     if (uidHint !== null) {
-      this.unscanned.sort((a, b) => (a.uid === uidHint) === (b.uid === uidHint) ? b.pid - a.pid : a.uid === uidHint ? -1 : 1);
+      const uids = new Map(this.unscanned.map(({ pid, uid }) => [pid, uid]));
+      this.unscanned.sort((a, b) => uidFirstThenNewest(a.pid, b.pid, uidHint, uids));
     }
     while (this.unscanned.length > 0 && this.scansLeft > 0) {
       const { pid, uid } = this.unscanned.shift() as Unscanned;
@@ -155,8 +160,9 @@ export class SocketOwnerIndex {
   private rescanOrder(uidHint: number | null): number[] {
     const order = [...this.pids.keys()];
     if (uidHint === null) return order.sort((a, b) => b - a);
-    const matches = (pid: number): boolean => this.pids.get(pid)?.uid === uidHint;
-    return order.sort((a, b) => (matches(a) === matches(b) ? b - a : matches(a) ? -1 : 1));
+    const uids = new Map<number, number>();
+    for (const [pid, entry] of this.pids) uids.set(pid, entry.uid);
+    return order.sort((a, b) => uidFirstThenNewest(a, b, uidHint, uids));
   }
 
   /**
@@ -176,7 +182,13 @@ export class SocketOwnerIndex {
     const names = startTime === null ? null : this.readFdDir(pid);
     const ownerUid = uid >= 0 ? uid : this.dirUid(pid);
     if (startTime === null || names === null || ownerUid < 0) return null;
-    const entry: PidEntry = { startTime, uid: ownerUid, fds: new Map(), sockets: new Map(), scannedAtMiss: this.counters.misses };
+    const entry: PidEntry = {
+      startTime,
+      uid: ownerUid,
+      fds: new Map(),
+      sockets: new Map(),
+      scannedAtMiss: this.counters.misses,
+    };
     this.pids.set(pid, entry);
     if (!this.readFds(pid, entry, names, inode, false)) return null;
     // The pid may have died and been reused while we read its fds: check it is still the same.
@@ -215,16 +227,22 @@ export class SocketOwnerIndex {
     return { pid, startTime: entry.startTime };
   }
 
-  /** Reads fd links in order; true once inode is seen (then stops if stopAtInode). */
-  private readFds(pid: number, entry: PidEntry, names: readonly string[], inode: number, stopAtInode: boolean): boolean {
+  /** Reads fd links in order; true once inode is seen (then stops there if stopAtInode). */
+  private readFds(
+    pid: number,
+    entry: PidEntry,
+    names: readonly string[],
+    inode: number,
+    stopAtInode: boolean,
+  ): boolean {
     let found = false;
     const limit = Math.min(names.length, this.maxFdsPerPid);
     for (let i = 0; i < limit; i++) {
       const fd = Number(names[i]);
       this.counters.fdReads++;
       const link = this.readFdLink(pid, fd);
-      const socket = link?.startsWith(SOCKET_LINK_PREFIX) === true ? Number(link.slice(SOCKET_LINK_PREFIX.length, -1)) : 0;
-      this.record(pid, entry, fd, link === null ? null : socket);
+      const socket = link === null ? null : socketInode(link);
+      this.record(pid, entry, fd, socket);
       if (socket === inode && inode > 0) {
         found = true;
         if (stopAtInode) break;
@@ -377,4 +395,15 @@ export class SocketOwnerIndex {
       throw err;
     }
   }
+}
+
+/** The inode of a "socket:[N]" fd link; 0 for anything else (files, pipes, anon inodes). */
+function socketInode(link: string): number {
+  return link.startsWith(SOCKET_LINK_PREFIX) ? Number(link.slice(SOCKET_LINK_PREFIX.length, -1)) : 0;
+}
+
+/** Sort order: pids whose uid is uidHint first, then the highest (newest) pid first. */
+function uidFirstThenNewest(a: number, b: number, uidHint: number, uids: ReadonlyMap<number, number>): number {
+  const aMatches = uids.get(a) === uidHint;
+  return aMatches === (uids.get(b) === uidHint) ? b - a : aMatches ? -1 : 1;
 }
