@@ -36,8 +36,8 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-function measure(net: TestNetwork): { p50: number; p99: number; perSecond: number } {
-  const r = net.run(net.client, NODE, ['-e', CLIENT, net.serverV4, String(PORT), String(N)], 600000);
+async function measure(net: TestNetwork): Promise<{ p50: number; p99: number; perSecond: number }> {
+  const r = await net.runAsync(net.client, NODE, ['-e', CLIENT, net.serverV4, String(PORT), String(N)], 600000);
   if (r.code !== 0) throw new Error(`client failed: ${r.stderr}`);
   const { latencies, seconds } = JSON.parse(r.stdout) as { latencies: number[]; seconds: number };
   const sorted = latencies.slice(200).sort((a, b) => a - b); // skip warm-up
@@ -52,7 +52,7 @@ let helper: ReturnType<typeof startBastion> | null = null;
 let daemon: ReturnType<typeof startBastion> | null = null;
 try {
   await new Promise((r) => setTimeout(r, 500));
-  const none = measure(net);
+  const none = await measure(net);
 
   writeFileSync(`${dir.path}/rules.json`, JSON.stringify({ [`${NODE}:${PORT}`]: true }));
   writeFileSync(`${dir.path}/config.json`, JSON.stringify({ mode: 'enforcement', log_decisions: !!process.env['BENCH_LOG'] }));
@@ -60,8 +60,8 @@ try {
   await helper.waitFor('helper started');
   daemon = startBastion(['daemon', '--config', `${dir.path}/config.json`, '--rules', `${dir.path}/rules.json`, '--endpoint', endpoint, '--socket', `${dir.path}/gui.sock`, '--socket-group', 'root']);
   await daemon.waitFor('helper connected');
-  const bastion = measure(net);
-  if (process.env['BENCH_LOG']) { const l = daemon.lines.filter((x) => x.msg === 'allowed').map((x) => x['lookupMicros'] as number).sort((a, b) => a - b); console.log('lookup p50', l[l.length >> 1], 'p99', l[Math.floor(l.length * 0.99)]); }
+  const bastion = await measure(net);
+  if (process.env['BENCH_LOG']) { console.log(JSON.stringify(daemon.lines.slice(0, 8).map((x) => x.msg))); const l = daemon.lines.filter((x) => x.msg === 'allowed').map((x) => x['lookupMicros'] as number).sort((a, b) => a - b); console.log('lookup p50', l[l.length >> 1], 'p99', l[Math.floor(l.length * 0.99)]); }
 
   const result = {
     connections: N,

@@ -85,7 +85,7 @@ function processToProto(p: ProcessInfo): Record<string, unknown> {
 function recordToProto(r: PacketRecord): Record<string, unknown> {
   return {
     packetId: r.packetId,
-    family: r.family === 4 ? 1 : 2,
+    family: r.family === 4 ? 1 : r.family === 6 ? 2 : 0,
     transport: transportOf(r.protocol, r.family),
     ipProtocol: r.protocol,
     srcAddr: r.srcAddr,
@@ -139,8 +139,9 @@ function toProto(m: BusMessage): Record<string, unknown> {
   }
 }
 
+/** Encodes straight from plain objects: fromObject's validation pass would double the cost. */
 export function encodeBusMessage(m: BusMessage): Uint8Array {
-  return Envelope.encode(Envelope.fromObject(toProto(m))).finish();
+  return Envelope.encode(toProto(m)).finish();
 }
 
 // ---- decode ----
@@ -201,9 +202,11 @@ function recordFromProto(r: Obj): PacketRecord | string {
 /** Decodes one frame; never throws. A frame over maxBytes is refused before decoding. */
 export function decodeBusMessage(frame: Uint8Array, maxBytes = MAX_FRAME_BYTES): DecodeResult {
   if (frame.length > maxBytes) return { ok: false, error: `frame of ${frame.length} bytes exceeds ${maxBytes}` };
+  // Fields are read straight off the decoded message (unset ones come from its prototype's
+  // defaults); a toObject() copy would cost as much as the decode itself.
   let env: Obj;
   try {
-    env = Envelope.toObject(Envelope.decode(frame), { defaults: true, arrays: true, oneofs: true }) as Obj;
+    env = Envelope.decode(frame) as unknown as Obj;
   } catch (err) {
     return { ok: false, error: `undecodable frame: ${(err as Error).message}` };
   }

@@ -66,6 +66,25 @@ export class TestNetwork {
     }
   }
 
+  /**
+   * Like run(), without blocking the event loop: use it while this process must keep reading
+   * the logs of helpers and services it started (a full stderr pipe would stall them).
+   */
+  runAsync(ns: string, cmd: string, args: string[], timeoutMs = 10000): Promise<{ code: number; stdout: string; stderr: string }> {
+    const child = this.spawn(ns, cmd, args);
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    child.stderr?.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    return new Promise((resolve) =>
+      child.once('close', (code) => {
+        clearTimeout(timer);
+        resolve({ code: code ?? -1, stdout, stderr });
+      }),
+    );
+  }
+
   spawn(ns: string, cmd: string, args: string[], options: SpawnOptions = {}): ChildProcess {
     return spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...options });
   }

@@ -1,0 +1,122 @@
+// The helper <-> service codec: every message kind survives a round trip, and no frame,
+// however broken, makes decode throw.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { PacketRecord } from '../../common/types.js';
+import { decodeBusMessage, encodeBusMessage, MAX_FRAME_BYTES, type BusMessage } from '../../common/wire.js';
+
+const record: PacketRecord = {
+  packetId: 4294967295,
+  family: 6,
+  protocol: 17,
+  srcAddr: Uint8Array.from({ length: 16 }, (_, i) => i),
+  dstAddr: Uint8Array.from({ length: 16 }, (_, i) => 255 - i),
+  srcPort: 40000,
+  dstPort: 53,
+  icmpType: -1,
+  icmpCode: -1,
+  inIfindex: 0,
+  outIfindex: 3,
+  uid: 0,
+  gid: 1000,
+  malformed: false,
+  process: {
+    pid: 4242,
+    uid: 1000,
+    exe: '/opt/tools/sync agent',
+    exeDeleted: true,
+    comm: 'sync agent',
+    cmdline: ['/opt/tools/sync agent', '--flag', ''],
+    ppid: 1,
+    parentExe: '/usr/lib/systemd/systemd',
+    startTime: 2 ** 40 + 7,
+  },
+  socketInode: 123456,
+  attribution: 'sock_diag',
+  lookupMicros: 37,
+  payloadLength: 1500,
+};
+
+function roundTrip(m: BusMessage): BusMessage {
+  const decoded = decodeBusMessage(encodeBusMessage(m));
+  assert.ok(decoded.ok, decoded.ok ? '' : decoded.error);
+  return decoded.message;
+}
+
+/** Decoded byte fields are Buffers (whose toJSON runs first); compare them as plain bytes. */
+function plain(value: unknown): unknown {
+  return JSON.parse(
+    JSON.stringify(value, (_k, v: unknown) => {
+      if (v instanceof Uint8Array) return [...v];
+      const b = v as { type?: string; data?: number[] } | null;
+      return b && typeof b === 'object' && b.type === 'Buffer' && Array.isArray(b.data) ? b.data : v;
+    }),
+  );
+}
+
+describe('bus codec', () => {
+  it('round-trips a packet record with every field, uid 0 included', () => {
+    const icmp: PacketRecord = { ...record, packetId: 1, family: 4, protocol: 1, srcAddr: new Uint8Array([198, 18, 0, 1]), dstAddr: new Uint8Array([198, 18, 0, 2]), srcPort: 0, dstPort: 0, icmpType: 8, icmpCode: 0, uid: 0, process: null, attribution: 'unsupported' };
+    const m = roundTrip({ kind: 'packets', records: [record, icmp] });
+    assert.deepEqual(plain(m), plain({ kind: 'packets', records: [record, icmp] }));
+  });
+
+  it('keeps "no uid" (-1) apart from uid 0', () => {
+    const m = roundTrip({ kind: 'packets', records: [{ ...record, uid: -1, gid: -1 }] });
+    assert.equal(m.kind === 'packets' && m.records[0]!.uid, -1);
+  });
+
+  it('round-trips verdicts with and without a mark, and holds', () => {
+    const verdicts: BusMessage = {
+      kind: 'verdicts',
+      verdicts: [
+        { packetId: 1, action: 'accept' },
+        { packetId: 2, action: 'drop', mark: 0 },
+        { packetId: 3, action: 'hold', holdMs: 65000 },
+      ],
+    };
+    assert.deepEqual(roundTrip(verdicts), verdicts);
+  });
+
+  it('round-trips hello and heartbeat', () => {
+    const hello: BusMessage = {
+      kind: 'hello',
+      hello: { role: 'helper', softwareVersion: '0.1.0', protocolVersion: 1, pid: 7, capabilities: ['sock_diag', 'ipv6'], queueNum: 1, ackDeadlineMs: 1000, maxHoldMs: 310000 },
+    };
+    assert.deepEqual(roundTrip(hello), hello);
+    const hb: BusMessage = { kind: 'heartbeat', sentAtMs: Date.now(), helper: { packets: 10, malformed: 1, overruns: 0, fallbackVerdicts: 2, pending: 3 } };
+    assert.deepEqual(roundTrip(hb), hb);
+    assert.deepEqual(roundTrip({ kind: 'heartbeat', sentAtMs: 5, helper: null }), { kind: 'heartbeat', sentAtMs: 5, helper: null });
+  });
+
+  const refusals: [string, Uint8Array, RegExp][] = [
+    ['an empty frame', new Uint8Array(0), /^empty envelope$/],
+    ['a truncated varint', new Uint8Array([0x08, 0xff]), /^undecodable frame/],
+    ['a wrong wire type', new Uint8Array([0x0f, 0x01]), /^undecodable frame/],
+    ['a frame over the size limit', new Uint8Array(MAX_FRAME_BYTES + 1), /exceeds/],
+    ['a record without a family', encodeBusMessage({ kind: 'packets', records: [{ ...record, family: 0 as 4 }] }), /without an IP family/],
+    ['a record with a 5-byte address', encodeBusMessage({ kind: 'packets', records: [{ ...record, family: 4 }] }), /bad address length/],
+    ['a verdict without an action', encodeBusMessage({ kind: 'verdicts', verdicts: [{ packetId: 1, action: 'unspecified' as 'accept' }] }), /without an action/],
+  ];
+  for (const [name, frame, error] of refusals) {
+    it(`refuses ${name} with a clear error`, () => {
+      const r = decodeBusMessage(frame);
+      assert.equal(r.ok, false);
+      assert.match(r.ok ? '' : r.error, error);
+    });
+  }
+
+  it('never throws on random or mutated frames', () => {
+    let seed = 12345;
+    const rand = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    const valid = encodeBusMessage({ kind: 'packets', records: [record] });
+    for (let i = 0; i < 20000; i++) {
+      const frame = i % 2 ? Uint8Array.from({ length: rand(200) }, () => rand(256)) : valid.slice(0, rand(valid.length + 1));
+      if (i % 4 === 0) for (let k = 0; k < 3 && frame.length; k++) frame[rand(frame.length)] = rand(256);
+      assert.doesNotThrow(() => decodeBusMessage(frame));
+    }
+  });
+});
