@@ -1,7 +1,7 @@
 // Starts the real `bastion helper` / `bastion daemon` processes for tests and reads their
 // JSON logs, so a test can wait for "helper started" instead of sleeping.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,11 +21,25 @@ export class BastionProcess {
   private readonly waiters: { test: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
   readonly exited: Promise<number | null>;
 
-  constructor(readonly child: ChildProcess) {
+  /**
+   * The child logs into a file, never a pipe: a test blocked in a synchronous call (curl,
+   * ping) would stop draining a pipe, and a full pipe would stall the child's logging and so
+   * its verdicts. The file is read on a short timer instead.
+   */
+  constructor(
+    readonly child: ChildProcess,
+    private readonly logFd: number,
+  ) {
     let buf = '';
-    child.stderr?.setEncoding('utf8');
-    child.stderr?.on('data', (chunk: string) => {
-      buf += chunk;
+    let offset = 0;
+    const chunk = Buffer.alloc(1 << 16);
+    const drain = (): void => {
+      for (;;) {
+        const n = readSync(this.logFd, chunk, 0, chunk.length, offset);
+        if (n <= 0) break;
+        offset += n;
+        buf += chunk.toString('utf8', 0, n);
+      }
       let nl: number;
       while ((nl = buf.indexOf('\n')) >= 0) {
         const text = buf.slice(0, nl);
@@ -42,8 +56,14 @@ export class BastionProcess {
           if (this.waiters[i]!.test(line)) this.waiters.splice(i, 1)[0]!.resolve(line);
         }
       }
-    });
+    };
+    const timer = setInterval(drain, 20);
     child.stdout?.resume();
+    child.once('exit', () => {
+      drain();
+      clearInterval(timer);
+      closeSync(this.logFd);
+    });
     this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
   }
 
@@ -80,15 +100,22 @@ export class BastionProcess {
   }
 }
 
+let logCounter = 0;
+
 /** `bastion <args>` as a child process, optionally inside a network namespace. */
 export function startBastion(args: string[], netns?: string): BastionProcess {
   const node = [process.execPath, '--import', TSX, CLI, ...args];
   const [cmd, ...rest] = netns ? ['ip', 'netns', 'exec', netns, ...node] : node;
+  const logPath = join(tmpdir(), `bastion-log-${process.pid}-${logCounter++}.jsonl`);
+  const writeFd = openSync(logPath, 'w', 0o600);
+  const readFd = openSync(logPath, 'r');
+  unlinkSync(logPath); // both fds keep the file; nothing is left behind
   const child = spawn(cmd!, rest, {
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['ignore', 'pipe', writeFd],
     env: { ...process.env, BASTION_LOG_LEVEL: process.env['BASTION_LOG_LEVEL'] ?? 'info' },
   });
-  return new BastionProcess(child);
+  closeSync(writeFd);
+  return new BastionProcess(child, readFd);
 }
 
 export function tempDir(prefix: string): { path: string; remove: () => void } {
