@@ -44,6 +44,8 @@ export interface NativeAddon {
     out: Uint32Array,
   ): number;
   peerCred(fd: number): { pid: number; uid: number; gid: number };
+  /** sd_notify(3): one datagram to $NOTIFY_SOCKET ("/path" or "@abstract"); 0 or -errno. */
+  sdNotify(socketPath: string, state: string): number;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));

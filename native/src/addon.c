@@ -12,6 +12,7 @@
 
 #include "peercred.h"
 #include "queue.h"
+#include "sd_notify.h"
 #include "sock_diag.h"
 
 /* Packets handed to JS per wake-up at most; the rest wait for the next loop turn. */
@@ -454,6 +455,30 @@ static napi_value peer_cred(napi_env env, napi_callback_info info)
 	return out;
 }
 
+/* ---- sd_notify ---- */
+
+/* sdNotify(socketPath: string, state: string) -> 0 or -errno */
+static napi_value sd_notify(napi_env env, napi_callback_info info)
+{
+	size_t argc = 2;
+	napi_value argv[2], out;
+	NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+	/* sun_path is 108 bytes; a notification state is a few short KEY=VALUE lines. */
+	char path[128], state[4096];
+	size_t path_len, state_len;
+	if (argc < 2 || napi_get_value_string_utf8(env, argv[0], path, sizeof(path), &path_len) != napi_ok ||
+	    napi_get_value_string_utf8(env, argv[1], state, sizeof(state), &state_len) != napi_ok) {
+		napi_throw_type_error(env, "EINVAL", "sdNotify(socketPath, state)");
+		return NULL;
+	}
+	/* A string that filled its buffer may have been cut: refuse rather than send half. */
+	int rc = -EMSGSIZE;
+	if (path_len < sizeof(path) - 1 && state_len < sizeof(state) - 1)
+		rc = bq_sd_notify(path, state, state_len);
+	NAPI_CALL(env, napi_create_int32(env, rc, &out));
+	return out;
+}
+
 static napi_value init(napi_env env, napi_value exports)
 {
 	napi_property_descriptor props[] = {
@@ -464,6 +489,7 @@ static napi_value init(napi_env env, napi_value exports)
 		{"sockDiagOpen", NULL, sock_diag_open, NULL, NULL, NULL, napi_default, NULL},
 		{"sockDiagLookup", NULL, sock_diag_lookup, NULL, NULL, NULL, napi_default, NULL},
 		{"peerCred", NULL, peer_cred, NULL, NULL, NULL, napi_default, NULL},
+		{"sdNotify", NULL, sd_notify, NULL, NULL, NULL, napi_default, NULL},
 	};
 	napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
 	napi_value v;
