@@ -7,6 +7,7 @@ import { Helper } from '../helper/helper.js';
 import { DEFAULT_QUEUE_OPTIONS } from '../helper/queue.js';
 import { DEFAULTS } from './defaults.js';
 import { intOption, runUntilSignal } from './run.js';
+import { systemdNotifierFromEnv } from './systemdNotify.js';
 
 export function registerHelperCommand(program: Command): void {
   program
@@ -20,20 +21,28 @@ export function registerHelperCommand(program: Command): void {
     .option('--ack-deadline-ms <ms>', 'how long a packet waits for the service', intOption(1, 60000), 1000)
     .option('--max-hold-ms <ms>', 'longest a prompt may hold a packet', intOption(1000, 600000), 310000)
     .option('--chain <name>', 'iptables chain of our own', DEFAULT_FIREWALL_RULES.chain)
+    .option('--strict', 'no --queue-bypass: while no helper runs (crash, restart), new connections are dropped')
     .option('--no-rules', 'do not install iptables rules (they are managed elsewhere)')
     .option('--no-ipv6', 'leave IPv6 alone')
     .action(async (opts: {
       queue: number; endpoint: string; socketGroup: string; failClosed?: boolean; malformed: string;
-      ackDeadlineMs: number; maxHoldMs: number; chain: string; rules: boolean; ipv6: boolean;
+      ackDeadlineMs: number; maxHoldMs: number; chain: string; rules: boolean; ipv6: boolean; strict?: boolean;
     }) => {
       process.title = 'bastion-helper';
       const log = createLogger({ name: 'bastion-helper' });
+      const notifier = systemdNotifierFromEnv(log);
       const failOpen = !opts.failClosed;
       const helper = new Helper(
         {
           version: packageVersion(),
           queue: { ...DEFAULT_QUEUE_OPTIONS, queueNum: opts.queue, failOpen, exceptionVerdict: failOpen ? 1 : 0 },
-          rules: { ...DEFAULT_FIREWALL_RULES, queueNum: opts.queue, chain: opts.chain, families: opts.ipv6 ? [4, 6] : [4] },
+          rules: {
+            ...DEFAULT_FIREWALL_RULES,
+            queueNum: opts.queue,
+            chain: opts.chain,
+            families: opts.ipv6 ? [4, 6] : [4],
+            queueBypass: !opts.strict,
+          },
           manageRules: opts.rules,
           endpoint: opts.endpoint,
           socketGid: groupId(opts.socketGroup),
@@ -46,6 +55,17 @@ export function registerHelperCommand(program: Command): void {
         },
         log,
       );
-      await runUntilSignal(log, () => helper.start(), () => helper.stop());
+      // READY=1 only once the queue is bound and our iptables rules are in place.
+      await runUntilSignal(
+        log,
+        async () => {
+          await helper.start();
+          notifier.ready(`queue ${opts.queue} bound${opts.rules ? ', iptables rules installed' : ''}; serving ${opts.endpoint}`);
+        },
+        () => {
+          notifier.stopping();
+          return helper.stop();
+        },
+      );
     });
 }

@@ -28,6 +28,7 @@ export interface HelperCounters {
   overruns: number;
   fallbackVerdicts: number;
   pending: number;
+  badFrames: number;
 }
 
 export type BusMessage =
@@ -247,6 +248,7 @@ export function decodeBusMessage(frame: Uint8Array, maxBytes = MAX_FRAME_BYTES):
                 overruns: num(c['overruns']),
                 fallbackVerdicts: num(c['fallbackVerdicts']),
                 pending: num(c['pending']),
+                badFrames: num(c['badFrames']),
               }
             : null,
         },

@@ -135,6 +135,7 @@ export class Helper {
       overruns: q?.overruns ?? 0,
       fallbackVerdicts: this.pending.fallbackCount,
       pending: this.pending.size,
+      badFrames: this.link?.badFrames ?? 0,
     };
   }
 

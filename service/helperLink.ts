@@ -75,15 +75,18 @@ export class HelperLink {
   }
 
   start(): void {
-    this.socket.events.on('connect', () => this.sayHello());
+    this.socket.events.on('handshake', () => this.sayHello());
     this.socket.events.on('disconnect', () => {
       if (this.state.connected) this.log.warn('helper disconnected');
       this.state.connected = false;
     });
     this.socket.connect(this.options.endpoint);
     void this.channel.receiveLoop().catch((err: Error) => this.log.error({ err }, 'bus receive loop failed'));
+    // Until the helper answers our hello, say it again each tick: a hello sent right at the
+    // 'connect' event can be lost (with `immediate`, no pipe exists before the handshake).
     this.timer = setInterval(() => {
-      this.channel.sendControl({ kind: 'heartbeat', sentAtMs: Date.now(), helper: null });
+      if (this.state.connected) this.channel.sendControl({ kind: 'heartbeat', sentAtMs: Date.now(), helper: null });
+      else this.sayHello();
     }, this.options.heartbeatMs);
   }
 
