@@ -34,8 +34,27 @@ function protocolName(protocol: number): ProtocolName {
   return 'OTHER';
 }
 
-/** The session/prompt key of gui-protocol.md: `<app_path>:<port>` (`@name:<comm>:<port>` without a path). */
+/**
+ * Who a connection is, in rules.json's subject grammar: the executable path, else
+ * `@name:<comm>`, else (no process found) `@dest:<ip>:<port>`.
+ */
+export function connectionSubject(conn: Connection): string {
+  if (conn.exe) return conn.exe;
+  if (conn.comm) return `@name:${conn.comm}`;
+  return `@dest:${conn.destIp}:${conn.port}`;
+}
+
+/**
+ * The prompt/session key of gui-protocol.md (`<app_path>:<port>`, `@name:<comm>:<port>`): what
+ * `clear_cache` names and what connections waiting for the same answer share. A `@dest` subject
+ * already carries its port, so it is keyed with `*` as rules.json stores it.
+ */
 export function connectionKey(conn: Connection): string {
-  const subject = conn.exe ?? (conn.comm ? `@name:${conn.comm}` : `@dest:${conn.destIp}`);
-  return `${subject}:${conn.port}`;
+  const subject = connectionSubject(conn);
+  return conn.exe || conn.comm ? `${subject}:${conn.port}` : `${subject}:*`;
+}
+
+/** The program a prompt is about, for the per-program prompt limit. */
+export function programOf(conn: Connection): string {
+  return conn.exe ?? (conn.comm ? `@name:${conn.comm}` : 'unknown');
 }

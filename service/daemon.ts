@@ -4,10 +4,13 @@ import type { Logger } from '../common/log.js';
 import type { Authorizer } from './authorizer.js';
 import { ConfigStore, type BastionConfig } from './config.js';
 import { Decider } from './decider.js';
+import { DecisionFeed } from './gui/decisionFeed.js';
 import { dispatchGuiMessage, type GuiContext } from './gui/guiMessages.js';
 import { GuiServer } from './gui/guiServer.js';
 import { HelperLink } from './helperLink.js';
 import { Policy } from './policy.js';
+import { AnswerRecorder } from './prompts/answerRecorder.js';
+import { GuiPromptBroker } from './prompts/promptBroker.js';
 import { RulesStore } from './rules/rulesStore.js';
 import { SessionDecisions } from './sessions.js';
 import { Stats } from './stats.js';
@@ -32,11 +35,15 @@ export class PolicyDaemon {
   readonly rules: RulesStore;
   readonly sessions = new SessionDecisions();
   readonly decider: Decider;
+  readonly prompts: GuiPromptBroker;
+  readonly feed = new DecisionFeed();
   private readonly link: HelperLink;
   private readonly gui: GuiServer;
   private statsTimer: NodeJS.Timeout | null = null;
   private readonly startedAt = Date.now();
   private effectiveConfig: BastionConfig;
+  /** --mode of this run; a mode set over the socket replaces it. */
+  private modeOverride: BastionConfig['mode'] | null;
 
   constructor(
     private readonly options: DaemonOptions,
@@ -44,6 +51,7 @@ export class PolicyDaemon {
   ) {
     this.config = new ConfigStore({ path: options.configPath, logger: log });
     this.rules = new RulesStore({ path: options.rulesPath, logger: log });
+    this.modeOverride = options.modeOverride;
     this.effectiveConfig = this.applyOverride(this.config.current);
     const policy = new Policy({
       config: () => this.effectiveConfig,
@@ -59,6 +67,17 @@ export class PolicyDaemon {
       holdMs: () => (this.effectiveConfig.timeoutSeconds + 5) * 1000,
       logDecisions: () => this.effectiveConfig.logDecisions,
     });
+    this.prompts = new GuiPromptBroker({
+      config: () => this.effectiveConfig,
+      clients: () => this.gui.allClients(),
+      recorder: new AnswerRecorder({ sessions: this.sessions, rules: this.rules, authorizer: options.authorizer, log }),
+      log,
+    });
+    this.decider.setPromptBroker(this.prompts);
+    this.decider.onDecision((event, conn) => {
+      this.feed.publish(event);
+      if (event.reason === 'learning') this.prompts.inform(conn);
+    });
     this.link = new HelperLink(
       { endpoint: options.endpoint, version: options.version, heartbeatMs: 1000 },
       (records, epoch) => this.decider.decideBatch(records, epoch),
@@ -70,16 +89,25 @@ export class PolicyDaemon {
       sessions: this.sessions,
       authorizer: options.authorizer,
       status: () => this.status(),
+      prompts: this.prompts,
+      feed: this.feed,
       onConfigChanged: (config) => {
-        this.effectiveConfig = this.applyOverride(config);
+        this.modeOverride = null; // `bastion mode` is the newer word than the start flag
+        this.configChanged(config);
       },
     };
     this.gui = new GuiServer(
       { path: options.guiSocketPath, socketGid: options.socketGid, maxLineBytes: 64 * 1024, maxPendingWriteBytes: 1 << 20, maxClients: 1024 },
       {
-        onConnect: (client) => client.send(this.statsMessage()),
+        onConnect: (client) => {
+          client.send(this.statsMessage());
+          this.prompts.clientConnected(client);
+        },
         onMessage: (client, message) => dispatchGuiMessage(ctx, client, message),
-        onDisconnect: () => {},
+        onDisconnect: (client) => {
+          this.feed.unsubscribe(client);
+          this.prompts.clientGone(client);
+        },
       },
       log,
     );
@@ -97,7 +125,7 @@ export class PolicyDaemon {
   async reload(): Promise<void> {
     const config = await this.config.load();
     if (!config.ok) this.log.error({ error: config.error }, 'config.json refused; keeping the last good config');
-    this.effectiveConfig = this.applyOverride(this.config.current);
+    this.configChanged(this.config.current);
     const rules = await this.rules.load();
     if (!rules.ok) this.log.error({ error: rules.error }, 'rules.json refused; keeping the last good rules');
     else this.log.info({ rules: rules.count, path: this.options.rulesPath }, 'rules loaded');
@@ -105,6 +133,7 @@ export class PolicyDaemon {
 
   async stop(): Promise<void> {
     if (this.statsTimer) clearInterval(this.statsTimer);
+    this.prompts.stop();
     this.link.stop();
     await this.gui.close();
     this.log.info({ stats: this.stats.snapshot() }, 'policy service stopped');
@@ -115,10 +144,13 @@ export class PolicyDaemon {
     return {
       mode: this.effectiveConfig.mode,
       default_action: this.effectiveConfig.defaultAction,
+      timeout_seconds: this.effectiveConfig.timeoutSeconds,
       uptime_seconds: Math.round((Date.now() - this.startedAt) / 1000),
       stats: this.countersJson(),
       rules: this.rules.rules.size,
       clients: this.gui.clientCount,
+      prompts: { open: this.prompts.openCount, limited: this.prompts.limited },
+      monitors: this.feed.size,
       helper: {
         connected: helper.connected,
         pid: helper.hello?.pid ?? null,
@@ -139,7 +171,15 @@ export class PolicyDaemon {
     return { type: 'stats_update', stats: { ...this.countersJson(), learning_mode: this.effectiveConfig.mode === 'learning' } };
   }
 
+  /** A new config (reload or set_mode): prompts follow a switch to learning, clients see the mode. */
+  private configChanged(config: Readonly<BastionConfig>): void {
+    const before = this.effectiveConfig.mode;
+    this.effectiveConfig = this.applyOverride(config);
+    this.prompts.configChanged(this.effectiveConfig);
+    if (before !== this.effectiveConfig.mode) this.gui.broadcast(this.statsMessage());
+  }
+
   private applyOverride(config: Readonly<BastionConfig>): BastionConfig {
-    return this.options.modeOverride ? { ...config, mode: this.options.modeOverride } : { ...config };
+    return this.modeOverride ? { ...config, mode: this.modeOverride } : { ...config };
   }
 }

@@ -4,7 +4,7 @@
 import type { Logger } from '../common/log.js';
 import type { Attribution, PacketRecord, Verdict } from '../common/types.js';
 import { toConnection, type Connection } from './connection.js';
-import type { Decision, DecisionReason, Policy } from './policy.js';
+import type { DecisionReason, FinalDecision, Policy } from './policy.js';
 import type { Stats } from './stats.js';
 
 export interface DecisionEvent {
@@ -22,10 +22,13 @@ export interface DecisionEvent {
   lookupMicros: number;
 }
 
-/** Asks people (issue: GUI socket). `ask` calls `answer` exactly once, possibly much later. */
+/** Asks people (prompts/promptBroker.ts). `ask` calls `answer` exactly once, possibly much later. */
 export interface PromptBroker {
-  canAsk(): boolean;
-  ask(conn: Connection, answer: (decision: Decision & { kind: 'final' }) => void): void;
+  /** An answer already given for this very connection (a retried SYN), or null. */
+  recall(conn: Connection): FinalDecision | null;
+  /** False when nobody can answer, or a prompt limit is reached: the default applies at once. */
+  canAsk(conn: Connection): boolean;
+  ask(conn: Connection, answer: (decision: FinalDecision) => void): void;
 }
 
 export interface DeciderDeps {
@@ -63,8 +66,7 @@ export class Decider {
       } catch (err) {
         // A bug here must not leave the packet to the helper's deadline alone: decide by default.
         this.deps.log.error({ err, packetId: record.packetId }, 'decision failed; applying the default action');
-        const fallback = this.deps.policy.defaultDecision('default');
-        verdict = this.finish(toConnection(record), fallback as Decision & { kind: 'final' });
+        verdict = this.finish(toConnection(record), this.deps.policy.defaultDecision('default'));
       }
       verdicts.push(verdict);
     }
@@ -77,14 +79,19 @@ export class Decider {
     if (decision.kind === 'final') return this.finish(conn, decision);
 
     const prompts = this.prompts;
-    if (prompts && prompts.canAsk()) {
-      prompts.ask(conn, (answer) => this.deps.sendVerdicts([this.finish(conn, answer)], epoch));
-      return { packetId: record.packetId, action: 'hold', holdMs: this.deps.holdMs() };
+    if (prompts) {
+      const recalled = prompts.recall(conn);
+      if (recalled) return this.finish(conn, recalled);
+      if (prompts.canAsk(conn)) {
+        // Held, not waited for: the rest of this batch and every later one go on at once.
+        prompts.ask(conn, (answer) => this.deps.sendVerdicts([this.finish(conn, answer)], epoch));
+        return { packetId: record.packetId, action: 'hold', holdMs: this.deps.holdMs() };
+      }
     }
-    return this.finish(conn, this.deps.policy.defaultDecision('default') as Decision & { kind: 'final' });
+    return this.finish(conn, this.deps.policy.defaultDecision('default'));
   }
 
-  private finish(conn: Connection, decision: Decision & { kind: 'final' }): Verdict {
+  private finish(conn: Connection, decision: FinalDecision): Verdict {
     this.deps.stats.count(decision.allow);
     const r = conn.record;
     const event: DecisionEvent = {

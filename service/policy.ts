@@ -2,16 +2,16 @@
 // whitelist (system services, loopback, LAN) -> session decisions -> rules -> mode.
 // Nothing here waits: a connection that needs a person comes back as 'ask'.
 import type { BastionConfig } from './config.js';
-import type { Connection } from './connection.js';
+import { connectionSubject, type Connection } from './connection.js';
 import type { RuleSet } from './rules/ruleSet.js';
 import type { SessionDecisions } from './sessions.js';
 import type { Whitelist } from './whitelist.js';
 
 export type DecisionReason = 'localhost' | 'lan' | 'system-service' | 'session' | 'rule' | 'learning' | 'default' | 'prompt' | 'timeout';
 
-export type Decision =
-  | { kind: 'final'; allow: boolean; reason: DecisionReason; ruleKey: string | null }
-  | { kind: 'ask' };
+export type FinalDecision = { kind: 'final'; allow: boolean; reason: DecisionReason; ruleKey: string | null };
+
+export type Decision = FinalDecision | { kind: 'ask' };
 
 export interface PolicyDeps {
   config: () => Readonly<BastionConfig>;
@@ -28,10 +28,9 @@ export class Policy {
     const passed = this.deps.whitelist.check(conn, config);
     if (passed) return { kind: 'final', allow: true, reason: passed, ruleKey: null };
 
-    if (conn.exe) {
-      const session = this.deps.sessions.lookup(conn.exe, conn.port);
-      if (session) return { kind: 'final', allow: session.allow, reason: 'session', ruleKey: session.key };
-    }
+    // Keyed like prompts, so an answer about a program without a path (@name, @dest) lasts too.
+    const session = this.deps.sessions.lookup(connectionSubject(conn), conn.port);
+    if (session) return { kind: 'final', allow: session.allow, reason: 'session', ruleKey: session.key };
 
     const rule = this.deps.rules().match({ exe: conn.exe, comm: conn.comm, destIp: conn.destIp, destPort: conn.port });
     if (rule) return { kind: 'final', allow: rule.allow, reason: 'rule', ruleKey: rule.key };
@@ -42,7 +41,7 @@ export class Policy {
   }
 
   /** What enforcement applies when nobody answers (no client, timeout, prompts disabled). */
-  defaultDecision(reason: 'default' | 'timeout'): Decision {
+  defaultDecision(reason: 'default' | 'timeout'): FinalDecision {
     return { kind: 'final', allow: this.deps.config().defaultAction === 'allow', reason, ruleKey: null };
   }
 }

@@ -17,6 +17,7 @@ export class SessionDecisions {
 
   /** The exact port first, then all ports, as for rules. */
   lookup(subject: string, port: number): { allow: boolean; key: string } | null {
+    if (this.decisions.size === 0) return null; // the common case: no string building per packet
     for (const key of [`${subject}:${port}`, `${subject}:*`]) {
       const d = this.decisions.get(key);
       if (!d) continue;

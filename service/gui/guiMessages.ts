@@ -2,6 +2,8 @@
 // dispatcher. Every reply carries "type"; bad input gets an `error` and changes nothing.
 import type { Authorizer } from '../authorizer.js';
 import type { BastionConfig, ConfigStore } from '../config.js';
+import type { PromptAnswer } from '../prompts/answerScope.js';
+import type { AnswerOutcome } from '../prompts/promptBroker.js';
 import type { RulesStore } from '../rules/rulesStore.js';
 import { destSubject, nameSubject, type RulePort } from '../rules/ruleKey.js';
 import type { SessionDecisions } from '../sessions.js';
@@ -13,18 +15,25 @@ export interface GuiContext {
   sessions: SessionDecisions;
   authorizer: Authorizer;
   status: () => Record<string, unknown>;
-  /** gui_response: answers a prompt; false when the id is unknown or already decided. */
-  answerPrompt?: (client: GuiClient, answer: PromptAnswer) => Promise<void>;
+  prompts: PromptsForGui;
+  feed: FeedForGui;
   onConfigChanged: (config: BastionConfig) => void;
 }
 
-export interface PromptAnswer {
-  requestId: string;
-  allow: boolean;
-  permanent: boolean;
-  allPorts: boolean;
-  duration: string;
+/** What the GUI handlers need of the prompt broker (prompts/promptBroker.ts). */
+export interface PromptsForGui {
+  answer(client: GuiClient, answer: PromptAnswer): AnswerOutcome;
+  setAnswering(client: GuiClient, answers: boolean): void;
+  forgetKey(key: string): void;
 }
+
+/** What the GUI handlers need of the decision feed (decisionFeed.ts). */
+export interface FeedForGui {
+  subscribe(client: GuiClient): void;
+  unsubscribe(client: GuiClient): void;
+}
+
+const FEEDS = ['decisions'];
 
 type Msg = Record<string, unknown>;
 type Handler = (ctx: GuiContext, client: GuiClient, msg: Msg) => Promise<void> | void;
@@ -100,6 +109,7 @@ const handlers: Record<string, Handler> = {
     const key = field(msg, 'cache_key', 'string', true);
     if (!key.ok) return fail(client, 'clear_cache', key.error);
     ctx.sessions.forget(key.value!);
+    ctx.prompts.forgetKey(key.value!);
   },
 
   cancel_popup: () => {
@@ -113,17 +123,42 @@ const handlers: Record<string, Handler> = {
     const allPorts = field(msg, 'all_ports', 'boolean', false);
     const duration = field(msg, 'duration', 'string', false);
     for (const f of [requestId, allow, permanent, allPorts, duration]) if (!f.ok) return fail(client, 'gui_response', f.error);
-    if (!ctx.answerPrompt) return; // no prompts pending in this build: nothing to answer
-    await ctx.answerPrompt(client, {
+    const outcome = ctx.prompts.answer(client, {
       requestId: requestId.ok ? requestId.value! : '',
       allow: allow.ok ? allow.value! : false,
       permanent: (permanent.ok && permanent.value) || false,
       allPorts: (allPorts.ok && allPorts.value) || false,
       duration: (duration.ok && duration.value) || '',
     });
+    // The verdicts are already out; this client's next message waits until an "always" rule is
+    // saved, so a list_rules right after the answer shows it.
+    if (outcome.applied) await outcome.saved;
   },
 
   // ---- extensions for the bastion CLI ----
+
+  /** Optional self-description; `answers_prompts: false` = send no prompts, do not wait for me. */
+  hello: (ctx, client, msg) => {
+    const answers = field(msg, 'answers_prompts', 'boolean', false);
+    const name = field(msg, 'client', 'string', false);
+    for (const f of [answers, name]) if (!f.ok) return fail(client, 'hello', f.error);
+    if (answers.ok && answers.value !== undefined) ctx.prompts.setAnswering(client, answers.value);
+  },
+
+  subscribe: (ctx, client, msg) => {
+    const feed = field(msg, 'feed', 'string', true);
+    if (!feed.ok) return fail(client, 'subscribe', feed.error);
+    if (!FEEDS.includes(feed.value!)) return fail(client, 'subscribe', `unknown feed "${feed.value!}"; feeds: ${FEEDS.join(', ')}`);
+    ctx.feed.subscribe(client);
+    client.send({ type: 'subscribed', feed: feed.value! });
+  },
+
+  unsubscribe: (ctx, client, msg) => {
+    const feed = field(msg, 'feed', 'string', true);
+    if (!feed.ok) return fail(client, 'unsubscribe', feed.error);
+    ctx.feed.unsubscribe(client);
+    client.send({ type: 'unsubscribed', feed: feed.value! });
+  },
 
   status: (ctx, client) => {
     client.send({ type: 'status', ...ctx.status() });

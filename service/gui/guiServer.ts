@@ -17,6 +17,8 @@ export interface PeerCredentials {
 export interface GuiClient {
   readonly id: number;
   readonly peer: PeerCredentials | null;
+  /** Bytes written to this client that it has not read yet. */
+  readonly backlogBytes: number;
   send(message: Record<string, unknown> & { type: string }): void;
   close(): void;
 }
@@ -28,6 +30,8 @@ export interface GuiServerOptions {
   /** A client whose unread output exceeds this is dropped (it stopped reading). */
   maxPendingWriteBytes: number;
   maxClients: number;
+  /** Lines read from one client but not handled yet; beyond, its socket is paused. Default 64. */
+  maxQueuedLines?: number;
 }
 
 export interface GuiServerHandlers {
@@ -46,6 +50,10 @@ class Client implements GuiClient {
     private readonly maxPending: number,
     private readonly log: Logger,
   ) {}
+
+  get backlogBytes(): number {
+    return this.socket.writableLength;
+  }
 
   send(message: Record<string, unknown> & { type: string }): void {
     if (this.closed || this.socket.destroyed) return;
@@ -123,9 +131,16 @@ export class GuiServer {
     this.log.info({ client: client.id, peer }, 'GUI client connected');
     const reader = new LineReader(this.options.maxLineBytes);
     // Messages are handled one at a time per client, in order, even when a handler awaits.
+    // A client that writes faster than it is served is paused, so its backlog stays bounded.
     let chain: Promise<void> = Promise.resolve();
+    let queued = 0;
+    const maxQueued = this.options.maxQueuedLines ?? 64;
     const handle = (text: string): void => {
-      chain = chain.then(() => this.dispatch(client, text));
+      if (++queued > maxQueued && !socket.isPaused()) socket.pause();
+      chain = chain.then(async () => {
+        await this.dispatch(client, text);
+        if (--queued <= maxQueued / 2 && socket.isPaused() && !socket.destroyed) socket.resume();
+      });
     };
 
     socket.on('data', (chunk: Buffer) => {
