@@ -1,0 +1,24 @@
+// Runs the C load client in the client namespace and summarizes what it measured.
+import type { TestNetwork } from '../../test/support/netns.js';
+import { summarize, type LatencySummary } from './stats.js';
+
+export interface LoadResult extends LatencySummary {
+  perSecond: number;
+  failures: number;
+}
+
+export async function runLoad(
+  net: TestNetwork,
+  client: string,
+  protocol: 'tcp' | 'udp',
+  host: string,
+  port: number,
+  count: number,
+  parallel = 1,
+): Promise<LoadResult> {
+  const r = await net.runAsync(net.client, client, [protocol, host, String(port), String(count), String(parallel)], 3_600_000);
+  const summaryLine = r.stderr.trim().split('\n').pop() ?? '{}';
+  const { seconds, failures } = JSON.parse(summaryLine) as { seconds: number; failures: number };
+  const samples = r.stdout.trim().split('\n').filter(Boolean).map(Number);
+  return { ...summarize(samples), perSecond: count / seconds, failures };
+}

@@ -1,0 +1,153 @@
+// The systems under test, each started in the client namespace of the bench network and
+// stopped without leaving anything behind.
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startBastion } from '../../test/support/bastion.js';
+import type { TestNetwork } from '../../test/support/netns.js';
+
+export interface RunningSystem {
+  name: string;
+  /** Pids whose memory and CPU the soak records. */
+  pids: () => Record<string, number>;
+  stop(): Promise<void>;
+}
+
+export interface SystemContext {
+  net: TestNetwork;
+  dir: string;
+  /** The load client's executable: Bastion gets a rule allowing it. */
+  client: string;
+  port: number;
+  queueNum: number;
+  nfqAccept: string;
+  /** Bastion's config.json additions (e.g. mode). */
+  bastionConfig?: Record<string, unknown>;
+}
+
+export type SystemName = 'none' | 'c-queue' | 'bastion' | 'opensnitch';
+
+export async function startSystem(name: SystemName, ctx: SystemContext): Promise<RunningSystem> {
+  switch (name) {
+    case 'none':
+      return { name, pids: () => ({}), stop: async () => undefined };
+    case 'c-queue':
+      return startCQueue(ctx);
+    case 'bastion':
+      return startBastionSystem(ctx);
+    case 'opensnitch':
+      return startOpenSnitch(ctx);
+  }
+}
+
+/** The same iptables shape as Bastion's helper (own chain, NEW only, bypass), for the C reader. */
+function queueRules(ctx: SystemContext, action: '-A' | '-D'): void {
+  for (const ipt of ['iptables', 'ip6tables']) {
+    const args = [action, 'OUTPUT', '-m', 'conntrack', '--ctstate', 'NEW', '-j', 'NFQUEUE', '--queue-num', String(ctx.queueNum), '--queue-bypass'];
+    const r = ctx.net.run(ctx.net.client, ipt, args);
+    if (r.code !== 0 && action === '-A') throw new Error(`${ipt}: ${r.stderr}`);
+  }
+}
+
+async function startCQueue(ctx: SystemContext): Promise<RunningSystem> {
+  queueRules(ctx, '-A');
+  const child = ctx.net.spawn(ctx.net.client, ctx.nfqAccept, [String(ctx.queueNum)]);
+  await waitForOutput(child, 'READY');
+  return {
+    name: 'c-queue',
+    pids: () => ({ reader: child.pid ?? 0 }),
+    stop: async () => {
+      child.kill('SIGKILL');
+      queueRules(ctx, '-D');
+    },
+  };
+}
+
+async function startBastionSystem(ctx: SystemContext): Promise<RunningSystem> {
+  const endpoint = `ipc://${ctx.dir}/helper.sock`;
+  writeFileSync(join(ctx.dir, 'rules.json'), JSON.stringify({ [`${ctx.client}:${ctx.port}`]: true }));
+  writeFileSync(join(ctx.dir, 'config.json'), JSON.stringify({ mode: 'enforcement', ...ctx.bastionConfig }));
+  const helper = startBastion(['helper', '--queue', String(ctx.queueNum), '--endpoint', endpoint, '--socket-group', 'root'], ctx.net.client);
+  await helper.waitFor('helper started');
+  const daemon = startBastion([
+    'daemon', '--config', join(ctx.dir, 'config.json'), '--rules', join(ctx.dir, 'rules.json'),
+    '--endpoint', endpoint, '--socket', join(ctx.dir, 'gui.sock'), '--socket-group', 'root',
+  ]);
+  await daemon.waitFor('helper connected');
+  return {
+    name: 'bastion',
+    pids: () => ({ helper: helper.child.pid ?? 0, service: daemon.child.pid ?? 0 }),
+    stop: async () => {
+      await Promise.all([helper.stop(), daemon.stop()]);
+    },
+  };
+}
+
+/**
+ * OpenSnitch from Debian's package, unpacked into the run's directory (never installed as a
+ * service: its postinst would start it for the whole machine). iptables mode, default allow.
+ */
+async function startOpenSnitch(ctx: SystemContext): Promise<RunningSystem> {
+  const root = join(ctx.dir, 'opensnitch');
+  const binary = join(root, 'usr/bin/opensnitchd');
+  if (!existsSync(binary)) {
+    mkdirSync(root, { recursive: true });
+    execFileSync('apt-get', ['download', 'opensnitch'], { cwd: ctx.dir, stdio: 'inherit' });
+    const deb = execFileSync('sh', ['-c', 'ls opensnitch_*.deb'], { cwd: ctx.dir }).toString().trim();
+    execFileSync('dpkg', ['-x', join(ctx.dir, deb), root]);
+  }
+  // opensnitchd 1.5 reads its configuration from this fixed path.
+  const configDir = '/etc/opensnitchd';
+  const createdConfig = !existsSync(configDir);
+  if (createdConfig) {
+    mkdirSync(configDir, { recursive: true });
+    for (const f of ['default-config.json', 'system-fw.json']) {
+      copyFileSync(join(root, 'etc/opensnitchd', f), join(configDir, f));
+    }
+  }
+  const rules = join(ctx.dir, 'opensnitch-rules');
+  mkdirSync(rules, { recursive: true });
+  const child = ctx.net.spawn(ctx.net.client, binary, [
+    '-rules-path', rules, '-queue-num', String(ctx.queueNum), '-process-monitor-method', 'proc',
+    '-ui-socket', `unix://${ctx.dir}/osui.sock`, '-warning',
+  ]);
+  await new Promise((r) => setTimeout(r, 3000)); // it prints nothing reliable when ready
+  return {
+    name: 'opensnitch',
+    pids: () => ({ opensnitchd: child.pid ?? 0 }),
+    stop: async () => {
+      child.kill('SIGTERM');
+      await new Promise((r) => setTimeout(r, 1000));
+      child.kill('SIGKILL');
+      if (createdConfig) rmSync(configDir, { recursive: true, force: true });
+    },
+  };
+}
+
+function waitForOutput(child: ChildProcess, text: string, timeoutMs = 10000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`no "${text}" within ${timeoutMs} ms: ${out}`)), timeoutMs);
+    child.stdout?.setEncoding('utf8').on('data', (c: string) => {
+      out += c;
+      if (out.includes(text)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+}
+
+/** RSS (KiB) and CPU time (ms) of a process, from /proc (clock ticks are 1/100 s on Linux). */
+export function sampleProcess(pid: number): { rssKiB: number; cpuMs: number } | null {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const statText = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rss = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN);
+    const stat = statText.slice(statText.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(stat[11]) + Number(stat[12]);
+    return { rssKiB: rss, cpuMs: (ticks * 1000) / 100 };
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,142 @@
+// npm run bench [-- --smoke] [-- --with-opensnitch] [-- --only seq,par,udp,prompt,attribution,soak]
+// Runs each scenario against no firewall, the C accept-all queue reader, Bastion with a rule
+// allowing the client, and (when asked) OpenSnitch, all in namespaces of its own, in one run.
+// Prints a table and writes bench/results.json. Figures are ratios within this run.
+import { writeFileSync } from 'node:fs';
+import { GuiConnection } from '../cli/guiClient.js';
+import { tempDir } from '../test/support/bastion.js';
+import { TestNetwork } from '../test/support/netns.js';
+import { runAttribution } from './lib/attributionScenario.js';
+import { runLoad, type LoadResult } from './lib/load.js';
+import { sampleProcess, startSystem, type SystemContext, type SystemName } from './lib/systems.js';
+import { buildTools } from './lib/tools.js';
+
+const args = process.argv.slice(2);
+const smoke = args.includes('--smoke');
+const withOpenSnitch = args.includes('--with-opensnitch');
+const onlyArg = args.find((a) => a.startsWith('--only='))?.slice('--only='.length);
+const only = new Set((onlyArg ?? 'seq,par,udp,prompt,attribution,soak').split(','));
+
+const SIZES = smoke
+  ? { seq: 2000, par: 2000, udp: 1000, prompt: 1000, attribution: 50, soak: 20_000, soakStep: 5_000 }
+  : { seq: 20_000, par: 20_000, udp: 10_000, prompt: 5_000, attribution: 1_000, soak: 1_000_000, soakStep: 100_000 };
+const PORT = 9000;
+
+interface Row {
+  scenario: string;
+  system: SystemName;
+  result: LoadResult;
+}
+
+const rows: Row[] = [];
+const extra: Record<string, unknown> = {};
+const net = TestNetwork.create();
+const dir = tempDir('bastion-bench-');
+const tools = buildTools(dir.path);
+const server = net.spawn(net.server, tools.servers, [String(PORT)]);
+const ctx: SystemContext = { net, dir: dir.path, client: tools.connect, port: PORT, queueNum: 20, nfqAccept: tools.nfqAccept };
+
+async function loadScenarios(system: SystemName): Promise<void> {
+  const sys = await startSystem(system, ctx);
+  try {
+    const host = net.serverV4;
+    if (only.has('seq')) rows.push({ scenario: 'tcp sequential', system, result: await runLoad(net, tools.connect, 'tcp', host, PORT, SIZES.seq) });
+    if (only.has('par')) rows.push({ scenario: 'tcp 16 parallel', system, result: await runLoad(net, tools.connect, 'tcp', host, PORT, SIZES.par, 16) });
+    if (only.has('udp')) rows.push({ scenario: 'udp new flows', system, result: await runLoad(net, tools.connect, 'udp', host, PORT, SIZES.udp) });
+  } finally {
+    await sys.stop();
+  }
+}
+
+/** Allowed connections measured while another program's prompt stays open. */
+async function promptIsolation(): Promise<void> {
+  const sys = await startSystem('bastion', { ...ctx, bastionConfig: { timeout_seconds: 300 } });
+  let gui: GuiConnection | null = null;
+  let prompted: ReturnType<TestNetwork['spawn']> | null = null;
+  try {
+    const before = await runLoad(net, tools.connect, 'tcp', net.serverV4, PORT, SIZES.prompt);
+    gui = await GuiConnection.connect(`${dir.path}/gui.sock`);
+    const request = gui.next('connection_request', 10000);
+    // curl has no rule: in enforcement mode with a client connected, it is held at a prompt.
+    prompted = net.spawn(net.client, 'curl', ['-s', '-m', '200', `http://${net.serverV4}:${PORT}/`]);
+    const asked = await request;
+    const during = await runLoad(net, tools.connect, 'tcp', net.serverV4, PORT, SIZES.prompt);
+    rows.push({ scenario: 'tcp seq, no prompt', system: 'bastion', result: before });
+    rows.push({ scenario: 'tcp seq, prompt open', system: 'bastion', result: during });
+    extra['prompt_isolation'] = { prompt: asked, p50_ratio: during.p50 / before.p50, p99_ratio: during.p99 / before.p99 };
+  } finally {
+    prompted?.kill('SIGKILL');
+    gui?.close();
+    await sys.stop();
+  }
+}
+
+/** Memory and CPU of the helper and the service across a long run of connections. */
+async function soak(): Promise<void> {
+  const sys = await startSystem('bastion', ctx);
+  const samples: Record<string, unknown>[] = [];
+  try {
+    const pids = sys.pids();
+    const sample = (done: number): void => {
+      const entry: Record<string, unknown> = { connections: done };
+      for (const [name, pid] of Object.entries(pids)) entry[name] = sampleProcess(pid);
+      samples.push(entry);
+      console.log(`  soak ${done.toLocaleString('en')}: ${JSON.stringify(entry)}`);
+    };
+    sample(0);
+    for (let done = 0; done < SIZES.soak; ) {
+      const r = await runLoad(net, tools.connect, 'tcp', net.serverV4, PORT, SIZES.soakStep, 4);
+      if (r.failures > 0) throw new Error(`soak: ${r.failures} connections failed`);
+      done += SIZES.soakStep;
+      sample(done);
+    }
+  } finally {
+    await sys.stop();
+  }
+  extra['soak'] = samples;
+}
+
+function printTable(): void {
+  const baseline = (scenario: string): LoadResult | undefined => rows.find((r) => r.scenario === scenario && r.system === 'none')?.result;
+  const fmt = (n: number, digits = 0): string => (Number.isFinite(n) ? n.toFixed(digits) : '-');
+  console.log('\n| scenario | system | p50 µs | p99 µs | conn/s | vs none | added p50 | added p99 | failures |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
+  for (const { scenario, system, result } of rows) {
+    const base = baseline(scenario);
+    const ratio = base ? `${fmt((result.perSecond / base.perSecond) * 100)}%` : '-';
+    const addedP50 = base ? `+${fmt(result.p50 - base.p50)}` : '-';
+    const addedP99 = base ? `+${fmt(result.p99 - base.p99)}` : '-';
+    console.log(`| ${scenario} | ${system} | ${fmt(result.p50)} | ${fmt(result.p99)} | ${fmt(result.perSecond)} | ${ratio} | ${addedP50} | ${addedP99} | ${result.failures} |`);
+  }
+}
+
+try {
+  await new Promise((r) => setTimeout(r, 300));
+  const systems: SystemName[] = ['none', 'c-queue', 'bastion', ...(withOpenSnitch ? (['opensnitch'] as const) : [])];
+  if (only.has('seq') || only.has('par') || only.has('udp')) {
+    for (const system of systems) {
+      console.log(`running load scenarios against ${system}...`);
+      await loadScenarios(system);
+    }
+  }
+  if (only.has('prompt')) {
+    console.log('running prompt isolation...');
+    await promptIsolation();
+  }
+  if (only.has('attribution')) {
+    console.log('running attribution...');
+    extra['attribution'] = await runAttribution(net, dir.path, SIZES.attribution);
+  }
+  if (only.has('soak')) {
+    console.log('running soak...');
+    await soak();
+  }
+  printTable();
+  if (extra['attribution']) console.log('\nattribution:', JSON.stringify(extra['attribution']));
+  if (extra['prompt_isolation']) console.log('prompt isolation:', JSON.stringify(extra['prompt_isolation']));
+  writeFileSync(new URL('./results.json', import.meta.url), JSON.stringify({ smoke, date: new Date().toISOString(), sizes: SIZES, rows, ...extra }, null, 2) + '\n');
+} finally {
+  server.kill('SIGKILL');
+  net.destroy();
+  dir.remove();
+}
