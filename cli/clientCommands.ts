@@ -2,6 +2,8 @@
 import type { Command } from 'commander';
 import { DEFAULTS } from './defaults.js';
 import { GuiConnection } from './guiClient.js';
+import { registerMonitorCommand } from './monitorCommand.js';
+import { registerPromptCommand } from './promptCommand.js';
 
 async function withConnection<T>(socket: string, fn: (c: GuiConnection) => Promise<T>): Promise<T> {
   const conn = await GuiConnection.connect(socket);
@@ -21,6 +23,8 @@ function failOnError(reply: Record<string, unknown>): Record<string, unknown> {
 }
 
 export function registerClientCommands(program: Command): void {
+  registerMonitorCommand(program);
+  registerPromptCommand(program);
   const socketOption = ['--socket <path>', 'GUI socket path', DEFAULTS.guiSocketPath] as const;
 
   program

@@ -1,13 +1,27 @@
 // A minimal client of the GUI socket for the CLI: send JSON lines, wait for typed replies.
 import net from 'node:net';
 
+export interface ConnectOptions {
+  timeoutMs?: number;
+  /**
+   * False (the default) tells the service this connection answers no prompts, so it is sent none
+   * and never counted as someone to wait for (`bastion status` must not hold a connection).
+   */
+  answersPrompts?: boolean;
+  /** Shown in the service's log. */
+  client?: string;
+}
+
 export class GuiConnection {
   private buffer = '';
   private readonly waiters: { type: string; resolve: (m: Record<string, unknown>) => void }[] = [];
   private readonly listeners: ((m: Record<string, unknown>) => void)[] = [];
+  readonly closed: Promise<void>;
 
   private constructor(private readonly socket: net.Socket) {
     socket.setEncoding('utf8');
+    this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
+    socket.on('error', () => undefined); // EPIPE/ECONNRESET: `closed` reports it
     socket.on('data', (chunk: string) => {
       this.buffer += chunk;
       let nl: number;
@@ -27,7 +41,13 @@ export class GuiConnection {
     });
   }
 
-  static connect(path: string, timeoutMs = 5000): Promise<GuiConnection> {
+  static async connect(path: string, options: ConnectOptions = {}): Promise<GuiConnection> {
+    const conn = await GuiConnection.open(path, options.timeoutMs ?? 5000);
+    conn.send({ type: 'hello', client: options.client ?? 'bastion', answers_prompts: options.answersPrompts ?? false });
+    return conn;
+  }
+
+  private static open(path: string, timeoutMs: number): Promise<GuiConnection> {
     return new Promise((resolve, reject) => {
       const socket = net.connect(path);
       const timer = setTimeout(() => {
@@ -50,6 +70,7 @@ export class GuiConnection {
   }
 
   send(message: Record<string, unknown>): void {
+    if (this.socket.destroyed) return;
     this.socket.write(JSON.stringify(message) + '\n');
   }
 

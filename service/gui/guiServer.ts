@@ -42,6 +42,11 @@ export interface GuiServerHandlers {
 
 class Client implements GuiClient {
   private closed = false;
+  /** Messages of this turn of the event loop, written together after it has read its sockets. */
+  private queued: string[] = [];
+  private queuedBytes = 0;
+  private flushScheduled = false;
+  private endAfterFlush = false;
 
   constructor(
     readonly id: number,
@@ -52,23 +57,58 @@ class Client implements GuiClient {
   ) {}
 
   get backlogBytes(): number {
-    return this.socket.writableLength;
+    return this.socket.writableLength + this.queuedBytes;
   }
 
   send(message: Record<string, unknown> & { type: string }): void {
     if (this.closed || this.socket.destroyed) return;
-    if (this.socket.writableLength > this.maxPending) {
-      this.log.warn({ client: this.id, pending: this.socket.writableLength }, 'GUI client stopped reading: dropped');
+    if (this.backlogBytes > this.maxPending) {
+      this.log.warn({ client: this.id, pending: this.backlogBytes }, 'GUI client stopped reading: dropped');
       this.close();
       return;
     }
-    this.socket.write(JSON.stringify(message) + '\n');
+    const line = JSON.stringify(message) + '\n';
+    this.queued.push(line);
+    this.queuedBytes += line.length;
+    this.scheduleFlush();
+  }
+
+  /** Sends what is queued, then closes our side (after an over-long line, or the client's EOF). */
+  end(): void {
+    this.endAfterFlush = true;
+    this.scheduleFlush();
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.queued = [];
+    this.queuedBytes = 0;
     this.socket.destroy();
+  }
+
+  // Writing in setImmediate, after the loop's poll phase, means a client that wrote one line and
+  // hung up (the control panel) has that line read before a write of ours can fail with EPIPE
+  // and destroy the socket; a stats broadcast from a timer would otherwise run first.
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.closed || this.socket.destroyed) return;
+    if (this.queued.length > 0) {
+      const text = this.queued.length === 1 ? this.queued[0]! : this.queued.join('');
+      this.queued = [];
+      this.queuedBytes = 0;
+      this.socket.write(text);
+    }
+    if (this.endAfterFlush) {
+      this.socket.end();
+      this.socket.destroySoon?.();
+    }
   }
 }
 
@@ -150,14 +190,13 @@ export class GuiServer {
         } else {
           client.send({ type: 'error', error: `line longer than ${this.options.maxLineBytes} bytes`, request: null });
           // Let the error go out, then hang up: the rest of the stream cannot be framed.
-          socket.end();
-          socket.destroySoon?.();
+          client.end();
         }
       }
     });
     socket.on('end', () => {
       for (const event of reader.finish()) if (event.kind === 'line') handle(event.text);
-      void chain.then(() => socket.end());
+      void chain.then(() => client.end());
     });
     socket.on('error', (err) => this.log.debug({ client: client.id, err }, 'GUI client socket error')); // EPIPE etc.
     socket.on('close', () => {

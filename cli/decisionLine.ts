@@ -1,0 +1,48 @@
+// One line of `bastion monitor` per decided connection: when, verdict, program, destination,
+// protocol, and which rule or reason decided.
+import type { Colors } from './colors.js';
+
+/** What the service's `decision` message carries (service/gui/decisionFeed.ts). */
+export interface DecisionMessage {
+  time: string;
+  pid: number;
+  app_name: string;
+  app_path: string;
+  dest_ip: string;
+  dest_port: number;
+  protocol: string;
+  allow: boolean;
+  reason: string;
+  rule_key: string | null;
+  missed: number;
+}
+
+/** Why, in words: the rule's key for rules and sessions, else the reason. */
+const REASONS: Record<string, string> = {
+  rule: 'rule',
+  session: 'session',
+  prompt: 'answered',
+  timeout: 'no answer in time',
+  default: 'default action',
+  learning: 'learning mode',
+  localhost: 'loopback',
+  lan: 'local network',
+  'system-service': 'system service',
+};
+
+export function hostPort(ip: string, port: number): string {
+  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
+
+export function formatDecision(m: DecisionMessage, c: Colors): string[] {
+  const lines: string[] = [];
+  if (m.missed > 0) lines.push(c.yellow(`… ${m.missed} decision(s) not shown: this terminal read too slowly`));
+  const time = m.time.length >= 19 ? m.time.slice(11, 19) : m.time;
+  const verdict = m.allow ? c.green('ALLOW') : c.red('DENY ');
+  const program = m.app_path !== 'unknown' && m.app_path !== m.app_name ? `${c.bold(m.app_name)} ${c.dim(m.app_path)}` : c.bold(m.app_name);
+  const why = REASONS[m.reason] ?? m.reason;
+  const decidedBy = m.rule_key ? `${why} ${c.cyan(m.rule_key)}` : why;
+  const port = m.protocol === 'ICMP' ? m.dest_ip : hostPort(m.dest_ip, m.dest_port);
+  lines.push(`${c.dim(time)} ${verdict} ${program} → ${port} ${m.protocol}  ${c.dim('[')}${decidedBy}${c.dim(']')}`);
+  return lines;
+}

@@ -1,0 +1,36 @@
+// What `bastion prompt` shows for one connection request: program, path, destination, port,
+// protocol, the seconds left, and the keys. Pure text, so it is tested without a terminal.
+import type { Colors } from './colors.js';
+import { hostPort } from './decisionLine.js';
+import type { ConnectionRequest } from './promptKeys.js';
+
+export function requestLines(req: ConnectionRequest, c: Colors): string[] {
+  const title = req.learning_mode
+    ? `${c.bold(req.app_name)} connected ${c.dim('(learning mode: allowed)')}`
+    : `${c.yellow('?')} ${c.bold(req.app_name)} wants to connect`;
+  const dest = req.protocol === 'ICMP' ? req.dest_ip : hostPort(req.dest_ip, req.dest_port);
+  return [
+    title,
+    `  path         ${req.app_path}`,
+    `  destination  ${dest}`,
+    `  port         ${req.dest_port}`,
+    `  protocol     ${req.protocol}`,
+  ];
+}
+
+/**
+ * The line under a request: countdown, keys, and how many more requests wait. `secondsLeft`
+ * null = no countdown (learning mode: nothing waits).
+ */
+export function keysLine(req: ConnectionRequest, secondsLeft: number | null, allPorts: boolean, queued: number, c: Colors): string {
+  const ports = `${c.bold('p')} all ports: ${allPorts ? c.green('yes') : 'no'}`;
+  const more = queued > 0 ? c.dim(`  (+${queued} waiting)`) : '';
+  if (req.learning_mode) {
+    return `  ${c.bold('a')} always allow · ${c.bold('A')} always deny · ${ports} · ${c.bold('space')} next · ${c.bold('q')} quit${more}`;
+  }
+  const clock = secondsLeft === null ? '' : `${c.yellow(`${String(Math.max(0, secondsLeft)).padStart(3)} s`)}  `;
+  return (
+    `  ${clock}allow: ${c.bold('o')} once · ${c.bold('s')} session · ${c.bold('a')} always   ` +
+    `deny: ${c.bold('O')} · ${c.bold('S')} · ${c.bold('A')}   ${ports} · ${c.bold('q')} quit${more}`
+  );
+}

@@ -1,0 +1,45 @@
+// `bastion monitor`'s lines and the colour switch.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { colorsFor, NO_COLORS } from '../../cli/colors.js';
+import { formatDecision, type DecisionMessage } from '../../cli/decisionLine.js';
+
+const base: DecisionMessage = {
+  time: '2025-01-02T03:04:05.678Z',
+  pid: 4242,
+  app_name: 'curl',
+  app_path: '/usr/bin/curl',
+  dest_ip: '198.18.0.2',
+  dest_port: 80,
+  protocol: 'TCP',
+  allow: true,
+  reason: 'rule',
+  rule_key: '/usr/bin/curl:80',
+  missed: 0,
+};
+
+describe('monitor lines', () => {
+  it('shows time, verdict, program, destination, protocol and the deciding rule', () => {
+    assert.deepEqual(formatDecision(base, NO_COLORS), ['03:04:05 ALLOW curl /usr/bin/curl → 198.18.0.2:80 TCP  [rule /usr/bin/curl:80]']);
+  });
+
+  it('names the reason when no rule decided, brackets IPv6, and says how many were missed', () => {
+    const lines = formatDecision({ ...base, allow: false, reason: 'timeout', rule_key: null, dest_ip: 'fd00:b5::2', missed: 3 }, NO_COLORS);
+    assert.deepEqual(lines, [
+      '… 3 decision(s) not shown: this terminal read too slowly',
+      '03:04:05 DENY  curl /usr/bin/curl → [fd00:b5::2]:80 TCP  [no answer in time]',
+    ]);
+  });
+
+  it('colours the verdict on a terminal: green allow, red deny', () => {
+    const c = colorsFor({ isTTY: true }, {});
+    assert.ok(formatDecision(base, c)[0]!.includes('\x1b[32mALLOW\x1b[39m'));
+    assert.ok(formatDecision({ ...base, allow: false }, c)[0]!.includes('\x1b[31mDENY \x1b[39m'));
+  });
+
+  it('no colours for a pipe, or with NO_COLOR; FORCE_COLOR forces them', () => {
+    assert.equal(colorsFor({ isTTY: false }, {}), NO_COLORS);
+    assert.equal(colorsFor({ isTTY: true }, { NO_COLOR: '1' }), NO_COLORS);
+    assert.notEqual(colorsFor({ isTTY: false }, { FORCE_COLOR: '1' }), NO_COLORS);
+  });
+});
