@@ -2,9 +2,11 @@
 // The `bastion` command: starts either process, or talks to the service over its GUI socket.
 import { Command } from 'commander';
 import { packageVersion } from '../common/system.js';
+import { registerCheckConfigCommand } from './checkConfigCommand.js';
 import { registerClientCommands } from './clientCommands.js';
 import { registerDaemonCommand } from './daemonCommand.js';
 import { registerHelperCommand } from './helperCommand.js';
+import { registerInstallFileCommand } from './installFileCommand.js';
 import { registerRunCommand } from './runCommand.js';
 
 const program = new Command('bastion')
@@ -14,4 +16,6 @@ registerHelperCommand(program);
 registerDaemonCommand(program);
 registerRunCommand(program);
 registerClientCommands(program);
+registerCheckConfigCommand(program);
+registerInstallFileCommand(program);
 await program.parseAsync(process.argv);

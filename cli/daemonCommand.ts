@@ -2,10 +2,11 @@
 import type { Command } from 'commander';
 import { createLogger } from '../common/log.js';
 import { groupId, packageVersion } from '../common/system.js';
-import { RootOnlyAuthorizer } from '../service/authorizer.js';
+import { PolkitAuthorizer, RootOnlyAuthorizer, type Authorizer } from '../service/authorizer.js';
 import { PolicyDaemon } from '../service/daemon.js';
 import { DEFAULTS } from './defaults.js';
 import { runUntilSignal } from './run.js';
+import { systemdNotifierFromEnv } from './systemdNotify.js';
 
 export function registerDaemonCommand(program: Command): void {
   program
@@ -17,13 +18,25 @@ export function registerDaemonCommand(program: Command): void {
     .option('--socket <path>', 'GUI socket path', DEFAULTS.guiSocketPath)
     .option('--socket-group <name>', 'group allowed to use the GUI socket', DEFAULTS.socketGroup)
     .option('--mode <mode>', 'override config.json: learning|enforcement')
-    .action(async (opts: { config: string; rules: string; endpoint: string; socket: string; socketGroup: string; mode?: string }) => {
+    .option('--no-polkit', 'without polkit (minimal systems): only root may change rules or mode')
+    .action(async (opts: {
+      config: string; rules: string; endpoint: string; socket: string; socketGroup: string; mode?: string; polkit: boolean;
+    }) => {
       // The GUI's helper scripts signal `pkill -HUP -x bastion-daemon`.
       process.title = 'bastion-daemon';
       const log = createLogger({ name: 'bastion-daemon' });
       if (opts.mode !== undefined && opts.mode !== 'learning' && opts.mode !== 'enforcement') {
         log.fatal(`--mode must be learning or enforcement, not "${opts.mode}"`);
         process.exit(2);
+      }
+      const notifier = systemdNotifierFromEnv(log);
+      let authorizer: Authorizer = new RootOnlyAuthorizer();
+      if (opts.polkit) {
+        const polkit = new PolkitAuthorizer();
+        if (!polkit.pkcheckAvailable()) {
+          log.error('pkcheck not found: only root can change rules; install polkitd, or pass --no-polkit to say so');
+        }
+        authorizer = polkit;
       }
       const daemon = new PolicyDaemon(
         {
@@ -33,15 +46,27 @@ export function registerDaemonCommand(program: Command): void {
           endpoint: opts.endpoint,
           guiSocketPath: opts.socket,
           socketGid: groupId(opts.socketGroup),
-          authorizer: new RootOnlyAuthorizer(),
+          authorizer,
           modeOverride: (opts.mode as 'learning' | 'enforcement' | undefined) ?? null,
           statsIntervalMs: 2000,
         },
         log,
       );
-      await runUntilSignal(log, () => daemon.start(), () => daemon.stop(), () => {
-        log.info('SIGHUP: reloading config.json and rules.json');
-        void daemon.reload();
-      });
+      await runUntilSignal(
+        log,
+        async () => {
+          await daemon.start();
+          notifier.ready(`serving ${opts.socket}; rule edits authorized by ${opts.polkit ? 'polkit' : 'uid 0 only'}`);
+        },
+        () => {
+          notifier.stopping();
+          return daemon.stop();
+        },
+        () => {
+          log.info('SIGHUP: reloading config.json and rules.json');
+          notifier.reloading();
+          void daemon.reload().finally(() => notifier.ready('reloaded config.json and rules.json'));
+        },
+      );
     });
 }

@@ -1,4 +1,9 @@
-// Who may change rules or mode. polkit (issue 5) plugs in here; without it, only uid 0 may.
+// Who may change rules or mode (gui-protocol.md, "Authorization"). By default polkit decides,
+// for the peer process of the GUI socket; `bastion daemon --no-polkit` (minimal systems)
+// allows edits only from uid 0.
+import { execFile } from 'node:child_process';
+import { accessSync, constants, readFileSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
 import type { PeerCredentials } from './gui/guiServer.js';
 
 export type AuthorizationResult = { ok: true } | { ok: false; error: string };
@@ -14,4 +19,149 @@ export class RootOnlyAuthorizer implements Authorizer {
     if (peer && peer.uid === 0) return { ok: true };
     return { ok: false, error: `not authorized to ${action}: only root may change rules when polkit is disabled` };
   }
+}
+
+/** The action of polkit/com.bastion.firewall.policy; its owner (user bastion) may check it for other users. */
+export const MANAGE_RULES_ACTION = 'com.bastion.firewall.manage-rules';
+
+export interface PolkitOptions {
+  actionId: string;
+  /** pkcheck(1), looked up in PATH unless absolute. */
+  pkcheck: string;
+  /**
+   * Let polkit ask the peer's session (its authentication agent) for a password:
+   * `auth_admin_keep` needs it. Without an agent polkit answers "not authorized" at once.
+   */
+  allowUserInteraction: boolean;
+  /** How long one check may take, a password dialog included. */
+  timeoutMs: number;
+  procRoot: string;
+}
+
+export const DEFAULT_POLKIT_OPTIONS: Readonly<PolkitOptions> = Object.freeze({
+  actionId: MANAGE_RULES_ACTION,
+  pkcheck: 'pkcheck',
+  allowUserInteraction: true,
+  timeoutMs: 120_000,
+  procRoot: '/proc',
+});
+
+/** How pkcheck ended: its exit code, or null when it could not run or was killed. */
+export interface PkcheckOutcome {
+  code: number | null;
+  /** Why it did not run or finish (spawn error, timeout), or its stderr. */
+  detail: string;
+  /** ENOENT: pkcheck is not installed. */
+  missing: boolean;
+}
+
+export type PkcheckRunner = (file: string, args: readonly string[], timeoutMs: number) => Promise<PkcheckOutcome>;
+
+/**
+ * Asks polkit (through pkcheck) whether the peer process may perform `actionId`. The subject
+ * is `pid,start-time,uid`: the start time ties the check to the very process that connected
+ * (a recycled pid has another one), and the uid is the one SO_PEERCRED reported, not whatever
+ * owns the pid now. Root is authorized without asking, as polkit itself always does: that keeps
+ * `sudo bastion rules add` working where polkitd is not running.
+ */
+export class PolkitAuthorizer implements Authorizer {
+  private readonly options: PolkitOptions;
+
+  constructor(
+    options: Partial<PolkitOptions> = {},
+    private readonly run: PkcheckRunner = runPkcheck,
+  ) {
+    this.options = { ...DEFAULT_POLKIT_OPTIONS, ...options };
+  }
+
+  /** Whether pkcheck can be found: the daemon warns at start when it cannot. */
+  pkcheckAvailable(path = process.env['PATH'] ?? ''): boolean {
+    return findExecutable(this.options.pkcheck, path) !== null;
+  }
+
+  async authorize(peer: PeerCredentials | null, action: string): Promise<AuthorizationResult> {
+    const refuse = (why: string): AuthorizationResult => ({ ok: false, error: `not authorized to ${action}: ${why}` });
+    if (!peer) return refuse('the requesting process is unknown (no peer credentials)');
+    if (peer.uid === 0) return { ok: true };
+    const startTime = readProcessStartTime(peer.pid, this.options.procRoot);
+    if (startTime === null) return refuse(`the requesting process ${peer.pid} is gone`);
+    const { actionId } = this.options;
+    const args = [
+      '--action-id', actionId,
+      '--process', `${peer.pid},${startTime},${peer.uid}`,
+      ...(this.options.allowUserInteraction ? ['--allow-user-interaction'] : []),
+    ];
+    const outcome = await this.run(this.options.pkcheck, args, this.options.timeoutMs);
+    // pkcheck(1): 0 authorized, 1 not, 2 needs authentication that could not happen, 3 dialog dismissed.
+    switch (outcome.code) {
+      case 0:
+        return { ok: true };
+      case 1:
+        return refuse(`polkit denied ${actionId} to uid ${peer.uid}`);
+      case 2:
+        return refuse(`${actionId} needs authentication and no polkit authentication agent of uid ${peer.uid} answered`);
+      case 3:
+        return refuse('the authentication dialog was dismissed');
+      default:
+        if (outcome.missing) return refuse('pkcheck is not installed (install polkitd, or run the service with --no-polkit)');
+        return refuse(`the polkit check failed (${outcome.detail || `pkcheck exit code ${outcome.code}`}); is polkitd running?`);
+    }
+  }
+}
+
+/** Runs pkcheck with a time limit; never rejects. */
+export function runPkcheck(file: string, args: readonly string[], timeoutMs: number): Promise<PkcheckOutcome> {
+  return new Promise((resolve) => {
+    execFile(file, args, { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 64 * 1024 }, (err, _stdout, stderr) => {
+      if (!err) return resolve({ code: 0, detail: '', missing: false });
+      const e = err as NodeJS.ErrnoException & { code?: number | string; killed?: boolean };
+      if (e.code === 'ENOENT') return resolve({ code: null, detail: `${file} not found`, missing: true });
+      if (e.killed) return resolve({ code: null, detail: `no answer within ${Math.round(timeoutMs / 1000)} s`, missing: false });
+      if (typeof e.code === 'number') return resolve({ code: e.code, detail: lastLine(stderr), missing: false });
+      resolve({ code: null, detail: e.message, missing: false });
+    });
+  });
+}
+
+function lastLine(text: string): string {
+  const lines = text.trim().split('\n');
+  return lines[lines.length - 1]?.trim() ?? '';
+}
+
+/**
+ * Field 22 of /proc/PID/stat (starttime, clock ticks since boot), as polkit wants it. comm
+ * (field 2) may hold spaces and parentheses, so fields are counted after its last ')'.
+ * (helper/identify/processInfo.ts parses the same file; the service does not import helper code.)
+ */
+export function readProcessStartTime(pid: number, procRoot = '/proc'): number | null {
+  if (!Number.isInteger(pid) || pid <= 0) return null;
+  let stat: string;
+  try {
+    stat = readFileSync(`${procRoot}/${pid}/stat`, 'latin1');
+  } catch {
+    return null; // gone, or hidden from us (hidepid)
+  }
+  return parseStartTime(stat);
+}
+
+export function parseStartTime(stat: string): number | null {
+  const close = stat.lastIndexOf(')');
+  if (close < 0) return null;
+  // After ") ": field 3 (state) is index 0, so field 22 is index 19.
+  const field = stat.slice(close + 2).split(' ')[19];
+  if (field === undefined || !/^\d+$/.test(field)) return null;
+  return Number(field);
+}
+
+function findExecutable(name: string, path: string): string | null {
+  const candidates = name.includes('/') ? [name] : path.split(delimiter).filter(Boolean).map((dir) => join(dir, name));
+  for (const file of candidates) {
+    try {
+      accessSync(file, constants.X_OK);
+      return file;
+    } catch {
+      // not here
+    }
+  }
+  return null;
 }

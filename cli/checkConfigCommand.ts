@@ -1,0 +1,62 @@
+// `bastion check-config`: validates config.json and rules.json with the service's own stores,
+// exactly as a reload would read them (size limit, no symlinks, every bad key named). Used by
+// the package's install check and by bastion-reload-rules / bastion-reload-config before they
+// replace a file. Exit code 0: every file named is usable; 1: one is not.
+import type { Command } from 'commander';
+import { ConfigStore } from '../service/config.js';
+import { RulesStore } from '../service/rules/rulesStore.js';
+import { DEFAULTS } from './defaults.js';
+
+export interface CheckReport {
+  ok: boolean;
+  lines: string[];
+}
+
+/** Checks the files named; with neither named, both default files. */
+export async function checkConfigFiles(paths: { config?: string; rules?: string }): Promise<CheckReport> {
+  const both = paths.config === undefined && paths.rules === undefined;
+  const configPath = paths.config ?? (both ? DEFAULTS.configPath : undefined);
+  const rulesPath = paths.rules ?? (both ? DEFAULTS.rulesPath : undefined);
+  const lines: string[] = [];
+  let ok = true;
+
+  if (configPath !== undefined) {
+    const result = await new ConfigStore({ path: configPath }).load();
+    if (!result.ok) {
+      ok = false;
+      lines.push(`${configPath}: invalid: ${result.error}`);
+    } else {
+      for (const w of result.warnings) lines.push(`${configPath}: warning: ${w}`);
+      lines.push(
+        result.missing
+          ? `${configPath}: not found; the defaults apply`
+          : `${configPath}: ok (mode ${result.config.mode}, prompts time out after ${result.config.timeoutSeconds} s)`,
+      );
+    }
+  }
+  if (rulesPath !== undefined) {
+    const result = await new RulesStore({ path: rulesPath }).load();
+    if (!result.ok) {
+      ok = false;
+      lines.push(`${rulesPath}: invalid: ${result.error}`);
+    } else {
+      for (const w of result.warnings) lines.push(`${rulesPath}: warning: ${w}`);
+      lines.push(result.missing ? `${rulesPath}: not found; no rules` : `${rulesPath}: ok (${result.count} rules)`);
+    }
+  }
+  return { ok, lines };
+}
+
+export function registerCheckConfigCommand(program: Command): void {
+  program
+    .command('check-config')
+    .description(`validate config.json and rules.json (both defaults when neither is named); exit code 0 or 1`)
+    .option('--config <path>', `config.json to check (default ${DEFAULTS.configPath})`)
+    .option('--rules <path>', `rules.json to check (default ${DEFAULTS.rulesPath})`)
+    .action(async (opts: { config?: string; rules?: string }) => {
+      const report = await checkConfigFiles(opts);
+      const out = report.ok ? process.stdout : process.stderr;
+      for (const line of report.lines) out.write(`${line}\n`);
+      process.exitCode = report.ok ? 0 : 1;
+    });
+}
