@@ -28,7 +28,8 @@ export interface PromptBroker {
   recall(conn: Connection): FinalDecision | null;
   /** False when nobody can answer, or a prompt limit is reached: the default applies at once. */
   canAsk(conn: Connection): boolean;
-  ask(conn: Connection, answer: (decision: FinalDecision) => void): void;
+  /** `retry`: this packet retransmits a connection already waiting, so it is not counted again. */
+  ask(conn: Connection, answer: (decision: FinalDecision, retry: boolean) => void): void;
 }
 
 export interface DeciderDeps {
@@ -81,18 +82,19 @@ export class Decider {
     const prompts = this.prompts;
     if (prompts) {
       const recalled = prompts.recall(conn);
-      if (recalled) return this.finish(conn, recalled);
+      if (recalled) return this.finish(conn, recalled, false);
       if (prompts.canAsk(conn)) {
         // Held, not waited for: the rest of this batch and every later one go on at once.
-        prompts.ask(conn, (answer) => this.deps.sendVerdicts([this.finish(conn, answer)], epoch));
+        prompts.ask(conn, (answer, retry) => this.deps.sendVerdicts([this.finish(conn, answer, !retry)], epoch));
         return { packetId: record.packetId, action: 'hold', holdMs: this.deps.holdMs() };
       }
     }
     return this.finish(conn, this.deps.policy.defaultDecision('default'));
   }
 
-  private finish(conn: Connection, decision: FinalDecision): Verdict {
-    this.deps.stats.count(decision.allow);
+  /** `count` false: a retransmission of a connection already counted (stats count connections). */
+  private finish(conn: Connection, decision: FinalDecision, count = true): Verdict {
+    if (count) this.deps.stats.count(decision.allow);
     const r = conn.record;
     const event: DecisionEvent = {
       at: Date.now(),

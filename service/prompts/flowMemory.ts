@@ -54,7 +54,7 @@ export class FlowMemory {
 }
 
 /** TCP and UDP only: ICMP carries no ports here, so one echo would stand for every other. */
-function flowKey(conn: Connection): string | null {
+export function flowKey(conn: Connection): string | null {
   if (conn.protocol !== 'TCP' && conn.protocol !== 'UDP') return null;
   const r = conn.record;
   return `${conn.protocol} ${formatAddress(r.srcAddr)} ${r.srcPort} ${conn.destIp} ${r.dstPort}`;

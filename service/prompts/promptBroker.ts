@@ -13,7 +13,7 @@ import type { RulePort } from '../rules/ruleKey.js';
 import { parseAnswerScope, type PromptAnswer } from './answerScope.js';
 import type { AnswerRecorder } from './answerRecorder.js';
 import { connectionRequest, RequestIds, type ConnectionRequestMessage } from './connectionRequest.js';
-import { FlowMemory } from './flowMemory.js';
+import { FlowMemory, flowKey } from './flowMemory.js';
 
 /** Injected so timeouts are tested without sleeping. */
 export interface PromptClock {
@@ -67,7 +67,10 @@ export type AnswerOutcome = { applied: false } | { applied: true; saved: Promise
 
 interface Waiter {
   conn: Connection;
-  answer: (decision: FinalDecision) => void;
+  answer: (decision: FinalDecision, retry: boolean) => void;
+  flow: string | null;
+  /** A retransmission of a connection already waiting here (same 5-tuple). */
+  retry: boolean;
 }
 
 interface OpenPrompt {
@@ -126,11 +129,13 @@ export class GuiPromptBroker implements PromptBroker {
     return ok;
   }
 
-  ask(conn: Connection, answer: (decision: FinalDecision) => void): void {
+  ask(conn: Connection, answer: (decision: FinalDecision, retry: boolean) => void): void {
     const key = connectionKey(conn);
     const open = this.byKey.get(key);
     if (open) {
-      open.waiters.push({ conn, answer });
+      const flow = flowKey(conn);
+      const retry = flow !== null && open.waiters.some((w) => w.flow === flow);
+      open.waiters.push({ conn, answer, flow, retry });
       return;
     }
     const requestId = this.ids.next(conn.comm);
@@ -141,7 +146,7 @@ export class GuiPromptBroker implements PromptBroker {
       program: programOf(conn),
       port: conn.exe || conn.comm ? conn.port : '*',
       message: connectionRequest(requestId, conn, false),
-      waiters: [{ conn, answer }],
+      waiters: [{ conn, answer, flow: flowKey(conn), retry: false }],
       timer: null,
     };
     const timeoutMs = this.deps.config().timeoutSeconds * 1000;
@@ -253,7 +258,7 @@ export class GuiPromptBroker implements PromptBroker {
     for (const w of prompt.waiters) {
       this.flows.remember(w.conn, decision);
       try {
-        w.answer(decision);
+        w.answer(decision, w.retry);
       } catch (err) {
         this.deps.log.error({ err, requestId: prompt.requestId }, 'sending a prompt verdict failed');
       }

@@ -61,6 +61,22 @@ describe('decisions while prompts are open', () => {
     assert.deepEqual(stats.snapshot(), { total: 3, allowed: 2, blocked: 1 });
   });
 
+  it('counts a SYN retried while its connection waits as the same connection', () => {
+    const { decider, broker, clients, later, stats } = setup();
+    const first = connection({ exe: '/usr/bin/curl', port: 80, srcPort: 50200 }).record;
+    const retry = connection({ exe: '/usr/bin/curl', port: 80, srcPort: 50200 }).record;
+    const other = connection({ exe: '/usr/bin/curl', port: 80, srcPort: 50201 }).record;
+    decider.decideBatch([first], 1);
+    decider.decideBatch([retry, other], 1);
+    const [req] = clients[0]!.ofType('connection_request');
+    broker.answer(clients[0]!, { requestId: req!['request_id'] as string, allow: false, permanent: false, allPorts: false, duration: 'once' });
+    assert.deepEqual(later.map((l) => l.verdicts[0]!.packetId), [first.packetId, retry.packetId, other.packetId]);
+    assert.deepEqual(stats.snapshot(), { total: 2, allowed: 0, blocked: 2 });
+    const again = connection({ exe: '/usr/bin/curl', port: 80, srcPort: 50200 }).record;
+    assert.deepEqual(decider.decideBatch([again], 1), [{ packetId: again.packetId, action: 'drop' }]);
+    assert.deepEqual(stats.snapshot(), { total: 2, allowed: 0, blocked: 2 }, 'a retry after the answer was counted');
+  });
+
   it('with no client connected, applies default_action at once', () => {
     const { decider } = setup(0);
     const r = connection({ exe: '/usr/bin/curl', port: 80 }).record;
