@@ -116,11 +116,15 @@ export function runPkcheck(file: string, args: readonly string[], timeoutMs: num
       if (!err) return resolve({ code: 0, detail: '', missing: false });
       const e = err as NodeJS.ErrnoException & { code?: number | string; killed?: boolean };
       if (e.code === 'ENOENT') return resolve({ code: null, detail: `${file} not found`, missing: true });
-      if (e.killed) return resolve({ code: null, detail: `no answer within ${Math.round(timeoutMs / 1000)} s`, missing: false });
+      if (e.killed) return resolve({ code: null, detail: `no answer within ${formatMs(timeoutMs)}`, missing: false });
       if (typeof e.code === 'number') return resolve({ code: e.code, detail: lastLine(stderr), missing: false });
       resolve({ code: null, detail: e.message, missing: false });
     });
   });
+}
+
+function formatMs(ms: number): string {
+  return ms >= 1000 ? `${Math.round(ms / 1000)} s` : `${ms} ms`;
 }
 
 function lastLine(text: string): string {
