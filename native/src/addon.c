@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "peercred.h"
+#include "proc_events.h"
 #include "queue.h"
 #include "sd_notify.h"
 #include "sock_diag.h"
@@ -479,6 +480,155 @@ static napi_value sd_notify(napi_env env, napi_callback_info info)
 	return out;
 }
 
+/* ---- process events (NETLINK_CONNECTOR) ---- */
+
+/* Polled on libuv's loop like the queue: JS is called when events are waiting, so it learns
+ * about a new process while that process is still starting, before it connects. */
+struct proc_events_wrap {
+	napi_env env;
+	struct bq_proc_events *e;
+	uv_poll_t poll;
+	napi_ref on_readable;
+	napi_async_context async_ctx;
+	bool closed;
+};
+
+static void on_proc_events_readable(uv_poll_t *handle, int status, int events)
+{
+	(void)status; /* an error is read (and reported) by the drain itself */
+	(void)events;
+	struct proc_events_wrap *w = handle->data;
+	if (w->closed)
+		return;
+	napi_env env = w->env;
+	napi_handle_scope scope;
+	if (napi_open_handle_scope(env, &scope) != napi_ok)
+		return;
+	napi_value cb, recv;
+	if (napi_get_reference_value(env, w->on_readable, &cb) == napi_ok && napi_get_global(env, &recv) == napi_ok &&
+	    napi_make_callback(env, w->async_ctx, recv, cb, 0, NULL, NULL) != napi_ok) {
+		napi_value ignored; /* the JS side catches its own errors; nothing may unwind into libuv */
+		napi_get_and_clear_last_exception(env, &ignored);
+	}
+	napi_close_handle_scope(env, scope);
+}
+
+static void free_proc_events_wrap(uv_handle_t *handle)
+{
+	free(handle->data);
+}
+
+static void close_proc_events(struct proc_events_wrap *w)
+{
+	if (w->closed)
+		return;
+	w->closed = true;
+	uv_poll_stop(&w->poll);
+	bq_proc_events_close(w->e);
+	w->e = NULL;
+	napi_delete_reference(w->env, w->on_readable);
+	napi_async_destroy(w->env, w->async_ctx);
+	uv_close((uv_handle_t *)&w->poll, free_proc_events_wrap);
+}
+
+static void proc_events_cleanup_hook(void *arg)
+{
+	close_proc_events(arg);
+}
+
+static struct proc_events_wrap *get_proc_events(napi_env env, napi_value v)
+{
+	void *p = NULL;
+	if (napi_get_value_external(env, v, &p) != napi_ok || !p) {
+		napi_throw_type_error(env, "EINVAL", "expected a process events handle");
+		return NULL;
+	}
+	return p;
+}
+
+/* procEventsOpen(onReadable: () => void) -> handle; throws an Error with .errno when the kernel refuses */
+static napi_value proc_events_open(napi_env env, napi_callback_info info)
+{
+	size_t argc = 1;
+	napi_value argv[1];
+	NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+	napi_valuetype t = napi_undefined;
+	if (argc >= 1)
+		napi_typeof(env, argv[0], &t);
+	if (t != napi_function) {
+		napi_throw_type_error(env, "EINVAL", "procEventsOpen(onReadable)");
+		return NULL;
+	}
+	struct proc_events_wrap *w = calloc(1, sizeof(*w));
+	if (!w)
+		return throw_errno(env, -ENOMEM, "procEventsOpen");
+	w->env = env;
+	int err = bq_proc_events_open(&w->e);
+	if (err < 0) {
+		free(w);
+		return throw_errno(env, err, "cannot subscribe to process events (NETLINK_CONNECTOR)");
+	}
+	uv_loop_t *loop;
+	napi_value resource_name, handle;
+	napi_get_uv_event_loop(env, &loop);
+	w->poll.data = w;
+	int uerr = uv_poll_init(loop, &w->poll, bq_proc_events_fd(w->e));
+	if (uerr < 0) {
+		bq_proc_events_close(w->e);
+		free(w);
+		return throw_errno(env, uerr, "uv_poll_init on the process events socket");
+	}
+	napi_create_reference(env, argv[0], 1, &w->on_readable);
+	napi_create_string_utf8(env, "BastionProcessEvents", NAPI_AUTO_LENGTH, &resource_name);
+	napi_async_init(env, NULL, resource_name, &w->async_ctx);
+	uerr = uv_poll_start(&w->poll, UV_READABLE, on_proc_events_readable);
+	if (uerr < 0) {
+		close_proc_events(w); /* frees w once libuv has closed the handle */
+		return throw_errno(env, uerr, "uv_poll_start on the process events socket");
+	}
+	napi_add_env_cleanup_hook(env, proc_events_cleanup_hook, w);
+	NAPI_CALL(env, napi_create_external(env, w, NULL, NULL, &handle));
+	return handle;
+}
+
+/* procEventsRead(handle, out: Int32Array of (type, pid, ppid) triples) -> count or -errno */
+static napi_value proc_events_read(napi_env env, napi_callback_info info)
+{
+	size_t argc = 2;
+	napi_value argv[2], ret;
+	NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+	struct proc_events_wrap *w = argc >= 2 ? get_proc_events(env, argv[0]) : NULL;
+	if (!w)
+		return NULL;
+	napi_typedarray_type t;
+	size_t len;
+	void *data;
+	NAPI_CALL(env, napi_get_typedarray_info(env, argv[1], &t, &len, &data, NULL, NULL));
+	if (t != napi_int32_array || len < 3) {
+		napi_throw_range_error(env, "EINVAL", "procEventsRead: out must be an Int32Array of at least 3");
+		return NULL;
+	}
+	_Static_assert(sizeof(struct bq_proc_event) == 3 * sizeof(int32_t), "events are int32 triples");
+	int rc = w->closed ? -EBADF : bq_proc_events_read(w->e, data, (int)(len / 3));
+	NAPI_CALL(env, napi_create_int32(env, rc, &ret));
+	return ret;
+}
+
+static napi_value proc_events_close(napi_env env, napi_callback_info info)
+{
+	size_t argc = 1;
+	napi_value argv[1];
+	NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+	struct proc_events_wrap *w = argc ? get_proc_events(env, argv[0]) : NULL;
+	if (!w)
+		return NULL;
+	if (!w->closed) {
+		napi_remove_env_cleanup_hook(env, proc_events_cleanup_hook, w);
+		close_proc_events(w);
+	}
+	return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports)
 {
 	napi_property_descriptor props[] = {
@@ -490,6 +640,9 @@ static napi_value init(napi_env env, napi_value exports)
 		{"sockDiagLookup", NULL, sock_diag_lookup, NULL, NULL, NULL, napi_default, NULL},
 		{"peerCred", NULL, peer_cred, NULL, NULL, NULL, napi_default, NULL},
 		{"sdNotify", NULL, sd_notify, NULL, NULL, NULL, napi_default, NULL},
+		{"procEventsOpen", NULL, proc_events_open, NULL, NULL, NULL, napi_default, NULL},
+		{"procEventsRead", NULL, proc_events_read, NULL, NULL, NULL, napi_default, NULL},
+		{"procEventsClose", NULL, proc_events_close, NULL, NULL, NULL, napi_default, NULL},
 	};
 	napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
 	napi_value v;
