@@ -1,13 +1,16 @@
 // The identify stage: packet 5-tuple -> socket (inode, uid) -> pid -> what the process is.
-// Exact sock_diag lookup first (~60 µs); /proc/net only when sock_diag is unavailable.
+// Exact sock_diag lookup first (~12 µs); /proc/net only when sock_diag is unavailable.
+// A packet NFQUEUE gives no socket owner for was sent by the kernel itself (WireGuard, other
+// tunnels, in-kernel NFS): it is reported as such at once, never searched for.
 
 import { readlinkSync } from 'node:fs';
 import { IPPROTO } from '../../common/types.js';
 import type { Attribution, IpFamily, ProcessInfo, SocketOwner } from '../../common/types.js';
+import type { ProcessEventListener, ProcessEventSource } from './procEvents.js';
 import { lookupProcNet } from './procNet.js';
 import { isDeniedError, readProcessInfo } from './processInfo.js';
 import { SocketOwnerIndex } from './socketOwnerIndex.js';
-import type { SocketOwnerIndexOptions } from './socketOwnerIndex.js';
+import type { PidRef, SocketOwnerIndexOptions } from './socketOwnerIndex.js';
 
 /** The exact sock_diag lookup (native addon); 'unavailable' when the kernel refuses it. */
 export type SocketLookup = (
@@ -27,7 +30,14 @@ export interface ProcessResolverOptions {
   now?: () => number;
   /** Entries kept per cache at most; default 4096. */
   maxCacheEntries?: number;
-  index?: Omit<SocketOwnerIndexOptions, 'procRoot'>;
+  index?: Omit<SocketOwnerIndexOptions, 'procRoot' | 'events'>;
+  /** fork/exec/exit from the process connector (ProcessEvents.open()); null: list /proc instead. */
+  events?: ProcessEventSource | null;
+  /**
+   * Programs just started (exec events) read ahead of their first packet, at most this many
+   * per second (~150 µs of CPU each); default 200. 0: never.
+   */
+  readAheadPerSecond?: number;
 }
 
 export interface Resolution {
@@ -49,8 +59,9 @@ interface Cached {
 
 const DEFAULT_TTL_MS = 2000;
 const DEFAULT_MAX_CACHE_ENTRIES = 4096;
+const DEFAULT_READ_AHEAD_PER_SECOND = 200;
 
-export class ProcessResolver {
+export class ProcessResolver implements ProcessEventListener {
   readonly index: SocketOwnerIndex;
   private readonly lookupSocket: SocketLookup;
   private readonly procRoot: string;
@@ -61,6 +72,12 @@ export class ProcessResolver {
   private readonly byInode = new Map<number, Cached>();
   /** Pid -> details: a burst of new sockets from one process reads its /proc entry once. */
   private readonly byPid = new Map<number, Cached>();
+  private readonly readAheadPerSecond: number;
+  /** Pids that exec'd since the last read-ahead, oldest first. */
+  private readonly started: number[] = [];
+  private readAheadScheduled = false;
+  private readAheadTokens = 0;
+  private readAheadRefilledAt = 0;
 
   constructor(options: ProcessResolverOptions) {
     this.lookupSocket = options.lookupSocket;
@@ -68,9 +85,66 @@ export class ProcessResolver {
     this.ttlMs = options.ttlMs ?? DEFAULT_TTL_MS;
     this.now = options.now ?? Date.now;
     this.maxCacheEntries = options.maxCacheEntries ?? DEFAULT_MAX_CACHE_ENTRIES;
-    this.index = new SocketOwnerIndex({ ...options.index, procRoot: this.procRoot });
+    this.index = new SocketOwnerIndex({ ...options.index, procRoot: this.procRoot, events: options.events ?? null });
+    this.readAheadPerSecond = options.readAheadPerSecond ?? DEFAULT_READ_AHEAD_PER_SECOND;
+    this.readAheadTokens = this.readAheadPerSecond;
+    options.events?.subscribe(this);
   }
 
+  // ---- process events: cached details die with the program, new programs are read ahead ----
+
+  onFork(pid: number): void {
+    this.byPid.delete(pid);
+  }
+
+  /**
+   * A program has just started: read its details and fd table while it is still loading, so
+   * that its first connect() costs a readlink and a stat read instead of a scan (the read-
+   * ahead runs right after the event, on the next turn of the event loop).
+   */
+  onExec(pid: number): void {
+    this.byPid.delete(pid);
+    if (this.readAheadPerSecond <= 0) return;
+    this.started.push(pid);
+    if (!this.readAheadScheduled) {
+      this.readAheadScheduled = true;
+      setImmediate(() => this.readAhead());
+    }
+  }
+
+  onExit(pid: number): void {
+    this.byPid.delete(pid);
+  }
+
+  onLost(): void {
+    this.byPid.clear(); // an exec among the lost events would leave a stale exe or argv
+  }
+
+  /** Newest first, within the per-second budget; the rest are found when they connect. */
+  private readAhead(): void {
+    this.readAheadScheduled = false;
+    const now = this.now();
+    const refill = ((now - this.readAheadRefilledAt) / 1000) * this.readAheadPerSecond;
+    this.readAheadTokens = Math.min(this.readAheadPerSecond, this.readAheadTokens + refill);
+    this.readAheadRefilledAt = now;
+    while (this.started.length > 0 && this.readAheadTokens >= 1) {
+      this.readAheadTokens--;
+      try {
+        const ref = this.index.learn(this.started.pop() as number);
+        if (ref !== null) this.processDetails(ref, now);
+      } catch {
+        // Only an optimisation: whatever failed here is read again when the process connects.
+      }
+    }
+    this.started.length = 0;
+  }
+
+  /**
+   * packetUid: the socket owner NFQUEUE reported with the packet (NFQA_UID), -1 when it
+   * reported none, which it does exactly when the packet has no socket with a file: the
+   * kernel built it on its own (WireGuard, VXLAN carrying ARP, in-kernel NFS). Omitted: not
+   * known (then only the lookup decides).
+   */
   resolve(
     family: IpFamily,
     protocol: number,
@@ -78,9 +152,10 @@ export class ProcessResolver {
     srcPort: number,
     dst: Uint8Array,
     dstPort: number,
+    packetUid?: number,
   ): Resolution {
     const started = process.hrtime.bigint();
-    const result = this.resolveUntimed(family, protocol, src, srcPort, dst, dstPort);
+    const result = this.resolveUntimed(family, protocol, src, srcPort, dst, dstPort, packetUid ?? null);
     result.lookupMicros = Number(process.hrtime.bigint() - started) / 1000;
     return result;
   }
@@ -92,14 +167,20 @@ export class ProcessResolver {
     srcPort: number,
     dst: Uint8Array,
     dstPort: number,
+    packetUid: number | null,
   ): Resolution {
     if (protocol !== IPPROTO.TCP && protocol !== IPPROTO.UDP) return outcome('unsupported', null, 0, -1);
+    if (packetUid === -1) return outcome('no_socket', null, 0, -1);
     let via: Attribution = 'sock_diag';
     let owner = this.lookupSocket(family, protocol, src, srcPort, dst, dstPort);
     if (owner === 'unavailable') {
       via = 'proc_net';
       owner = lookupProcNet(family, protocol, src, srcPort, dst, dstPort, this.procRoot);
     }
+    // No socket has this 5-tuple: a sender that has closed its socket (a UDP sender that did
+    // not wait for a reply, gone already), or a tunnel wrapping a user packet in the kernel's
+    // own UDP (VXLAN keeps the inner packet's socket, so NFQUEUE reports its owner): nothing
+    // tells these apart, and neither may be credited to anyone.
     if (owner === null) return outcome('not_found', null, 0, -1);
     // Orphaned, TIME_WAIT and kernel sockets have no inode: nothing in user space sent it.
     if (owner.inode === 0) return outcome('no_socket', null, 0, owner.uid);
@@ -114,7 +195,7 @@ export class ProcessResolver {
       if (cached !== undefined && this.stillCurrent(cached, holder.pid, holder.startTime)) {
         return outcome('cache', cached.info, owner.inode, owner.uid);
       }
-      const info = this.processDetails(holder.pid, holder.startTime, now);
+      const info = this.processDetails(holder, now);
       if (info === null) continue; // exited (or pid reused) since the index saw it: look again
       remember(this.byInode, owner.inode, info, now + this.ttlMs, this.maxCacheEntries);
       return outcome(via, info, owner.inode, owner.uid);
@@ -122,11 +203,14 @@ export class ProcessResolver {
     return outcome('process_gone', null, owner.inode, owner.uid);
   }
 
-  /** Details for a pid the index just verified, from the per-pid cache when still valid. */
-  private processDetails(pid: number, startTime: number, now: number): ProcessInfo | null {
+  /**
+   * Details for a pid the index just verified, from the per-pid cache when still valid; else
+   * read, starting from the stat the index read during its check (one read fewer).
+   */
+  private processDetails({ pid, startTime, stat }: PidRef, now: number): ProcessInfo | null {
     const cached = this.byPid.get(pid);
     if (cached !== undefined && this.stillCurrent(cached, pid, startTime)) return cached.info;
-    const info = readProcessInfo(pid, this.procRoot);
+    const info = readProcessInfo(pid, this.procRoot, stat);
     if (info === null || info.startTime !== startTime) return null;
     remember(this.byPid, pid, info, now + this.ttlMs, this.maxCacheEntries);
     return info;

@@ -1,15 +1,28 @@
 // Socket inode -> owning pid, from /proc/PID/fd, kept warm incrementally.
 //
-// A full /proc/*/fd scan with 200 processes costs 27 ms (one readlink per fd, 6-10 µs each),
-// far too much per packet. The packet is held in the queue while we look, so its owner is
-// still alive, blocked in connect()/sendto(). A one-shot process is almost always among the
-// pids never scanned, and the newest of them; a long-lived one has usually connected before.
-// So a miss scans pids never scanned before (the socket uid's first, newest first), then the
-// processes that owned the last sockets found, then every other known pid, and stops at the
-// first holder.
+// Every /proc access is a syscall of 4-12 µs here, and a full /proc/*/fd scan with 200
+// processes costs 27 ms: far too much per packet. The packet is held in the queue while we
+// look, so its owner is still alive, blocked in connect() or waiting for its UDP reply. A
+// miss looks, cheapest first, at:
+//  1. candidates, by a readlink or two on the fd number their new socket probably has:
+//     programs started lately that have not connected yet (read ahead by learn(), oldest
+//     first: they connect in the order they started), on their lowest fd number not open
+//     when we read them (socket() takes the lowest free number); then the processes credited
+//     last, on the numbers their last sockets had (a closed fd's number is handed out again
+//     first) or their lowest free one, whichever served them last time. No directory
+//     listing: a known process's new socket costs a readlink and a stat read.
+//  2. processes never scanned, the socket uid's first, newest first, each fd table read from
+//     its highest number down. Which pids are new comes from the process connector's events
+//     when we have them (procEvents.ts), else from listing /proc once /proc/loadavg says a
+//     pid was handed out since the last listing.
+//  3. the candidates' whole fd tables (only fds not read before), then every other process;
+//     with events, last of all a listing of /proc, in case events were missed.
+// and stops at the first holder. Every answer rests on a readlink of the holder's fd naming
+// the socket, followed by a read of the holder's start time: a reused pid is never credited.
 
-import { readdirSync, readlinkSync, statSync } from 'node:fs';
-import { isDeniedError, isGoneError, readProcFile, readStartTime } from './processInfo.js';
+import type { ProcessEventListener, ProcessEventSource } from './procEvents.js';
+import { dirUid, lastPidHandedOut, listPids, readFdDir, readFdLink, socketInode, socketLink } from './procFds.js';
+import { readStat, type StatFields } from './processInfo.js';
 
 export interface SocketOwnerIndexOptions {
   procRoot?: string;
@@ -17,67 +30,99 @@ export interface SocketOwnerIndexOptions {
   maxScansPerMiss?: number;
   /** fds read per process: bounds one scan of a process with a huge fd table. */
   maxFdsPerPid?: number;
+  /** fork/exec/exit as they happen; without them new pids are found by listing /proc. */
+  events?: ProcessEventSource | null;
 }
 
 export interface PidRef {
   pid: number;
   startTime: number;
+  /** The holder's stat, read after its fd was seen naming the socket. */
+  stat: StatFields;
 }
 
 export interface SocketOwnerIndexCounters {
   /** Processes whose fd table was read. */
   scans: number;
-  /** readlink calls on /proc/PID/fd/N, including hit verifications. */
+  /** readlink calls on /proc/PID/fd/N, including hit verifications and guesses. */
   fdReads: number;
   /** Lookups answered from the index after verification. */
   hits: number;
   /** Lookups that had to search /proc. */
   misses: number;
+  /** Misses answered by a guessed fd number of a candidate. */
+  guessed: number;
+  /** Processes read ahead of their first packet (learn()). */
+  learned: number;
+  /** Times /proc was listed. */
+  listings: number;
 }
 
 interface PidEntry {
   startTime: number;
-  /** Owner of /proc/PID (the process's euid) at its first scan: only orders the search. */
+  /** Owner of /proc/PID (the process's euid), UNKNOWN_UID until needed: only orders the search. */
   uid: number;
-  /** fd number -> socket inode, or 0 for an fd that is not a socket, as last read. */
+  /** fd number -> socket inode, 0 for an fd that is not a socket, UNREAD if listed but not read. */
   fds: Map<number, number>;
   /** Socket inode -> fd number: the reverse of fds, so a hit is verified with one readlink. */
   sockets: Map<number, number>;
+  /** fd numbers that held this process's latest sockets, most recent first. */
+  socketFds: number[];
+  /** Its last new socket reused an earlier socket's fd number: guess those numbers first. */
+  reusesFds: boolean;
+  /** Misses that guessed at this process as a fresh candidate without finding the socket. */
+  freshMisses: number;
   /** The miss (counters.misses) during which this entry was last read. */
   scannedAtMiss: number;
 }
 
-interface Unscanned {
-  pid: number;
-  uid: number;
-}
-
-const SOCKET_LINK_PREFIX = 'socket:[';
+const UNREAD = -1;
+const UNKNOWN_UID = -1;
 const DEFAULT_MAX_SCANS_PER_MISS = 4096;
 const DEFAULT_MAX_FDS_PER_PID = 65536;
-/** Processes that owned the last sockets found, rescanned before all others. */
-const RECENT_OWNERS = 8;
+/** Programs started lately, not credited yet, tried first on a miss. */
+const FRESH_CANDIDATES = 8;
+/** A fresh candidate that was not the owner this many times is probably not a client at all. */
+const FRESH_MISSES = 3;
+/** Processes credited lately, tried next. */
+const RECENT_CANDIDATES = 4;
+/** fd numbers remembered per process as likely places for its next socket. */
+const SOCKET_FDS_KEPT = 2;
+/** readlinks one miss spends on guesses before it scans (~6 µs each). */
+const GUESSES_PER_MISS = 8;
+/** Lowest free fd numbers tried per candidate (the first may have gone to a file or pipe). */
+const LOWEST_FREE_TRIES = 2;
 
-export class SocketOwnerIndex {
-  readonly counters: SocketOwnerIndexCounters = { scans: 0, fdReads: 0, hits: 0, misses: 0 };
+export class SocketOwnerIndex implements ProcessEventListener {
+  readonly counters: SocketOwnerIndexCounters = { scans: 0, fdReads: 0, hits: 0, misses: 0, guessed: 0, learned: 0, listings: 0 };
   private readonly procRoot: string;
   private readonly maxScansPerMiss: number;
   private readonly maxFdsPerPid: number;
+  private readonly events: ProcessEventSource | null;
   private readonly pids = new Map<number, PidEntry>();
   /** Socket inode -> the pid we credit it to (verified again on every hit). */
   private readonly owners = new Map<number, number>();
-  /** Pids credited with the last sockets found, most recent first. */
-  private readonly recentOwners: number[] = [];
-  /** Pids listed in /proc but not scanned yet, highest first (a reused pid goes in front). */
-  private unscanned: Unscanned[] = [];
+  /** Programs read ahead and not credited yet, oldest first. */
+  private readonly fresh: number[] = [];
+  /** Processes credited lately, most recent first. */
+  private readonly recent: number[] = [];
+  /** Pids seen (listed, forked, exec'd) but not scanned since -> /proc/PID's uid, or UNKNOWN_UID. */
+  private readonly unscanned = new Map<number, number>();
   /** The last pid the kernel had handed out when /proc was last listed (-1: never listed). */
   private lastPidListed = -1;
+  /** Events may have been lost: list /proc at the next miss. */
+  private listingDue = true;
   private scansLeft = 0;
+  private guessesLeft = 0;
+  /** What the last successful sameProcess() read. */
+  private verified: StatFields | null = null;
 
   constructor(options: SocketOwnerIndexOptions = {}) {
     this.procRoot = options.procRoot ?? '/proc';
     this.maxScansPerMiss = options.maxScansPerMiss ?? DEFAULT_MAX_SCANS_PER_MISS;
     this.maxFdsPerPid = options.maxFdsPerPid ?? DEFAULT_MAX_FDS_PER_PID;
+    this.events = options.events ?? null;
+    this.events?.subscribe(this);
   }
 
   /** Pids the index currently knows (scanned at least once and not seen gone). */
@@ -87,11 +132,29 @@ export class SocketOwnerIndex {
 
   /** Scans every process now (at startup, before packets wait on it); returns how many. */
   warm(): number {
-    this.pidsCreatedSinceListing();
+    this.events?.drain();
     this.relist();
-    const count = this.unscanned.length;
-    for (const { pid, uid } of this.unscanned.splice(0)) this.scan(pid, -1, uid);
-    return count;
+    const pids = [...this.unscanned.keys()];
+    this.unscanned.clear();
+    for (const pid of pids) this.scan(pid, -1, dirUid(this.procRoot, pid));
+    return pids.length;
+  }
+
+  /**
+   * Reads a process that has just started (ahead of its first packet) and makes it a
+   * candidate. Returns it verified, or null when it has gone or is known already.
+   */
+  learn(pid: number): PidRef | null {
+    if (this.pids.has(pid)) return null;
+    this.unscanned.delete(pid);
+    this.scansLeft = 1;
+    this.scan(pid, -1, dirUid(this.procRoot, pid));
+    const entry = this.pids.get(pid);
+    if (entry === undefined || !this.sameProcess(pid, entry)) return null;
+    this.counters.learned++;
+    this.fresh.push(pid);
+    if (this.fresh.length > FRESH_CANDIDATES) this.fresh.shift();
+    return { pid, startTime: entry.startTime, stat: this.verified as StatFields };
   }
 
   /**
@@ -109,166 +172,303 @@ export class SocketOwnerIndex {
       this.owners.delete(inode);
     }
     this.counters.misses++;
-    if (this.pidsCreatedSinceListing()) this.relist();
     this.scansLeft = this.maxScansPerMiss;
+    this.guessesLeft = GUESSES_PER_MISS;
+    this.events?.drain(); // forks, execs and exits up to now: no dead candidate is tried
     return (
-      this.searchUnscanned(inode, uidHint) ??
-      this.searchKnown(this.recentFirst(uidHint), inode) ??
-      this.searchKnown(this.rescanOrder(uidHint), inode)
+      this.guessCandidates(inode, uidHint) ??
+      this.searchNew(inode, uidHint) ??
+      this.searchKnown(this.candidatesOf(uidHint), inode) ??
+      this.searchKnown(this.rescanOrder(uidHint), inode) ??
+      this.searchAfterListing(inode, uidHint)
     );
   }
+
+  // ---- process events ----
+
+  /** A pid we still know here would mean its exit was among lost events: it is new either way. */
+  onFork(pid: number): void {
+    this.forget(pid);
+    this.unscanned.set(pid, UNKNOWN_UID);
+  }
+
+  /** A new program: most of the old fd table is gone (close-on-exec). Scan it as a new process. */
+  onExec(pid: number): void {
+    this.forget(pid);
+    this.unscanned.set(pid, UNKNOWN_UID);
+  }
+
+  onExit(pid: number): void {
+    this.forget(pid);
+    this.unscanned.delete(pid);
+  }
+
+  onLost(): void {
+    this.listingDue = true;
+  }
+
+  // ---- the search ----
 
   /** One readlink of the fd we saw it on plus one stat read: far cheaper than a scan. */
   private stillHolds(pid: number, entry: PidEntry, inode: number): boolean {
     const fd = entry.sockets.get(inode);
     if (fd === undefined) return false;
     this.counters.fdReads++;
-    if (this.readFdLink(pid, fd) !== `${SOCKET_LINK_PREFIX}${inode}]`) return false;
-    if (readStartTime(pid, this.procRoot) === entry.startTime) return true;
-    this.requeue(pid); // the pid was reused: everything we knew about it is wrong
+    if (readFdLink(this.procRoot, pid, fd) !== socketLink(inode)) return false;
+    return this.sameProcess(pid, entry);
+  }
+
+  /** The start time still matches; if not, the pid was reused and everything we knew is wrong. */
+  private sameProcess(pid: number, entry: PidEntry): boolean {
+    const stat = readStat(pid, this.procRoot);
+    if (stat !== null && stat.startTime === entry.startTime) {
+      this.verified = stat;
+      return true;
+    }
+    this.requeue(pid);
     return false;
   }
 
-  private searchUnscanned(inode: number, uidHint: number | null): PidRef | null {
-    if (uidHint !== null) {
-      const uids = new Map(this.unscanned.map(({ pid, uid }) => [pid, uid]));
-      this.unscanned.sort((a, b) => uidFirstThenNewest(a.pid, b.pid, uidHint, uids));
+  /** Step 1: a few readlinks on the fd numbers the candidates' new sockets probably have. */
+  private guessCandidates(inode: number, uidHint: number | null): PidRef | null {
+    for (const pid of this.fresh.slice()) {
+      if (this.guessesLeft <= 0) return null;
+      const entry = this.pids.get(pid);
+      if (entry === undefined || !mayBelongTo(entry.uid, uidHint)) continue;
+      const found = this.guessLowestFree(pid, entry, inode, 1);
+      if (found !== null) return found;
+      if (++entry.freshMisses >= FRESH_MISSES) this.drop(this.fresh, pid);
     }
-    while (this.unscanned.length > 0 && this.scansLeft > 0) {
-      const { pid, uid } = this.unscanned.shift() as Unscanned;
-      const found = this.scan(pid, inode, uid);
+    for (const pid of this.recent.slice()) {
+      if (this.guessesLeft <= 0) return null;
+      const entry = this.pids.get(pid);
+      if (entry === undefined || !mayBelongTo(entry.uid, uidHint)) continue;
+      const found = entry.reusesFds
+        ? (this.guessReused(pid, entry, inode) ?? this.guessLowestFree(pid, entry, inode, 1))
+        : (this.guessLowestFree(pid, entry, inode, LOWEST_FREE_TRIES) ?? this.guessReused(pid, entry, inode));
       if (found !== null) return found;
     }
     return null;
+  }
+
+  private guessReused(pid: number, entry: PidEntry, inode: number): PidRef | null {
+    for (const fd of entry.socketFds.slice()) {
+      if (this.guessesLeft <= 0 || !this.pids.has(pid)) return null;
+      if (this.guess(pid, entry, fd, inode) === inode) return this.guessed(pid, entry, inode, true);
+    }
+    return null;
+  }
+
+  /** Walks up from the lowest fd number not open when we last looked, until one is free. */
+  private guessLowestFree(pid: number, entry: PidEntry, inode: number, tries: number): PidRef | null {
+    for (let i = 0; i < tries && this.guessesLeft > 0 && this.pids.has(pid); i++) {
+      let fd = 0;
+      while (entry.fds.has(fd)) fd++;
+      const found = this.guess(pid, entry, fd, inode);
+      if (found === inode) return this.guessed(pid, entry, inode, false);
+      if (found === null) return null; // free: the socket would have taken this number
+    }
+    return null;
+  }
+
+  /** Reads one fd link and records it: its socket inode, 0 (not a socket) or null (not open). */
+  private guess(pid: number, entry: PidEntry, fd: number, inode: number): number | null {
+    this.guessesLeft--;
+    this.counters.fdReads++;
+    const link = readFdLink(this.procRoot, pid, fd);
+    const socket = link === null ? null : socketInode(link);
+    this.record(pid, entry, fd, socket);
+    return socket === inode ? inode : socket;
+  }
+
+  private guessed(pid: number, entry: PidEntry, inode: number, reused: boolean): PidRef | null {
+    if (!this.sameProcess(pid, entry)) return null;
+    entry.reusesFds = reused;
+    this.counters.guessed++;
+    return this.credit(pid, entry, inode);
+  }
+
+  /** Step 2: processes not scanned yet, the socket uid's first, then the highest pids. */
+  private searchNew(inode: number, uidHint: number | null): PidRef | null {
+    if (this.events === null || !this.events.isOpen) {
+      if (this.pidsCreatedSinceListing()) this.relist();
+    } else if (this.listingDue) {
+      this.relist();
+    }
+    return this.searchUnscanned(inode, uidHint);
+  }
+
+  /** Nothing found while events told us which pids are new: list /proc in case they missed one. */
+  private searchAfterListing(inode: number, uidHint: number | null): PidRef | null {
+    if (this.events === null || this.scansLeft <= 0) return null;
+    this.relist();
+    return this.searchUnscanned(inode, uidHint);
+  }
+
+  private searchUnscanned(inode: number, uidHint: number | null): PidRef | null {
+    if (this.unscanned.size === 0) return null;
+    const newestFirst = [...this.unscanned.keys()].sort((a, b) => b - a);
+    // With several candidates, another user's processes wait for a second pass; each uid is
+    // read once (one stat), when first needed.
+    const sortByUid = uidHint !== null && newestFirst.length > 1;
+    const otherUsers: number[] = [];
+    for (const pid of newestFirst) {
+      let uid = this.unscanned.get(pid) ?? UNKNOWN_UID;
+      if (sortByUid) {
+        if (uid === UNKNOWN_UID) uid = dirUid(this.procRoot, pid);
+        if (uid !== uidHint) {
+          this.unscanned.set(pid, uid);
+          otherUsers.push(pid);
+          continue;
+        }
+      }
+      const found = this.scanUnscanned(pid, uid, inode);
+      if (found !== undefined) return found;
+    }
+    for (const pid of otherUsers) {
+      const found = this.scanUnscanned(pid, this.unscanned.get(pid) ?? UNKNOWN_UID, inode);
+      if (found !== undefined) return found;
+    }
+    return null;
+  }
+
+  /** The holder, or null when out of scans, or undefined to go on searching. */
+  private scanUnscanned(pid: number, uid: number, inode: number): PidRef | null | undefined {
+    if (this.scansLeft <= 0) return null;
+    this.unscanned.delete(pid);
+    return this.scan(pid, inode, uid) ?? undefined;
   }
 
   private searchKnown(order: readonly number[], inode: number): PidRef | null {
     for (const pid of order) {
       if (this.scansLeft <= 0) return null;
       if (this.pids.get(pid)?.scannedAtMiss === this.counters.misses) continue; // read already
-      const found = this.scan(pid, inode, -1);
+      const found = this.scan(pid, inode, UNKNOWN_UID);
       if (found !== null) return found;
     }
     return null;
   }
 
-  private recentFirst(uidHint: number | null): number[] {
-    return this.recentOwners.filter((pid) => uidHint === null || this.pids.get(pid)?.uid === uidHint);
+  private candidatesOf(uidHint: number | null): number[] {
+    return this.recent.concat(this.fresh).filter((pid) => mayBelongTo(this.pids.get(pid)?.uid ?? UNKNOWN_UID, uidHint));
   }
 
   /** The socket uid's processes first, newest first within each group. */
   private rescanOrder(uidHint: number | null): number[] {
     const order = [...this.pids.keys()];
     if (uidHint === null) return order.sort((a, b) => b - a);
-    const uids = new Map<number, number>();
-    for (const [pid, entry] of this.pids) uids.set(pid, entry.uid);
-    return order.sort((a, b) => uidFirstThenNewest(a, b, uidHint, uids));
+    const mayBe = new Set(order.filter((pid) => mayBelongTo(this.pids.get(pid)?.uid ?? UNKNOWN_UID, uidHint)));
+    return order.sort((a, b) => (mayBe.has(a) === mayBe.has(b) ? b - a : mayBe.has(a) ? -1 : 1));
   }
+
+  // ---- reading one process ----
 
   /**
    * Reads pid's fd table and records its sockets; returns the pid when it holds inode
-   * (-1: look for nothing, record everything). uid is /proc/PID's owner if already read, else -1.
+   * (-1: look for nothing, record everything). uid is /proc/PID's owner if already read.
    */
   private scan(pid: number, inode: number, uid: number): PidRef | null {
     const entry = this.pids.get(pid);
     return entry === undefined ? this.firstScan(pid, inode, uid) : this.rescan(pid, entry, inode);
   }
 
-  /** Records every fd, so that later sockets of the process are cheap hits. */
+  /**
+   * Reads the fds from the highest number down (a new socket is usually the newest fd) and
+   * stops at the socket; the fds not read yet are read by a later rescan if needed.
+   */
   private firstScan(pid: number, inode: number, uid: number): PidRef | null {
     this.counters.scans++;
     this.scansLeft--;
-    const startTime = readStartTime(pid, this.procRoot);
-    const names = startTime === null ? null : this.readFdDir(pid);
-    const ownerUid = uid >= 0 ? uid : this.dirUid(pid);
-    if (startTime === null || names === null || ownerUid < 0) return null;
+    const stat = readStat(pid, this.procRoot);
+    const names = stat === null ? null : readFdDir(this.procRoot, pid);
+    if (stat === null || names === null) return null;
     const entry: PidEntry = {
-      startTime,
-      uid: ownerUid,
+      startTime: stat.startTime,
+      uid,
       fds: new Map(),
       sockets: new Map(),
+      socketFds: [],
+      reusesFds: false,
+      freshMisses: 0,
       scannedAtMiss: this.counters.misses,
     };
     this.pids.set(pid, entry);
-    if (!this.readFds(pid, entry, names, inode, false)) return null;
-    // The pid may have died and been reused while we read its fds: check it is still the same.
-    if (readStartTime(pid, this.procRoot) !== startTime) {
-      this.requeue(pid);
-      return null;
+    const limit = Math.min(names.length, this.maxFdsPerPid);
+    const highestFirst: number[] = [];
+    for (let i = limit - 1; i >= 0; i--) {
+      const fd = Number(names[i]);
+      entry.fds.set(fd, UNREAD);
+      highestFirst.push(fd);
     }
-    return this.credit(pid, entry, inode);
+    if (!this.readFds(pid, entry, highestFirst, inode)) return null;
+    // The pid may have died and been reused while we read its fds: check it is still the same.
+    return this.sameProcess(pid, entry) ? this.credit(pid, entry, inode) : null;
   }
 
-  /**
-   * Reads the likeliest fds first and stops at the socket. The start time is read once, at
-   * the end: if it changed, the pid was reused and the process there now gets a first scan.
-   */
+  /** Reads the fds not read before first, then those that held sockets, then the rest. */
   private rescan(pid: number, entry: PidEntry, inode: number): PidRef | null {
     this.counters.scans++;
     this.scansLeft--;
     entry.scannedAtMiss = this.counters.misses;
-    const names = this.readFdDir(pid);
+    const names = readFdDir(this.procRoot, pid);
     if (names === null) {
       this.forget(pid);
       return null;
     }
-    const found = this.readFds(pid, entry, this.rescanFdOrder(pid, entry, names), inode, true);
-    // Not found: the process there now does not hold it, whichever process that is; what we
-    // recorded under a stale start time is caught by the start time check on a hit.
-    if (!found) return null;
-    if (readStartTime(pid, this.procRoot) === entry.startTime) return this.credit(pid, entry, inode);
-    this.forget(pid);
-    return this.firstScan(pid, inode, -1);
+    if (!this.readFds(pid, entry, this.rescanFdOrder(pid, entry, names), inode)) return null;
+    // Not found: the process there now does not hold it, whichever process that is. Found:
+    // if the start time changed, the pid was reused; the process there now gets a first scan.
+    if (this.sameProcess(pid, entry)) return this.credit(pid, entry, inode);
+    return this.firstScan(pid, inode, UNKNOWN_UID);
   }
 
+  /** Records the answer; pid becomes the first recent candidate for the next miss. */
   private credit(pid: number, entry: PidEntry, inode: number): PidRef {
     this.owners.set(inode, pid);
-    this.noteRecentOwner(pid);
-    return { pid, startTime: entry.startTime };
+    this.drop(this.fresh, pid);
+    this.drop(this.recent, pid);
+    this.recent.unshift(pid);
+    if (this.recent.length > RECENT_CANDIDATES) this.recent.pop();
+    return { pid, startTime: entry.startTime, stat: this.verified as StatFields };
   }
 
-  /** Reads fd links in order; true once inode is seen (then stops there if stopAtInode). */
-  private readFds(
-    pid: number,
-    entry: PidEntry,
-    names: readonly string[],
-    inode: number,
-    stopAtInode: boolean,
-  ): boolean {
-    let found = false;
-    const limit = Math.min(names.length, this.maxFdsPerPid);
+  private drop(list: number[], pid: number): void {
+    const at = list.indexOf(pid);
+    if (at >= 0) list.splice(at, 1);
+  }
+
+  /** Reads fd links in order; true (and stops) once one names inode (-1: read them all). */
+  private readFds(pid: number, entry: PidEntry, fds: readonly number[], inode: number): boolean {
+    const limit = Math.min(fds.length, this.maxFdsPerPid);
     for (let i = 0; i < limit; i++) {
-      const fd = Number(names[i]);
+      const fd = fds[i]!;
       this.counters.fdReads++;
-      const link = this.readFdLink(pid, fd);
+      const link = readFdLink(this.procRoot, pid, fd);
       const socket = link === null ? null : socketInode(link);
       this.record(pid, entry, fd, socket);
-      if (socket === inode && inode > 0) {
-        found = true;
-        if (stopAtInode) break;
-      }
+      if (socket === inode && inode > 0) return true;
     }
-    return found;
+    return false;
   }
 
   /**
-   * For a rescan: fd numbers not seen before first, then numbers that held a socket (a
-   * closed socket's number is the lowest free one, which socket() hands out next), then the
-   * rest. Forgets fds that have been closed.
+   * For a rescan: fd numbers not read before first (highest first), then numbers that held
+   * a socket (a closed socket's number is the lowest free one, which socket() hands out
+   * next), then the rest. Forgets fds that have been closed.
    */
-  private rescanFdOrder(pid: number, entry: PidEntry, names: readonly string[]): string[] {
+  private rescanFdOrder(pid: number, entry: PidEntry, names: readonly string[]): number[] {
     const open = new Set<number>();
-    const fresh: string[] = [];
-    const wasSocket: string[] = [];
-    const other: string[] = [];
+    const fresh: number[] = [];
+    const wasSocket: number[] = [];
+    const other: number[] = [];
     for (const name of names) {
       const fd = Number(name);
       open.add(fd);
       const inode = entry.fds.get(fd);
-      (inode === undefined ? fresh : inode > 0 ? wasSocket : other).push(name);
+      (inode === undefined || inode === UNREAD ? fresh : inode > 0 ? wasSocket : other).push(fd);
     }
-    for (const fd of entry.fds.keys()) if (!open.has(fd)) this.record(pid, entry, fd, null);
-    return fresh.concat(wasSocket, other);
+    for (const fd of [...entry.fds.keys()]) if (!open.has(fd)) this.record(pid, entry, fd, null);
+    return fresh.reverse().concat(wasSocket, other);
   }
 
   /** Sets what fd holds now (a socket inode, 0: not a socket, null: closed). */
@@ -284,24 +484,21 @@ export class SocketOwnerIndex {
       return;
     }
     entry.fds.set(fd, inode);
-    if (inode === 0) return;
+    if (inode <= 0) return;
     entry.sockets.set(inode, fd);
+    const at = entry.socketFds.indexOf(fd);
+    if (at >= 0) entry.socketFds.splice(at, 1);
+    entry.socketFds.unshift(fd);
+    if (entry.socketFds.length > SOCKET_FDS_KEPT) entry.socketFds.pop();
     // A socket shared across fork() keeps the holder found first (the newest, by scan order).
     const holder = this.owners.get(inode);
     if (holder === undefined || this.pids.get(holder)?.sockets.has(inode) !== true) this.owners.set(inode, pid);
   }
 
-  private noteRecentOwner(pid: number): void {
-    const at = this.recentOwners.indexOf(pid);
-    if (at >= 0) this.recentOwners.splice(at, 1);
-    this.recentOwners.unshift(pid);
-    if (this.recentOwners.length > RECENT_OWNERS) this.recentOwners.pop();
-  }
-
   /** A reused pid is a new process: scan it as one, before the known ones. */
   private requeue(pid: number): void {
     this.forget(pid);
-    this.unscanned.unshift({ pid, uid: -1 });
+    this.unscanned.set(pid, UNKNOWN_UID);
   }
 
   private forget(pid: number): void {
@@ -311,23 +508,15 @@ export class SocketOwnerIndex {
       if (this.owners.get(inode) === pid) this.owners.delete(inode);
     }
     this.pids.delete(pid);
-    const at = this.recentOwners.indexOf(pid);
-    if (at >= 0) this.recentOwners.splice(at, 1);
+    this.drop(this.fresh, pid);
+    this.drop(this.recent, pid);
   }
 
-  /**
-   * Listing /proc costs 1-2 µs per process; /proc/loadavg's last field (the last pid the
-   * kernel handed out) costs one small read and tells whether any process or thread has been
-   * created since. Without it (a fake procRoot), list every time.
-   */
+  // ---- listing /proc ----
+
   private pidsCreatedSinceListing(): boolean {
-    let lastPid: number;
-    try {
-      lastPid = Number(readProcFile(`${this.procRoot}/loadavg`).trimEnd().split(' ').pop());
-    } catch {
-      return true;
-    }
-    if (!Number.isInteger(lastPid)) return true;
+    const lastPid = lastPidHandedOut(this.procRoot);
+    if (lastPid === null) return true;
     if (lastPid === this.lastPidListed) return false;
     this.lastPidListed = lastPid;
     return true;
@@ -335,75 +524,17 @@ export class SocketOwnerIndex {
 
   /** Lists /proc: forgets pids that have gone, queues the new ones for a first scan. */
   private relist(): void {
-    const listed = this.listPids();
+    this.counters.listings++;
+    this.listingDue = false;
+    const listed = listPids(this.procRoot);
     const alive = new Set(listed);
-    for (const pid of this.pids.keys()) if (!alive.has(pid)) this.forget(pid);
-    // Keep uids read at an earlier listing: one stat per new process, not one per miss.
-    const earlierUid = new Map<number, number>();
-    for (const { pid, uid } of this.unscanned) earlierUid.set(pid, uid);
-    this.unscanned = [];
-    for (const pid of listed) {
-      if (!this.pids.has(pid)) this.unscanned.push({ pid, uid: earlierUid.get(pid) ?? this.dirUid(pid) });
-    }
-  }
-
-  /** Numeric entries of /proc, highest (newest, short of pid wraparound) first. */
-  private listPids(): number[] {
-    let names: string[];
-    try {
-      names = readdirSync(this.procRoot);
-    } catch {
-      return [];
-    }
-    const pids: number[] = [];
-    for (const name of names) {
-      const code = name.charCodeAt(0);
-      if (code >= 48 && code <= 57) pids.push(Number(name));
-    }
-    return pids.sort((a, b) => b - a);
-  }
-
-  /** Owner of /proc/PID (the process's euid), or -1 once it has exited. */
-  private dirUid(pid: number): number {
-    try {
-      return statSync(`${this.procRoot}/${pid}`).uid;
-    } catch {
-      return -1;
-    }
-  }
-
-  /**
-   * fd names, or null once the process has exited (processes exit mid-scan). A process we
-   * may not look into counts as holding nothing, so it is not retried as new on every miss.
-   */
-  private readFdDir(pid: number): string[] | null {
-    try {
-      return readdirSync(`${this.procRoot}/${pid}/fd`);
-    } catch (err) {
-      if (isGoneError(err)) return null;
-      if (isDeniedError(err)) return [];
-      throw err;
-    }
-  }
-
-  /** The link text, or null when the fd (or the process) is gone or hidden from us. */
-  private readFdLink(pid: number, fd: number): string | null {
-    try {
-      return readlinkSync(`${this.procRoot}/${pid}/fd/${fd}`);
-    } catch (err) {
-      if (isGoneError(err) || isDeniedError(err)) return null;
-      throw err;
-    }
+    for (const pid of [...this.pids.keys()]) if (!alive.has(pid)) this.forget(pid);
+    for (const pid of [...this.unscanned.keys()]) if (!alive.has(pid)) this.unscanned.delete(pid);
+    for (const pid of listed) if (!this.pids.has(pid) && !this.unscanned.has(pid)) this.unscanned.set(pid, UNKNOWN_UID);
   }
 }
 
-/** The inode of a "socket:[N]" fd link; 0 for anything else (files, pipes, anon inodes). */
-function socketInode(link: string): number {
-  return link.startsWith(SOCKET_LINK_PREFIX) ? Number(link.slice(SOCKET_LINK_PREFIX.length, -1)) : 0;
-}
-
-/** Sort order: pids whose uid is uidHint first, then the highest (newest) pid first. */
-function uidFirstThenNewest(a: number, b: number, uidHint: number, uids: ReadonlyMap<number, number>): number {
-  const aMatches = uids.get(a) === uidHint;
-  return aMatches === (uids.get(b) === uidHint) ? b - a : aMatches ? -1 : 1;
+/** A process of this uid may hold a socket of uidHint's: the same uid, or one not read yet. */
+function mayBelongTo(uid: number, uidHint: number | null): boolean {
+  return uidHint === null || uid === uidHint || uid === UNKNOWN_UID;
 }

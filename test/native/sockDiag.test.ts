@@ -94,6 +94,33 @@ describe('sock_diag exact lookup', () => {
     assert.ok(found && found !== 'unavailable' && ownSocketInodes().has(found.inode));
   });
 
+  it('finds an unconnected UDP socket bound to a specific local address by that address and port', async () => {
+    const s = dgram.createSocket('udp4');
+    closers.push(() => s.close());
+    await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+    const found = diag!.lookup(4, 17, LO4, s.address().port, v4('198.18.0.9'), 53);
+    assert.ok(found && found !== 'unavailable' && ownSocketInodes().has(found.inode));
+  });
+
+  it('finds an unconnected UDP socket over IPv6 by its local port', async () => {
+    const s = dgram.createSocket({ type: 'udp6', ipv6Only: true });
+    closers.push(() => s.close());
+    await new Promise<void>((r) => s.bind(0, '::', () => r()));
+    const remote = new Uint8Array(16);
+    remote.set([0xfd, 0x00, 0x00, 0xb5], 0);
+    remote[15] = 2;
+    const found = diag!.lookup(6, 17, LO6, s.address().port, remote, 53);
+    assert.ok(found && found !== 'unavailable' && ownSocketInodes().has(found.inode));
+  });
+
+  it('finds an unconnected dual-stack UDP socket sending to an IPv4 peer (v4-mapped)', async () => {
+    const s = dgram.createSocket({ type: 'udp6', ipv6Only: false });
+    closers.push(() => s.close());
+    await new Promise<void>((r) => s.bind(0, '::', () => r()));
+    const found = diag!.lookup(4, 17, LO4, s.address().port, v4('198.18.0.9'), 53);
+    assert.ok(found && found !== 'unavailable' && ownSocketInodes().has(found.inode));
+  });
+
   it('returns null when no socket matches', () => {
     assert.equal(diag!.lookup(4, 6, LO4, 1, LO4, 2), null);
     assert.equal(diag!.lookup(6, 17, LO6, 1, LO6, 2), null);
