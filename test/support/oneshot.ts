@@ -40,6 +40,7 @@ export type Job = string[];
 export interface JobResult {
   pid: number;
   code: number | null;
+  stdout: string;
   stderr: string;
 }
 
@@ -54,12 +55,13 @@ function start() {
   while (running < concurrency && next < jobs.length) {
     const i = next++;
     running++;
-    const c = spawn(jobs[i][0], jobs[i].slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
+    const c = spawn(jobs[i][0], jobs[i].slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '', stderr = '';
+    c.stdout.on('data', (d) => (stdout += d));
     c.stderr.on('data', (d) => (stderr += d));
     c.on('error', (e) => (stderr += e.message));
     c.on('close', (code) => {
-      results[i] = { pid: c.pid ?? 0, code, stderr };
+      results[i] = { pid: c.pid ?? 0, code, stdout, stderr };
       running--;
       if (++finished === jobs.length) process.stdout.write(JSON.stringify(results));
       else start();
@@ -78,23 +80,29 @@ export function runJobs(net: TestNetwork, ns: string, jobs: Job[], concurrency: 
   return JSON.parse(r.stdout) as JobResult[];
 }
 
-/** A UDP echo server (both families) and a TCP listener that closes each connection. */
+/**
+ * UDP echo servers (dual-stack) on udpCount ports from udpPort, and a TCP listener that
+ * closes each connection. One UDP port per process: conntrack keeps a UDP flow for 30 s
+ * after its last packet, and among 1,000 kernel-chosen source ports a few repeat, so two
+ * processes sending to one port would sometimes share a 5-tuple whose entry is not NEW any
+ * more; such a packet never reaches the queue and nobody can be credited with it.
+ */
 const SERVERS = `
-const [tcpPort, udpPort] = process.argv.slice(1).map(Number);
+const [tcpPort, udpPort, udpCount] = process.argv.slice(1).map(Number);
 const dgram = require('dgram');
-let pending = 3;
+let pending = udpCount + 1;
 const ready = () => { if (--pending === 0) console.log('ready'); };
-for (const type of ['udp4', 'udp6']) {
-  const s = dgram.createSocket(type === 'udp6' ? { type, ipv6Only: true } : { type });
+for (let port = udpPort; port < udpPort + udpCount; port++) {
+  const s = dgram.createSocket({ type: 'udp6', ipv6Only: false });
   s.on('message', (m, r) => s.send(m, r.port, r.address));
-  s.bind(udpPort, type === 'udp4' ? '0.0.0.0' : '::', ready);
+  s.bind(port, '::', ready);
 }
 require('net').createServer((c) => { c.on('error', () => {}); c.end(); }).listen(tcpPort, '::', ready);
 `;
 
 /** Starts the servers in ns; resolves once they listen. Kill the child to stop them. */
-export async function startServers(net: TestNetwork, ns: string, tcpPort: number, udpPort: number): Promise<ChildProcess> {
-  const child = net.spawn(ns, process.execPath, ['-e', SERVERS, String(tcpPort), String(udpPort)]);
+export async function startServers(net: TestNetwork, ns: string, tcpPort: number, udpPort: number, udpCount = 1): Promise<ChildProcess> {
+  const child = net.spawn(ns, process.execPath, ['-e', SERVERS, String(tcpPort), String(udpPort), String(udpCount)]);
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
   const ready = new Promise<void>((resolve, reject) => {
@@ -124,10 +132,12 @@ export interface LoggedDecision {
   lookupMicros: number;
 }
 
-export function loggedDecisions(lines: readonly LogLine[], protocol: string, port: number): LoggedDecision[] {
+/** Decisions for protocol ('TCP', 'UDP') to ports [port, port + ports). */
+export function loggedDecisions(lines: readonly LogLine[], protocol: string, port: number, ports = 1): LoggedDecision[] {
   return lines
-    .filter((l) => (l.msg === 'allowed' || l.msg === 'blocked') && l['protocol'] === protocol && l['port'] === port)
-    .map((l) => l as unknown as LoggedDecision);
+    .filter((l) => (l.msg === 'allowed' || l.msg === 'blocked') && l['protocol'] === protocol)
+    .map((l) => l as unknown as LoggedDecision)
+    .filter((d) => d.port >= port && d.port < port + ports);
 }
 
 export interface AttributionTally {
