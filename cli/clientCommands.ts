@@ -1,12 +1,12 @@
 // CLI commands that talk to the running service over the GUI socket.
 import type { Command } from 'commander';
 import { DEFAULTS } from './defaults.js';
-import { GuiConnection } from './guiClient.js';
+import { connectOrExit, type GuiConnection } from './guiClient.js';
 import { registerMonitorCommand } from './monitorCommand.js';
 import { registerPromptCommand } from './promptCommand.js';
 
 async function withConnection<T>(socket: string, fn: (c: GuiConnection) => Promise<T>): Promise<T> {
-  const conn = await GuiConnection.connect(socket);
+  const conn = await connectOrExit(socket);
   try {
     return await fn(conn);
   } finally {

@@ -98,3 +98,13 @@ export class GuiConnection {
     this.socket.end();
   }
 }
+
+/** For commands: connects, or says why not on stderr (no stack trace) and exits 1. */
+export async function connectOrExit(path: string, options: ConnectOptions = {}): Promise<GuiConnection> {
+  try {
+    return await GuiConnection.connect(path, options);
+  } catch (err) {
+    process.stderr.write(`bastion: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+}

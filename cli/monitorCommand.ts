@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { colorsFor } from './colors.js';
 import { formatDecision, type DecisionMessage } from './decisionLine.js';
 import { DEFAULTS } from './defaults.js';
-import { GuiConnection } from './guiClient.js';
+import { connectOrExit } from './guiClient.js';
 
 export function registerMonitorCommand(program: Command): void {
   program
@@ -12,7 +12,7 @@ export function registerMonitorCommand(program: Command): void {
     .option('--socket <path>', 'GUI socket path', DEFAULTS.guiSocketPath)
     .option('--json', 'print the service\'s decision messages as JSON lines')
     .action(async (opts: { socket: string; json?: boolean }) => {
-      const conn = await GuiConnection.connect(opts.socket, { client: 'bastion monitor' });
+      const conn = await connectOrExit(opts.socket, { client: 'bastion monitor' });
       const colors = colorsFor(process.stdout);
       conn.onMessage((m) => {
         if (m['type'] !== 'decision') return;

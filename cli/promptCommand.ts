@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import { colorsFor } from './colors.js';
 import { DEFAULTS } from './defaults.js';
-import { GuiConnection } from './guiClient.js';
+import { connectOrExit } from './guiClient.js';
 import { PromptSession } from './promptSession.js';
 
 export function registerPromptCommand(program: Command): void {
@@ -12,7 +12,7 @@ export function registerPromptCommand(program: Command): void {
     .description('answer connection requests in this terminal (single keys: o/s/a allow, O/S/A deny, p all ports)')
     .option('--socket <path>', 'GUI socket path', DEFAULTS.guiSocketPath)
     .action(async (opts: { socket: string }) => {
-      const conn = await GuiConnection.connect(opts.socket, { answersPrompts: true, client: 'bastion prompt' });
+      const conn = await connectOrExit(opts.socket, { answersPrompts: true, client: 'bastion prompt' });
       const status = await conn.request({ type: 'status' }, 'status');
       const timeoutSeconds = typeof status['timeout_seconds'] === 'number' ? status['timeout_seconds'] : 60;
       const stdin = process.stdin;

@@ -1,0 +1,96 @@
+// `bastion status | rules | mode` as child processes against the real service's socket.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { REPO } from '../support/bastion.js';
+import { GuiDaemon } from '../support/guiDaemon.js';
+
+const TSX = join(REPO, 'node_modules', 'tsx', 'dist', 'loader.mjs');
+const CLI = join(REPO, 'cli', 'bastion.ts');
+
+function bastion(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['--import', TSX, CLI, ...args], { timeout: 30_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+let daemon: GuiDaemon;
+before(async () => {
+  daemon = await GuiDaemon.start({ rules: { '/usr/bin/curl:443': true, '@name:python3:*': false }, config: { mode: 'enforcement', timeout_seconds: 45 } });
+});
+after(async () => {
+  await daemon?.stop();
+});
+
+describe('bastion status', () => {
+  it('shows mode, helper state, rules, clients and counters', async () => {
+    const r = await bastion('status', '--socket', daemon.socket);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(
+      r.stdout,
+      [
+        'mode:     enforcement (default action: deny)',
+        'helper:   not connected',
+        'rules:    2',
+        'clients:  1',
+        'decided:  0 (allowed 0, blocked 0)',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('--json has the prompt and timeout figures too', async () => {
+    const r = await bastion('status', '--json', '--socket', daemon.socket);
+    const s = JSON.parse(r.stdout) as Record<string, unknown>;
+    assert.equal(s['timeout_seconds'], 45);
+    assert.deepEqual(s['prompts'], { open: 0, limited: 0 });
+    assert.equal(s['monitors'], 0);
+  });
+});
+
+describe('bastion rules', () => {
+  it('list prints each rules.json key with its verdict', async () => {
+    const r = await bastion('rules', 'list', '--socket', daemon.socket);
+    assert.equal(r.stdout, 'allow  /usr/bin/curl:443\ndeny   @name:python3:*\n');
+  });
+
+  it('add and delete use the rules.json key grammar', async () => {
+    assert.equal((await bastion('rules', 'add', '/usr/bin/wget', '*', '--deny', '--socket', daemon.socket)).code, 0);
+    assert.equal((await bastion('rules', 'add', '/usr/bin/nc', '8080', '--socket', daemon.socket)).code, 0);
+    assert.deepEqual(await daemon.rules(), {
+      '/usr/bin/curl:443': true,
+      '/usr/bin/nc:8080': true,
+      '/usr/bin/wget:*': false,
+      '@name:python3:*': false,
+      applications: {},
+      services: {},
+    });
+    assert.equal((await bastion('rules', 'delete', '/usr/bin/wget:*', '--socket', daemon.socket)).code, 0);
+    const missing = await bastion('rules', 'delete', '/usr/bin/wget:*', '--socket', daemon.socket);
+    assert.equal(missing.code, 1);
+    assert.equal(missing.stderr, 'bastion: no rule "/usr/bin/wget:*"\n');
+    assert.equal('/usr/bin/wget:*' in (await daemon.rules()), false);
+  });
+});
+
+describe('bastion mode', () => {
+  it('switches the mode, saves it in config.json and tells the service', async () => {
+    assert.equal((await bastion('mode', 'learning', '--socket', daemon.socket)).code, 0);
+    const s = await daemon.request({ type: 'status' }, 'status');
+    assert.equal(s['mode'], 'learning');
+    const bad = await bastion('mode', 'paranoid', '--socket', daemon.socket);
+    assert.equal(bad.code, 1);
+    assert.equal(bad.stderr, 'bastion: field "mode" must be "learning" or "enforcement"\n');
+    assert.equal((await bastion('mode', 'enforcement', '--socket', daemon.socket)).code, 0);
+  });
+
+  it('says how to fix a missing socket', async () => {
+    const r = await bastion('status', '--socket', `${daemon.dir.path}/nothing.sock`);
+    const path = `${daemon.dir.path}/nothing.sock`;
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, `bastion: cannot connect to ${path}: connect ENOENT ${path} (is the service running? are you in group bastion?)\n`);
+  });
+});
