@@ -71,6 +71,7 @@ export class PolicyDaemon {
       config: () => this.effectiveConfig,
       clients: () => this.gui.allClients(),
       recorder: new AnswerRecorder({ sessions: this.sessions, rules: this.rules, authorizer: options.authorizer, log }),
+      notify: (level, title, message) => this.notify(level, title, message),
       log,
     });
     this.decider.setPromptBroker(this.prompts);
@@ -124,10 +125,16 @@ export class PolicyDaemon {
   /** SIGHUP: re-read both files; a broken file keeps the last good state. */
   async reload(): Promise<void> {
     const config = await this.config.load();
-    if (!config.ok) this.log.error({ error: config.error }, 'config.json refused; keeping the last good config');
+    if (!config.ok) {
+      this.log.error({ error: config.error }, 'config.json refused; keeping the last good config');
+      this.notify('error', 'config.json not loaded', `${config.error}; the previous settings stay in force`);
+    }
     this.configChanged(this.config.current);
     const rules = await this.rules.load();
-    if (!rules.ok) this.log.error({ error: rules.error }, 'rules.json refused; keeping the last good rules');
+    if (!rules.ok) {
+      this.log.error({ error: rules.error }, 'rules.json refused; keeping the last good rules');
+      this.notify('error', 'rules.json not loaded', `${rules.error}; the previous rules stay in force`);
+    }
     else this.log.info({ rules: rules.count, path: this.options.rulesPath }, 'rules loaded');
   }
 
@@ -160,6 +167,12 @@ export class PolicyDaemon {
         bad_frames: helper.badFrames,
       },
     };
+  }
+
+  /** `notification` to every client (the tray shows a balloon), unless notifications_enabled is false. */
+  private notify(level: 'info' | 'warning' | 'error', title: string, message: string): void {
+    if (!this.effectiveConfig.notificationsEnabled) return;
+    this.gui.broadcast({ type: 'notification', title, message, level });
   }
 
   private countersJson(): Record<string, number> {

@@ -41,6 +41,8 @@ export interface PromptLimits {
   maxWaitersPerPrompt: number;
   /** Learning mode tells about a key again only after this long (the old daemon: 30 s). */
   learningRepeatMs: number;
+  /** A program hitting a limit is reported at most this often. */
+  limitNoticeMs: number;
   /** Keys remembered for that. */
   maxLearningKeys: number;
 }
@@ -51,10 +53,15 @@ export const DEFAULT_PROMPT_LIMITS: PromptLimits = {
   maxWaitersPerPrompt: 256,
   learningRepeatMs: 30_000,
   maxLearningKeys: 4096,
+  limitNoticeMs: 60_000,
 };
+
+export type NotificationLevel = 'info' | 'warning' | 'error';
 
 export interface PromptBrokerDeps {
   config: () => Readonly<BastionConfig>;
+  /** A balloon on the tray (`notification`); the daemon sends it when notifications_enabled. */
+  notify?: (level: NotificationLevel, title: string, message: string) => void;
   /** Every connected GUI client; the broker skips those that said they do not answer. */
   clients: () => Iterable<GuiClient>;
   recorder: AnswerRecorder;
@@ -92,6 +99,7 @@ export class GuiPromptBroker implements PromptBroker {
   private readonly perProgram = new Map<string, number>();
   private readonly silent = new Set<number>();
   private readonly informed = new Map<string, number>();
+  private readonly limitNoticed = new Map<string, number>();
   private readonly clock: PromptClock;
   private readonly limits: PromptLimits;
   private readonly ids: RequestIds;
@@ -122,10 +130,7 @@ export class GuiPromptBroker implements PromptBroker {
     let ok: boolean;
     if (open) ok = open.waiters.length < this.limits.maxWaitersPerPrompt;
     else ok = this.byId.size < this.limits.maxOpen && (this.perProgram.get(programOf(conn)) ?? 0) < this.limits.maxOpenPerProgram;
-    if (!ok) {
-      this.limited++;
-      this.deps.log.debug({ exe: conn.exe, port: conn.port, open: this.byId.size }, 'prompt limit reached: default applies');
-    }
+    if (!ok) this.limitReached(conn);
     return ok;
   }
 
@@ -237,7 +242,24 @@ export class GuiPromptBroker implements PromptBroker {
   private expire(prompt: OpenPrompt): void {
     if (this.byId.get(prompt.requestId) !== prompt) return;
     this.deps.log.info({ requestId: prompt.requestId, waiting: prompt.waiters.length }, 'prompt timed out: default applies');
-    this.settle(prompt, this.fallback('timeout'), null);
+    const decision = this.fallback('timeout');
+    this.settle(prompt, decision, null);
+    const m = prompt.message;
+    this.deps.notify?.('warning', 'No answer in time', `${m.app_name} → ${m.dest_ip}:${m.dest_port} (${m.protocol}) was ${decision.allow ? 'allowed' : 'blocked'} by default`);
+  }
+
+  private limitReached(conn: Connection): void {
+    this.limited++;
+    const program = programOf(conn);
+    this.deps.log.debug({ program, port: conn.port, open: this.byId.size }, 'prompt limit reached: default applies');
+    const t = this.clock.now();
+    const last = this.limitNoticed.get(program);
+    if (last !== undefined && t - last < this.limits.limitNoticeMs) return;
+    this.limitNoticed.set(program, t);
+    if (this.limitNoticed.size > this.limits.maxLearningKeys) this.limitNoticed.delete(this.limitNoticed.keys().next().value!);
+    this.deps.log.warn({ program, open: this.byId.size }, 'too many open prompts: new questions get the default');
+    const action = this.fallback('default').allow ? 'allowed' : 'blocked';
+    this.deps.notify?.('warning', 'Too many questions at once', `${conn.comm ?? program} asks about many connections at once; until you answer, new ones are ${action} by default`);
   }
 
   private settleIfNobodyAnswers(): void {

@@ -62,6 +62,13 @@ describe('SIGHUP', () => {
     assert.equal(readFileSync(daemon.rulesPath, 'utf8'), corrupt);
     // Edits are refused rather than overwriting what the user has to fix.
     const tray = await TrayClient.connect(daemon.socket);
+    // A second SIGHUP with a tray connected: it is told, as a balloon.
+    hangUp();
+    const notice = await tray.waitFor((m) => m['type'] === 'notification', 'notification');
+    assert.deepEqual(Object.keys(notice), ['type', 'title', 'message', 'level']);
+    assert.equal(notice['title'], 'rules.json not loaded');
+    assert.equal(notice['level'], 'error');
+    assert.match(String(notice['message']), /not valid JSON.*; the previous rules stay in force$/);
     tray.writeLine({ type: 'add_rule', app_name: 'nc', app_path: '/usr/bin/nc', port: 1, allow: true, all_ports: false });
     const error = await tray.waitFor((m) => m['type'] === 'error', 'error');
     assert.match(String(error['error']), /^refusing to save .*rules\.json: the file on disk could not be loaded/);

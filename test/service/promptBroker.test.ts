@@ -18,6 +18,7 @@ interface Harness {
   saved: { subject: string; port: RulePort; allow: boolean }[];
   authorizer: FixedAuthorizer;
   cfg: { current: BastionConfig };
+  notices: string[];
 }
 
 function harness(opts: { clients?: number; config?: Partial<BastionConfig>; authorized?: boolean; limits?: Partial<PromptLimits> } = {}): Harness {
@@ -27,6 +28,7 @@ function harness(opts: { clients?: number; config?: Partial<BastionConfig>; auth
   const saved: Harness['saved'] = [];
   const authorizer = new FixedAuthorizer(opts.authorized === false ? { ok: false, error: 'not authorized to add rules' } : { ok: true });
   const cfg = { current: config(opts.config) };
+  const notices: string[] = [];
   const recorder = new AnswerRecorder({
     sessions,
     rules: {
@@ -42,11 +44,12 @@ function harness(opts: { clients?: number; config?: Partial<BastionConfig>; auth
     config: () => cfg.current,
     clients: () => clients,
     recorder,
+    notify: (level, title, message) => notices.push(`${level}: ${title}: ${message}`),
     log: silentLog,
     clock,
     ...(opts.limits && { limits: opts.limits }),
   });
-  return { broker, clock, clients, sessions, saved, authorizer, cfg };
+  return { broker, clock, clients, sessions, saved, authorizer, cfg, notices };
 }
 
 /** Asks about a connection; returns what it was answered (empty until then). */
@@ -293,6 +296,7 @@ describe('timeouts and leaving clients', () => {
     assert.equal(h.sessions.size, 0);
     assert.deepEqual(h.saved, []);
     assert.equal(h.clock.pendingTimers, 0);
+    assert.deepEqual(h.notices, ['warning: No answer in time: curl → 198.51.100.7:443 (TCP) was blocked by default']);
   });
 
   it('default_action allow applies at timeout', () => {
@@ -348,12 +352,17 @@ describe('timeouts and leaving clients', () => {
 
 describe('limits', () => {
   it('a program flooding new ports cannot bury another program\'s prompt', () => {
-    const h = harness({ limits: { maxOpenPerProgram: 4 } });
+    const h = harness({ limits: { maxOpenPerProgram: 4, limitNoticeMs: 10_000 } });
     for (let port = 1; port <= 4; port++) ask(h, connection({ exe: '/usr/bin/flood', port }));
     assert.equal(h.broker.canAsk(connection({ exe: '/usr/bin/flood', port: 5 })), false);
     assert.equal(h.broker.canAsk(connection({ exe: '/usr/bin/flood', port: 4 })), true, 'joining an open prompt is fine');
     assert.equal(h.broker.canAsk(connection({ exe: '/usr/bin/curl', port: 443 })), true);
     assert.equal(h.broker.limited, 1);
+    assert.equal(h.broker.canAsk(connection({ exe: '/usr/bin/flood', port: 6 })), false);
+    assert.deepEqual(h.notices, ['warning: Too many questions at once: flood asks about many connections at once; until you answer, new ones are blocked by default'], 'told once in limitNoticeMs');
+    h.clock.advance(10_000);
+    assert.equal(h.broker.canAsk(connection({ exe: '/usr/bin/flood', port: 7 })), false);
+    assert.equal(h.notices.length, 2);
   });
 
   it('caps open prompts in all and connections waiting on one prompt', () => {
