@@ -125,7 +125,8 @@ export class GuiPromptBroker implements PromptBroker {
   }
 
   canAsk(conn: Connection): boolean {
-    if (!this.hasAnsweringClient()) return false;
+    // popup_enabled false: enforcement applies default_action without asking anyone.
+    if (!this.deps.config().popupEnabled || !this.hasAnsweringClient()) return false;
     const open = this.byKey.get(connectionKey(conn));
     let ok: boolean;
     if (open) ok = open.waiters.length < this.limits.maxWaitersPerPrompt;
@@ -165,7 +166,7 @@ export class GuiPromptBroker implements PromptBroker {
 
   /** Learning mode: tell the clients, never wait (an answer comes back as add_rule, if at all). */
   inform(conn: Connection): void {
-    if (!this.hasAnsweringClient()) return;
+    if (!this.deps.config().popupEnabled || !this.hasAnsweringClient()) return;
     const key = connectionKey(conn);
     const t = this.clock.now();
     const last = this.informed.get(key);

@@ -128,6 +128,13 @@ describe('opening prompts', () => {
     assert.equal(idOf(late), idOf(h.clients[0]!));
   });
 
+  it('popup_enabled false: nobody is asked or told, the default applies', () => {
+    const h = harness({ config: { popupEnabled: false } });
+    assert.equal(h.broker.canAsk(connection()), false);
+    h.broker.inform(connection());
+    assert.deepEqual(h.clients[0]!.ofType('connection_request'), []);
+  });
+
   it('nobody to ask: no answering client means canAsk is false', () => {
     const h = harness({ clients: 0 });
     assert.equal(h.broker.canAsk(connection()), false);
