@@ -133,6 +133,23 @@ export async function writeFileAtomic(
     throw new Error(`cannot write ${filePath}: ${errorText(err)}`, { cause: err });
   }
   await syncDirectory(dir, filePath);
+  await removeStaleTemps(dir, path.basename(filePath));
+}
+
+/**
+ * Temp files of saves that a crash (kill -9, power loss) interrupted: once a save succeeded
+ * they are garbage. Only our own naming pattern is touched; unlink never follows a symlink.
+ */
+async function removeStaleTemps(dir: string, base: string): Promise<void> {
+  const escaped = base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const pattern = new RegExp(`^\\.${escaped}\\.[0-9a-f]{12}\\.tmp$`);
+  let names: string[];
+  try {
+    names = await fsp.readdir(dir);
+  } catch {
+    return;
+  }
+  await Promise.all(names.filter((n) => pattern.test(n)).map((n) => fsp.unlink(path.join(dir, n)).catch(() => undefined)));
 }
 
 async function refuseNonRegularTarget(filePath: string): Promise<void> {

@@ -71,7 +71,7 @@ async function startBastionSystem(ctx: SystemContext): Promise<RunningSystem> {
   await helper.waitFor('helper started');
   const daemon = startBastion([
     'daemon', '--config', join(ctx.dir, 'config.json'), '--rules', join(ctx.dir, 'rules.json'),
-    '--endpoint', endpoint, '--socket', join(ctx.dir, 'gui.sock'), '--socket-group', 'root',
+    '--endpoint', endpoint, '--socket', join(ctx.dir, 'gui.sock'), '--socket-group', 'root', '--no-polkit',
   ]);
   await daemon.waitFor('helper connected');
   return {

@@ -117,7 +117,7 @@ describe('garbage on the ZeroMQ pair', () => {
     const endpoint = `ipc://${dir.path}/helper.sock`;
     const fake = new Pair({ linger: 0 });
     await fake.bind(endpoint);
-    const daemon = startBastion(['daemon', '--config', `${dir.path}/c.json`, '--rules', `${dir.path}/r.json`, '--endpoint', endpoint, '--socket', `${dir.path}/gui.sock`, '--socket-group', 'root']);
+    const daemon = startBastion(['daemon', '--config', `${dir.path}/c.json`, '--rules', `${dir.path}/r.json`, '--endpoint', endpoint, '--socket', `${dir.path}/gui.sock`, '--socket-group', 'root', '--no-polkit']);
     try {
       const [hello] = await fake.receive();
       assert.ok(hello);

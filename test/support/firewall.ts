@@ -45,7 +45,7 @@ export class TestFirewall {
   async startDaemon(): Promise<BastionProcess> {
     this.daemon = startBastion([
       'daemon', '--config', this.configPath, '--rules', this.rulesPath, '--endpoint', this.endpoint, '--socket', this.guiSocket,
-      '--socket-group', 'root',
+      '--socket-group', 'root', '--no-polkit',
     ]);
     await this.daemon.waitFor('helper connected');
     return this.daemon;
