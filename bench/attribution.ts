@@ -2,8 +2,9 @@
 // one TCP connection and exit, then N more each send one UDP datagram and wait for the reply.
 // Every connection must be credited to its own executable. Prints the share credited
 // correctly and the helper's lookup latency (PacketRecord.lookupMicros) p50/p99; then the
-// same for N connections opened in turn by one long-running process (new sockets of a
-// process the helper already knows: the path of most connections on a desktop).
+// same for N connections opened in turn by one long-running process, kept open or each
+// closed before the next (new sockets of a process the helper already knows: the path of
+// most connections on a desktop).
 // Each scenario gets a fresh helper and service (learning mode, every decision logged), and
 // prints the helper's identify counters: how much /proc work the lookups took.
 // Usage: tsx bench/attribution.ts [processes per protocol=1000] [concurrency=4] [family=4]
@@ -143,6 +144,7 @@ try {
   const tcpExes = nameCopies(binary, dir.path, 'tcp-client', N);
   const udpExes = nameCopies(binary, dir.path, 'udp-client', N);
   const holder = nameCopies(binary, dir.path, 'long-running', 1)[0]!;
+  const repeater = nameCopies(binary, dir.path, 'long-running-repeat', 1)[0]!;
   const scenarios: Scenario[] = [
     {
       name: `${N} one-shot TCP processes, ${CONCURRENCY} at a time`,
@@ -171,9 +173,20 @@ try {
       ports: 1,
       correct: (decisions, [pid]) => decisions.filter((d) => d.exe === holder && d.pid === pid).length,
     },
+    {
+      name: `${N} TCP connections from one long-running process, each closed before the next`,
+      protocol: 'TCP',
+      jobs: [[repeater, 'repeat', String(N), host, String(TCP_PORT)]],
+      concurrency: 1,
+      port: TCP_PORT,
+      ports: 1,
+      correct: (decisions, [pid]) => decisions.filter((d) => d.exe === repeater && d.pid === pid).length,
+    },
   ];
   const results: Record<string, ScenarioResult> = {};
-  for (const [key, s] of [['one_shot_tcp', scenarios[0]!], ['one_shot_udp', scenarios[1]!], ['long_running_tcp', scenarios[2]!]] as const) {
+  const keys = ['one_shot_tcp', 'one_shot_udp', 'long_running_tcp_kept_open', 'long_running_tcp_closed_in_turn'];
+  for (const [i, s] of scenarios.entries()) {
+    const key = keys[i]!;
     results[key] = await run(s);
   }
   const resultsFile = new URL('./results.json', import.meta.url);

@@ -60,6 +60,8 @@ interface Cached {
 const DEFAULT_TTL_MS = 2000;
 const DEFAULT_MAX_CACHE_ENTRIES = 4096;
 const DEFAULT_READ_AHEAD_PER_SECOND = 200;
+/** Programs waiting to be read ahead at most; in a burst of execs only the newest are. */
+const READ_AHEAD_PENDING = 16;
 
 export class ProcessResolver implements ProcessEventListener {
   readonly index: SocketOwnerIndex;
@@ -106,10 +108,8 @@ export class ProcessResolver implements ProcessEventListener {
     this.byPid.delete(pid);
     if (this.readAheadPerSecond <= 0) return;
     this.started.push(pid);
-    if (!this.readAheadScheduled) {
-      this.readAheadScheduled = true;
-      setImmediate(() => this.readAhead());
-    }
+    if (this.started.length > READ_AHEAD_PENDING) this.started.shift();
+    this.scheduleReadAhead();
   }
 
   onExit(pid: number): void {
@@ -120,23 +120,37 @@ export class ProcessResolver implements ProcessEventListener {
     this.byPid.clear(); // an exec among the lost events would leave a stale exe or argv
   }
 
-  /** Newest first, within the per-second budget; the rest are found when they connect. */
+  private scheduleReadAhead(): void {
+    if (this.readAheadScheduled) return;
+    this.readAheadScheduled = true;
+    setImmediate(() => this.readAhead());
+  }
+
+  /**
+   * One program per turn of the event loop (~150 µs), newest first, so that packets are not
+   * kept waiting behind a burst; within the per-second budget. Programs left over when the
+   * budget is spent are found when they connect.
+   */
   private readAhead(): void {
     this.readAheadScheduled = false;
     const now = this.now();
     const refill = ((now - this.readAheadRefilledAt) / 1000) * this.readAheadPerSecond;
     this.readAheadTokens = Math.min(this.readAheadPerSecond, this.readAheadTokens + refill);
     this.readAheadRefilledAt = now;
-    while (this.started.length > 0 && this.readAheadTokens >= 1) {
-      this.readAheadTokens--;
-      try {
-        const ref = this.index.learn(this.started.pop() as number);
-        if (ref !== null) this.processDetails(ref, now);
-      } catch {
-        // Only an optimisation: whatever failed here is read again when the process connects.
-      }
+    const pid = this.started.pop();
+    if (pid === undefined) return;
+    if (this.readAheadTokens < 1) {
+      this.started.length = 0;
+      return;
     }
-    this.started.length = 0;
+    this.readAheadTokens--;
+    try {
+      const ref = this.index.learn(pid);
+      if (ref !== null) this.processDetails(ref, now);
+    } catch {
+      // Only an optimisation: whatever failed here is read again when the process connects.
+    }
+    if (this.started.length > 0) this.scheduleReadAhead();
   }
 
   /**
@@ -192,7 +206,7 @@ export class ProcessResolver implements ProcessEventListener {
       const holder = this.index.findPid(owner.inode, owner.uid);
       if (holder === null) break;
       const cached = this.byInode.get(owner.inode);
-      if (cached !== undefined && this.stillCurrent(cached, holder.pid, holder.startTime)) {
+      if (cached !== undefined && this.stillCurrent(cached, holder)) {
         return outcome('cache', cached.info, owner.inode, owner.uid);
       }
       const info = this.processDetails(holder, now);
@@ -205,20 +219,25 @@ export class ProcessResolver implements ProcessEventListener {
 
   /**
    * Details for a pid the index just verified, from the per-pid cache when still valid; else
-   * read, starting from the stat the index read during its check (one read fewer).
+   * read, starting from the stat the index read during its check if it read one.
    */
-  private processDetails({ pid, startTime, stat }: PidRef, now: number): ProcessInfo | null {
+  private processDetails(holder: PidRef, now: number): ProcessInfo | null {
+    const { pid, startTime, stat } = holder;
     const cached = this.byPid.get(pid);
-    if (cached !== undefined && this.stillCurrent(cached, pid, startTime)) return cached.info;
-    const info = readProcessInfo(pid, this.procRoot, stat);
+    if (cached !== undefined && this.stillCurrent(cached, holder)) return cached.info;
+    const info = readProcessInfo(pid, this.procRoot, stat ?? undefined);
     if (info === null || info.startTime !== startTime) return null;
     remember(this.byPid, pid, info, now + this.ttlMs, this.maxCacheEntries);
     return info;
   }
 
   /** Same process (pid and start time) and the same program (no execve since). */
-  private stillCurrent(cached: Cached, pid: number, startTime: number): boolean {
-    return cached.info.pid === pid && cached.info.startTime === startTime && this.exeLink(pid) === cached.exeLink;
+  private stillCurrent(cached: Cached, holder: PidRef): boolean {
+    if (cached.info.pid !== holder.pid || cached.info.startTime !== holder.startTime) return false;
+    // Events up to after the fd read have been dispatched: an exec would have dropped the
+    // per-pid entry (onExec), so its presence is the proof. Else read the exe link again.
+    if (holder.eventsCurrent && this.byPid.get(holder.pid)?.info === cached.info) return true;
+    return this.exeLink(holder.pid) === cached.exeLink;
   }
 
   /** The raw link, '' when we may not read it (as readProcessInfo reports it), null once gone. */

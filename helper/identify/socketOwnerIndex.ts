@@ -18,7 +18,10 @@
 //  3. the candidates' whole fd tables (only fds not read before), then every other process;
 //     with events, last of all a listing of /proc, in case events were missed.
 // and stops at the first holder. Every answer rests on a readlink of the holder's fd naming
-// the socket, followed by a read of the holder's start time: a reused pid is never credited.
+// the socket, followed by proof that the pid still is the process we read before: its start
+// time read again, or, with process events, no exit event for it up to a drain made after
+// the readlink (the kernel queues a process's exit event before its pid can be handed out
+// again; an overflow is reported, and then we read start times again until re-verified).
 
 import type { ProcessEventListener, ProcessEventSource } from './procEvents.js';
 import { dirUid, lastPidHandedOut, listPids, readFdDir, readFdLink, socketInode, socketLink } from './procFds.js';
@@ -37,8 +40,13 @@ export interface SocketOwnerIndexOptions {
 export interface PidRef {
   pid: number;
   startTime: number;
-  /** The holder's stat, read after its fd was seen naming the socket. */
-  stat: StatFields;
+  /** The holder's stat when it was read after its fd was seen naming the socket, else null. */
+  stat: StatFields | null;
+  /**
+   * Process events were drained after the fd was read, none lost: whatever the process did
+   * up to then (exec, exit) has been dispatched to every listener.
+   */
+  eventsCurrent: boolean;
 }
 
 export interface SocketOwnerIndexCounters {
@@ -56,6 +64,8 @@ export interface SocketOwnerIndexCounters {
   learned: number;
   /** Times /proc was listed. */
   listings: number;
+  /** /proc/PID/stat reads (3 syscalls each), mostly to check a pid was not reused. */
+  statReads: number;
 }
 
 interface PidEntry {
@@ -74,6 +84,8 @@ interface PidEntry {
   freshMisses: number;
   /** The miss (counters.misses) during which this entry was last read. */
   scannedAtMiss: number;
+  /** lossEpoch when startTime was read: events since then tell whether the pid is still it. */
+  epoch: number;
 }
 
 const UNREAD = -1;
@@ -94,7 +106,7 @@ const GUESSES_PER_MISS = 8;
 const LOWEST_FREE_TRIES = 2;
 
 export class SocketOwnerIndex implements ProcessEventListener {
-  readonly counters: SocketOwnerIndexCounters = { scans: 0, fdReads: 0, hits: 0, misses: 0, guessed: 0, learned: 0, listings: 0 };
+  readonly counters: SocketOwnerIndexCounters = { scans: 0, fdReads: 0, hits: 0, misses: 0, guessed: 0, learned: 0, listings: 0, statReads: 0 };
   private readonly procRoot: string;
   private readonly maxScansPerMiss: number;
   private readonly maxFdsPerPid: number;
@@ -114,8 +126,10 @@ export class SocketOwnerIndex implements ProcessEventListener {
   private listingDue = true;
   private scansLeft = 0;
   private guessesLeft = 0;
-  /** What the last successful sameProcess() read. */
+  /** What the last successful sameProcess() read, null when events vouched instead. */
   private verified: StatFields | null = null;
+  /** Bumped when events are lost: entries read before may have exited unseen. */
+  private lossEpoch = 0;
 
   constructor(options: SocketOwnerIndexOptions = {}) {
     this.procRoot = options.procRoot ?? '/proc';
@@ -154,7 +168,7 @@ export class SocketOwnerIndex implements ProcessEventListener {
     this.counters.learned++;
     this.fresh.push(pid);
     if (this.fresh.length > FRESH_CANDIDATES) this.fresh.shift();
-    return { pid, startTime: entry.startTime, stat: this.verified as StatFields };
+    return this.ref(pid, entry);
   }
 
   /**
@@ -205,6 +219,7 @@ export class SocketOwnerIndex implements ProcessEventListener {
 
   onLost(): void {
     this.listingDue = true;
+    this.lossEpoch++;
   }
 
   // ---- the search ----
@@ -218,15 +233,38 @@ export class SocketOwnerIndex implements ProcessEventListener {
     return this.sameProcess(pid, entry);
   }
 
-  /** The start time still matches; if not, the pid was reused and everything we knew is wrong. */
+  /**
+   * pid is still the process entry describes (call it after reading the fd). With events:
+   * no exit (nor exec) of it up to a drain made now, and none lost since its start time was
+   * read. Else its start time, read again; if that changed, the pid was reused and
+   * everything we knew about it is wrong.
+   */
   private sameProcess(pid: number, entry: PidEntry): boolean {
+    if (this.eventsVouch(entry)) {
+      this.events?.drain();
+      if (this.pids.get(pid) !== entry) return false; // it exited or exec'd: forgotten meanwhile
+      if (this.eventsVouch(entry)) {
+        this.verified = null;
+        return true;
+      }
+    }
+    this.counters.statReads++;
     const stat = readStat(pid, this.procRoot);
     if (stat !== null && stat.startTime === entry.startTime) {
       this.verified = stat;
+      entry.epoch = this.lossEpoch;
       return true;
     }
     this.requeue(pid);
     return false;
+  }
+
+  private eventsVouch(entry: PidEntry): boolean {
+    return this.events !== null && this.events.isOpen && entry.epoch === this.lossEpoch;
+  }
+
+  private ref(pid: number, entry: PidEntry): PidRef {
+    return { pid, startTime: entry.startTime, stat: this.verified, eventsCurrent: this.verified === null };
   }
 
   /** Step 1: a few readlinks on the fd numbers the candidates' new sockets probably have. */
@@ -379,6 +417,8 @@ export class SocketOwnerIndex implements ProcessEventListener {
   private firstScan(pid: number, inode: number, uid: number): PidRef | null {
     this.counters.scans++;
     this.scansLeft--;
+    this.counters.statReads++;
+    const epoch = this.lossEpoch;
     const stat = readStat(pid, this.procRoot);
     const names = stat === null ? null : readFdDir(this.procRoot, pid);
     if (stat === null || names === null) return null;
@@ -391,6 +431,9 @@ export class SocketOwnerIndex implements ProcessEventListener {
       reusesFds: false,
       freshMisses: 0,
       scannedAtMiss: this.counters.misses,
+      // Events vouch for it only if it had not exited when its start time was read: it was
+      // alive then (we read its stat), and an exit after that comes as an event.
+      epoch: this.events !== null && this.events.isOpen ? epoch : -1,
     };
     this.pids.set(pid, entry);
     const limit = Math.min(names.length, this.maxFdsPerPid);
@@ -429,7 +472,7 @@ export class SocketOwnerIndex implements ProcessEventListener {
     this.drop(this.recent, pid);
     this.recent.unshift(pid);
     if (this.recent.length > RECENT_CANDIDATES) this.recent.pop();
-    return { pid, startTime: entry.startTime, stat: this.verified as StatFields };
+    return this.ref(pid, entry);
   }
 
   private drop(list: number[], pid: number): void {

@@ -134,13 +134,35 @@ describe('SocketOwnerIndex guesses', () => {
     assert.deepEqual([index.counters.scans, index.counters.fdReads], [scans, fdReads + 1]);
   });
 
-  it('never credits a guessed fd to a process whose pid was reused', () => {
+  it('never credits a guessed fd to the old process of a reused pid: the exit event tells', () => {
+    const root = fakeProc([{ pid: 100, startTime: 10, sockets: { 3: 501 }, stdio: 3 }]);
+    const { index, events } = indexWithEvents(root);
+    assert.equal(index.findPid(501, null)?.pid, 100);
+    writeFakeProcess(root, { pid: 100, startTime: 77, sockets: { 3: 501, 4: 502 }, stdio: 3 }); // died; pid reused
+    events.exit(100).fork(100);
+    const found = index.findPid(502, null);
+    assert.deepEqual([found?.pid, found?.startTime], [100, 77]);
+  });
+
+  it('reads start times again once events were lost, so a pid reused unseen is not credited', () => {
+    const root = fakeProc([{ pid: 100, startTime: 10, sockets: { 3: 501 }, stdio: 3 }]);
+    const { index, events } = indexWithEvents(root);
+    assert.equal(index.findPid(501, null)?.pid, 100);
+    writeFakeProcess(root, { pid: 100, startTime: 77, sockets: { 3: 501, 4: 502 }, stdio: 3 }); // its exit was lost
+    events.lost();
+    const found = index.findPid(502, null);
+    assert.deepEqual([found?.pid, found?.startTime], [100, 77]);
+  });
+
+  it("with events, a known process's new socket costs one readlink and no stat read", () => {
     const root = fakeProc([{ pid: 100, startTime: 10, sockets: { 3: 501 }, stdio: 3 }]);
     const { index } = indexWithEvents(root);
     assert.equal(index.findPid(501, null)?.pid, 100);
-    writeFakeProcess(root, { pid: 100, startTime: 77, sockets: { 3: 501, 4: 502 }, stdio: 3 }); // died; pid reused
+    addSocket(root, 100, 4, 502);
+    const { fdReads, statReads, scans } = index.counters;
     const found = index.findPid(502, null);
-    assert.deepEqual([found?.pid, found?.startTime], [100, 77]);
+    assert.deepEqual([found?.pid, found?.eventsCurrent], [100, true]);
+    assert.deepEqual([index.counters.fdReads, index.counters.statReads, index.counters.scans], [fdReads + 1, statReads, scans]);
   });
 
   it('stops trying a program read ahead that was not the owner three times', () => {
@@ -198,8 +220,25 @@ describe('ProcessResolver with process events', () => {
       events.exec(pid);
     }
     events.drain();
-    await nextTurn();
+    for (let turn = 0; turn < 10; turn++) await nextTurn(); // one program per turn
     assert.equal(resolver.index.counters.learned, 2);
+  });
+
+  it('reads ahead one program per turn of the event loop, so packets do not wait behind a burst', async () => {
+    const root = fakeProc([]);
+    const events = new FakeEvents();
+    const resolver = new ProcessResolver({ lookupSocket: () => null, procRoot: root, events });
+    for (let pid = 300; pid < 303; pid++) {
+      writeFakeProcess(root, { pid, startTime: pid });
+      events.exec(pid);
+    }
+    events.drain();
+    const learned: number[] = [];
+    for (let turn = 0; turn < 4; turn++) {
+      await nextTurn();
+      learned.push(resolver.index.counters.learned);
+    }
+    assert.deepEqual(learned, [1, 2, 3, 3]);
   });
 
   it('drops cached details on an exec event, even when the executable stays the same', () => {
