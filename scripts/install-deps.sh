@@ -6,5 +6,8 @@ apt-get update
 packages="iptables iproute2 libnetfilter-queue-dev libmnl-dev build-essential python3 curl iputils-ping ca-certificates"
 # Debian 12's own nodejs (18.x) runs Bastion; install it only where no node is present.
 command -v node >/dev/null 2>&1 || packages="$packages nodejs npm"
+# polkit tests (a private system bus and polkitd), the Debian package (build, lint, unit
+# checks with systemd-analyze) and its install test into a debootstrap root.
+packages="$packages dbus-daemon polkitd debhelper dpkg-dev fakeroot lintian debootstrap systemd"
 # shellcheck disable=SC2086
 apt-get install -y --no-install-recommends $packages
