@@ -60,6 +60,8 @@ export interface SocketOwnerIndexCounters {
   misses: number;
   /** Misses answered by a guessed fd number of a candidate. */
   guessed: number;
+  /** readlinks spent on guesses (part of fdReads). */
+  guessReads: number;
   /** Processes read ahead of their first packet (learn()). */
   learned: number;
   /** Times /proc was listed. */
@@ -82,6 +84,8 @@ interface PidEntry {
   reusesFds: boolean;
   /** Misses that guessed at this process as a fresh candidate without finding the socket. */
   freshMisses: number;
+  /** The miss during which its lowest-free-fd walk found a free number (and so ended). */
+  walkEndedAtMiss: number;
   /** The miss (counters.misses) during which this entry was last read. */
   scannedAtMiss: number;
   /** lossEpoch when startTime was read: events since then tell whether the pid is still it. */
@@ -95,7 +99,7 @@ const DEFAULT_MAX_FDS_PER_PID = 65536;
 /** Programs started lately, not credited yet, tried first on a miss. */
 const FRESH_CANDIDATES = 8;
 /** A fresh candidate that was not the owner this many times is probably not a client at all. */
-const FRESH_MISSES = 3;
+const FRESH_MISSES = 2;
 /** Processes credited lately, tried next. */
 const RECENT_CANDIDATES = 4;
 /** fd numbers remembered per process as likely places for its next socket. */
@@ -106,7 +110,7 @@ const GUESSES_PER_MISS = 8;
 const LOWEST_FREE_TRIES = 2;
 
 export class SocketOwnerIndex implements ProcessEventListener {
-  readonly counters: SocketOwnerIndexCounters = { scans: 0, fdReads: 0, hits: 0, misses: 0, guessed: 0, learned: 0, listings: 0, statReads: 0 };
+  readonly counters: SocketOwnerIndexCounters = { scans: 0, fdReads: 0, hits: 0, misses: 0, guessed: 0, guessReads: 0, learned: 0, listings: 0, statReads: 0 };
   private readonly procRoot: string;
   private readonly maxScansPerMiss: number;
   private readonly maxFdsPerPid: number;
@@ -267,44 +271,57 @@ export class SocketOwnerIndex implements ProcessEventListener {
     return { pid, startTime: entry.startTime, stat: this.verified, eventsCurrent: this.verified === null };
   }
 
-  /** Step 1: a few readlinks on the fd numbers the candidates' new sockets probably have. */
+  /**
+   * Step 1: a few readlinks on the fd numbers the candidates' new sockets probably have:
+   * first the one guess that served each recent owner last time (a busy client is answered
+   * by its first readlink), then each program read ahead, then the recent owners' other
+   * guesses.
+   */
   private guessCandidates(inode: number, uidHint: number | null): PidRef | null {
+    const recent = this.recent.filter((pid) => mayBelongTo(this.pids.get(pid)?.uid ?? UNKNOWN_UID, uidHint));
+    for (const pid of recent) {
+      const entry = this.pids.get(pid);
+      const found = entry === undefined ? null : entry.reusesFds ? this.guessReused(pid, entry, inode, 0, 1) : this.guessLowestFree(pid, entry, inode, 1);
+      if (found !== null || this.guessesLeft <= 0) return found;
+    }
     for (const pid of this.fresh.slice()) {
-      if (this.guessesLeft <= 0) return null;
       const entry = this.pids.get(pid);
       if (entry === undefined || !mayBelongTo(entry.uid, uidHint)) continue;
       const found = this.guessLowestFree(pid, entry, inode, 1);
-      if (found !== null) return found;
+      if (found !== null || this.guessesLeft <= 0) return found;
       if (++entry.freshMisses >= FRESH_MISSES) this.drop(this.fresh, pid);
     }
-    for (const pid of this.recent.slice()) {
-      if (this.guessesLeft <= 0) return null;
+    for (const pid of recent) {
       const entry = this.pids.get(pid);
-      if (entry === undefined || !mayBelongTo(entry.uid, uidHint)) continue;
+      if (entry === undefined) continue;
       const found = entry.reusesFds
-        ? (this.guessReused(pid, entry, inode) ?? this.guessLowestFree(pid, entry, inode, 1))
-        : (this.guessLowestFree(pid, entry, inode, LOWEST_FREE_TRIES) ?? this.guessReused(pid, entry, inode));
-      if (found !== null) return found;
+        ? (this.guessReused(pid, entry, inode, 1, SOCKET_FDS_KEPT) ?? this.guessLowestFree(pid, entry, inode, 1))
+        : (this.guessLowestFree(pid, entry, inode, LOWEST_FREE_TRIES - 1) ?? this.guessReused(pid, entry, inode, 0, SOCKET_FDS_KEPT));
+      if (found !== null || this.guessesLeft <= 0) return found;
     }
     return null;
   }
 
-  private guessReused(pid: number, entry: PidEntry, inode: number): PidRef | null {
-    for (const fd of entry.socketFds.slice()) {
+  /** The fd numbers its latest sockets had, from the from-th to before the to-th. */
+  private guessReused(pid: number, entry: PidEntry, inode: number, from: number, to: number): PidRef | null {
+    for (const fd of entry.socketFds.slice(from, to)) {
       if (this.guessesLeft <= 0 || !this.pids.has(pid)) return null;
       if (this.guess(pid, entry, fd, inode) === inode) return this.guessed(pid, entry, inode, true);
     }
     return null;
   }
 
-  /** Walks up from the lowest fd number not open when we last looked, until one is free. */
+  /**
+   * Walks up from the lowest fd number not open when we last looked, until one is free (the
+   * socket would have taken that number: the walk is over for this miss).
+   */
   private guessLowestFree(pid: number, entry: PidEntry, inode: number, tries: number): PidRef | null {
-    for (let i = 0; i < tries && this.guessesLeft > 0 && this.pids.has(pid); i++) {
+    for (let i = 0; i < tries && this.guessesLeft > 0 && entry.walkEndedAtMiss !== this.counters.misses && this.pids.has(pid); i++) {
       let fd = 0;
       while (entry.fds.has(fd)) fd++;
       const found = this.guess(pid, entry, fd, inode);
       if (found === inode) return this.guessed(pid, entry, inode, false);
-      if (found === null) return null; // free: the socket would have taken this number
+      if (found === null) entry.walkEndedAtMiss = this.counters.misses;
     }
     return null;
   }
@@ -313,6 +330,7 @@ export class SocketOwnerIndex implements ProcessEventListener {
   private guess(pid: number, entry: PidEntry, fd: number, inode: number): number | null {
     this.guessesLeft--;
     this.counters.fdReads++;
+    this.counters.guessReads++;
     const link = readFdLink(this.procRoot, pid, fd);
     const socket = link === null ? null : socketInode(link);
     this.record(pid, entry, fd, socket);
@@ -430,6 +448,7 @@ export class SocketOwnerIndex implements ProcessEventListener {
       socketFds: [],
       reusesFds: false,
       freshMisses: 0,
+      walkEndedAtMiss: -1,
       scannedAtMiss: this.counters.misses,
       // Events vouch for it only if it had not exited when its start time was read: it was
       // alive then (we read its stat), and an exit after that comes as an event.

@@ -107,7 +107,7 @@ describe('SocketOwnerIndex with process events', () => {
 });
 
 describe('SocketOwnerIndex guesses', () => {
-  it("finds a program read ahead by learn() on its lowest free fd: one readlink, no scan", () => {
+  it("finds a program read ahead by learn() on its lowest free fd, after one guess at the recent owner: no scan", () => {
     const root = fakeProc([{ pid: 100, startTime: 10, sockets: { 3: 501 }, stdio: 3 }]);
     const { index, events } = indexWithEvents(root);
     writeFakeProcess(root, { pid: 300, startTime: 30, stdio: 3 });
@@ -117,7 +117,7 @@ describe('SocketOwnerIndex guesses', () => {
     addSocket(root, 300, 3, 701);
     const { scans, fdReads } = index.counters;
     assert.equal(index.findPid(701, null)?.pid, 300);
-    assert.deepEqual([index.counters.scans, index.counters.fdReads, index.counters.guessed], [scans, fdReads + 1, 1]);
+    assert.deepEqual([index.counters.scans, index.counters.fdReads, index.counters.guessed], [scans, fdReads + 2, 1]);
   });
 
   it('learns that a process reuses the fd number of its closed socket: its next socket costs one readlink', () => {
@@ -165,19 +165,28 @@ describe('SocketOwnerIndex guesses', () => {
     assert.deepEqual([index.counters.fdReads, index.counters.statReads, index.counters.scans], [fdReads + 1, statReads, scans]);
   });
 
-  it('stops trying a program read ahead that was not the owner three times', () => {
-    const root = fakeProc([{ pid: 100, startTime: 10, stdio: 3 }]);
-    const { index } = indexWithEvents(root);
-    writeFakeProcess(root, { pid: 300, startTime: 30, stdio: 3 }); // never connects
-    index.learn(300);
-    for (let inode = 801; inode <= 803; inode++) {
-      addSocket(root, 100, inode - 798, inode);
-      assert.equal(index.findPid(inode, null)?.pid, 100);
-    }
-    addSocket(root, 100, 6, 804);
-    const { fdReads } = index.counters;
-    assert.equal(index.findPid(804, null)?.pid, 100);
-    assert.equal(index.counters.fdReads, fdReads + 1, 'the idle program was tried again');
+  it('stops trying a program read ahead that was not the owner twice', () => {
+    /** fds read by each of 4 misses for new processes' sockets, with or without an idle program read ahead. */
+    const readsPerMiss = (idleReadAhead: boolean): number[] => {
+      const root = fakeProc([{ pid: 100, startTime: 10, stdio: 3 }, { pid: 300, startTime: 30, stdio: 3 }]);
+      const { index, events } = indexWithEvents(root);
+      if (idleReadAhead) {
+        events.exec(300).drain();
+        assert.equal(index.learn(300)?.pid, 300); // 300 never connects
+      }
+      const reads: number[] = [];
+      for (let i = 0; i < 4; i++) {
+        writeFakeProcess(root, { pid: 400 + i, startTime: 40 + i, stdio: 3, sockets: { 3: 800 + i } });
+        events.fork(400 + i);
+        const before = index.counters.fdReads;
+        assert.equal(index.findPid(800 + i, null)?.pid, 400 + i);
+        reads.push(index.counters.fdReads - before);
+      }
+      return reads;
+    };
+    const idle = readsPerMiss(true);
+    const none = readsPerMiss(false);
+    assert.deepEqual(idle.map((reads, i) => reads - none[i]!), [1, 1, 0, 0]);
   });
 });
 
