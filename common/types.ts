@@ -60,6 +60,8 @@ export interface PacketRecord {
   attribution: Attribution;
   lookupMicros: number;
   payloadLength: number;
+  /** Set when the helper answered from its verdict cache: the verdict it applied. */
+  helperVerdict?: 'accept' | 'drop';
 }
 
 export type VerdictAction = 'accept' | 'drop' | 'hold';
@@ -71,4 +73,6 @@ export interface Verdict {
   mark?: number;
   /** For 'hold': how much longer the helper should keep the packet waiting. */
   holdMs?: number;
+  /** For accept/drop: the helper may reuse this verdict for the same exe, protocol and port this long. */
+  cacheMs?: number;
 }

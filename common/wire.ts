@@ -35,7 +35,8 @@ export type BusMessage =
   | { kind: 'hello'; hello: Hello }
   | { kind: 'heartbeat'; sentAtMs: number; helper: HelperCounters | null }
   | { kind: 'packets'; records: PacketRecord[] }
-  | { kind: 'verdicts'; verdicts: Verdict[] };
+  | { kind: 'verdicts'; verdicts: Verdict[] }
+  | { kind: 'cache_reset'; reason: string };
 
 export type DecodeResult = { ok: true; message: BusMessage } | { ok: false; error: string };
 
@@ -106,6 +107,8 @@ function recordToProto(r: PacketRecord): Record<string, unknown> {
     attribution: ATTRIBUTIONS.indexOf(r.attribution),
     lookupMicros: r.lookupMicros,
     payloadLength: r.payloadLength,
+    decidedByHelper: r.helperVerdict !== undefined,
+    helperAccepted: r.helperVerdict === 'accept',
   };
 }
 
@@ -134,9 +137,12 @@ function toProto(m: BusMessage): Record<string, unknown> {
             hasMark: v.mark !== undefined,
             mark: v.mark ?? 0,
             holdMs: v.holdMs ?? 0,
+            cacheMs: v.cacheMs ?? 0,
           })),
         },
       };
+    case 'cache_reset':
+      return { cacheReset: { reason: m.reason } };
   }
 }
 
@@ -177,7 +183,7 @@ function recordFromProto(r: Obj): PacketRecord | string {
   if (!malformed && (src.length !== addrLen || dst.length !== addrLen)) return 'record with a bad address length';
   const attribution = ATTRIBUTIONS[num(r['attribution'])];
   const isIcmp = r['transport'] === 3 || r['transport'] === 4;
-  return {
+  const record: PacketRecord = {
     packetId: num(r['packetId']),
     family,
     protocol: num(r['ipProtocol']),
@@ -198,6 +204,8 @@ function recordFromProto(r: Obj): PacketRecord | string {
     lookupMicros: num(r['lookupMicros']),
     payloadLength: num(r['payloadLength']),
   };
+  if (bool(r['decidedByHelper'])) record.helperVerdict = bool(r['helperAccepted']) ? 'accept' : 'drop';
+  return record;
 }
 
 /** Decodes one frame; never throws. A frame over maxBytes is refused before decoding. */
@@ -271,10 +279,13 @@ export function decodeBusMessage(frame: Uint8Array, maxBytes = MAX_FRAME_BYTES):
         const verdict: Verdict = { packetId: num(v['packetId']), action };
         if (bool(v['hasMark'])) verdict.mark = num(v['mark']);
         if (action === 'hold') verdict.holdMs = num(v['holdMs']);
+        else if (num(v['cacheMs']) > 0) verdict.cacheMs = num(v['cacheMs']);
         verdicts.push(verdict);
       }
       return { ok: true, message: { kind: 'verdicts', verdicts } };
     }
+    case 'cacheReset':
+      return { ok: true, message: { kind: 'cache_reset', reason: str((env['cacheReset'] as Obj)['reason']) } };
     default:
       return { ok: false, error: 'empty envelope' };
   }

@@ -12,6 +12,7 @@ import { newParsedPacket, parsePacket } from './packet.js';
 import { PendingVerdicts, type FallbackReason } from './pendingVerdicts.js';
 import { PacketQueue, type QueueOptions, type QueuedPacket } from './queue.js';
 import { ServiceLink } from './serviceLink.js';
+import { VerdictCache } from './verdictCache.js';
 
 const ETH_P_IP = 0x0800;
 const ETH_P_IPV6 = 0x86dd;
@@ -43,6 +44,8 @@ export class Helper {
   private readonly resolver: ProcessResolver;
   private readonly processEvents: ProcessEvents | null;
   private readonly pending: PendingVerdicts;
+  /** Verdicts the service allowed us to reuse; bounded, expiring, cleared on any policy change. */
+  private readonly verdictCache = new VerdictCache(4096);
   private readonly parsed = newParsedPacket();
   private readonly capabilities: string[];
   private packets = 0;
@@ -78,6 +81,7 @@ export class Helper {
       {
         apply: (id, accept, mark) => this.applyVerdict(id, accept, mark),
         onFallback: (id, reason) => this.onFallback(id, reason),
+        onDecided: (key, accept, mark, cacheMs) => this.verdictCache.store(key, accept, mark, cacheMs),
       },
     );
   }
@@ -94,10 +98,15 @@ export class Helper {
       },
       {
         onVerdicts: (verdicts) => this.onVerdicts(verdicts),
+        onCacheReset: (reason) => {
+          this.log.debug({ reason, entries: this.verdictCache.size }, 'verdict cache reset by the service');
+          this.verdictCache.clear();
+        },
         onServiceUp: (hello) => this.log.info({ pid: hello.pid, version: hello.softwareVersion }, 'policy service connected'),
         onServiceDown: (reason) => {
           this.log.warn({ reason, held: this.pending.size }, 'policy service gone: held packets get the fallback verdict');
           this.pending.fallbackAll('service_lost');
+          this.verdictCache.clear(); // its entries were the service's word; the service is gone
         },
         onRecordsLost: (records) => {
           for (const r of records) this.pending.fallbackNow(r.packetId, 'no_service');
@@ -182,7 +191,17 @@ export class Helper {
         continue;
       }
       if (connected) {
-        this.pending.hold(record.packetId);
+        const cacheKey = record.process?.exe && (record.protocol === 6 || record.protocol === 17)
+          ? VerdictCache.key(record.process.exe, record.protocol, record.dstPort)
+          : null;
+        const cached = cacheKey === null ? null : this.verdictCache.lookup(cacheKey);
+        if (cached) {
+          // The service's earlier answer for this program and port: apply it now, report it after.
+          this.applyVerdict(record.packetId, cached.accept, cached.mark);
+          record.helperVerdict = cached.accept ? 'accept' : 'drop';
+        } else {
+          this.pending.hold(record.packetId, cacheKey);
+        }
         records.push(record);
       } else {
         this.pending.fallbackNow(record.packetId, 'no_service');
@@ -236,7 +255,7 @@ export class Helper {
   }
 
   private onVerdicts(verdicts: Verdict[]): void {
-    for (const v of verdicts) this.pending.resolve(v.packetId, v.action, v.mark, v.holdMs);
+    for (const v of verdicts) this.pending.resolve(v.packetId, v.action, v.mark, v.holdMs, v.cacheMs);
   }
 
   private applyVerdict(packetId: number, accept: boolean, mark: number | undefined): number {

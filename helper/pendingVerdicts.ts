@@ -19,12 +19,16 @@ export interface PendingCallbacks {
   /** Sends the verdict to the kernel; returns 0 or a negative errno. */
   apply(packetId: number, accept: boolean, mark: number | undefined): number;
   onFallback(packetId: number, reason: FallbackReason): void;
+  /** The service's verdict for a packet held with a cache key, and how long it may be reused. */
+  onDecided?(cacheKey: string, accept: boolean, mark: number | undefined, cacheMs: number): void;
 }
 
 interface Entry {
   deadline: number;
   /** Latest a hold may extend to. */
   limit: number;
+  /** Where the verdict may be cached (exe, protocol, port), or null. */
+  cacheKey: string | null;
 }
 
 export class PendingVerdicts {
@@ -56,13 +60,13 @@ export class PendingVerdicts {
   }
 
   /** Starts the clock for a packet that was just sent to the service. */
-  hold(packetId: number): void {
+  hold(packetId: number, cacheKey: string | null = null): void {
     const t = this.now();
-    this.entries.set(packetId, { deadline: t + this.options.ackDeadlineMs, limit: t + this.options.maxHoldMs });
+    this.entries.set(packetId, { deadline: t + this.options.ackDeadlineMs, limit: t + this.options.maxHoldMs, cacheKey });
   }
 
   /** Applies the service's answer. A verdict for a packet no longer held is counted and ignored. */
-  resolve(packetId: number, action: VerdictAction, mark?: number, holdMs?: number): void {
+  resolve(packetId: number, action: VerdictAction, mark?: number, holdMs?: number, cacheMs?: number): void {
     const entry = this.entries.get(packetId);
     if (!entry) {
       this.lateVerdicts++;
@@ -74,6 +78,7 @@ export class PendingVerdicts {
     }
     this.entries.delete(packetId);
     this.callbacks.apply(packetId, action === 'accept', mark);
+    if (entry.cacheKey !== null && cacheMs) this.callbacks.onDecided?.(entry.cacheKey, action === 'accept', mark, cacheMs);
   }
 
   /** Gives a packet the fallback verdict at once (no service to ask). */

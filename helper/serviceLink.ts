@@ -19,6 +19,7 @@ export interface ServiceLinkOptions {
 
 export interface ServiceLinkEvents {
   onVerdicts(verdicts: Verdict[]): void;
+  onCacheReset(reason: string): void;
   onServiceUp(hello: Hello): void;
   onServiceDown(reason: string): void;
   /** Records that never reached the service: their packets need the fallback now. */
@@ -96,6 +97,9 @@ export class ServiceLink {
         return;
       case 'verdicts':
         if (this.connected) this.events.onVerdicts(m.verdicts);
+        return;
+      case 'cache_reset':
+        if (this.connected) this.events.onCacheReset(m.reason);
         return;
       case 'heartbeat':
         return;

@@ -29,6 +29,14 @@ export interface DaemonOptions {
   statsIntervalMs: number;
 }
 
+/**
+ * How long the helper may reuse a path rule's allow without asking (Verdict.cache_ms). Any rule
+ * or session change resets its cache at once; this bounds what a missed change could cost.
+ */
+const HELPER_CACHE_MS = 5000;
+/** How often the policy is checked for changes made outside a GUI message (a safety net). */
+const POLICY_CHECK_MS = 250;
+
 export class PolicyDaemon {
   readonly stats = new Stats();
   readonly config: ConfigStore;
@@ -40,6 +48,9 @@ export class PolicyDaemon {
   private readonly link: HelperLink;
   private readonly gui: GuiServer;
   private statsTimer: NodeJS.Timeout | null = null;
+  private policyTimer: NodeJS.Timeout | null = null;
+  /** What the helper's cached verdicts were derived from: the rule set and session version. */
+  private policySeen: { rules: unknown; sessions: number } = { rules: null, sessions: -1 };
   private readonly startedAt = Date.now();
   private effectiveConfig: BastionConfig;
   /** --mode of this run; a mode set over the socket replaces it. */
@@ -66,6 +77,8 @@ export class PolicyDaemon {
       sendVerdicts: (verdicts, epoch) => this.link.sendVerdicts(verdicts, epoch),
       holdMs: () => (this.effectiveConfig.timeoutSeconds + 5) * 1000,
       logDecisions: () => this.effectiveConfig.logDecisions,
+      helperCacheMs: () => HELPER_CACHE_MS,
+      staleHelperCache: () => this.link.resetHelperCache('stale entry seen'),
     });
     this.prompts = new GuiPromptBroker({
       config: () => this.effectiveConfig,
@@ -104,7 +117,10 @@ export class PolicyDaemon {
           client.send(this.statsMessage());
           this.prompts.clientConnected(client);
         },
-        onMessage: (client, message) => dispatchGuiMessage(ctx, client, message),
+        onMessage: async (client, message) => {
+          await dispatchGuiMessage(ctx, client, message);
+          this.checkPolicyChanged(); // an edit or a prompt answer may have changed what applies
+        },
         onDisconnect: (client) => {
           this.feed.unsubscribe(client);
           this.prompts.clientGone(client);
@@ -119,6 +135,7 @@ export class PolicyDaemon {
     await this.gui.listen();
     this.link.start();
     this.statsTimer = setInterval(() => this.gui.broadcast(this.statsMessage()), this.options.statsIntervalMs);
+    this.policyTimer = setInterval(() => this.checkPolicyChanged(), POLICY_CHECK_MS);
     this.log.info({ mode: this.effectiveConfig.mode, rules: this.rules.rules.size }, 'policy service started');
   }
 
@@ -136,10 +153,20 @@ export class PolicyDaemon {
       this.notify('error', 'rules.json not loaded', `${rules.error}; the previous rules stay in force`);
     }
     else this.log.info({ rules: rules.count, path: this.options.rulesPath }, 'rules loaded');
+    this.checkPolicyChanged();
+  }
+
+  /** Resets the helper's verdict cache when the rules or the session decisions changed. */
+  private checkPolicyChanged(): void {
+    const now = { rules: this.rules.rules, sessions: this.sessions.version };
+    if (now.rules === this.policySeen.rules && now.sessions === this.policySeen.sessions) return;
+    this.policySeen = now;
+    this.link.resetHelperCache('rules or session decisions changed');
   }
 
   async stop(): Promise<void> {
     if (this.statsTimer) clearInterval(this.statsTimer);
+    if (this.policyTimer) clearInterval(this.policyTimer);
     this.prompts.stop();
     this.link.stop();
     await this.gui.close();

@@ -41,6 +41,10 @@ export interface DeciderDeps {
   /** How long the helper should keep a packet that waits for a prompt. */
   holdMs: () => number;
   logDecisions: () => boolean;
+  /** How long the helper may reuse a verdict that a path rule gave (absent or 0: never). */
+  helperCacheMs?: () => number;
+  /** The helper applied a cached verdict that the policy no longer gives: it must forget them. */
+  staleHelperCache?: () => void;
 }
 
 export class Decider {
@@ -61,6 +65,10 @@ export class Decider {
   decideBatch(records: readonly PacketRecord[], epoch: number): Verdict[] {
     const verdicts: Verdict[] = [];
     for (const record of records) {
+      if (record.helperVerdict !== undefined) {
+        this.recordHelperDecision(record);
+        continue;
+      }
       let verdict: Verdict;
       try {
         verdict = this.decideOne(record, epoch);
@@ -92,6 +100,46 @@ export class Decider {
     return this.finish(conn, this.deps.policy.defaultDecision('default'));
   }
 
+  /**
+   * A connection the helper answered from its verdict cache: count and report it like any
+   * other, by the decision that the policy gives now; if that differs, the cache is stale.
+   */
+  private recordHelperDecision(record: PacketRecord): void {
+    const conn = toConnection(record);
+    const applied = record.helperVerdict === 'accept';
+    let decision: FinalDecision;
+    try {
+      const now = this.deps.policy.decide(conn);
+      decision = now.kind === 'final' && now.allow === applied ? now : { kind: 'final', allow: applied, reason: 'rule', ruleKey: null };
+      if (now.kind !== 'final' || now.allow !== applied) {
+        this.deps.log.warn({ exe: conn.exe, port: conn.port, applied: record.helperVerdict }, 'the helper applied a stale cached verdict; resetting its cache');
+        this.deps.staleHelperCache?.();
+      }
+    } catch (err) {
+      this.deps.log.error({ err }, 'could not re-check a cached verdict');
+      decision = { kind: 'final', allow: applied, reason: 'rule', ruleKey: null };
+    }
+    this.finish(conn, decision);
+  }
+
+  /**
+   * Whether the helper may reuse this verdict for the same exe, protocol and port: only an
+   * allow by a rule on the executable's path (so no destination could change it: the whitelist
+   * only ever allows, and @name/@dest rules rank below paths) and never a session decision
+   * (those may expire) or a deny (loopback or LAN could be allowed for another destination).
+   */
+  private cacheable(conn: Connection, decision: FinalDecision): boolean {
+    return (
+      decision.allow &&
+      decision.reason === 'rule' &&
+      conn.exe !== null &&
+      (conn.protocol === 'TCP' || conn.protocol === 'UDP') &&
+      decision.ruleKey !== null &&
+      decision.ruleKey.startsWith(`${conn.exe}:`) &&
+      decision.ruleKey.lastIndexOf(':') === conn.exe.length
+    );
+  }
+
   /** `count` false: a retransmission of a connection already counted (stats count connections). */
   private finish(conn: Connection, decision: FinalDecision, count = true): Verdict {
     if (count) this.deps.stats.count(decision.allow);
@@ -119,6 +167,9 @@ export class Decider {
         this.deps.log.error({ err }, 'decision listener failed');
       }
     }
-    return { packetId: r.packetId, action: decision.allow ? 'accept' : 'drop' };
+    const verdict: Verdict = { packetId: r.packetId, action: decision.allow ? 'accept' : 'drop' };
+    const cacheMs = this.deps.helperCacheMs?.() ?? 0;
+    if (cacheMs > 0 && this.cacheable(conn, decision)) verdict.cacheMs = cacheMs;
+    return verdict;
   }
 }

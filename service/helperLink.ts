@@ -59,6 +59,9 @@ export class HelperLink {
           case 'heartbeat':
             this.state.counters = m.helper;
             return;
+          case 'cache_reset':
+            this.log.warn('the helper sent a cache reset: ignored');
+            return;
           case 'verdicts':
             this.log.warn('the helper sent verdicts: ignored');
             return;
@@ -97,6 +100,11 @@ export class HelperLink {
       return;
     }
     this.channel.sendVerdicts(verdicts);
+  }
+
+  /** Tells the helper to forget every cached verdict: the policy changed. */
+  resetHelperCache(reason: string): void {
+    if (this.state.connected) this.channel.sendControl({ kind: 'cache_reset', reason });
   }
 
   helperState(): HelperState {

@@ -8,11 +8,14 @@ export interface SessionDecision {
 
 export class SessionDecisions {
   private readonly decisions = new Map<string, SessionDecision>();
+  /** Bumped by every change: the helper's verdict cache is reset when it moves. */
+  version = 0;
 
   constructor(private readonly now: () => number = () => performance.now()) {}
 
   set(subject: string, port: number | '*', allow: boolean, ttlMs: number | null): void {
     this.decisions.set(`${subject}:${port}`, { allow, expiresAt: ttlMs === null ? null : this.now() + ttlMs });
+    this.version++;
   }
 
   /** The exact port first, then all ports, as for rules. */
@@ -31,6 +34,7 @@ export class SessionDecisions {
   }
 
   forget(key: string): boolean {
+    this.version++;
     return this.decisions.delete(key);
   }
 
