@@ -10,7 +10,7 @@
 // removes /etc/bastion.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -99,7 +99,8 @@ describe('installing the package into a fresh Debian 12 root', { skip: ENABLED ?
     assert.equal(inRoot('stat -c %U:%G:%a /etc/bastion /etc/bastion/rules.json /etc/bastion/config.json').out,
       'bastion:bastion:755\nbastion:bastion:640\nbastion:bastion:644\n');
     for (const unit of ['bastion-firewall.service', 'bastion-helper.service']) {
-      assert.ok(existsSync(join(root, 'etc/systemd/system/multi-user.target.wants', unit)), `${unit} is not enabled`);
+      // An absolute link, meant for inside the root: read it, do not follow it.
+      assert.equal(readlinkSync(join(root, 'etc/systemd/system/multi-user.target.wants', unit)), `/lib/systemd/system/${unit}`);
     }
     const verify = run('systemd-analyze', ['verify', `--root=${root}`, 'bastion-firewall.service', 'bastion-helper.service']);
     assert.deepEqual(verify, { code: 0, out: '' });
