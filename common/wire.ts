@@ -29,6 +29,7 @@ export interface HelperCounters {
   fallbackVerdicts: number;
   pending: number;
   badFrames: number;
+  cacheHits: number;
 }
 
 export type BusMessage =
@@ -257,6 +258,7 @@ export function decodeBusMessage(frame: Uint8Array, maxBytes = MAX_FRAME_BYTES):
                 fallbackVerdicts: num(c['fallbackVerdicts']),
                 pending: num(c['pending']),
                 badFrames: num(c['badFrames']),
+                cacheHits: num(c['cacheHits']),
               }
             : null,
         },

@@ -155,6 +155,7 @@ export class Helper {
       fallbackVerdicts: this.pending.fallbackCount,
       pending: this.pending.size,
       badFrames: this.link?.badFrames ?? 0,
+      cacheHits: this.verdictCache.hits,
     };
   }
 

@@ -74,6 +74,28 @@ describe('rules and modes', () => {
   });
 });
 
+describe('the helper verdict cache', () => {
+  it('a second connection allowed by the same path rule is answered by the helper, and deleting the rule takes effect at once', async () => {
+    await withFirewall({ rules: { [`${CURL}:80`]: true } }, async (fw) => {
+      assert.equal(fw.http(fw.net.serverV4), true);
+      assert.equal(fw.http(fw.net.serverV4), true);
+      await new Promise((r) => setTimeout(r, 700)); // a helper heartbeat carries its counters
+      const helper = (await fw.status())['helper'] as { counters: { cacheHits: number } };
+      assert.equal(helper.counters.cacheHits, 1);
+      assert.deepEqual(await fw.counters(), { total_connections: 2, allowed_connections: 2, blocked_connections: 0 });
+
+      const conn = await GuiConnection.connect(fw.guiSocket);
+      const deleted = await conn.request({ type: 'delete_rule', key: `${CURL}:80` }, 'rule_deleted');
+      conn.close();
+      assert.equal(deleted['success'], true);
+      assert.equal(fw.http(fw.net.serverV4, 1), false, 'a cached allow outlived its rule');
+      const c = await fw.counters();
+      assert.equal(c.allowed_connections, 2);
+      assert.ok(c.blocked_connections >= 1);
+    });
+  });
+});
+
 describe('faults', () => {
   it('kill -9 of the service: new connections get the fallback verdict, and a restarted service takes over', async () => {
     await withFirewall({ rules: { [`${CURL}:80`]: false } }, async (fw) => {
