@@ -25,6 +25,7 @@
 
 import type { ProcessEventListener, ProcessEventSource } from './procEvents.js';
 import { dirUid, lastPidHandedOut, listPids, readFdDir, readFdLink, socketInode, socketLink } from './procFds.js';
+import { ProcessFds, UNKNOWN_UID } from './processFds.js';
 import { readStat, type StatFields } from './processInfo.js';
 
 export interface SocketOwnerIndexOptions {
@@ -70,30 +71,6 @@ export interface SocketOwnerIndexCounters {
   statReads: number;
 }
 
-interface PidEntry {
-  startTime: number;
-  /** Owner of /proc/PID (the process's euid), UNKNOWN_UID until needed: only orders the search. */
-  uid: number;
-  /** fd number -> socket inode, 0 for an fd that is not a socket, UNREAD if listed but not read. */
-  fds: Map<number, number>;
-  /** Socket inode -> fd number: the reverse of fds, so a hit is verified with one readlink. */
-  sockets: Map<number, number>;
-  /** fd numbers that held this process's latest sockets, most recent first. */
-  socketFds: number[];
-  /** Its last new socket reused an earlier socket's fd number: guess those numbers first. */
-  reusesFds: boolean;
-  /** Misses that guessed at this process as a fresh candidate without finding the socket. */
-  freshMisses: number;
-  /** The miss during which its lowest-free-fd walk found a free number (and so ended). */
-  walkEndedAtMiss: number;
-  /** The miss (counters.misses) during which this entry was last read. */
-  scannedAtMiss: number;
-  /** lossEpoch when startTime was read: events since then tell whether the pid is still it. */
-  epoch: number;
-}
-
-const UNREAD = -1;
-const UNKNOWN_UID = -1;
 const DEFAULT_MAX_SCANS_PER_MISS = 4096;
 const DEFAULT_MAX_FDS_PER_PID = 65536;
 /** Programs started lately, not credited yet, tried first on a miss. */
@@ -102,8 +79,6 @@ const FRESH_CANDIDATES = 8;
 const FRESH_MISSES = 2;
 /** Processes credited lately, tried next. */
 const RECENT_CANDIDATES = 4;
-/** fd numbers remembered per process as likely places for its next socket. */
-const SOCKET_FDS_KEPT = 2;
 /** readlinks one miss spends on guesses before it scans (~6 µs each). */
 const GUESSES_PER_MISS = 8;
 /** Lowest free fd numbers tried per candidate (the first may have gone to a file or pipe). */
@@ -115,7 +90,7 @@ export class SocketOwnerIndex implements ProcessEventListener {
   private readonly maxScansPerMiss: number;
   private readonly maxFdsPerPid: number;
   private readonly events: ProcessEventSource | null;
-  private readonly pids = new Map<number, PidEntry>();
+  private readonly pids = new Map<number, ProcessFds>();
   /** Socket inode -> the pid we credit it to (verified again on every hit). */
   private readonly owners = new Map<number, number>();
   /** Programs read ahead and not credited yet, oldest first. */
@@ -229,7 +204,7 @@ export class SocketOwnerIndex implements ProcessEventListener {
   // ---- the search ----
 
   /** One readlink of the fd we saw it on plus one stat read: far cheaper than a scan. */
-  private stillHolds(pid: number, entry: PidEntry, inode: number): boolean {
+  private stillHolds(pid: number, entry: ProcessFds, inode: number): boolean {
     const fd = entry.sockets.get(inode);
     if (fd === undefined) return false;
     this.counters.fdReads++;
@@ -243,7 +218,7 @@ export class SocketOwnerIndex implements ProcessEventListener {
    * read. Else its start time, read again; if that changed, the pid was reused and
    * everything we knew about it is wrong.
    */
-  private sameProcess(pid: number, entry: PidEntry): boolean {
+  private sameProcess(pid: number, entry: ProcessFds): boolean {
     if (this.eventsVouch(entry)) {
       this.events?.drain();
       if (this.pids.get(pid) !== entry) return false; // it exited or exec'd: forgotten meanwhile
@@ -263,11 +238,11 @@ export class SocketOwnerIndex implements ProcessEventListener {
     return false;
   }
 
-  private eventsVouch(entry: PidEntry): boolean {
+  private eventsVouch(entry: ProcessFds): boolean {
     return this.events !== null && this.events.isOpen && entry.epoch === this.lossEpoch;
   }
 
-  private ref(pid: number, entry: PidEntry): PidRef {
+  private ref(pid: number, entry: ProcessFds): PidRef {
     return { pid, startTime: entry.startTime, stat: this.verified, eventsCurrent: this.verified === null };
   }
 
@@ -295,15 +270,15 @@ export class SocketOwnerIndex implements ProcessEventListener {
       const entry = this.pids.get(pid);
       if (entry === undefined) continue;
       const found = entry.reusesFds
-        ? (this.guessReused(pid, entry, inode, 1, SOCKET_FDS_KEPT) ?? this.guessLowestFree(pid, entry, inode, 1))
-        : (this.guessLowestFree(pid, entry, inode, LOWEST_FREE_TRIES - 1) ?? this.guessReused(pid, entry, inode, 0, SOCKET_FDS_KEPT));
+        ? (this.guessReused(pid, entry, inode, 1) ?? this.guessLowestFree(pid, entry, inode, 1))
+        : (this.guessLowestFree(pid, entry, inode, LOWEST_FREE_TRIES - 1) ?? this.guessReused(pid, entry, inode, 0));
       if (found !== null || this.guessesLeft <= 0) return found;
     }
     return null;
   }
 
-  /** The fd numbers its latest sockets had, from the from-th to before the to-th. */
-  private guessReused(pid: number, entry: PidEntry, inode: number, from: number, to: number): PidRef | null {
+  /** The fd numbers its latest sockets had, from the from-th (to before the to-th). */
+  private guessReused(pid: number, entry: ProcessFds, inode: number, from: number, to?: number): PidRef | null {
     for (const fd of entry.socketFds.slice(from, to)) {
       if (this.guessesLeft <= 0 || !this.pids.has(pid)) return null;
       if (this.guess(pid, entry, fd, inode) === inode) return this.guessed(pid, entry, inode, true);
@@ -315,11 +290,9 @@ export class SocketOwnerIndex implements ProcessEventListener {
    * Walks up from the lowest fd number not open when we last looked, until one is free (the
    * socket would have taken that number: the walk is over for this miss).
    */
-  private guessLowestFree(pid: number, entry: PidEntry, inode: number, tries: number): PidRef | null {
+  private guessLowestFree(pid: number, entry: ProcessFds, inode: number, tries: number): PidRef | null {
     for (let i = 0; i < tries && this.guessesLeft > 0 && entry.walkEndedAtMiss !== this.counters.misses && this.pids.has(pid); i++) {
-      let fd = 0;
-      while (entry.fds.has(fd)) fd++;
-      const found = this.guess(pid, entry, fd, inode);
+      const found = this.guess(pid, entry, entry.lowestUnrecorded(), inode);
       if (found === inode) return this.guessed(pid, entry, inode, false);
       if (found === null) entry.walkEndedAtMiss = this.counters.misses;
     }
@@ -327,7 +300,7 @@ export class SocketOwnerIndex implements ProcessEventListener {
   }
 
   /** Reads one fd link and records it: its socket inode, 0 (not a socket) or null (not open). */
-  private guess(pid: number, entry: PidEntry, fd: number, inode: number): number | null {
+  private guess(pid: number, entry: ProcessFds, fd: number, inode: number): number | null {
     this.guessesLeft--;
     this.counters.fdReads++;
     this.counters.guessReads++;
@@ -337,7 +310,7 @@ export class SocketOwnerIndex implements ProcessEventListener {
     return socket === inode ? inode : socket;
   }
 
-  private guessed(pid: number, entry: PidEntry, inode: number, reused: boolean): PidRef | null {
+  private guessed(pid: number, entry: ProcessFds, inode: number, reused: boolean): PidRef | null {
     if (!this.sameProcess(pid, entry)) return null;
     entry.reusesFds = reused;
     this.counters.guessed++;
@@ -440,35 +413,17 @@ export class SocketOwnerIndex implements ProcessEventListener {
     const stat = readStat(pid, this.procRoot);
     const names = stat === null ? null : readFdDir(this.procRoot, pid);
     if (stat === null || names === null) return null;
-    const entry: PidEntry = {
-      startTime: stat.startTime,
-      uid,
-      fds: new Map(),
-      sockets: new Map(),
-      socketFds: [],
-      reusesFds: false,
-      freshMisses: 0,
-      walkEndedAtMiss: -1,
-      scannedAtMiss: this.counters.misses,
-      // Events vouch for it only if it had not exited when its start time was read: it was
-      // alive then (we read its stat), and an exit after that comes as an event.
-      epoch: this.events !== null && this.events.isOpen ? epoch : -1,
-    };
+    // Events vouch for it only if it had not exited when its start time was read: it was
+    // alive then (we read its stat), and an exit after that comes as an event.
+    const entry = new ProcessFds(stat.startTime, uid, this.counters.misses, this.events !== null && this.events.isOpen ? epoch : -1);
     this.pids.set(pid, entry);
-    const limit = Math.min(names.length, this.maxFdsPerPid);
-    const highestFirst: number[] = [];
-    for (let i = limit - 1; i >= 0; i--) {
-      const fd = Number(names[i]);
-      entry.fds.set(fd, UNREAD);
-      highestFirst.push(fd);
-    }
-    if (!this.readFds(pid, entry, highestFirst, inode)) return null;
+    if (!this.readFds(pid, entry, entry.list(names, this.maxFdsPerPid), inode)) return null;
     // The pid may have died and been reused while we read its fds: check it is still the same.
     return this.sameProcess(pid, entry) ? this.credit(pid, entry, inode) : null;
   }
 
   /** Reads the fds not read before first, then those that held sockets, then the rest. */
-  private rescan(pid: number, entry: PidEntry, inode: number): PidRef | null {
+  private rescan(pid: number, entry: ProcessFds, inode: number): PidRef | null {
     this.counters.scans++;
     this.scansLeft--;
     entry.scannedAtMiss = this.counters.misses;
@@ -477,7 +432,9 @@ export class SocketOwnerIndex implements ProcessEventListener {
       this.forget(pid);
       return null;
     }
-    if (!this.readFds(pid, entry, this.rescanFdOrder(pid, entry, names), inode)) return null;
+    const { order, closed } = entry.rescanOrder(names);
+    for (const fd of closed) this.record(pid, entry, fd, null);
+    if (!this.readFds(pid, entry, order, inode)) return null;
     // Not found: the process there now does not hold it, whichever process that is. Found:
     // if the start time changed, the pid was reused; the process there now gets a first scan.
     if (this.sameProcess(pid, entry)) return this.credit(pid, entry, inode);
@@ -485,7 +442,7 @@ export class SocketOwnerIndex implements ProcessEventListener {
   }
 
   /** Records the answer; pid becomes the first recent candidate for the next miss. */
-  private credit(pid: number, entry: PidEntry, inode: number): PidRef {
+  private credit(pid: number, entry: ProcessFds, inode: number): PidRef {
     this.owners.set(inode, pid);
     this.drop(this.fresh, pid);
     this.drop(this.recent, pid);
@@ -500,7 +457,7 @@ export class SocketOwnerIndex implements ProcessEventListener {
   }
 
   /** Reads fd links in order; true (and stops) once one names inode (-1: read them all). */
-  private readFds(pid: number, entry: PidEntry, fds: readonly number[], inode: number): boolean {
+  private readFds(pid: number, entry: ProcessFds, fds: readonly number[], inode: number): boolean {
     const limit = Math.min(fds.length, this.maxFdsPerPid);
     for (let i = 0; i < limit; i++) {
       const fd = fds[i]!;
@@ -513,45 +470,13 @@ export class SocketOwnerIndex implements ProcessEventListener {
     return false;
   }
 
-  /**
-   * For a rescan: fd numbers not read before first (highest first), then numbers that held
-   * a socket (a closed socket's number is the lowest free one, which socket() hands out
-   * next), then the rest. Forgets fds that have been closed.
-   */
-  private rescanFdOrder(pid: number, entry: PidEntry, names: readonly string[]): number[] {
-    const open = new Set<number>();
-    const fresh: number[] = [];
-    const wasSocket: number[] = [];
-    const other: number[] = [];
-    for (const name of names) {
-      const fd = Number(name);
-      open.add(fd);
-      const inode = entry.fds.get(fd);
-      (inode === undefined || inode === UNREAD ? fresh : inode > 0 ? wasSocket : other).push(fd);
-    }
-    for (const fd of [...entry.fds.keys()]) if (!open.has(fd)) this.record(pid, entry, fd, null);
-    return fresh.reverse().concat(wasSocket, other);
-  }
-
-  /** Sets what fd holds now (a socket inode, 0: not a socket, null: closed). */
-  private record(pid: number, entry: PidEntry, fd: number, inode: number | null): void {
+  /** Sets what fd holds now (a socket inode, 0: not a socket, null: closed), and who owns what. */
+  private record(pid: number, entry: ProcessFds, fd: number, inode: number | null): void {
     const previous = entry.fds.get(fd);
     if (previous === inode) return;
-    if (previous !== undefined && previous > 0) {
-      entry.sockets.delete(previous);
-      if (this.owners.get(previous) === pid) this.owners.delete(previous);
-    }
-    if (inode === null) {
-      entry.fds.delete(fd);
-      return;
-    }
-    entry.fds.set(fd, inode);
-    if (inode <= 0) return;
-    entry.sockets.set(inode, fd);
-    const at = entry.socketFds.indexOf(fd);
-    if (at >= 0) entry.socketFds.splice(at, 1);
-    entry.socketFds.unshift(fd);
-    if (entry.socketFds.length > SOCKET_FDS_KEPT) entry.socketFds.pop();
+    entry.set(fd, inode);
+    if (previous !== undefined && previous > 0 && this.owners.get(previous) === pid) this.owners.delete(previous);
+    if (inode === null || inode <= 0) return;
     // A socket shared across fork() keeps the holder found first (the newest, by scan order).
     const holder = this.owners.get(inode);
     if (holder === undefined || this.pids.get(holder)?.sockets.has(inode) !== true) this.owners.set(inode, pid);

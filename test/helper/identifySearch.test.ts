@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { ProcessEventListener, ProcessEventSource } from '../../helper/identify/procEvents.js';
+import { ProcessFds } from '../../helper/identify/processFds.js';
 import { ProcessResolver } from '../../helper/identify/processResolver.js';
 import { SocketOwnerIndex } from '../../helper/identify/socketOwnerIndex.js';
 import { addSocket, closeFd, fakeProc, removeFakeProcs, writeFakeProcess } from '../support/fakeProc.js';
@@ -260,6 +261,24 @@ describe('ProcessResolver with process events', () => {
     events.exec(100);
     inode = 502;
     assert.deepEqual(resolver.resolve(4, 6, LOOPBACK4, 1, LOOPBACK4, 2, 0).process?.cmdline, ['python3', 'b.py']);
+  });
+});
+
+describe('ProcessFds', () => {
+  it('orders a rescan: fds not read yet (highest first), then former sockets, then the rest; and names the closed', () => {
+    const p = new ProcessFds(10, 0, 0, -1);
+    p.list(['0', '1', '2', '3', '4'], 100);
+    p.set(0, 0);
+    p.set(3, 501);
+    p.set(4, 0);
+    assert.deepEqual(p.rescanOrder(['0', '1', '3', '6', '7']), { order: [7, 6, 1, 3, 0], closed: [2, 4] });
+  });
+
+  it('keeps the fd numbers of the last two sockets, most recent first, and forgets a closed socket', () => {
+    const p = new ProcessFds(10, 0, 0, -1);
+    for (const [fd, inode] of [[3, 501], [4, 502], [5, 503]] as const) p.set(fd, inode);
+    p.set(4, null);
+    assert.deepEqual([p.socketFds, [...p.sockets.keys()], p.lowestUnrecorded()], [[5, 4], [501, 503], 0]);
   });
 });
 
