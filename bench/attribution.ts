@@ -34,6 +34,8 @@ const TCP_PORT = 9100;
  * reaches the queue (see startServers).
  */
 const UDP_PORT = 10000;
+/** sysconf(_SC_CLK_TCK) on Linux. */
+const CLOCK_TICKS = 100;
 
 interface ScenarioResult {
   connections: number;
@@ -45,6 +47,8 @@ interface ScenarioResult {
   lookup_p99_us: number;
   lookup_max_us: number;
   byAttribution: Record<string, number>;
+  /** The helper's CPU time (user + system) during the scenario, per connection. */
+  helper_cpu_us_per_connection: number;
   identify: Record<string, number>;
 }
 
@@ -94,12 +98,21 @@ async function decisionsFor(s: Scenario, want: number): Promise<LoggedDecision[]
   return loggedDecisions(daemon?.lines ?? [], s.protocol, s.port, s.ports);
 }
 
+/** utime + stime of pid in µs (ip netns exec execs the helper: the child's pid is the helper's). */
+function cpuMicros(pid: number | undefined): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLOCK_TICKS;
+}
+
 async function run(s: Scenario): Promise<ScenarioResult> {
   await startFirewall();
+  const cpuBefore = cpuMicros(helper?.child.pid);
   const started = Date.now();
   const ran = runJobs(net, net.client, s.jobs, s.concurrency, dir.path);
   const seconds = (Date.now() - started) / 1000;
   const decisions = await decisionsFor(s, N);
+  const cpu = cpuMicros(helper?.child.pid) - cpuBefore;
   const identify = await stopFirewall();
   const failed = ran.filter((r) => r.code !== 0);
   if (failed.length > 0) console.log(`  first failure: ${JSON.stringify(failed[0])}`);
@@ -117,11 +130,13 @@ async function run(s: Scenario): Promise<ScenarioResult> {
     lookup_p99_us: percentile(micros, 99),
     lookup_max_us: micros.at(-1) ?? NaN,
     byAttribution,
+    helper_cpu_us_per_connection: Math.round(cpu / N),
     identify,
   };
   console.log(
     `${s.name} over IPv${FAMILY}: ${correct}/${N} credited correctly (${(r.share * 100).toFixed(1)}%), ` +
       `lookup p50 ${r.lookup_p50_us} µs, p99 ${r.lookup_p99_us} µs, max ${r.lookup_max_us} µs; ${seconds.toFixed(1)} s; ` +
+      `helper CPU ${r.helper_cpu_us_per_connection} µs/connection; ` +
       `attribution ${JSON.stringify(byAttribution)}`,
   );
   console.log(`  identify: ${JSON.stringify(identify)}`);
