@@ -40,8 +40,17 @@ export interface GuiServerHandlers {
   onDisconnect(client: GuiClient): void;
 }
 
+/**
+ * How long a new client's first write waits unless it speaks first. The control panel connects,
+ * writes one line and closes at once: had we greeted it in the iteration that accepted it, the
+ * write would meet EPIPE, Node would destroy the socket, and its line would never be read.
+ */
+const FIRST_WRITE_GRACE_MS = 20;
+
 class Client implements GuiClient {
   private closed = false;
+  /** Until then (or until it has sent something), writes wait: see FIRST_WRITE_GRACE_MS. */
+  private quietUntil = performance.now() + FIRST_WRITE_GRACE_MS;
   /** Messages of this turn of the event loop, written together after it has read its sockets. */
   private queued: string[] = [];
   private queuedBytes = 0;
@@ -87,13 +96,21 @@ class Client implements GuiClient {
     this.socket.destroy();
   }
 
-  // Writing in setImmediate, after the loop's poll phase, means a client that wrote one line and
-  // hung up (the control panel) has that line read before a write of ours can fail with EPIPE
-  // and destroy the socket; a stats broadcast from a timer would otherwise run first.
+  /** The client sent data: everything it wrote before hanging up is read, so writing is safe. */
+  heard(): void {
+    this.quietUntil = 0;
+  }
+
+  // Writes happen only in setImmediate, i.e. right after a poll phase: a client that wrote one
+  // line and hung up (the control panel) has that line read before a write of ours can fail with
+  // EPIPE and destroy the socket. Even the grace timer hands over to setImmediate, because after
+  // the loop was blocked (an fsync) timers run before the poll phase that would read the line.
   private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    setImmediate(() => this.flush());
+    const wait = this.quietUntil - performance.now();
+    if (wait > 0) setTimeout(() => setImmediate(() => this.flush()), wait);
+    else setImmediate(() => this.flush());
   }
 
   private flush(): void {
@@ -184,6 +201,7 @@ export class GuiServer {
     };
 
     socket.on('data', (chunk: Buffer) => {
+      client.heard();
       for (const event of reader.push(chunk)) {
         if (event.kind === 'line') {
           handle(event.text);

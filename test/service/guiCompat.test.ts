@@ -66,8 +66,8 @@ describe('the Python tray and control panel against the service', () => {
     await tray.close();
   });
 
-  it('the control panel writes one delete_rule and closes at once: 40 such deletes in parallel all happen', async () => {
-    const keys = Array.from({ length: 40 }, (_, i) => `/opt/app${i}:${1000 + i}`);
+  it('the control panel writes one delete_rule and closes at once: 60 such deletes in parallel all happen', async () => {
+    const keys = Array.from({ length: 60 }, (_, i) => `/opt/app${i}:${1000 + i}`);
     const conn = await TrayClient.connect(daemon.socket);
     for (const key of keys) {
       const [path, port] = key.split(':');
@@ -81,7 +81,8 @@ describe('the Python tray and control panel against the service', () => {
     await Promise.all(keys.map((key) => controlPanelSend(daemon.socket, { type: 'delete_rule', key })));
     // The deletes were buffered before each EOF; wait until the service has acted on all of them.
     let rules: Record<string, unknown> = {};
-    for (let i = 0; i < 100; i++) {
+    // Each delete is an fsync'd rewrite of rules.json, one after another: allow for a slow disk.
+    for (let i = 0; i < 300; i++) {
       rules = await daemon.rules();
       if (keys.every((k) => !(k in rules))) break;
       await new Promise((r) => setTimeout(r, 50));
