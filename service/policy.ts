@@ -29,8 +29,10 @@ export class Policy {
     if (passed) return { kind: 'final', allow: true, reason: passed, ruleKey: null };
 
     // Keyed like prompts, so an answer about a program without a path (@name, @dest) lasts too.
-    const session = this.deps.sessions.lookup(connectionSubject(conn), conn.port);
-    if (session) return { kind: 'final', allow: session.allow, reason: 'session', ruleKey: session.key };
+    if (this.deps.sessions.size > 0) {
+      const session = this.deps.sessions.lookup(connectionSubject(conn), conn.port);
+      if (session) return { kind: 'final', allow: session.allow, reason: 'session', ruleKey: session.key };
+    }
 
     const rule = this.deps.rules().match({ exe: conn.exe, comm: conn.comm, destIp: conn.destIp, destPort: conn.port });
     if (rule) return { kind: 'final', allow: rule.allow, reason: 'rule', ruleKey: rule.key };
