@@ -159,7 +159,8 @@ export class GuiServer {
     server.maxConnections = this.options.maxClients;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(this.options.path, () => {
+      // A deep backlog: a Unix socket refuses (EAGAIN) rather than queues once it is full.
+      server.listen({ path: this.options.path, backlog: 4096 }, () => {
         server.off('error', reject);
         resolve();
       });
