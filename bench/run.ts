@@ -110,30 +110,38 @@ function printTable(): void {
   }
 }
 
+/** One scenario's failure is reported and recorded; the others still run and are kept. */
+async function scenario(name: string, run: () => Promise<void>): Promise<void> {
+  console.log(`running ${name}...`);
+  try {
+    await run();
+  } catch (err) {
+    console.error(`${name} failed: ${(err as Error).message}`);
+    extra[`${name}_error`] = (err as Error).message;
+  }
+}
+
 try {
   await new Promise((r) => setTimeout(r, 300));
   const systems: SystemName[] = ['none', 'c-queue', 'bastion', ...(withOpenSnitch ? (['opensnitch'] as const) : [])];
   if (only.has('seq') || only.has('par') || only.has('udp')) {
-    for (const system of systems) {
-      console.log(`running load scenarios against ${system}...`);
-      await loadScenarios(system);
-    }
+    for (const system of systems) await scenario(`load scenarios against ${system}`, () => loadScenarios(system));
   }
-  if (only.has('prompt')) {
-    console.log('running prompt isolation...');
-    await promptIsolation();
-  }
+  if (only.has('prompt')) await scenario('prompt isolation', promptIsolation);
   if (only.has('attribution')) {
-    console.log('running attribution...');
-    extra['attribution'] = await runAttribution(net, dir.path, SIZES.attribution);
+    await scenario('attribution', async () => {
+      extra['attribution'] = await runAttribution(net, dir.path, SIZES.attribution);
+    });
   }
-  if (only.has('soak')) {
-    console.log('running soak...');
-    await soak();
-  }
+  if (only.has('soak')) await scenario('soak', soak);
   printTable();
   if (extra['attribution']) console.log('\nattribution:', JSON.stringify(extra['attribution']));
   if (extra['prompt_isolation']) console.log('prompt isolation:', JSON.stringify(extra['prompt_isolation']));
+  const failed = Object.keys(extra).filter((k) => k.endsWith('_error'));
+  if (failed.length > 0) {
+    console.error(`failed: ${failed.join(', ')}`);
+    process.exitCode = 1;
+  }
   writeFileSync(new URL('./results.json', import.meta.url), JSON.stringify({ smoke, date: new Date().toISOString(), sizes: SIZES, rows, ...extra }, null, 2) + '\n');
 } finally {
   server.kill('SIGKILL');
