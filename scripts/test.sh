@@ -5,4 +5,5 @@ set -eu
 cd "$(dirname "$0")/.."
 npm run --silent build:native >/dev/null
 files=$(find test -name '*.test.ts' | sort)
-exec node --import tsx --test --test-reporter=spec $files
+# A bound per test (the package build is the longest, minutes): a hang fails instead of stalling CI.
+exec node --import tsx --test --test-reporter=spec --test-timeout=900000 $files

@@ -1,4 +1,4 @@
-// Fuzzing the GUI socket: random bytes, partial and giant lines, 1,000 connections at once and
+// Fuzzing the GUI socket: random bytes, partial lines, 1,000 connections at once and
 // clients that never read. Throughout, a well-behaved client is served and no rule is lost.
 // CI sends 2,000 fuzz messages; BASTION_FULL=1 sends 20,000.
 import assert from 'node:assert/strict';
@@ -62,7 +62,8 @@ describe('GUI socket fuzzing', () => {
     assert.equal(status['type'], 'status');
   };
 
-  it(`${MESSAGES.toLocaleString('en')} random and mutated lines, split at random points, never stop it serving others`, async () => {
+  // (Giant lines: test/service/guiBadInput.test.ts.) A bound on each test: a hang must fail, not stall CI.
+  it(`${MESSAGES.toLocaleString('en')} random and mutated lines, split at random points, never stop it serving others`, { timeout: 120_000 }, async () => {
     const rand = rng(0xf022);
     const clients = Array.from({ length: 20 }, () => net.connect(daemon.socket).on('error', () => undefined));
     await Promise.all(clients.map((c) => new Promise((r) => c.once('connect', r))));
@@ -88,22 +89,7 @@ describe('GUI socket fuzzing', () => {
     assert.equal(rules['/usr/bin/wget:*'], false, 'a rule the fuzz never named was lost');
   });
 
-  it('giant lines (1 MiB, 10 MiB) close only their own connection', async () => {
-    for (const size of [1 << 20, 10 << 20]) {
-      const c = net.connect(daemon.socket).on('error', () => undefined);
-      await new Promise((r) => c.once('connect', r));
-      let reply = '';
-      c.setEncoding('utf8').on('data', (d: string) => (reply += d));
-      c.write(Buffer.alloc(size, 0x61));
-      // The service answers with an error and hangs up (its end of the stream).
-      await new Promise((r) => c.once('end', r));
-      assert.match(reply, /"type":"error"/);
-      c.destroy();
-      await serves();
-    }
-  });
-
-  it('1,000 connections at once, half of them never reading, do not stop it serving a new client', async () => {
+  it('1,000 connections at once, half of them never reading, do not stop it serving a new client', { timeout: 120_000 }, async () => {
     const opened: net.Socket[] = [];
     try {
       for (let i = 0; i < 1000; i++) {
