@@ -1,21 +1,10 @@
 // One line of `bastion monitor` per decided connection: when, verdict, program, destination,
 // protocol, and which rule or reason decided.
+import type { DecisionMessage as WireDecisionMessage } from '../common/decisionMessage.js';
 import type { Colors } from './colors.js';
 
-/** What the service's `decision` message carries (service/gui/decisionFeed.ts). */
-export interface DecisionMessage {
-  time: string;
-  pid: number;
-  app_name: string;
-  app_path: string;
-  dest_ip: string;
-  dest_port: number;
-  protocol: string;
-  allow: boolean;
-  reason: string;
-  rule_key: string | null;
-  missed: number;
-}
+/** What the service's `decision` message carries, without its type tag. */
+export type DecisionMessage = Omit<WireDecisionMessage, 'type'>;
 
 /** Why, in words: the rule's key for rules and sessions, else the reason. */
 const REASONS: Record<string, string> = {

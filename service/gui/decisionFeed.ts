@@ -3,24 +3,10 @@
 // decided connection. A subscriber that cannot keep up misses events (and is told how many in
 // the next one) instead of being dropped as a client that stopped reading.
 import type { DecisionEvent } from '../decider.js';
+import type { DecisionMessage } from '../../common/decisionMessage.js';
 import type { GuiClient } from './guiServer.js';
 
-export type DecisionMessage = {
-  type: 'decision';
-  time: string;
-  pid: number;
-  app_name: string;
-  app_path: string;
-  dest_ip: string;
-  dest_port: number;
-  protocol: string;
-  allow: boolean;
-  /** What decided: rule, session, prompt, timeout, default, learning, localhost, lan, system-service. */
-  reason: string;
-  rule_key: string | null;
-  /** Events this subscriber missed just before this one because it read too slowly. */
-  missed: number;
-};
+export type { DecisionMessage };
 
 /** Output a subscriber may have unread before events are skipped for it. */
 export const FEED_BACKLOG_LIMIT = 256 * 1024;

@@ -1,0 +1,18 @@
+// The `decision` message of the live feed (docs/gui-extensions.md): written by the service's
+// DecisionFeed, read by `bastion monitor`. One definition for both ends.
+export type DecisionMessage = {
+  type: 'decision';
+  time: string;
+  pid: number;
+  app_name: string;
+  app_path: string;
+  dest_ip: string;
+  dest_port: number;
+  protocol: string;
+  allow: boolean;
+  /** What decided: rule, session, prompt, timeout, default, learning, localhost, lan, system-service. */
+  reason: string;
+  rule_key: string | null;
+  /** Events this subscriber missed just before this one because it read too slowly. */
+  missed: number;
+};
