@@ -55,7 +55,7 @@ async function promptIsolation(): Promise<void> {
   let prompted: ReturnType<TestNetwork['spawn']> | null = null;
   try {
     const before = await runLoad(net, tools.connect, 'tcp', net.serverV4, PORT, SIZES.prompt);
-    gui = await GuiConnection.connect(`${dir.path}/gui.sock`);
+    gui = await GuiConnection.connect(`${dir.path}/gui.sock`, { answersPrompts: true, client: 'bench' });
     const request = gui.next('connection_request', 10000);
     // curl has no rule: in enforcement mode with a client connected, it is held at a prompt.
     prompted = net.spawn(net.client, 'curl', ['-s', '-m', '200', `http://${net.serverV4}:${PORT}/`]);
