@@ -1,6 +1,8 @@
 // One end of the helper <-> service ZeroMQ PAIR socket. Sends are serialized (ZeroMQ allows
 // one in flight), which batches naturally: records or verdicts that pile up while a send is
 // in flight leave together in the next message. A round trip costs ~120 µs naively (design.md).
+// Reports (records the helper already decided from its cache) are not waited for by anyone:
+// they wait a few ms and leave in bulk, so an allowed connection costs no send of its own.
 import type { Pair } from 'zeromq';
 import type { PacketRecord, Verdict } from './types.js';
 import { decodeBusMessage, encodeBusMessage, type BusMessage } from './wire.js';
@@ -13,9 +15,15 @@ export interface ChannelEvents {
   onSendFailed(lost: { records: PacketRecord[]; verdicts: Verdict[] }, error: string): void;
 }
 
+/** How long a report may wait for company, and how many make a send worth it at once. */
+export const REPORT_DELAY_MS = 10;
+export const REPORT_BATCH = 32;
+
 export class BusChannel {
   private control: BusMessage[] = [];
   private records: PacketRecord[] = [];
+  private reports: PacketRecord[] = [];
+  private reportTimer: NodeJS.Timeout | null = null;
   private verdicts: Verdict[] = [];
   private sending = false;
   private closed = false;
@@ -57,6 +65,16 @@ export class BusChannel {
     this.flush();
   }
 
+  /** Records that need no answer: they leave with the next send, within REPORT_DELAY_MS. */
+  sendReports(reports: PacketRecord[]): void {
+    for (const r of reports) this.reports.push(r);
+    if (this.reports.length >= REPORT_BATCH) {
+      this.flushReports();
+    } else if (!this.reportTimer) {
+      this.reportTimer = setTimeout(() => this.flushReports(), REPORT_DELAY_MS);
+    }
+  }
+
   sendVerdicts(verdicts: Verdict[]): void {
     for (const v of verdicts) this.verdicts.push(v);
     this.flush();
@@ -64,7 +82,20 @@ export class BusChannel {
 
   close(): void {
     this.closed = true;
+    if (this.reportTimer) clearTimeout(this.reportTimer);
     this.socket.close();
+  }
+
+  private flushReports(): void {
+    this.takeReports();
+    this.flush();
+  }
+
+  private takeReports(): void {
+    if (this.reportTimer) clearTimeout(this.reportTimer);
+    this.reportTimer = null;
+    for (const r of this.reports) this.records.push(r);
+    this.reports = [];
   }
 
   private flush(): void {
@@ -87,6 +118,8 @@ export class BusChannel {
         this.verdicts = [];
         message = { kind: 'verdicts', verdicts: lost.verdicts };
       } else if (this.records.length > 0) {
+        // Waiting reports ride along with records that need an answer.
+        if (this.reports.length > 0) this.takeReports();
         lost = { records: this.records, verdicts: [] };
         this.records = [];
         message = { kind: 'packets', records: lost.records };

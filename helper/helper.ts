@@ -109,7 +109,8 @@ export class Helper {
           this.verdictCache.clear(); // its entries were the service's word; the service is gone
         },
         onRecordsLost: (records) => {
-          for (const r of records) this.pending.fallbackNow(r.packetId, 'no_service');
+          // Reports already have their verdict; only packets still waiting need the fallback.
+          for (const r of records) if (!r.helperVerdict) this.pending.fallbackNow(r.packetId, 'no_service');
         },
         counters: () => this.counters(),
       },
@@ -174,6 +175,7 @@ export class Helper {
 
   private onBatch(packets: readonly QueuedPacket[], count: number): void {
     const records: PacketRecord[] = [];
+    const reports: PacketRecord[] = [];
     const connected = this.link?.serviceConnected ?? false;
     for (let i = 0; i < count; i++) {
       const packet = packets[i]!;
@@ -200,15 +202,17 @@ export class Helper {
           // The service's earlier answer for this program and port: apply it now, report it after.
           this.applyVerdict(record.packetId, cached.accept, cached.mark);
           record.helperVerdict = cached.accept ? 'accept' : 'drop';
+          reports.push(record);
         } else {
           this.pending.hold(record.packetId, cacheKey);
+          records.push(record);
         }
-        records.push(record);
       } else {
         this.pending.fallbackNow(record.packetId, 'no_service');
       }
     }
     if (records.length > 0) this.link?.sendRecords(records);
+    if (reports.length > 0) this.link?.sendReports(reports);
   }
 
   /** Parses and identifies one packet; null when it cannot be parsed. */

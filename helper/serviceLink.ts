@@ -77,6 +77,11 @@ export class ServiceLink {
     this.channel.sendRecords(records);
   }
 
+  /** Records the helper already decided (from its cache): sent in bulk, a few ms later. */
+  sendReports(reports: PacketRecord[]): void {
+    this.channel.sendReports(reports);
+  }
+
   close(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;

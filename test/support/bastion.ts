@@ -104,7 +104,9 @@ let logCounter = 0;
 
 /** `bastion <args>` as a child process, optionally inside a network namespace. */
 export function startBastion(args: string[], netns?: string): BastionProcess {
-  const node = [process.execPath, '--import', TSX, CLI, ...args];
+  // BASTION_NODE_ARGS: extra node flags for profiling (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
+  const extraNodeArgs = (process.env['BASTION_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
+  const node = [process.execPath, ...extraNodeArgs, '--import', TSX, CLI, ...args];
   const [cmd, ...rest] = netns ? ['ip', 'netns', 'exec', netns, ...node] : node;
   const logPath = join(tmpdir(), `bastion-log-${process.pid}-${logCounter++}.jsonl`);
   const writeFd = openSync(logPath, 'w', 0o600);

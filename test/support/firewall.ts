@@ -3,6 +3,7 @@
 // in a temporary directory. close() always removes all of it.
 import { writeFileSync } from 'node:fs';
 import { GuiConnection } from '../../cli/guiClient.js';
+import { REPORT_DELAY_MS } from '../../common/busChannel.js';
 import { startBastion, tempDir, type BastionProcess } from './bastion.js';
 import { TestNetwork } from './netns.js';
 
@@ -13,6 +14,12 @@ export interface FirewallSetup {
   rules?: Record<string, unknown>;
   config?: Record<string, unknown>;
   helperArgs?: string[];
+}
+
+interface Counters {
+  total_connections: number;
+  allowed_connections: number;
+  blocked_connections: number;
 }
 
 export class TestFirewall {
@@ -86,8 +93,24 @@ export class TestFirewall {
     }
   }
 
-  async counters(): Promise<{ total_connections: number; allowed_connections: number; blocked_connections: number }> {
-    return (await this.status())['stats'] as { total_connections: number; allowed_connections: number; blocked_connections: number };
+  /**
+   * The service's connection counters once they have settled: connections the helper allowed
+   * from its cache are reported in bulk up to REPORT_DELAY_MS later, so read until two reads
+   * a little apart agree, and never before several report delays have passed.
+   */
+  async counters(): Promise<Counters> {
+    const earliest = Date.now() + REPORT_DELAY_MS * 5;
+    let last = await this.rawCounters();
+    for (;;) {
+      await new Promise((r) => setTimeout(r, REPORT_DELAY_MS * 2));
+      const now = await this.rawCounters();
+      if (Date.now() >= earliest && JSON.stringify(now) === JSON.stringify(last)) return now;
+      last = now;
+    }
+  }
+
+  private async rawCounters(): Promise<Counters> {
+    return (await this.status())['stats'] as Counters;
   }
 
   /** iptables -S of the client namespace. */
