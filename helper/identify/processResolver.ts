@@ -60,6 +60,8 @@ interface Cached {
 const DEFAULT_TTL_MS = 2000;
 const DEFAULT_MAX_CACHE_ENTRIES = 4096;
 const DEFAULT_READ_AHEAD_PER_SECOND = 200;
+/** Expired entries are dropped at most this often (they cost a walk of both caches' heads). */
+const EVICT_INTERVAL_MS = 100;
 /** Programs waiting to be read ahead at most; in a burst of execs only the newest are. */
 const READ_AHEAD_PENDING = 16;
 
@@ -75,6 +77,8 @@ export class ProcessResolver implements ProcessEventListener {
   /** Pid -> details: a burst of new sockets from one process reads its /proc entry once. */
   private readonly byPid = new Map<number, Cached>();
   private readonly readAheadPerSecond: number;
+  /** When expired entries were last dropped: once per EVICT_INTERVAL_MS is enough. */
+  private evictedAt = -Infinity;
   /** Pids that exec'd since the last read-ahead, oldest first. */
   private readonly started: number[] = [];
   private readAheadScheduled = false;
@@ -251,12 +255,17 @@ export class ProcessResolver implements ProcessEventListener {
 
   /** Entries are appended in expiry order (one TTL for all), so the oldest sit at the front. */
   private evictExpired(now: number): void {
-    for (const cache of [this.byInode, this.byPid]) {
-      for (const [key, entry] of cache) {
-        if (entry.expiresAt > now) break;
-        cache.delete(key);
-      }
-    }
+    if (now - this.evictedAt < EVICT_INTERVAL_MS) return;
+    this.evictedAt = now;
+    dropExpired(this.byInode, now);
+    dropExpired(this.byPid, now);
+  }
+}
+
+function dropExpired(cache: Map<number, Cached>, now: number): void {
+  for (const [key, entry] of cache) {
+    if (entry.expiresAt > now) return;
+    cache.delete(key);
   }
 }
 
