@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { lstatSync, symlinkSync, writeFileSync } from 'node:fs';
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import { Pair } from 'zeromq';
 import { encodeBusMessage } from '../../common/wire.js';
 import { startBastion, tempDir } from '../support/bastion.js';
@@ -60,7 +60,7 @@ describe('helper crashes', () => {
 });
 
 describe('the service killed under load', () => {
-  it('every connection of a steady load completes, none waits past the deadline, and a restarted service takes over', async () => {
+  it('every connection of a steady load completes, none waits past the deadline, and a restarted service takes over', async (t: TestContext) => {
     // Allowed by rule while the service runs; fail-open accepts while it is down.
     const node = process.execPath;
     const fw = new TestFirewall({ rules: { [`${node}:80`]: true } });
@@ -87,6 +87,13 @@ describe('the service killed under load', () => {
       // The ack deadline is 1000 ms, checked every 50 ms: no packet may wait past it (plus
       // scheduling slack on a busy 2-core machine); with fail-open nothing is dropped.
       assert.ok(Math.max(...times) < 1500, `slowest connect ${Math.max(...times)} ms`);
+      const fallbacks = fw.helper!.lines
+        .filter((l) => l.msg === 'fallback verdicts applied')
+        .reduce((sum, l) => sum + Object.values(l['byReason'] as Record<string, number>).reduce((a, b) => a + b, 0), 0);
+      t.diagnostic(
+        `service kill -9 under load: ${times.length} connections, all completed; slowest ${Math.max(...times)} ms ` +
+          `(deadline 1000 ms); ${times.filter((ms) => ms > 1000).length} past the deadline; ${fallbacks} fallback verdicts`,
+      );
       const after = await fw.counters();
       assert.ok(after.allowed_connections > 0, 'the restarted service decided nothing');
     });
