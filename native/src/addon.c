@@ -1,4 +1,4 @@
-/* Thin N-API glue over queue.c, sock_diag.c and peercred.c.
+/* Thin N-API glue over queue.c, sock_diag.c, proc_events.c, peercred.c and sd_notify.c.
  * The queue is read on libuv's loop: one JS call per wake-up with a whole batch of packets,
  * written into an ArrayBuffer allocated once. A JS exception in that call can neither crash
  * the process nor strand a packet: unanswered packets of the batch get the exception verdict. */
@@ -70,16 +70,139 @@ static bool get_bool_prop(napi_env env, napi_value obj, const char *name, bool d
 	return napi_get_value_bool(env, v, &out) == napi_ok ? out : dflt;
 }
 
+/* ---- handles ----
+ * Every handle JS gets is an external over a struct that begins with a struct handle. Its kind
+ * makes a handle of another kind refused instead of misread. It has up to two owners, JS (the
+ * external, until collected) and libuv (the poll of a watched socket, until closed), and is
+ * freed when the last one lets go: a call on a closed handle answers EBADF and never touches
+ * freed memory. */
+enum handle_kind { KIND_QUEUE = 0x42510001, KIND_SOCK_DIAG = 0x42510002, KIND_PROC_EVENTS = 0x42510003 };
+
+struct handle {
+	enum handle_kind kind;
+	bool js_holds;
+	bool uv_holds;
+};
+
+/* JS only ever holds externals this addon made, and each begins with a struct handle. */
+static void *get_handle(napi_env env, napi_value v, enum handle_kind kind, const char *expected)
+{
+	napi_valuetype t = napi_undefined;
+	void *p = NULL;
+	if (napi_typeof(env, v, &t) != napi_ok || t != napi_external || napi_get_value_external(env, v, &p) != napi_ok ||
+	    !p || ((struct handle *)p)->kind != kind) {
+		napi_throw_type_error(env, "EINVAL", expected);
+		return NULL;
+	}
+	return p;
+}
+
+/* A kernel socket watched on libuv's loop (the queue, process events): what both share. */
+struct watched {
+	struct handle h;
+	napi_env env;
+	uv_poll_t poll;
+	napi_async_context async_ctx;
+	bool closed;
+	/* Closes the kernel socket and drops the JS references of its kind. */
+	void (*release)(struct watched *w);
+};
+
+static void watched_uv_closed(uv_handle_t *poll)
+{
+	struct watched *w = poll->data;
+	w->h.uv_holds = false;
+	if (!w->h.js_holds)
+		free(w);
+}
+
+static void watched_cleanup_hook(void *arg);
+
+/* Stops watching and releases the socket; once only. from_hook: at environment teardown. */
+static void close_watched(struct watched *w, bool from_hook)
+{
+	if (w->closed)
+		return;
+	w->closed = true;
+	if (!from_hook)
+		napi_remove_env_cleanup_hook(w->env, watched_cleanup_hook, w);
+	uv_poll_stop(&w->poll);
+	w->release(w);
+	napi_async_destroy(w->env, w->async_ctx);
+	uv_close((uv_handle_t *)&w->poll, watched_uv_closed);
+}
+
+static void watched_cleanup_hook(void *arg)
+{
+	close_watched(arg, true);
+}
+
+/* The external was collected: a handle JS never closed is closed now. */
+static void watched_finalize(napi_env env, void *data, void *hint)
+{
+	(void)env;
+	(void)hint;
+	struct watched *w = data;
+	w->h.js_holds = false;
+	close_watched(w, false);
+	if (!w->h.uv_holds)
+		free(w);
+}
+
+/* Starts watching fd and returns the JS handle. On failure the socket is released, w is freed
+ * (now, or once libuv has closed the poll) and a JS error is thrown. */
+static napi_value start_watching(napi_env env, struct watched *w, int fd, const char *resource, uv_poll_cb on_readable)
+{
+	napi_value resource_name, handle;
+	uv_loop_t *loop;
+	w->env = env;
+	napi_create_string_utf8(env, resource, NAPI_AUTO_LENGTH, &resource_name);
+	napi_async_init(env, NULL, resource_name, &w->async_ctx);
+	napi_get_uv_event_loop(env, &loop);
+	w->poll.data = w;
+	int uerr = uv_poll_init(loop, &w->poll, fd);
+	if (uerr < 0) {
+		w->closed = true;
+		w->release(w);
+		napi_async_destroy(env, w->async_ctx);
+		free(w);
+		return throw_errno(env, uerr, "uv_poll_init");
+	}
+	w->h.uv_holds = true;
+	napi_add_env_cleanup_hook(env, watched_cleanup_hook, w);
+	uerr = uv_poll_start(&w->poll, UV_READABLE, on_readable);
+	if (uerr < 0) {
+		close_watched(w, false); /* freed once libuv has closed the poll */
+		return throw_errno(env, uerr, "uv_poll_start");
+	}
+	if (napi_create_external(env, w, watched_finalize, NULL, &handle) != napi_ok) {
+		close_watched(w, false);
+		return throw_errno(env, -ENOMEM, "napi_create_external");
+	}
+	w->h.js_holds = true;
+	return handle;
+}
+
+/* queueClose(handle) and procEventsClose(handle): later calls on the handle answer EBADF. */
+static napi_value close_handle(napi_env env, napi_callback_info info, enum handle_kind kind, const char *expected)
+{
+	size_t argc = 1;
+	napi_value argv[1];
+	NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+	struct watched *w = argc ? get_handle(env, argv[0], kind, expected) : NULL;
+	if (w)
+		close_watched(w, false);
+	return NULL;
+}
+
 /* ---- the queue ---- */
 
 struct queue_wrap {
-	napi_env env;
+	struct watched base; /* first: the handle */
 	struct bq_queue *q;
-	uv_poll_t poll;
 	napi_ref on_batch;
 	napi_ref on_error;
 	napi_ref slots_ref;
-	napi_async_context async_ctx;
 	uint8_t *slots;
 	size_t slot_size;
 	int batch_max;
@@ -89,17 +212,18 @@ struct queue_wrap {
 	bool in_batch;
 	uint32_t batch_ids[BQ_MAX_BATCH];
 	bool batch_done[BQ_MAX_BATCH];
-	bool closed;
 };
+
+#define QUEUE_EXPECTED "expected a queue handle"
 
 static void call_on_error(struct queue_wrap *w, napi_value err)
 {
-	napi_env env = w->env;
+	napi_env env = w->base.env;
 	napi_value cb, recv;
 	/* napi_make_callback needs an object receiver: undefined is refused. */
 	if (napi_get_reference_value(env, w->on_error, &cb) != napi_ok || napi_get_global(env, &recv) != napi_ok)
 		return;
-	if (napi_make_callback(env, w->async_ctx, recv, cb, 1, &err, NULL) != napi_ok) {
+	if (napi_make_callback(env, w->base.async_ctx, recv, cb, 1, &err, NULL) != napi_ok) {
 		napi_value ignored;
 		napi_get_and_clear_last_exception(env, &ignored); /* an error handler that throws is ignored */
 	}
@@ -110,8 +234,8 @@ static void report_errno(struct queue_wrap *w, int neg_errno, const char *what)
 	char msg[256];
 	snprintf(msg, sizeof(msg), "%s: %s", what, strerror(-neg_errno));
 	napi_value msg_val, err;
-	if (napi_create_string_utf8(w->env, msg, NAPI_AUTO_LENGTH, &msg_val) == napi_ok &&
-	    napi_create_error(w->env, NULL, msg_val, &err) == napi_ok)
+	if (napi_create_string_utf8(w->base.env, msg, NAPI_AUTO_LENGTH, &msg_val) == napi_ok &&
+	    napi_create_error(w->base.env, NULL, msg_val, &err) == napi_ok)
 		call_on_error(w, err);
 }
 
@@ -119,9 +243,9 @@ static void on_readable(uv_poll_t *handle, int status, int events)
 {
 	(void)events;
 	struct queue_wrap *w = handle->data;
-	if (w->closed)
+	if (w->base.closed)
 		return;
-	napi_env env = w->env;
+	napi_env env = w->base.env;
 	napi_handle_scope scope;
 	if (napi_open_handle_scope(env, &scope) != napi_ok)
 		return;
@@ -149,9 +273,9 @@ static void on_readable(uv_poll_t *handle, int status, int events)
 		if (st == napi_ok)
 			st = napi_create_int32(env, n, &argv);
 		if (st == napi_ok)
-			st = napi_make_callback(env, w->async_ctx, recv, cb, 1, &argv, NULL);
+			st = napi_make_callback(env, w->base.async_ctx, recv, cb, 1, &argv, NULL);
 		w->in_batch = false;
-		if (st != napi_ok && !w->closed) {
+		if (st != napi_ok && !w->base.closed) {
 			/* The handler threw: every packet it did not answer gets the exception verdict. */
 			napi_value exc = NULL;
 			bool pending = false;
@@ -170,39 +294,14 @@ static void on_readable(uv_poll_t *handle, int status, int events)
 	napi_close_handle_scope(env, scope);
 }
 
-static void free_wrap(uv_handle_t *handle)
+static void release_queue(struct watched *base)
 {
-	free(handle->data);
-}
-
-static void close_wrap(struct queue_wrap *w)
-{
-	if (w->closed)
-		return;
-	w->closed = true;
-	uv_poll_stop(&w->poll);
+	struct queue_wrap *w = (struct queue_wrap *)base;
 	bq_queue_close(w->q);
 	w->q = NULL;
-	napi_delete_reference(w->env, w->on_batch);
-	napi_delete_reference(w->env, w->on_error);
-	napi_delete_reference(w->env, w->slots_ref);
-	napi_async_destroy(w->env, w->async_ctx);
-	uv_close((uv_handle_t *)&w->poll, free_wrap);
-}
-
-static void cleanup_hook(void *arg)
-{
-	close_wrap(arg);
-}
-
-static struct queue_wrap *get_wrap(napi_env env, napi_value v)
-{
-	void *p = NULL;
-	if (napi_get_value_external(env, v, &p) != napi_ok || !p) {
-		napi_throw_type_error(env, "EINVAL", "expected a queue handle");
-		return NULL;
-	}
-	return p;
+	napi_delete_reference(base->env, w->on_batch);
+	napi_delete_reference(base->env, w->on_error);
+	napi_delete_reference(base->env, w->slots_ref);
 }
 
 /* queueOpen(options, onBatch(count), onError(err)) -> { handle, slots: ArrayBuffer, slotSize, batchMax } */
@@ -235,7 +334,8 @@ static napi_value queue_open(napi_env env, napi_callback_info info)
 	struct queue_wrap *w = calloc(1, sizeof(*w));
 	if (!w)
 		return throw_errno(env, -ENOMEM, "queueOpen");
-	w->env = env;
+	w->base.h.kind = KIND_QUEUE;
+	w->base.release = release_queue;
 	w->batch_max = (int)batch_max;
 	w->exception_verdict = exception_verdict;
 	/* Header plus the copy range, rounded up so each slot header stays 8-byte aligned. */
@@ -247,7 +347,7 @@ static napi_value queue_open(napi_env env, napi_callback_info info)
 		return throw_errno(env, err, "cannot bind NFQUEUE (is another program using this queue number? CAP_NET_ADMIN?)");
 	}
 
-	napi_value slots, handle, result, resource_name, v;
+	napi_value slots, handle, result, v;
 	void *data = NULL;
 	if (napi_create_arraybuffer(env, w->slot_size * batch_max, &data, &slots) != napi_ok) {
 		bq_queue_close(w->q);
@@ -258,30 +358,9 @@ static napi_value queue_open(napi_env env, napi_callback_info info)
 	napi_create_reference(env, slots, 1, &w->slots_ref);
 	napi_create_reference(env, argv[1], 1, &w->on_batch);
 	napi_create_reference(env, argv[2], 1, &w->on_error);
-	napi_create_string_utf8(env, "BastionQueue", NAPI_AUTO_LENGTH, &resource_name);
-	napi_async_init(env, NULL, resource_name, &w->async_ctx);
-
-	uv_loop_t *loop;
-	napi_get_uv_event_loop(env, &loop);
-	w->poll.data = w;
-	int uerr = uv_poll_init(loop, &w->poll, bq_queue_fd(w->q));
-	if (uerr < 0) {
-		bq_queue_close(w->q);
-		napi_delete_reference(env, w->on_batch);
-		napi_delete_reference(env, w->on_error);
-		napi_delete_reference(env, w->slots_ref);
-		napi_async_destroy(env, w->async_ctx);
-		free(w);
-		return throw_errno(env, uerr, "uv_poll_init on the queue socket");
-	}
-	uerr = uv_poll_start(&w->poll, UV_READABLE, on_readable);
-	if (uerr < 0) {
-		close_wrap(w); /* frees w once libuv has closed the handle */
-		return throw_errno(env, uerr, "uv_poll_start on the queue socket");
-	}
-	napi_add_env_cleanup_hook(env, cleanup_hook, w);
-
-	NAPI_CALL(env, napi_create_external(env, w, NULL, NULL, &handle));
+	handle = start_watching(env, &w->base, bq_queue_fd(w->q), "BastionQueue", on_readable);
+	if (!handle)
+		return NULL;
 	NAPI_CALL(env, napi_create_object(env, &result));
 	napi_set_named_property(env, result, "handle", handle);
 	napi_set_named_property(env, result, "slots", slots);
@@ -302,7 +381,7 @@ static napi_value queue_verdict(napi_env env, napi_callback_info info)
 		napi_throw_type_error(env, "EINVAL", "queueVerdict(handle, packetId, accept, mark?)");
 		return NULL;
 	}
-	struct queue_wrap *w = get_wrap(env, argv[0]);
+	struct queue_wrap *w = get_handle(env, argv[0], KIND_QUEUE, QUEUE_EXPECTED);
 	if (!w)
 		return NULL;
 	uint32_t id, mark = 0;
@@ -318,7 +397,7 @@ static napi_value queue_verdict(napi_env env, napi_callback_info info)
 			set_mark = true;
 		}
 	}
-	int rc = w->closed ? -EBADF : bq_queue_verdict(w->q, id, accept ? 1 : 0, set_mark, mark);
+	int rc = w->base.closed ? -EBADF : bq_queue_verdict(w->q, id, accept ? 1 : 0, set_mark, mark);
 	if (rc == 0 && w->in_batch)
 		for (int i = 0; i < w->batch_count; i++)
 			if (w->batch_ids[i] == id)
@@ -333,11 +412,11 @@ static napi_value queue_counters(napi_env env, napi_callback_info info)
 	size_t argc = 1;
 	napi_value argv[1], out, v;
 	NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-	struct queue_wrap *w = argc ? get_wrap(env, argv[0]) : NULL;
+	struct queue_wrap *w = argc ? get_handle(env, argv[0], KIND_QUEUE, QUEUE_EXPECTED) : NULL;
 	if (!w)
 		return NULL;
 	struct bq_counters zero = {0};
-	const struct bq_counters *c = w->closed ? &zero : bq_queue_counters(w->q);
+	const struct bq_counters *c = w->base.closed ? &zero : bq_queue_counters(w->q);
 	NAPI_CALL(env, napi_create_object(env, &out));
 	napi_create_double(env, (double)c->packets, &v);
 	napi_set_named_property(env, out, "packets", v);
@@ -352,37 +431,42 @@ static napi_value queue_counters(napi_env env, napi_callback_info info)
 
 static napi_value queue_close(napi_env env, napi_callback_info info)
 {
-	size_t argc = 1;
-	napi_value argv[1];
-	NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-	struct queue_wrap *w = argc ? get_wrap(env, argv[0]) : NULL;
-	if (!w)
-		return NULL;
-	if (!w->closed) {
-		napi_remove_env_cleanup_hook(env, cleanup_hook, w);
-		close_wrap(w);
-	}
-	return NULL;
+	return close_handle(env, info, KIND_QUEUE, QUEUE_EXPECTED);
 }
-
 /* ---- sock_diag ---- */
+
+struct sock_diag_wrap {
+	struct handle h; /* first: the handle; JS is its only owner */
+	struct bq_sock_diag *d;
+};
 
 static void sock_diag_finalize(napi_env env, void *data, void *hint)
 {
 	(void)env;
 	(void)hint;
-	bq_sock_diag_close(data);
+	struct sock_diag_wrap *w = data;
+	bq_sock_diag_close(w->d);
+	free(w);
 }
 
 static napi_value sock_diag_open(napi_env env, napi_callback_info info)
 {
 	(void)info;
-	struct bq_sock_diag *d;
-	int err = bq_sock_diag_open(&d);
-	if (err < 0)
+	struct sock_diag_wrap *w = calloc(1, sizeof(*w));
+	if (!w)
+		return throw_errno(env, -ENOMEM, "sockDiagOpen");
+	w->h.kind = KIND_SOCK_DIAG;
+	int err = bq_sock_diag_open(&w->d);
+	if (err < 0) {
+		free(w);
 		return throw_errno(env, err, "cannot open NETLINK_SOCK_DIAG");
+	}
 	napi_value handle;
-	NAPI_CALL(env, napi_create_external(env, d, sock_diag_finalize, NULL, &handle));
+	if (napi_create_external(env, w, sock_diag_finalize, NULL, &handle) != napi_ok) {
+		sock_diag_finalize(env, w, NULL);
+		return throw_errno(env, -ENOMEM, "napi_create_external");
+	}
+	w->h.js_holds = true;
 	return handle;
 }
 
@@ -396,8 +480,9 @@ static napi_value sock_diag_lookup(napi_env env, napi_callback_info info)
 		napi_throw_type_error(env, "EINVAL", "sockDiagLookup(handle, family, protocol, src, sport, dst, dport, out)");
 		return NULL;
 	}
-	void *d = NULL;
-	NAPI_CALL(env, napi_get_value_external(env, argv[0], &d));
+	struct sock_diag_wrap *w = get_handle(env, argv[0], KIND_SOCK_DIAG, "expected a sock_diag handle");
+	if (!w)
+		return NULL;
 	uint32_t family, protocol, sport, dport;
 	NAPI_CALL(env, napi_get_value_uint32(env, argv[1], &family));
 	NAPI_CALL(env, napi_get_value_uint32(env, argv[2], &protocol));
@@ -416,7 +501,7 @@ static napi_value sock_diag_lookup(napi_env env, napi_callback_info info)
 		return NULL;
 	}
 	struct bq_socket_owner owner = {0};
-	int rc = bq_sock_diag_lookup(d, (uint8_t)family, (uint8_t)protocol, src, (uint16_t)sport, dst, (uint16_t)dport, &owner);
+	int rc = bq_sock_diag_lookup(w->d, (uint8_t)family, (uint8_t)protocol, src, (uint16_t)sport, dst, (uint16_t)dport, &owner);
 	if (rc == 0) {
 		uint32_t *o = out;
 		o[0] = owner.inode;
@@ -485,65 +570,39 @@ static napi_value sd_notify(napi_env env, napi_callback_info info)
 /* Polled on libuv's loop like the queue: JS is called when events are waiting, so it learns
  * about a new process while that process is still starting, before it connects. */
 struct proc_events_wrap {
-	napi_env env;
+	struct watched base; /* first: the handle */
 	struct bq_proc_events *e;
-	uv_poll_t poll;
 	napi_ref on_readable;
-	napi_async_context async_ctx;
-	bool closed;
 };
+
+#define PROC_EVENTS_EXPECTED "expected a process events handle"
 
 static void on_proc_events_readable(uv_poll_t *handle, int status, int events)
 {
 	(void)status; /* an error is read (and reported) by the drain itself */
 	(void)events;
 	struct proc_events_wrap *w = handle->data;
-	if (w->closed)
+	if (w->base.closed)
 		return;
-	napi_env env = w->env;
+	napi_env env = w->base.env;
 	napi_handle_scope scope;
 	if (napi_open_handle_scope(env, &scope) != napi_ok)
 		return;
 	napi_value cb, recv;
 	if (napi_get_reference_value(env, w->on_readable, &cb) == napi_ok && napi_get_global(env, &recv) == napi_ok &&
-	    napi_make_callback(env, w->async_ctx, recv, cb, 0, NULL, NULL) != napi_ok) {
+	    napi_make_callback(env, w->base.async_ctx, recv, cb, 0, NULL, NULL) != napi_ok) {
 		napi_value ignored; /* the JS side catches its own errors; nothing may unwind into libuv */
 		napi_get_and_clear_last_exception(env, &ignored);
 	}
 	napi_close_handle_scope(env, scope);
 }
 
-static void free_proc_events_wrap(uv_handle_t *handle)
+static void release_proc_events(struct watched *base)
 {
-	free(handle->data);
-}
-
-static void close_proc_events(struct proc_events_wrap *w)
-{
-	if (w->closed)
-		return;
-	w->closed = true;
-	uv_poll_stop(&w->poll);
+	struct proc_events_wrap *w = (struct proc_events_wrap *)base;
 	bq_proc_events_close(w->e);
 	w->e = NULL;
-	napi_delete_reference(w->env, w->on_readable);
-	napi_async_destroy(w->env, w->async_ctx);
-	uv_close((uv_handle_t *)&w->poll, free_proc_events_wrap);
-}
-
-static void proc_events_cleanup_hook(void *arg)
-{
-	close_proc_events(arg);
-}
-
-static struct proc_events_wrap *get_proc_events(napi_env env, napi_value v)
-{
-	void *p = NULL;
-	if (napi_get_value_external(env, v, &p) != napi_ok || !p) {
-		napi_throw_type_error(env, "EINVAL", "expected a process events handle");
-		return NULL;
-	}
-	return p;
+	napi_delete_reference(base->env, w->on_readable);
 }
 
 /* procEventsOpen(onReadable: () => void) -> handle; throws an Error with .errno when the kernel refuses */
@@ -562,33 +621,15 @@ static napi_value proc_events_open(napi_env env, napi_callback_info info)
 	struct proc_events_wrap *w = calloc(1, sizeof(*w));
 	if (!w)
 		return throw_errno(env, -ENOMEM, "procEventsOpen");
-	w->env = env;
+	w->base.h.kind = KIND_PROC_EVENTS;
+	w->base.release = release_proc_events;
 	int err = bq_proc_events_open(&w->e);
 	if (err < 0) {
 		free(w);
 		return throw_errno(env, err, "cannot subscribe to process events (NETLINK_CONNECTOR)");
 	}
-	uv_loop_t *loop;
-	napi_value resource_name, handle;
-	napi_get_uv_event_loop(env, &loop);
-	w->poll.data = w;
-	int uerr = uv_poll_init(loop, &w->poll, bq_proc_events_fd(w->e));
-	if (uerr < 0) {
-		bq_proc_events_close(w->e);
-		free(w);
-		return throw_errno(env, uerr, "uv_poll_init on the process events socket");
-	}
 	napi_create_reference(env, argv[0], 1, &w->on_readable);
-	napi_create_string_utf8(env, "BastionProcessEvents", NAPI_AUTO_LENGTH, &resource_name);
-	napi_async_init(env, NULL, resource_name, &w->async_ctx);
-	uerr = uv_poll_start(&w->poll, UV_READABLE, on_proc_events_readable);
-	if (uerr < 0) {
-		close_proc_events(w); /* frees w once libuv has closed the handle */
-		return throw_errno(env, uerr, "uv_poll_start on the process events socket");
-	}
-	napi_add_env_cleanup_hook(env, proc_events_cleanup_hook, w);
-	NAPI_CALL(env, napi_create_external(env, w, NULL, NULL, &handle));
-	return handle;
+	return start_watching(env, &w->base, bq_proc_events_fd(w->e), "BastionProcessEvents", on_proc_events_readable);
 }
 
 /* procEventsRead(handle, out: Int32Array of (type, pid, ppid) triples) -> count or -errno */
@@ -597,7 +638,7 @@ static napi_value proc_events_read(napi_env env, napi_callback_info info)
 	size_t argc = 2;
 	napi_value argv[2], ret;
 	NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-	struct proc_events_wrap *w = argc >= 2 ? get_proc_events(env, argv[0]) : NULL;
+	struct proc_events_wrap *w = argc >= 2 ? get_handle(env, argv[0], KIND_PROC_EVENTS, PROC_EVENTS_EXPECTED) : NULL;
 	if (!w)
 		return NULL;
 	napi_typedarray_type t;
@@ -609,24 +650,14 @@ static napi_value proc_events_read(napi_env env, napi_callback_info info)
 		return NULL;
 	}
 	_Static_assert(sizeof(struct bq_proc_event) == 3 * sizeof(int32_t), "events are int32 triples");
-	int rc = w->closed ? -EBADF : bq_proc_events_read(w->e, data, (int)(len / 3));
+	int rc = w->base.closed ? -EBADF : bq_proc_events_read(w->e, data, (int)(len / 3));
 	NAPI_CALL(env, napi_create_int32(env, rc, &ret));
 	return ret;
 }
 
 static napi_value proc_events_close(napi_env env, napi_callback_info info)
 {
-	size_t argc = 1;
-	napi_value argv[1];
-	NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-	struct proc_events_wrap *w = argc ? get_proc_events(env, argv[0]) : NULL;
-	if (!w)
-		return NULL;
-	if (!w->closed) {
-		napi_remove_env_cleanup_hook(env, proc_events_cleanup_hook, w);
-		close_proc_events(w);
-	}
-	return NULL;
+	return close_handle(env, info, KIND_PROC_EVENTS, PROC_EVENTS_EXPECTED);
 }
 
 static napi_value init(napi_env env, napi_value exports)
