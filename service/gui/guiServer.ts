@@ -193,24 +193,31 @@ export class GuiServer {
     let chain: Promise<void> = Promise.resolve();
     let queued = 0;
     const maxQueued = this.options.maxQueuedLines ?? 64;
+    /** After an over-long line: nothing more is read from this client. */
+    let hangingUp = false;
     const handle = (text: string): void => {
       if (++queued > maxQueued && !socket.isPaused()) socket.pause();
       chain = chain.then(async () => {
         await this.dispatch(client, text);
-        if (--queued <= maxQueued / 2 && socket.isPaused() && !socket.destroyed) socket.resume();
+        if (--queued <= maxQueued / 2 && socket.isPaused() && !socket.destroyed && !hangingUp) socket.resume();
       });
     };
 
     socket.on('data', (chunk: Buffer) => {
+      if (hangingUp) return;
       client.heard();
       for (const event of reader.push(chunk)) {
         if (event.kind === 'line') {
           handle(event.text);
-        } else {
-          client.send({ type: 'error', error: `line longer than ${this.options.maxLineBytes} bytes`, request: null });
-          // Let the error go out, then hang up: the rest of the stream cannot be framed.
-          client.end();
+          continue;
         }
+        // The rest of the stream cannot be framed: stop reading it at once (a client pushing
+        // 10 MB gets no further than the socket buffers), let the error go out, hang up.
+        hangingUp = true;
+        socket.pause();
+        client.send({ type: 'error', error: `line longer than ${this.options.maxLineBytes} bytes`, request: null });
+        client.end();
+        return;
       }
     });
     socket.on('end', () => {
