@@ -32,6 +32,7 @@ export function formatDecision(m: DecisionMessage, c: Colors): string[] {
   const why = REASONS[m.reason] ?? m.reason;
   const decidedBy = m.rule_key ? `${why} ${c.cyan(m.rule_key)}` : why;
   const port = m.protocol === 'ICMP' ? m.dest_ip : hostPort(m.dest_ip, m.dest_port);
-  lines.push(`${c.dim(time)} ${verdict} ${program} → ${port} ${m.protocol}  ${c.dim('[')}${decidedBy}${c.dim(']')}`);
+  const times = m.connections > 1 ? ` ×${m.connections}` : '';
+  lines.push(`${c.dim(time)} ${verdict} ${program} → ${port} ${m.protocol}${times}  ${c.dim('[')}${decidedBy}${c.dim(']')}`);
   return lines;
 }

@@ -2,7 +2,9 @@
 // one in flight), which batches naturally: records or verdicts that pile up while a send is
 // in flight leave together in the next message. A round trip costs ~120 µs naively (design.md).
 // Reports (records the helper already decided from its cache) are not waited for by anyone:
-// they wait a few ms and leave in bulk, so an allowed connection costs no send of its own.
+// they wait a few ms and leave in bulk, so an allowed connection costs no send of its own,
+// and reports of the same program, destination and verdict in that window become one record
+// with a count (a client connecting to one server in a loop costs the service one record).
 import type { Pair } from 'zeromq';
 import type { PacketRecord, Verdict } from './types.js';
 import { decodeBusMessage, encodeBusMessage, type BusMessage } from './wire.js';
@@ -15,14 +17,14 @@ export interface ChannelEvents {
   onSendFailed(lost: { records: PacketRecord[]; verdicts: Verdict[] }, error: string): void;
 }
 
-/** How long a report may wait for company, and how many make a send worth it at once. */
+/** How long a report may wait for company, and how many distinct ones make a send worth it at once. */
 export const REPORT_DELAY_MS = 10;
 export const REPORT_BATCH = 32;
 
 export class BusChannel {
   private control: BusMessage[] = [];
   private records: PacketRecord[] = [];
-  private reports: PacketRecord[] = [];
+  private readonly reports = new Map<string, PacketRecord>();
   private reportTimer: NodeJS.Timeout | null = null;
   private verdicts: Verdict[] = [];
   private sending = false;
@@ -67,8 +69,13 @@ export class BusChannel {
 
   /** Records that need no answer: they leave with the next send, within REPORT_DELAY_MS. */
   sendReports(reports: PacketRecord[]): void {
-    for (const r of reports) this.reports.push(r);
-    if (this.reports.length >= REPORT_BATCH) {
+    for (const r of reports) {
+      const key = reportKey(r);
+      const same = this.reports.get(key);
+      if (same) same.repeats = (same.repeats ?? 1) + (r.repeats ?? 1);
+      else this.reports.set(key, r);
+    }
+    if (this.reports.size >= REPORT_BATCH) {
       this.flushReports();
     } else if (!this.reportTimer) {
       this.reportTimer = setTimeout(() => this.flushReports(), REPORT_DELAY_MS);
@@ -94,8 +101,8 @@ export class BusChannel {
   private takeReports(): void {
     if (this.reportTimer) clearTimeout(this.reportTimer);
     this.reportTimer = null;
-    for (const r of this.reports) this.records.push(r);
-    this.reports = [];
+    for (const r of this.reports.values()) this.records.push(r);
+    this.reports.clear();
   }
 
   private flush(): void {
@@ -119,7 +126,7 @@ export class BusChannel {
         message = { kind: 'verdicts', verdicts: lost.verdicts };
       } else if (this.records.length > 0) {
         // Waiting reports ride along with records that need an answer.
-        if (this.reports.length > 0) this.takeReports();
+        if (this.reports.size > 0) this.takeReports();
         lost = { records: this.records, verdicts: [] };
         this.records = [];
         message = { kind: 'packets', records: lost.records };
@@ -135,4 +142,9 @@ export class BusChannel {
       }
     }
   }
+}
+
+/** Reports with the same key count as one record: what the service counts and shows is the same. */
+function reportKey(r: PacketRecord): string {
+  return `${r.process?.exe ?? ''}\0${r.process?.pid ?? 0}\0${r.uid}\0${r.protocol}\0${r.dstAddr.join('.')}\0${r.dstPort}\0${r.helperVerdict ?? ''}`;
 }

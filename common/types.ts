@@ -62,6 +62,8 @@ export interface PacketRecord {
   payloadLength: number;
   /** Set when the helper answered from its verdict cache: the verdict it applied. */
   helperVerdict?: 'accept' | 'drop';
+  /** Reports only: connections this record stands for (same program, destination and verdict); absent means one. */
+  repeats?: number;
 }
 
 export type VerdictAction = 'accept' | 'drop' | 'hold';

@@ -110,6 +110,7 @@ function recordToProto(r: PacketRecord): Record<string, unknown> {
     payloadLength: r.payloadLength,
     decidedByHelper: r.helperVerdict !== undefined,
     helperAccepted: r.helperVerdict === 'accept',
+    repeats: r.repeats ?? 0,
   };
 }
 
@@ -205,7 +206,10 @@ function recordFromProto(r: Obj): PacketRecord | string {
     lookupMicros: num(r['lookupMicros']),
     payloadLength: num(r['payloadLength']),
   };
-  if (bool(r['decidedByHelper'])) record.helperVerdict = bool(r['helperAccepted']) ? 'accept' : 'drop';
+  if (bool(r['decidedByHelper'])) {
+    record.helperVerdict = bool(r['helperAccepted']) ? 'accept' : 'drop';
+    if (num(r['repeats']) > 1) record.repeats = num(r['repeats']);
+  }
   return record;
 }
 

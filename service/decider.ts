@@ -20,6 +20,8 @@ export interface DecisionEvent {
   ruleKey: string | null;
   attribution: Attribution;
   lookupMicros: number;
+  /** Connections this decision stands for (the helper groups its cached allows). */
+  connections: number;
 }
 
 /** Asks people (prompts/promptBroker.ts). `ask` calls `answer` exactly once, possibly much later. */
@@ -90,10 +92,10 @@ export class Decider {
     const prompts = this.prompts;
     if (prompts) {
       const recalled = prompts.recall(conn);
-      if (recalled) return this.finish(conn, recalled, false);
+      if (recalled) return this.finish(conn, recalled, 0);
       if (prompts.canAsk(conn)) {
         // Held, not waited for: the rest of this batch and every later one go on at once.
-        prompts.ask(conn, (answer, retry) => this.deps.sendVerdicts([this.finish(conn, answer, !retry)], epoch));
+        prompts.ask(conn, (answer, retry) => this.deps.sendVerdicts([this.finish(conn, answer, retry ? 0 : 1)], epoch));
         return { packetId: record.packetId, action: 'hold', holdMs: this.deps.holdMs() };
       }
     }
@@ -119,7 +121,7 @@ export class Decider {
       this.deps.log.error({ err }, 'could not re-check a cached verdict');
       decision = { kind: 'final', allow: applied, reason: 'rule', ruleKey: null };
     }
-    this.finish(conn, decision);
+    this.finish(conn, decision, record.repeats ?? 1);
   }
 
   /**
@@ -140,9 +142,12 @@ export class Decider {
     );
   }
 
-  /** `count` false: a retransmission of a connection already counted (stats count connections). */
-  private finish(conn: Connection, decision: FinalDecision, count = true): Verdict {
-    if (count) this.deps.stats.count(decision.allow);
+  /**
+   * connections: how many this decision stands for: 0 for a retransmission of a connection
+   * already counted (stats count connections), more than 1 for a helper's grouped report.
+   */
+  private finish(conn: Connection, decision: FinalDecision, connections = 1): Verdict {
+    this.deps.stats.count(decision.allow, connections);
     const r = conn.record;
     const event: DecisionEvent = {
       at: Date.now(),
@@ -157,6 +162,7 @@ export class Decider {
       ruleKey: decision.ruleKey,
       attribution: r.attribution,
       lookupMicros: r.lookupMicros,
+      connections: Math.max(connections, 1),
     };
     if (this.deps.logDecisions()) this.deps.log.info(event, decision.allow ? 'allowed' : 'blocked');
     else this.deps.log.debug(event, decision.allow ? 'allowed' : 'blocked');

@@ -10,10 +10,10 @@ export class Stats {
   allowed = 0;
   blocked = 0;
 
-  count(allowed: boolean): void {
-    this.total++;
-    if (allowed) this.allowed++;
-    else this.blocked++;
+  count(allowed: boolean, connections = 1): void {
+    this.total += connections;
+    if (allowed) this.allowed += connections;
+    else this.blocked += connections;
   }
 
   snapshot(): DecisionCounters {

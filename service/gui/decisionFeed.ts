@@ -56,6 +56,7 @@ function toMessage(e: DecisionEvent): DecisionMessage {
     allow: e.allow,
     reason: e.reason,
     rule_key: e.ruleKey,
+    connections: e.connections,
     missed: 0,
   };
 }

@@ -15,12 +15,17 @@ const base: DecisionMessage = {
   allow: true,
   reason: 'rule',
   rule_key: '/usr/bin/curl:80',
+  connections: 1,
   missed: 0,
 };
 
 describe('monitor lines', () => {
   it('shows time, verdict, program, destination, protocol and the deciding rule', () => {
     assert.deepEqual(formatDecision(base, NO_COLORS), ['03:04:05 ALLOW curl /usr/bin/curl → 198.18.0.2:80 TCP  [rule /usr/bin/curl:80]']);
+  });
+
+  it('says how many connections one line stands for when the helper grouped them', () => {
+    assert.deepEqual(formatDecision({ ...base, connections: 12 }, NO_COLORS), ['03:04:05 ALLOW curl /usr/bin/curl → 198.18.0.2:80 TCP ×12  [rule /usr/bin/curl:80]']);
   });
 
   it('names the reason when no rule decided, brackets IPv6, and says how many were missed', () => {

@@ -8,10 +8,11 @@ import type { PacketRecord } from '../../common/types.js';
 import type { BusMessage } from '../../common/wire.js';
 import { tempDir } from '../support/bastion.js';
 
-function record(packetId: number, helperVerdict?: 'accept' | 'drop'): PacketRecord {
+/** Each packet id its own destination port, so no two are grouped unless a test says so. */
+function record(packetId: number, helperVerdict?: 'accept' | 'drop', dstPort = 1000 + packetId): PacketRecord {
   return {
     packetId, family: 4, protocol: 6, srcAddr: new Uint8Array([10, 0, 0, 1]), dstAddr: new Uint8Array([10, 0, 0, 2]),
-    srcPort: 40000 + packetId, dstPort: 443, icmpType: -1, icmpCode: -1, inIfindex: 0, outIfindex: 2, uid: 0, gid: 0,
+    srcPort: 40000 + packetId, dstPort, icmpType: -1, icmpCode: -1, inIfindex: 0, outIfindex: 2, uid: 0, gid: 0,
     malformed: false, process: null, socketInode: 0, attribution: 'not_found', lookupMicros: 0, payloadLength: 60,
     ...(helperVerdict ? { helperVerdict } : {}),
   };
@@ -84,5 +85,18 @@ describe('bus channel batching', () => {
     assert.equal(batches[0]!.length, REPORT_BATCH);
     assert.ok(batches.length >= 2);
     assert.deepEqual(batches.flat().map((r) => r.packetId), reports.map((r) => r.packetId));
+  });
+
+  it('reports of the same program, destination and verdict become one record with a count', async () => {
+    received.length = 0;
+    for (let i = 0; i < 7; i++) sender.sendReports([record(200 + i, 'accept', 443)]);
+    sender.sendReports([record(300, 'drop', 443)]); // another verdict
+    sender.sendReports([record(301, 'accept', 444)]); // another port
+    const batches = await recordsArrived(3);
+    assert.equal(batches.length, 1);
+    const [grouped, dropped, otherPort] = batches[0]!;
+    assert.deepEqual([grouped!.dstPort, grouped!.helperVerdict, grouped!.repeats], [443, 'accept', 7]);
+    assert.deepEqual([dropped!.dstPort, dropped!.helperVerdict, dropped!.repeats], [443, 'drop', undefined]);
+    assert.deepEqual([otherPort!.dstPort, otherPort!.repeats], [444, undefined]);
   });
 });

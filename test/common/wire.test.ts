@@ -61,6 +61,13 @@ describe('bus codec', () => {
     assert.deepEqual(plain(m), plain({ kind: 'packets', records: [record, icmp] }));
   });
 
+  it('round-trips a grouped report: the verdict the helper applied and how many connections it stands for', () => {
+    const report: PacketRecord = { ...record, helperVerdict: 'accept', repeats: 37 };
+    const single: PacketRecord = { ...record, packetId: 2, helperVerdict: 'drop' };
+    const m = roundTrip({ kind: 'packets', records: [report, single] });
+    assert.deepEqual(plain(m), plain({ kind: 'packets', records: [report, single] }));
+  });
+
   it('keeps "no uid" (-1) apart from uid 0', () => {
     const m = roundTrip({ kind: 'packets', records: [{ ...record, uid: -1, gid: -1 }] });
     assert.equal(m.kind === 'packets' && m.records[0]!.uid, -1);

@@ -81,6 +81,13 @@ describe('connections the helper answered from its cache', () => {
     assert.deepEqual(stats.snapshot(), { total: 1, allowed: 1, blocked: 0 });
   });
 
+  it('a grouped report counts every connection it stands for', () => {
+    const { decider, stats } = setup({ '/usr/bin/curl:443': true });
+    const record = { ...connection({ exe: '/usr/bin/curl', port: 443 }).record, helperVerdict: 'accept' as const, repeats: 25 };
+    assert.deepEqual(decider.decideBatch([record], 1), []);
+    assert.deepEqual(stats.snapshot(), { total: 25, allowed: 25, blocked: 0 });
+  });
+
   it('reset the helper cache when the policy no longer gives what the helper applied', () => {
     const h = setup({ '/usr/bin/curl:443': true });
     const record = () => ({ ...connection({ exe: '/usr/bin/curl', port: 443 }).record, helperVerdict: 'accept' as const });
