@@ -19,7 +19,7 @@ int main(int argc, char **argv)
 	setsockopt(tcp, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
 	setsockopt(udp, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
 	setsockopt(tcp, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(tcp, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(tcp, 4096) < 0 || bind(udp, (struct sockaddr *)&a, sizeof(a)) < 0) {
+	if (bind(tcp, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(tcp, 65535) < 0 || bind(udp, (struct sockaddr *)&a, sizeof(a)) < 0) {
 		perror("bind");
 		return 1;
 	}
