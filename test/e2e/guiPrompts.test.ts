@@ -146,6 +146,35 @@ describe('prompts in enforcement mode', () => {
   });
 });
 
+describe('a program flooding new ports', () => {
+  it('gets at most 4 prompts, the rest of its new ports the default at once; another program is still asked', async () => {
+    await withPrompts({ config: { mode: 'enforcement', timeout_seconds: 60 }, programs: ['curl-a', 'curl-b'] }, async (fw, exe) => {
+      const tray = await TrayClient.connect(fw.guiSocket);
+      // One process, 40 new ports at once (closed ports: nothing would answer them anyway).
+      const urls = Array.from({ length: 40 }, (_, i) => `http://${fw.net.serverV4}:${2001 + i}/`);
+      const flood = fw.net.spawn(fw.net.client, exe['curl-a']!, ['-s', '-o', '/dev/null', '-m', '8', '--parallel', '--parallel-max', '40', ...urls]);
+      try {
+        await tray.nextRequest('curl-a');
+        await fw.daemon!.waitFor('too many open prompts');
+        // The flood's SYN retries (after 1 s) must not open more prompts either.
+        await new Promise((r) => setTimeout(r, 1500));
+        const b = fetchFrom(fw, exe['curl-b']!, 20);
+        const reqB = await tray.nextRequest('curl-b');
+        tray.answer(reqB, { allow: true, duration: 'once' });
+        assert.equal((await b).code, 0, 'curl-b was not let through');
+        const asked = tray.ofType('connection_request');
+        assert.equal(asked.filter((m) => m['app_name'] === 'curl-a').length, 4);
+        assert.deepEqual(asked.filter((m) => m['app_name'] === 'curl-b').map((m) => m['dest_port']), [80]);
+        // The user is told once, not once per dropped port.
+        assert.deepEqual(tray.ofType('notification').map((m) => [m['title'], m['level']]), [['Too many questions at once', 'warning']]);
+      } finally {
+        flood.kill('SIGKILL');
+        await tray.close();
+      }
+    });
+  });
+});
+
 describe('timeouts and clients that leave', () => {
   it('at timeout_seconds the default applies and the popups close; an answer after that changes nothing', async () => {
     await withPrompts({ config: { mode: 'enforcement', timeout_seconds: 5 }, programs: ['curl-a'] }, async (fw, exe) => {
