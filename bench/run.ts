@@ -1,4 +1,4 @@
-// npm run bench [-- --smoke] [-- --with-opensnitch] [-- --only seq,par,udp,prompt,attribution,soak]
+// npm run bench [-- --smoke] [-- --with-opensnitch] [-- --only=seq,par,udp,prompt,attribution,soak] [-- --out=FILE]
 // Runs each scenario against no firewall, the C accept-all queue reader, Bastion with a rule
 // allowing the client, and (when asked) OpenSnitch, all in namespaces of its own, in one run.
 // Prints a table and writes bench/results.json. Figures are ratios within this run.
@@ -16,6 +16,8 @@ const smoke = args.includes('--smoke');
 const withOpenSnitch = args.includes('--with-opensnitch');
 const onlyArg = args.find((a) => a.startsWith('--only='))?.slice('--only='.length);
 const only = new Set((onlyArg ?? 'seq,par,udp,prompt,attribution,soak').split(','));
+const outArg = args.find((a) => a.startsWith('--out='))?.slice('--out='.length);
+const resultsPath = outArg ?? new URL('./results.json', import.meta.url);
 
 const SIZES = smoke
   ? { seq: 2000, par: 2000, udp: 1000, prompt: 1000, attribution: 50, soak: 20_000, soakStep: 5_000 }
@@ -126,7 +128,7 @@ async function scenario(name: string, run: () => Promise<void>): Promise<void> {
 
 try {
   await new Promise((r) => setTimeout(r, 300));
-  const systems: SystemName[] = ['none', 'c-queue', 'bastion', ...(withOpenSnitch ? (['opensnitch'] as const) : [])];
+  const systems: SystemName[] = ['none', 'c-queue', 'js-queue', 'bastion', ...(withOpenSnitch ? (['opensnitch'] as const) : [])];
   if (only.has('seq') || only.has('par') || only.has('udp')) {
     for (const system of systems) await scenario(`load scenarios against ${system}`, () => loadScenarios(system));
   }
@@ -145,7 +147,7 @@ try {
     console.error(`failed: ${failed.join(', ')}`);
     process.exitCode = 1;
   }
-  writeFileSync(new URL('./results.json', import.meta.url), JSON.stringify({ smoke, date: new Date().toISOString(), sizes: SIZES, rows, ...extra }, null, 2) + '\n');
+  writeFileSync(resultsPath, JSON.stringify({ smoke, date: new Date().toISOString(), sizes: SIZES, rows, ...extra }, null, 2) + '\n');
 } finally {
   server.kill('SIGKILL');
   net.destroy();

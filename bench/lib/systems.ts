@@ -3,8 +3,11 @@
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startBastion } from '../../test/support/bastion.js';
+import { REPO, startBastion } from '../../test/support/bastion.js';
 import type { TestNetwork } from '../../test/support/netns.js';
+
+const TSX_LOADER = join(REPO, 'node_modules', 'tsx', 'dist', 'loader.mjs');
+const JS_ACCEPT_READER = join(REPO, 'bench', 'jsAcceptReader.ts');
 
 export interface RunningSystem {
   name: string;
@@ -25,14 +28,16 @@ export interface SystemContext {
   bastionConfig?: Record<string, unknown>;
 }
 
-export type SystemName = 'none' | 'c-queue' | 'bastion' | 'opensnitch';
+export type SystemName = 'none' | 'c-queue' | 'js-queue' | 'bastion' | 'opensnitch';
 
 export async function startSystem(name: SystemName, ctx: SystemContext): Promise<RunningSystem> {
   switch (name) {
     case 'none':
       return { name, pids: () => ({}), stop: async () => undefined };
     case 'c-queue':
-      return startCQueue(ctx);
+      return startQueueReader(ctx, 'c-queue', [ctx.nfqAccept]);
+    case 'js-queue':
+      return startQueueReader(ctx, 'js-queue', [process.execPath, '--import', TSX_LOADER, JS_ACCEPT_READER]);
     case 'bastion':
       return startBastionSystem(ctx);
     case 'opensnitch':
@@ -49,12 +54,20 @@ function queueRules(ctx: SystemContext, action: '-A' | '-D'): void {
   }
 }
 
-async function startCQueue(ctx: SystemContext): Promise<RunningSystem> {
+/** An accept-all reader behind the same iptables rules as Bastion's: command + queue number. */
+async function startQueueReader(ctx: SystemContext, name: SystemName, command: string[]): Promise<RunningSystem> {
   queueRules(ctx, '-A');
-  const child = ctx.net.spawn(ctx.net.client, ctx.nfqAccept, [String(ctx.queueNum)]);
-  await waitForOutput(child, 'READY');
+  const [cmd, ...args] = command;
+  const child = ctx.net.spawn(ctx.net.client, cmd!, [...args, String(ctx.queueNum)]);
+  try {
+    await waitForOutput(child, 'READY');
+  } catch (err) {
+    child.kill('SIGKILL');
+    queueRules(ctx, '-D');
+    throw err;
+  }
   return {
-    name: 'c-queue',
+    name,
     pids: () => ({ reader: child.pid ?? 0 }),
     stop: async () => {
       child.kill('SIGKILL');
