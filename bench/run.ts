@@ -20,8 +20,8 @@ const outArg = args.find((a) => a.startsWith('--out='))?.slice('--out='.length);
 const resultsPath = outArg ?? new URL('./results.json', import.meta.url);
 
 const SIZES = smoke
-  ? { seq: 2000, par: 2000, udp: 1000, prompt: 1000, attribution: 50, soak: 20_000, soakStep: 5_000 }
-  : { seq: 20_000, par: 20_000, udp: 10_000, prompt: 5_000, attribution: 1_000, soak: 1_000_000, soakStep: 100_000 };
+  ? { warmup: 200, seq: 2000, par: 2000, udp: 1000, prompt: 1000, attribution: 50, soak: 20_000, soakStep: 5_000 }
+  : { warmup: 2000, seq: 20_000, par: 20_000, udp: 10_000, prompt: 5_000, attribution: 1_000, soak: 1_000_000, soakStep: 100_000 };
 const PORT = 9000;
 
 interface Row {
@@ -45,6 +45,9 @@ async function loadScenarios(system: SystemName): Promise<void> {
   const sys = await startSystem(system, ctx);
   try {
     const host = net.serverV4;
+    // Every system gets the same warm-up, unmeasured: steady state is what is compared, not
+    // a JIT compiling its hot path or caches filling in the first few hundred connections.
+    await runLoad(net, tools.connect, 'tcp', host, PORT, SIZES.warmup);
     if (only.has('seq')) rows.push({ scenario: 'tcp sequential', system, result: await runLoad(net, tools.connect, 'tcp', host, PORT, SIZES.seq) });
     if (only.has('par')) rows.push({ scenario: 'tcp 16 parallel', system, result: await runLoad(net, tools.connect, 'tcp', host, PORT, SIZES.par, 16) });
     if (only.has('udp')) rows.push({ scenario: 'udp new flows', system, result: await runLoad(net, tools.connect, 'udp', host, PORT, SIZES.udp) });
@@ -59,6 +62,7 @@ async function promptIsolation(): Promise<void> {
   let gui: GuiConnection | null = null;
   let prompted: ReturnType<TestNetwork['spawn']> | null = null;
   try {
+    await runLoad(net, tools.connect, 'tcp', net.serverV4, PORT, SIZES.warmup); // as loadScenarios
     const before = await runLoad(net, tools.connect, 'tcp', net.serverV4, PORT, SIZES.prompt);
     gui = await GuiConnection.connect(`${dir.path}/gui.sock`, { answersPrompts: true, client: 'bench' });
     const request = gui.next('connection_request', 10000);
