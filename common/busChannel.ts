@@ -2,9 +2,10 @@
 // one in flight), which batches naturally: records or verdicts that pile up while a send is
 // in flight leave together in the next message. A round trip costs ~120 µs naively (design.md).
 // Reports (records the helper already decided from its cache) are not waited for by anyone:
-// they wait a few ms and leave in bulk, so an allowed connection costs no send of its own,
-// and reports of the same program, destination and verdict in that window become one record
-// with a count (a client connecting to one server in a loop costs the service one record).
+// they wait a few ms (longer if a send is in flight) and leave in bulk, so an allowed
+// connection costs no send of its own, and reports of the same process (pid), destination,
+// port and verdict in that window become one record with a count: a long-running client
+// connecting to one server in a loop costs the service one record per window.
 import type { Pair } from 'zeromq';
 import type { PacketRecord, Verdict } from './types.js';
 import { decodeBusMessage, encodeBusMessage, type BusMessage } from './wire.js';
@@ -87,6 +88,7 @@ export class BusChannel {
     this.flush();
   }
 
+  /** Reports still waiting are dropped: the helper is stopping, and they only counted connections. */
   close(): void {
     this.closed = true;
     if (this.reportTimer) clearTimeout(this.reportTimer);

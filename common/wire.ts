@@ -6,8 +6,11 @@ import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 import type { Attribution, PacketRecord, ProcessInfo, Verdict, VerdictAction } from './types.js';
 
-/** Bumped on incompatible changes to proto/bastion.proto. */
-export const PROTOCOL_VERSION = 1;
+/**
+ * Bumped on incompatible changes to proto/bastion.proto. 2: grouped reports
+ * (PacketRecord.repeats), which a version-1 service would count as one connection each.
+ */
+export const PROTOCOL_VERSION = 2;
 /** A frame larger than this is dropped before decoding: 256 records of ~1 KiB fit well. */
 export const MAX_FRAME_BYTES = 1 << 20;
 

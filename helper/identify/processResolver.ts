@@ -254,8 +254,9 @@ export class ProcessResolver implements ProcessEventListener {
   }
 
   /** Entries are appended in expiry order (one TTL for all), so the oldest sit at the front. */
+  /** Entries may be used up to EVICT_INTERVAL_MS past their TTL: pid, start time and exe are re-checked on use. */
   private evictExpired(now: number): void {
-    if (now - this.evictedAt < EVICT_INTERVAL_MS) return;
+    if (now >= this.evictedAt && now - this.evictedAt < EVICT_INTERVAL_MS) return; // (a clock stepped back evicts now)
     this.evictedAt = now;
     dropExpired(this.byInode, now);
     dropExpired(this.byPid, now);

@@ -84,7 +84,9 @@ struct handle {
 	bool uv_holds;
 };
 
-/* JS only ever holds externals this addon made, and each begins with a struct handle. */
+/* Only this addon's externals are expected here (the helper's own JS holds them); each begins
+ * with a struct handle, so a handle of another kind is refused. An external from another
+ * native module would be misread: JS code that could pass one is already trusted. */
 static void *get_handle(napi_env env, napi_value v, enum handle_kind kind, const char *expected)
 {
 	napi_valuetype t = napi_undefined;
@@ -137,7 +139,9 @@ static void watched_cleanup_hook(void *arg)
 	close_watched(arg, true);
 }
 
-/* The external was collected: a handle JS never closed is closed now. */
+/* The external was collected: a handle JS never closed is closed now. This calls N-API
+ * (references, async context), which finalizers may do because Node runs them after GC,
+ * not inside it; building with NAPI_EXPERIMENTAL would change that (see node_api_post_finalizer). */
 static void watched_finalize(napi_env env, void *data, void *hint)
 {
 	(void)env;
@@ -275,13 +279,17 @@ static void on_readable(uv_poll_t *handle, int status, int events)
 		if (st == napi_ok)
 			st = napi_make_callback(env, w->base.async_ctx, recv, cb, 1, &argv, NULL);
 		w->in_batch = false;
-		if (st != napi_ok && !w->base.closed) {
-			/* The handler threw: every packet it did not answer gets the exception verdict. */
-			napi_value exc = NULL;
+		/* A handler that threw leaves its exception pending: clear it always (even when it
+		 * closed the queue first), or N-API would throw it again at JS's next native call. */
+		napi_value exc = NULL;
+		if (st != napi_ok) {
 			bool pending = false;
 			napi_is_exception_pending(env, &pending);
 			if (pending)
 				napi_get_and_clear_last_exception(env, &exc);
+		}
+		if (st != napi_ok && !w->base.closed) {
+			/* The handler threw: every packet it did not answer gets the exception verdict. */
 			for (int i = 0; i < n; i++)
 				if (!w->batch_done[i])
 					bq_queue_verdict(w->q, w->batch_ids[i], w->exception_verdict, false, 0);

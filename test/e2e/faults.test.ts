@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { lstatSync, symlinkSync, writeFileSync } from 'node:fs';
 import { describe, it, type TestContext } from 'node:test';
 import { Pair } from 'zeromq';
-import { encodeBusMessage } from '../../common/wire.js';
+import { encodeBusMessage, PROTOCOL_VERSION } from '../../common/wire.js';
 import { startBastion, tempDir } from '../support/bastion.js';
 import { TestFirewall } from '../support/firewall.js';
 
@@ -108,7 +108,7 @@ describe('garbage on the ZeroMQ pair', () => {
       const rogue = new Pair({ linger: 0 });
       rogue.connect(fw.endpoint);
       for (const frame of [Buffer.from('not protobuf at all'), Buffer.from([0x08, 0xff]), Buffer.alloc(2 << 20)]) await rogue.send(frame);
-      await rogue.send(encodeBusMessage({ kind: 'hello', hello: { role: 'service', softwareVersion: 't', protocolVersion: 1, pid: 1, capabilities: [], queueNum: 0, ackDeadlineMs: 0, maxHoldMs: 0 } }));
+      await rogue.send(encodeBusMessage({ kind: 'hello', hello: { role: 'service', softwareVersion: 't', protocolVersion: PROTOCOL_VERSION, pid: 1, capabilities: [], queueNum: 0, ackDeadlineMs: 0, maxHoldMs: 0 } }));
       await fw.helper!.waitFor('policy service connected');
       assert.equal(fw.helper!.count('dropped a malformed frame'), 3);
       rogue.close();
@@ -130,7 +130,7 @@ describe('garbage on the ZeroMQ pair', () => {
       const [hello] = await fake.receive();
       assert.ok(hello);
       for (const frame of [Buffer.from('garbage'), Buffer.from([0x1a, 0x05, 0x0a, 0x03, 0x08])]) await fake.send(frame);
-      await fake.send(encodeBusMessage({ kind: 'hello', hello: { role: 'helper', softwareVersion: 't', protocolVersion: 1, pid: 1, capabilities: [], queueNum: 1, ackDeadlineMs: 1000, maxHoldMs: 1000 } }));
+      await fake.send(encodeBusMessage({ kind: 'hello', hello: { role: 'helper', softwareVersion: 't', protocolVersion: PROTOCOL_VERSION, pid: 1, capabilities: [], queueNum: 1, ackDeadlineMs: 1000, maxHoldMs: 1000 } }));
       await daemon.waitFor('helper connected');
       assert.equal(daemon.count('dropped a malformed frame'), 2);
     } finally {

@@ -76,6 +76,16 @@ describe('the NFQUEUE addon', () => {
     });
   });
 
+  it('a handler that closes the queue and then throws leaves no exception pending for the next native call', async () => {
+    await withProbe('close-then-throw', async (probe) => {
+      assert.equal(net.ping(net.serverV4), true, 'the verdict given before the close was lost');
+      // The report reads the counters through the addon: a stale exception would be thrown there.
+      const seen = await probe.report();
+      assert.deepEqual(seen.counters, { packets: 0, overruns: 0, verdictErrors: 0, badMessages: 0 });
+      assert.deepEqual(seen.errors, []);
+    });
+  });
+
   it('refuses to bind a queue number that another reader holds', async () => {
     await withProbe('accept', async () => {
       const second = await startQueueProbe(net.client, 5, 'accept').then(

@@ -100,11 +100,13 @@ export class TestFirewall {
    */
   async counters(): Promise<Counters> {
     const earliest = Date.now() + REPORT_DELAY_MS * 5;
+    const deadline = Date.now() + 10_000;
     let last = await this.rawCounters();
     for (;;) {
       await new Promise((r) => setTimeout(r, REPORT_DELAY_MS * 2));
       const now = await this.rawCounters();
       if (Date.now() >= earliest && JSON.stringify(now) === JSON.stringify(last)) return now;
+      if (Date.now() > deadline) throw new Error(`counters kept changing for 10 s: ${JSON.stringify(now)}`);
       last = now;
     }
   }

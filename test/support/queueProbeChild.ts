@@ -16,6 +16,11 @@ const queue = PacketQueue.open(
       const p = packets[i]!;
       report.packets.push({ packetId: p.packetId, hwProtocol: p.hwProtocol, uid: p.uid, outIfindex: p.outIfindex, firstByte: p.payload[0] ?? 0, length: p.payload.length });
       if (mode === 'drop-then-throw') queue.verdict(p.packetId, false);
+      if (mode === 'close-then-throw') {
+        queue.verdict(p.packetId, true);
+        queue.close();
+        throw new Error('handler exploded after closing');
+      }
       if (throwing) throw new Error('handler exploded');
       if (mode === 'reverse-pairs') {
         held.push(p.packetId);
