@@ -3,8 +3,8 @@
 // the package's install check and by bastion-reload-rules / bastion-reload-config before they
 // replace a file. Exit code 0: every file named is usable; 1: one is not.
 import type { Command } from 'commander';
-import { ConfigStore } from '../service/config.js';
-import { RulesStore } from '../service/rules/rulesStore.js';
+import { ConfigStore, type ConfigLoadResult } from '../service/config.js';
+import { RulesStore, type RulesLoadResult } from '../service/rules/rulesStore.js';
 import { DEFAULTS } from './defaults.js';
 
 export interface CheckReport {
@@ -17,34 +17,30 @@ export async function checkConfigFiles(paths: { config?: string; rules?: string 
   const both = paths.config === undefined && paths.rules === undefined;
   const configPath = paths.config ?? (both ? DEFAULTS.configPath : undefined);
   const rulesPath = paths.rules ?? (both ? DEFAULTS.rulesPath : undefined);
-  const lines: string[] = [];
-  let ok = true;
-
+  const reports: CheckReport[] = [];
   if (configPath !== undefined) {
     const result = await new ConfigStore({ path: configPath }).load();
-    if (!result.ok) {
-      ok = false;
-      lines.push(`${configPath}: invalid: ${result.error}`);
-    } else {
-      for (const w of result.warnings) lines.push(`${configPath}: warning: ${w}`);
-      lines.push(
-        result.missing
-          ? `${configPath}: not found; the defaults apply`
-          : `${configPath}: ok (mode ${result.config.mode}, prompts time out after ${result.config.timeoutSeconds} s)`,
-      );
-    }
+    reports.push(
+      describe<Extract<ConfigLoadResult, { ok: true }>>(configPath, result, (r) =>
+        r.missing ? 'not found; the defaults apply' : `ok (mode ${r.config.mode}, prompts time out after ${r.config.timeoutSeconds} s)`,
+      ),
+    );
   }
   if (rulesPath !== undefined) {
     const result = await new RulesStore({ path: rulesPath }).load();
-    if (!result.ok) {
-      ok = false;
-      lines.push(`${rulesPath}: invalid: ${result.error}`);
-    } else {
-      for (const w of result.warnings) lines.push(`${rulesPath}: warning: ${w}`);
-      lines.push(result.missing ? `${rulesPath}: not found; no rules` : `${rulesPath}: ok (${result.count} rules)`);
-    }
+    reports.push(describe<Extract<RulesLoadResult, { ok: true }>>(rulesPath, result, (r) => (r.missing ? 'not found; no rules' : `ok (${r.count} rules)`)));
   }
-  return { ok, lines };
+  return { ok: reports.every((r) => r.ok), lines: reports.flatMap((r) => r.lines) };
+}
+
+/** One file's lines: the error, or its warnings and then what was loaded. */
+function describe<T extends { ok: true; warnings: string[] }>(
+  path: string,
+  result: T | { ok: false; error: string },
+  loaded: (result: T) => string,
+): CheckReport {
+  if (!result.ok) return { ok: false, lines: [`${path}: invalid: ${result.error}`] };
+  return { ok: true, lines: [...result.warnings.map((w) => `${path}: warning: ${w}`), `${path}: ${loaded(result)}`] };
 }
 
 export function registerCheckConfigCommand(program: Command): void {

@@ -7,6 +7,7 @@
 // port and verdict in that window become one record with a count: a long-running client
 // connecting to one server in a loop costs the service one record per window.
 import type { Pair } from 'zeromq';
+import { formatAddress } from './address.js';
 import type { PacketRecord, Verdict } from './types.js';
 import { decodeBusMessage, encodeBusMessage, type BusMessage } from './wire.js';
 
@@ -148,5 +149,5 @@ export class BusChannel {
 
 /** Reports with the same key count as one record: what the service counts and shows is the same. */
 function reportKey(r: PacketRecord): string {
-  return `${r.process?.exe ?? ''}\0${r.process?.pid ?? 0}\0${r.uid}\0${r.protocol}\0${r.dstAddr.join('.')}\0${r.dstPort}\0${r.helperVerdict ?? ''}`;
+  return `${r.process?.exe ?? ''}\0${r.process?.pid ?? 0}\0${r.uid}\0${r.protocol}\0${formatAddress(r.dstAddr)}\0${r.dstPort}\0${r.helperVerdict ?? ''}`;
 }

@@ -144,7 +144,8 @@ export class Helper {
     this.link?.close();
     this.link = null;
     if (this.options.manageRules) await this.rules.remove();
-    this.log.info({ counters: this.counters(), identify: this.resolver.index.counters }, 'helper stopped');
+    const events = this.processEvents && { ...this.processEvents.counters, listenerErrors: this.processEvents.listenerErrors };
+    this.log.info({ counters: this.counters(), identify: this.resolver.index.counters, processEvents: events }, 'helper stopped');
   }
 
   counters(): HelperCounters {
@@ -194,9 +195,8 @@ export class Helper {
         continue;
       }
       if (connected) {
-        const cacheKey = record.process?.exe && (record.protocol === 6 || record.protocol === 17)
-          ? VerdictCache.key(record.process.exe, record.protocol, record.dstPort)
-          : null;
+        // Only TCP and UDP packets are credited to a process (ProcessResolver), so only they get a key.
+        const cacheKey = record.process?.exe ? VerdictCache.key(record.process.exe, record.protocol, record.dstPort) : null;
         const cached = cacheKey === null ? null : this.verdictCache.lookup(cacheKey);
         if (cached) {
           // The service's earlier answer for this program and port: apply it now, report it after.

@@ -10,7 +10,7 @@ import { GuiServer } from './gui/guiServer.js';
 import { HelperLink } from './helperLink.js';
 import { Policy } from './policy.js';
 import { AnswerRecorder } from './prompts/answerRecorder.js';
-import { GuiPromptBroker } from './prompts/promptBroker.js';
+import { GuiPromptBroker, type NotificationLevel } from './prompts/promptBroker.js';
 import { RulesStore } from './rules/rulesStore.js';
 import { SessionDecisions } from './sessions.js';
 import { Stats } from './stats.js';
@@ -197,7 +197,7 @@ export class PolicyDaemon {
   }
 
   /** `notification` to every client (the tray shows a balloon), unless notifications_enabled is false. */
-  private notify(level: 'info' | 'warning' | 'error', title: string, message: string): void {
+  private notify(level: NotificationLevel, title: string, message: string): void {
     if (!this.effectiveConfig.notificationsEnabled) return;
     this.gui.broadcast({ type: 'notification', title, message, level });
   }

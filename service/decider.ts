@@ -109,17 +109,19 @@ export class Decider {
   private recordHelperDecision(record: PacketRecord): void {
     const conn = toConnection(record);
     const applied = record.helperVerdict === 'accept';
-    let decision: FinalDecision;
+    // Counted as what really happened to the packet when the policy now says otherwise.
+    const asApplied: FinalDecision = { kind: 'final', allow: applied, reason: 'rule', ruleKey: null };
+    let decision = asApplied;
     try {
       const now = this.deps.policy.decide(conn);
-      decision = now.kind === 'final' && now.allow === applied ? now : { kind: 'final', allow: applied, reason: 'rule', ruleKey: null };
-      if (now.kind !== 'final' || now.allow !== applied) {
+      if (now.kind === 'final' && now.allow === applied) {
+        decision = now;
+      } else {
         this.deps.log.warn({ exe: conn.exe, port: conn.port, applied: record.helperVerdict }, 'the helper applied a stale cached verdict; resetting its cache');
         this.deps.staleHelperCache?.();
       }
     } catch (err) {
       this.deps.log.error({ err }, 'could not re-check a cached verdict');
-      decision = { kind: 'final', allow: applied, reason: 'rule', ruleKey: null };
     }
     this.finish(conn, decision, record.repeats ?? 1);
   }

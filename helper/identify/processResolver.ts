@@ -172,9 +172,9 @@ export class ProcessResolver implements ProcessEventListener {
     dstPort: number,
     packetUid?: number,
   ): Resolution {
-    const started = process.hrtime.bigint();
+    const started = performance.now(); // a double: no BigInt allocated per packet
     const result = this.resolveUntimed(family, protocol, src, srcPort, dst, dstPort, packetUid ?? null);
-    result.lookupMicros = Number(process.hrtime.bigint() - started) / 1000;
+    result.lookupMicros = (performance.now() - started) * 1000;
     return result;
   }
 
@@ -253,8 +253,11 @@ export class ProcessResolver implements ProcessEventListener {
     }
   }
 
-  /** Entries are appended in expiry order (one TTL for all), so the oldest sit at the front. */
-  /** Entries may be used up to EVICT_INTERVAL_MS past their TTL: pid, start time and exe are re-checked on use. */
+  /**
+   * Entries are appended in expiry order (one TTL for all), so the oldest sit at the front.
+   * They may be used up to EVICT_INTERVAL_MS past their TTL: pid, start time and exe are
+   * re-checked on use.
+   */
   private evictExpired(now: number): void {
     if (now >= this.evictedAt && now - this.evictedAt < EVICT_INTERVAL_MS) return; // (a clock stepped back evicts now)
     this.evictedAt = now;

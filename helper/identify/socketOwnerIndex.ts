@@ -187,8 +187,7 @@ export class SocketOwnerIndex implements ProcessEventListener {
 
   /** A new program: most of the old fd table is gone (close-on-exec). Scan it as a new process. */
   onExec(pid: number): void {
-    this.forget(pid);
-    this.unscanned.set(pid, UNKNOWN_UID);
+    this.onFork(pid);
   }
 
   onExit(pid: number): void {
@@ -281,7 +280,7 @@ export class SocketOwnerIndex implements ProcessEventListener {
   private guessReused(pid: number, entry: ProcessFds, inode: number, from: number, to?: number): PidRef | null {
     for (const fd of entry.socketFds.slice(from, to)) {
       if (this.guessesLeft <= 0 || !this.pids.has(pid)) return null;
-      if (this.guess(pid, entry, fd, inode) === inode) return this.guessed(pid, entry, inode, true);
+      if (this.guess(pid, entry, fd) === inode) return this.guessed(pid, entry, inode, true);
     }
     return null;
   }
@@ -292,7 +291,7 @@ export class SocketOwnerIndex implements ProcessEventListener {
    */
   private guessLowestFree(pid: number, entry: ProcessFds, inode: number, tries: number): PidRef | null {
     for (let i = 0; i < tries && this.guessesLeft > 0 && entry.walkEndedAtMiss !== this.counters.misses && this.pids.has(pid); i++) {
-      const found = this.guess(pid, entry, entry.lowestUnrecorded(), inode);
+      const found = this.guess(pid, entry, entry.lowestUnrecorded());
       if (found === inode) return this.guessed(pid, entry, inode, false);
       if (found === null) entry.walkEndedAtMiss = this.counters.misses;
     }
@@ -300,14 +299,14 @@ export class SocketOwnerIndex implements ProcessEventListener {
   }
 
   /** Reads one fd link and records it: its socket inode, 0 (not a socket) or null (not open). */
-  private guess(pid: number, entry: ProcessFds, fd: number, inode: number): number | null {
+  private guess(pid: number, entry: ProcessFds, fd: number): number | null {
     this.guessesLeft--;
     this.counters.fdReads++;
     this.counters.guessReads++;
     const link = readFdLink(this.procRoot, pid, fd);
     const socket = link === null ? null : socketInode(link);
     this.record(pid, entry, fd, socket);
-    return socket === inode ? inode : socket;
+    return socket;
   }
 
   private guessed(pid: number, entry: ProcessFds, inode: number, reused: boolean): PidRef | null {
