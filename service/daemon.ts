@@ -34,23 +34,19 @@ export interface DaemonOptions {
  * or session change resets its cache at once; this bounds what a missed change could cost.
  */
 const HELPER_CACHE_MS = 5000;
-/** How often the policy is checked for changes made outside a GUI message (a safety net). */
-const POLICY_CHECK_MS = 250;
 
 export class PolicyDaemon {
   readonly stats = new Stats();
   readonly config: ConfigStore;
   readonly rules: RulesStore;
-  readonly sessions = new SessionDecisions();
+  /** A changed rule or session decision resets the helper's verdict cache at once. */
+  readonly sessions = new SessionDecisions(undefined, () => this.policyChanged());
   readonly decider: Decider;
   readonly prompts: GuiPromptBroker;
   readonly feed = new DecisionFeed();
   private readonly link: HelperLink;
   private readonly gui: GuiServer;
   private statsTimer: NodeJS.Timeout | null = null;
-  private policyTimer: NodeJS.Timeout | null = null;
-  /** What the helper's cached verdicts were derived from: the rule set and session version. */
-  private policySeen: { rules: unknown; sessions: number } = { rules: null, sessions: -1 };
   private readonly startedAt = Date.now();
   private effectiveConfig: BastionConfig;
   /** --mode of this run; a mode set over the socket replaces it. */
@@ -61,7 +57,7 @@ export class PolicyDaemon {
     private readonly log: Logger,
   ) {
     this.config = new ConfigStore({ path: options.configPath, logger: log });
-    this.rules = new RulesStore({ path: options.rulesPath, logger: log });
+    this.rules = new RulesStore({ path: options.rulesPath, logger: log, onChange: () => this.policyChanged() });
     this.modeOverride = options.modeOverride;
     this.effectiveConfig = this.applyOverride(this.config.current);
     const policy = new Policy({
@@ -119,7 +115,6 @@ export class PolicyDaemon {
         },
         onMessage: async (client, message) => {
           await dispatchGuiMessage(ctx, client, message);
-          this.checkPolicyChanged(); // an edit or a prompt answer may have changed what applies
         },
         onDisconnect: (client) => {
           this.feed.unsubscribe(client);
@@ -135,7 +130,6 @@ export class PolicyDaemon {
     await this.gui.listen();
     this.link.start();
     this.statsTimer = setInterval(() => this.gui.broadcast(this.statsMessage()), this.options.statsIntervalMs);
-    this.policyTimer = setInterval(() => this.checkPolicyChanged(), POLICY_CHECK_MS);
     this.log.info({ mode: this.effectiveConfig.mode, rules: this.rules.rules.size }, 'policy service started');
   }
 
@@ -153,20 +147,15 @@ export class PolicyDaemon {
       this.notify('error', 'rules.json not loaded', `${rules.error}; the previous rules stay in force`);
     }
     else this.log.info({ rules: rules.count, path: this.options.rulesPath }, 'rules loaded');
-    this.checkPolicyChanged();
   }
 
-  /** Resets the helper's verdict cache when the rules or the session decisions changed. */
-  private checkPolicyChanged(): void {
-    const now = { rules: this.rules.rules, sessions: this.sessions.version };
-    if (now.rules === this.policySeen.rules && now.sessions === this.policySeen.sessions) return;
-    this.policySeen = now;
-    this.link.resetHelperCache('rules or session decisions changed');
+  /** The helper's cached verdicts came from the old rules or session decisions: drop them. */
+  private policyChanged(): void {
+    this.link?.resetHelperCache('rules or session decisions changed');
   }
 
   async stop(): Promise<void> {
     if (this.statsTimer) clearInterval(this.statsTimer);
-    if (this.policyTimer) clearInterval(this.policyTimer);
     this.prompts.stop();
     this.link.stop();
     await this.gui.close();

@@ -8,14 +8,16 @@ export interface SessionDecision {
 
 export class SessionDecisions {
   private readonly decisions = new Map<string, SessionDecision>();
-  /** Bumped by every change: the helper's verdict cache is reset when it moves. */
-  version = 0;
 
-  constructor(private readonly now: () => number = () => performance.now()) {}
+  /** onChange: called on every set and forget (expiry needs none: the helper never caches a session decision). */
+  constructor(
+    private readonly now: () => number = () => performance.now(),
+    private readonly onChange: () => void = () => undefined,
+  ) {}
 
   set(subject: string, port: number | '*', allow: boolean, ttlMs: number | null): void {
     this.decisions.set(`${subject}:${port}`, { allow, expiresAt: ttlMs === null ? null : this.now() + ttlMs });
-    this.version++;
+    this.onChange();
   }
 
   /** The exact port first, then all ports, as for rules. */
@@ -34,7 +36,7 @@ export class SessionDecisions {
   }
 
   forget(key: string): boolean {
-    this.version++;
+    this.onChange();
     return this.decisions.delete(key);
   }
 

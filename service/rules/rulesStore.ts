@@ -20,6 +20,8 @@ export interface RulesStoreOptions {
   uid?: number;
   gid?: number;
   logger?: StoreLogger;
+  /** Called whenever the rules in force are replaced (load, add, delete). */
+  onChange?: () => void;
 }
 
 export type RulesLoadResult =
@@ -35,6 +37,7 @@ export class RulesStore {
   private readonly writeOptions: WriteOptions;
   private readonly logger: StoreLogger | undefined;
   private current = new RuleSet();
+  private readonly onChange: (() => void) | undefined;
   /** Why saving would destroy what is on disk; while set, every change is refused. */
   private saveBlocked: string | null = NOT_LOADED;
   private tail: Promise<unknown> = Promise.resolve();
@@ -48,6 +51,7 @@ export class RulesStore {
       ...(opts.gid !== undefined && { gid: opts.gid }),
     };
     this.logger = opts.logger;
+    this.onChange = opts.onChange;
   }
 
   /**
@@ -63,7 +67,7 @@ export class RulesStore {
     return this.serialized(async () => {
       const read = await readFileNoFollow(this.path, this.maxBytes);
       if (!read.ok && read.reason === 'missing') {
-        this.current = new RuleSet();
+        this.replace(new RuleSet());
         this.saveBlocked = null;
         return { ok: true, count: 0, warnings: [], missing: true };
       }
@@ -79,10 +83,15 @@ export class RulesStore {
       if (built.warnings.length > 0) {
         this.logger?.warn({ path: this.path, warnings: built.warnings }, 'rules.json: entries skipped');
       }
-      this.current = built.rules;
+      this.replace(built.rules);
       this.saveBlocked = null;
       return { ok: true, count: built.rules.size, warnings: built.warnings, missing: false };
     });
+  }
+
+  private replace(next: RuleSet): void {
+    this.current = next;
+    this.onChange?.();
   }
 
   /** Writes the current rules. */
@@ -104,7 +113,7 @@ export class RulesStore {
       if (!set.ok) return set;
       const saved = await this.write(next);
       if (!saved.ok) return saved;
-      this.current = next;
+      this.replace(next);
       return { ok: true, key: set.key };
     });
   }
@@ -118,7 +127,7 @@ export class RulesStore {
       if (!next.deleteKey(key)) return { ok: true, deleted: false };
       const saved = await this.write(next);
       if (!saved.ok) return saved;
-      this.current = next;
+      this.replace(next);
       return { ok: true, deleted: true };
     });
   }
