@@ -6,6 +6,7 @@ import type { Attribution, PacketRecord, Verdict } from '../common/types.js';
 import { toConnection, type Connection } from './connection.js';
 import type { DecisionReason, FinalDecision, Policy } from './policy.js';
 import type { Stats } from './stats.js';
+import { ruleKeySubject } from './rules/ruleKey.js';
 
 export interface DecisionEvent {
   at: number;
@@ -139,8 +140,7 @@ export class Decider {
       conn.exe !== null &&
       (conn.protocol === 'TCP' || conn.protocol === 'UDP') &&
       decision.ruleKey !== null &&
-      decision.ruleKey.startsWith(`${conn.exe}:`) &&
-      decision.ruleKey.lastIndexOf(':') === conn.exe.length
+      ruleKeySubject(decision.ruleKey) === conn.exe
     );
   }
 

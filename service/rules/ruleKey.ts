@@ -85,11 +85,16 @@ export function formatRuleKey(subject: string, port: RulePort): string {
   return `${subject}:${port === 0 ? '*' : port}`;
 }
 
-export function parseRuleKey(key: string): ParsedRuleKey {
+/** The subject of a key (what is left of its last ':'), or null when it has no port part. */
+export function ruleKeySubject(key: string): string | null {
   const colon = key.lastIndexOf(':');
-  if (colon < 0) return { ok: false, error: `rule key ${JSON.stringify(key)} has no ":<port>" part` };
-  const subject = key.slice(0, colon);
-  const portPart = key.slice(colon + 1);
+  return colon < 0 ? null : key.slice(0, colon);
+}
+
+export function parseRuleKey(key: string): ParsedRuleKey {
+  const subject = ruleKeySubject(key);
+  if (subject === null) return { ok: false, error: `rule key ${JSON.stringify(key)} has no ":<port>" part` };
+  const portPart = key.slice(subject.length + 1);
   const port = parsePortPart(portPart);
   if (port === null) {
     return {
