@@ -2,6 +2,7 @@
 // message each answer sends: exactly what the Python tray sends for the same choice
 // (gui_response in enforcement; in learning mode add_rule for "always", nothing otherwise).
 
+import type { ConnectionRequestMessage } from '../common/connectionRequestMessage.js';
 export type Duration = 'once' | 'session' | 'always';
 
 export type KeyAction =
@@ -37,15 +38,7 @@ export function actionForKey(key: string): KeyAction {
 }
 
 /** The `connection_request` fields the prompt uses. */
-export type ConnectionRequest = {
-  request_id: string;
-  app_name: string;
-  app_path: string;
-  dest_ip: string;
-  dest_port: number;
-  protocol: string;
-  learning_mode: boolean;
-};
+export type ConnectionRequest = Omit<ConnectionRequestMessage, 'type' | 'app_category'>;
 
 export function isConnectionRequest(m: Record<string, unknown>): m is Record<string, unknown> & ConnectionRequest {
   return (

@@ -4,6 +4,7 @@
 import { execFile } from 'node:child_process';
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import { parseStat } from '../common/procStat.js';
 import type { PeerCredentials } from './gui/guiServer.js';
 
 export type AuthorizationResult = { ok: true } | { ok: false; error: string };
@@ -132,11 +133,7 @@ function lastLine(text: string): string {
   return lines[lines.length - 1]?.trim() ?? '';
 }
 
-/**
- * Field 22 of /proc/PID/stat (starttime, clock ticks since boot), as polkit wants it. comm
- * (field 2) may hold spaces and parentheses, so fields are counted after its last ')'.
- * (helper/identify/processInfo.ts parses the same file; the service does not import helper code.)
- */
+/** Field 22 of /proc/PID/stat (starttime, clock ticks since boot), as polkit wants it. */
 export function readProcessStartTime(pid: number, procRoot = '/proc'): number | null {
   if (!Number.isInteger(pid) || pid <= 0) return null;
   let stat: string;
@@ -149,12 +146,7 @@ export function readProcessStartTime(pid: number, procRoot = '/proc'): number | 
 }
 
 export function parseStartTime(stat: string): number | null {
-  const close = stat.lastIndexOf(')');
-  if (close < 0) return null;
-  // After ") ": field 3 (state) is index 0, so field 22 is index 19.
-  const field = stat.slice(close + 2).split(' ')[19];
-  if (field === undefined || !/^\d+$/.test(field)) return null;
-  return Number(field);
+  return parseStat(stat)?.startTime ?? null;
 }
 
 function findExecutable(name: string, path: string): string | null {

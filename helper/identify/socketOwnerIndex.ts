@@ -26,7 +26,8 @@
 import type { ProcessEventListener, ProcessEventSource } from './procEvents.js';
 import { dirUid, lastPidHandedOut, listPids, readFdDir, readFdLink, socketInode, socketLink } from './procFds.js';
 import { ProcessFds, UNKNOWN_UID } from './processFds.js';
-import { readStat, type StatFields } from './processInfo.js';
+import type { StatFields } from '../../common/procStat.js';
+import { readStat } from './processInfo.js';
 
 export interface SocketOwnerIndexOptions {
   procRoot?: string;

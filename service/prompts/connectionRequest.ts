@@ -1,18 +1,8 @@
-// The `connection_request` message (gui-protocol.md, "Service -> client messages"): field
-// names, JSON types and order exactly as the Python tray reads them.
+// Builds the `connection_request` message (common/connectionRequestMessage.ts) for a connection.
+import type { ConnectionRequestMessage } from '../../common/connectionRequestMessage.js';
 import type { Connection } from '../connection.js';
 
-export type ConnectionRequestMessage = {
-  type: 'connection_request';
-  request_id: string;
-  app_name: string;
-  app_path: string;
-  app_category: string;
-  dest_ip: string;
-  dest_port: number;
-  protocol: string;
-  learning_mode: boolean;
-};
+export type { ConnectionRequestMessage };
 
 export function connectionRequest(requestId: string, conn: Connection, learningMode: boolean): ConnectionRequestMessage {
   return {
