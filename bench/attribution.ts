@@ -53,6 +53,8 @@ interface ScenarioResult {
 }
 
 interface Scenario {
+  /** Its entry in results.json. */
+  key: string;
   name: string;
   protocol: 'TCP' | 'UDP';
   jobs: Job[];
@@ -162,6 +164,7 @@ try {
   const repeater = nameCopies(binary, dir.path, 'long-running-repeat', 1)[0]!;
   const scenarios: Scenario[] = [
     {
+      key: 'one_shot_tcp',
       name: `${N} one-shot TCP processes, ${CONCURRENCY} at a time`,
       protocol: 'TCP',
       jobs: tcpExes.map((exe) => [exe, 'tcp', host, String(TCP_PORT)]),
@@ -171,6 +174,7 @@ try {
       correct: oneShot(tcpExes),
     },
     {
+      key: 'one_shot_udp',
       name: `${N} one-shot UDP processes (with a reply), ${CONCURRENCY} at a time`,
       protocol: 'UDP',
       jobs: udpExes.map((exe, i) => [exe, 'udp', host, String(UDP_PORT + i)]),
@@ -180,6 +184,7 @@ try {
       correct: oneShot(udpExes),
     },
     {
+      key: 'long_running_tcp_kept_open',
       name: `${N} TCP connections from one long-running process`,
       protocol: 'TCP',
       jobs: [[holder, 'hold', String(N), host, String(TCP_PORT)]],
@@ -189,6 +194,7 @@ try {
       correct: (decisions, [pid]) => decisions.filter((d) => d.exe === holder && d.pid === pid).length,
     },
     {
+      key: 'long_running_tcp_closed_in_turn',
       name: `${N} TCP connections from one long-running process, each closed before the next`,
       protocol: 'TCP',
       jobs: [[repeater, 'repeat', String(N), host, String(TCP_PORT)]],
@@ -199,11 +205,7 @@ try {
     },
   ];
   const results: Record<string, ScenarioResult> = {};
-  const keys = ['one_shot_tcp', 'one_shot_udp', 'long_running_tcp_kept_open', 'long_running_tcp_closed_in_turn'];
-  for (const [i, s] of scenarios.entries()) {
-    const key = keys[i]!;
-    results[key] = await run(s);
-  }
+  for (const s of scenarios) results[s.key] = await run(s);
   const resultsFile = new URL('./results.json', import.meta.url);
   const previous = existsSync(resultsFile) ? (JSON.parse(readFileSync(resultsFile, 'utf8')) as Record<string, unknown>) : {};
   writeFileSync(resultsFile, JSON.stringify({ ...previous, attribution: { family: FAMILY, concurrency: CONCURRENCY, ...results } }, null, 2) + '\n');

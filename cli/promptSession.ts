@@ -32,7 +32,7 @@ export class PromptSession {
   constructor(private readonly deps: PromptSessionDeps) {}
 
   start(): void {
-    this.deps.write(this.deps.colors.dim('waiting for connection requests (q quits)') + '\n');
+    this.showWaiting();
   }
 
   onMessage(m: Record<string, unknown>): void {
@@ -113,7 +113,11 @@ export class PromptSession {
   private showNext(): void {
     this.allPorts = false;
     if (this.queue.length > 0) this.show();
-    else this.deps.write(this.deps.colors.dim('waiting for connection requests (q quits)') + '\n');
+    else this.showWaiting();
+  }
+
+  private showWaiting(): void {
+    this.deps.write(this.deps.colors.dim('waiting for connection requests (q quits)') + '\n');
   }
 
   private redraw(): void {

@@ -167,13 +167,7 @@ export class GuiPromptBroker implements PromptBroker {
   /** Learning mode: tell the clients, never wait (an answer comes back as add_rule, if at all). */
   inform(conn: Connection): void {
     if (!this.deps.config().popupEnabled || !this.hasAnsweringClient()) return;
-    const key = connectionKey(conn);
-    const t = this.clock.now();
-    const last = this.informed.get(key);
-    if (last !== undefined && t - last < this.limits.learningRepeatMs) return;
-    this.informed.delete(key);
-    this.informed.set(key, t);
-    if (this.informed.size > this.limits.maxLearningKeys) this.informed.delete(this.informed.keys().next().value!);
+    if (!this.dueAgain(this.informed, connectionKey(conn), this.limits.learningRepeatMs)) return;
     const message = connectionRequest(this.ids.next(conn.comm), conn, true);
     for (const client of this.answeringClients()) client.send(message);
   }
@@ -249,15 +243,25 @@ export class GuiPromptBroker implements PromptBroker {
     this.deps.notify?.('warning', 'No answer in time', `${m.app_name} → ${m.dest_ip}:${m.dest_port} (${m.protocol}) was ${decision.allow ? 'allowed' : 'blocked'} by default`);
   }
 
+  /**
+   * Whether key was last seen at least intervalMs ago (or never); if so it is noted as seen
+   * now. The map keeps the maxLearningKeys most recent keys.
+   */
+  private dueAgain(lastSeen: Map<string, number>, key: string, intervalMs: number): boolean {
+    const t = this.clock.now();
+    const last = lastSeen.get(key);
+    if (last !== undefined && t - last < intervalMs) return false;
+    lastSeen.delete(key);
+    lastSeen.set(key, t);
+    if (lastSeen.size > this.limits.maxLearningKeys) lastSeen.delete(lastSeen.keys().next().value!);
+    return true;
+  }
+
   private limitReached(conn: Connection): void {
     this.limited++;
     const program = programOf(conn);
     this.deps.log.debug({ program, port: conn.port, open: this.byId.size }, 'prompt limit reached: default applies');
-    const t = this.clock.now();
-    const last = this.limitNoticed.get(program);
-    if (last !== undefined && t - last < this.limits.limitNoticeMs) return;
-    this.limitNoticed.set(program, t);
-    if (this.limitNoticed.size > this.limits.maxLearningKeys) this.limitNoticed.delete(this.limitNoticed.keys().next().value!);
+    if (!this.dueAgain(this.limitNoticed, program, this.limits.limitNoticeMs)) return;
     this.deps.log.warn({ program, open: this.byId.size }, 'too many open prompts: new questions get the default');
     const action = this.fallback('default').allow ? 'allowed' : 'blocked';
     this.deps.notify?.('warning', 'Too many questions at once', `${conn.comm ?? program} asks about many connections at once; until you answer, new ones are ${action} by default`);
