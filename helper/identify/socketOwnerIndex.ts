@@ -238,6 +238,11 @@ export class SocketOwnerIndex implements ProcessEventListener {
     return false;
   }
 
+  /** Whether pid's owner (as far as we know it) may hold a socket of uid uidHint. */
+  private mayHold(pid: number, uidHint: number | null): boolean {
+    return mayBelongTo(this.pids.get(pid)?.uid ?? UNKNOWN_UID, uidHint);
+  }
+
   private eventsVouch(entry: ProcessFds): boolean {
     return this.events !== null && this.events.isOpen && entry.epoch === this.lossEpoch;
   }
@@ -253,7 +258,7 @@ export class SocketOwnerIndex implements ProcessEventListener {
    * guesses.
    */
   private guessCandidates(inode: number, uidHint: number | null): PidRef | null {
-    const recent = this.recent.filter((pid) => mayBelongTo(this.pids.get(pid)?.uid ?? UNKNOWN_UID, uidHint));
+    const recent = this.recent.filter((pid) => this.mayHold(pid, uidHint));
     for (const pid of recent) {
       const entry = this.pids.get(pid);
       const found = entry === undefined ? null : entry.reusesFds ? this.guessReused(pid, entry, inode, 0, 1) : this.guessLowestFree(pid, entry, inode, 1);
@@ -379,14 +384,14 @@ export class SocketOwnerIndex implements ProcessEventListener {
   }
 
   private candidatesOf(uidHint: number | null): number[] {
-    return this.recent.concat(this.fresh).filter((pid) => mayBelongTo(this.pids.get(pid)?.uid ?? UNKNOWN_UID, uidHint));
+    return this.recent.concat(this.fresh).filter((pid) => this.mayHold(pid, uidHint));
   }
 
   /** The socket uid's processes first, newest first within each group. */
   private rescanOrder(uidHint: number | null): number[] {
     const order = [...this.pids.keys()];
     if (uidHint === null) return order.sort((a, b) => b - a);
-    const mayBe = new Set(order.filter((pid) => mayBelongTo(this.pids.get(pid)?.uid ?? UNKNOWN_UID, uidHint)));
+    const mayBe = new Set(order.filter((pid) => this.mayHold(pid, uidHint)));
     return order.sort((a, b) => (mayBe.has(a) === mayBe.has(b) ? b - a : mayBe.has(a) ? -1 : 1));
   }
 
