@@ -31,6 +31,20 @@ export type RulesLoadResult =
 export type SetRuleStoreResult = { ok: true; key: string } | { ok: false; error: string };
 export type DeleteRuleResult = { ok: true; deleted: boolean } | { ok: false; error: string };
 
+type SaveFailure = { ok: false; error: string };
+
+/** What one edit did to the batch's copy of the rules. */
+interface EditOutcome<T> {
+  result: T;
+  changed: boolean;
+}
+
+/** An edit waiting in a batch: applied to the batch's copy, then settled by the save's outcome. */
+interface QueuedEdit {
+  refuse(refusal: SaveFailure): void;
+  apply(next: RuleSet): { changed: boolean; settle(failure: SaveFailure | null): void };
+}
+
 export class RulesStore {
   readonly path: string;
   private readonly maxBytes: number;
@@ -41,6 +55,8 @@ export class RulesStore {
   /** Why saving would destroy what is on disk; while set, every change is refused. */
   private saveBlocked: string | null = NOT_LOADED;
   private tail: Promise<unknown> = Promise.resolve();
+  /** Edits waiting for their save; null when the next edit must start a new batch. */
+  private openBatch: QueuedEdit[] | null = null;
 
   constructor(opts: RulesStoreOptions) {
     this.path = opts.path;
@@ -64,6 +80,7 @@ export class RulesStore {
 
   /** (Re)reads the file, e.g. on SIGHUP. A missing file means no rules; a bad one keeps the current rules. */
   load(): Promise<RulesLoadResult> {
+    this.openBatch = null; // an edit made after this call applies to what it loads
     return this.serialized(async () => {
       const read = await readFileNoFollow(this.path, this.maxBytes);
       if (!read.ok && read.reason === 'missing') {
@@ -96,6 +113,7 @@ export class RulesStore {
 
   /** Writes the current rules. */
   save(): Promise<SaveResult> {
+    this.openBatch = null;
     return this.serialized(async () => {
       const blocked = this.refusal();
       if (blocked !== null) return blocked;
@@ -105,34 +123,64 @@ export class RulesStore {
 
   /** Adds or replaces one rule and saves; on any failure the rules stay as they were. */
   setRule(subject: string, port: RulePort, allow: boolean): Promise<SetRuleStoreResult> {
-    return this.serialized(async () => {
-      const blocked = this.refusal();
-      if (blocked !== null) return blocked;
-      const next = this.current.clone();
+    return this.edit<SetRuleStoreResult>((next) => {
       const set = next.set(subject, port, allow);
-      if (!set.ok) return set;
-      const saved = await this.write(next);
-      if (!saved.ok) return saved;
-      this.replace(next);
-      return { ok: true, key: set.key };
+      return { result: set, changed: set.ok };
     });
   }
 
   /** Deletes as `delete_rule` asks (see RuleSet.deleteKey) and saves when something was removed. */
   deleteKey(key: string): Promise<DeleteRuleResult> {
-    return this.serialized(async () => {
-      const blocked = this.refusal();
-      if (blocked !== null) return blocked;
-      const next = this.current.clone();
-      if (!next.deleteKey(key)) return { ok: true, deleted: false };
-      const saved = await this.write(next);
-      if (!saved.ok) return saved;
-      this.replace(next);
-      return { ok: true, deleted: true };
+    return this.edit<DeleteRuleResult>((next) => {
+      const deleted = next.deleteKey(key);
+      return { result: { ok: true, deleted }, changed: deleted };
     });
   }
 
-  private refusal(): { ok: false; error: string } | null {
+  /**
+   * Queues one edit. Edits that arrive while a save is in flight are applied together, in call
+   * order, and written with one fsync'd save: 60 deletes from the control panel cost a few saves,
+   * not 60. If that save fails, every edit of the batch gets the error and none of them applies.
+   */
+  private edit<T>(apply: (next: RuleSet) => EditOutcome<T>): Promise<T | SaveFailure> {
+    return new Promise((resolve) => {
+      if (this.openBatch === null) {
+        const batch: QueuedEdit[] = [];
+        this.openBatch = batch;
+        void this.serialized(() => this.commit(batch));
+      }
+      this.openBatch.push({
+        refuse: resolve,
+        apply(next) {
+          const outcome = apply(next);
+          return {
+            changed: outcome.changed,
+            settle: (failure) => resolve(outcome.changed && failure !== null ? failure : outcome.result),
+          };
+        },
+      });
+    });
+  }
+
+  private async commit(batch: QueuedEdit[]): Promise<void> {
+    if (this.openBatch === batch) this.openBatch = null; // later edits form the next batch
+    const blocked = this.refusal();
+    if (blocked !== null) {
+      for (const queued of batch) queued.refuse(blocked);
+      return;
+    }
+    const next = this.current.clone();
+    const applied = batch.map((queued) => queued.apply(next));
+    let failure: SaveFailure | null = null;
+    if (applied.some((edit) => edit.changed)) {
+      const saved = await this.write(next);
+      if (saved.ok) this.replace(next);
+      else failure = saved;
+    }
+    for (const edit of applied) edit.settle(failure);
+  }
+
+  private refusal(): SaveFailure | null {
     return this.saveBlocked === null
       ? null
       : { ok: false, error: `refusing to save ${this.path}: ${this.saveBlocked}` };

@@ -218,6 +218,67 @@ describe('RulesStore saving', () => {
     });
   });
 
+  it('edits made while a save is in flight share one save: 60 deletes cost at most 2 saves, not 60', async () => {
+    const keys = Array.from({ length: 60 }, (_, i) => `/opt/app${i}:${1000 + i}`);
+    const initial = Object.fromEntries(keys.map((k) => [k, true]));
+    let saves = 0;
+    const { file } = await storeWith(JSON.stringify(initial));
+    const store = new RulesStore({ path: file, onChange: () => saves++ });
+    await store.load();
+    saves = 0;
+    const first = store.deleteKey(keys[0]!);
+    await new Promise((r) => setImmediate(r)); // the first save is under way
+    const rest = keys.slice(1).map((k) => store.deleteKey(k));
+    assert.deepEqual(await Promise.all([first, ...rest]), keys.map(() => ({ ok: true, deleted: true })));
+    assert.ok(saves >= 1 && saves <= 2, `${saves} saves`);
+    assert.equal(store.rules.size, 0);
+    assert.deepEqual(JSON.parse(await fsp.readFile(file, 'utf8')), { applications: {}, services: {} });
+  });
+
+  it('a batch whose save fails: each of its changes gets the error and none applies; an invalid edit keeps its own error', async () => {
+    const { store, file } = await storeWith(fixtureText);
+    await store.load();
+    const probe = await fsp.open(path.join(dir, 'probe-batch'), 'w');
+    const fileHandleProto = Object.getPrototypeOf(probe) as { writeFile: () => Promise<void> };
+    await probe.close();
+    mock.method(fileHandleProto, 'writeFile', async () => {
+      throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
+    });
+    const error = `cannot write ${file}: EIO: i/o error, write`;
+    const results = await Promise.all([
+      store.deleteKey('/usr/bin/curl:*'),
+      store.setRule('relative/path', 80, true),
+      store.deleteKey('/usr/bin/nothing'),
+      store.setRule('/usr/bin/wget', 8080, true),
+    ]);
+    assert.deepEqual(results, [
+      { ok: false, error },
+      { ok: false, error: 'rule subject "relative/path" is not an absolute path, @name:<comm> or @dest:<ip>:<port>' },
+      { ok: true, deleted: false },
+      { ok: false, error },
+    ]);
+    mock.restoreAll();
+    assert.equal(store.rules.size, 10);
+    assert.equal(await fsp.readFile(file, 'utf8'), fixtureText);
+  });
+
+  it('an edit made after load() is not saved before it: it applies to what the load read', async () => {
+    const changes: string[] = [];
+    const { file } = await storeWith('{}');
+    const store = new RulesStore({ path: file, onChange: () => changes.push(Object.keys(store.rules.toJSON()).join(',')) });
+    await store.load();
+    changes.length = 0;
+    const before = store.setRule('/usr/bin/a', 1, true);
+    const reload = store.load();
+    const after = store.setRule('/usr/bin/b', 2, true);
+    await Promise.all([before, reload, after]);
+    assert.deepEqual(changes, [
+      '/usr/bin/a:1,applications,services',
+      '/usr/bin/a:1,applications,services',
+      '/usr/bin/a:1,/usr/bin/b:2,applications,services',
+    ]);
+  });
+
   it('refuses to save into a symlinked target and leaves the rules as they were', async () => {
     const { store, file } = await storeWith('{"/usr/bin/curl:443": false}');
     await store.load();
