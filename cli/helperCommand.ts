@@ -24,9 +24,10 @@ export function registerHelperCommand(program: Command): void {
     .option('--strict', 'no --queue-bypass: while no helper runs (crash, restart), new connections are dropped')
     .option('--no-rules', 'do not install iptables rules (they are managed elsewhere)')
     .option('--no-ipv6', 'leave IPv6 alone')
+    .option('--no-fast-path', 'answer every packet from JS (by default the addon answers cached verdicts of known processes)')
     .action(async (opts: {
       queue: number; endpoint: string; socketGroup: string; failClosed?: boolean; malformed: string;
-      ackDeadlineMs: number; maxHoldMs: number; chain: string; rules: boolean; ipv6: boolean; strict?: boolean;
+      ackDeadlineMs: number; maxHoldMs: number; chain: string; rules: boolean; ipv6: boolean; strict?: boolean; fastPath: boolean;
     }) => {
       process.title = 'bastion-helper';
       const log = createLogger({ name: 'bastion-helper' });
@@ -52,6 +53,7 @@ export function registerHelperCommand(program: Command): void {
           malformedAccept: opts.malformed === 'accept',
           heartbeatMs: 500,
           silenceMs: 3000,
+          fastPath: opts.fastPath,
         },
         log,
       );

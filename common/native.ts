@@ -20,18 +20,43 @@ export interface QueueCountersRaw {
   overruns: number;
   verdictErrors: number;
   badMessages: number;
+  /** Packets answered by the fast path (native/src/fast_path.h). */
+  fastDecided: number;
+  /** Packets the fast path matched but left to JS because process events were unread. */
+  fastEventsPending: number;
 }
 
 export interface NativeAddon {
   slotHeaderSize: number;
   queueOpen(
     options: QueueOpenOptions,
-    onBatch: (count: number) => void,
+    /** answeredWaiting: packets the fast path answered wait for queueFastPathTake. */
+    onBatch: (count: number, answeredWaiting: boolean) => void,
     onError: (err: Error) => void,
   ): { handle: object; slots: ArrayBuffer; slotSize: number; batchMax: number };
   queueVerdict(handle: object, packetId: number, accept: boolean, mark?: number): number;
   queueCounters(handle: object): QueueCountersRaw;
   queueClose(handle: object): void;
+  /** Answers new connections of armed processes before JS runs (native/src/fast_path.h). */
+  queueFastPathEnable(queue: object, procEvents: object): void;
+  queueFastPathArm(
+    queue: object,
+    token: number,
+    pid: number,
+    uid: number,
+    fds: Int32Array,
+    protocol: number,
+    port: number,
+    accept: boolean,
+    mark: number | undefined,
+    ttlMs: number,
+  ): number;
+  /** Copies answered packets into the slots buffer; how many (0: none left), -EBUSY inside a batch. */
+  queueFastPathTake(queue: object): number;
+  /** Disarms pid; without a pid, every entry. */
+  queueFastPathDisarm(queue: object, pid?: number): void;
+  /** The fast path's own packet parser, for tests: null for what it leaves to JS. */
+  flowParse(hwProtocol: number, packet: Uint8Array): { family: 4 | 6; protocol: number; srcPort: number; dstPort: number } | null;
   sockDiagOpen(): object;
   sockDiagLookup(
     handle: object,

@@ -33,6 +33,8 @@ export interface HelperCounters {
   pending: number;
   badFrames: number;
   cacheHits: number;
+  /** Of cacheHits: answered by the addon's fast path (native/src/fast_path.h) before JS ran. */
+  fastAnswered: number;
 }
 
 export type BusMessage =
@@ -266,6 +268,7 @@ export function decodeBusMessage(frame: Uint8Array, maxBytes = MAX_FRAME_BYTES):
                 pending: num(c['pending']),
                 badFrames: num(c['badFrames']),
                 cacheHits: num(c['cacheHits']),
+                fastAnswered: num(c['fastAnswered']),
               }
             : null,
         },

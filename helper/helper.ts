@@ -3,16 +3,18 @@
 import { formatAddress } from '../common/address.js';
 import type { Logger } from '../common/log.js';
 import type { PacketRecord, Verdict } from '../common/types.js';
+import { FAST_REPORT_DELAY_MS } from '../common/busChannel.js';
 import { PROTOCOL_VERSION, type Hello, type HelperCounters } from '../common/wire.js';
 import { FirewallRules, type FirewallRulesOptions } from './firewallRules.js';
-import { ProcessResolver } from './identify/processResolver.js';
+import { FastPath } from './fastPath.js';
+import { ProcessResolver, type Resolution } from './identify/processResolver.js';
 import { ProcessEvents } from './identify/procEvents.js';
 import { SockDiag } from './identify/sockDiag.js';
 import { newParsedPacket, parsePacket } from './packet.js';
 import { PendingVerdicts, type FallbackReason } from './pendingVerdicts.js';
 import { PacketQueue, type QueueOptions, type QueuedPacket } from './queue.js';
 import { ServiceLink } from './serviceLink.js';
-import { VerdictCache } from './verdictCache.js';
+import { VerdictCache, type CachedVerdict } from './verdictCache.js';
 
 const ETH_P_IP = 0x0800;
 const ETH_P_IPV6 = 0x86dd;
@@ -35,6 +37,8 @@ export interface HelperOptions {
   malformedAccept: boolean;
   heartbeatMs: number;
   silenceMs: number;
+  /** Let the addon answer cached verdicts itself (native/src/fast_path.h); needs process events. */
+  fastPath: boolean;
 }
 
 export class Helper {
@@ -45,7 +49,11 @@ export class Helper {
   private readonly processEvents: ProcessEvents | null;
   private readonly pending: PendingVerdicts;
   /** Verdicts the service allowed us to reuse; bounded, expiring, cleared on any policy change. */
-  private readonly verdictCache = new VerdictCache(4096);
+  private readonly verdictCache = new VerdictCache(4096, undefined, () => this.fastPath?.clear());
+  /** Answers cached verdicts in the addon, before JS runs; null without process events. */
+  private fastPath: FastPath | null = null;
+  /** How toRecord identified the last packet (reused like `parsed`), for arming the fast path. */
+  private lastResolution: Resolution | null = null;
   private readonly parsed = newParsedPacket();
   private readonly capabilities: string[];
   private packets = 0;
@@ -126,10 +134,44 @@ export class Helper {
       (packets, count) => this.onBatch(packets, count),
       (err) => this.log.error({ err }, 'queue error'),
     );
+    this.enableFastPath(this.queue);
     this.log.info(
       { queue: this.options.queue.queueNum, endpoint: this.options.endpoint, failOpen: this.options.fallbackAccept },
       'helper started',
     );
+  }
+
+  /** Only with process events: they are what tells the addon that a pid still runs the same program. */
+  private enableFastPath(queue: PacketQueue): void {
+    const events = this.processEvents?.nativeHandle;
+    if (!this.options.fastPath || !events || !this.processEvents) return;
+    try {
+      queue.enableFastPath(events);
+    } catch (err) {
+      this.log.warn({ err }, 'fast path unavailable: every packet is answered from JS');
+      return;
+    }
+    const fastPath = new FastPath(queue);
+    this.fastPath = fastPath;
+    this.processEvents.subscribe(fastPath);
+    queue.onFastAnswered = () => {
+      fastPath.noteAnsweredWaiting();
+      // Collected in bulk, like the cache's reports: JS is not woken per answered packet.
+      setTimeout(() => this.reportFastAnswered(fastPath), FAST_REPORT_DELAY_MS);
+    };
+  }
+
+  private reportFastAnswered(fastPath: FastPath): void {
+    const reports: PacketRecord[] = [];
+    fastPath.takeAnswered((packet, process) => {
+      this.packets += packet.fastRepeats;
+      const record = this.toRecord(packet, { attribution: 'cache', process, socketInode: packet.fastInode, socketUid: process?.uid ?? -1, lookupMicros: 0 });
+      if (record === null) return;
+      record.helperVerdict = packet.fastVerdict ?? 'accept';
+      if (packet.fastRepeats > 1) record.repeats = packet.fastRepeats;
+      reports.push(record);
+    });
+    if (reports.length > 0) this.link?.sendReports(reports);
   }
 
   /** Answers every held packet, closes the queue and the bus, removes our rules. */
@@ -138,6 +180,7 @@ export class Helper {
     this.pending.stop();
     if (this.summaryTimer) clearInterval(this.summaryTimer);
     this.logFallbackSummary();
+    if (this.fastPath) this.reportFastAnswered(this.fastPath); // counted before the bus closes
     this.queue?.close();
     this.processEvents?.close();
     this.queue = null;
@@ -157,7 +200,8 @@ export class Helper {
       fallbackVerdicts: this.pending.fallbackCount,
       pending: this.pending.size,
       badFrames: this.link?.badFrames ?? 0,
-      cacheHits: this.verdictCache.hits,
+      cacheHits: this.verdictCache.hits + (q?.fastDecided ?? 0),
+      fastAnswered: q?.fastDecided ?? 0,
     };
   }
 
@@ -203,6 +247,7 @@ export class Helper {
           this.applyVerdict(record.packetId, cached.accept, cached.mark);
           record.helperVerdict = cached.accept ? 'accept' : 'drop';
           reports.push(record);
+          this.armFastPath(record, cached);
         } else {
           this.pending.hold(record.packetId, cacheKey);
           records.push(record);
@@ -215,8 +260,24 @@ export class Helper {
     if (reports.length > 0) this.link?.sendReports(reports);
   }
 
-  /** Parses and identifies one packet; null when it cannot be parsed. */
-  private toRecord(packet: QueuedPacket): PacketRecord | null {
+  /** The process of a packet answered from the cache gets the same answer in the addon next time. */
+  private armFastPath(record: PacketRecord, cached: CachedVerdict): void {
+    const found = this.lastResolution;
+    if (this.fastPath === null || found === null || found.process === null || found.socketUid < 0) return;
+    if (found.attribution !== 'sock_diag' && found.attribution !== 'cache') return;
+    this.fastPath.arm(found.process, {
+      uid: found.socketUid,
+      fds: this.resolver.index.likelySocketFds(found.process.pid, found.socketInode, 4),
+      protocol: record.protocol,
+      port: record.dstPort,
+      accept: cached.accept,
+      mark: cached.mark,
+      ttlMs: this.verdictCache.remainingMs(cached),
+    });
+  }
+
+  /** Parses and identifies one packet (unless known already identifies it); null when it cannot be parsed. */
+  private toRecord(packet: QueuedPacket, known?: Resolution): PacketRecord | null {
     const p = this.parsed;
     const error = parsePacket(packet.payload, p);
     const familyMatches = (packet.hwProtocol === ETH_P_IP && p.family === 4) || (packet.hwProtocol === ETH_P_IPV6 && p.family === 6);
@@ -226,9 +287,9 @@ export class Helper {
     }
     const src = p.srcAddr.slice();
     const dst = p.dstAddr.slice();
-    const found = p.isFragment
-      ? null
-      : this.resolver.resolve(p.family, p.protocol, src, p.srcPort, dst, p.dstPort, packet.uid);
+    const found =
+      known ?? (p.isFragment ? null : this.resolver.resolve(p.family, p.protocol, src, p.srcPort, dst, p.dstPort, packet.uid));
+    this.lastResolution = found;
     const record: PacketRecord = {
       packetId: packet.packetId,
       family: p.family,

@@ -31,6 +31,14 @@ export interface QueuedPacket {
   /** Full packet length; the payload holds at most the copy range. */
   origLen: number;
   payload: Uint8Array;
+  /** Already answered by the fast path: its verdict, else null (then fastPid, fastInode are 0). */
+  fastVerdict: 'accept' | 'drop' | null;
+  /** The process and socket the fast path credited, and the arming that answered it. */
+  fastPid: number;
+  fastInode: number;
+  fastToken: number;
+  /** Answered packets this one stands for: the same arming, destination and verdict (1 or more). */
+  fastRepeats: number;
 }
 
 export interface QueueCounters {
@@ -38,6 +46,24 @@ export interface QueueCounters {
   overruns: number;
   verdictErrors: number;
   badMessages: number;
+  fastDecided: number;
+  fastEventsPending: number;
+}
+
+/** One (protocol, port) verdict a process may get from the fast path, and for how long. */
+export interface FastPathEntry {
+  /** Names this arming in the packets it answers. */
+  token: number;
+  pid: number;
+  /** The socket's owner uid when the process was credited. */
+  uid: number;
+  /** fd numbers its next socket probably has, most likely first (at most 4). */
+  fds: readonly number[];
+  protocol: number;
+  port: number;
+  accept: boolean;
+  mark: number | undefined;
+  ttlMs: number;
 }
 
 // Offsets of struct bq_slot_header (native/src/queue.h).
@@ -53,10 +79,16 @@ const SLOT = {
   gid: 24,
   capLen: 28,
   origLen: 32,
-  headerSize: 40,
+  fastPid: 36,
+  fastInode: 40,
+  fastToken: 44,
+  fastRepeats: 48,
+  headerSize: 56,
 } as const;
 const FLAG_UID = 1;
 const FLAG_GID = 2;
+const FLAG_FAST = 8;
+const FLAG_FAST_ACCEPT = 16;
 
 export class PacketQueue {
   private readonly view: DataView;
@@ -64,6 +96,8 @@ export class PacketQueue {
   /** Reused packet objects, one per slot: nothing is allocated per packet but the payload view. */
   private readonly packets: QueuedPacket[];
   private closed = false;
+  /** Called (from the queue's callback) once packets answered by the fast path wait to be taken. */
+  onFastAnswered: (() => void) | null = null;
 
   private constructor(
     private readonly native: NativeAddon,
@@ -85,6 +119,11 @@ export class PacketQueue {
       outIfindex: 0,
       origLen: 0,
       payload: this.bytes.subarray(0, 0),
+      fastVerdict: null,
+      fastPid: 0,
+      fastInode: 0,
+      fastToken: 0,
+      fastRepeats: 0,
     }));
   }
 
@@ -104,8 +143,10 @@ export class PacketQueue {
     let queue: PacketQueue | null = null;
     const opened = native.queueOpen(
       options,
-      (count) => {
-        if (queue) onBatch(queue.decode(count), count);
+      (count, answeredWaiting) => {
+        if (!queue) return;
+        if (count > 0) onBatch(queue.decode(count), count);
+        if (answeredWaiting) queue.onFastAnswered?.();
       },
       onError,
     );
@@ -128,6 +169,12 @@ export class PacketQueue {
       p.uid = flags & FLAG_UID ? v.getUint32(base + SLOT.uid, true) : -1;
       p.gid = flags & FLAG_GID ? v.getUint32(base + SLOT.gid, true) : -1;
       p.origLen = v.getUint32(base + SLOT.origLen, true);
+      const fast = (flags & FLAG_FAST) !== 0;
+      p.fastVerdict = fast ? (flags & FLAG_FAST_ACCEPT ? 'accept' : 'drop') : null;
+      p.fastPid = fast ? v.getInt32(base + SLOT.fastPid, true) : 0;
+      p.fastInode = fast ? v.getUint32(base + SLOT.fastInode, true) : 0;
+      p.fastToken = fast ? v.getUint32(base + SLOT.fastToken, true) : 0;
+      p.fastRepeats = fast ? v.getUint32(base + SLOT.fastRepeats, true) : 0;
       const capLen = v.getUint32(base + SLOT.capLen, true);
       const start = base + SLOT.headerSize;
       p.payload = this.bytes.subarray(start, start + Math.min(capLen, this.slotSize - SLOT.headerSize));
@@ -145,6 +192,37 @@ export class PacketQueue {
 
   counters(): QueueCounters {
     return this.native.queueCounters(this.handle);
+  }
+
+  /**
+   * Lets the addon answer new connections of armed processes itself (native/src/fast_path.h).
+   * procEvents: the process connector's native handle, whose unread events stop it.
+   */
+  enableFastPath(procEvents: object): void {
+    this.native.queueFastPathEnable(this.handle, procEvents);
+  }
+
+  /** 0, or a negative errno (-EBADF when closed or not enabled, -EINVAL for a bad entry). */
+  armFastPath(e: FastPathEntry): number {
+    if (this.closed) return -9;
+    return this.native.queueFastPathArm(this.handle, e.token, e.pid, e.uid, Int32Array.from(e.fds), e.protocol, e.port, e.accept, e.mark, e.ttlMs);
+  }
+
+  /**
+   * Packets the fast path answered since the last take, at most a batch (take again until the
+   * count is 0). Like a batch, they are views into the reused buffer: read them before the next
+   * take. Never call it from inside onBatch.
+   */
+  takeFastAnswered(): { packets: readonly QueuedPacket[]; count: number } {
+    const count = this.closed ? 0 : this.native.queueFastPathTake(this.handle);
+    return count > 0 ? { packets: this.decode(count), count } : { packets: this.packets, count: 0 };
+  }
+
+  /** Disarms one process, or every one. */
+  disarmFastPath(pid?: number): void {
+    if (this.closed) return;
+    if (pid === undefined) this.native.queueFastPathDisarm(this.handle);
+    else this.native.queueFastPathDisarm(this.handle, pid);
   }
 
   /** Unbinds the queue. Packets still held by the kernel are dropped by it, so answer them first. */

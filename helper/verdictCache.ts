@@ -16,6 +16,8 @@ export class VerdictCache {
   constructor(
     private readonly maxEntries: number,
     private readonly now: () => number = () => performance.now(),
+    /** Called when an entry is stored or all are dropped: copies of them (the fast path) must go. */
+    private readonly onChange: () => void = () => {},
   ) {}
 
   static key(exe: string, protocol: number, port: number): string {
@@ -24,6 +26,11 @@ export class VerdictCache {
 
   get size(): number {
     return this.entries.size;
+  }
+
+  /** Milliseconds entry stays valid from now (0 once expired). */
+  remainingMs(entry: CachedVerdict): number {
+    return Math.max(0, Math.floor(entry.expiresAt - this.now()));
   }
 
   lookup(key: string): CachedVerdict | null {
@@ -45,9 +52,11 @@ export class VerdictCache {
       if (oldest !== undefined) this.entries.delete(oldest);
     }
     this.entries.set(key, { accept, mark, expiresAt: this.now() + ttlMs });
+    this.onChange();
   }
 
   clear(): void {
     this.entries.clear();
+    this.onChange();
   }
 }

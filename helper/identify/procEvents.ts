@@ -91,6 +91,11 @@ export class ProcessEvents implements ProcessEventSource {
     this.listeners.push(listener);
   }
 
+  /** The addon's handle (for the queue's fast path, which watches it for unread events); null once closed. */
+  get nativeHandle(): object | null {
+    return this.handle;
+  }
+
   /** Hands every event queued so far to the listeners, in the order they happened. */
   drain(): void {
     if (this.handle === null) return;

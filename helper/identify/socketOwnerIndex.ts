@@ -178,6 +178,18 @@ export class SocketOwnerIndex implements ProcessEventListener {
     );
   }
 
+  /**
+   * Where pid's next socket probably is, most likely first: the fd that holds inode now, the
+   * numbers of its latest sockets, its lowest fd number not open when last read.
+   */
+  likelySocketFds(pid: number, inode: number, max: number): number[] {
+    const entry = this.pids.get(pid);
+    if (entry === undefined) return [];
+    const now = entry.sockets.get(inode);
+    const fds = [...(now === undefined ? [] : [now]), ...entry.socketFds, entry.lowestUnrecorded()];
+    return [...new Set(fds)].slice(0, max);
+  }
+
   // ---- process events ----
 
   /** A pid we still know here would mean its exit was among lost events: it is new either way. */

@@ -6,10 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <node_api.h>
 #include <uv.h>
 
+#include "fast_path.h"
 #include "peercred.h"
 #include "proc_events.h"
 #include "queue.h"
@@ -201,6 +203,15 @@ static napi_value close_handle(napi_env env, napi_callback_info info, enum handl
 
 /* ---- the queue ---- */
 
+/* What makes two answered packets one report: the same arming, destination and verdict. */
+struct answered_key {
+	uint32_t token;
+	uint8_t family, protocol;
+	bool accept;
+	uint16_t dst_port;
+	uint8_t dst[16];
+};
+
 struct queue_wrap {
 	struct watched base; /* first: the handle */
 	struct bq_queue *q;
@@ -211,6 +222,14 @@ struct queue_wrap {
 	size_t slot_size;
 	int batch_max;
 	uint32_t exception_verdict;
+	struct bq_fast_path *fast; /* NULL until queueFastPathEnable */
+	/* Slots of the packets the fast path answered, until JS takes them for its reports; one
+	 * slot per (arming, destination, verdict) among the latest, with a count. */
+	uint8_t *answered;
+	struct answered_key *answered_keys;
+	int answered_count;
+	/* JS was told answered packets are waiting and has not taken them yet. */
+	bool answered_signalled;
 	/* Packets of the batch JS is handling right now, and whether each got a verdict. */
 	int batch_count;
 	bool in_batch;
@@ -243,6 +262,65 @@ static void report_errno(struct queue_wrap *w, int neg_errno, const char *what)
 		call_on_error(w, err);
 }
 
+/* Answered reports kept for JS at most: beyond this the fast path leaves packets to JS. */
+#define BQ_FAST_ANSWERED_MAX 1024
+/* Latest answered reports a new answer may join (a linear search, so few). */
+#define BQ_FAST_JOIN_WINDOW 16
+
+/* Adds an answered packet's slot to the reports waiting for JS, or counts it in one of the
+ * latest with the same key. */
+static void keep_answered(struct queue_wrap *w, const uint8_t *slot, const struct bq_fast_decision *d)
+{
+	struct answered_key key;
+	memset(&key, 0, sizeof(key)); /* compared with memcmp: padding included */
+	key.token = d->token;
+	key.family = d->flow.family;
+	key.protocol = d->flow.protocol;
+	key.accept = d->accept;
+	key.dst_port = d->flow.dst_port;
+	memcpy(key.dst, d->flow.dst, sizeof(key.dst));
+	int oldest = w->answered_count > BQ_FAST_JOIN_WINDOW ? w->answered_count - BQ_FAST_JOIN_WINDOW : 0;
+	for (int i = w->answered_count - 1; i >= oldest; i--) {
+		if (memcmp(&w->answered_keys[i], &key, sizeof(key)) != 0)
+			continue;
+		struct bq_slot_header *h = (struct bq_slot_header *)(w->answered + (size_t)i * w->slot_size);
+		if (h->fast_repeats < UINT32_MAX)
+			h->fast_repeats++;
+		return;
+	}
+	memcpy(w->answered + (size_t)w->answered_count * w->slot_size, slot, w->slot_size);
+	w->answered_keys[w->answered_count++] = key;
+}
+
+/* Answers, before JS runs, the packets of the batch the fast path can: their slots move to the
+ * answered list and the rest close up. Returns how many are left for JS. */
+static int answer_fast(struct queue_wrap *w, int n)
+{
+	int left = 0;
+	for (int i = 0; i < n; i++) {
+		uint8_t *slot = w->slots + (size_t)i * w->slot_size;
+		struct bq_slot_header h;
+		memcpy(&h, slot, sizeof(h));
+		struct bq_fast_decision d;
+		if (w->answered_count < BQ_FAST_ANSWERED_MAX &&
+		    bq_fast_path_decide(w->fast, h.hw_protocol, (h.flags & BQ_SLOT_F_UID) != 0, slot + sizeof(h), h.cap_len, &d) &&
+		    bq_queue_verdict(w->q, h.packet_id, d.accept ? 1 : 0, d.has_mark, d.mark) == 0) {
+			h.flags |= BQ_SLOT_F_FAST | (d.accept ? BQ_SLOT_F_FAST_ACCEPT : 0);
+			h.fast_pid = d.pid;
+			h.fast_inode = d.inode;
+			h.fast_token = d.token;
+			h.fast_repeats = 1;
+			memcpy(slot, &h, sizeof(h));
+			keep_answered(w, slot, &d);
+			continue;
+		}
+		if (left != i)
+			memcpy(w->slots + (size_t)left * w->slot_size, slot, w->slot_size);
+		left++;
+	}
+	return left;
+}
+
 static void on_readable(uv_poll_t *handle, int status, int events)
 {
 	(void)events;
@@ -261,23 +339,31 @@ static void on_readable(uv_poll_t *handle, int status, int events)
 	}
 
 	int n = bq_queue_read_batch(w->q, w->slots, w->slot_size, w->batch_max);
+	if (n > 0 && w->fast)
+		n = answer_fast(w, n);
+	/* Once per take: JS is told that answered packets wait, and collects them a little later. */
+	bool signal = w->answered_count > 0 && !w->answered_signalled;
+	if (signal)
+		w->answered_signalled = true;
 	if (n < 0) {
 		report_errno(w, n, "queue read");
-	} else if (n > 0) {
+	} else if (n > 0 || signal) {
 		w->batch_count = n;
 		for (int i = 0; i < n; i++) {
 			memcpy(&w->batch_ids[i], w->slots + (size_t)i * w->slot_size, sizeof(uint32_t));
 			w->batch_done[i] = false;
 		}
 		w->in_batch = true;
-		napi_value cb, recv, argv;
+		napi_value cb, recv, argv[2];
 		napi_status st = napi_get_reference_value(env, w->on_batch, &cb);
 		if (st == napi_ok)
 			st = napi_get_global(env, &recv);
 		if (st == napi_ok)
-			st = napi_create_int32(env, n, &argv);
+			st = napi_create_int32(env, n, &argv[0]);
 		if (st == napi_ok)
-			st = napi_make_callback(env, w->base.async_ctx, recv, cb, 1, &argv, NULL);
+			st = napi_get_boolean(env, signal, &argv[1]);
+		if (st == napi_ok)
+			st = napi_make_callback(env, w->base.async_ctx, recv, cb, 2, argv, NULL);
 		w->in_batch = false;
 		/* A handler that threw leaves its exception pending: clear it always (even when it
 		 * closed the queue first), or N-API would throw it again at JS's next native call. */
@@ -307,12 +393,18 @@ static void release_queue(struct watched *base)
 	struct queue_wrap *w = (struct queue_wrap *)base;
 	bq_queue_close(w->q);
 	w->q = NULL;
+	bq_fast_path_close(w->fast);
+	w->fast = NULL;
+	free(w->answered);
+	w->answered = NULL;
+	free(w->answered_keys);
+	w->answered_keys = NULL;
 	napi_delete_reference(base->env, w->on_batch);
 	napi_delete_reference(base->env, w->on_error);
 	napi_delete_reference(base->env, w->slots_ref);
 }
 
-/* queueOpen(options, onBatch(count), onError(err)) -> { handle, slots: ArrayBuffer, slotSize, batchMax } */
+/* queueOpen(options, onBatch(count, answeredWaiting), onError(err)) -> { handle, slots: ArrayBuffer, slotSize, batchMax } */
 static napi_value queue_open(napi_env env, napi_callback_info info)
 {
 	size_t argc = 3;
@@ -434,6 +526,12 @@ static napi_value queue_counters(napi_env env, napi_callback_info info)
 	napi_set_named_property(env, out, "verdictErrors", v);
 	napi_create_double(env, (double)c->bad_messages, &v);
 	napi_set_named_property(env, out, "badMessages", v);
+	struct bq_fast_counters no_fast = {0};
+	const struct bq_fast_counters *f = !w->base.closed && w->fast ? bq_fast_path_counters(w->fast) : &no_fast;
+	napi_create_double(env, (double)f->decided, &v);
+	napi_set_named_property(env, out, "fastDecided", v);
+	napi_create_double(env, (double)f->events_pending, &v);
+	napi_set_named_property(env, out, "fastEventsPending", v);
 	return out;
 }
 
@@ -668,6 +766,178 @@ static napi_value proc_events_close(napi_env env, napi_callback_info info)
 	return close_handle(env, info, KIND_PROC_EVENTS, PROC_EVENTS_EXPECTED);
 }
 
+/* ---- the queue's fast path (fast_path.h) ---- */
+
+/* queueFastPathEnable(queue, procEvents) -> undefined; throws when it cannot be set up. */
+static napi_value queue_fast_path_enable(napi_env env, napi_callback_info info)
+{
+	size_t argc = 2;
+	napi_value argv[2];
+	NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+	if (argc < 2) {
+		napi_throw_type_error(env, "EINVAL", "queueFastPathEnable(queue, procEvents)");
+		return NULL;
+	}
+	struct queue_wrap *w = get_handle(env, argv[0], KIND_QUEUE, QUEUE_EXPECTED);
+	if (!w)
+		return NULL;
+	struct proc_events_wrap *e = get_handle(env, argv[1], KIND_PROC_EVENTS, PROC_EVENTS_EXPECTED);
+	if (!e)
+		return NULL;
+	if (w->base.closed || e->base.closed)
+		return throw_errno(env, -EBADF, "queueFastPathEnable");
+	if (w->fast)
+		return NULL;
+	w->answered = malloc((size_t)BQ_FAST_ANSWERED_MAX * w->slot_size);
+	w->answered_keys = calloc(BQ_FAST_ANSWERED_MAX, sizeof(struct answered_key));
+	int err = w->answered && w->answered_keys ? bq_fast_path_open(&w->fast, bq_proc_events_fd(e->e)) : -ENOMEM;
+	if (err < 0) {
+		free(w->answered);
+		w->answered = NULL;
+		free(w->answered_keys);
+		w->answered_keys = NULL;
+		return throw_errno(env, err, "queueFastPathEnable");
+	}
+	return NULL;
+}
+
+/* The queue's fast path, or NULL (and nothing to do) when it is closed or was never enabled. */
+static struct bq_fast_path *fast_path_of(napi_env env, napi_value handle, bool *bad)
+{
+	struct queue_wrap *w = get_handle(env, handle, KIND_QUEUE, QUEUE_EXPECTED);
+	*bad = w == NULL;
+	return w && !w->base.closed ? w->fast : NULL;
+}
+
+/* queueFastPathArm(queue, token, pid, uid, fds: Int32Array, protocol, port, accept, mark: number|undefined, ttlMs) -> 0 or -errno */
+static napi_value queue_fast_path_arm(napi_env env, napi_callback_info info)
+{
+	size_t argc = 10;
+	napi_value argv[10], ret;
+	NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+	if (argc < 10) {
+		napi_throw_type_error(env, "EINVAL", "queueFastPathArm(queue, token, pid, uid, fds, protocol, port, accept, mark, ttlMs)");
+		return NULL;
+	}
+	bool bad;
+	struct bq_fast_path *fp = fast_path_of(env, argv[0], &bad);
+	if (bad)
+		return NULL;
+	int32_t pid;
+	uint32_t token, uid, protocol, port, mark = 0, ttl_ms;
+	bool accept;
+	NAPI_CALL(env, napi_get_value_uint32(env, argv[1], &token));
+	NAPI_CALL(env, napi_get_value_int32(env, argv[2], &pid));
+	NAPI_CALL(env, napi_get_value_uint32(env, argv[3], &uid));
+	napi_typedarray_type t;
+	size_t n_fds;
+	void *fds;
+	NAPI_CALL(env, napi_get_typedarray_info(env, argv[4], &t, &n_fds, &fds, NULL, NULL));
+	NAPI_CALL(env, napi_get_value_uint32(env, argv[5], &protocol));
+	NAPI_CALL(env, napi_get_value_uint32(env, argv[6], &port));
+	NAPI_CALL(env, napi_get_value_bool(env, argv[7], &accept));
+	napi_valuetype mark_type;
+	NAPI_CALL(env, napi_typeof(env, argv[8], &mark_type));
+	if (mark_type == napi_number)
+		NAPI_CALL(env, napi_get_value_uint32(env, argv[8], &mark));
+	NAPI_CALL(env, napi_get_value_uint32(env, argv[9], &ttl_ms));
+	int rc;
+	if (t != napi_int32_array || n_fds > BQ_FAST_FDS || protocol > 255 || port > 65535)
+		rc = -EINVAL;
+	else if (!fp)
+		rc = -EBADF;
+	else
+		rc = bq_fast_path_arm(fp, token, pid, uid, fds, (int)n_fds, (uint8_t)protocol, (uint16_t)port, accept,
+				      mark_type == napi_number, mark, ttl_ms);
+	NAPI_CALL(env, napi_create_int32(env, rc, &ret));
+	return ret;
+}
+
+/* queueFastPathDisarm(queue, pid); queueFastPathDisarm(queue) clears every entry. */
+static napi_value queue_fast_path_disarm(napi_env env, napi_callback_info info)
+{
+	size_t argc = 2;
+	napi_value argv[2];
+	NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+	if (argc < 1) {
+		napi_throw_type_error(env, "EINVAL", "queueFastPathDisarm(queue, pid?)");
+		return NULL;
+	}
+	bool bad;
+	struct bq_fast_path *fp = fast_path_of(env, argv[0], &bad);
+	if (bad || !fp)
+		return NULL;
+	napi_valuetype pid_type = napi_undefined;
+	if (argc >= 2)
+		NAPI_CALL(env, napi_typeof(env, argv[1], &pid_type));
+	if (pid_type != napi_number) {
+		bq_fast_path_clear(fp);
+		return NULL;
+	}
+	int32_t pid;
+	NAPI_CALL(env, napi_get_value_int32(env, argv[1], &pid));
+	bq_fast_path_disarm(fp, pid);
+	return NULL;
+}
+
+/* queueFastPathTake(queue) -> how many answered packets were copied into the slots buffer
+ * (at most batchMax; call again until 0), or -EBUSY inside a batch, whose slots they would overwrite. */
+static napi_value queue_fast_path_take(napi_env env, napi_callback_info info)
+{
+	size_t argc = 1;
+	napi_value argv[1], ret;
+	NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+	struct queue_wrap *w = argc ? get_handle(env, argv[0], KIND_QUEUE, QUEUE_EXPECTED) : NULL;
+	if (!w)
+		return NULL;
+	int taken = 0;
+	if (w->in_batch) {
+		taken = -EBUSY;
+	} else if (!w->base.closed && w->answered) {
+		taken = w->answered_count < w->batch_max ? w->answered_count : w->batch_max;
+		memcpy(w->slots, w->answered, (size_t)taken * w->slot_size);
+		w->answered_count -= taken;
+		memmove(w->answered, w->answered + (size_t)taken * w->slot_size, (size_t)w->answered_count * w->slot_size);
+		memmove(w->answered_keys, w->answered_keys + taken, (size_t)w->answered_count * sizeof(struct answered_key));
+		if (w->answered_count == 0)
+			w->answered_signalled = false;
+	}
+	NAPI_CALL(env, napi_create_int32(env, taken, &ret));
+	return ret;
+}
+
+/* flowParse(hwProtocol, packet: Uint8Array) -> { family, protocol, srcPort, dstPort } | null (for tests) */
+static napi_value flow_parse(napi_env env, napi_callback_info info)
+{
+	size_t argc = 2;
+	napi_value argv[2], out, v;
+	NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+	uint32_t hw;
+	napi_typedarray_type t;
+	size_t len;
+	void *data;
+	if (argc < 2 || napi_get_value_uint32(env, argv[0], &hw) != napi_ok ||
+	    napi_get_typedarray_info(env, argv[1], &t, &len, &data, NULL, NULL) != napi_ok || t != napi_uint8_array) {
+		napi_throw_type_error(env, "EINVAL", "flowParse(hwProtocol, packet: Uint8Array)");
+		return NULL;
+	}
+	struct bq_flow flow;
+	if (!bq_flow_parse((uint16_t)hw, data, (uint32_t)len, &flow)) {
+		NAPI_CALL(env, napi_get_null(env, &out));
+		return out;
+	}
+	NAPI_CALL(env, napi_create_object(env, &out));
+	napi_create_uint32(env, flow.family == AF_INET ? 4 : 6, &v);
+	napi_set_named_property(env, out, "family", v);
+	napi_create_uint32(env, flow.protocol, &v);
+	napi_set_named_property(env, out, "protocol", v);
+	napi_create_uint32(env, flow.src_port, &v);
+	napi_set_named_property(env, out, "srcPort", v);
+	napi_create_uint32(env, flow.dst_port, &v);
+	napi_set_named_property(env, out, "dstPort", v);
+	return out;
+}
+
 static napi_value init(napi_env env, napi_value exports)
 {
 	napi_property_descriptor props[] = {
@@ -682,6 +952,11 @@ static napi_value init(napi_env env, napi_value exports)
 		{"procEventsOpen", NULL, proc_events_open, NULL, NULL, NULL, napi_default, NULL},
 		{"procEventsRead", NULL, proc_events_read, NULL, NULL, NULL, napi_default, NULL},
 		{"procEventsClose", NULL, proc_events_close, NULL, NULL, NULL, napi_default, NULL},
+		{"queueFastPathEnable", NULL, queue_fast_path_enable, NULL, NULL, NULL, napi_default, NULL},
+		{"queueFastPathArm", NULL, queue_fast_path_arm, NULL, NULL, NULL, napi_default, NULL},
+		{"queueFastPathDisarm", NULL, queue_fast_path_disarm, NULL, NULL, NULL, napi_default, NULL},
+		{"queueFastPathTake", NULL, queue_fast_path_take, NULL, NULL, NULL, napi_default, NULL},
+		{"flowParse", NULL, flow_parse, NULL, NULL, NULL, napi_default, NULL},
 	};
 	napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
 	napi_value v;

@@ -29,12 +29,19 @@ struct bq_slot_header {
 	uint32_t gid;
 	uint32_t cap_len;     /* bytes of payload copied into the slot */
 	uint32_t orig_len;    /* full packet length */
+	int32_t fast_pid;     /* BQ_SLOT_F_FAST: the process the fast path credited */
+	uint32_t fast_inode;  /* BQ_SLOT_F_FAST: its socket */
+	uint32_t fast_token;  /* BQ_SLOT_F_FAST: the arming that answered it */
+	uint32_t fast_repeats; /* BQ_SLOT_F_FAST: answered packets this slot stands for (same arming, destination, verdict) */
 	uint32_t reserved;
 };
 
 #define BQ_SLOT_F_UID (1u << 0)
 #define BQ_SLOT_F_GID (1u << 1)
 #define BQ_SLOT_F_MARK (1u << 2)
+/* Already answered by the fast path (fast_path.h); JS only reports it. */
+#define BQ_SLOT_F_FAST (1u << 3)
+#define BQ_SLOT_F_FAST_ACCEPT (1u << 4)
 
 struct bq_counters {
 	uint64_t packets;

@@ -91,7 +91,7 @@ describe('bus codec', () => {
       hello: { role: 'helper', softwareVersion: '0.1.0', protocolVersion: 1, pid: 7, capabilities: ['sock_diag', 'ipv6'], queueNum: 1, ackDeadlineMs: 1000, maxHoldMs: 310000 },
     };
     assert.deepEqual(roundTrip(hello), hello);
-    const hb: BusMessage = { kind: 'heartbeat', sentAtMs: Date.now(), helper: { packets: 10, malformed: 1, overruns: 0, fallbackVerdicts: 2, pending: 3, badFrames: 4, cacheHits: 5 } };
+    const hb: BusMessage = { kind: 'heartbeat', sentAtMs: Date.now(), helper: { packets: 10, malformed: 1, overruns: 0, fallbackVerdicts: 2, pending: 3, badFrames: 4, cacheHits: 5, fastAnswered: 3 } };
     assert.deepEqual(roundTrip(hb), hb);
     assert.deepEqual(roundTrip({ kind: 'heartbeat', sentAtMs: 5, helper: null }), { kind: 'heartbeat', sentAtMs: 5, helper: null });
   });

@@ -48,8 +48,37 @@ describe('addon handles', () => {
     native['queueClose']!(opened.handle);
     await loopTurns(3);
     assert.equal(native['queueVerdict']!(opened.handle, 1, true), -EBADF);
-    assert.deepEqual(native['queueCounters']!(opened.handle), { packets: 0, overruns: 0, verdictErrors: 0, badMessages: 0 });
+    assert.deepEqual(native['queueCounters']!(opened.handle), {
+      packets: 0, overruns: 0, verdictErrors: 0, badMessages: 0, fastDecided: 0, fastEventsPending: 0,
+    });
     native['queueClose']!(opened.handle);
+  });
+
+  it('the fast path: kinds are checked, bad entries refused, calls before enabling or after close harmless, every fd released', async () => {
+    const before = openFds();
+    const events = native['procEventsOpen']!(() => undefined);
+    const queue = (native['queueOpen']!({ queueNum: 4712 }, () => undefined, () => undefined) as { handle: unknown }).handle;
+    const arm = (pid: number, fds: Int32Array, protocol = 6): unknown =>
+      native['queueFastPathArm']!(queue, 1, pid, 0, fds, protocol, 80, true, undefined, 1000);
+    assert.throws(() => native['queueFastPathEnable']!(events, queue), /expected a queue handle/);
+    assert.throws(() => native['queueFastPathEnable']!(queue, queue), /expected a process events handle/);
+    assert.equal(arm(process.pid, Int32Array.of(0)), -EBADF, 'armed before it was enabled');
+    native['queueFastPathEnable']!(queue, events);
+    assert.equal(arm(process.pid, Int32Array.of(0, 1)), 0);
+    assert.equal(arm(process.pid, Int32Array.of(0), 1), -22, 'ICMP has no sockets to look up');
+    assert.equal(arm(process.pid, new Int32Array(5)), -22, 'more fds than it keeps');
+    assert.equal(arm(process.pid, Int32Array.of(-1)), -22);
+    assert.equal(arm(0x3fffffff, Int32Array.of(0)), -2, 'a pid that does not exist');
+    assert.equal(native['queueFastPathTake']!(queue), 0);
+    native['queueFastPathDisarm']!(queue, process.pid);
+    native['queueFastPathDisarm']!(queue);
+    native['queueClose']!(queue);
+    native['procEventsClose']!(events);
+    await loopTurns(3);
+    assert.equal(arm(process.pid, Int32Array.of(0)), -EBADF);
+    assert.equal(native['queueFastPathTake']!(queue), 0);
+    native['queueFastPathDisarm']!(queue);
+    assert.equal(openFds(), before, 'the fast path kept an fd (its /proc/PID/fd, its sock_diag or its events copy)');
   });
 
   it('handles JS drops without closing are closed and freed when collected', async () => {

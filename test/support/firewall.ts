@@ -3,7 +3,7 @@
 // in a temporary directory. close() always removes all of it.
 import { writeFileSync } from 'node:fs';
 import { GuiConnection } from '../../cli/guiClient.js';
-import { REPORT_DELAY_MS } from '../../common/busChannel.js';
+import { FAST_REPORT_DELAY_MS, REPORT_DELAY_MS } from '../../common/busChannel.js';
 import { startBastion, tempDir, type BastionProcess } from './bastion.js';
 import { TestNetwork } from './netns.js';
 
@@ -95,15 +95,16 @@ export class TestFirewall {
 
   /**
    * The service's connection counters once they have settled: connections the helper allowed
-   * from its cache are reported in bulk up to REPORT_DELAY_MS later, so read until two reads
-   * a little apart agree, and never before several report delays have passed.
+   * from its cache (or its fast path) are reported in bulk up to REPORT_DELAY_MS (plus
+   * FAST_REPORT_DELAY_MS) later, so read until two reads a report delay apart agree.
    */
   async counters(): Promise<Counters> {
-    const earliest = Date.now() + REPORT_DELAY_MS * 5;
+    const settle = FAST_REPORT_DELAY_MS + REPORT_DELAY_MS * 2;
+    const earliest = Date.now() + settle;
     const deadline = Date.now() + 10_000;
     let last = await this.rawCounters();
     for (;;) {
-      await new Promise((r) => setTimeout(r, REPORT_DELAY_MS * 2));
+      await new Promise((r) => setTimeout(r, settle));
       const now = await this.rawCounters();
       if (Date.now() >= earliest && JSON.stringify(now) === JSON.stringify(last)) return now;
       if (Date.now() > deadline) throw new Error(`counters kept changing for 10 s: ${JSON.stringify(now)}`);

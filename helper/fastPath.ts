@@ -1,0 +1,99 @@
+// The JS half of the queue's fast path (native/src/fast_path.h). A process whose connection
+// the helper just answered from the verdict cache is armed in the addon with that verdict, so
+// its next new connections to the same protocol and port are answered before JS runs; JS only
+// reports them, a little later, in bulk. Entries come only from the verdict cache, expire with
+// it, and are dropped whenever it changes and on every fork, exec or exit of their pid (all of
+// them when process events were lost). The addon itself refuses to answer while events are
+// unread, so an exec it has not yet been told about cannot slip through.
+import type { ProcessInfo } from '../common/types.js';
+import type { ProcessEventListener } from './identify/procEvents.js';
+import type { FastPathEntry, PacketQueue, QueuedPacket } from './queue.js';
+
+/** Processes armed here at most: more than the addon keeps (8), so each of its entries is known here. */
+const PROCESSES_KEPT = 64;
+const MAX_TOKEN = 0xffffffff;
+
+export class FastPath implements ProcessEventListener {
+  /** Arming token -> the process it armed, for the reports of what the addon answered. */
+  private readonly armed = new Map<number, ProcessInfo>();
+  /** pid -> its current arming token, oldest arming first. */
+  private readonly tokenOfPid = new Map<number, number>();
+  /** Tokens no longer armed whose answered packets may still wait in the addon. */
+  private retired: number[] = [];
+  /** The addon said answered packets wait, and they have not all been taken yet. */
+  private answeredWaiting = false;
+  private nextToken = 1;
+  armFailures = 0;
+
+  constructor(private readonly queue: PacketQueue) {}
+
+  arm(info: ProcessInfo, entry: Omit<FastPathEntry, 'pid' | 'token'>): void {
+    if (entry.ttlMs < 1 || entry.fds.length === 0) return;
+    this.disarm(info.pid);
+    if (this.tokenOfPid.size >= PROCESSES_KEPT) {
+      const oldest = this.tokenOfPid.keys().next();
+      if (oldest.done !== true) this.disarm(oldest.value);
+    }
+    const token = this.nextToken;
+    this.nextToken = token === MAX_TOKEN ? 1 : token + 1;
+    this.armed.set(token, info);
+    this.tokenOfPid.set(info.pid, token);
+    if (this.queue.armFastPath({ ...entry, pid: info.pid, token }) !== 0) {
+      this.armFailures++;
+      this.disarm(info.pid);
+    }
+  }
+
+  /** The queue's callback said answered packets wait: keep retired armings' details until taken. */
+  noteAnsweredWaiting(): void {
+    this.answeredWaiting = true;
+  }
+
+  /** Hands report every packet the addon answered since the last call, with the process its arming named. */
+  takeAnswered(report: (packet: QueuedPacket, process: ProcessInfo | null) => void): void {
+    for (;;) {
+      const { packets, count } = this.queue.takeFastAnswered();
+      if (count <= 0) break;
+      for (let i = 0; i < count; i++) report(packets[i]!, this.armed.get(packets[i]!.fastToken) ?? null);
+    }
+    this.answeredWaiting = false;
+    for (const token of this.retired) this.armed.delete(token);
+    this.retired = [];
+  }
+
+  /** Every entry: the verdicts they carry may no longer hold. */
+  clear(): void {
+    this.queue.disarmFastPath();
+    for (const pid of [...this.tokenOfPid.keys()]) this.retire(pid);
+  }
+
+  onFork(pid: number): void {
+    this.disarm(pid);
+  }
+
+  onExec(pid: number): void {
+    this.disarm(pid);
+  }
+
+  onExit(pid: number): void {
+    this.disarm(pid);
+  }
+
+  onLost(): void {
+    this.clear();
+  }
+
+  private disarm(pid: number): void {
+    if (!this.tokenOfPid.has(pid)) return;
+    this.queue.disarmFastPath(pid);
+    this.retire(pid);
+  }
+
+  private retire(pid: number): void {
+    const token = this.tokenOfPid.get(pid);
+    if (token === undefined) return;
+    this.tokenOfPid.delete(pid);
+    if (this.answeredWaiting) this.retired.push(token);
+    else this.armed.delete(token);
+  }
+}

@@ -1,0 +1,75 @@
+/* The helper's fast path: a new connection from a process the helper has credited lately, to
+ * a protocol and port the service let it reuse a verdict for, is answered here, before JS runs.
+ *
+ * It replays, for a new socket, the proof the JS identify stage relies on:
+ *  - sock_diag names the packet's socket (inode, uid);
+ *  - /proc/PID/fd/N of an armed pid names that socket (the pid holds it now);
+ *  - the process connector's socket has nothing unread and no error: every fork, exec and exit
+ *    up to now has been handed to JS, which disarms a pid on any of them and clears the table
+ *    when events are lost. So the pid still runs the program JS armed it for.
+ * Anything else (no entry, another fd, an IPv6 extension header, a fragment, an unread event)
+ * is left to JS. JS arms entries only from verdicts the service allowed it to reuse, and clears
+ * them all whenever its verdict cache changes. */
+#ifndef BASTION_FAST_PATH_H
+#define BASTION_FAST_PATH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sock_diag.h"
+
+/* Processes armed at most: the busiest clients. */
+#define BQ_FAST_PROCESSES 8
+/* fd numbers tried per process: where its latest sockets were (a closed fd's number is reused). */
+#define BQ_FAST_FDS 4
+/* (protocol, port) verdicts kept per process. */
+#define BQ_FAST_VERDICTS 8
+
+/* The part of a packet the fast path looks at. */
+struct bq_flow {
+	uint8_t family; /* AF_INET / AF_INET6 */
+	uint8_t protocol; /* IPPROTO_TCP / IPPROTO_UDP */
+	uint16_t src_port, dst_port;
+	uint8_t src[16], dst[16];
+};
+
+struct bq_fast_decision {
+	struct bq_flow flow;
+	uint32_t token; /* the caller's name for the arming that answered */
+	int32_t pid;
+	uint32_t inode;
+	bool accept;
+	bool has_mark;
+	uint32_t mark;
+};
+
+struct bq_fast_counters {
+	uint64_t decided;
+	uint64_t events_pending; /* a matching packet left to JS because process events were unread */
+};
+
+struct bq_fast_path;
+
+/* events_fd: the process connector's socket (duplicated here; JS keeps reading the original). */
+int bq_fast_path_open(struct bq_fast_path **out, int events_fd);
+void bq_fast_path_close(struct bq_fast_path *fp);
+
+/* Arms (or refreshes) pid: its socket uid, the fd numbers to try (most likely first) and one
+ * verdict for (protocol, port), valid for ttl_ms; token names this arming in decisions.
+ * 0, -EINVAL, or -errno when /proc/PID/fd cannot be opened (the process has gone). */
+int bq_fast_path_arm(struct bq_fast_path *fp, uint32_t token, int32_t pid, uint32_t uid, const int32_t *fds, int n_fds,
+		     uint8_t protocol, uint16_t port, bool accept, bool has_mark, uint32_t mark, uint32_t ttl_ms);
+void bq_fast_path_disarm(struct bq_fast_path *fp, int32_t pid);
+void bq_fast_path_clear(struct bq_fast_path *fp);
+
+/* 1 and *out when the fast path answers this packet; 0 when JS must. */
+int bq_fast_path_decide(struct bq_fast_path *fp, uint16_t hw_protocol, bool has_uid, const uint8_t *payload,
+			uint32_t len, struct bq_fast_decision *out);
+
+const struct bq_fast_counters *bq_fast_path_counters(const struct bq_fast_path *fp);
+
+/* The flow of an unfragmented IPv4 or IPv6 TCP/UDP packet with no IPv6 extension header:
+ * 1 and *flow, or 0 for anything else (never reads past len). */
+int bq_flow_parse(uint16_t hw_protocol, const uint8_t *p, uint32_t len, struct bq_flow *flow);
+
+#endif
