@@ -24,6 +24,8 @@ export interface QueueCountersRaw {
   fastDecided: number;
   /** Packets the fast path matched but left to JS because process events were unread. */
   fastEventsPending: number;
+  /** Lookups in which an armed process's fds did not hold the packet's socket. */
+  fastMissed: number;
 }
 
 export interface NativeAddon {

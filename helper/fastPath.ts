@@ -11,6 +11,12 @@ import type { FastPathEntry, PacketQueue, QueuedPacket } from './queue.js';
 
 /** Processes armed here at most: more than the addon keeps (8), so each of its entries is known here. */
 const PROCESSES_KEPT = 64;
+/**
+ * A process's (protocol, port) is re-armed at most this often. A program with many sockets at
+ * once defeats the addon's few fd guesses, and its packets keep coming back to JS: re-arming
+ * each of them would cost more than the fast path saves.
+ */
+const REARM_INTERVAL_MS = 100;
 const MAX_TOKEN = 0xffffffff;
 
 export class FastPath implements ProcessEventListener {
@@ -18,6 +24,8 @@ export class FastPath implements ProcessEventListener {
   private readonly armed = new Map<number, ProcessInfo>();
   /** pid -> its current arming token, oldest arming first. */
   private readonly tokenOfPid = new Map<number, number>();
+  /** pid -> when each of its (protocol << 16 | port) was last armed. */
+  private readonly armedAt = new Map<number, Map<number, number>>();
   /** Tokens no longer armed whose answered packets may still wait in the addon. */
   private retired: number[] = [];
   /** The addon said answered packets wait, and they have not all been taken yet. */
@@ -25,23 +33,42 @@ export class FastPath implements ProcessEventListener {
   private nextToken = 1;
   armFailures = 0;
 
-  constructor(private readonly queue: PacketQueue) {}
+  constructor(
+    private readonly queue: PacketQueue,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  /** Whether arming (pid, protocol, port) now would do anything: false if armed lately. */
+  wantsArming(pid: number, protocol: number, port: number): boolean {
+    const at = this.armedAt.get(pid)?.get((protocol << 16) | port);
+    return at === undefined || this.now() - at >= REARM_INTERVAL_MS;
+  }
 
   arm(info: ProcessInfo, entry: Omit<FastPathEntry, 'pid' | 'token'>): void {
     if (entry.ttlMs < 1 || entry.fds.length === 0) return;
-    this.disarm(info.pid);
-    if (this.tokenOfPid.size >= PROCESSES_KEPT) {
-      const oldest = this.tokenOfPid.keys().next();
-      if (oldest.done !== true) this.disarm(oldest.value);
+    // Re-arming refreshes the addon's entry (keeping what it learned); the token changes only
+    // when the process is described anew.
+    let token = this.tokenOfPid.get(info.pid);
+    if (token === undefined || this.armed.get(token) !== info) {
+      this.retire(info.pid);
+      if (this.tokenOfPid.size >= PROCESSES_KEPT) {
+        const oldest = this.tokenOfPid.keys().next();
+        if (oldest.done !== true) this.disarm(oldest.value);
+      }
+      token = this.nextToken;
+      this.nextToken = token === MAX_TOKEN ? 1 : token + 1;
+      this.armed.set(token, info);
+      this.tokenOfPid.set(info.pid, token);
     }
-    const token = this.nextToken;
-    this.nextToken = token === MAX_TOKEN ? 1 : token + 1;
-    this.armed.set(token, info);
-    this.tokenOfPid.set(info.pid, token);
-    if (this.queue.armFastPath({ ...entry, pid: info.pid, token }) !== 0) {
-      this.armFailures++;
-      this.disarm(info.pid);
-    }
+    let ports = this.armedAt.get(info.pid);
+    if (ports === undefined || ports.size >= 16) this.armedAt.set(info.pid, (ports = new Map()));
+    ports.set((entry.protocol << 16) | entry.port, this.now());
+    if (this.queue.armFastPath({ ...entry, pid: info.pid, token }) !== 0) this.armFailed(info.pid);
+  }
+
+  private armFailed(pid: number): void {
+    this.armFailures++;
+    this.disarm(pid);
   }
 
   /** The queue's callback said answered packets wait: keep retired armings' details until taken. */
@@ -90,6 +117,7 @@ export class FastPath implements ProcessEventListener {
   }
 
   private retire(pid: number): void {
+    this.armedAt.delete(pid);
     const token = this.tokenOfPid.get(pid);
     if (token === undefined) return;
     this.tokenOfPid.delete(pid);

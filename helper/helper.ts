@@ -181,6 +181,7 @@ export class Helper {
     if (this.summaryTimer) clearInterval(this.summaryTimer);
     this.logFallbackSummary();
     if (this.fastPath) this.reportFastAnswered(this.fastPath); // counted before the bus closes
+    const queueCounters = this.queue?.counters();
     this.queue?.close();
     this.processEvents?.close();
     this.queue = null;
@@ -188,7 +189,7 @@ export class Helper {
     this.link = null;
     if (this.options.manageRules) await this.rules.remove();
     const events = this.processEvents && { ...this.processEvents.counters, listenerErrors: this.processEvents.listenerErrors };
-    this.log.info({ counters: this.counters(), identify: this.resolver.index.counters, processEvents: events }, 'helper stopped');
+    this.log.info({ counters: this.counters(), queue: queueCounters, identify: this.resolver.index.counters, processEvents: events }, 'helper stopped');
   }
 
   counters(): HelperCounters {
@@ -265,6 +266,7 @@ export class Helper {
     const found = this.lastResolution;
     if (this.fastPath === null || found === null || found.process === null || found.socketUid < 0) return;
     if (found.attribution !== 'sock_diag' && found.attribution !== 'cache') return;
+    if (!this.fastPath.wantsArming(found.process.pid, record.protocol, record.dstPort)) return;
     this.fastPath.arm(found.process, {
       uid: found.socketUid,
       fds: this.resolver.index.likelySocketFds(found.process.pid, found.socketInode, 4),

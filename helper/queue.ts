@@ -48,6 +48,7 @@ export interface QueueCounters {
   badMessages: number;
   fastDecided: number;
   fastEventsPending: number;
+  fastMissed: number;
 }
 
 /** One (protocol, port) verdict a process may get from the fast path, and for how long. */

@@ -92,6 +92,8 @@ async function startBastionSystem(ctx: SystemContext): Promise<RunningSystem> {
     pids: () => ({ helper: helper.child.pid ?? 0, service: daemon.child.pid ?? 0 }),
     stop: async () => {
       await Promise.all([helper.stop(), daemon.stop()]);
+      // BENCH_DEBUG: the helper's queue counters (how many packets its fast path answered).
+      if (process.env['BENCH_DEBUG']) console.error(JSON.stringify((await helper.waitFor('helper stopped', 1000))['queue']));
     },
   };
 }

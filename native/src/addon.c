@@ -303,7 +303,7 @@ static int answer_fast(struct queue_wrap *w, int n)
 		memcpy(&h, slot, sizeof(h));
 		struct bq_fast_decision d;
 		if (w->answered_count < BQ_FAST_ANSWERED_MAX &&
-		    bq_fast_path_decide(w->fast, h.hw_protocol, (h.flags & BQ_SLOT_F_UID) != 0, slot + sizeof(h), h.cap_len, &d) &&
+		    bq_fast_path_decide(w->fast, h.hw_protocol, (h.flags & BQ_SLOT_F_UID) != 0, h.uid, slot + sizeof(h), h.cap_len, &d) &&
 		    bq_queue_verdict(w->q, h.packet_id, d.accept ? 1 : 0, d.has_mark, d.mark) == 0) {
 			h.flags |= BQ_SLOT_F_FAST | (d.accept ? BQ_SLOT_F_FAST_ACCEPT : 0);
 			h.fast_pid = d.pid;
@@ -532,6 +532,8 @@ static napi_value queue_counters(napi_env env, napi_callback_info info)
 	napi_set_named_property(env, out, "fastDecided", v);
 	napi_create_double(env, (double)f->events_pending, &v);
 	napi_set_named_property(env, out, "fastEventsPending", v);
+	napi_create_double(env, (double)f->missed, &v);
+	napi_set_named_property(env, out, "fastMissed", v);
 	return out;
 }
 

@@ -14,6 +14,8 @@
 
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86dd
+/* Most packets an entry sits out after misses in a row. */
+#define BQ_FAST_MAX_SKIP 64
 
 struct fast_verdict {
 	uint8_t protocol;
@@ -36,6 +38,8 @@ struct fast_process {
 	int n_verdicts;
 	struct fast_verdict verdicts[BQ_FAST_VERDICTS];
 	uint64_t armed_ms; /* the least recently armed entry is replaced first */
+	/* Packets it sits out after missing (none of its fds held the socket), doubling per miss. */
+	uint32_t penalty, skip;
 };
 
 struct bq_fast_path {
@@ -255,20 +259,34 @@ static const struct fast_verdict *verdict_for(const struct fast_process *e, uint
 	return NULL;
 }
 
-int bq_fast_path_decide(struct bq_fast_path *fp, uint16_t hw_protocol, bool has_uid, const uint8_t *payload,
-			uint32_t len, struct bq_fast_decision *out)
+/* Whether e may answer a packet of uid to (protocol, port) now; also spends one of its skips. */
+static bool eligible(struct fast_process *e, uint32_t uid, uint8_t protocol, uint16_t port, uint64_t now)
+{
+	if (e->pid == 0 || e->uid != uid || !verdict_for(e, protocol, port, now))
+		return false;
+	if (e->skip > 0) {
+		e->skip--;
+		return false;
+	}
+	return true;
+}
+
+int bq_fast_path_decide(struct bq_fast_path *fp, uint16_t hw_protocol, bool has_uid, uint32_t packet_uid,
+			const uint8_t *payload, uint32_t len, struct bq_fast_decision *out)
 {
 	/* No NFQA_UID: the kernel sent it on its own; JS reports those. */
 	if (!has_uid)
 		return 0;
-	uint64_t now = now_ms();
-	bool any = false;
-	for (int i = 0; i < BQ_FAST_PROCESSES && !any; i++)
-		any = fp->processes[i].pid != 0;
-	if (!any)
-		return 0;
 	struct bq_flow flow;
 	if (!bq_flow_parse(hw_protocol, payload, len, &flow))
+		return 0;
+	/* The cheap checks first: no sock_diag lookup unless an entry could answer. */
+	uint64_t now = now_ms();
+	bool candidates[BQ_FAST_PROCESSES];
+	bool any = false;
+	for (int i = 0; i < BQ_FAST_PROCESSES; i++)
+		any |= candidates[i] = eligible(&fp->processes[i], packet_uid, flow.protocol, flow.dst_port, now);
+	if (!any)
 		return 0;
 	struct bq_socket_owner owner;
 	if (bq_sock_diag_lookup(fp->diag, flow.family, flow.protocol, flow.src, flow.src_port, flow.dst, flow.dst_port,
@@ -276,32 +294,37 @@ int bq_fast_path_decide(struct bq_fast_path *fp, uint16_t hw_protocol, bool has_
 	    owner.inode == 0)
 		return 0;
 	for (int i = 0; i < BQ_FAST_PROCESSES; i++) {
-		const struct fast_process *e = &fp->processes[i];
-		if (e->pid == 0 || e->uid != owner.uid)
+		struct fast_process *e = &fp->processes[i];
+		if (!candidates[i] || e->uid != owner.uid)
 			continue;
-		const struct fast_verdict *v = verdict_for(e, flow.protocol, flow.dst_port, now);
-		if (!v)
+		int f = 0;
+		while (f < e->n_fds && !holds_socket(e->fd_dir, e->fds[f], owner.inode))
+			f++;
+		if (f == e->n_fds) {
+			/* Its sockets are not where we look (many at once, say): try it less and less often. */
+			e->penalty = e->penalty == 0 ? 1 : (e->penalty < BQ_FAST_MAX_SKIP ? e->penalty * 2 : BQ_FAST_MAX_SKIP);
+			e->skip = e->penalty;
+			fp->counters.missed++;
 			continue;
-		for (int f = 0; f < e->n_fds; f++) {
-			if (!holds_socket(e->fd_dir, e->fds[f], owner.inode))
-				continue;
-			/* Read after the fd: an exec or exit before it is queued there by now. */
-			if (!events_current(fp)) {
-				fp->counters.events_pending++;
-				return 0;
-			}
-			*out = (struct bq_fast_decision){
-				.flow = flow,
-				.token = e->token,
-				.pid = e->pid,
-				.inode = owner.inode,
-				.accept = v->accept,
-				.has_mark = v->has_mark,
-				.mark = v->mark,
-			};
-			fp->counters.decided++;
-			return 1;
 		}
+		e->penalty = 0;
+		/* Read after the fd: an exec or exit before it is queued there by now. */
+		if (!events_current(fp)) {
+			fp->counters.events_pending++;
+			return 0;
+		}
+		const struct fast_verdict *v = verdict_for(e, flow.protocol, flow.dst_port, now);
+		*out = (struct bq_fast_decision){
+			.flow = flow,
+			.token = e->token,
+			.pid = e->pid,
+			.inode = owner.inode,
+			.accept = v->accept,
+			.has_mark = v->has_mark,
+			.mark = v->mark,
+		};
+		fp->counters.decided++;
+		return 1;
 	}
 	return 0;
 }

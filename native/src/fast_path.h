@@ -46,6 +46,7 @@ struct bq_fast_decision {
 struct bq_fast_counters {
 	uint64_t decided;
 	uint64_t events_pending; /* a matching packet left to JS because process events were unread */
+	uint64_t missed;         /* lookups in which an armed entry's fds did not hold the socket */
 };
 
 struct bq_fast_path;
@@ -62,9 +63,9 @@ int bq_fast_path_arm(struct bq_fast_path *fp, uint32_t token, int32_t pid, uint3
 void bq_fast_path_disarm(struct bq_fast_path *fp, int32_t pid);
 void bq_fast_path_clear(struct bq_fast_path *fp);
 
-/* 1 and *out when the fast path answers this packet; 0 when JS must. */
-int bq_fast_path_decide(struct bq_fast_path *fp, uint16_t hw_protocol, bool has_uid, const uint8_t *payload,
-			uint32_t len, struct bq_fast_decision *out);
+/* 1 and *out when the fast path answers this packet; 0 when JS must. packet_uid: NFQA_UID. */
+int bq_fast_path_decide(struct bq_fast_path *fp, uint16_t hw_protocol, bool has_uid, uint32_t packet_uid,
+			const uint8_t *payload, uint32_t len, struct bq_fast_decision *out);
 
 const struct bq_fast_counters *bq_fast_path_counters(const struct bq_fast_path *fp);
 
