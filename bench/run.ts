@@ -1,7 +1,9 @@
-// npm run bench [-- --smoke] [-- --with-opensnitch] [-- --only=seq,par,udp,prompt,attribution,soak] [-- --out=FILE]
+// npm run bench [-- --smoke] [-- --with-opensnitch] [-- --only=seq,par,udp,prompt,attribution,soak] [-- --rounds=N] [-- --out=FILE]
 // Runs each scenario against no firewall, the C accept-all queue reader, Bastion with a rule
 // allowing the client, and (when asked) OpenSnitch, all in namespaces of its own, in one run.
-// Prints a table and writes bench/results.json. Figures are ratios within this run.
+// Prints a table and writes bench/results.json. Figures are ratios within this run: the load
+// scenarios run in rounds (every system once per round), each system is compared with the
+// baseline of its own round, and the table gives the median over the rounds.
 import { writeFileSync } from 'node:fs';
 import { GuiConnection } from '../cli/guiClient.js';
 import { tempDir } from '../test/support/bastion.js';
@@ -17,6 +19,9 @@ const withOpenSnitch = args.includes('--with-opensnitch');
 const onlyArg = args.find((a) => a.startsWith('--only='))?.slice('--only='.length);
 const only = new Set((onlyArg ?? 'seq,par,udp,prompt,attribution,soak').split(','));
 const outArg = args.find((a) => a.startsWith('--out='))?.slice('--out='.length);
+const roundsArg = args.find((a) => a.startsWith('--rounds='))?.slice('--rounds='.length);
+// This machine's baseline moves by ±15% between runs minutes apart: one round is not a figure.
+const ROUNDS = roundsArg !== undefined ? Math.max(1, Number(roundsArg) || 1) : smoke ? 1 : 3;
 const resultsPath = outArg ?? new URL('./results.json', import.meta.url);
 
 const SIZES = smoke
@@ -27,6 +32,8 @@ const PORT = 9000;
 interface Row {
   scenario: string;
   system: SystemName;
+  /** Load scenarios: which round (from 1); the others run once. */
+  round?: number;
   result: LoadResult;
 }
 
@@ -41,16 +48,16 @@ net.run(net.server, 'sysctl', ['-qw', 'net.core.somaxconn=65535']);
 const server = net.spawn(net.server, tools.servers, [String(PORT)]);
 const ctx: SystemContext = { net, dir: dir.path, client: tools.connect, port: PORT, queueNum: 20, nfqAccept: tools.nfqAccept };
 
-async function loadScenarios(system: SystemName): Promise<void> {
+async function loadScenarios(system: SystemName, round: number): Promise<void> {
   const sys = await startSystem(system, ctx);
   try {
     const host = net.serverV4;
     // Every system gets the same warm-up, unmeasured: steady state is what is compared, not
     // a JIT compiling its hot path or caches filling in the first few hundred connections.
     await runLoad(net, tools.connect, 'tcp', host, PORT, SIZES.warmup);
-    if (only.has('seq')) rows.push({ scenario: 'tcp sequential', system, result: await runLoad(net, tools.connect, 'tcp', host, PORT, SIZES.seq) });
-    if (only.has('par')) rows.push({ scenario: 'tcp 16 parallel', system, result: await runLoad(net, tools.connect, 'tcp', host, PORT, SIZES.par, 16) });
-    if (only.has('udp')) rows.push({ scenario: 'udp new flows', system, result: await runLoad(net, tools.connect, 'udp', host, PORT, SIZES.udp) });
+    if (only.has('seq')) rows.push({ scenario: 'tcp sequential', system, round, result: await runLoad(net, tools.connect, 'tcp', host, PORT, SIZES.seq) });
+    if (only.has('par')) rows.push({ scenario: 'tcp 16 parallel', system, round, result: await runLoad(net, tools.connect, 'tcp', host, PORT, SIZES.par, 16) });
+    if (only.has('udp')) rows.push({ scenario: 'udp new flows', system, round, result: await runLoad(net, tools.connect, 'udp', host, PORT, SIZES.udp) });
   } finally {
     await sys.stop();
   }
@@ -105,17 +112,53 @@ async function soak(): Promise<void> {
   extra['soak'] = samples;
 }
 
-function printTable(): void {
-  const baseline = (scenario: string): LoadResult | undefined => rows.find((r) => r.scenario === scenario && r.system === 'none')?.result;
-  const fmt = (n: number, digits = 0): string => (Number.isFinite(n) ? n.toFixed(digits) : '-');
-  console.log('\n| scenario | system | p50 µs | p99 µs | conn/s | vs none | added p50 | added p99 | failures |');
-  console.log('|---|---|---|---|---|---|---|---|---|');
-  for (const { scenario, system, result } of rows) {
-    const base = baseline(scenario);
-    const ratio = base ? `${fmt((result.perSecond / base.perSecond) * 100)}%` : '-';
-    const addedP50 = base ? `+${fmt(result.p50 - base.p50)}` : '-';
-    const addedP99 = base ? `+${fmt(result.p99 - base.p99)}` : '-';
-    console.log(`| ${scenario} | ${system} | ${fmt(result.p50)} | ${fmt(result.p99)} | ${fmt(result.perSecond)} | ${ratio} | ${addedP50} | ${addedP99} | ${result.failures} |`);
+function median(values: number[]): number {
+  const sorted = values.filter(Number.isFinite).sort((x, y) => x - y);
+  if (sorted.length === 0) return NaN;
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** Per scenario and system: medians over the rounds, each round against its own baseline. */
+function summarize(): Record<string, unknown>[] {
+  const out: Record<string, unknown>[] = [];
+  const keys = [...new Set(rows.map((r) => `${r.scenario}\t${r.system}`))];
+  for (const key of keys) {
+    const [scenario, system] = key.split('\t') as [string, SystemName];
+    const mine = rows.filter((r) => r.scenario === scenario && r.system === system);
+    const against = (r: Row, f: (own: LoadResult, base: LoadResult) => number): number => {
+      const base = rows.find((b) => b.scenario === scenario && b.system === 'none' && b.round === r.round)?.result;
+      return base ? f(r.result, base) : NaN;
+    };
+    out.push({
+      scenario,
+      system,
+      rounds: mine.length,
+      p50: median(mine.map((r) => r.result.p50)),
+      p99: median(mine.map((r) => r.result.p99)),
+      perSecond: median(mine.map((r) => r.result.perSecond)),
+      vsNone: median(mine.map((r) => against(r, (own, base) => own.perSecond / base.perSecond))),
+      vsNoneByRound: mine.map((r) => against(r, (own, base) => own.perSecond / base.perSecond)),
+      addedP50: median(mine.map((r) => against(r, (own, base) => own.p50 - base.p50))),
+      addedP99: median(mine.map((r) => against(r, (own, base) => own.p99 - base.p99))),
+      failures: mine.reduce((n, r) => n + r.result.failures, 0),
+    });
+  }
+  return out;
+}
+
+function printTable(summary: Record<string, unknown>[]): void {
+  const fmt = (n: unknown, digits = 0): string => (typeof n === 'number' && Number.isFinite(n) ? n.toFixed(digits) : '-');
+  const signed = (n: unknown): string => (typeof n === 'number' && Number.isFinite(n) ? `${n >= 0 ? '+' : ''}${n.toFixed(0)}` : '-');
+  const percent = (n: unknown): string => (typeof n === 'number' && Number.isFinite(n) ? `${(n * 100).toFixed(0)}%` : '-');
+  console.log(`\nmedians over ${ROUNDS} round(s); "vs none" and "added" against the baseline of the same round`);
+  console.log('| scenario | system | p50 µs | p99 µs | conn/s | vs none | vs none by round | added p50 | added p99 | failures |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
+  for (const r of summary) {
+    const byRound = (r['vsNoneByRound'] as number[]).map(percent).join(' ');
+    console.log(
+      `| ${String(r['scenario'])} | ${String(r['system'])} | ${fmt(r['p50'])} | ${fmt(r['p99'])} | ${fmt(r['perSecond'])} | ${percent(r['vsNone'])} | ${byRound} | ${signed(r['addedP50'])} | ${signed(r['addedP99'])} | ${fmt(r['failures'])} |`,
+    );
   }
 }
 
@@ -134,7 +177,9 @@ try {
   await new Promise((r) => setTimeout(r, 300));
   const systems: SystemName[] = ['none', 'c-queue', 'js-queue', 'bastion', ...(withOpenSnitch ? (['opensnitch'] as const) : [])];
   if (only.has('seq') || only.has('par') || only.has('udp')) {
-    for (const system of systems) await scenario(`load scenarios against ${system}`, () => loadScenarios(system));
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const system of systems) await scenario(`load scenarios against ${system} (round ${round})`, () => loadScenarios(system, round));
+    }
   }
   if (only.has('prompt')) await scenario('prompt isolation', promptIsolation);
   if (only.has('attribution')) {
@@ -143,7 +188,8 @@ try {
     });
   }
   if (only.has('soak')) await scenario('soak', soak);
-  printTable();
+  const summary = summarize();
+  printTable(summary);
   if (extra['attribution']) console.log('\nattribution:', JSON.stringify(extra['attribution']));
   if (extra['prompt_isolation']) console.log('prompt isolation:', JSON.stringify(extra['prompt_isolation']));
   const failed = Object.keys(extra).filter((k) => k.endsWith('_error'));
@@ -151,7 +197,7 @@ try {
     console.error(`failed: ${failed.join(', ')}`);
     process.exitCode = 1;
   }
-  writeFileSync(resultsPath, JSON.stringify({ smoke, date: new Date().toISOString(), sizes: SIZES, rows, ...extra }, null, 2) + '\n');
+  writeFileSync(resultsPath, JSON.stringify({ smoke, date: new Date().toISOString(), sizes: SIZES, rounds: ROUNDS, summary, rows, ...extra }, null, 2) + '\n');
 } finally {
   server.kill('SIGKILL');
   net.destroy();

@@ -6,7 +6,7 @@
 // them when process events were lost). The addon itself refuses to answer while events are
 // unread, so an exec it has not yet been told about cannot slip through.
 import type { ProcessInfo } from '../common/types.js';
-import type { ProcessEventListener } from './identify/procEvents.js';
+import type { ProcessEventListener, ProcessEventSource } from './identify/procEvents.js';
 import type { FastPathEntry, PacketQueue, QueuedPacket } from './queue.js';
 
 /** Processes armed here at most: more than the addon keeps (8), so each of its entries is known here. */
@@ -35,6 +35,8 @@ export class FastPath implements ProcessEventListener {
 
   constructor(
     private readonly queue: PacketQueue,
+    /** Without them nothing tells a pid's exec or exit: nothing is armed once they are closed. */
+    private readonly events: ProcessEventSource,
     private readonly now: () => number = () => performance.now(),
   ) {}
 
@@ -45,7 +47,7 @@ export class FastPath implements ProcessEventListener {
   }
 
   arm(info: ProcessInfo, entry: Omit<FastPathEntry, 'pid' | 'token'>): void {
-    if (entry.ttlMs < 1 || entry.fds.length === 0) return;
+    if (entry.ttlMs < 1 || entry.fds.length === 0 || !this.events.isOpen) return;
     // Re-arming refreshes the addon's entry (keeping what it learned); the token changes only
     // when the process is described anew.
     let token = this.tokenOfPid.get(info.pid);
@@ -78,14 +80,17 @@ export class FastPath implements ProcessEventListener {
 
   /** Hands report every packet the addon answered since the last call, with the process its arming named. */
   takeAnswered(report: (packet: QueuedPacket, process: ProcessInfo | null) => void): void {
-    for (;;) {
-      const { packets, count } = this.queue.takeFastAnswered();
-      if (count <= 0) break;
-      for (let i = 0; i < count; i++) report(packets[i]!, this.armed.get(packets[i]!.fastToken) ?? null);
+    try {
+      for (;;) {
+        const { packets, count } = this.queue.takeFastAnswered();
+        if (count <= 0) break;
+        for (let i = 0; i < count; i++) report(packets[i]!, this.armed.get(packets[i]!.fastToken) ?? null);
+      }
+    } finally {
+      this.answeredWaiting = false;
+      for (const token of this.retired) this.armed.delete(token);
+      this.retired = [];
     }
-    this.answeredWaiting = false;
-    for (const token of this.retired) this.armed.delete(token);
-    this.retired = [];
   }
 
   /** Every entry: the verdicts they carry may no longer hold. */
@@ -94,8 +99,10 @@ export class FastPath implements ProcessEventListener {
     for (const pid of [...this.tokenOfPid.keys()]) this.retire(pid);
   }
 
-  onFork(pid: number): void {
+  /** The parent too: its child shares its sockets and may exec another program. */
+  onFork(pid: number, ppid: number): void {
     this.disarm(pid);
+    this.disarm(ppid);
   }
 
   onExec(pid: number): void {

@@ -16,6 +16,8 @@ import { PacketQueue, type QueueOptions, type QueuedPacket } from './queue.js';
 import { ServiceLink } from './serviceLink.js';
 import { VerdictCache, type CachedVerdict } from './verdictCache.js';
 
+/** fd numbers the fast path tries per armed process (BQ_FAST_FDS in native/src/fast_path.h). */
+const FAST_PATH_FDS = 8;
 const ETH_P_IP = 0x0800;
 const ETH_P_IPV6 = 0x86dd;
 
@@ -151,7 +153,7 @@ export class Helper {
       this.log.warn({ err }, 'fast path unavailable: every packet is answered from JS');
       return;
     }
-    const fastPath = new FastPath(queue);
+    const fastPath = new FastPath(queue, this.processEvents);
     this.fastPath = fastPath;
     this.processEvents.subscribe(fastPath);
     queue.onFastAnswered = () => {
@@ -165,7 +167,13 @@ export class Helper {
     const reports: PacketRecord[] = [];
     fastPath.takeAnswered((packet, process) => {
       this.packets += packet.fastRepeats;
-      const record = this.toRecord(packet, { attribution: 'cache', process, socketInode: packet.fastInode, socketUid: process?.uid ?? -1, lookupMicros: 0 });
+      let record: PacketRecord | null;
+      try {
+        record = this.toRecord(packet, { attribution: 'cache', process, socketInode: packet.fastInode, socketUid: -1, lookupMicros: 0 });
+      } catch (err) {
+        this.log.error({ err, packetId: packet.packetId }, 'failed to build the report of a packet the fast path answered');
+        return;
+      }
       if (record === null) return;
       record.helperVerdict = packet.fastVerdict ?? 'accept';
       if (packet.fastRepeats > 1) record.repeats = packet.fastRepeats;
@@ -269,7 +277,7 @@ export class Helper {
     if (!this.fastPath.wantsArming(found.process.pid, record.protocol, record.dstPort)) return;
     this.fastPath.arm(found.process, {
       uid: found.socketUid,
-      fds: this.resolver.index.likelySocketFds(found.process.pid, found.socketInode, 4),
+      fds: this.resolver.index.likelySocketFds(found.process.pid, found.socketInode, FAST_PATH_FDS),
       protocol: record.protocol,
       port: record.dstPort,
       accept: cached.accept,

@@ -58,7 +58,7 @@ export interface FastPathEntry {
   pid: number;
   /** The socket's owner uid when the process was credited. */
   uid: number;
-  /** fd numbers its next socket probably has, most likely first (at most 4). */
+  /** fd numbers its next socket probably has, most likely first (at most 8). */
   fds: readonly number[];
   protocol: number;
   port: number;
@@ -146,8 +146,9 @@ export class PacketQueue {
       options,
       (count, answeredWaiting) => {
         if (!queue) return;
-        if (count > 0) onBatch(queue.decode(count), count);
+        // First: what onBatch learns (an exit, say) must not drop what the answered packets need.
         if (answeredWaiting) queue.onFastAnswered?.();
+        if (count > 0) onBatch(queue.decode(count), count);
       },
       onError,
     );

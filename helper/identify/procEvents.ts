@@ -61,7 +61,11 @@ export class ProcessEvents implements ProcessEventSource {
   private readonly out = new Int32Array(EVENTS_PER_READ * 3);
   private readonly listeners: ProcessEventListener[] = [];
   private handle: object | null = null;
-  /** Errors thrown by listeners while draining from the event loop (they must not unwind into C). */
+  /**
+   * Errors thrown by listeners. Each listener is called on its own, so one that throws cannot
+   * keep an event from the others; after an error every listener is told events were lost,
+   * since the one that threw may have missed what it needed.
+   */
   listenerErrors = 0;
 
   private constructor(private readonly native: ProcEventsAddon) {}
@@ -104,7 +108,7 @@ export class ProcessEvents implements ProcessEventSource {
       if (n < 0) {
         if (n !== -ENOBUFS) return; // EBADF after close; nothing else is expected here
         this.counters.overflows++;
-        for (const l of this.listeners) l.onLost();
+        this.tellAll((l) => l.onLost());
         continue;
       }
       for (let i = 0; i < n; i++) this.dispatch(this.out[i * 3]!, this.out[i * 3 + 1]!, this.out[i * 3 + 2]!);
@@ -112,10 +116,12 @@ export class ProcessEvents implements ProcessEventSource {
     }
   }
 
-  /** Unsubscribes; the handle is never used again (the addon frees it). */
+  /** Unsubscribes; the handle is never used again (the addon frees it). Listeners are told that events stop. */
   close(): void {
-    if (this.handle !== null) this.native.procEventsClose(this.handle);
+    if (this.handle === null) return;
+    this.native.procEventsClose(this.handle);
     this.handle = null;
+    this.tellAll((l) => l.onLost());
   }
 
   private drainFromLoop(): void {
@@ -129,13 +135,34 @@ export class ProcessEvents implements ProcessEventSource {
   private dispatch(type: number, pid: number, ppid: number): void {
     if (type === FORK) {
       this.counters.forks++;
-      for (const l of this.listeners) l.onFork(pid, ppid);
+      this.tellAll((l) => l.onFork(pid, ppid));
     } else if (type === EXEC) {
       this.counters.execs++;
-      for (const l of this.listeners) l.onExec(pid);
+      this.tellAll((l) => l.onExec(pid));
     } else if (type === EXIT) {
       this.counters.exits++;
-      for (const l of this.listeners) l.onExit(pid);
+      this.tellAll((l) => l.onExit(pid));
+    }
+  }
+
+  /** Calls every listener, each on its own; if one throws, all are told events were lost. */
+  private tellAll(call: (l: ProcessEventListener) => void): void {
+    let failed = false;
+    for (const l of this.listeners) {
+      try {
+        call(l);
+      } catch {
+        failed = true;
+      }
+    }
+    if (!failed) return;
+    this.listenerErrors++;
+    for (const l of this.listeners) {
+      try {
+        l.onLost();
+      } catch {
+        this.listenerErrors++;
+      }
     }
   }
 }

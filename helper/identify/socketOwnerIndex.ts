@@ -180,14 +180,19 @@ export class SocketOwnerIndex implements ProcessEventListener {
 
   /**
    * Where pid's next socket probably is, most likely first: the fd that holds inode now, the
-   * numbers of its latest sockets, its lowest fd number not open when last read.
+   * numbers of its latest sockets, its lowest fd number not open when last read, then the
+   * other fds known to hold its sockets, lowest first.
    */
   likelySocketFds(pid: number, inode: number, max: number): number[] {
     const entry = this.pids.get(pid);
     if (entry === undefined) return [];
     const now = entry.sockets.get(inode);
-    const fds = [...(now === undefined ? [] : [now]), ...entry.socketFds, entry.lowestUnrecorded()];
-    return [...new Set(fds)].slice(0, max);
+    const fds = new Set([...(now === undefined ? [] : [now]), ...entry.socketFds, entry.lowestUnrecorded()]);
+    for (const fd of [...entry.sockets.values()].sort((a, b) => a - b)) {
+      if (fds.size >= max) break;
+      fds.add(fd);
+    }
+    return [...fds].slice(0, max);
   }
 
   // ---- process events ----

@@ -230,6 +230,8 @@ struct queue_wrap {
 	int answered_count;
 	/* JS was told answered packets are waiting and has not taken them yet. */
 	bool answered_signalled;
+	int answered_max;
+	uint64_t answered_total; /* packets the fast path answered (verdict sent) */
 	/* Packets of the batch JS is handling right now, and whether each got a verdict. */
 	int batch_count;
 	bool in_batch;
@@ -262,8 +264,10 @@ static void report_errno(struct queue_wrap *w, int neg_errno, const char *what)
 		call_on_error(w, err);
 }
 
-/* Answered reports kept for JS at most: beyond this the fast path leaves packets to JS. */
+/* Answered reports kept for JS at most (fewer with a large copy range: 1 MiB of slots at most);
+ * beyond this the fast path leaves packets to JS. */
 #define BQ_FAST_ANSWERED_MAX 1024
+#define BQ_FAST_ANSWERED_BYTES (1u << 20)
 /* Latest answered reports a new answer may join (a linear search, so few). */
 #define BQ_FAST_JOIN_WINDOW 16
 
@@ -289,7 +293,7 @@ static void keep_answered(struct queue_wrap *w, const uint8_t *slot, const struc
 		return;
 	}
 	memcpy(w->answered + (size_t)w->answered_count * w->slot_size, slot, w->slot_size);
-	w->answered_keys[w->answered_count++] = key;
+	memcpy(&w->answered_keys[w->answered_count++], &key, sizeof(key));
 }
 
 /* Answers, before JS runs, the packets of the batch the fast path can: their slots move to the
@@ -302,7 +306,7 @@ static int answer_fast(struct queue_wrap *w, int n)
 		struct bq_slot_header h;
 		memcpy(&h, slot, sizeof(h));
 		struct bq_fast_decision d;
-		if (w->answered_count < BQ_FAST_ANSWERED_MAX &&
+		if (w->answered_count < w->answered_max &&
 		    bq_fast_path_decide(w->fast, h.hw_protocol, (h.flags & BQ_SLOT_F_UID) != 0, h.uid, slot + sizeof(h), h.cap_len, &d) &&
 		    bq_queue_verdict(w->q, h.packet_id, d.accept ? 1 : 0, d.has_mark, d.mark) == 0) {
 			h.flags |= BQ_SLOT_F_FAST | (d.accept ? BQ_SLOT_F_FAST_ACCEPT : 0);
@@ -310,6 +314,7 @@ static int answer_fast(struct queue_wrap *w, int n)
 			h.fast_inode = d.inode;
 			h.fast_token = d.token;
 			h.fast_repeats = 1;
+			w->answered_total++;
 			memcpy(slot, &h, sizeof(h));
 			keep_answered(w, slot, &d);
 			continue;
@@ -341,10 +346,9 @@ static void on_readable(uv_poll_t *handle, int status, int events)
 	int n = bq_queue_read_batch(w->q, w->slots, w->slot_size, w->batch_max);
 	if (n > 0 && w->fast)
 		n = answer_fast(w, n);
-	/* Once per take: JS is told that answered packets wait, and collects them a little later. */
+	/* Once per take: JS is told that answered packets wait, and collects them a little later
+	 * (told again at the next wake-up if this call does not reach it). */
 	bool signal = w->answered_count > 0 && !w->answered_signalled;
-	if (signal)
-		w->answered_signalled = true;
 	if (n < 0) {
 		report_errno(w, n, "queue read");
 	} else if (n > 0 || signal) {
@@ -365,6 +369,8 @@ static void on_readable(uv_poll_t *handle, int status, int events)
 		if (st == napi_ok)
 			st = napi_make_callback(env, w->base.async_ctx, recv, cb, 2, argv, NULL);
 		w->in_batch = false;
+		if (signal && st == napi_ok)
+			w->answered_signalled = true;
 		/* A handler that threw leaves its exception pending: clear it always (even when it
 		 * closed the queue first), or N-API would throw it again at JS's next native call. */
 		napi_value exc = NULL;
@@ -528,7 +534,7 @@ static napi_value queue_counters(napi_env env, napi_callback_info info)
 	napi_set_named_property(env, out, "badMessages", v);
 	struct bq_fast_counters no_fast = {0};
 	const struct bq_fast_counters *f = !w->base.closed && w->fast ? bq_fast_path_counters(w->fast) : &no_fast;
-	napi_create_double(env, (double)f->decided, &v);
+	napi_create_double(env, (double)(w->base.closed ? 0 : w->answered_total), &v);
 	napi_set_named_property(env, out, "fastDecided", v);
 	napi_create_double(env, (double)f->events_pending, &v);
 	napi_set_named_property(env, out, "fastEventsPending", v);
@@ -790,8 +796,12 @@ static napi_value queue_fast_path_enable(napi_env env, napi_callback_info info)
 		return throw_errno(env, -EBADF, "queueFastPathEnable");
 	if (w->fast)
 		return NULL;
-	w->answered = malloc((size_t)BQ_FAST_ANSWERED_MAX * w->slot_size);
-	w->answered_keys = calloc(BQ_FAST_ANSWERED_MAX, sizeof(struct answered_key));
+	size_t by_bytes = BQ_FAST_ANSWERED_BYTES / w->slot_size;
+	w->answered_max = by_bytes < BQ_FAST_ANSWERED_MAX ? (int)by_bytes : BQ_FAST_ANSWERED_MAX;
+	if (w->answered_max < 1)
+		w->answered_max = 1;
+	w->answered = malloc((size_t)w->answered_max * w->slot_size);
+	w->answered_keys = calloc((size_t)w->answered_max, sizeof(struct answered_key));
 	int err = w->answered && w->answered_keys ? bq_fast_path_open(&w->fast, bq_proc_events_fd(e->e)) : -ENOMEM;
 	if (err < 0) {
 		free(w->answered);

@@ -323,7 +323,6 @@ int bq_fast_path_decide(struct bq_fast_path *fp, uint16_t hw_protocol, bool has_
 			.has_mark = v->has_mark,
 			.mark = v->mark,
 		};
-		fp->counters.decided++;
 		return 1;
 	}
 	return 0;

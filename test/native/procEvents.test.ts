@@ -99,14 +99,37 @@ describe('process events', { skip }, () => {
     }
   });
 
-  it('reads nothing once closed', () => {
+  it('reads nothing once closed, and tells its listeners that events stop', () => {
     const { events: closing } = ProcessEvents.open();
     assert.ok(closing);
-    const { seen, listener } = recorder();
-    closing.subscribe(listener);
+    const seen: Seen[] = [];
+    let lost = 0;
+    closing.subscribe({ onFork: (pid) => seen.push(['fork', pid]), onExec: (pid) => seen.push(['exec', pid]), onExit: (pid) => seen.push(['exit', pid]), onLost: () => lost++ });
     closing.close();
+    assert.equal(lost, 1);
     spawnSync('/bin/true');
     closing.drain();
     assert.deepEqual([closing.isOpen, seen], [false, []]);
+  });
+
+  it('a listener that throws keeps no event from the others, and then all are told events were lost', () => {
+    const { events: own } = ProcessEvents.open();
+    assert.ok(own);
+    try {
+      own.subscribe({ onFork: () => { throw new Error('boom'); }, onExec() {}, onExit() {}, onLost() {} });
+      const seen: Seen[] = [];
+      let lost = 0;
+      own.subscribe({ onFork: (pid, ppid) => seen.push(['fork', pid, ppid]), onExec: (pid) => seen.push(['exec', pid]), onExit: (pid) => seen.push(['exit', pid]), onLost: () => lost++ });
+      own.drain();
+      seen.length = 0;
+      lost = 0;
+      const child = spawnSync('/bin/true');
+      own.drain();
+      assert.deepEqual(seen.filter(([, pid]) => pid === child.pid), [['fork', child.pid, process.pid], ['exec', child.pid], ['exit', child.pid]]);
+      assert.ok(lost >= 1, 'the others were not told an event may have been missed');
+      assert.ok(own.listenerErrors >= 1);
+    } finally {
+      own.close();
+    }
   });
 });
