@@ -1,4 +1,5 @@
-// npm run bench [-- --smoke] [-- --with-opensnitch] [-- --only=seq,par,udp,prompt,attribution,soak] [-- --rounds=N] [-- --out=FILE]
+// npm run bench [-- --smoke] [-- --with-opensnitch] [-- --only=seq,par,udp,prompt,attribution,soak] [-- --rounds=N]
+//               [-- --systems=none,c-queue,js-queue,bastion,opensnitch] [-- --out=FILE]
 // Runs each scenario against no firewall, the C accept-all queue reader, Bastion with a rule
 // allowing the client, and (when asked) OpenSnitch, all in namespaces of its own, in one run.
 // Prints a table and writes bench/results.json. Figures are ratios within this run: the load
@@ -19,6 +20,7 @@ const withOpenSnitch = args.includes('--with-opensnitch');
 const onlyArg = args.find((a) => a.startsWith('--only='))?.slice('--only='.length);
 const only = new Set((onlyArg ?? 'seq,par,udp,prompt,attribution,soak').split(','));
 const outArg = args.find((a) => a.startsWith('--out='))?.slice('--out='.length);
+const systemsArg = args.find((a) => a.startsWith('--systems='))?.slice('--systems='.length);
 const roundsArg = args.find((a) => a.startsWith('--rounds='))?.slice('--rounds='.length);
 // This machine's baseline moves by ±15% between runs minutes apart: one round is not a figure.
 const ROUNDS = roundsArg !== undefined ? Math.max(1, Number(roundsArg) || 1) : smoke ? 1 : 3;
@@ -175,7 +177,8 @@ async function scenario(name: string, run: () => Promise<void>): Promise<void> {
 
 try {
   await new Promise((r) => setTimeout(r, 300));
-  const systems: SystemName[] = ['none', 'c-queue', 'js-queue', 'bastion', ...(withOpenSnitch ? (['opensnitch'] as const) : [])];
+  const allSystems: SystemName[] = ['none', 'c-queue', 'js-queue', 'bastion', ...(withOpenSnitch ? (['opensnitch'] as const) : [])];
+  const systems = systemsArg === undefined ? allSystems : allSystems.filter((s) => systemsArg.split(',').includes(s));
   if (only.has('seq') || only.has('par') || only.has('udp')) {
     for (let round = 1; round <= ROUNDS; round++) {
       for (const system of systems) await scenario(`load scenarios against ${system} (round ${round})`, () => loadScenarios(system, round));
