@@ -30,6 +30,8 @@ export interface QueueCountersRaw {
 
 export interface NativeAddon {
   slotHeaderSize: number;
+  /** fd numbers the fast path tries per armed process at most (BQ_FAST_FDS). */
+  fastPathFds: number;
   queueOpen(
     options: QueueOpenOptions,
     /** answeredWaiting: packets the fast path answered wait for queueFastPathTake. */

@@ -18,31 +18,38 @@ const PROCESSES_KEPT = 64;
  */
 const REARM_INTERVAL_MS = 100;
 const MAX_TOKEN = 0xffffffff;
+/** (protocol, port) pairs whose arming time is kept per process; more start the record afresh. */
+const PORTS_TIMED = 16;
+
+const portKey = (protocol: number, port: number): number => (protocol << 16) | port;
 
 export class FastPath implements ProcessEventListener {
   /** Arming token -> the process it armed, for the reports of what the addon answered. */
   private readonly armed = new Map<number, ProcessInfo>();
   /** pid -> its current arming token, oldest arming first. */
   private readonly tokenOfPid = new Map<number, number>();
-  /** pid -> when each of its (protocol << 16 | port) was last armed. */
+  /** pid -> when each of its (protocol, port) was last armed, by portKey. */
   private readonly armedAt = new Map<number, Map<number, number>>();
   /** Tokens no longer armed whose answered packets may still wait in the addon. */
   private retired: number[] = [];
   /** The addon said answered packets wait, and they have not all been taken yet. */
   private answeredWaiting = false;
   private nextToken = 1;
-  armFailures = 0;
+  /** fd numbers the addon tries per process at most. */
+  readonly fdsPerProcess: number;
 
   constructor(
     private readonly queue: PacketQueue,
     /** Without them nothing tells a pid's exec or exit: nothing is armed once they are closed. */
     private readonly events: ProcessEventSource,
     private readonly now: () => number = () => performance.now(),
-  ) {}
+  ) {
+    this.fdsPerProcess = queue.fastPathFds;
+  }
 
   /** Whether arming (pid, protocol, port) now would do anything: false if armed lately. */
   wantsArming(pid: number, protocol: number, port: number): boolean {
-    const at = this.armedAt.get(pid)?.get((protocol << 16) | port);
+    const at = this.armedAt.get(pid)?.get(portKey(protocol, port));
     return at === undefined || this.now() - at >= REARM_INTERVAL_MS;
   }
 
@@ -63,14 +70,10 @@ export class FastPath implements ProcessEventListener {
       this.tokenOfPid.set(info.pid, token);
     }
     let ports = this.armedAt.get(info.pid);
-    if (ports === undefined || ports.size >= 16) this.armedAt.set(info.pid, (ports = new Map()));
-    ports.set((entry.protocol << 16) | entry.port, this.now());
-    if (this.queue.armFastPath({ ...entry, pid: info.pid, token }) !== 0) this.armFailed(info.pid);
-  }
-
-  private armFailed(pid: number): void {
-    this.armFailures++;
-    this.disarm(pid);
+    if (ports === undefined || ports.size >= PORTS_TIMED) this.armedAt.set(info.pid, (ports = new Map()));
+    ports.set(portKey(entry.protocol, entry.port), this.now());
+    // Refused (the process has gone, say): nothing of it may stay here either.
+    if (this.queue.armFastPath({ ...entry, pid: info.pid, token }) !== 0) this.disarm(info.pid);
   }
 
   /** The queue's callback said answered packets wait: keep retired armings' details until taken. */

@@ -16,8 +16,6 @@ import { PacketQueue, type QueueOptions, type QueuedPacket } from './queue.js';
 import { ServiceLink } from './serviceLink.js';
 import { VerdictCache, type CachedVerdict } from './verdictCache.js';
 
-/** fd numbers the fast path tries per armed process (BQ_FAST_FDS in native/src/fast_path.h). */
-const FAST_PATH_FDS = 8;
 const ETH_P_IP = 0x0800;
 const ETH_P_IPV6 = 0x86dd;
 
@@ -54,8 +52,6 @@ export class Helper {
   private readonly verdictCache = new VerdictCache(4096, undefined, () => this.fastPath?.clear());
   /** Answers cached verdicts in the addon, before JS runs; null without process events. */
   private fastPath: FastPath | null = null;
-  /** How toRecord identified the last packet (reused like `parsed`), for arming the fast path. */
-  private lastResolution: Resolution | null = null;
   private readonly parsed = newParsedPacket();
   private readonly capabilities: string[];
   private packets = 0;
@@ -269,15 +265,19 @@ export class Helper {
     if (reports.length > 0) this.link?.sendReports(reports);
   }
 
-  /** The process of a packet answered from the cache gets the same answer in the addon next time. */
+  /**
+   * The process of a packet answered from the cache gets the same answer in the addon next
+   * time. Armed with the packet's uid (NFQA_UID): the addon answers only when the socket's
+   * owner, as sock_diag reports it, is that uid too.
+   */
   private armFastPath(record: PacketRecord, cached: CachedVerdict): void {
-    const found = this.lastResolution;
-    if (this.fastPath === null || found === null || found.process === null || found.socketUid < 0) return;
-    if (found.attribution !== 'sock_diag' && found.attribution !== 'cache') return;
-    if (!this.fastPath.wantsArming(found.process.pid, record.protocol, record.dstPort)) return;
-    this.fastPath.arm(found.process, {
-      uid: found.socketUid,
-      fds: this.resolver.index.likelySocketFds(found.process.pid, found.socketInode, FAST_PATH_FDS),
+    const process = record.process;
+    if (this.fastPath === null || process === null || record.uid < 0) return;
+    if (record.attribution !== 'sock_diag' && record.attribution !== 'cache') return;
+    if (!this.fastPath.wantsArming(process.pid, record.protocol, record.dstPort)) return;
+    this.fastPath.arm(process, {
+      uid: record.uid,
+      fds: this.resolver.index.likelySocketFds(process.pid, record.socketInode, this.fastPath.fdsPerProcess),
       protocol: record.protocol,
       port: record.dstPort,
       accept: cached.accept,
@@ -299,7 +299,6 @@ export class Helper {
     const dst = p.dstAddr.slice();
     const found =
       known ?? (p.isFragment ? null : this.resolver.resolve(p.family, p.protocol, src, p.srcPort, dst, p.dstPort, packet.uid));
-    this.lastResolution = found;
     const record: PacketRecord = {
       packetId: packet.packetId,
       family: p.family,

@@ -31,10 +31,9 @@ export interface QueuedPacket {
   /** Full packet length; the payload holds at most the copy range. */
   origLen: number;
   payload: Uint8Array;
-  /** Already answered by the fast path: its verdict, else null (then fastPid, fastInode are 0). */
+  /** Already answered by the fast path: its verdict, else null (then the fast fields are 0). */
   fastVerdict: 'accept' | 'drop' | null;
-  /** The process and socket the fast path credited, and the arming that answered it. */
-  fastPid: number;
+  /** The socket the fast path credited, and the arming that answered it. */
   fastInode: number;
   fastToken: number;
   /** Answered packets this one stands for: the same arming, destination and verdict (1 or more). */
@@ -56,9 +55,9 @@ export interface FastPathEntry {
   /** Names this arming in the packets it answers. */
   token: number;
   pid: number;
-  /** The socket's owner uid when the process was credited. */
+  /** The uid its sockets belong to (NFQA_UID of the packet it was credited with). */
   uid: number;
-  /** fd numbers its next socket probably has, most likely first (at most 8). */
+  /** fd numbers its next socket probably has, most likely first (at most fastPathFds). */
   fds: readonly number[];
   protocol: number;
   port: number;
@@ -80,11 +79,10 @@ const SLOT = {
   gid: 24,
   capLen: 28,
   origLen: 32,
-  fastPid: 36,
-  fastInode: 40,
-  fastToken: 44,
-  fastRepeats: 48,
-  headerSize: 56,
+  fastInode: 36,
+  fastToken: 40,
+  fastRepeats: 44,
+  headerSize: 48,
 } as const;
 const FLAG_UID = 1;
 const FLAG_GID = 2;
@@ -121,7 +119,6 @@ export class PacketQueue {
       origLen: 0,
       payload: this.bytes.subarray(0, 0),
       fastVerdict: null,
-      fastPid: 0,
       fastInode: 0,
       fastToken: 0,
       fastRepeats: 0,
@@ -173,7 +170,6 @@ export class PacketQueue {
       p.origLen = v.getUint32(base + SLOT.origLen, true);
       const fast = (flags & FLAG_FAST) !== 0;
       p.fastVerdict = fast ? (flags & FLAG_FAST_ACCEPT ? 'accept' : 'drop') : null;
-      p.fastPid = fast ? v.getInt32(base + SLOT.fastPid, true) : 0;
       p.fastInode = fast ? v.getUint32(base + SLOT.fastInode, true) : 0;
       p.fastToken = fast ? v.getUint32(base + SLOT.fastToken, true) : 0;
       p.fastRepeats = fast ? v.getUint32(base + SLOT.fastRepeats, true) : 0;
@@ -202,6 +198,11 @@ export class PacketQueue {
    */
   enableFastPath(procEvents: object): void {
     this.native.queueFastPathEnable(this.handle, procEvents);
+  }
+
+  /** fd numbers the fast path tries per armed process at most. */
+  get fastPathFds(): number {
+    return this.native.fastPathFds;
   }
 
   /** 0, or a negative errno (-EBADF when closed or not enabled, -EINVAL for a bad entry). */

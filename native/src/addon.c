@@ -241,6 +241,21 @@ struct queue_wrap {
 
 #define QUEUE_EXPECTED "expected a queue handle"
 
+/* A queue call's arguments: up to max of them in argv (*argc: how many were passed), at least
+ * min (else a TypeError naming usage), the first a queue handle. Returns the queue, or NULL
+ * with a JS exception pending. */
+static struct queue_wrap *queue_call(napi_env env, napi_callback_info info, size_t max, size_t min, napi_value *argv,
+				     size_t *argc, const char *usage)
+{
+	*argc = max;
+	NAPI_CALL(env, napi_get_cb_info(env, info, argc, argv, NULL, NULL));
+	if (*argc < min) {
+		napi_throw_type_error(env, "EINVAL", usage);
+		return NULL;
+	}
+	return get_handle(env, argv[0], KIND_QUEUE, QUEUE_EXPECTED);
+}
+
 static void call_on_error(struct queue_wrap *w, napi_value err)
 {
 	napi_env env = w->base.env;
@@ -310,7 +325,6 @@ static int answer_fast(struct queue_wrap *w, int n)
 		    bq_fast_path_decide(w->fast, h.hw_protocol, (h.flags & BQ_SLOT_F_UID) != 0, h.uid, slot + sizeof(h), h.cap_len, &d) &&
 		    bq_queue_verdict(w->q, h.packet_id, d.accept ? 1 : 0, d.has_mark, d.mark) == 0) {
 			h.flags |= BQ_SLOT_F_FAST | (d.accept ? BQ_SLOT_F_FAST_ACCEPT : 0);
-			h.fast_pid = d.pid;
 			h.fast_inode = d.inode;
 			h.fast_token = d.token;
 			h.fast_repeats = 1;
@@ -480,14 +494,9 @@ static napi_value queue_open(napi_env env, napi_callback_info info)
 /* queueVerdict(handle, packetId, accept: boolean, mark?: number) -> 0 or -errno */
 static napi_value queue_verdict(napi_env env, napi_callback_info info)
 {
-	size_t argc = 4;
+	size_t argc;
 	napi_value argv[4];
-	NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-	if (argc < 3) {
-		napi_throw_type_error(env, "EINVAL", "queueVerdict(handle, packetId, accept, mark?)");
-		return NULL;
-	}
-	struct queue_wrap *w = get_handle(env, argv[0], KIND_QUEUE, QUEUE_EXPECTED);
+	struct queue_wrap *w = queue_call(env, info, 4, 3, argv, &argc, "queueVerdict(handle, packetId, accept, mark?)");
 	if (!w)
 		return NULL;
 	uint32_t id, mark = 0;
@@ -779,14 +788,9 @@ static napi_value proc_events_close(napi_env env, napi_callback_info info)
 /* queueFastPathEnable(queue, procEvents) -> undefined; throws when it cannot be set up. */
 static napi_value queue_fast_path_enable(napi_env env, napi_callback_info info)
 {
-	size_t argc = 2;
+	size_t argc;
 	napi_value argv[2];
-	NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-	if (argc < 2) {
-		napi_throw_type_error(env, "EINVAL", "queueFastPathEnable(queue, procEvents)");
-		return NULL;
-	}
-	struct queue_wrap *w = get_handle(env, argv[0], KIND_QUEUE, QUEUE_EXPECTED);
+	struct queue_wrap *w = queue_call(env, info, 2, 2, argv, &argc, "queueFastPathEnable(queue, procEvents)");
 	if (!w)
 		return NULL;
 	struct proc_events_wrap *e = get_handle(env, argv[1], KIND_PROC_EVENTS, PROC_EVENTS_EXPECTED);
@@ -814,27 +818,21 @@ static napi_value queue_fast_path_enable(napi_env env, napi_callback_info info)
 }
 
 /* The queue's fast path, or NULL (and nothing to do) when it is closed or was never enabled. */
-static struct bq_fast_path *fast_path_of(napi_env env, napi_value handle, bool *bad)
+static struct bq_fast_path *fast_path_of(const struct queue_wrap *w)
 {
-	struct queue_wrap *w = get_handle(env, handle, KIND_QUEUE, QUEUE_EXPECTED);
-	*bad = w == NULL;
-	return w && !w->base.closed ? w->fast : NULL;
+	return w->base.closed ? NULL : w->fast;
 }
 
 /* queueFastPathArm(queue, token, pid, uid, fds: Int32Array, protocol, port, accept, mark: number|undefined, ttlMs) -> 0 or -errno */
 static napi_value queue_fast_path_arm(napi_env env, napi_callback_info info)
 {
-	size_t argc = 10;
+	size_t argc;
 	napi_value argv[10], ret;
-	NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-	if (argc < 10) {
-		napi_throw_type_error(env, "EINVAL", "queueFastPathArm(queue, token, pid, uid, fds, protocol, port, accept, mark, ttlMs)");
+	struct queue_wrap *w =
+		queue_call(env, info, 10, 10, argv, &argc, "queueFastPathArm(queue, token, pid, uid, fds, protocol, port, accept, mark, ttlMs)");
+	if (!w)
 		return NULL;
-	}
-	bool bad;
-	struct bq_fast_path *fp = fast_path_of(env, argv[0], &bad);
-	if (bad)
-		return NULL;
+	struct bq_fast_path *fp = fast_path_of(w);
 	int32_t pid;
 	uint32_t token, uid, protocol, port, mark = 0, ttl_ms;
 	bool accept;
@@ -868,16 +866,11 @@ static napi_value queue_fast_path_arm(napi_env env, napi_callback_info info)
 /* queueFastPathDisarm(queue, pid); queueFastPathDisarm(queue) clears every entry. */
 static napi_value queue_fast_path_disarm(napi_env env, napi_callback_info info)
 {
-	size_t argc = 2;
+	size_t argc;
 	napi_value argv[2];
-	NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-	if (argc < 1) {
-		napi_throw_type_error(env, "EINVAL", "queueFastPathDisarm(queue, pid?)");
-		return NULL;
-	}
-	bool bad;
-	struct bq_fast_path *fp = fast_path_of(env, argv[0], &bad);
-	if (bad || !fp)
+	struct queue_wrap *w = queue_call(env, info, 2, 1, argv, &argc, "queueFastPathDisarm(queue, pid?)");
+	struct bq_fast_path *fp = w ? fast_path_of(w) : NULL;
+	if (!fp)
 		return NULL;
 	napi_valuetype pid_type = napi_undefined;
 	if (argc >= 2)
@@ -974,6 +967,8 @@ static napi_value init(napi_env env, napi_value exports)
 	napi_value v;
 	napi_create_uint32(env, sizeof(struct bq_slot_header), &v);
 	napi_set_named_property(env, exports, "slotHeaderSize", v);
+	napi_create_uint32(env, BQ_FAST_FDS, &v);
+	napi_set_named_property(env, exports, "fastPathFds", v);
 	return exports;
 }
 

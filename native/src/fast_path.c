@@ -259,16 +259,17 @@ static const struct fast_verdict *verdict_for(const struct fast_process *e, uint
 	return NULL;
 }
 
-/* Whether e may answer a packet of uid to (protocol, port) now; also spends one of its skips. */
-static bool eligible(struct fast_process *e, uint32_t uid, uint8_t protocol, uint16_t port, uint64_t now)
+/* The verdict e may answer a packet of uid to (protocol, port) with now, or NULL; a non-NULL
+ * answer spends one of its skips. */
+static const struct fast_verdict *eligible(struct fast_process *e, uint32_t uid, uint8_t protocol, uint16_t port,
+					   uint64_t now)
 {
-	if (e->pid == 0 || e->uid != uid || !verdict_for(e, protocol, port, now))
-		return false;
-	if (e->skip > 0) {
+	const struct fast_verdict *v = e->pid == 0 || e->uid != uid ? NULL : verdict_for(e, protocol, port, now);
+	if (v && e->skip > 0) {
 		e->skip--;
-		return false;
+		return NULL;
 	}
-	return true;
+	return v;
 }
 
 int bq_fast_path_decide(struct bq_fast_path *fp, uint16_t hw_protocol, bool has_uid, uint32_t packet_uid,
@@ -282,10 +283,12 @@ int bq_fast_path_decide(struct bq_fast_path *fp, uint16_t hw_protocol, bool has_
 		return 0;
 	/* The cheap checks first: no sock_diag lookup unless an entry could answer. */
 	uint64_t now = now_ms();
-	bool candidates[BQ_FAST_PROCESSES];
+	const struct fast_verdict *candidates[BQ_FAST_PROCESSES];
 	bool any = false;
-	for (int i = 0; i < BQ_FAST_PROCESSES; i++)
-		any |= candidates[i] = eligible(&fp->processes[i], packet_uid, flow.protocol, flow.dst_port, now);
+	for (int i = 0; i < BQ_FAST_PROCESSES; i++) {
+		candidates[i] = eligible(&fp->processes[i], packet_uid, flow.protocol, flow.dst_port, now);
+		any |= candidates[i] != NULL;
+	}
 	if (!any)
 		return 0;
 	struct bq_socket_owner owner;
@@ -313,11 +316,10 @@ int bq_fast_path_decide(struct bq_fast_path *fp, uint16_t hw_protocol, bool has_
 			fp->counters.events_pending++;
 			return 0;
 		}
-		const struct fast_verdict *v = verdict_for(e, flow.protocol, flow.dst_port, now);
+		const struct fast_verdict *v = candidates[i];
 		*out = (struct bq_fast_decision){
 			.flow = flow,
 			.token = e->token,
-			.pid = e->pid,
 			.inode = owner.inode,
 			.accept = v->accept,
 			.has_mark = v->has_mark,

@@ -37,7 +37,6 @@ struct bq_flow {
 struct bq_fast_decision {
 	struct bq_flow flow;
 	uint32_t token; /* the caller's name for the arming that answered */
-	int32_t pid;
 	uint32_t inode;
 	bool accept;
 	bool has_mark;

@@ -29,11 +29,9 @@ struct bq_slot_header {
 	uint32_t gid;
 	uint32_t cap_len;     /* bytes of payload copied into the slot */
 	uint32_t orig_len;    /* full packet length */
-	int32_t fast_pid;     /* BQ_SLOT_F_FAST: the process the fast path credited */
-	uint32_t fast_inode;  /* BQ_SLOT_F_FAST: its socket */
+	uint32_t fast_inode;  /* BQ_SLOT_F_FAST: the socket the fast path credited */
 	uint32_t fast_token;  /* BQ_SLOT_F_FAST: the arming that answered it */
 	uint32_t fast_repeats; /* BQ_SLOT_F_FAST: answered packets this slot stands for (same arming, destination, verdict) */
-	uint32_t reserved;
 };
 
 #define BQ_SLOT_F_UID (1u << 0)

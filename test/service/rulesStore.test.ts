@@ -50,6 +50,16 @@ async function storeWith(
   return { store: new RulesStore({ path: file, ...opts }), file };
 }
 
+/** Every file write fails as the kernel would fail it with code, until mock.restoreAll(). */
+async function failWrites(code: string, message: string): Promise<void> {
+  const probe = await fsp.open(path.join(dir, `probe-${code}`), 'w');
+  const fileHandleProto = Object.getPrototypeOf(probe) as { writeFile: () => Promise<void> };
+  await probe.close();
+  mock.method(fileHandleProto, 'writeFile', async () => {
+    throw Object.assign(new Error(`${code}: ${message}, write`), { code });
+  });
+}
+
 const curl443 = { exe: '/usr/bin/curl', comm: 'curl', destIp: '192.0.2.1', destPort: 443 };
 
 describe('RulesStore.load', () => {
@@ -238,12 +248,7 @@ describe('RulesStore saving', () => {
   it('a batch whose save fails: each of its changes gets the error and none applies; an invalid edit keeps its own error', async () => {
     const { store, file } = await storeWith(fixtureText);
     await store.load();
-    const probe = await fsp.open(path.join(dir, 'probe-batch'), 'w');
-    const fileHandleProto = Object.getPrototypeOf(probe) as { writeFile: () => Promise<void> };
-    await probe.close();
-    mock.method(fileHandleProto, 'writeFile', async () => {
-      throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
-    });
+    await failWrites('EIO', 'i/o error');
     const error = `cannot write ${file}: EIO: i/o error, write`;
     const results = await Promise.all([
       store.deleteKey('/usr/bin/curl:*'),
@@ -296,12 +301,7 @@ describe('RulesStore saving', () => {
     const logger = recordingLogger();
     const { store, file } = await storeWith(fixtureText, { logger });
     await store.load();
-    const probe = await fsp.open(path.join(dir, 'probe'), 'w');
-    const fileHandleProto = Object.getPrototypeOf(probe) as { writeFile: () => Promise<void> };
-    await probe.close();
-    mock.method(fileHandleProto, 'writeFile', async () => {
-      throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
-    });
+    await failWrites('ENOSPC', 'no space left on device');
     const error = `cannot write ${file}: ENOSPC: no space left on device, write`;
     assert.deepEqual(await store.deleteKey('/usr/bin/curl:*'), { ok: false, error });
     assert.deepEqual(logger.calls, [{ level: 'error', obj: { path: file, error }, msg: 'rules.json not saved' }]);
