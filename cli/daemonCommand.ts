@@ -18,9 +18,10 @@ export function registerDaemonCommand(program: Command): void {
     .option('--socket <path>', 'GUI socket path', DEFAULTS.guiSocketPath)
     .option('--socket-group <name>', 'group allowed to use the GUI socket', DEFAULTS.socketGroup)
     .option('--mode <mode>', 'override config.json: learning|enforcement')
+    .option('--journal-socket <path>', "journald's native socket for decision lines", '/run/systemd/journal/socket')
     .option('--no-polkit', 'without polkit (minimal systems): only root may change rules or mode')
     .action(async (opts: {
-      config: string; rules: string; endpoint: string; socket: string; socketGroup: string; mode?: string; polkit: boolean;
+      config: string; rules: string; endpoint: string; socket: string; socketGroup: string; mode?: string; polkit: boolean; journalSocket: string;
     }) => {
       // The GUI's helper scripts signal `pkill -HUP -x bastion-daemon`.
       process.title = 'bastion-daemon';
@@ -49,6 +50,7 @@ export function registerDaemonCommand(program: Command): void {
           authorizer,
           modeOverride: (opts.mode as 'learning' | 'enforcement' | undefined) ?? null,
           statsIntervalMs: 2000,
+          journalSocketPath: opts.journalSocket,
         },
         log,
       );

@@ -75,6 +75,8 @@ export interface NativeAddon {
   peerCred(fd: number): { pid: number; uid: number; gid: number };
   /** sd_notify(3): one datagram to $NOTIFY_SOCKET ("/path" or "@abstract"); 0 or -errno. */
   sdNotify(socketPath: string, state: string): number;
+  /** One datagram to a Unix socket path, never blocking (MSG_DONTWAIT); 0 or -errno. */
+  unixDatagramSend(socketPath: string, data: string): number;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));

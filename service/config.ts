@@ -20,6 +20,12 @@ export interface BastionConfig {
   logDecisions: boolean;
   /** Read and kept; this project does not filter inbound traffic. */
   inboundProtection: boolean;
+  /** Each decision as a line in the journal, in the words the control panel's Logs tab reads. */
+  journalDecisions: boolean;
+  /** Decisions kept in the history (`bastion log`); the oldest go first beyond this. */
+  historyMaxEntries: number;
+  /** Decisions older than this many days leave the history. */
+  historyRetentionDays: number;
 }
 
 export const DEFAULT_CONFIG: Readonly<BastionConfig> = Object.freeze({
@@ -32,7 +38,16 @@ export const DEFAULT_CONFIG: Readonly<BastionConfig> = Object.freeze({
   notificationsEnabled: true,
   logDecisions: false,
   inboundProtection: false,
+  journalDecisions: true,
+  historyMaxEntries: 1_000_000,
+  historyRetentionDays: 30,
 });
+
+/** Whole-number keys and their ranges: history 0 turns it off; at most ~1 GB of history. */
+export const INTEGER_RANGES = {
+  historyMaxEntries: [0, 10_000_000],
+  historyRetentionDays: [1, 3650],
+} as const satisfies Partial<Record<keyof BastionConfig, readonly [number, number]>>;
 
 export const MIN_TIMEOUT_SECONDS = 5;
 export const MAX_TIMEOUT_SECONDS = 300;
@@ -49,6 +64,9 @@ const JSON_NAMES = {
   notificationsEnabled: 'notifications_enabled',
   logDecisions: 'log_decisions',
   inboundProtection: 'inbound_protection',
+  journalDecisions: 'journal_decisions',
+  historyMaxEntries: 'history_max_entries',
+  historyRetentionDays: 'history_retention_days',
 } as const satisfies Record<keyof BastionConfig, string>;
 
 type BooleanField = {
@@ -62,6 +80,7 @@ const BOOLEAN_FIELDS: readonly BooleanField[] = [
   'notificationsEnabled',
   'logDecisions',
   'inboundProtection',
+  'journalDecisions',
 ];
 
 export type ParseConfigResult =
@@ -113,6 +132,13 @@ export function parseConfig(text: string): ParseConfigResult {
     const v = obj[JSON_NAMES.defaultAction];
     if (v === 'allow' || v === 'deny') config.defaultAction = v;
     else bad(JSON_NAMES.defaultAction, '"allow" or "deny"');
+  }
+  for (const [field, [min, max]] of Object.entries(INTEGER_RANGES) as [keyof typeof INTEGER_RANGES, readonly [number, number]][]) {
+    const name = JSON_NAMES[field];
+    if (!has(name)) continue;
+    const v = obj[name];
+    if (typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max) config[field] = v;
+    else bad(name, `a whole number from ${min} to ${max}`);
   }
   for (const field of BOOLEAN_FIELDS) {
     const name = JSON_NAMES[field];

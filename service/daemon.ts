@@ -8,6 +8,8 @@ import { DecisionFeed } from './gui/decisionFeed.js';
 import { dispatchGuiMessage, type GuiContext } from './gui/guiMessages.js';
 import { GuiServer } from './gui/guiServer.js';
 import { HelperLink } from './helperLink.js';
+import { DecisionJournal } from './journal/decisionJournal.js';
+import { JournalWriter } from './journal/journald.js';
 import { Policy } from './policy.js';
 import { AnswerRecorder } from './prompts/answerRecorder.js';
 import { GuiPromptBroker, type NotificationLevel } from './prompts/promptBroker.js';
@@ -27,6 +29,8 @@ export interface DaemonOptions {
   /** Overrides config.json's mode for this run (the CLI's --mode). */
   modeOverride: BastionConfig['mode'] | null;
   statsIntervalMs: number;
+  /** journald's native socket (service/journal/journald.ts); absent: the system's. */
+  journalSocketPath?: string;
 }
 
 /**
@@ -44,6 +48,7 @@ export class PolicyDaemon {
   readonly decider: Decider;
   readonly prompts: GuiPromptBroker;
   readonly feed = new DecisionFeed();
+  private readonly journal: DecisionJournal;
   private readonly link: HelperLink;
   private readonly gui: GuiServer;
   private statsTimer: NodeJS.Timeout | null = null;
@@ -60,6 +65,10 @@ export class PolicyDaemon {
     this.rules = new RulesStore({ path: options.rulesPath, logger: log, onChange: () => this.policyChanged() });
     this.modeOverride = options.modeOverride;
     this.effectiveConfig = this.applyOverride(this.config.current);
+    this.journal = new DecisionJournal(
+      new JournalWriter({ ...(options.journalSocketPath !== undefined && { socketPath: options.journalSocketPath }), log }),
+      () => this.effectiveConfig.journalDecisions,
+    );
     const policy = new Policy({
       config: () => this.effectiveConfig,
       rules: () => this.rules.rules,
@@ -81,11 +90,13 @@ export class PolicyDaemon {
       clients: () => this.gui.allClients(),
       recorder: new AnswerRecorder({ sessions: this.sessions, rules: this.rules, authorizer: options.authorizer, log }),
       notify: (level, title, message) => this.notify(level, title, message),
+      onPromptOpened: (conn) => this.journal.promptOpened(conn),
       log,
     });
     this.decider.setPromptBroker(this.prompts);
     this.decider.onDecision((event, conn) => {
       this.feed.publish(event);
+      this.journal.decision(event);
       if (event.reason === 'learning') this.prompts.inform(conn);
     });
     this.link = new HelperLink(

@@ -11,6 +11,8 @@ import { ruleKeySubject } from './rules/ruleKey.js';
 export interface DecisionEvent {
   at: number;
   pid: number;
+  /** The connecting process's uid (else the socket's, from the kernel); -1 when neither is known. */
+  uid: number;
   exe: string | null;
   comm: string | null;
   destIp: string;
@@ -23,6 +25,8 @@ export interface DecisionEvent {
   lookupMicros: number;
   /** Connections this decision stands for (the helper groups its cached allows). */
   connections: number;
+  /** The destination's host name, when one is known (learned from DNS answers). */
+  host?: string;
 }
 
 /** Asks people (prompts/promptBroker.ts). `ask` calls `answer` exactly once, possibly much later. */
@@ -154,6 +158,7 @@ export class Decider {
     const event: DecisionEvent = {
       at: Date.now(),
       pid: r.process?.pid ?? 0,
+      uid: r.process?.uid ?? (r.uid >= 0 ? r.uid : -1),
       exe: conn.exe,
       comm: conn.comm,
       destIp: conn.destIp,

@@ -688,6 +688,28 @@ static napi_value sd_notify(napi_env env, napi_callback_info info)
 	return out;
 }
 
+/* unixDatagramSend(socketPath: string, data: string) -> 0 or -errno; never blocks (journald's
+ * native protocol: service/journal/journald.ts). */
+static napi_value unix_datagram_send(napi_env env, napi_callback_info info)
+{
+	size_t argc = 2;
+	napi_value argv[2], out;
+	NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+	/* One journal entry: a few fields whose values the writer caps well below this. */
+	char path[128], data[8192];
+	size_t path_len, data_len;
+	if (argc < 2 || napi_get_value_string_utf8(env, argv[0], path, sizeof(path), &path_len) != napi_ok ||
+	    napi_get_value_string_utf8(env, argv[1], data, sizeof(data), &data_len) != napi_ok) {
+		napi_throw_type_error(env, "EINVAL", "unixDatagramSend(socketPath, data)");
+		return NULL;
+	}
+	int rc = -EMSGSIZE;
+	if (path_len < sizeof(path) - 1 && data_len < sizeof(data) - 1)
+		rc = bq_unix_datagram_send(path, data, data_len, MSG_DONTWAIT);
+	NAPI_CALL(env, napi_create_int32(env, rc, &out));
+	return out;
+}
+
 /* ---- process events (NETLINK_CONNECTOR) ---- */
 
 /* Polled on libuv's loop like the queue: JS is called when events are waiting, so it learns
@@ -954,6 +976,7 @@ static napi_value init(napi_env env, napi_value exports)
 		{"sockDiagLookup", NULL, sock_diag_lookup, NULL, NULL, NULL, napi_default, NULL},
 		{"peerCred", NULL, peer_cred, NULL, NULL, NULL, napi_default, NULL},
 		{"sdNotify", NULL, sd_notify, NULL, NULL, NULL, napi_default, NULL},
+		{"unixDatagramSend", NULL, unix_datagram_send, NULL, NULL, NULL, napi_default, NULL},
 		{"procEventsOpen", NULL, proc_events_open, NULL, NULL, NULL, napi_default, NULL},
 		{"procEventsRead", NULL, proc_events_read, NULL, NULL, NULL, napi_default, NULL},
 		{"procEventsClose", NULL, proc_events_close, NULL, NULL, NULL, napi_default, NULL},

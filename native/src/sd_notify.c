@@ -14,6 +14,11 @@
 
 int bq_sd_notify(const char *socket_path, const char *state, size_t len)
 {
+	return bq_unix_datagram_send(socket_path, state, len, 0);
+}
+
+int bq_unix_datagram_send(const char *socket_path, const char *data, size_t len, int flags)
+{
 	struct sockaddr_un addr = {.sun_family = AF_UNIX};
 	size_t path_len = strlen(socket_path);
 	if (path_len < 2 || (socket_path[0] != '/' && socket_path[0] != '@'))
@@ -33,7 +38,7 @@ int bq_sd_notify(const char *socket_path, const char *state, size_t len)
 	int rc = 0;
 	ssize_t sent;
 	do {
-		sent = sendto(fd, state, len, MSG_NOSIGNAL, (struct sockaddr *)&addr, addr_len);
+		sent = sendto(fd, data, len, MSG_NOSIGNAL | flags, (struct sockaddr *)&addr, addr_len);
 	} while (sent < 0 && errno == EINTR);
 	if (sent < 0)
 		rc = -errno;

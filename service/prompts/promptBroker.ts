@@ -68,6 +68,8 @@ export interface PromptBrokerDeps {
   log: Logger;
   clock?: PromptClock;
   limits?: Partial<PromptLimits>;
+  /** A new prompt was opened (the journal's [POPUP] line). */
+  onPromptOpened?: (conn: Connection) => void;
 }
 
 export type AnswerOutcome = { applied: false } | { applied: true; saved: Promise<void> };
@@ -162,6 +164,7 @@ export class GuiPromptBroker implements PromptBroker {
     this.perProgram.set(prompt.program, (this.perProgram.get(prompt.program) ?? 0) + 1);
     this.deps.log.info({ requestId, exe: conn.exe, dest: conn.destIp, port: conn.port, protocol: conn.protocol }, 'prompt opened');
     for (const client of this.answeringClients()) client.send(prompt.message);
+    this.deps.onPromptOpened?.(conn);
   }
 
   /** Learning mode: tell the clients, never wait (an answer comes back as add_rule, if at all). */

@@ -42,6 +42,9 @@ const CUSTOM: BastionConfig = {
   notificationsEnabled: false,
   logDecisions: true,
   inboundProtection: true,
+  journalDecisions: false,
+  historyMaxEntries: 5000,
+  historyRetentionDays: 7,
 };
 
 const CUSTOM_TEXT = `{
@@ -53,7 +56,10 @@ const CUSTOM_TEXT = `{
   "popup_enabled": false,
   "notifications_enabled": false,
   "log_decisions": true,
-  "inbound_protection": true
+  "inbound_protection": true,
+  "journal_decisions": false,
+  "history_max_entries": 5000,
+  "history_retention_days": 7
 }
 `;
 
@@ -69,6 +75,9 @@ describe('DEFAULT_CONFIG', () => {
       notificationsEnabled: true,
       logDecisions: false,
       inboundProtection: false,
+      journalDecisions: true,
+      historyMaxEntries: 1_000_000,
+      historyRetentionDays: 30,
     });
   });
 });
@@ -170,6 +179,9 @@ describe('serializeConfig', () => {
       'notifications_enabled',
       'log_decisions',
       'inbound_protection',
+      'journal_decisions',
+      'history_max_entries',
+      'history_retention_days',
     ]);
     const back = parseConfig(text);
     assert.ok(back.ok);
