@@ -6,6 +6,7 @@ import { ConfigStore, type BastionConfig } from './config.js';
 import { Decider } from './decider.js';
 import { DecisionFeed } from './gui/decisionFeed.js';
 import { dispatchGuiMessage, type GuiContext } from './gui/guiMessages.js';
+import { isControlPanel } from './gui/clientRole.js';
 import { GuiServer } from './gui/guiServer.js';
 import { HelperLink } from './helperLink.js';
 import { DecisionJournal } from './journal/decisionJournal.js';
@@ -91,6 +92,7 @@ export class PolicyDaemon {
       recorder: new AnswerRecorder({ sessions: this.sessions, rules: this.rules, authorizer: options.authorizer, log }),
       notify: (level, title, message) => this.notify(level, title, message),
       onPromptOpened: (conn) => this.journal.promptOpened(conn),
+      listensOnly: (client) => isControlPanel(client.peer),
       log,
     });
     this.decider.setPromptBroker(this.prompts);
@@ -183,7 +185,7 @@ export class PolicyDaemon {
       stats: this.countersJson(),
       rules: this.rules.rules.size,
       clients: this.gui.clientCount,
-      prompts: { open: this.prompts.openCount, limited: this.prompts.limited },
+      prompts: { open: this.prompts.openCount, limited: this.prompts.limited, answering: this.prompts.answeringCount },
       monitors: this.feed.size,
       helper: {
         connected: helper.connected,

@@ -24,6 +24,8 @@ export interface GuiContext {
 export interface PromptsForGui {
   answer(client: GuiClient, answer: PromptAnswer): AnswerOutcome;
   setAnswering(client: GuiClient, answers: boolean): void;
+  /** A rule was saved: learning-mode popups it answers close on the other clients. */
+  ruleSaved(client: GuiClient, subject: string, port: RulePort): void;
   forgetKey(key: string): void;
 }
 
@@ -103,6 +105,7 @@ const handlers: Record<string, Handler> = {
     if (!(await authorized(ctx, client, 'add_rule', 'add rules'))) return;
     const result = await ctx.rules.setRule(subject, rulePort, allow.ok ? allow.value! : false);
     if (!result.ok) fail(client, 'add_rule', result.error);
+    else ctx.prompts.ruleSaved(client, subject, rulePort);
   },
 
   clear_cache: (ctx, client, msg) => {

@@ -14,6 +14,7 @@ import { parseAnswerScope, type PromptAnswer } from './answerScope.js';
 import type { AnswerRecorder } from './answerRecorder.js';
 import { connectionRequest, RequestIds, type ConnectionRequestMessage } from './connectionRequest.js';
 import { FlowMemory, flowKey } from './flowMemory.js';
+import { LearningPrompts } from './learningPrompts.js';
 
 /** Injected so timeouts are tested without sleeping. */
 export interface PromptClock {
@@ -68,6 +69,8 @@ export interface PromptBrokerDeps {
   log: Logger;
   clock?: PromptClock;
   limits?: Partial<PromptLimits>;
+  /** Clients that only listen (the control panel's stats connection): never asked, never waited for. */
+  listensOnly?: (client: GuiClient) => boolean;
   /** A new prompt was opened (the journal's [POPUP] line). */
   onPromptOpened?: (conn: Connection) => void;
 }
@@ -106,6 +109,7 @@ export class GuiPromptBroker implements PromptBroker {
   private readonly limits: PromptLimits;
   private readonly ids: RequestIds;
   private readonly flows: FlowMemory;
+  private readonly learning: LearningPrompts;
   /** Questions decided by default because a limit was reached. */
   limited = 0;
 
@@ -114,10 +118,23 @@ export class GuiPromptBroker implements PromptBroker {
     this.limits = { ...DEFAULT_PROMPT_LIMITS, ...deps.limits };
     this.ids = new RequestIds(() => this.clock.wallMs());
     this.flows = new FlowMemory({ ttlMs: 130_000, maxEntries: 4096, now: () => this.clock.now() });
+    this.learning = new LearningPrompts({
+      clock: this.clock,
+      timeoutMs: () => this.deps.config().timeoutSeconds * 1000,
+      close: (requestId, except) => this.cancelPopup(requestId, except as GuiClient | null),
+      maxOpen: this.limits.maxLearningKeys,
+    });
   }
 
   get openCount(): number {
     return this.byId.size;
+  }
+
+  /** Connected clients that are asked about connections (not the control panel, not the CLI's). */
+  get answeringCount(): number {
+    let n = 0;
+    for (const _ of this.answeringClients()) n++;
+    return n;
   }
 
   // ---- the Decider's side ----
@@ -173,6 +190,12 @@ export class GuiPromptBroker implements PromptBroker {
     if (!this.dueAgain(this.informed, connectionKey(conn), this.limits.learningRepeatMs)) return;
     const message = connectionRequest(this.ids.next(conn.comm), conn, true);
     for (const client of this.answeringClients()) client.send(message);
+    this.learning.add(message.request_id, conn);
+  }
+
+  /** A rule was saved (add_rule): learning-mode popups it answers close on the other clients. */
+  ruleSaved(client: GuiClient | null, subject: string, port: RulePort): void {
+    this.learning.ruleSaved(subject, port, client);
   }
 
   // ---- the GUI's side ----
@@ -203,6 +226,11 @@ export class GuiPromptBroker implements PromptBroker {
 
   /** A client connected: it sees the prompts already open (a restarted tray gets its popups back). */
   clientConnected(client: GuiClient): void {
+    if (this.deps.listensOnly?.(client)) {
+      this.silent.add(client.id);
+      this.deps.log.info({ client: client.id }, 'GUI client only listens (the control panel): not asked about connections');
+      return;
+    }
     for (const prompt of this.byId.values()) client.send(prompt.message);
   }
 
@@ -232,6 +260,7 @@ export class GuiPromptBroker implements PromptBroker {
 
   /** Service stopping: every waiting connection gets the default now rather than the helper's fallback later. */
   stop(): void {
+    this.learning.clear();
     for (const prompt of [...this.byId.values()]) this.settle(prompt, this.fallback('default'), null);
   }
 
@@ -293,8 +322,13 @@ export class GuiPromptBroker implements PromptBroker {
         this.deps.log.error({ err, requestId: prompt.requestId }, 'sending a prompt verdict failed');
       }
     }
-    const cancel = { type: 'cancel_popup', request_id: prompt.requestId };
-    for (const client of this.answeringClients()) if (client !== answeredBy) client.send(cancel);
+    this.cancelPopup(prompt.requestId, answeredBy);
+  }
+
+  /** `cancel_popup` (what closes a popup on the tray) to every client that was asked, but `except`. */
+  private cancelPopup(requestId: string, except: GuiClient | null): void {
+    const cancel = { type: 'cancel_popup', request_id: requestId };
+    for (const client of this.answeringClients()) if (client !== except) client.send(cancel);
   }
 
   /** No answer: learning mode allows, enforcement applies default_action. */

@@ -46,7 +46,7 @@ describe('bastion status', () => {
     const r = await bastion('status', '--json', '--socket', daemon.socket);
     const s = JSON.parse(r.stdout) as Record<string, unknown>;
     assert.equal(s['timeout_seconds'], 45);
-    assert.deepEqual(s['prompts'], { open: 0, limited: 0 });
+    assert.deepEqual(s['prompts'], { open: 0, limited: 0, answering: 0 });
     assert.equal(s['monitors'], 0);
   });
 });
