@@ -1,12 +1,23 @@
 // `bastion prompt`'s keys, as one table the screen's help line is also drawn from, and the
 // message each answer sends: exactly what the Python tray sends for the same choice
 // (gui_response in enforcement; in learning mode add_rule for "always", nothing otherwise).
+// Timed answers ("for 1h") are the service's extension of gui_response's duration
+// (service/prompts/answerScope.ts): the decision lasts that long, then the program is asked again.
 
 import type { ConnectionRequestMessage } from '../common/connectionRequestMessage.js';
-export type Duration = 'once' | 'session' | 'always';
+
+/** A time the service accepts as a duration: digits and s, m, h or d. */
+export type TimedDuration = `${number}${'s' | 'm' | 'h' | 'd'}`;
+export type Duration = 'once' | 'session' | 'always' | TimedDuration;
+
+/** The times `w` steps through for `t`/`T`; the first is the one shown at the start. */
+export const TIMED_CHOICES: readonly TimedDuration[] = ['5m', '1h', '8h', '1d'];
 
 export type KeyAction =
   | { kind: 'answer'; allow: boolean; duration: Duration }
+  /** For the time chosen with `w`. */
+  | { kind: 'answer-timed'; allow: boolean }
+  | { kind: 'next-time' }
   | { kind: 'toggle-all-ports' }
   | { kind: 'skip' }
   | { kind: 'quit' }
@@ -22,6 +33,9 @@ export const KEYS: readonly { key: string; action: KeyAction }[] = [
   { key: 'A', action: { kind: 'answer', allow: false, duration: 'always' } },
   { key: 'y', action: { kind: 'answer', allow: true, duration: 'once' } },
   { key: 'n', action: { kind: 'answer', allow: false, duration: 'once' } },
+  { key: 't', action: { kind: 'answer-timed', allow: true } },
+  { key: 'T', action: { kind: 'answer-timed', allow: false } },
+  { key: 'w', action: { kind: 'next-time' } },
   { key: 'p', action: { kind: 'toggle-all-ports' } },
   { key: ' ', action: { kind: 'skip' } },
   { key: '\r', action: { kind: 'skip' } },
@@ -63,8 +77,18 @@ export function replyFor(req: ConnectionRequest, allow: boolean, duration: Durat
   return { type: 'gui_response', request_id: req.request_id, allow, permanent: duration === 'always', all_ports: allPorts, duration };
 }
 
-/** "allowed for this session (all ports)" */
+const UNIT_WORDS = { s: 'second', m: 'minute', h: 'hour', d: 'day' } as const;
+
+/** "5m" -> "5 minutes", "1h" -> "1 hour". */
+export function timeWords(duration: TimedDuration): string {
+  const n = Number(duration.slice(0, -1));
+  const unit = UNIT_WORDS[duration.slice(-1) as keyof typeof UNIT_WORDS];
+  return `${n} ${unit}${n === 1 ? '' : 's'}`;
+}
+
+/** "allowed for this session (all ports)", "denied for 1 hour" */
 export function describeAnswer(allow: boolean, duration: Duration, allPorts: boolean): string {
-  const when = duration === 'once' ? 'once' : duration === 'session' ? 'for this session' : 'always';
+  const when =
+    duration === 'once' ? 'once' : duration === 'session' ? 'for this session' : duration === 'always' ? 'always' : `for ${timeWords(duration)}`;
   return `${allow ? 'allowed' : 'denied'} ${when}${allPorts && duration !== 'once' ? ' (all ports)' : ''}`;
 }

@@ -2,7 +2,7 @@
 // requests shown one at a time with a countdown, answered by single keys. The service closes a
 // request (cancel_popup) when another client answered it first or it timed out.
 import type { Colors } from './colors.js';
-import { actionForKey, describeAnswer, isConnectionRequest, replyFor, type ConnectionRequest } from './promptKeys.js';
+import { actionForKey, describeAnswer, isConnectionRequest, replyFor, TIMED_CHOICES, type ConnectionRequest, type Duration } from './promptKeys.js';
 import { keysLine, requestLines } from './promptView.js';
 
 export interface PromptSessionDeps {
@@ -26,6 +26,8 @@ const CLEAR_LINE = '\r\x1b[2K';
 export class PromptSession {
   private readonly queue: Queued[] = [];
   private allPorts = false;
+  /** Which of TIMED_CHOICES `t`/`T` answer with; `w` steps on. */
+  private timeIndex = 0;
   /** Whether the current request's keys line is on screen, unterminated (TTY only). */
   private lineOpen = false;
 
@@ -76,19 +78,28 @@ export class PromptSession {
           this.showNext();
         }
         return undefined;
-      case 'answer': {
-        if (!current) return undefined;
-        const reply = replyFor(current.req, action.allow, action.duration, this.allPorts);
-        if (reply) this.deps.send(reply);
-        this.queue.shift();
-        const said = current.req.learning_mode && !reply ? 'skipped (learning mode allowed it already)' : describeAnswer(action.allow, action.duration, this.allPorts);
-        this.finishLine((action.allow ? this.deps.colors.green : this.deps.colors.red)(`→ ${said}`));
-        this.showNext();
+      case 'next-time':
+        this.timeIndex = (this.timeIndex + 1) % TIMED_CHOICES.length;
+        if (current) this.redraw();
         return undefined;
-      }
+      case 'answer':
+        if (current) this.answer(current.req, action.allow, action.duration);
+        return undefined;
+      case 'answer-timed':
+        if (current) this.answer(current.req, action.allow, TIMED_CHOICES[this.timeIndex]!);
+        return undefined;
       case 'none':
         return undefined;
     }
+  }
+
+  private answer(req: ConnectionRequest, allow: boolean, duration: Duration): void {
+    const reply = replyFor(req, allow, duration, this.allPorts);
+    if (reply) this.deps.send(reply);
+    this.queue.shift();
+    const said = req.learning_mode && !reply ? 'skipped (learning mode allowed it already)' : describeAnswer(allow, duration, this.allPorts);
+    this.finishLine((allow ? this.deps.colors.green : this.deps.colors.red)(`→ ${said}`));
+    this.showNext();
   }
 
   /** Once a second: the countdown. */
@@ -129,7 +140,7 @@ export class PromptSession {
 
   private keys(q: Queued): string {
     const left = q.req.learning_mode ? null : Math.ceil(this.deps.timeoutSeconds - (this.deps.now() - q.receivedAt) / 1000);
-    return keysLine(q.req, left, this.allPorts, this.queue.length - 1, this.deps.colors);
+    return keysLine(q.req, left, this.allPorts, this.queue.length - 1, this.deps.colors, TIMED_CHOICES[this.timeIndex]!);
   }
 
   private finishLine(text: string): void {

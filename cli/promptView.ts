@@ -2,7 +2,7 @@
 // protocol, the seconds left, and the keys. Pure text, so it is tested without a terminal.
 import type { Colors } from './colors.js';
 import { hostPort } from './decisionLine.js';
-import type { ConnectionRequest } from './promptKeys.js';
+import type { ConnectionRequest, TimedDuration } from './promptKeys.js';
 
 export function requestLines(req: ConnectionRequest, c: Colors): string[] {
   const title = req.learning_mode
@@ -22,7 +22,7 @@ export function requestLines(req: ConnectionRequest, c: Colors): string[] {
  * The line under a request: countdown, keys, and how many more requests wait. `secondsLeft`
  * null = no countdown (learning mode: nothing waits).
  */
-export function keysLine(req: ConnectionRequest, secondsLeft: number | null, allPorts: boolean, queued: number, c: Colors): string {
+export function keysLine(req: ConnectionRequest, secondsLeft: number | null, allPorts: boolean, queued: number, c: Colors, time: TimedDuration = '5m'): string {
   const ports = `${c.bold('p')} all ports: ${allPorts ? c.green('yes') : 'no'}`;
   const more = queued > 0 ? c.dim(`  (+${queued} waiting)`) : '';
   if (req.learning_mode) {
@@ -30,7 +30,7 @@ export function keysLine(req: ConnectionRequest, secondsLeft: number | null, all
   }
   const clock = secondsLeft === null ? '' : `${c.yellow(`${String(Math.max(0, secondsLeft)).padStart(3)} s`)}  `;
   return (
-    `  ${clock}allow: ${c.bold('o')} once · ${c.bold('s')} session · ${c.bold('a')} always   ` +
-    `deny: ${c.bold('O')} · ${c.bold('S')} · ${c.bold('A')}   ${ports} · ${c.bold('q')} quit${more}`
+    `  ${clock}allow: ${c.bold('o')} once · ${c.bold('s')} session · ${c.bold('t')} ${time} · ${c.bold('a')} always   ` +
+    `deny: ${c.bold('O')} · ${c.bold('S')} · ${c.bold('T')} · ${c.bold('A')}   ${c.bold('w')} other time · ${ports} · ${c.bold('q')} quit${more}`
   );
 }

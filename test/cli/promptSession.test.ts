@@ -2,8 +2,18 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { NO_COLORS } from '../../cli/colors.js';
-import { actionForKey, KEYS, replyFor, type ConnectionRequest } from '../../cli/promptKeys.js';
+import { actionForKey, KEYS, replyFor, TIMED_CHOICES, type ConnectionRequest } from '../../cli/promptKeys.js';
 import { PromptSession } from '../../cli/promptSession.js';
+import { Decider } from '../../service/decider.js';
+import { Policy } from '../../service/policy.js';
+import { AnswerRecorder } from '../../service/prompts/answerRecorder.js';
+import { parseAnswerScope } from '../../service/prompts/answerScope.js';
+import { GuiPromptBroker } from '../../service/prompts/promptBroker.js';
+import { RuleSet } from '../../service/rules/ruleSet.js';
+import { SessionDecisions } from '../../service/sessions.js';
+import { Stats } from '../../service/stats.js';
+import { Whitelist } from '../../service/whitelist.js';
+import { config, connection, FakeClock, FixedAuthorizer, RecordingClient, silentLog } from '../support/promptFakes.js';
 
 const REQ: ConnectionRequest & { type: string; app_category: string } = {
   type: 'connection_request',
@@ -119,5 +129,77 @@ describe('the prompt session', () => {
     assert.equal(s.onKey('a'), undefined);
     assert.deepEqual(sent, []);
     assert.equal(s.onKey('q'), 'quit');
+  });
+});
+
+describe('timed answers', () => {
+  it('t allows for the time shown (5 minutes first); w steps to the next time; T denies for it', () => {
+    const { s, sent, out } = session(true);
+    s.onMessage(REQ);
+    assert.ok(out().includes('t 5m'), out());
+    s.onKey('t');
+    assert.deepEqual(sent, [{ type: 'gui_response', request_id: REQ.request_id, allow: true, permanent: false, all_ports: false, duration: '5m' }]);
+    assert.ok(out().includes('→ allowed for 5 minutes'));
+    s.onMessage({ ...REQ, request_id: 'wget-1', app_name: 'wget', app_path: '/usr/bin/wget' });
+    s.onKey('w');
+    const redrawn = out().slice(out().lastIndexOf('\r\x1b[2K'));
+    assert.ok(redrawn.includes('t 1h'), `the keys line did not show the new time: ${redrawn}`);
+    s.onKey('p');
+    s.onKey('T');
+    assert.deepEqual(sent[1], { type: 'gui_response', request_id: 'wget-1', allow: false, permanent: false, all_ports: true, duration: '1h' });
+    assert.ok(out().includes('→ denied for 1 hour (all ports)'));
+  });
+
+  it('w cycles through every offered time and back to the first', () => {
+    const { s, sent } = session();
+    for (let i = 0; i < TIMED_CHOICES.length; i++) {
+      s.onMessage({ ...REQ, request_id: `r${i}` });
+      s.onKey('t');
+      s.onKey('w');
+    }
+    s.onMessage({ ...REQ, request_id: 'again' });
+    s.onKey('t');
+    assert.deepEqual(sent.map((m) => m['duration']), [...TIMED_CHOICES, TIMED_CHOICES[0]]);
+  });
+
+  it('in learning mode a timed answer sends nothing, like once and session', () => {
+    assert.equal(replyFor({ ...REQ, learning_mode: true }, true, '1h', false), null);
+  });
+
+  it('every offered time is one the service accepts', () => {
+    for (const d of TIMED_CHOICES) assert.deepEqual(parseAnswerScope(d, false).ok, true, d);
+  });
+
+  it('the service holds a timed answer from the prompt for that long, then asks again', () => {
+    const clock = new FakeClock();
+    const prompt = new RecordingClient();
+    const sessions = new SessionDecisions(() => clock.now());
+    const cfg = config({ timeoutSeconds: 60 });
+    const built = RuleSet.fromJSON({});
+    assert.ok(built.ok);
+    const policy = new Policy({ config: () => cfg, rules: () => built.rules, sessions, whitelist: new Whitelist() });
+    const decider = new Decider({ policy, stats: new Stats(), log: silentLog, sendVerdicts: () => undefined, holdMs: () => 65_000, logDecisions: () => false });
+    const broker = new GuiPromptBroker({
+      config: () => cfg,
+      clients: () => [prompt],
+      recorder: new AnswerRecorder({ sessions, rules: { setRule: async () => ({ ok: false, error: 'unused' }) }, authorizer: new FixedAuthorizer({ ok: true }), log: silentLog }),
+      log: silentLog,
+      clock,
+    });
+    decider.setPromptBroker(broker);
+    decider.decideBatch([connection({ exe: '/usr/bin/curl', port: 443 }).record], 1);
+    // What `bastion prompt` sends for "t" after one "w", as the service's socket reader parses it.
+    const { s, sent } = session();
+    s.onMessage(prompt.ofType('connection_request')[0]!);
+    s.onKey('w');
+    s.onKey('T');
+    const reply = sent[0]!;
+    broker.answer(prompt, { requestId: reply['request_id'] as string, allow: reply['allow'] as boolean, permanent: reply['permanent'] as boolean, allPorts: reply['all_ports'] as boolean, duration: reply['duration'] as string });
+    const next = () => connection({ exe: '/usr/bin/curl', port: 443 }).record;
+    clock.advance(3_599_000);
+    const before = next();
+    assert.deepEqual(decider.decideBatch([before], 1), [{ packetId: before.packetId, action: 'drop' }]);
+    clock.advance(1_000);
+    assert.equal(decider.decideBatch([next()], 1)[0]!.action, 'hold', 'the answer outlived its hour');
   });
 });
