@@ -7,6 +7,7 @@ import { registerClientCommands } from './clientCommands.js';
 import { registerDaemonCommand } from './daemonCommand.js';
 import { registerHelperCommand } from './helperCommand.js';
 import { registerInstallFileCommand } from './installFileCommand.js';
+import { registerLogCommand } from './logCommand.js';
 import { registerRunCommand } from './runCommand.js';
 
 const program = new Command('bastion')
@@ -18,4 +19,5 @@ registerRunCommand(program);
 registerClientCommands(program);
 registerCheckConfigCommand(program);
 registerInstallFileCommand(program);
+registerLogCommand(program);
 await program.parseAsync(process.argv);

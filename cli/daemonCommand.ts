@@ -1,5 +1,7 @@
 // `bastion daemon`: the unprivileged policy service in the foreground.
 import type { Command } from 'commander';
+import { join } from 'node:path';
+import { DEFAULT_HISTORY_PATH } from '../common/history.js';
 import { createLogger } from '../common/log.js';
 import { groupId, packageVersion } from '../common/system.js';
 import { PolkitAuthorizer, RootOnlyAuthorizer, type Authorizer } from '../service/authorizer.js';
@@ -19,9 +21,11 @@ export function registerDaemonCommand(program: Command): void {
     .option('--socket-group <name>', 'group allowed to use the GUI socket', DEFAULTS.socketGroup)
     .option('--mode <mode>', 'override config.json: learning|enforcement')
     .option('--journal-socket <path>', "journald's native socket for decision lines", '/run/systemd/journal/socket')
+    .option('--history <path>', 'the decision history (SQLite); default: history.sqlite in $STATE_DIRECTORY, else ' + DEFAULT_HISTORY_PATH)
+    .option('--no-history', 'keep no decision history')
     .option('--no-polkit', 'without polkit (minimal systems): only root may change rules or mode')
     .action(async (opts: {
-      config: string; rules: string; endpoint: string; socket: string; socketGroup: string; mode?: string; polkit: boolean; journalSocket: string;
+      config: string; rules: string; endpoint: string; socket: string; socketGroup: string; mode?: string; polkit: boolean; journalSocket: string; history?: string | false;
     }) => {
       // The GUI's helper scripts signal `pkill -HUP -x bastion-daemon`.
       process.title = 'bastion-daemon';
@@ -51,6 +55,7 @@ export function registerDaemonCommand(program: Command): void {
           modeOverride: (opts.mode as 'learning' | 'enforcement' | undefined) ?? null,
           statsIntervalMs: 2000,
           journalSocketPath: opts.journalSocket,
+          historyPath: historyPath(opts.history),
         },
         log,
       );
@@ -71,4 +76,12 @@ export function registerDaemonCommand(program: Command): void {
         },
       );
     });
+}
+
+/** systemd's StateDirectory= (the unit's /var/lib/bastion) when set, else the default. */
+function historyPath(option: string | false | undefined): string | null {
+  if (option === false) return null;
+  if (option) return option;
+  const stateDir = process.env['STATE_DIRECTORY']?.split(':')[0];
+  return stateDir ? join(stateDir, 'history.sqlite') : DEFAULT_HISTORY_PATH;
 }

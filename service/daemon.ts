@@ -9,6 +9,7 @@ import { dispatchGuiMessage, type GuiContext } from './gui/guiMessages.js';
 import { isControlPanel } from './gui/clientRole.js';
 import { GuiServer } from './gui/guiServer.js';
 import { HelperLink } from './helperLink.js';
+import { HistoryWriter } from './history/historyWriter.js';
 import { DecisionJournal } from './journal/decisionJournal.js';
 import { JournalWriter } from './journal/journald.js';
 import { Policy } from './policy.js';
@@ -32,6 +33,8 @@ export interface DaemonOptions {
   statsIntervalMs: number;
   /** journald's native socket (service/journal/journald.ts); absent: the system's. */
   journalSocketPath?: string;
+  /** The decision history file (service/history/historyWriter.ts); null: none. */
+  historyPath?: string | null;
 }
 
 /**
@@ -50,6 +53,7 @@ export class PolicyDaemon {
   readonly prompts: GuiPromptBroker;
   readonly feed = new DecisionFeed();
   private readonly journal: DecisionJournal;
+  private readonly history: HistoryWriter | null;
   private readonly link: HelperLink;
   private readonly gui: GuiServer;
   private statsTimer: NodeJS.Timeout | null = null;
@@ -70,6 +74,14 @@ export class PolicyDaemon {
       new JournalWriter({ ...(options.journalSocketPath !== undefined && { socketPath: options.journalSocketPath }), log }),
       () => this.effectiveConfig.journalDecisions,
     );
+    this.history = options.historyPath
+      ? new HistoryWriter({
+          path: options.historyPath,
+          maxEntries: () => this.effectiveConfig.historyMaxEntries,
+          retentionDays: () => this.effectiveConfig.historyRetentionDays,
+          log,
+        })
+      : null;
     const policy = new Policy({
       config: () => this.effectiveConfig,
       rules: () => this.rules.rules,
@@ -99,6 +111,7 @@ export class PolicyDaemon {
     this.decider.onDecision((event, conn) => {
       this.feed.publish(event);
       this.journal.decision(event);
+      this.history?.add(event);
       if (event.reason === 'learning') this.prompts.inform(conn);
     });
     this.link = new HelperLink(
@@ -140,6 +153,7 @@ export class PolicyDaemon {
 
   async start(): Promise<void> {
     await this.reload();
+    if (this.history && (await this.history.open())) this.log.info({ path: this.options.historyPath }, 'decision history open');
     await this.gui.listen();
     this.link.start();
     this.statsTimer = setInterval(() => this.gui.broadcast(this.statsMessage()), this.options.statsIntervalMs);
@@ -172,6 +186,7 @@ export class PolicyDaemon {
     this.prompts.stop();
     this.link.stop();
     await this.gui.close();
+    await this.history?.close();
     this.log.info({ stats: this.stats.snapshot() }, 'policy service stopped');
   }
 
