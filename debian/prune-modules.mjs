@@ -32,6 +32,17 @@ function prune(dir) {
 prune(build);
 for (const dir of ['script', 'src']) rmSync(join(modules, 'zeromq', dir), { recursive: true, force: true });
 
+// sqlite3: only its built addon (linked to Debian's libsqlite3 by debian/rules) and its JS.
+const sqliteAddon = join(modules, 'sqlite3', 'build', 'Release', 'node_sqlite3.node');
+if (!existsSync(sqliteAddon)) throw new Error(`${sqliteAddon} is missing: sqlite3 was not built`);
+for (const dir of ['deps', 'src']) rmSync(join(modules, 'sqlite3', dir), { recursive: true, force: true });
+for (const name of readdirSync(join(modules, 'sqlite3', 'build'))) {
+  if (name !== 'Release') rmSync(join(modules, 'sqlite3', 'build', name), { recursive: true, force: true });
+}
+for (const name of readdirSync(join(modules, 'sqlite3', 'build', 'Release'))) {
+  if (name !== 'node_sqlite3.node') rmSync(join(modules, 'sqlite3', 'build', 'Release', name), { recursive: true, force: true });
+}
+
 const JUNK = /^(\.eslintrc.*|\.npmignore|\.gitattributes|\.editorconfig|\.prettierrc.*|\.travis\.yml|\.nycrc.*|.*\.html)$/;
 function startsWithShebang(path) {
   const fd = openSync(path, 'r');

@@ -3,7 +3,7 @@
 set -eu
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
-packages="iptables iproute2 libnetfilter-queue-dev libmnl-dev build-essential python3 curl iputils-ping ca-certificates"
+packages="iptables iproute2 libnetfilter-queue-dev libmnl-dev libsqlite3-dev sqlite3 build-essential python3 curl iputils-ping ca-certificates"
 # Debian 12's own nodejs (18.x) runs Bastion; install it only where no node is present.
 command -v node >/dev/null 2>&1 || packages="$packages nodejs npm"
 # polkit tests (a private system bus and polkitd), the Debian package (build, lint, unit

@@ -76,7 +76,7 @@ describe('the bastion-firewall package', () => {
       '/etc/bastion/rules.json',
     ]);
     const depends = execFileSync('dpkg-deb', ['-f', deb, 'Depends'], { encoding: 'utf8' });
-    for (const dep of ['nodejs (>= 18)', 'iptables', 'polkitd', 'adduser', 'libnetfilter-queue1', 'libmnl0']) {
+    for (const dep of ['nodejs (>= 18)', 'iptables', 'polkitd', 'adduser', 'libnetfilter-queue1', 'libmnl0', 'libsqlite3-0']) {
       assert.ok(depends.includes(dep), `Depends lacks ${dep}: ${depends}`);
     }
     for (const script of ['postinst', 'postrm', 'prerm']) {
@@ -116,6 +116,20 @@ describe('the bastion-firewall package', () => {
     const bad = run(process.execPath, [cli, 'check-config', '--rules', broken]);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, new RegExp(`^${broken}: invalid: ${broken}: not valid JSON: `));
+  });
+
+  it('searches a decision history with its own SQLite addon, linked to Debian\'s libsqlite3', () => {
+    const addon = join(root, LIB, 'node_modules', 'sqlite3', 'build', 'Release', 'node_sqlite3.node');
+    assert.match(execFileSync('ldd', [addon], { encoding: 'utf8' }), /libsqlite3\.so\.0 => /);
+    assert.ok(!existsSync(join(root, LIB, 'node_modules', 'sqlite3', 'deps')), 'the bundled SQLite sources are shipped');
+    const history = join(work, 'history.sqlite');
+    const sql = "CREATE TABLE decisions (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, pid INTEGER NOT NULL, uid INTEGER, program TEXT NOT NULL, comm TEXT, host TEXT, dest TEXT NOT NULL, port INTEGER NOT NULL, protocol TEXT NOT NULL, allow INTEGER NOT NULL, reason TEXT NOT NULL, rule TEXT, connections INTEGER NOT NULL);" +
+      "INSERT INTO decisions VALUES (1, 1764936000000, 42, 1000, '/usr/bin/curl', 'curl', NULL, '192.0.2.1', 443, 'TCP', 0, 'rule', '/usr/bin/curl:443', 1);";
+    execFileSync('sqlite3', [history, sql]);
+    const cli = join(root, LIB, 'dist', 'cli', 'bastion.js');
+    const r = run(process.execPath, [cli, 'log', '--history', history, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((JSON.parse(r.stdout) as { rule_key: string }).rule_key, '/usr/bin/curl:443');
   });
 
   it('has units that systemd-analyze verify accepts', () => {
