@@ -1,7 +1,8 @@
 // Decision lines in the journal, read the way the control panel's Logs tab reads them: the real
 // Decider, policy and prompt broker decide; the journal writer sends each entry with journald's
 // native protocol to a real Unix datagram socket bound here; each MESSAGE is then put in the
-// form `journalctl -u bastion-firewall --no-pager` prints and run through the GUI's own patterns.
+// form `journalctl -u bastion-firewall --no-pager` prints and run through the GUI's own patterns
+// (test/support/guiLogParser.ts, copied from the upstream GUI's bastion/log_parser.py).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Decider } from '../../service/decider.js';
@@ -17,43 +18,8 @@ import { Stats } from '../../service/stats.js';
 import { Whitelist } from '../../service/whitelist.js';
 import type { BastionConfig } from '../../service/config.js';
 import { DatagramReceiver, parseNativeEntry } from '../support/datagramReceiver.js';
+import { guiParse, journalctlLine } from '../support/guiLogParser.js';
 import { config, connection, FakeClock, FixedAuthorizer, RecordingClient, silentLog } from '../support/promptFakes.js';
-
-// The patterns of the upstream Bastion GUI's bastion/log_parser.py (class LogParser, in the order
-// parse_line tries them), copied as data: Python's re syntax here is also JavaScript's.
-const GUI_PATTERNS: { type: string; re: RegExp; groups: string[] }[] = [
-  { type: 'POPUP', re: /\[POPUP\] (.+?) \((.+?)\) -> (.+?):(\d+)/, groups: ['app', 'path', 'ip', 'port'] },
-  { type: 'RULE', re: /\[RULE:(ALLOW|BLOCK)\] app="(.+?)" path="(.+?)" dst="(.+?):(\d+)" user=(\d+)/, groups: ['action', 'app', 'path', 'ip', 'port', 'user'] },
-  { type: 'RULE', re: /\[RULE:(ALLOW|BLOCK):NAME\] app="(.+?)" dst="(.+?):(\d+)" user=(\d+)/, groups: ['action', 'app', 'ip', 'port', 'user'] },
-  { type: 'USER', re: /\[USER:(ALLOW|BLOCK)\] app="(.+?)" dst="(.+?):(\d+)" user=(\d+)/, groups: ['action', 'app', 'ip', 'port', 'user'] },
-  { type: 'SESSION', re: /\[SESSION:(ALLOW|BLOCK)\] app="(.+?)" dst="(.+?):(\d+)/, groups: ['action', 'app', 'ip', 'port'] },
-  { type: 'CACHED', re: /\[CACHED:(ALLOW|BLOCK)\] unknown app dst="(.+?):(\d+)"/, groups: ['action', 'ip', 'port'] },
-  { type: 'LEARN', re: /\[LEARN\] app="(.+?)" path="(.+?)" dst="(.+?):(\d+)" user=(\d+)/, groups: ['app', 'path', 'ip', 'port', 'user'] },
-  { type: 'BLOCK', re: /\[BLOCK\] app="(.+?)" dst="(.+?):(\d+)" user=(\d+)/, groups: ['app', 'ip', 'port', 'user'] },
-  { type: 'AUTO', re: /\[AUTO\] (.+?) - (.+)/, groups: ['app', 'reason'] },
-];
-
-type Parsed = { type: string } & Record<string, string>;
-
-/** LogParser.parse_line: the first word is the "timestamp", the first pattern found in the rest wins. */
-function guiParse(line: string): Parsed | null {
-  const space = line.trim().indexOf(' ');
-  if (space < 0) return null;
-  const message = line.trim().slice(space + 1);
-  for (const p of GUI_PATTERNS) {
-    const m = p.re.exec(message);
-    if (!m) continue;
-    const out: Parsed = { type: p.type };
-    p.groups.forEach((g, i) => (out[g] = m[i + 1]!));
-    return out;
-  }
-  return null;
-}
-
-/** What `journalctl -u bastion-firewall --no-pager` prints for an entry (short format). */
-function journalctlLine(fields: Record<string, string>): string {
-  return `Dec 05 13:10:53 testhost ${fields['SYSLOG_IDENTIFIER']}[4321]: ${fields['MESSAGE']}`;
-}
 
 function setup(receiver: DatagramReceiver, cfg: BastionConfig, rules: Record<string, boolean> = {}, clientCount = 1) {
   const clock = new FakeClock();

@@ -14,6 +14,7 @@ export interface FirewallSetup {
   rules?: Record<string, unknown>;
   config?: Record<string, unknown>;
   helperArgs?: string[];
+  daemonArgs?: string[];
 }
 
 interface Counters {
@@ -52,7 +53,7 @@ export class TestFirewall {
   async startDaemon(): Promise<BastionProcess> {
     this.daemon = startBastion([
       'daemon', '--config', this.configPath, '--rules', this.rulesPath, '--endpoint', this.endpoint, '--socket', this.guiSocket,
-      '--socket-group', 'root', '--no-polkit',
+      '--socket-group', 'root', '--no-polkit', ...(this.setup.daemonArgs ?? []),
     ]);
     await this.daemon.waitFor('helper connected');
     return this.daemon;
