@@ -94,6 +94,21 @@ describe('installing the package into a fresh Debian 12 root', { skip: ENABLED ?
     assert.match(broken.out, /^\/tmp\/broken\.json: invalid: \/tmp\/broken\.json: not valid JSON: /);
   });
 
+  it("keeps a decision history with the packaged SQLite addon on Debian's nodejs 18, and bastion log reads it", () => {
+    const r = inRoot(`
+      install -d -o bastion -g bastion -m 0750 /var/lib/bastion
+      runuser -u bastion -- bastion daemon --no-polkit --endpoint ipc:///tmp/h.sock --socket /tmp/gui.sock --socket-group bastion \
+        --history /var/lib/bastion/history.sqlite > /tmp/daemon.log 2>&1 &
+      pid=$!
+      for i in $(seq 100); do grep -q '"decision history open"' /tmp/daemon.log && break; sleep 0.2; done
+      kill $pid; wait $pid 2>/dev/null
+      stat -c %U:%G:%a /var/lib/bastion/history.sqlite
+      bastion log --history /var/lib/bastion/history.sqlite --json && echo "log: ok"
+    `);
+    assert.equal(r.code, 0, r.out);
+    assert.equal(r.out, 'bastion:bastion:640\nlog: ok\n');
+  });
+
   it('creates the bastion user, gives it /etc/bastion, and enables both units', () => {
     assert.match(inRoot('id bastion').out, /^uid=\d+\(bastion\) gid=\d+\(bastion\)/);
     assert.equal(inRoot('stat -c %U:%G:%a /etc/bastion /etc/bastion/rules.json /etc/bastion/config.json').out,
