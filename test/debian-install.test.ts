@@ -96,11 +96,12 @@ describe('installing the package into a fresh Debian 12 root', { skip: ENABLED ?
 
   it("keeps a decision history with the packaged SQLite addon on Debian's nodejs 18, and bastion log reads it", () => {
     const r = inRoot(`
-      install -d -o bastion -g bastion -m 0750 /var/lib/bastion
-      runuser -u bastion -- bastion daemon --no-polkit --endpoint ipc:///tmp/h.sock --socket /tmp/gui.sock --socket-group bastion \
-        --history /var/lib/bastion/history.sqlite > /tmp/daemon.log 2>&1 &
+      install -d -o bastion -g bastion -m 0750 /var/lib/bastion /run/bastion-test
+      runuser -u bastion -- bastion daemon --no-polkit --endpoint ipc:///run/bastion-test/h.sock --socket /run/bastion-test/gui.sock \
+        --socket-group bastion --history /var/lib/bastion/history.sqlite > /tmp/daemon.log 2>&1 &
       pid=$!
-      for i in $(seq 100); do grep -q '"decision history open"' /tmp/daemon.log && break; sleep 0.2; done
+      for i in $(seq 100); do grep -q '"GUI socket listening"' /tmp/daemon.log && break; sleep 0.2; done
+      grep -q '"decision history open"' /tmp/daemon.log || cat /tmp/daemon.log
       kill $pid; wait $pid 2>/dev/null
       stat -c %U:%G:%a /var/lib/bastion/history.sqlite
       bastion log --history /var/lib/bastion/history.sqlite --json && echo "log: ok"

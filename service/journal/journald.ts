@@ -54,7 +54,13 @@ export class JournalWriter implements JournalSink {
   constructor(private readonly options: JournalWriterOptions) {
     this.socketPath = options.socketPath ?? JOURNAL_SOCKET;
     this.send = options.send ?? ((path, data) => loadNative().unixDatagramSend(path, data));
-    this.fallback = options.fallback ?? ((line) => process.stdout.write(line + '\n'));
+    if (options.fallback) {
+      this.fallback = options.fallback;
+    } else {
+      // A closed stdout (EPIPE) must cost log lines, never the service: no unhandled 'error'.
+      process.stdout.on('error', () => undefined);
+      this.fallback = (line) => process.stdout.write(line + '\n');
+    }
   }
 
   write(entry: JournalEntry): void {
