@@ -133,7 +133,7 @@ describe('installing the package into a fresh Debian 12 root', { skip: ENABLED ?
     assert.equal(JSON.parse(readFileSync(join(root, 'etc/bastion/rules.json'), 'utf8'))['/usr/bin/curl:443'], true);
   });
 
-  it('leaves no iptables rule behind on remove, even after the helper was killed, and purge clears /etc/bastion', () => {
+  it('leaves no iptables rule behind on remove, even after the helper was killed, and purge clears /etc/bastion and the history', () => {
     const r = timed('helper, kill -9, apt-get remove and purge', () => inRoot(`
       bastion helper --endpoint ipc:///run/bastion-helper/helper.sock > /tmp/helper.log 2>&1 &
       pid=$!
@@ -144,9 +144,9 @@ describe('installing the package into a fresh Debian 12 root', { skip: ENABLED ?
       apt-get remove -y -q bastion-firewall > /tmp/remove.log 2>&1 || { cat /tmp/remove.log; exit 1; }
       echo "after remove: $(iptables -S | grep -c BASTION-OUT) $(ip6tables -S | grep -c BASTION-OUT)"
       apt-get purge -y -q bastion-firewall > /tmp/purge.log 2>&1 || { cat /tmp/purge.log; exit 1; }
-      echo "after purge: $(ls -d /etc/bastion 2>/dev/null || echo no /etc/bastion)"
+      echo "after purge: $(ls -d /etc/bastion 2>/dev/null || echo no /etc/bastion), $(ls -d /var/lib/bastion 2>/dev/null || echo no /var/lib/bastion)"
     `, true));
     assert.equal(r.code, 0, r.out);
-    assert.equal(r.out, 'installed: 3 3\nafter kill -9: 3 3\nafter remove: 0 0\nafter purge: no /etc/bastion\n');
+    assert.equal(r.out, 'installed: 3 3\nafter kill -9: 3 3\nafter remove: 0 0\nafter purge: no /etc/bastion, no /var/lib/bastion\n');
   });
 });
