@@ -94,7 +94,7 @@ describe('installing the package into a fresh Debian 12 root', { skip: ENABLED ?
     assert.match(broken.out, /^\/tmp\/broken\.json: invalid: \/tmp\/broken\.json: not valid JSON: /);
   });
 
-  it("keeps a decision history with the packaged SQLite addon on Debian's nodejs 18, and bastion log reads it", () => {
+  it("keeps a decision history with the packaged SQLite addon on Debian's nodejs 18, and only root and group bastion can read it", () => {
     const r = inRoot(`
       install -d -o bastion -g bastion -m 0750 /var/lib/bastion /run/bastion-test
       runuser -u bastion -- bastion daemon --no-polkit --endpoint ipc:///run/bastion-test/h.sock --socket /run/bastion-test/gui.sock \
@@ -105,9 +105,19 @@ describe('installing the package into a fresh Debian 12 root', { skip: ENABLED ?
       kill $pid; wait $pid 2>/dev/null
       stat -c %U:%G:%a /var/lib/bastion/history.sqlite
       bastion log --history /var/lib/bastion/history.sqlite --json && echo "log: ok"
+      useradd -M -G bastion reader && useradd -M outsider
+      runuser -u reader -- bastion log --history /var/lib/bastion/history.sqlite --json && echo "group bastion: ok"
+      runuser -u outsider -- bastion log --history /var/lib/bastion/history.sqlite --json 2>&1 || echo "outsider: refused"
     `);
     assert.equal(r.code, 0, r.out);
-    assert.equal(r.out, 'bastion:bastion:640\nlog: ok\n');
+    assert.equal(r.out, [
+      'bastion:bastion:640',
+      'log: ok',
+      'group bastion: ok',
+      'bastion: cannot read /var/lib/bastion/history.sqlite (no history yet, or you are not in group bastion)',
+      'outsider: refused',
+      '',
+    ].join('\n'));
   });
 
   it('creates the bastion user, gives it /etc/bastion, and enables both units', () => {
