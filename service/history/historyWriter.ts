@@ -135,6 +135,7 @@ export class HistoryWriter {
   async close(): Promise<void> {
     if (this.flushTimer) clearInterval(this.flushTimer);
     if (this.pruneTimer) clearInterval(this.pruneTimer);
+    await this.flushing; // a write under way, then what gathered since
     await this.flush();
     const db = this.db;
     this.db = null;

@@ -131,6 +131,25 @@ describe('the history writer', () => {
     }
   });
 
+  it('closing writes what gathered while a write was under way too', async () => {
+    const dir = tempDir('bastion-history-');
+    try {
+      const path = join(dir.path, 'h.sqlite');
+      const writer = new HistoryWriter({ path, maxEntries: () => 10_000, retentionDays: () => 30, log: silentLog, flushMs: 3_600_000, now: () => T0 });
+      await writer.open();
+      for (let i = 0; i < 500; i++) writer.add(decision({ at: T0 + i }));
+      const first = writer.flush();
+      for (let i = 500; i < 800; i++) writer.add(decision({ at: T0 + i }));
+      await writer.close();
+      await first;
+      const db = await openDatabase(path, 'read');
+      assert.equal((await searchHistory(db, { limit: 100_000 })).length, 800);
+      await closeDatabase(db);
+    } finally {
+      dir.remove();
+    }
+  });
+
   it('keeps at most history_max_entries, the newest, and nothing older than the retention', async () => {
     const dir = tempDir('bastion-history-');
     try {
