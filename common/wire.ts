@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
-import type { Attribution, PacketRecord, ProcessInfo, Verdict, VerdictAction } from './types.js';
+import type { Attribution, ExeIdentity, PacketRecord, ProcessInfo, Verdict, VerdictAction } from './types.js';
 
 /**
  * Bumped on incompatible changes to proto/bastion.proto. 2: grouped reports
@@ -72,6 +72,7 @@ const ATTRIBUTIONS: readonly (Attribution | 'unspecified')[] = [
   'not_found',
   'unsupported',
 ];
+const IDENTITIES: readonly (ExeIdentity | 'unspecified')[] = ['unspecified', 'host', 'other_user_ns', 'exe_mismatch', 'unverified'];
 const ACTIONS: readonly (VerdictAction | 'unspecified')[] = ['unspecified', 'accept', 'drop', 'hold'];
 
 // ---- encode ----
@@ -87,6 +88,8 @@ function processToProto(p: ProcessInfo): Record<string, unknown> {
     ppid: p.ppid,
     parentExe: p.parentExe,
     startTime: p.startTime,
+    identity: IDENTITIES.indexOf(p.identity),
+    otherMountNs: p.otherMountNs,
   };
 }
 
@@ -177,7 +180,15 @@ function processFromProto(p: Obj): ProcessInfo {
     ppid: num(p['ppid']),
     parentExe: str(p['parentExe']),
     startTime: num(p['startTime']),
+    identity: identityFromProto(p['identity']),
+    otherMountNs: bool(p['otherMountNs']),
   };
+}
+
+/** Anything but a known value (an older helper sends none) is 'unverified': never trusted. */
+function identityFromProto(v: unknown): ExeIdentity {
+  const identity = IDENTITIES[num(v)];
+  return identity === undefined || identity === 'unspecified' ? 'unverified' : identity;
 }
 
 function recordFromProto(r: Obj): PacketRecord | string {
