@@ -9,8 +9,9 @@ import type { Attribution, ExeIdentity, PacketRecord, ProcessInfo, Verdict, Verd
 /**
  * Bumped on incompatible changes to proto/bastion.proto. 2: grouped reports
  * (PacketRecord.repeats), which a version-1 service would count as one connection each.
+ * 3: ProcessInfo.identity, without which a service believes no program's path.
  */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 /** A frame larger than this is dropped before decoding: 256 records of ~1 KiB fit well. */
 export const MAX_FRAME_BYTES = 1 << 20;
 
