@@ -100,11 +100,22 @@ function sameFile(a: string, b: string): boolean {
   }
 }
 
-/** The helper's own namespaces, as readlink shows them ("user:[4026531837]"); read once. */
-let ownNamespaces: { user: string; mnt: string } | null = null;
+interface Namespaces {
+  user: string;
+  mnt: string;
+}
 
-function helperNamespaces(): { user: string; mnt: string } {
-  ownNamespaces ??= { user: readlinkSync('/proc/self/ns/user'), mnt: readlinkSync('/proc/self/ns/mnt') };
+/** The helper's own namespaces, as readlink shows them ("user:[4026531837]"); read once. */
+let ownNamespaces: Namespaces | 'unreadable' | null = null;
+
+function helperNamespaces(): Namespaces | 'unreadable' {
+  if (ownNamespaces === null) {
+    try {
+      ownNamespaces = { user: readlinkSync('/proc/self/ns/user'), mnt: readlinkSync('/proc/self/ns/mnt') };
+    } catch {
+      ownNamespaces = 'unreadable'; // then no path is proven: every program is asked about
+    }
+  }
   return ownNamespaces;
 }
 
@@ -126,6 +137,7 @@ export interface ExeCheck {
 export function checkExe(pid: number, exe: ExeLink, procRoot = '/proc'): ExeCheck {
   const dir = `${procRoot}/${pid}`;
   const own = helperNamespaces();
+  if (own === 'unreadable') return { identity: 'unverified', otherMountNs: false };
   let userNs: string;
   let mntNs: string;
   try {
