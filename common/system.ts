@@ -25,3 +25,18 @@ export function groupId(name: string, groupFile = '/etc/group'): number | null {
   }
   return null;
 }
+
+/** The uid of a user from /etc/passwd, or null when it does not exist. */
+export function userId(name: string, passwdFile = '/etc/passwd'): number | null {
+  let text: string;
+  try {
+    text = readFileSync(passwdFile, 'utf8');
+  } catch {
+    return null;
+  }
+  for (const line of text.split('\n')) {
+    const [user, , uid] = line.split(':');
+    if (user === name && uid !== undefined && /^\d+$/.test(uid)) return Number(uid);
+  }
+  return null;
+}

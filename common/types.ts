@@ -16,6 +16,16 @@ export type Attribution =
   | 'not_found' // no socket matched the packet
   | 'unsupported'; // nothing to look up (malformed packet, protocol without sockets)
 
+/**
+ * Whether the process's executable path can be believed, as the helper checked it: 'host' when
+ * the process is in the helper's user namespace and the file running (stat of /proc/PID/exe) is
+ * the file at that path as the helper sees it (same device and inode). Otherwise why not:
+ * another user namespace (where an unprivileged user can mount anything over any path), a
+ * different file (bind mount, container's own file system, replaced or deleted binary), or not
+ * checkable (exe unreadable, or an old helper that did not say).
+ */
+export type ExeIdentity = 'host' | 'other_user_ns' | 'exe_mismatch' | 'unverified';
+
 export interface ProcessInfo {
   pid: number;
   uid: number;
@@ -28,6 +38,10 @@ export interface ProcessInfo {
   parentExe: string;
   /** /proc/PID/stat field 22, clock ticks since boot: tells a reused pid from the original. */
   startTime: number;
+  /** Only 'host' lets `exe` match a path rule, the whitelist or the helper's verdict cache. */
+  identity: ExeIdentity;
+  /** In another mount namespace than the helper's (containers, sandboxed services): shown, not judged alone. */
+  otherMountNs: boolean;
 }
 
 /** A socket found for a packet: its inode and owner uid. */

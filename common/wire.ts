@@ -4,13 +4,14 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
-import type { Attribution, PacketRecord, ProcessInfo, Verdict, VerdictAction } from './types.js';
+import type { Attribution, ExeIdentity, PacketRecord, ProcessInfo, Verdict, VerdictAction } from './types.js';
 
 /**
  * Bumped on incompatible changes to proto/bastion.proto. 2: grouped reports
  * (PacketRecord.repeats), which a version-1 service would count as one connection each.
+ * 3: ProcessInfo.identity, without which a service believes no program's path.
  */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 /** A frame larger than this is dropped before decoding: 256 records of ~1 KiB fit well. */
 export const MAX_FRAME_BYTES = 1 << 20;
 
@@ -72,6 +73,7 @@ const ATTRIBUTIONS: readonly (Attribution | 'unspecified')[] = [
   'not_found',
   'unsupported',
 ];
+const IDENTITIES: readonly (ExeIdentity | 'unspecified')[] = ['unspecified', 'host', 'other_user_ns', 'exe_mismatch', 'unverified'];
 const ACTIONS: readonly (VerdictAction | 'unspecified')[] = ['unspecified', 'accept', 'drop', 'hold'];
 
 // ---- encode ----
@@ -87,6 +89,8 @@ function processToProto(p: ProcessInfo): Record<string, unknown> {
     ppid: p.ppid,
     parentExe: p.parentExe,
     startTime: p.startTime,
+    identity: IDENTITIES.indexOf(p.identity),
+    otherMountNs: p.otherMountNs,
   };
 }
 
@@ -177,7 +181,15 @@ function processFromProto(p: Obj): ProcessInfo {
     ppid: num(p['ppid']),
     parentExe: str(p['parentExe']),
     startTime: num(p['startTime']),
+    identity: identityFromProto(p['identity']),
+    otherMountNs: bool(p['otherMountNs']),
   };
+}
+
+/** Anything but a known value (an older helper sends none) is 'unverified': never trusted. */
+function identityFromProto(v: unknown): ExeIdentity {
+  const identity = IDENTITIES[num(v)];
+  return identity === undefined || identity === 'unspecified' ? 'unverified' : identity;
 }
 
 function recordFromProto(r: Obj): PacketRecord | string {

@@ -244,8 +244,11 @@ export class Helper {
         continue;
       }
       if (connected) {
-        // Only TCP and UDP packets are credited to a process (ProcessResolver), so only they get a key.
-        const cacheKey = record.process?.exe ? VerdictCache.key(record.process.exe, record.protocol, record.dstPort) : null;
+        // Only TCP and UDP packets are credited to a process (ProcessResolver), so only they get a
+        // key; and only a process whose exe path was proven (identity 'host'): a path another
+        // user namespace or file borrowed must neither use nor fill the cache (nor so the fast path).
+        const owner = record.process;
+        const cacheKey = owner?.exe && owner.identity === 'host' ? VerdictCache.key(owner.exe, record.protocol, record.dstPort) : null;
         const cached = cacheKey === null ? null : this.verdictCache.lookup(cacheKey);
         if (cached) {
           // The service's earlier answer for this program and port: apply it now, report it after.

@@ -1,15 +1,23 @@
 // What the service reasons about: a packet record seen through the user's eyes (which program,
 // which destination), built once per record.
 import { formatAddress } from '../common/address.js';
-import type { PacketRecord } from '../common/types.js';
+import type { ExeIdentity, PacketRecord } from '../common/types.js';
 
 export type ProtocolName = 'TCP' | 'UDP' | 'ICMP' | 'OTHER';
 
 export interface Connection {
   record: PacketRecord;
   destIp: string;
-  /** Executable path, null when no process was found. */
+  /**
+   * Executable path, null when no process was found or its path could not be believed (the
+   * helper's ExeIdentity is not 'host'): only this one matches path rules and the whitelist.
+   */
   exe: string | null;
+  /** The path an unbelieved process claims (shown, never matched), else null. */
+  claimedExe: string | null;
+  identity: ExeIdentity | null;
+  /** The socket's owner (NFQUEUE's uid), else the process's real uid, else -1: whose prompt it is. */
+  uid: number;
   comm: string | null;
   /** Destination port; 0 for protocols without ports. */
   port: number;
@@ -17,10 +25,15 @@ export interface Connection {
 }
 
 export function toConnection(record: PacketRecord): Connection {
+  const p = record.process;
+  const trusted = p !== null && p.identity === 'host';
   return {
     record,
     destIp: formatAddress(record.dstAddr),
-    exe: record.process?.exe || null,
+    exe: (trusted && p.exe) || null,
+    claimedExe: (!trusted && p?.exe) || null,
+    identity: p?.identity ?? null,
+    uid: record.uid >= 0 ? record.uid : (p?.uid ?? -1),
     comm: record.process?.comm || null,
     port: record.dstPort,
     protocol: protocolName(record.protocol),
@@ -34,12 +47,38 @@ function protocolName(protocol: number): ProtocolName {
   return 'OTHER';
 }
 
+/** Why a claimed path is not believed, in the words prompts and `bastion monitor` show. */
+const DOUBT: Record<ExeIdentity, string> = {
+  host: '',
+  other_user_ns: 'other user namespace',
+  exe_mismatch: 'exe does not match path',
+  unverified: 'exe not verified',
+};
+
+/**
+ * The program as people see it: the path, or for a path that is not believed the path with why
+ * (`/usr/bin/curl (other user namespace)`, `(other mount namespace: exe does not match path)`).
+ * The tray may send it back in add_rule: such a path rule matches no process that claims it.
+ */
+export function displayPath(conn: Connection): string | null {
+  if (conn.exe) return conn.exe;
+  if (!conn.claimedExe || conn.identity === null) return null;
+  const mount = conn.record.process?.otherMountNs === true && conn.identity !== 'other_user_ns' ? 'other mount namespace: ' : '';
+  return `${conn.claimedExe} (${mount}${DOUBT[conn.identity]})`;
+}
+
+/** Prefix of the subject of a program whose path is not believed: not rules.json grammar, so no rule or session has it. */
+const UNVERIFIED_PREFIX = '@unverified:';
+
 /**
  * Who a connection is, in rules.json's subject grammar: the executable path, else
- * `@name:<comm>`, else (no process found) `@dest:<ip>:<port>`.
+ * `@name:<comm>`, else (no process found) `@dest:<ip>:<port>`. A program whose path is not
+ * believed is `@unverified:<uid>:<claimed path>`, outside the grammar: it never collides with a
+ * host path's prompt, session or rule, and the uid keeps one user's from joining another's.
  */
 export function connectionSubject(conn: Connection): string {
   if (conn.exe) return conn.exe;
+  if (conn.claimedExe) return `${UNVERIFIED_PREFIX}${conn.uid}:${conn.claimedExe}`;
   if (conn.comm) return `@name:${conn.comm}`;
   return `@dest:${conn.destIp}:${conn.port}`;
 }
@@ -51,10 +90,15 @@ export function connectionSubject(conn: Connection): string {
  */
 export function connectionKey(conn: Connection): string {
   const subject = connectionSubject(conn);
-  return conn.exe || conn.comm ? `${subject}:${conn.port}` : `${subject}:*`;
+  return conn.exe || conn.claimedExe || conn.comm ? `${subject}:${conn.port}` : `${subject}:*`;
+}
+
+/** Whether answers about this connection may outlive it (a session or a rule): not for an unbelieved path. */
+export function isVerifiedSubject(conn: Connection): boolean {
+  return conn.claimedExe === null;
 }
 
 /** The program a prompt is about, for the per-program prompt limit. */
 export function programOf(conn: Connection): string {
-  return conn.exe ?? (conn.comm ? `@name:${conn.comm}` : 'unknown');
+  return conn.exe ?? (conn.claimedExe ? connectionSubject(conn) : conn.comm ? `@name:${conn.comm}` : 'unknown');
 }

@@ -3,7 +3,7 @@
 // so no decision ever waits on another.
 import type { Logger } from '../common/log.js';
 import type { Attribution, PacketRecord, Verdict } from '../common/types.js';
-import { toConnection, type Connection } from './connection.js';
+import { displayPath, toConnection, type Connection } from './connection.js';
 import type { DecisionReason, FinalDecision, Policy } from './policy.js';
 import type { Stats } from './stats.js';
 import { ruleKeySubject } from './rules/ruleKey.js';
@@ -159,7 +159,7 @@ export class Decider {
       at: Date.now(),
       pid: r.process?.pid ?? 0,
       uid: r.process?.uid ?? (r.uid >= 0 ? r.uid : -1),
-      exe: conn.exe,
+      exe: displayPath(conn),
       comm: conn.comm,
       destIp: conn.destIp,
       port: conn.port,

@@ -1,59 +1,76 @@
-// What is allowed before any rule: the system's own DNS/DHCP/NTP clients (by executable path
-// AND their service's ports, never by port alone) and loopback / LAN per config. The old daemon's
-// holes are deliberately absent: no pass for any *.255 address, none for unidentified processes
-// to port 53.
+// What is allowed before any rule: the system's own DNS/DHCP/NTP clients (by executable path,
+// the user their service runs as AND their service's ports, never by port alone) and loopback /
+// LAN per config. The old daemon's holes are deliberately absent: no pass for any *.255
+// address, none for unidentified processes to port 53. A path counts only when the helper
+// proved it (Connection.exe is null otherwise): a copy named dnsmasq in a user namespace of its
+// own, or run by another user, is not the system's dnsmasq.
+import { userId } from '../common/system.js';
 import type { BastionConfig } from './config.js';
 import type { Connection } from './connection.js';
 
 interface SystemClient {
-  paths: readonly string[];
-  protocol: 'TCP' | 'UDP';
-  ports: readonly number[];
+  path: string;
+  /** The users the service runs as when it sends (Debian 12's packages); resolved to uids at load. */
+  users: readonly string[];
+  services: readonly { protocol: 'TCP' | 'UDP'; ports: readonly number[] }[];
 }
+
+const DNS = [
+  { protocol: 'UDP', ports: [53] },
+  { protocol: 'TCP', ports: [53, 853] },
+] as const;
+const DHCP = [{ protocol: 'UDP', ports: [67, 547] }] as const;
+const NTP = [{ protocol: 'UDP', ports: [123] }] as const;
 
 // Debian 12 paths (usrmerge: /lib and /usr/lib are the same directory, exe links show /usr/lib).
 const SYSTEM_CLIENTS: readonly SystemClient[] = [
-  {
-    // DNS: the stub resolvers and caches the system runs for everyone.
-    paths: ['/usr/lib/systemd/systemd-resolved', '/usr/sbin/dnsmasq', '/usr/sbin/unbound'],
-    protocol: 'UDP',
-    ports: [53],
-  },
-  { paths: ['/usr/lib/systemd/systemd-resolved', '/usr/sbin/dnsmasq', '/usr/sbin/unbound'], protocol: 'TCP', ports: [53, 853] },
-  {
-    // DHCP clients.
-    paths: ['/usr/sbin/dhclient', '/usr/lib/systemd/systemd-networkd', '/usr/sbin/NetworkManager', '/usr/sbin/dhcpcd'],
-    protocol: 'UDP',
-    ports: [67, 547],
-  },
-  {
-    // NTP clients.
-    paths: ['/usr/lib/systemd/systemd-timesyncd', '/usr/sbin/chronyd', '/usr/sbin/ntpd', '/usr/sbin/ntpsec'],
-    protocol: 'UDP',
-    ports: [123],
-  },
+  // DNS: the stub resolvers and caches the system runs for everyone. dnsmasq drops to its own
+  // user, to libvirt's under libvirt, and to nobody under NetworkManager.
+  { path: '/usr/lib/systemd/systemd-resolved', users: ['systemd-resolve'], services: DNS },
+  { path: '/usr/sbin/dnsmasq', users: ['dnsmasq', 'libvirt-dnsmasq', 'nobody'], services: DNS },
+  { path: '/usr/sbin/unbound', users: ['unbound'], services: DNS },
+  // DHCP clients.
+  { path: '/usr/sbin/dhclient', users: ['root'], services: DHCP },
+  { path: '/usr/lib/systemd/systemd-networkd', users: ['systemd-network'], services: DHCP },
+  { path: '/usr/sbin/NetworkManager', users: ['root'], services: DHCP },
+  { path: '/usr/sbin/dhcpcd', users: ['root', 'dhcpcd'], services: DHCP },
+  // NTP clients.
+  { path: '/usr/lib/systemd/systemd-timesyncd', users: ['systemd-timesync'], services: NTP },
+  { path: '/usr/sbin/chronyd', users: ['_chrony'], services: NTP },
+  { path: '/usr/sbin/ntpd', users: ['ntp', 'ntpsec'], services: NTP },
+  { path: '/usr/sbin/ntpsec', users: ['ntpsec'], services: NTP },
 ];
 
 export type WhitelistReason = 'localhost' | 'lan' | 'system-service';
 
 export class Whitelist {
-  private readonly allowed = new Set<string>();
+  /** `<path>|<protocol>|<port>` -> the uids allowed to send there. */
+  private readonly allowed = new Map<string, Set<number>>();
 
-  constructor() {
-    for (const c of SYSTEM_CLIENTS) for (const p of c.paths) for (const port of c.ports) this.allowed.add(`${p}|${c.protocol}|${port}`);
+  /** uidOf: a user's uid, null when there is no such user (its entry then allows nobody). */
+  constructor(uidOf: (user: string) => number | null = (user) => userId(user)) {
+    for (const c of SYSTEM_CLIENTS) {
+      const uids = new Set<number>();
+      for (const user of c.users) {
+        const uid = uidOf(user);
+        if (uid !== null) uids.add(uid);
+      }
+      for (const s of c.services) for (const port of s.ports) this.allowed.set(`${c.path}|${s.protocol}|${port}`, uids);
+    }
   }
 
   /** Why the connection passes without a rule, or null. */
   check(conn: Connection, config: Readonly<BastionConfig>): WhitelistReason | null {
     if (config.allowLocalhost && isLoopback(conn)) return 'localhost';
-    if (conn.exe && (conn.protocol === 'TCP' || conn.protocol === 'UDP') && this.allowed.has(`${conn.exe}|${conn.protocol}|${conn.port}`)) {
-      return 'system-service';
+    if (conn.exe && (conn.protocol === 'TCP' || conn.protocol === 'UDP')) {
+      const uids = this.allowed.get(`${conn.exe}|${conn.protocol}|${conn.port}`);
+      // The process's own uid: a service whose socket was made before it dropped privileges still sends as its user.
+      if (uids !== undefined && conn.record.process !== null && uids.has(conn.record.process.uid)) return 'system-service';
     }
     if (config.allowLan && isLan(conn)) return 'lan';
     return null;
   }
 }
-
 function isLoopback(conn: Connection): boolean {
   const a = conn.record.dstAddr;
   if (conn.record.family === 4) return a[0] === 127;

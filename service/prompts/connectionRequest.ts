@@ -1,6 +1,6 @@
 // Builds the `connection_request` message (common/connectionRequestMessage.ts) for a connection.
 import type { ConnectionRequestMessage } from '../../common/connectionRequestMessage.js';
-import type { Connection } from '../connection.js';
+import { displayPath, type Connection } from '../connection.js';
 
 export type { ConnectionRequestMessage };
 
@@ -10,7 +10,7 @@ export function connectionRequest(requestId: string, conn: Connection, learningM
     request_id: requestId,
     // "unknown" when no process was found: the tray shows it and sends it back in add_rule.
     app_name: conn.comm || 'unknown',
-    app_path: conn.exe || 'unknown',
+    app_path: displayPath(conn) ?? 'unknown',
     app_category: 'unknown', // what the old daemon always sent
     dest_ip: conn.destIp,
     dest_port: conn.port,

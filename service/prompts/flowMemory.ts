@@ -9,8 +9,11 @@ import type { FinalDecision } from '../policy.js';
 export interface FlowMemoryOptions {
   /** Linux retries a SYN for about 127 s (tcp_syn_retries = 6). */
   ttlMs: number;
-  /** Oldest entries go first beyond this. */
-  maxEntries: number;
+  /**
+   * Entries kept per user (Connection.uid); that user's oldest go first beyond this, so one
+   * user's flood of connections cannot make the service forget another user's answers.
+   */
+  maxEntriesPerUid: number;
   now: () => number;
 }
 
@@ -20,36 +23,44 @@ interface Remembered {
 }
 
 export class FlowMemory {
-  private readonly flows = new Map<string, Remembered>();
+  /** uid -> flow key -> answer; a user's map is dropped when its last entry goes. */
+  private readonly byUid = new Map<number, Map<string, Remembered>>();
+  private count = 0;
 
   constructor(private readonly options: FlowMemoryOptions) {}
 
   remember(conn: Connection, decision: FinalDecision): void {
     const key = flowKey(conn);
     if (key === null) return;
-    this.flows.delete(key); // re-insert: Map order is then oldest-first
-    this.flows.set(key, { decision, expiresAt: this.options.now() + this.options.ttlMs });
-    if (this.flows.size > this.options.maxEntries) {
-      const oldest = this.flows.keys().next();
-      if (!oldest.done) this.flows.delete(oldest.value);
+    let flows = this.byUid.get(conn.uid);
+    if (flows === undefined) this.byUid.set(conn.uid, (flows = new Map()));
+    if (flows.delete(key)) this.count--; // re-insert: Map order is then oldest-first
+    flows.set(key, { decision, expiresAt: this.options.now() + this.options.ttlMs });
+    this.count++;
+    if (flows.size > this.options.maxEntriesPerUid) {
+      const oldest = flows.keys().next();
+      if (!oldest.done && flows.delete(oldest.value)) this.count--;
     }
   }
 
   recall(conn: Connection): FinalDecision | null {
-    if (this.flows.size === 0) return null;
+    if (this.count === 0) return null;
+    const flows = this.byUid.get(conn.uid);
     const key = flowKey(conn);
-    if (key === null) return null;
-    const r = this.flows.get(key);
+    if (flows === undefined || key === null) return null;
+    const r = flows.get(key);
     if (!r) return null;
     if (r.expiresAt <= this.options.now()) {
-      this.flows.delete(key);
+      flows.delete(key);
+      this.count--;
+      if (flows.size === 0) this.byUid.delete(conn.uid);
       return null;
     }
     return r.decision;
   }
 
   get size(): number {
-    return this.flows.size;
+    return this.count;
   }
 }
 

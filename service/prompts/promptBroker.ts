@@ -5,7 +5,7 @@
 // when the last answering client leaves, so no held packet is ever forgotten.
 import type { Logger } from '../../common/log.js';
 import type { BastionConfig } from '../config.js';
-import { connectionKey, connectionSubject, programOf, type Connection } from '../connection.js';
+import { connectionKey, connectionSubject, displayPath, isVerifiedSubject, programOf, type Connection } from '../connection.js';
 import type { PromptBroker } from '../decider.js';
 import type { GuiClient } from '../gui/guiServer.js';
 import type { FinalDecision } from '../policy.js';
@@ -34,9 +34,17 @@ export const REAL_CLOCK: PromptClock = {
 };
 
 export interface PromptLimits {
-  /** Open prompts in all; beyond, new questions get the default at once. */
+  /**
+   * Open prompts in all; beyond, new questions get the default at once, except a user's first:
+   * however many prompts other users keep open, each user can be asked about one program.
+   */
   maxOpen: number;
-  /** Open prompts of one program: a program opening ports in a loop must not bury the others. */
+  /**
+   * Open prompts of one user (Connection.uid): a user renaming copies of a program, each opening
+   * ports in a loop, must not bury other users' prompts (issue 11).
+   */
+  maxOpenPerUid: number;
+  /** Open prompts of one program of one user: a program opening ports in a loop must not bury the user's others. */
   maxOpenPerProgram: number;
   /** Connections waiting on one prompt. */
   maxWaitersPerPrompt: number;
@@ -50,6 +58,7 @@ export interface PromptLimits {
 
 export const DEFAULT_PROMPT_LIMITS: PromptLimits = {
   maxOpen: 64,
+  maxOpenPerUid: 16,
   maxOpenPerProgram: 4,
   maxWaitersPerPrompt: 256,
   learningRepeatMs: 30_000,
@@ -92,6 +101,10 @@ interface OpenPrompt {
   program: string;
   /** The port an answer's session/rule is stored with (`*` for `@dest` subjects). */
   port: RulePort;
+  /** Whose prompt it is (Connection.uid): the limits are per user. */
+  uid: number;
+  /** False for a program whose path is not believed: answers to it hold for its connections only. */
+  verified: boolean;
   message: ConnectionRequestMessage;
   waiters: Waiter[];
   timer: unknown;
@@ -101,7 +114,9 @@ export class GuiPromptBroker implements PromptBroker {
   private readonly byId = new Map<string, OpenPrompt>();
   /** The dedup entry: a new connection with this key joins the open prompt. */
   private readonly byKey = new Map<string, OpenPrompt>();
+  /** Open prompts by `<uid> <program>`, and by uid. */
   private readonly perProgram = new Map<string, number>();
+  private readonly perUid = new Map<number, number>();
   private readonly silent = new Set<number>();
   private readonly informed = new Map<string, number>();
   private readonly limitNoticed = new Map<string, number>();
@@ -117,7 +132,7 @@ export class GuiPromptBroker implements PromptBroker {
     this.clock = deps.clock ?? REAL_CLOCK;
     this.limits = { ...DEFAULT_PROMPT_LIMITS, ...deps.limits };
     this.ids = new RequestIds(() => this.clock.wallMs());
-    this.flows = new FlowMemory({ ttlMs: 130_000, maxEntries: 4096, now: () => this.clock.now() });
+    this.flows = new FlowMemory({ ttlMs: 130_000, maxEntriesPerUid: 4096, now: () => this.clock.now() });
     this.learning = new LearningPrompts({
       clock: this.clock,
       timeoutMs: () => this.deps.config().timeoutSeconds * 1000,
@@ -149,7 +164,13 @@ export class GuiPromptBroker implements PromptBroker {
     const open = this.byKey.get(connectionKey(conn));
     let ok: boolean;
     if (open) ok = open.waiters.length < this.limits.maxWaitersPerPrompt;
-    else ok = this.byId.size < this.limits.maxOpen && (this.perProgram.get(programOf(conn)) ?? 0) < this.limits.maxOpenPerProgram;
+    else {
+      const ofUid = this.perUid.get(conn.uid) ?? 0;
+      ok =
+        (this.byId.size < this.limits.maxOpen || ofUid === 0) &&
+        ofUid < this.limits.maxOpenPerUid &&
+        (this.perProgram.get(programKey(conn.uid, programOf(conn))) ?? 0) < this.limits.maxOpenPerProgram;
+    }
     if (!ok) this.limitReached(conn);
     return ok;
   }
@@ -169,7 +190,9 @@ export class GuiPromptBroker implements PromptBroker {
       key,
       subject: connectionSubject(conn),
       program: programOf(conn),
-      port: conn.exe || conn.comm ? conn.port : '*',
+      port: conn.exe || conn.claimedExe || conn.comm ? conn.port : '*',
+      uid: conn.uid,
+      verified: isVerifiedSubject(conn),
       message: connectionRequest(requestId, conn, false),
       waiters: [{ conn, answer, flow: flowKey(conn), retry: false }],
       timer: null,
@@ -178,8 +201,9 @@ export class GuiPromptBroker implements PromptBroker {
     prompt.timer = this.clock.setTimeout(() => this.expire(prompt), timeoutMs);
     this.byId.set(requestId, prompt);
     this.byKey.set(key, prompt);
-    this.perProgram.set(prompt.program, (this.perProgram.get(prompt.program) ?? 0) + 1);
-    this.deps.log.info({ requestId, exe: conn.exe, dest: conn.destIp, port: conn.port, protocol: conn.protocol }, 'prompt opened');
+    count(this.perProgram, programKey(prompt.uid, prompt.program), 1);
+    count(this.perUid, prompt.uid, 1);
+    this.deps.log.info({ requestId, exe: displayPath(conn), uid: conn.uid, dest: conn.destIp, port: conn.port, protocol: conn.protocol }, 'prompt opened');
     for (const client of this.answeringClients()) client.send(prompt.message);
     this.deps.onPromptOpened?.(conn);
   }
@@ -213,7 +237,9 @@ export class GuiPromptBroker implements PromptBroker {
       return { applied: false };
     }
     const port: RulePort = a.allPorts ? '*' : prompt.port;
-    const recorded = this.deps.recorder.record(client, prompt.subject, port, a.allow, parsed.scope);
+    // A path that is not believed names no program a rule or session could keep to: once only.
+    const scope = prompt.verified ? parsed.scope : ({ kind: 'once' } as const);
+    const recorded = this.deps.recorder.record(client, prompt.subject, port, a.allow, scope);
     const decision: FinalDecision = { kind: 'final', allow: a.allow, reason: 'prompt', ruleKey: recorded.key };
     this.deps.log.info({ requestId: a.requestId, client: client.id, allow: a.allow, duration: parsed.scope.kind, key: recorded.key }, 'prompt answered');
     this.settle(prompt, decision, client);
@@ -292,9 +318,10 @@ export class GuiPromptBroker implements PromptBroker {
   private limitReached(conn: Connection): void {
     this.limited++;
     const program = programOf(conn);
-    this.deps.log.debug({ program, port: conn.port, open: this.byId.size }, 'prompt limit reached: default applies');
-    if (!this.dueAgain(this.limitNoticed, program, this.limits.limitNoticeMs)) return;
-    this.deps.log.warn({ program, open: this.byId.size }, 'too many open prompts: new questions get the default');
+    const uid = conn.uid;
+    this.deps.log.debug({ program, uid, port: conn.port, open: this.byId.size }, 'prompt limit reached: default applies');
+    if (!this.dueAgain(this.limitNoticed, programKey(uid, program), this.limits.limitNoticeMs)) return;
+    this.deps.log.warn({ program, uid, open: this.byId.size, openOfUid: this.perUid.get(uid) ?? 0 }, 'too many open prompts: new questions get the default');
     const action = this.fallback('default').allow ? 'allowed' : 'blocked';
     this.deps.notify?.('warning', 'Too many questions at once', `${conn.comm ?? program} asks about many connections at once; until you answer, new ones are ${action} by default`);
   }
@@ -310,9 +337,8 @@ export class GuiPromptBroker implements PromptBroker {
     if (this.byId.get(prompt.requestId) !== prompt) return;
     this.byId.delete(prompt.requestId);
     if (this.byKey.get(prompt.key) === prompt) this.byKey.delete(prompt.key);
-    const left = (this.perProgram.get(prompt.program) ?? 1) - 1;
-    if (left > 0) this.perProgram.set(prompt.program, left);
-    else this.perProgram.delete(prompt.program);
+    count(this.perProgram, programKey(prompt.uid, prompt.program), -1);
+    count(this.perUid, prompt.uid, -1);
     this.clock.clearTimeout(prompt.timer);
     for (const w of prompt.waiters) {
       this.flows.remember(w.conn, decision);
@@ -345,4 +371,15 @@ export class GuiPromptBroker implements PromptBroker {
     for (const _ of this.answeringClients()) return true;
     return false;
   }
+}
+
+function programKey(uid: number, program: string): string {
+  return `${uid} ${program}`;
+}
+
+/** Adds delta to a count, dropping it at 0. */
+function count<K>(counts: Map<K, number>, key: K, delta: number): void {
+  const n = (counts.get(key) ?? 0) + delta;
+  if (n > 0) counts.set(key, n);
+  else counts.delete(key);
 }

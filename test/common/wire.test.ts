@@ -30,6 +30,8 @@ const record: PacketRecord = {
     ppid: 1,
     parentExe: '/usr/lib/systemd/systemd',
     startTime: 2 ** 40 + 7,
+    identity: 'exe_mismatch',
+    otherMountNs: true,
   },
   socketInode: 123456,
   attribution: 'sock_diag',
@@ -66,6 +68,13 @@ describe('bus codec', () => {
     const single: PacketRecord = { ...record, packetId: 2, helperVerdict: 'drop' };
     const m = roundTrip({ kind: 'packets', records: [report, single] });
     assert.deepEqual(plain(m), plain({ kind: 'packets', records: [report, single] }));
+  });
+
+  it("reads a process without an identity (an older helper's record) as unverified, never as the host's", () => {
+    const old = encodeBusMessage({ kind: 'packets', records: [{ ...record, process: { ...record.process!, identity: 'unspecified' as 'host' } }] });
+    const decoded = decodeBusMessage(old);
+    assert.ok(decoded.ok && decoded.message.kind === 'packets');
+    assert.equal(decoded.message.records[0]!.process?.identity, 'unverified');
   });
 
   it('keeps "no uid" (-1) apart from uid 0', () => {

@@ -241,6 +241,9 @@ describe('readProcessInfo', () => {
       ppid: 1,
       parentExe: '/sbin/init',
       startTime: 500,
+      // No ns links in a fake /proc: nothing is proven.
+      identity: 'unverified',
+      otherMountNs: false,
     });
   });
 
@@ -263,6 +266,32 @@ describe('readProcessInfo', () => {
     assert.equal(info.ppid, process.pid);
     assert.equal(info.parentExe, NODE);
     assert.equal(info.startTime, readStartTime(pid));
+    assert.deepEqual([info.identity, info.otherMountNs], ['host', false]);
+  });
+
+  it('does not believe a path once another file has been put there while the program runs', async () => {
+    const exe = nodeAt(path.join(tempDir('bastion-replaced-'), 'node'));
+    const client = startClient(CLIENT, ['127.0.0.1', port(tcp4)], exe);
+    const { pid } = await client.next();
+    fs.copyFileSync(exe, `${exe}.new`);
+    fs.renameSync(`${exe}.new`, exe); // same path, same content, another inode
+    assert.equal(readProcessInfo(pid)?.identity, 'exe_mismatch');
+  });
+
+  it('does not believe the path of a program in a user namespace of its own, though it is the same file', async () => {
+    const child = spawn('unshare', ['-Ur', 'sleep', '30'], { stdio: 'ignore' });
+    try {
+      let info = null;
+      // unshare execs sleep under the same pid: wait until it has.
+      for (let i = 0; i < 100 && info?.exe !== '/usr/bin/sleep'; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        info = readProcessInfo(child.pid!);
+      }
+      assert.equal(info?.exe, '/usr/bin/sleep');
+      assert.equal(info.identity, 'other_user_ns');
+    } finally {
+      await stop(child);
+    }
   });
 
   it('keeps an executable path with spaces whole', async () => {
@@ -282,6 +311,7 @@ describe('readProcessInfo', () => {
     const info = readProcessInfo(pid);
     assert.equal(info?.exe, exe);
     assert.equal(info.exeDeleted, true);
+    assert.equal(info.identity, 'exe_mismatch');
   });
 
   it('returns null for a process that has exited', async () => {

@@ -372,6 +372,33 @@ describe('limits', () => {
     assert.equal(h.notices.length, 2);
   });
 
+  it("one user's renamed copies on many ports cannot bury another user's prompts: caps are per uid (issue 11)", () => {
+    const h = harness({ limits: { maxOpen: 16, maxOpenPerUid: 16, maxOpenPerProgram: 4 } });
+    let opened = 0;
+    for (let copy = 1; copy <= 16; copy++) {
+      for (let port = 81; port <= 84; port++) {
+        const conn = connection({ exe: `/home/mallory/prog${copy}`, port, uid: 1001 });
+        if (h.broker.canAsk(conn)) {
+          h.broker.ask(conn, () => undefined);
+          opened++;
+        }
+      }
+    }
+    assert.equal(opened, 16, 'the flooding user got more than its share');
+    assert.equal(h.broker.openCount, 16, 'every prompt slot is taken');
+    // Another user's program is still asked about, though every slot in all is taken.
+    ask(h, connection({ exe: '/usr/bin/curl', port: 8080, uid: 1000 }));
+    assert.equal(h.broker.openCount, 17);
+    assert.equal(h.broker.canAsk(connection({ exe: '/usr/bin/wget', port: 8080, uid: 1000 })), false, 'past maxOpen only a first prompt is let in');
+  });
+
+  it("the per-program cap is one user's: another user's curl is asked while one user's curl floods ports", () => {
+    const h = harness({ limits: { maxOpenPerProgram: 4 } });
+    for (let port = 1; port <= 4; port++) ask(h, connection({ exe: '/usr/bin/curl', port, uid: 1001 }));
+    assert.equal(h.broker.canAsk(connection({ exe: '/usr/bin/curl', port: 5, uid: 1001 })), false);
+    ask(h, connection({ exe: '/usr/bin/curl', port: 5, uid: 1000 }));
+  });
+
   it('caps open prompts in all and connections waiting on one prompt', () => {
     const h = harness({ limits: { maxOpen: 2, maxWaitersPerPrompt: 2 } });
     ask(h, connection({ exe: '/a', port: 1 }));
@@ -379,6 +406,28 @@ describe('limits', () => {
     assert.equal(h.broker.canAsk(connection({ exe: '/c', port: 1 })), false);
     ask(h, connection({ exe: '/a', port: 1 }));
     assert.equal(h.broker.canAsk(connection({ exe: '/a', port: 1 })), false);
+  });
+});
+
+describe('a program whose path is not believed', () => {
+  it('is asked about in a prompt of its own that says why; the answer holds once, never as a session or rule', async () => {
+    const h = harness();
+    const host = ask(h, connection({ exe: '/usr/bin/curl', port: 443 }));
+    const borrowed = ask(h, connection({ exe: '/usr/bin/curl', port: 443, identity: 'other_user_ns' }));
+    const mismatched = ask(h, connection({ exe: '/usr/bin/curl', port: 443, identity: 'exe_mismatch', otherMountNs: true, uid: 1001 }));
+    const sent = h.clients[0]!.ofType('connection_request');
+    assert.deepEqual(
+      sent.map((m) => m['app_path']),
+      ['/usr/bin/curl', '/usr/bin/curl (other user namespace)', '/usr/bin/curl (other mount namespace: exe does not match path)'],
+      "a borrowed path joined the host program's prompt, or one user's joined another's",
+    );
+    const outcome = h.broker.answer(h.clients[0]!, answer(idOf(h.clients[0]!, 1), { allow: true, permanent: true, duration: 'always' }));
+    assert.ok(outcome.applied);
+    await outcome.saved;
+    assert.deepEqual(borrowed.map((d) => [d.allow, d.ruleKey]), [[true, null]]);
+    assert.deepEqual([host, mismatched], [[], []], 'other prompts were answered too');
+    assert.deepEqual(h.saved, [], 'a rule was saved');
+    assert.equal(h.sessions.size, 0, 'a session was stored');
   });
 });
 

@@ -1,13 +1,18 @@
 // A whole firewall for one test: a two-namespace network, an HTTP server in the server
 // namespace, the real helper in the client namespace and the real service, with their files
 // in a temporary directory. close() always removes all of it.
+import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { GuiConnection } from '../../cli/guiClient.js';
 import { FAST_REPORT_DELAY_MS, REPORT_DELAY_MS } from '../../common/busChannel.js';
 import { startBastion, tempDir, type BastionProcess } from './bastion.js';
 import { TestNetwork } from './netns.js';
 
-const HTTP_SERVER = "require('http').createServer((q,s)=>s.end('ok')).listen(80,'::')";
+/** Serves "ok" on each port in argv; prints `<remote address> <local port>` per connection accepted. */
+const HTTP_SERVER =
+  "process.argv.slice(1).forEach((p)=>require('http').createServer((q,s)=>s.end('ok'))" +
+  ".on('connection',(c)=>process.stdout.write(c.remoteAddress+' '+c.localPort+'\\n')).listen(+p,'::'))";
+
 let queueCounter = 0;
 
 export interface FirewallSetup {
@@ -15,6 +20,8 @@ export interface FirewallSetup {
   config?: Record<string, unknown>;
   helperArgs?: string[];
   daemonArgs?: string[];
+  /** Ports the server namespace's HTTP server listens on; default [80]. */
+  serverPorts?: number[];
 }
 
 interface Counters {
@@ -34,9 +41,15 @@ export class TestFirewall {
   readonly chain = 'BASTION-OUT';
   helper: BastionProcess | null = null;
   daemon: BastionProcess | null = null;
-  private readonly server = this.net.spawn(this.net.server, process.execPath, ['-e', HTTP_SERVER]);
+  private readonly server: ChildProcess;
+  /** What the server printed: one `<remote address> <local port>` line per connection. */
+  private serverLog = '';
 
   constructor(private readonly setup: FirewallSetup = {}) {
+    const ports = (setup.serverPorts ?? [80]).map(String);
+    this.server = this.net.spawn(this.net.server, process.execPath, ['-e', HTTP_SERVER, ...ports]);
+    this.server.stdout?.setEncoding('utf8').on('data', (d: string) => (this.serverLog += d));
+    this.server.stderr?.resume();
     if (setup.rules) writeFileSync(this.rulesPath, JSON.stringify(setup.rules, null, 2));
     writeFileSync(this.configPath, JSON.stringify(setup.config ?? { mode: 'enforcement' }, null, 2));
   }
@@ -79,6 +92,18 @@ export class TestFirewall {
   http(host: string, timeoutS = 2): boolean {
     const url = host.includes(':') ? `http://[${host}]/` : `http://${host}/`;
     return this.net.run(this.net.client, 'curl', ['-s', '-o', '/dev/null', '-m', String(timeoutS), url], (timeoutS + 5) * 1000).code === 0;
+  }
+
+  /**
+   * Connections the server namespace accepted from the client namespace (the server's own
+   * readiness checks are not counted), on `port` or on every port.
+   */
+  connectionsReceived(port?: number): number {
+    const clients = new Set([this.net.clientV4, `::ffff:${this.net.clientV4}`, this.net.clientV6]);
+    return this.serverLog
+      .split('\n')
+      .map((line) => line.split(' '))
+      .filter(([addr, p]) => clients.has(addr ?? '') && (port === undefined || Number(p) === port)).length;
   }
 
   ping(host: string): boolean {

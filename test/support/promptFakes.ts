@@ -2,7 +2,7 @@
 // they were sent, and connections as the helper would report them.
 import pino from 'pino';
 import type { Logger } from '../../common/log.js';
-import type { PacketRecord } from '../../common/types.js';
+import type { ExeIdentity, PacketRecord } from '../../common/types.js';
 import type { AuthorizationResult, Authorizer } from '../../service/authorizer.js';
 import { DEFAULT_CONFIG, type BastionConfig } from '../../service/config.js';
 import { toConnection, type Connection } from '../../service/connection.js';
@@ -97,6 +97,11 @@ export interface ConnSpec {
   dst?: [number, number, number, number];
   protocol?: 6 | 17 | 1;
   pid?: number;
+  /** The socket's and the process's uid; default 1000. */
+  uid?: number;
+  /** What the helper proved about exe; default 'host'. */
+  identity?: ExeIdentity;
+  otherMountNs?: boolean;
 }
 
 let packetIds = 1;
@@ -117,12 +122,24 @@ export function connection(spec: ConnSpec = {}): Connection {
     icmpCode: 0,
     inIfindex: 0,
     outIfindex: 2,
-    uid: 1000,
+    uid: spec.uid ?? 1000,
     gid: 1000,
     malformed: false,
     process:
       exe || comm
-        ? { pid: spec.pid ?? 3131, uid: 1000, exe: exe ?? '', exeDeleted: false, comm: comm ?? '', cmdline: [], ppid: 1, parentExe: '', startTime: 1 }
+        ? {
+            pid: spec.pid ?? 3131,
+            uid: spec.uid ?? 1000,
+            exe: exe ?? '',
+            exeDeleted: false,
+            comm: comm ?? '',
+            cmdline: [],
+            ppid: 1,
+            parentExe: '',
+            startTime: 1,
+            identity: spec.identity ?? 'host',
+            otherMountNs: spec.otherMountNs ?? false,
+          }
         : null,
     socketInode: 77,
     attribution: exe || comm ? 'sock_diag' : 'not_found',
