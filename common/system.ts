@@ -1,4 +1,4 @@
-// Facts about the system the entry points need: our version, group ids.
+// Facts about the system the entry points need: our version, user and group ids.
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +22,22 @@ export function groupId(name: string, groupFile = '/etc/group'): number | null {
   for (const line of text.split('\n')) {
     const [group, , gid] = line.split(':');
     if (group === name && gid !== undefined && /^\d+$/.test(gid)) return Number(gid);
+  }
+  return null;
+}
+
+/** The uid of a user (a name from /etc/passwd, or a number), or null when there is none. */
+export function userId(nameOrUid: string, passwdFile = '/etc/passwd'): number | null {
+  if (/^\d+$/.test(nameOrUid)) return Number(nameOrUid);
+  let text: string;
+  try {
+    text = readFileSync(passwdFile, 'utf8');
+  } catch {
+    return null;
+  }
+  for (const line of text.split('\n')) {
+    const [user, , uid] = line.split(':');
+    if (user === nameOrUid && uid !== undefined && /^\d+$/.test(uid)) return Number(uid);
   }
   return null;
 }

@@ -61,7 +61,7 @@ export class RecordingClient implements GuiClient {
   backlogBytes = 0;
   closed = false;
 
-  constructor(readonly peer: PeerCredentials | null = { pid: 4242, uid: 0, gid: 0 }) {}
+  constructor(readonly peer: PeerCredentials | null = { pid: 4242, uid: 0, gid: 0, startTime: 1 }) {}
 
   send(message: Record<string, unknown> & { type: string }): void {
     this.sent.push(message);
