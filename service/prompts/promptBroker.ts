@@ -83,6 +83,8 @@ interface Waiter {
 interface OpenPrompt {
   requestId: string;
   key: string;
+  /** Whose process is asking (socket owner): connections of another uid never share its answer. */
+  uid: number;
   subject: string;
   program: string;
   /** The port an answer's session/rule is stored with (`*` for `@dest` subjects). */
@@ -127,7 +129,7 @@ export class GuiPromptBroker implements PromptBroker {
   canAsk(conn: Connection): boolean {
     // popup_enabled false: enforcement applies default_action without asking anyone.
     if (!this.deps.config().popupEnabled || !this.hasAnsweringClient()) return false;
-    const open = this.byKey.get(connectionKey(conn));
+    const open = this.byKey.get(promptKey(conn));
     let ok: boolean;
     if (open) ok = open.waiters.length < this.limits.maxWaitersPerPrompt;
     else ok = this.byId.size < this.limits.maxOpen && (this.perProgram.get(programOf(conn)) ?? 0) < this.limits.maxOpenPerProgram;
@@ -136,7 +138,7 @@ export class GuiPromptBroker implements PromptBroker {
   }
 
   ask(conn: Connection, answer: (decision: FinalDecision, retry: boolean) => void): void {
-    const key = connectionKey(conn);
+    const key = promptKey(conn);
     const open = this.byKey.get(key);
     if (open) {
       const flow = flowKey(conn);
@@ -148,6 +150,7 @@ export class GuiPromptBroker implements PromptBroker {
     const prompt: OpenPrompt = {
       requestId,
       key,
+      uid: conn.record.uid,
       subject: connectionSubject(conn),
       program: programOf(conn),
       port: conn.exe || conn.comm ? conn.port : '*',
@@ -187,13 +190,13 @@ export class GuiPromptBroker implements PromptBroker {
       return { applied: false };
     }
     const port: RulePort = a.allPorts ? '*' : prompt.port;
-    const recorded = this.deps.recorder.record(client, prompt.subject, port, a.allow, parsed.scope);
+    const recorded = this.deps.recorder.record(client, prompt.uid, prompt.subject, port, a.allow, parsed.scope);
     const decision: FinalDecision = { kind: 'final', allow: a.allow, reason: 'prompt', ruleKey: recorded.key };
     this.deps.log.info({ requestId: a.requestId, client: client.id, allow: a.allow, duration: parsed.scope.kind, key: recorded.key }, 'prompt answered');
     this.settle(prompt, decision, client);
     // An answer for all ports also answers this program's other open prompts.
     if (port === '*' && recorded.key !== null) {
-      for (const other of [...this.byId.values()]) if (other.subject === prompt.subject) this.settle(other, decision, null);
+      for (const other of [...this.byId.values()]) if (other.subject === prompt.subject && other.uid === prompt.uid) this.settle(other, decision, null);
     }
     return { applied: true, saved: recorded.saved };
   }
@@ -217,7 +220,7 @@ export class GuiPromptBroker implements PromptBroker {
 
   /** clear_cache: a new connection with this key opens a new prompt; learning mode tells again. */
   forgetKey(key: string): void {
-    this.byKey.delete(key);
+    for (const k of [...this.byKey.keys()]) if (k.endsWith(`\0${key}`)) this.byKey.delete(k);
     this.informed.delete(key);
   }
 
@@ -308,4 +311,9 @@ export class GuiPromptBroker implements PromptBroker {
     for (const _ of this.answeringClients()) return true;
     return false;
   }
+}
+
+/** Connections wait for the same answer when the key and the asking uid are the same. */
+function promptKey(conn: Connection): string {
+  return `${conn.record.uid}\0${connectionKey(conn)}`;
 }

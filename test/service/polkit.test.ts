@@ -166,6 +166,8 @@ async function startBusAndPolkit(): Promise<void> {
 interface Service {
   socket: string;
   rulesPath: string;
+  /** The daemon's log so far (JSON lines). */
+  log: string[];
 }
 
 async function startService(name: string, extraArgs: string[]): Promise<Service> {
@@ -193,8 +195,11 @@ async function startService(name: string, extraArgs: string[]): Promise<Service>
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, DBUS_SYSTEM_BUS_ADDRESS: busAddress, HOME: base, BASTION_LOG_LEVEL: 'info' },
   }));
+  const log: string[] = [];
+  child.stderr?.on('data', (d: Buffer) => log.push(...d.toString('utf8').split('\n').filter(Boolean)));
+  child.stdout?.on('data', (d: Buffer) => log.push(...d.toString('utf8').split('\n').filter(Boolean)));
   await waitForOutput(child, `bastion daemon ${extraArgs.join(' ')}`, (l) => l.includes('policy service started'));
-  return { socket, rulesPath };
+  return { socket, rulesPath, log };
 }
 
 /** A GUI client as `user`: sends `messages`, then list_rules; returns every non-stats reply. */
@@ -398,6 +403,28 @@ describe('rule edits authorized by polkit', () => {
     ]);
     assert.equal((replies.at(-1)!['rules'] as Record<string, unknown>)['/usr/bin/handed-over:443'], undefined);
     assert.equal(readFileSync(service.rulesPath, 'utf8'), before);
+  });
+
+  it('a refused edit reaches the person as a notification the tray shows, and the daemon logs it', async () => {
+    const uid = ids(names.outsider).uid;
+    const replies = await runClient(names.outsider, service.socket, [addRule('/usr/bin/outsider-app')]);
+    const error = `not authorized to add rules: ${ACTION} needs authentication and no polkit authentication agent of uid ${uid} answered`;
+    // JSON.stringify of the parsed line gives back the service's bytes (plain ASCII, same key order).
+    assert.deepEqual(replies.filter((m) => m['type'] !== 'rules_list').map((m) => JSON.stringify(m)), [
+      `{"type":"error","error":"${error}","request":"add_rule"}`,
+      `{"type":"notification","title":"Bastion: change refused","message":"${error}","level":"warning"}`,
+    ]);
+    const logged = service.log.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l['msg'] === 'refused a change from a GUI client');
+    assert.ok(logged.some((l) => l['request'] === 'add_rule' && l['error'] === error), service.log.slice(-5).join('\n'));
+  });
+
+  it('clear_cache is a rule edit: refused for the outsider (error and notification), done for the granted user', async () => {
+    const outsider = await runClient(names.outsider, service.socket, [{ type: 'clear_cache', cache_key: '/usr/bin/curl:443' }]);
+    assert.deepEqual(outsider.filter((m) => m['type'] === 'error').map((m) => m['request']), ['clear_cache']);
+    assert.match(String(outsider.find((m) => m['type'] === 'error')!['error']), /^not authorized to clear remembered answers: /);
+    assert.equal(outsider.filter((m) => m['type'] === 'notification').length, 1);
+    const member = await runClient(names.member, service.socket, [{ type: 'clear_cache', cache_key: '/usr/bin/curl:443' }]);
+    assert.deepEqual(member.filter((m) => m['type'] === 'error' || m['type'] === 'notification'), []);
   });
 
   it('reading needs no authorization: the outsider still lists the rules', async () => {

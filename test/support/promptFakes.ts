@@ -90,6 +90,8 @@ export function config(overrides: Partial<BastionConfig> = {}): BastionConfig {
 }
 
 export interface ConnSpec {
+  /** The socket's (and process's) uid; default 1000. */
+  uid?: number;
   exe?: string | null;
   comm?: string | null;
   port?: number;
@@ -117,12 +119,12 @@ export function connection(spec: ConnSpec = {}): Connection {
     icmpCode: 0,
     inIfindex: 0,
     outIfindex: 2,
-    uid: 1000,
+    uid: spec.uid ?? 1000,
     gid: 1000,
     malformed: false,
     process:
       exe || comm
-        ? { pid: spec.pid ?? 3131, uid: 1000, exe: exe ?? '', exeDeleted: false, comm: comm ?? '', cmdline: [], ppid: 1, parentExe: '', startTime: 1 }
+        ? { pid: spec.pid ?? 3131, uid: spec.uid ?? 1000, exe: exe ?? '', exeDeleted: false, comm: comm ?? '', cmdline: [], ppid: 1, parentExe: '', startTime: 1 }
         : null,
     socketInode: 77,
     attribution: exe || comm ? 'sock_diag' : 'not_found',
