@@ -6,4 +6,7 @@ export const DEFAULTS = {
   endpoint: 'ipc:///run/bastion/helper.sock',
   queueNum: 1,
   socketGroup: 'bastion',
+  /** The helper's bus: the group of its socket (the service's user alone) and who may be its peer. */
+  busGroup: 'bastion-bus',
+  serviceUser: 'bastion',
 } as const;

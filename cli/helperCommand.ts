@@ -1,7 +1,7 @@
 // `bastion helper`: the root helper in the foreground. Only wiring: options -> Helper.
 import type { Command } from 'commander';
 import { createLogger } from '../common/log.js';
-import { groupId, packageVersion } from '../common/system.js';
+import { groupId, packageVersion, userId } from '../common/system.js';
 import { DEFAULT_FIREWALL_RULES } from '../helper/firewallRules.js';
 import { Helper } from '../helper/helper.js';
 import { DEFAULT_QUEUE_OPTIONS } from '../helper/queue.js';
@@ -15,7 +15,8 @@ export function registerHelperCommand(program: Command): void {
     .description('run the root helper: NFQUEUE, iptables rules, process identification')
     .option('--queue <n>', 'NFQUEUE number', intOption(0, 65535), DEFAULTS.queueNum)
     .option('--endpoint <ipc>', 'ZeroMQ endpoint to bind', DEFAULTS.endpoint)
-    .option('--socket-group <name>', 'group allowed to reach the endpoint', DEFAULTS.socketGroup)
+    .option('--socket-group <name>', 'group allowed to reach the endpoint (the service user alone)', DEFAULTS.busGroup)
+    .option('--service-user <name>', 'the only user whose processes may connect as the service (name or uid)', DEFAULTS.serviceUser)
     .option('--fail-closed', 'drop (not accept) when the service is absent or late, or the queue is full')
     .option('--malformed <verdict>', 'verdict for packets that cannot be parsed: accept|drop', 'drop')
     .option('--ack-deadline-ms <ms>', 'how long a packet waits for the service', intOption(1, 60000), 1000)
@@ -26,13 +27,19 @@ export function registerHelperCommand(program: Command): void {
     .option('--no-ipv6', 'leave IPv6 alone')
     .option('--no-fast-path', 'answer every packet from JS (by default the addon answers cached verdicts of known processes)')
     .action(async (opts: {
-      queue: number; endpoint: string; socketGroup: string; failClosed?: boolean; malformed: string;
+      queue: number; endpoint: string; socketGroup: string; serviceUser: string; failClosed?: boolean; malformed: string;
       ackDeadlineMs: number; maxHoldMs: number; chain: string; rules: boolean; ipv6: boolean; strict?: boolean; fastPath: boolean;
     }) => {
       process.title = 'bastion-helper';
       const log = createLogger({ name: 'bastion-helper' });
       const notifier = systemdNotifierFromEnv(log);
       const failOpen = !opts.failClosed;
+      const serviceUid = userId(opts.serviceUser);
+      if (serviceUid === null) {
+        log.fatal({ user: opts.serviceUser }, `no user "${opts.serviceUser}": create it (the package does) or name the service's user with --service-user`);
+        process.exitCode = 1;
+        return;
+      }
       const helper = new Helper(
         {
           version: packageVersion(),
@@ -47,6 +54,7 @@ export function registerHelperCommand(program: Command): void {
           manageRules: opts.rules,
           endpoint: opts.endpoint,
           socketGid: groupId(opts.socketGroup),
+          serviceUid,
           ackDeadlineMs: opts.ackDeadlineMs,
           maxHoldMs: opts.maxHoldMs,
           fallbackAccept: failOpen,

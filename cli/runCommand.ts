@@ -43,7 +43,12 @@ export function registerRunCommand(program: Command): void {
       process.on('SIGTERM', stop);
       process.on('SIGHUP', () => children[1]?.kill('SIGHUP'));
 
-      start(['helper', '--queue', String(opts.queue), '--endpoint', opts.endpoint, ...(opts.failClosed ? ['--fail-closed'] : [])]);
+      // Both children run as we do: the service's user is ours.
+      const us = String(process.getuid?.() ?? 0);
+      start([
+        'helper', '--queue', String(opts.queue), '--endpoint', opts.endpoint, '--service-user', us,
+        ...(opts.failClosed ? ['--fail-closed'] : []),
+      ]);
       start([
         'daemon', '--config', opts.config, '--rules', opts.rules, '--endpoint', opts.endpoint, '--socket', opts.socket,
         ...(opts.mode ? ['--mode', opts.mode] : []),

@@ -1,5 +1,6 @@
 // /proc/PID/stat, the fields both processes need: the helper identifies processes by them, the
 // service names the peer process to polkit by pid and start time.
+import { readFileSync } from 'node:fs';
 
 export interface StatFields {
   comm: string;
@@ -32,4 +33,16 @@ export function parseStat(text: string): StatFields | null {
   const startTime = Number(text.slice(startAt, startEnd < 0 ? text.length : startEnd).trimEnd());
   if (!Number.isInteger(ppid) || !Number.isInteger(startTime)) return null;
   return { comm: text.slice(open + 1, close), ppid, startTime };
+}
+
+/** Field 22 of /proc/PID/stat (starttime, clock ticks since boot): with the pid, names one process. */
+export function readProcessStartTime(pid: number, procRoot = '/proc'): number | null {
+  if (!Number.isInteger(pid) || pid <= 0) return null;
+  let stat: string;
+  try {
+    stat = readFileSync(`${procRoot}/${pid}/stat`, 'latin1');
+  } catch {
+    return null; // gone, or hidden from us (hidepid)
+  }
+  return parseStat(stat)?.startTime ?? null;
 }

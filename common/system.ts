@@ -1,4 +1,4 @@
-// Facts about the system the entry points need: our version, group ids.
+// Facts about the system the entry points need: our version, user and group ids.
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,8 +26,9 @@ export function groupId(name: string, groupFile = '/etc/group'): number | null {
   return null;
 }
 
-/** The uid of a user from /etc/passwd, or null when it does not exist. */
-export function userId(name: string, passwdFile = '/etc/passwd'): number | null {
+/** The uid of a user (a name from /etc/passwd, or a number), or null when there is none. */
+export function userId(nameOrUid: string, passwdFile = '/etc/passwd'): number | null {
+  if (/^\d+$/.test(nameOrUid)) return Number(nameOrUid);
   let text: string;
   try {
     text = readFileSync(passwdFile, 'utf8');
@@ -36,7 +37,7 @@ export function userId(name: string, passwdFile = '/etc/passwd'): number | null 
   }
   for (const line of text.split('\n')) {
     const [user, , uid] = line.split(':');
-    if (user === name && uid !== undefined && /^\d+$/.test(uid)) return Number(uid);
+    if (user === nameOrUid && uid !== undefined && /^\d+$/.test(uid)) return Number(uid);
   }
   return null;
 }

@@ -27,6 +27,8 @@ export interface HelperOptions {
   manageRules: boolean;
   endpoint: string;
   socketGid: number | null;
+  /** Only processes of this uid may be the service (serviceLink.ts). */
+  serviceUid: number;
   /** The service must answer (verdict or hold) within this; design goal p99 <= 1 ms. */
   ackDeadlineMs: number;
   /** Longest a prompt may hold a packet. */
@@ -98,6 +100,7 @@ export class Helper {
       {
         endpoint: this.options.endpoint,
         socketGid: this.options.socketGid,
+        serviceUid: this.options.serviceUid,
         heartbeatMs: this.options.heartbeatMs,
         silenceMs: this.options.silenceMs,
         hello: this.hello(),

@@ -6,11 +6,14 @@ import { ipcPathOf, prepareSocketPath, removeSocketPath, restrictSocket } from '
 import type { Logger } from '../common/log.js';
 import type { PacketRecord, Verdict } from '../common/types.js';
 import type { BusMessage, Hello, HelperCounters } from '../common/wire.js';
+import { BUS_ZAP_DOMAIN, BusGatekeeper } from './busGatekeeper.js';
 
 export interface ServiceLinkOptions {
   endpoint: string;
-  /** Group allowed to reach the socket (bastion); null keeps the process's own group. */
+  /** Group allowed to reach the socket (bastion-bus: the service's user alone); null keeps the process's own group. */
   socketGid: number | null;
+  /** The only uid that may become our peer (SO_PEERCRED, checked through ZAP). */
+  serviceUid: number;
   heartbeatMs: number;
   /** No message from the service for this long means it is gone. */
   silenceMs: number;
@@ -33,6 +36,7 @@ export class ServiceLink {
   private timer: NodeJS.Timeout | null = null;
   private readonly channel: BusChannel;
   private createdDir = false;
+  private gatekeeper: BusGatekeeper | null = null;
 
   private constructor(
     private readonly socket: Pair,
@@ -52,13 +56,20 @@ export class ServiceLink {
   static async bind(options: ServiceLinkOptions, events: ServiceLinkEvents, log: Logger): Promise<ServiceLink> {
     const path = ipcPathOf(options.endpoint);
     const createdDir = prepareSocketPath(path, options.socketGid);
+    // The peer check answers before the socket exists; zapEnforceDomain: were it ever missing,
+    // connections are refused, not let in unchecked.
+    const gatekeeper = await BusGatekeeper.start(options.serviceUid, log);
     // sendTimeout 0: when the service cannot take a message now, fail at once so the packet
     // gets the fallback verdict instead of waiting in a queue for a peer that may never come.
-    const socket = new Pair({ linger: 0, sendTimeout: 0, sendHighWaterMark: 10000, receiveHighWaterMark: 10000 });
+    const socket = new Pair({
+      linger: 0, sendTimeout: 0, sendHighWaterMark: 10000, receiveHighWaterMark: 10000,
+      zapDomain: BUS_ZAP_DOMAIN, zapEnforceDomain: true,
+    });
     await socket.bind(options.endpoint);
     restrictSocket(path, options.socketGid);
     const link = new ServiceLink(socket, options, events, log);
     link.createdDir = createdDir;
+    link.gatekeeper = gatekeeper;
     socket.events.on('disconnect', () => link.markDown('service disconnected'));
     void link.channel.receiveLoop().catch((err: Error) => log.error({ err }, 'bus receive loop failed'));
     link.timer = setInterval(() => link.tick(), options.heartbeatMs);
@@ -71,6 +82,11 @@ export class ServiceLink {
 
   get badFrames(): number {
     return this.channel.badFrames;
+  }
+
+  /** Connections refused because their process was not the service user's. */
+  get refusedPeers(): number {
+    return this.gatekeeper?.refused ?? 0;
   }
 
   sendRecords(records: PacketRecord[]): void {
@@ -86,6 +102,7 @@ export class ServiceLink {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     this.channel.close();
+    this.gatekeeper?.close();
     removeSocketPath(ipcPathOf(this.options.endpoint), this.createdDir);
   }
 

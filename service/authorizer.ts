@@ -2,9 +2,9 @@
 // for the peer process of the GUI socket; `bastion daemon --no-polkit` (minimal systems)
 // allows edits only from uid 0.
 import { execFile } from 'node:child_process';
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import { parseStat } from '../common/procStat.js';
+import { parseStat, readProcessStartTime } from '../common/procStat.js';
 import type { PeerCredentials } from './gui/guiServer.js';
 
 export type AuthorizationResult = { ok: true } | { ok: false; error: string };
@@ -60,9 +60,11 @@ export type PkcheckRunner = (file: string, args: readonly string[], timeoutMs: n
 
 /**
  * Asks polkit (through pkcheck) whether the peer process may perform `actionId`. The subject
- * is `pid,start-time,uid`: the start time ties the check to the very process that connected
- * (a recycled pid has another one), and the uid is the one SO_PEERCRED reported, not whatever
- * owns the pid now. Root is authorized without asking, as polkit itself always does: that keeps
+ * is `pid,start-time,uid`: the start time, read when the client connected, ties the check to
+ * the very process that connected. A client may hand its socket to another process and exit,
+ * and its pid may then name a new process: so the pid must still have that start time when a
+ * request comes, or the request is refused. The uid is the one SO_PEERCRED reported, not
+ * whatever owns the pid now. Root is authorized without asking, as polkit itself always does: that keeps
  * `sudo bastion rules add` working where polkitd is not running.
  */
 export class PolkitAuthorizer implements Authorizer {
@@ -84,8 +86,11 @@ export class PolkitAuthorizer implements Authorizer {
     const refuse = (why: string): AuthorizationResult => ({ ok: false, error: `not authorized to ${action}: ${why}` });
     if (!peer) return refuse('the requesting process is unknown (no peer credentials)');
     if (peer.uid === 0) return { ok: true };
+    if (peer.startTime === null) return refuse(`the process that connected (pid ${peer.pid}) was gone before it was accepted`);
     const startTime = readProcessStartTime(peer.pid, this.options.procRoot);
-    if (startTime === null) return refuse(`the requesting process ${peer.pid} is gone`);
+    if (startTime !== peer.startTime) {
+      return refuse(`the process that connected (pid ${peer.pid}) is gone${startTime === null ? '' : '; its pid now names another process'}`);
+    }
     const { actionId } = this.options;
     const args = [
       '--action-id', actionId,
@@ -133,17 +138,7 @@ function lastLine(text: string): string {
   return lines[lines.length - 1]?.trim() ?? '';
 }
 
-/** Field 22 of /proc/PID/stat (starttime, clock ticks since boot), as polkit wants it. */
-export function readProcessStartTime(pid: number, procRoot = '/proc'): number | null {
-  if (!Number.isInteger(pid) || pid <= 0) return null;
-  let stat: string;
-  try {
-    stat = readFileSync(`${procRoot}/${pid}/stat`, 'latin1');
-  } catch {
-    return null; // gone, or hidden from us (hidepid)
-  }
-  return parseStartTime(stat);
-}
+export { readProcessStartTime };
 
 export function parseStartTime(stat: string): number | null {
   return parseStat(stat)?.startTime ?? null;

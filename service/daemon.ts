@@ -127,6 +127,7 @@ export class PolicyDaemon {
       status: () => this.status(),
       prompts: this.prompts,
       feed: this.feed,
+      log,
       onConfigChanged: (config) => {
         this.modeOverride = null; // `bastion mode` is the newer word than the start flag
         this.configChanged(config);

@@ -1,5 +1,8 @@
 // The service's end of the bus: connects to the helper's ipc socket (ZeroMQ reconnects by
 // itself when either side restarts), says hello on every (re)connection, and answers batches.
+// A pairing that does not come about is an alarm, logged as an error until it does: the
+// helper refusing us (we are not its service user), or a connection the helper never answers
+// (its one peer slot taken), in which case we connect afresh.
 import { Pair } from 'zeromq';
 import { BusChannel } from '../common/busChannel.js';
 import type { Logger } from '../common/log.js';
@@ -10,7 +13,12 @@ export interface HelperLinkOptions {
   endpoint: string;
   version: string;
   heartbeatMs: number;
+  /** Unpaired for this long (no helper hello): logged as an error, and a silent connection is renewed. Default 5 s. */
+  pairingTimeoutMs?: number;
 }
+
+/** Why the service is not paired with a helper, as last seen. */
+type Unpaired = 'no connection' | 'refused by the helper' | 'connected, but no helper answers';
 
 export interface HelperState {
   connected: boolean;
@@ -29,6 +37,11 @@ export class HelperLink {
    * decided for an earlier helper's packet (a late prompt answer) must never reach a new one.
    */
   private epoch = 0;
+  /** Since when we are without a helper, and the latest reason. */
+  private unpairedSince = performance.now();
+  private unpaired: Unpaired = 'no connection';
+  private reasonSince = performance.now();
+  private lastAlarm = -Infinity;
 
   constructor(
     private readonly options: HelperLinkOptions,
@@ -53,6 +66,7 @@ export class HelperLink {
             }
             this.epoch++;
             this.state.connected = true;
+            this.setUnpaired('no connection');
             this.state.hello = m.hello;
             this.log.info({ pid: m.hello.pid, queue: m.hello.queueNum, capabilities: m.hello.capabilities }, 'helper connected');
             return;
@@ -78,10 +92,22 @@ export class HelperLink {
   }
 
   start(): void {
-    this.socket.events.on('handshake', () => this.sayHello());
+    this.socket.events.on('handshake', () => {
+      this.setUnpaired('connected, but no helper answers');
+      this.sayHello();
+    });
+    // The helper's peer check said no (ZAP): we run as a user it does not take as its service.
+    this.socket.events.on('handshake:error:auth', () => {
+      this.setUnpaired('refused by the helper');
+      this.alarm(true);
+    });
     this.socket.events.on('disconnect', () => {
-      if (this.state.connected) this.log.warn('helper disconnected');
+      if (this.state.connected) {
+        this.log.warn('helper disconnected');
+        this.unpairedSince = performance.now();
+      }
       this.state.connected = false;
+      if (this.unpaired !== 'refused by the helper') this.setUnpaired('no connection');
     });
     this.socket.connect(this.options.endpoint);
     void this.channel.receiveLoop().catch((err: Error) => this.log.error({ err }, 'bus receive loop failed'));
@@ -89,8 +115,50 @@ export class HelperLink {
     // 'connect' event can be lost (with `immediate`, no pipe exists before the handshake).
     this.timer = setInterval(() => {
       if (this.state.connected) this.channel.sendControl({ kind: 'heartbeat', sentAtMs: Date.now(), helper: null });
-      else this.sayHello();
+      else {
+        this.sayHello();
+        this.alarm(false);
+      }
     }, this.options.heartbeatMs);
+  }
+
+  /**
+   * Unpaired past the timeout: an error line (then every 30 s while it lasts). A connection the
+   * helper refused (ZeroMQ gives up on it) or never answered (its one peer slot held by
+   * someone else) is made again, so the service keeps trying rather than waiting forever.
+   */
+  private alarm(now: boolean): void {
+    const timeoutMs = this.options.pairingTimeoutMs ?? 5000;
+    const t = performance.now();
+    if (this.state.connected || (!now && t - this.unpairedSince < timeoutMs)) return;
+    if (t - this.lastAlarm >= 30_000) {
+      this.lastAlarm = t;
+      const help: Record<Unpaired, string> = {
+        'no connection': 'is bastion-helper running, and is this service in the group of its socket (bastion-bus)?',
+        'refused by the helper': `the helper accepts only its service user (bastion helper --service-user); this service runs as uid ${process.getuid?.() ?? '?'}`,
+        'connected, but no helper answers': 'another process may hold the bus',
+      };
+      this.log.error(
+        { endpoint: this.options.endpoint, reason: this.unpaired, forMs: Math.round(t - this.unpairedSince) },
+        `NOT PAIRED WITH THE HELPER (${this.unpaired}): no connection is decided by this service; ${help[this.unpaired]}; retrying`,
+      );
+    }
+    if (this.unpaired !== 'no connection' && t - this.reasonSince >= timeoutMs) this.reconnect();
+  }
+
+  private reconnect(): void {
+    this.setUnpaired('no connection');
+    try {
+      this.socket.disconnect(this.options.endpoint);
+    } catch {
+      // ZeroMQ already dropped it (a refused handshake ends the connection for good)
+    }
+    this.socket.connect(this.options.endpoint);
+  }
+
+  private setUnpaired(reason: Unpaired): void {
+    this.unpaired = reason;
+    this.reasonSince = performance.now();
   }
 
   /** Sends verdicts decided for records of helper `epoch`; dropped if that helper is gone. */

@@ -30,7 +30,7 @@ export class Policy {
 
     // Keyed like prompts, so an answer about a program without a path (@name, @dest) lasts too.
     if (this.deps.sessions.size > 0) {
-      const session = this.deps.sessions.lookup(connectionSubject(conn), conn.port);
+      const session = this.deps.sessions.lookup(conn.record.uid, connectionSubject(conn), conn.port);
       if (session) return { kind: 'final', allow: session.allow, reason: 'session', ruleKey: session.key };
     }
 

@@ -1,5 +1,6 @@
 // One handler per GUI message type (gui-protocol.md, "Client -> service messages"), behind one
 // dispatcher. Every reply carries "type"; bad input gets an `error` and changes nothing.
+import type { Logger } from '../../common/log.js';
 import type { Authorizer } from '../authorizer.js';
 import type { BastionConfig, ConfigStore } from '../config.js';
 import type { PromptAnswer } from '../prompts/answerScope.js';
@@ -8,6 +9,7 @@ import type { RulesStore } from '../rules/rulesStore.js';
 import { destSubject, nameSubject, type RulePort } from '../rules/ruleKey.js';
 import type { SessionDecisions } from '../sessions.js';
 import type { GuiClient } from './guiServer.js';
+import { reportRefusal } from './refusal.js';
 
 export interface GuiContext {
   rules: RulesStore;
@@ -18,6 +20,7 @@ export interface GuiContext {
   prompts: PromptsForGui;
   feed: FeedForGui;
   onConfigChanged: (config: BastionConfig) => void;
+  log: Logger;
 }
 
 /** What the GUI handlers need of the prompt broker (prompts/promptBroker.ts). */
@@ -55,9 +58,10 @@ function field<T extends 'string' | 'boolean' | 'number'>(
   return { ok: true, value: v as never };
 }
 
+/** A refusal is an `error` plus a `notification` the tray shows, and a log line (refusal.ts). */
 async function authorized(ctx: GuiContext, client: GuiClient, type: string, action: string): Promise<boolean> {
   const result = await ctx.authorizer.authorize(client.peer, action);
-  if (!result.ok) fail(client, type, result.error);
+  if (!result.ok) reportRefusal(client, ctx.log, type, result.error);
   return result.ok;
 }
 
@@ -108,9 +112,11 @@ const handlers: Record<string, Handler> = {
     else ctx.prompts.ruleSaved(client, subject, rulePort);
   },
 
-  clear_cache: (ctx, client, msg) => {
+  // Forgetting a remembered answer (a deny, too) changes what the firewall decides: a rule edit.
+  clear_cache: async (ctx, client, msg) => {
     const key = field(msg, 'cache_key', 'string', true);
     if (!key.ok) return fail(client, 'clear_cache', key.error);
+    if (!(await authorized(ctx, client, 'clear_cache', 'clear remembered answers'))) return;
     ctx.sessions.forget(key.value!);
     ctx.prompts.forgetKey(key.value!);
   },

@@ -6,12 +6,15 @@ import net from 'node:net';
 import { prepareSocketPath, removeSocketPath, restrictSocket } from '../../common/ipcPath.js';
 import type { Logger } from '../../common/log.js';
 import { loadNative } from '../../common/native.js';
+import { readProcessStartTime } from '../../common/procStat.js';
 import { LineReader } from './lineReader.js';
 
 export interface PeerCredentials {
   pid: number;
   uid: number;
   gid: number;
+  /** The pid's start time when we accepted the connection (null: already gone): polkit checks need the same process. */
+  startTime: number | null;
 }
 
 export interface GuiClient {
@@ -265,12 +268,13 @@ function typeOf(message: unknown): string | null {
   return null;
 }
 
-/** SO_PEERCRED of the client: who is asking, for logs and authorization. */
+/** SO_PEERCRED of the client, and its start time now: who is asking, for logs and authorization. */
 function peerOf(socket: net.Socket): PeerCredentials | null {
   const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
   if (typeof fd !== 'number' || fd < 0) return null;
   try {
-    return loadNative().peerCred(fd);
+    const cred = loadNative().peerCred(fd);
+    return { ...cred, startTime: readProcessStartTime(cred.pid) };
   } catch {
     return null;
   }

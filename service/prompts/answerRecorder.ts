@@ -1,10 +1,13 @@
 // What a prompt answer leaves behind besides the verdicts of the waiting connections: a session
-// decision (`session`, timed) or a saved rule (`always`). Saving a rule is a rule change, so it
-// is authorized for the answering peer (gui-protocol.md, "Authorization"); a refusal still lets
-// the answer decide the waiting connections (answering needs only the socket) and says why.
+// decision (`session`, timed) or a saved rule (`always`). Session decisions are bound to the uid
+// whose process was asked about. Saving a rule is a rule change, so it is authorized for the
+// answering peer (gui-protocol.md, "Authorization"); when that is refused, the answer still
+// decides the waiting connections (answering needs only the socket) and stays as a session
+// decision for that uid, and the client is told so (an error and a notification).
 import type { Logger } from '../../common/log.js';
 import type { Authorizer } from '../authorizer.js';
 import type { GuiClient } from '../gui/guiServer.js';
+import { reportDowngrade } from '../gui/refusal.js';
 import { formatRuleKey, type RulePort } from '../rules/ruleKey.js';
 import type { RulesStore } from '../rules/rulesStore.js';
 import type { SessionDecisions } from '../sessions.js';
@@ -27,21 +30,24 @@ export interface Recorded {
 export class AnswerRecorder {
   constructor(private readonly deps: AnswerRecorderDeps) {}
 
-  record(client: GuiClient, subject: string, port: RulePort, allow: boolean, scope: AnswerScope): Recorded {
+  /** `uid`: whose process was asked about; a session decision applies to that uid's processes only. */
+  record(client: GuiClient, uid: number, subject: string, port: RulePort, allow: boolean, scope: AnswerScope): Recorded {
     if (scope.kind === 'once') return { key: null, saved: Promise.resolve() };
     const key = formatRuleKey(subject, port);
     // In memory first, synchronously: the program's next connection must already match, even
     // while a rule is still being authorized and written.
-    this.deps.sessions.set(subject, port, allow, scope.kind === 'timed' ? scope.ttlMs : null);
+    this.deps.sessions.set(uid, subject, port, allow, scope.kind === 'timed' ? scope.ttlMs : null);
     if (scope.kind !== 'always') return { key, saved: Promise.resolve() };
-    return { key, saved: this.saveRule(client, subject, port, allow, key) };
+    return { key, saved: this.saveRule(client, uid, subject, port, allow, key) };
   }
 
-  private async saveRule(client: GuiClient, subject: string, port: RulePort, allow: boolean, key: string): Promise<void> {
+  private async saveRule(client: GuiClient, uid: number, subject: string, port: RulePort, allow: boolean, key: string): Promise<void> {
+    let keepSession = false;
     try {
       const auth = await this.deps.authorizer.authorize(client.peer, 'add rules');
       if (!auth.ok) {
-        client.send({ type: 'error', error: auth.error, request: 'gui_response' });
+        keepSession = true;
+        reportDowngrade(client, this.deps.log, key, uid, auth.error);
         return;
       }
       const saved = await this.deps.rules.setRule(subject, port, allow);
@@ -51,9 +57,9 @@ export class AnswerRecorder {
       this.deps.log.error({ err, key }, 'saving a rule from a prompt answer failed');
       client.send({ type: 'error', error: 'internal error', request: 'gui_response' });
     } finally {
-      // The stand-in session goes either way: a saved rule decides from now on (and deleting it
-      // in the control panel must take effect), a refused one must not outlive this answer.
-      this.deps.sessions.forget(key);
+      // A saved rule decides from now on (and deleting it in the control panel must take
+      // effect); a rule that failed to save leaves nothing. Only a refused one stays as a session.
+      if (!keepSession) this.deps.sessions.forget(key, uid);
     }
   }
 }

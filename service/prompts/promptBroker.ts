@@ -101,7 +101,7 @@ interface OpenPrompt {
   program: string;
   /** The port an answer's session/rule is stored with (`*` for `@dest` subjects). */
   port: RulePort;
-  /** Whose prompt it is (Connection.uid): the limits are per user. */
+  /** Whose prompt it is (Connection.uid): limits, answers and sessions are per user. */
   uid: number;
   /** False for a program whose path is not believed: answers to it hold for its connections only. */
   verified: boolean;
@@ -161,7 +161,7 @@ export class GuiPromptBroker implements PromptBroker {
   canAsk(conn: Connection): boolean {
     // popup_enabled false: enforcement applies default_action without asking anyone.
     if (!this.deps.config().popupEnabled || !this.hasAnsweringClient()) return false;
-    const open = this.byKey.get(connectionKey(conn));
+    const open = this.byKey.get(promptKey(conn));
     let ok: boolean;
     if (open) ok = open.waiters.length < this.limits.maxWaitersPerPrompt;
     else {
@@ -176,7 +176,7 @@ export class GuiPromptBroker implements PromptBroker {
   }
 
   ask(conn: Connection, answer: (decision: FinalDecision, retry: boolean) => void): void {
-    const key = connectionKey(conn);
+    const key = promptKey(conn);
     const open = this.byKey.get(key);
     if (open) {
       const flow = flowKey(conn);
@@ -239,13 +239,13 @@ export class GuiPromptBroker implements PromptBroker {
     const port: RulePort = a.allPorts ? '*' : prompt.port;
     // A path that is not believed names no program a rule or session could keep to: once only.
     const scope = prompt.verified ? parsed.scope : ({ kind: 'once' } as const);
-    const recorded = this.deps.recorder.record(client, prompt.subject, port, a.allow, scope);
+    const recorded = this.deps.recorder.record(client, prompt.uid, prompt.subject, port, a.allow, scope);
     const decision: FinalDecision = { kind: 'final', allow: a.allow, reason: 'prompt', ruleKey: recorded.key };
     this.deps.log.info({ requestId: a.requestId, client: client.id, allow: a.allow, duration: parsed.scope.kind, key: recorded.key }, 'prompt answered');
     this.settle(prompt, decision, client);
     // An answer for all ports also answers this program's other open prompts.
     if (port === '*' && recorded.key !== null) {
-      for (const other of [...this.byId.values()]) if (other.subject === prompt.subject) this.settle(other, decision, null);
+      for (const other of [...this.byId.values()]) if (other.subject === prompt.subject && other.uid === prompt.uid) this.settle(other, decision, null);
     }
     return { applied: true, saved: recorded.saved };
   }
@@ -274,7 +274,7 @@ export class GuiPromptBroker implements PromptBroker {
 
   /** clear_cache: a new connection with this key opens a new prompt; learning mode tells again. */
   forgetKey(key: string): void {
-    this.byKey.delete(key);
+    for (const k of [...this.byKey.keys()]) if (k.endsWith(`\0${key}`)) this.byKey.delete(k);
     this.informed.delete(key);
   }
 
@@ -382,4 +382,8 @@ function count<K>(counts: Map<K, number>, key: K, delta: number): void {
   const n = (counts.get(key) ?? 0) + delta;
   if (n > 0) counts.set(key, n);
   else counts.delete(key);
+
+/** Connections wait for the same answer when the key and the asking uid are the same. */
+function promptKey(conn: Connection): string {
+  return `${conn.uid}\0${connectionKey(conn)}`;
 }

@@ -171,7 +171,7 @@ describe('who may reach the helper', () => {
       symlinkSync(target, `${dir.path}/helper.sock`);
       const fw = new TestFirewall({});
       try {
-        const helper = startBastion(['helper', '--queue', String(fw.queue), '--endpoint', `ipc://${dir.path}/helper.sock`, '--socket-group', 'root'], fw.net.client);
+        const helper = startBastion(['helper', '--queue', String(fw.queue), '--endpoint', `ipc://${dir.path}/helper.sock`, '--socket-group', 'root', '--service-user', 'root'], fw.net.client);
         const line = await helper.waitFor('refusing socket path');
         assert.equal(line.msg, `refusing socket path ${dir.path}/helper.sock: a symlink is planted there`);
         assert.equal(await helper.exited, 1);

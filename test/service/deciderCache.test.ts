@@ -66,7 +66,7 @@ describe('verdicts the helper may reuse', () => {
 
   it('does not mark a session decision, which may expire', () => {
     const { decide, sessions } = setup({ '/usr/bin/curl:443': true });
-    sessions.set('/usr/bin/curl', 443, true, 30_000);
+    sessions.set(1000, '/usr/bin/curl', 443, true, 30_000);
     const v = decide({ exe: '/usr/bin/curl', port: 443 });
     assert.equal(v.action, 'accept');
     assert.equal(v.cacheMs, undefined);

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -166,6 +166,8 @@ async function startBusAndPolkit(): Promise<void> {
 interface Service {
   socket: string;
   rulesPath: string;
+  /** The daemon's log so far (JSON lines). */
+  log: string[];
 }
 
 async function startService(name: string, extraArgs: string[]): Promise<Service> {
@@ -193,8 +195,11 @@ async function startService(name: string, extraArgs: string[]): Promise<Service>
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, DBUS_SYSTEM_BUS_ADDRESS: busAddress, HOME: base, BASTION_LOG_LEVEL: 'info' },
   }));
+  const log: string[] = [];
+  child.stderr?.on('data', (d: Buffer) => log.push(...d.toString('utf8').split('\n').filter(Boolean)));
+  child.stdout?.on('data', (d: Buffer) => log.push(...d.toString('utf8').split('\n').filter(Boolean)));
   await waitForOutput(child, `bastion daemon ${extraArgs.join(' ')}`, (l) => l.includes('policy service started'));
-  return { socket, rulesPath };
+  return { socket, rulesPath, log };
 }
 
 /** A GUI client as `user`: sends `messages`, then list_rules; returns every non-stats reply. */
@@ -239,6 +244,64 @@ function runClient(user: string | null, socket: string, messages: object[]): Pro
       resolve(JSON.parse(stdout) as Record<string, unknown>[]);
     });
   });
+}
+
+/**
+ * The pid-reuse attack: a client connects, hands its socket to a child (fd 3 of the child,
+ * whose output goes to the parent's fd 3) and exits. The child waits for SIGUSR1, then sends
+ * `messages` and list_rules and writes the replies.
+ */
+const HANDOVER_PARENT = `
+const net = require('node:net');
+const { spawn } = require('node:child_process');
+const [socketPath, childCode, json] = process.argv.slice(1);
+const s = net.connect(socketPath, () => {
+  const child = spawn(process.execPath, ['-e', childCode, json], { stdio: ['ignore', 3, 'ignore', s], detached: true });
+  child.unref();
+  process.exit(0);
+});
+`;
+const HANDOVER_CHILD = `
+const net = require('node:net');
+const s = new net.Socket({ fd: 3, readable: true, writable: true });
+const out = [];
+let buf = '';
+s.on('data', (d) => {
+  buf += d;
+  let nl;
+  while ((nl = buf.indexOf('\\n')) >= 0) {
+    const m = JSON.parse(buf.slice(0, nl));
+    buf = buf.slice(nl + 1);
+    if (m.type === 'stats_update') continue;
+    out.push(m);
+    if (m.type === 'rules_list') { process.stdout.write(JSON.stringify(out) + '\\n'); process.exit(0); }
+  }
+});
+process.on('SIGUSR1', () => {
+  for (const m of JSON.parse(process.argv[1])) s.write(JSON.stringify(m) + '\\n');
+  s.write(JSON.stringify({ type: 'list_rules' }) + '\\n');
+});
+process.stdout.write('ready ' + process.pid + '\\n');
+`;
+
+/** Spawns `sleep` as `user` until one gets exactly `pid` (ns_last_pid; other forks may race). */
+async function processWithPid(user: string, pid: number): Promise<ChildProcess | null> {
+  const who = ids(user);
+  for (let attempt = 0; attempt < 200; attempt++) {
+    writeFileSync('/proc/sys/kernel/ns_last_pid', String(pid - 1));
+    const child = started(spawn('sleep', ['600'], { uid: who.uid, gid: who.gid, stdio: 'ignore' }));
+    if (child.pid === pid) return child;
+    child.kill('SIGKILL');
+  }
+  return null;
+}
+
+async function waitUntil(what: string, test: () => boolean, timeoutMs = 20000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!test()) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 const addRule = (path: string): object => ({ type: 'add_rule', app_path: path, app_name: 'x', port: 443, allow: true, all_ports: false });
@@ -303,6 +366,65 @@ describe('rule edits authorized by polkit', () => {
     assert.equal(listed['/usr/bin/outsider-app:443'], undefined);
     assert.equal(listed['/usr/bin/existing:80'], true);
     assert.equal(readFileSync(service.rulesPath, 'utf8'), before);
+  });
+
+  it('a client that hands its socket to a child and exits is refused, even when its pid now names a process polkit would allow', async () => {
+    const before = readFileSync(service.rulesPath, 'utf8');
+    const outPath = join(dir, 'handover.out');
+    const outFd = openSync(outPath, 'w', 0o644);
+    const member = ids(names.member);
+    const parent = spawn(process.execPath, ['-e', HANDOVER_PARENT, service.socket, HANDOVER_CHILD, JSON.stringify([addRule('/usr/bin/handed-over')])], {
+      uid: member.uid,
+      gid: member.gid,
+      stdio: ['ignore', 'ignore', 'inherit', outFd],
+    });
+    closeSync(outFd);
+    const parentPid = parent.pid!;
+    await new Promise((r) => parent.once('exit', r));
+    await waitUntil('the child is ready', () => readFileSync(outPath, 'utf8').startsWith('ready '));
+    const childPid = Number(/^ready (\d+)/.exec(readFileSync(outPath, 'utf8'))![1]);
+    try {
+      // The pid of the client that connected now names a process of the granted user.
+      const reused = await processWithPid(names.member, parentPid);
+      assert.ok(reused, `could not get pid ${parentPid} again`);
+      process.kill(childPid, 'SIGUSR1');
+      await waitUntil('the child got its replies', () => readFileSync(outPath, 'utf8').split('\n').length > 2);
+    } finally {
+      try {
+        process.kill(childPid, 'SIGKILL');
+      } catch {
+        // it had exited
+      }
+    }
+    const replies = JSON.parse(readFileSync(outPath, 'utf8').split('\n')[1]!) as Record<string, unknown>[];
+    const errors = replies.filter((m) => m['type'] === 'error');
+    assert.deepEqual(errors.map((e) => e['error']), [
+      `not authorized to add rules: the process that connected (pid ${parentPid}) is gone; its pid now names another process`,
+    ]);
+    assert.equal((replies.at(-1)!['rules'] as Record<string, unknown>)['/usr/bin/handed-over:443'], undefined);
+    assert.equal(readFileSync(service.rulesPath, 'utf8'), before);
+  });
+
+  it('a refused edit reaches the person as a notification the tray shows, and the daemon logs it', async () => {
+    const uid = ids(names.outsider).uid;
+    const replies = await runClient(names.outsider, service.socket, [addRule('/usr/bin/outsider-app')]);
+    const error = `not authorized to add rules: ${ACTION} needs authentication and no polkit authentication agent of uid ${uid} answered`;
+    // JSON.stringify of the parsed line gives back the service's bytes (plain ASCII, same key order).
+    assert.deepEqual(replies.filter((m) => m['type'] !== 'rules_list').map((m) => JSON.stringify(m)), [
+      `{"type":"error","error":"${error}","request":"add_rule"}`,
+      `{"type":"notification","title":"Bastion: change refused","message":"${error}","level":"warning"}`,
+    ]);
+    const logged = service.log.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l['msg'] === 'refused a change from a GUI client');
+    assert.ok(logged.some((l) => l['request'] === 'add_rule' && l['error'] === error), service.log.slice(-5).join('\n'));
+  });
+
+  it('clear_cache is a rule edit: refused for the outsider (error and notification), done for the granted user', async () => {
+    const outsider = await runClient(names.outsider, service.socket, [{ type: 'clear_cache', cache_key: '/usr/bin/curl:443' }]);
+    assert.deepEqual(outsider.filter((m) => m['type'] === 'error').map((m) => m['request']), ['clear_cache']);
+    assert.match(String(outsider.find((m) => m['type'] === 'error')!['error']), /^not authorized to clear remembered answers: /);
+    assert.equal(outsider.filter((m) => m['type'] === 'notification').length, 1);
+    const member = await runClient(names.member, service.socket, [{ type: 'clear_cache', cache_key: '/usr/bin/curl:443' }]);
+    assert.deepEqual(member.filter((m) => m['type'] === 'error' || m['type'] === 'notification'), []);
   });
 
   it('reading needs no authorization: the outsider still lists the rules', async () => {

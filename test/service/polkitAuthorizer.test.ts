@@ -13,7 +13,7 @@ import {
   type PkcheckOutcome,
 } from '../../service/authorizer.js';
 
-const PEER = { pid: 4242, uid: 1000, gid: 1000 };
+const PEER = { pid: 4242, uid: 1000, gid: 1000, startTime: 987654 };
 // /proc/PID/stat with a comm holding spaces and a ')': fields are counted after the last ')'.
 const STAT = '4242 (evil) (app x) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 200 1 2 3\n';
 
@@ -94,22 +94,31 @@ describe('PolkitAuthorizer', () => {
 
   it('authorizes root without asking polkit (polkit always does)', async () => {
     const fake = fakeRunner({ code: 1, detail: '', missing: false });
-    assert.deepEqual(await new PolkitAuthorizer({ procRoot: proc }, fake.run).authorize({ pid: 1, uid: 0, gid: 0 }, 'add rules'), {
+    assert.deepEqual(await new PolkitAuthorizer({ procRoot: proc }, fake.run).authorize({ pid: 1, uid: 0, gid: 0, startTime: 1 }, 'add rules'), {
       ok: true,
     });
     assert.equal(fake.calls.length, 0);
   });
 
-  it('refuses a peer without credentials, and one whose process is gone, without asking polkit', async () => {
+  it('refuses a peer without credentials, one whose process is gone, and one whose pid names another process now, without asking polkit', async () => {
     const fake = fakeRunner({ code: 0, detail: '', missing: false });
     const authorizer = new PolkitAuthorizer({ procRoot: proc }, fake.run);
     assert.deepEqual(await authorizer.authorize(null, 'delete rules'), {
       ok: false,
       error: 'not authorized to delete rules: the requesting process is unknown (no peer credentials)',
     });
-    assert.deepEqual(await authorizer.authorize({ pid: 999999, uid: 1000, gid: 1000 }, 'delete rules'), {
+    assert.deepEqual(await authorizer.authorize({ pid: 999999, uid: 1000, gid: 1000, startTime: 5 }, 'delete rules'), {
       ok: false,
-      error: 'not authorized to delete rules: the requesting process 999999 is gone',
+      error: 'not authorized to delete rules: the process that connected (pid 999999) is gone',
+    });
+    // Connected as a process that started at 987000; pid 4242 now started at 987654.
+    assert.deepEqual(await authorizer.authorize({ ...PEER, startTime: 987000 }, 'delete rules'), {
+      ok: false,
+      error: 'not authorized to delete rules: the process that connected (pid 4242) is gone; its pid now names another process',
+    });
+    assert.deepEqual(await authorizer.authorize({ ...PEER, startTime: null }, 'delete rules'), {
+      ok: false,
+      error: 'not authorized to delete rules: the process that connected (pid 4242) was gone before it was accepted',
     });
     assert.equal(fake.calls.length, 0);
   });

@@ -212,12 +212,12 @@ describe('durations', () => {
     ask(h, connection({ port: 443 }));
     h.broker.answer(h.clients[0]!, answer(idOf(h.clients[0]!), { duration: 'session', allow: false }));
     h.clock.advance(86_400_000);
-    assert.deepEqual(h.sessions.lookup('/usr/bin/curl', 443), { allow: false, key: '/usr/bin/curl:443' });
-    assert.equal(h.sessions.lookup('/usr/bin/curl', 80), null);
+    assert.deepEqual(h.sessions.lookup(1000, '/usr/bin/curl', 443), { allow: false, key: '/usr/bin/curl:443' });
+    assert.equal(h.sessions.lookup(1000, '/usr/bin/curl', 80), null);
 
     ask(h, connection({ exe: '/usr/bin/wget', port: 443 }));
     h.broker.answer(h.clients[0]!, answer(idOf(h.clients[0]!, 1), { duration: 'session', allPorts: true }));
-    assert.deepEqual(h.sessions.lookup('/usr/bin/wget', 8080), { allow: true, key: '/usr/bin/wget:*' });
+    assert.deepEqual(h.sessions.lookup(1000, '/usr/bin/wget', 8080), { allow: true, key: '/usr/bin/wget:*' });
   });
 
   for (const [duration, ms] of [['30s', 30_000], ['5m', 300_000], ['1h', 3_600_000]] as const) {
@@ -227,9 +227,9 @@ describe('durations', () => {
       h.broker.answer(h.clients[0]!, answer(idOf(h.clients[0]!), { duration }));
       assert.equal(got[0]?.ruleKey, '/usr/bin/curl:443');
       h.clock.advance(ms - 1);
-      assert.equal(h.sessions.lookup('/usr/bin/curl', 443)?.allow, true);
+      assert.equal(h.sessions.lookup(1000, '/usr/bin/curl', 443)?.allow, true);
       h.clock.advance(1);
-      assert.equal(h.sessions.lookup('/usr/bin/curl', 443), null);
+      assert.equal(h.sessions.lookup(1000, '/usr/bin/curl', 443), null);
     });
   }
 
@@ -238,7 +238,7 @@ describe('durations', () => {
     const got = ask(h);
     const outcome = h.broker.answer(h.clients[0]!, answer(idOf(h.clients[0]!), { duration: 'always', allPorts: true }));
     assert.equal(got[0]?.allow, true, 'the verdict waited for the rule to be saved');
-    assert.equal(h.sessions.lookup('/usr/bin/curl', 22)?.allow, true, 'nothing decides while the rule is being saved');
+    assert.equal(h.sessions.lookup(1000, '/usr/bin/curl', 22)?.allow, true, 'nothing decides while the rule is being saved');
     assert.ok(outcome.applied);
     await outcome.saved;
     assert.deepEqual(h.saved, [{ subject: '/usr/bin/curl', port: '*', allow: true }]);
@@ -255,7 +255,7 @@ describe('durations', () => {
     assert.deepEqual(h.saved, [{ subject: '/usr/bin/curl', port: 443, allow: false }]);
   });
 
-  it('an "always" the authorizer refuses still answers the connection, saves nothing and says why', async () => {
+  it('an "always" the authorizer refuses still answers the connection, saves nothing, holds for the session of that uid and says so', async () => {
     const h = harness({ authorized: false });
     const got = ask(h);
     const outcome = h.broker.answer(h.clients[0]!, answer(idOf(h.clients[0]!), { duration: 'always' }));
@@ -263,8 +263,27 @@ describe('durations', () => {
     assert.ok(outcome.applied);
     await outcome.saved;
     assert.deepEqual(h.saved, []);
-    assert.equal(h.sessions.size, 0);
+    assert.deepEqual(h.sessions.lookup(1000, '/usr/bin/curl', 443), { allow: true, key: '/usr/bin/curl:443' });
+    assert.equal(h.sessions.lookup(1001, '/usr/bin/curl', 443), null);
     assert.deepEqual(h.clients[0]!.ofType('error'), [{ type: 'error', error: 'not authorized to add rules', request: 'gui_response' }]);
+    assert.deepEqual(h.clients[0]!.ofType('notification'), [{
+      type: 'notification',
+      title: 'Bastion: rule not saved',
+      message: 'not authorized to add rules. The answer for /usr/bin/curl:443 holds for this session only, for uid 1000\'s programs; saving it as a rule needs an administrator.',
+      level: 'warning',
+    }]);
+  });
+
+  it('a session answer about one user\'s program leaves another user\'s same program to its own prompt', () => {
+    const h = harness();
+    const alice = ask(h, connection({ uid: 1000 }));
+    const bob = ask(h, connection({ uid: 1001 }));
+    assert.equal(h.clients[0]!.ofType('connection_request').length, 2, 'one prompt per uid, no shared waiters');
+    h.broker.answer(h.clients[0]!, answer(idOf(h.clients[0]!, 0), { duration: 'session' }));
+    assert.equal(alice[0]?.allow, true);
+    assert.equal(bob.length, 0, "bob's connection still waits for its own answer");
+    assert.deepEqual(h.sessions.lookup(1000, '/usr/bin/curl', 443), { allow: true, key: '/usr/bin/curl:443' });
+    assert.equal(h.sessions.lookup(1001, '/usr/bin/curl', 443), null);
   });
 
   it('an answer for all ports also closes that program\'s other open prompts', () => {
@@ -285,7 +304,7 @@ describe('durations', () => {
     const got = ask(h, connection({ exe: null, comm: null, port: 8443 }));
     h.broker.answer(h.clients[0]!, answer(idOf(h.clients[0]!), { duration: 'session' }));
     assert.equal(got[0]?.ruleKey, '@dest:198.51.100.7:8443:*');
-    assert.deepEqual(h.sessions.lookup('@dest:198.51.100.7:8443', 8443), { allow: true, key: '@dest:198.51.100.7:8443:*' });
+    assert.deepEqual(h.sessions.lookup(1000, '@dest:198.51.100.7:8443', 8443), { allow: true, key: '@dest:198.51.100.7:8443:*' });
   });
 });
 

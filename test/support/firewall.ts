@@ -56,7 +56,7 @@ export class TestFirewall {
 
   async startHelper(): Promise<BastionProcess> {
     this.helper = startBastion(
-      ['helper', '--queue', String(this.queue), '--endpoint', this.endpoint, '--socket-group', 'root', ...(this.setup.helperArgs ?? [])],
+      ['helper', '--queue', String(this.queue), '--endpoint', this.endpoint, '--socket-group', 'root', '--service-user', 'root', ...(this.setup.helperArgs ?? [])],
       this.net.client,
     );
     await this.helper.waitFor('helper started');

@@ -61,7 +61,7 @@ export class RecordingClient implements GuiClient {
   backlogBytes = 0;
   closed = false;
 
-  constructor(readonly peer: PeerCredentials | null = { pid: 4242, uid: 0, gid: 0 }) {}
+  constructor(readonly peer: PeerCredentials | null = { pid: 4242, uid: 0, gid: 0, startTime: 1 }) {}
 
   send(message: Record<string, unknown> & { type: string }): void {
     this.sent.push(message);
@@ -90,6 +90,8 @@ export function config(overrides: Partial<BastionConfig> = {}): BastionConfig {
 }
 
 export interface ConnSpec {
+  /** The socket's (and process's) uid; default 1000. */
+  uid?: number;
   exe?: string | null;
   comm?: string | null;
   port?: number;
