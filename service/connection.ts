@@ -2,6 +2,7 @@
 // which destination), built once per record.
 import { formatAddress } from '../common/address.js';
 import type { PacketRecord } from '../common/types.js';
+import { destSubject } from './rules/ruleKey.js';
 
 export type ProtocolName = 'TCP' | 'UDP' | 'ICMP' | 'OTHER';
 
@@ -14,10 +15,15 @@ export interface Connection {
   /** Destination port; 0 for protocols without ports. */
   port: number;
   protocol: ProtocolName;
+  /**
+   * The destination's host name, learned by the helper from DNS answers this machine received
+   * (docs/host-names.md); absent when unknown. Lower case, no final dot, checked characters.
+   */
+  host?: string;
 }
 
 export function toConnection(record: PacketRecord): Connection {
-  return {
+  const conn: Connection = {
     record,
     destIp: formatAddress(record.dstAddr),
     exe: record.process?.exe || null,
@@ -25,6 +31,8 @@ export function toConnection(record: PacketRecord): Connection {
     port: record.dstPort,
     protocol: protocolName(record.protocol),
   };
+  if (record.host) conn.host = record.host;
+  return conn;
 }
 
 function protocolName(protocol: number): ProtocolName {
@@ -36,12 +44,13 @@ function protocolName(protocol: number): ProtocolName {
 
 /**
  * Who a connection is, in rules.json's subject grammar: the executable path, else
- * `@name:<comm>`, else (no process found) `@dest:<ip>:<port>`.
+ * `@name:<comm>`, else (no process found) `@dest:<ip>:<port>` (`@dest:<ip>:*` for ICMP,
+ * which has no port).
  */
 export function connectionSubject(conn: Connection): string {
   if (conn.exe) return conn.exe;
   if (conn.comm) return `@name:${conn.comm}`;
-  return `@dest:${conn.destIp}:${conn.port}`;
+  return destSubject(conn.destIp, conn.port);
 }
 
 /**

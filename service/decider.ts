@@ -23,6 +23,8 @@ export interface DecisionEvent {
   lookupMicros: number;
   /** Connections this decision stands for (the helper groups its cached allows). */
   connections: number;
+  /** The destination's host name from snooped DNS answers, when known (Connection.host). */
+  host?: string;
 }
 
 /** Asks people (prompts/promptBroker.ts). `ask` calls `answer` exactly once, possibly much later. */
@@ -166,6 +168,7 @@ export class Decider {
       lookupMicros: r.lookupMicros,
       connections: Math.max(connections, 1),
     };
+    if (conn.host !== undefined) event.host = conn.host;
     if (this.deps.logDecisions()) this.deps.log.info(event, decision.allow ? 'allowed' : 'blocked');
     else this.deps.log.debug(event, decision.allow ? 'allowed' : 'blocked');
     for (const listener of this.listeners) {
