@@ -81,8 +81,8 @@ describe('bastion rules for host names', () => {
     assert.equal((await bastion('rules', 'add', '@host:Example.ORG.', '443', '--socket', daemon.socket)).code, 0);
     assert.equal((await bastion('rules', 'add', '@host:*.ads.test', '*', '--deny', '--socket', daemon.socket)).code, 0);
     const list = await bastion('rules', 'list', '--socket', daemon.socket);
-    assert.match(list.stdout, /^allow  @host:example\.org:443$/m);
-    assert.match(list.stdout, /^deny   @host:\*\.ads\.test:\*$/m);
+    assert.match(list.stdout, /^allow {2}@host:example\.org:443$/m);
+    assert.match(list.stdout, /^deny {3}@host:\*\.ads\.test:\*$/m);
     const bad = await bastion('rules', 'add', '@host:bad name', '443', '--socket', daemon.socket);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /rule subject "@host:bad name" is not an absolute path, @name:<comm>, @dest:<ip>:<port or \*> or @host:<name or \*\.suffix>/);
