@@ -18,6 +18,10 @@ export interface FirewallRulesOptions {
   ip6tables: string;
   /** The built-in chain that jumps to ours; default OUTPUT. */
   hook?: 'OUTPUT' | 'INPUT';
+  /** Default filter. */
+  table?: 'filter' | 'mangle';
+  /** Jump from the end of the hook instead of its start (others' rules there come first). */
+  appendJump?: boolean;
   /** One NFQUEUE rule per entry, with these matches; default: new connections only. */
   matches?: readonly (readonly string[])[];
   comment?: string;
@@ -62,7 +66,7 @@ export class FirewallRules {
           '-j', 'NFQUEUE', '--queue-num', String(queueNum), ...(queueBypass ? ['--queue-bypass'] : []),
         ]);
       }
-      await this.ipt(family, ['-I', this.hook, '1', '-j', chain]);
+      await this.ipt(family, this.options.appendJump ? ['-A', this.hook, '-j', chain] : ['-I', this.hook, '1', '-j', chain]);
     }
   }
 
@@ -108,7 +112,7 @@ export class FirewallRules {
     const bin = family === 4 ? this.options.iptables : this.options.ip6tables;
     // -w: wait for the xtables lock instead of failing when another program edits rules.
     try {
-      return await run(bin, ['-w', '5', ...args], { timeout: 15000 });
+      return await run(bin, ['-w', '5', '-t', this.options.table ?? 'filter', ...args], { timeout: 15000 });
     } catch (err) {
       const e = err as { stderr?: string; message: string };
       throw new Error(`${bin} ${args.join(' ')}: ${(e.stderr ?? e.message).trim()}`);

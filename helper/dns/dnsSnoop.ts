@@ -1,7 +1,9 @@
 // Learns host names from the DNS answers this machine receives, without ever sending a query:
 // a chain of our own on INPUT queues UDP and TCP packets from port 53 that conntrack knows as
 // replies to a flow this machine opened (so only answers to our own queries), to a queue of
-// their own. Each packet is accepted at once and then read; nothing waits on the parse (the
+// their own. The chain is in the mangle table, jumped to from the end of its INPUT: a queue's
+// "accept" ends only the table it was queued from, so the filter table's INPUT rules (an
+// inbound firewall such as ufw) still judge every answer afterwards, as they would without us. Each packet is accepted at once and then read; nothing waits on the parse (the
 // program's next connect() is queued behind this batch in the same thread, so the name is
 // known by then). NFQUEUE rather than NFLOG: it reuses the addon's reader, and --queue-bypass
 // lets answers through while no helper runs. DNS over TLS (853) and over HTTPS cannot be read.
@@ -63,6 +65,8 @@ export class DnsSnoop {
       iptables: options.iptables,
       ip6tables: options.ip6tables,
       hook: 'INPUT',
+      table: 'mangle',
+      appendJump: true,
       matches: ANSWER_MATCHES,
       comment: 'bastion: DNS answers, read for host names',
     });

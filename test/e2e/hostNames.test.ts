@@ -71,6 +71,7 @@ async function withDns(rules: Record<string, boolean>, fn: (fw: TestFirewall) =>
 
 const CONNECTED = 0;
 const BLOCKED = 1;
+const NO_ANSWER = 2;
 
 describe('host names from snooped DNS answers', () => {
   it('an @host rule and a *.suffix rule match the name the client resolved, a different name does not', async () => {
@@ -91,16 +92,30 @@ describe('host names from snooped DNS answers', () => {
     });
   });
 
-  it('the helper queues only DNS replies on INPUT, in a chain of its own that it removes on exit', async () => {
+  it('the helper queues only DNS replies, from a mangle INPUT chain of its own that it removes on exit', async () => {
     await withDns({}, async (fw) => {
       for (const family of [4, 6] as const) {
-        const rules = fw.iptablesRules(family);
+        const rules = fw.net.run(fw.net.client, family === 4 ? 'iptables' : 'ip6tables', ['-t', 'mangle', '-S']).stdout;
         assert.match(rules, /^-A INPUT -j BASTION-DNS$/m);
         assert.match(rules, /^-A BASTION-DNS -p udp -m udp --sport 53 -m conntrack --ctstate ESTABLISHED --ctdir REPLY .*-j NFQUEUE --queue-num 2 --queue-bypass$/m);
         assert.match(rules, /^-A BASTION-DNS -p tcp -m tcp --sport 53 -m conntrack --ctstate ESTABLISHED --ctdir REPLY .*-j NFQUEUE --queue-num 2 --queue-bypass$/m);
       }
       await fw.helper!.stop();
-      for (const family of [4, 6] as const) assert.doesNotMatch(fw.iptablesRules(family), /BASTION-DNS/);
+      for (const family of [4, 6] as const) {
+        for (const table of ['mangle', 'filter']) {
+          assert.doesNotMatch(fw.net.run(fw.net.client, family === 4 ? 'iptables' : 'ip6tables', ['-t', table, '-S']).stdout, /BASTION-DNS/);
+        }
+      }
+    });
+  });
+
+  it('an inbound firewall rule still judges DNS answers after the helper has read them', async () => {
+    await withDns({ '@host:app.example.test:80': true }, async (fw) => {
+      const drop = ['-p', 'udp', '--sport', '53', '-j', 'DROP'];
+      fw.net.run(fw.net.client, 'iptables', ['-A', 'INPUT', ...drop]);
+      assert.equal(await resolveAndConnect(fw, 'app.example.test'), NO_ANSWER, 'the filter table\'s INPUT drop applies');
+      fw.net.run(fw.net.client, 'iptables', ['-D', 'INPUT', ...drop]);
+      assert.equal(await resolveAndConnect(fw, 'app.example.test'), CONNECTED);
     });
   });
 
