@@ -15,8 +15,9 @@ export class SessionDecisions {
     private readonly onChange: () => void = () => undefined,
   ) {}
 
+  /** Port 0 (a protocol without ports, ICMP) is stored as '*', as rules store it. */
   set(subject: string, port: number | '*', allow: boolean, ttlMs: number | null): void {
-    this.decisions.set(`${subject}:${port}`, { allow, expiresAt: ttlMs === null ? null : this.now() + ttlMs });
+    this.decisions.set(`${subject}:${port === 0 ? '*' : port}`, { allow, expiresAt: ttlMs === null ? null : this.now() + ttlMs });
     this.onChange();
   }
 
