@@ -25,16 +25,17 @@ export function registerHelperCommand(program: Command): void {
     .option('--strict', 'no --queue-bypass: while no helper runs (crash, restart), new connections are dropped')
     .option('--no-rules', 'do not install iptables rules (they are managed elsewhere)')
     .option('--no-ipv6', 'leave IPv6 alone')
-    .option('--dns-queue <n>', 'NFQUEUE number for the DNS answers read for host names', intOption(0, 65535), DEFAULT_DNS_SNOOP.queueNum)
-    .option('--dns-chain <name>', 'iptables chain of our own on INPUT for DNS answers', DEFAULT_DNS_SNOOP.chain)
+    .option('--dns-queue <n>', `NFQUEUE number for the DNS answers read for host names (default ${DEFAULT_DNS_SNOOP.queueNum}, or ${DEFAULT_DNS_SNOOP.queueNum + 1} when --queue is ${DEFAULT_DNS_SNOOP.queueNum})`, intOption(0, 65535))
+    .option('--dns-chain <name>', 'iptables chain of our own (mangle table, INPUT) for DNS answers', DEFAULT_DNS_SNOOP.chain)
     .option('--no-host-names', 'do not read DNS answers (no host names in prompts, no @host rules)')
     .option('--no-fast-path', 'answer every packet from JS (by default the addon answers cached verdicts of known processes)')
     .action(async (opts: {
       queue: number; endpoint: string; socketGroup: string; failClosed?: boolean; malformed: string;
       ackDeadlineMs: number; maxHoldMs: number; chain: string; rules: boolean; ipv6: boolean; strict?: boolean; fastPath: boolean;
-      dnsQueue: number; dnsChain: string; hostNames: boolean;
+      dnsQueue?: number; dnsChain: string; hostNames: boolean;
     }) => {
-      if (opts.hostNames && opts.dnsQueue === opts.queue) {
+      const dnsQueue = opts.dnsQueue ?? (opts.queue === DEFAULT_DNS_SNOOP.queueNum ? DEFAULT_DNS_SNOOP.queueNum + 1 : DEFAULT_DNS_SNOOP.queueNum);
+      if (opts.hostNames && dnsQueue === opts.queue) {
         process.stderr.write(`bastion helper: --dns-queue must differ from --queue (${opts.queue})\n`);
         process.exitCode = 2;
         return;
@@ -66,7 +67,7 @@ export function registerHelperCommand(program: Command): void {
           fastPath: opts.fastPath,
           dnsSnoop: opts.hostNames
             ? {
-                queueNum: opts.dnsQueue,
+                queueNum: dnsQueue,
                 chain: opts.dnsChain,
                 families: opts.ipv6 ? [4, 6] : [4],
                 manageRules: opts.rules,
