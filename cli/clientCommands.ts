@@ -61,8 +61,8 @@ export function registerClientCommands(program: Command): void {
       for (const [key, allow] of entries) process.stdout.write(`${allow ? 'allow' : 'deny '}  ${key}\n`);
     });
   rules
-    .command('add <path> <port>')
-    .description('add a rule for an executable path ("*" or 0 = all ports)')
+    .command('add <subject> <port>')
+    .description('add a rule for an executable path, or a destination host name as @host:<name or *.suffix> ("*" or 0 = all ports)')
     .option('--deny', 'a deny rule (default: allow)')
     .option(...socketOption)
     .action(async (path: string, port: string, opts: { socket: string; deny?: boolean }) => {

@@ -1,6 +1,7 @@
 // One line of `bastion monitor` per decided connection: when, verdict, program, destination,
 // protocol, and which rule or reason decided.
 import type { DecisionMessage as WireDecisionMessage } from '../common/decisionMessage.js';
+import { normalizeHostName } from '../common/hostName.js';
 import type { Colors } from './colors.js';
 
 /** What the service's `decision` message carries, without its type tag. */
@@ -31,7 +32,10 @@ export function formatDecision(m: DecisionMessage, c: Colors): string[] {
   const program = m.app_path !== 'unknown' && m.app_path !== m.app_name ? `${c.bold(m.app_name)} ${c.dim(m.app_path)}` : c.bold(m.app_name);
   const why = REASONS[m.reason] ?? m.reason;
   const decidedBy = m.rule_key ? `${why} ${c.cyan(m.rule_key)}` : why;
-  const port = m.protocol === 'ICMP' ? m.dest_ip : hostPort(m.dest_ip, m.dest_port);
+  const address = m.protocol === 'ICMP' ? m.dest_ip : hostPort(m.dest_ip, m.dest_port);
+  // Checked again before it reaches the terminal: only name characters, never escapes.
+  const host = typeof m.host === 'string' ? normalizeHostName(m.host) : null;
+  const port = host === null ? address : `${host} ${c.dim(`(${address})`)}`;
   const times = m.connections > 1 ? ` ×${m.connections}` : '';
   lines.push(`${c.dim(time)} ${verdict} ${program} → ${port} ${m.protocol}${times}  ${c.dim('[')}${decidedBy}${c.dim(']')}`);
   return lines;

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { createLogger } from '../common/log.js';
 import { groupId, packageVersion, userId } from '../common/system.js';
+import { DEFAULT_DNS_SNOOP } from '../helper/dns/dnsSnoop.js';
 import { DEFAULT_FIREWALL_RULES } from '../helper/firewallRules.js';
 import { Helper } from '../helper/helper.js';
 import { DEFAULT_QUEUE_OPTIONS } from '../helper/queue.js';
@@ -25,11 +26,21 @@ export function registerHelperCommand(program: Command): void {
     .option('--strict', 'no --queue-bypass: while no helper runs (crash, restart), new connections are dropped')
     .option('--no-rules', 'do not install iptables rules (they are managed elsewhere)')
     .option('--no-ipv6', 'leave IPv6 alone')
+    .option('--dns-queue <n>', `NFQUEUE number for the DNS answers read for host names (default ${DEFAULT_DNS_SNOOP.queueNum}, or ${DEFAULT_DNS_SNOOP.queueNum + 1} when --queue is ${DEFAULT_DNS_SNOOP.queueNum})`, intOption(0, 65535))
+    .option('--dns-chain <name>', 'iptables chain of our own (mangle table, INPUT) for DNS answers', DEFAULT_DNS_SNOOP.chain)
+    .option('--no-host-names', 'do not read DNS answers (no host names in prompts, no @host rules)')
     .option('--no-fast-path', 'answer every packet from JS (by default the addon answers cached verdicts of known processes)')
     .action(async (opts: {
       queue: number; endpoint: string; socketGroup: string; serviceUser: string; failClosed?: boolean; malformed: string;
       ackDeadlineMs: number; maxHoldMs: number; chain: string; rules: boolean; ipv6: boolean; strict?: boolean; fastPath: boolean;
+      dnsQueue?: number; dnsChain: string; hostNames: boolean;
     }) => {
+      const dnsQueue = opts.dnsQueue ?? (opts.queue === DEFAULT_DNS_SNOOP.queueNum ? DEFAULT_DNS_SNOOP.queueNum + 1 : DEFAULT_DNS_SNOOP.queueNum);
+      if (opts.hostNames && dnsQueue === opts.queue) {
+        process.stderr.write(`bastion helper: --dns-queue must differ from --queue (${opts.queue})\n`);
+        process.exitCode = 2;
+        return;
+      }
       process.title = 'bastion-helper';
       const log = createLogger({ name: 'bastion-helper' });
       const notifier = systemdNotifierFromEnv(log);
@@ -62,6 +73,16 @@ export function registerHelperCommand(program: Command): void {
           heartbeatMs: 500,
           silenceMs: 3000,
           fastPath: opts.fastPath,
+          dnsSnoop: opts.hostNames
+            ? {
+                queueNum: dnsQueue,
+                chain: opts.dnsChain,
+                families: opts.ipv6 ? [4, 6] : [4],
+                manageRules: opts.rules,
+                iptables: DEFAULT_FIREWALL_RULES.iptables,
+                ip6tables: DEFAULT_FIREWALL_RULES.ip6tables,
+              }
+            : null,
         },
         log,
       );

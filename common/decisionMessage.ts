@@ -13,6 +13,8 @@ export type DecisionMessage = {
   /** What decided: rule, session, prompt, timeout, default, learning, localhost, lan, system-service. */
   reason: string;
   rule_key: string | null;
+  /** The destination's host name from snooped DNS answers; absent when unknown (docs/host-names.md). */
+  host?: string;
   /** Connections this decision stands for: the same program, destination and verdict a few ms apart. */
   connections: number;
   /** Events this subscriber missed just before this one because it read too slowly. */

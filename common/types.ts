@@ -9,7 +9,7 @@ export const IPPROTO = { ICMP: 1, TCP: 6, UDP: 17, ICMPV6: 58 } as const;
 /** How the owning process of a packet was found, or why it was not. */
 export type Attribution =
   | 'sock_diag' // exact 5-tuple via NETLINK_SOCK_DIAG, then inode -> pid
-  | 'proc_net' // /proc/net/{tcp,udp}{,6} fallback when sock_diag is unavailable
+  | 'proc_net' // /proc/net/{tcp,udp}{,6} fallback when sock_diag is unavailable; /proc/net/{icmp,raw}{,6} for ICMP
   | 'cache' // same flow or socket seen within the TTL
   | 'no_socket' // the kernel sent it on its own (no socket), e.g. WireGuard, ICMP errors
   | 'process_gone' // a socket matched, but no live process holds it any more
@@ -78,6 +78,8 @@ export interface PacketRecord {
   helperVerdict?: 'accept' | 'drop';
   /** Reports only: connections this record stands for (same program, destination and verdict); absent means one. */
   repeats?: number;
+  /** The destination's host name from snooped DNS answers (common/hostName.ts grammar); absent when unknown. */
+  host?: string;
 }
 
 export type VerdictAction = 'accept' | 'drop' | 'hold';

@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 import type { Attribution, ExeIdentity, PacketRecord, ProcessInfo, Verdict, VerdictAction } from './types.js';
+import { normalizeHostName } from './hostName.js';
 
 /**
  * Bumped on incompatible changes to proto/bastion.proto. 2: grouped reports
@@ -120,6 +121,7 @@ function recordToProto(r: PacketRecord): Record<string, unknown> {
     decidedByHelper: r.helperVerdict !== undefined,
     helperAccepted: r.helperVerdict === 'accept',
     repeats: r.repeats ?? 0,
+    host: r.host ?? '',
   };
 }
 
@@ -227,6 +229,9 @@ function recordFromProto(r: Obj): PacketRecord | string {
     record.helperVerdict = bool(r['helperAccepted']) ? 'accept' : 'drop';
     if (num(r['repeats']) > 1) record.repeats = num(r['repeats']);
   }
+  // Checked here too: the name ends up in prompts, terminals and journal lines.
+  const host = typeof r['host'] === 'string' && r['host'] !== '' ? normalizeHostName(r['host']) : null;
+  if (host !== null) record.host = host;
   return record;
 }
 

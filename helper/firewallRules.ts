@@ -1,5 +1,6 @@
 // The helper's iptables/ip6tables rules: one chain of our own per family, jumped to from
-// OUTPUT, queuing only new connections. We touch nothing but our chain and our jump.
+// OUTPUT, queuing only new connections. We touch nothing but our chain and our jump. The same
+// class installs the DNS snooping chain (helper/dns/dnsSnoop.ts) on INPUT with its own matches.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 
@@ -15,7 +16,18 @@ export interface FirewallRulesOptions {
   /** Binary names, overridable for systems with only the -legacy or -nft variants. */
   iptables: string;
   ip6tables: string;
+  /** The built-in chain that jumps to ours; default OUTPUT. */
+  hook?: 'OUTPUT' | 'INPUT';
+  /** Default filter. */
+  table?: 'filter' | 'mangle';
+  /** Jump from the end of the hook instead of its start (others' rules there come first). */
+  appendJump?: boolean;
+  /** One NFQUEUE rule per entry, with these matches; default: new connections only. */
+  matches?: readonly (readonly string[])[];
+  comment?: string;
 }
+
+const NEW_CONNECTIONS = [['-m', 'conntrack', '--ctstate', 'NEW']] as const;
 
 export const DEFAULT_FIREWALL_RULES: FirewallRulesOptions = {
   queueNum: 1,
@@ -36,19 +48,25 @@ export class FirewallRules {
     }
   }
 
+  private get hook(): 'OUTPUT' | 'INPUT' {
+    return this.options.hook ?? 'OUTPUT';
+  }
+
   /** Installs our rules, replacing any left by a crashed run: afterwards exactly one set exists. */
   async install(): Promise<void> {
     for (const family of this.options.families) {
       await this.removeFamily(family);
       const { chain, queueNum, queueBypass } = this.options;
       await this.ipt(family, ['-N', chain]);
-      await this.ipt(family, [
-        '-A', chain,
-        '-m', 'conntrack', '--ctstate', 'NEW',
-        '-m', 'comment', '--comment', 'bastion: new connections to the helper',
-        '-j', 'NFQUEUE', '--queue-num', String(queueNum), ...(queueBypass ? ['--queue-bypass'] : []),
-      ]);
-      await this.ipt(family, ['-I', 'OUTPUT', '1', '-j', chain]);
+      for (const matches of this.options.matches ?? NEW_CONNECTIONS) {
+        await this.ipt(family, [
+          '-A', chain,
+          ...matches,
+          '-m', 'comment', '--comment', this.options.comment ?? 'bastion: new connections to the helper',
+          '-j', 'NFQUEUE', '--queue-num', String(queueNum), ...(queueBypass ? ['--queue-bypass'] : []),
+        ]);
+      }
+      await this.ipt(family, this.options.appendJump ? ['-A', this.hook, '-j', chain] : ['-I', this.hook, '1', '-j', chain]);
     }
   }
 
@@ -74,7 +92,7 @@ export class FirewallRules {
   private async removeFamily(family: 4 | 6): Promise<void> {
     // Delete each jump by its exact spec, as listed: a crashed run may have left several.
     for (const rule of await this.jumpRules(family)) {
-      await this.ipt(family, ['-D', 'OUTPUT', ...rule]);
+      await this.ipt(family, ['-D', this.hook, ...rule]);
     }
     if (await this.chainExists(family)) {
       await this.ipt(family, ['-F', this.options.chain]);
@@ -83,10 +101,10 @@ export class FirewallRules {
   }
 
   private async jumpRules(family: 4 | 6): Promise<string[][]> {
-    const { stdout } = await this.ipt(family, ['-S', 'OUTPUT']);
+    const { stdout } = await this.ipt(family, ['-S', this.hook]);
     return stdout
       .split('\n')
-      .filter((line) => line.startsWith('-A OUTPUT ') && line.split(' ').some((w, i, a) => a[i - 1] === '-j' && w === this.options.chain))
+      .filter((line) => line.startsWith(`-A ${this.hook} `) && line.split(' ').some((w, i, a) => a[i - 1] === '-j' && w === this.options.chain))
       .map((line) => line.split(' ').slice(2));
   }
 
@@ -94,7 +112,7 @@ export class FirewallRules {
     const bin = family === 4 ? this.options.iptables : this.options.ip6tables;
     // -w: wait for the xtables lock instead of failing when another program edits rules.
     try {
-      return await run(bin, ['-w', '5', ...args], { timeout: 15000 });
+      return await run(bin, ['-w', '5', '-t', this.options.table ?? 'filter', ...args], { timeout: 15000 });
     } catch (err) {
       const e = err as { stderr?: string; message: string };
       throw new Error(`${bin} ${args.join(' ')}: ${(e.stderr ?? e.message).trim()}`);

@@ -6,11 +6,12 @@ import type { PacketRecord, Verdict } from '../common/types.js';
 import { FAST_REPORT_DELAY_MS } from '../common/busChannel.js';
 import { PROTOCOL_VERSION, type Hello, type HelperCounters } from '../common/wire.js';
 import { FirewallRules, type FirewallRulesOptions } from './firewallRules.js';
+import { DnsSnoop, type DnsSnoopOptions } from './dns/dnsSnoop.js';
 import { FastPath } from './fastPath.js';
 import { ProcessResolver, type Resolution } from './identify/processResolver.js';
 import { ProcessEvents } from './identify/procEvents.js';
 import { SockDiag } from './identify/sockDiag.js';
-import { newParsedPacket, parsePacket } from './packet.js';
+import { newParsedPacket, parsePacket, type ParsedPacket } from './packet.js';
 import { PendingVerdicts, type FallbackReason } from './pendingVerdicts.js';
 import { PacketQueue, type QueueOptions, type QueuedPacket } from './queue.js';
 import { ServiceLink } from './serviceLink.js';
@@ -41,6 +42,8 @@ export interface HelperOptions {
   silenceMs: number;
   /** Let the addon answer cached verdicts itself (native/src/fast_path.h); needs process events. */
   fastPath: boolean;
+  /** Learn destination host names from DNS answers (helper/dns/dnsSnoop.ts); null: off. */
+  dnsSnoop: DnsSnoopOptions | null;
 }
 
 export class Helper {
@@ -54,6 +57,7 @@ export class Helper {
   private readonly verdictCache = new VerdictCache(4096, undefined, () => this.fastPath?.clear());
   /** Answers cached verdicts in the addon, before JS runs; null without process events. */
   private fastPath: FastPath | null = null;
+  private readonly dns: DnsSnoop | null;
   private readonly parsed = newParsedPacket();
   private readonly capabilities: string[];
   private packets = 0;
@@ -67,6 +71,7 @@ export class Helper {
     private readonly log: Logger,
   ) {
     this.rules = new FirewallRules(options.rules);
+    this.dns = options.dnsSnoop ? new DnsSnoop(options.dnsSnoop, log) : null;
     const sockDiag = SockDiag.open();
     this.capabilities = ['uid_gid', 'fail_open', 'ipv6', ...(sockDiag ? ['sock_diag'] : ['proc_net'])];
     if (!sockDiag) log.warn('NETLINK_SOCK_DIAG unavailable: identifying processes through /proc/net (slower)');
@@ -96,6 +101,7 @@ export class Helper {
 
   async start(): Promise<void> {
     if (this.options.manageRules) await this.rules.install();
+    await this.startDnsSnoop();
     this.link = await ServiceLink.bind(
       {
         endpoint: this.options.endpoint,
@@ -140,6 +146,17 @@ export class Helper {
       { queue: this.options.queue.queueNum, endpoint: this.options.endpoint, failOpen: this.options.fallbackAccept },
       'helper started',
     );
+  }
+
+  /** Host names are a convenience: the firewall works on without them. */
+  private async startDnsSnoop(): Promise<void> {
+    if (this.dns === null) return;
+    try {
+      await this.dns.start();
+      this.capabilities.push('host_names');
+    } catch (err) {
+      this.log.warn({ err }, 'DNS answers cannot be read: no host names');
+    }
   }
 
   /** Only with process events: they are what tells the addon that a pid still runs the same program. */
@@ -188,6 +205,7 @@ export class Helper {
     if (this.summaryTimer) clearInterval(this.summaryTimer);
     this.logFallbackSummary();
     if (this.fastPath) this.reportFastAnswered(this.fastPath); // counted before the bus closes
+    await this.dns?.stop().catch((err: unknown) => this.log.warn({ err }, 'removing the DNS rules failed'));
     const queueCounters = this.queue?.counters();
     this.queue?.close();
     this.processEvents?.close();
@@ -196,7 +214,7 @@ export class Helper {
     this.link = null;
     if (this.options.manageRules) await this.rules.remove();
     const events = this.processEvents && { ...this.processEvents.counters, listenerErrors: this.processEvents.listenerErrors };
-    this.log.info({ counters: this.counters(), queue: queueCounters, identify: this.resolver.index.counters, processEvents: events }, 'helper stopped');
+    this.log.info({ counters: this.counters(), queue: queueCounters, dns: this.dns?.counters, identify: this.resolver.index.counters, processEvents: events }, 'helper stopped');
   }
 
   counters(): HelperCounters {
@@ -303,8 +321,7 @@ export class Helper {
     }
     const src = p.srcAddr.slice();
     const dst = p.dstAddr.slice();
-    const found =
-      known ?? (p.isFragment ? null : this.resolver.resolve(p.family, p.protocol, src, p.srcPort, dst, p.dstPort, packet.uid));
+    const found = known ?? (p.isFragment ? null : this.identify(p, src, dst, packet.uid));
     const record: PacketRecord = {
       packetId: packet.packetId,
       family: p.family,
@@ -326,6 +343,8 @@ export class Helper {
       lookupMicros: Math.round(found?.lookupMicros ?? 0),
       payloadLength: packet.origLen,
     };
+    const host = this.dns?.names.lookup(dst);
+    if (host !== undefined) record.host = host;
     if (this.log.isLevelEnabled('debug')) {
       this.log.debug(
         { packetId: record.packetId, dst: `${formatAddress(dst)}:${record.dstPort}`, proto: record.protocol, exe: record.process?.exe, how: record.attribution },
@@ -333,6 +352,14 @@ export class Helper {
       );
     }
     return record;
+  }
+
+  /** Socket -> process for TCP/UDP by 5-tuple, for ICMP by echo id or the one raw socket. */
+  private identify(p: ParsedPacket, src: Uint8Array, dst: Uint8Array, uid: number): Resolution {
+    if ((p.family === 4 && p.protocol === 1) || (p.family === 6 && p.protocol === 58)) {
+      return this.resolver.resolveIcmp({ family: p.family, src, dst, echoId: p.icmpEchoId, uid });
+    }
+    return this.resolver.resolve(p.family, p.protocol, src, p.srcPort, dst, p.dstPort, uid);
   }
 
   private onVerdicts(verdicts: Verdict[]): void {

@@ -20,6 +20,12 @@ export interface ParsedPacket {
   /** -1 when not ICMP/ICMPv6. */
   icmpType: number;
   icmpCode: number;
+  /** The identifier of an ICMP/ICMPv6 echo request (what a ping socket is found by); -1 otherwise. */
+  icmpEchoId: number;
+  /** Where the TCP/UDP/ICMP header starts in the input; -1 when it was not reached. */
+  l4Offset: number;
+  /** Where the IP payload ends in the input (the total length, or the copy when cut short). */
+  l4End: number;
   /** A non-first fragment: no L4 header to read (ports 0). Not an error. */
   isFragment: boolean;
 }
@@ -37,6 +43,8 @@ const IPV6_HEADER = 40;
 const TCP_HEADER = 20;
 const UDP_HEADER = 8;
 const ICMP_HEADER = 8;
+/** Echo request types: ICMP 8, ICMPv6 128. */
+const ECHO_REQUEST = { [IPPROTO.ICMP]: 8, [IPPROTO.ICMPV6]: 128 } as Readonly<Record<number, number>>;
 /** Every IPv6 extension header we walk is at least 8 bytes. */
 const EXTENSION_MIN = 8;
 /** Bounds the walk so a crafted chain of tiny headers costs a fixed amount of work. */
@@ -62,6 +70,9 @@ export function newParsedPacket(): ParsedPacket {
     dstPort: 0,
     icmpType: -1,
     icmpCode: -1,
+    icmpEchoId: -1,
+    l4Offset: -1,
+    l4End: 0,
     isFragment: false,
   };
 }
@@ -80,6 +91,9 @@ export function parsePacket(data: Uint8Array, out: ParsedPacket): ParseError | n
   out.dstPort = 0;
   out.icmpType = -1;
   out.icmpCode = -1;
+  out.icmpEchoId = -1;
+  out.l4Offset = -1;
+  out.l4End = 0;
   out.isFragment = false;
 
   if (data.length === 0) return 'truncated';
@@ -167,6 +181,8 @@ function parseTransport(
   out: ParsedPacket,
 ): ParseError | null {
   const protocol = out.protocol;
+  out.l4Offset = offset;
+  out.l4End = end;
   if (protocol === IPPROTO.TCP || protocol === IPPROTO.UDP) {
     if (offset + (protocol === IPPROTO.TCP ? TCP_HEADER : UDP_HEADER) > end) return 'truncated';
     out.srcPort = u16(data, offset);
@@ -175,6 +191,7 @@ function parseTransport(
     if (offset + ICMP_HEADER > end) return 'truncated';
     out.icmpType = u8(data, offset);
     out.icmpCode = u8(data, offset + 1);
+    if (out.icmpType === ECHO_REQUEST[icmp]) out.icmpEchoId = u16(data, offset + 4);
   }
   return null;
 }

@@ -2,6 +2,7 @@
 // which destination), built once per record.
 import { formatAddress } from '../common/address.js';
 import type { ExeIdentity, PacketRecord } from '../common/types.js';
+import { destSubject } from './rules/ruleKey.js';
 
 export type ProtocolName = 'TCP' | 'UDP' | 'ICMP' | 'OTHER';
 
@@ -22,12 +23,17 @@ export interface Connection {
   /** Destination port; 0 for protocols without ports. */
   port: number;
   protocol: ProtocolName;
+  /**
+   * The destination's host name, learned by the helper from DNS answers this machine received
+   * (docs/host-names.md); absent when unknown. Lower case, no final dot, checked characters.
+   */
+  host?: string;
 }
 
 export function toConnection(record: PacketRecord): Connection {
   const p = record.process;
   const trusted = p !== null && p.identity === 'host';
-  return {
+  const conn: Connection = {
     record,
     destIp: formatAddress(record.dstAddr),
     exe: (trusted && p.exe) || null,
@@ -38,6 +44,8 @@ export function toConnection(record: PacketRecord): Connection {
     port: record.dstPort,
     protocol: protocolName(record.protocol),
   };
+  if (record.host) conn.host = record.host;
+  return conn;
 }
 
 function protocolName(protocol: number): ProtocolName {
@@ -72,7 +80,8 @@ const UNVERIFIED_PREFIX = '@unverified:';
 
 /**
  * Who a connection is, in rules.json's subject grammar: the executable path, else
- * `@name:<comm>`, else (no process found) `@dest:<ip>:<port>`. A program whose path is not
+ * `@name:<comm>`, else (no process found) `@dest:<ip>:<port>` (`@dest:<ip>:*` for ICMP,
+ * which has no port). A program whose path is not
  * believed is `@unverified:<uid>:<claimed path>`, outside the grammar: it never collides with a
  * host path's prompt, session or rule, and the uid keeps one user's from joining another's.
  */
@@ -80,7 +89,7 @@ export function connectionSubject(conn: Connection): string {
   if (conn.exe) return conn.exe;
   if (conn.claimedExe) return `${UNVERIFIED_PREFIX}${conn.uid}:${conn.claimedExe}`;
   if (conn.comm) return `@name:${conn.comm}`;
-  return `@dest:${conn.destIp}:${conn.port}`;
+  return destSubject(conn.destIp, conn.port);
 }
 
 /**

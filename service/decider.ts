@@ -25,7 +25,7 @@ export interface DecisionEvent {
   lookupMicros: number;
   /** Connections this decision stands for (the helper groups its cached allows). */
   connections: number;
-  /** The destination's host name, when one is known (learned from DNS answers). */
+  /** The destination's host name from snooped DNS answers, when known (Connection.host). */
   host?: string;
 }
 
@@ -171,6 +171,7 @@ export class Decider {
       lookupMicros: r.lookupMicros,
       connections: Math.max(connections, 1),
     };
+    if (conn.host !== undefined) event.host = conn.host;
     if (this.deps.logDecisions()) this.deps.log.info(event, decision.allow ? 'allowed' : 'blocked');
     else this.deps.log.debug(event, decision.allow ? 'allowed' : 'blocked');
     for (const listener of this.listeners) {

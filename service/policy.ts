@@ -34,7 +34,7 @@ export class Policy {
       if (session) return { kind: 'final', allow: session.allow, reason: 'session', ruleKey: session.key };
     }
 
-    const rule = this.deps.rules().match({ exe: conn.exe, comm: conn.comm, destIp: conn.destIp, destPort: conn.port });
+    const rule = this.deps.rules().match({ exe: conn.exe, comm: conn.comm, destIp: conn.destIp, destPort: conn.port, host: conn.host ?? null });
     if (rule) return { kind: 'final', allow: rule.allow, reason: 'rule', ruleKey: rule.key };
 
     // Learning mode never waits: allow now, the GUI is only told.

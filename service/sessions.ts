@@ -17,8 +17,9 @@ export class SessionDecisions {
     private readonly onChange: () => void = () => undefined,
   ) {}
 
+  /** Port 0 (a protocol without ports, ICMP) is stored as '*', as rules store it. */
   set(uid: number, subject: string, port: number | '*', allow: boolean, ttlMs: number | null): void {
-    const key = `${subject}:${port}`;
+    const key = `${subject}:${port === 0 ? '*' : port}`;
     let byUid = this.decisions.get(key);
     if (!byUid) this.decisions.set(key, (byUid = new Map()));
     byUid.set(uid, { allow, expiresAt: ttlMs === null ? null : this.now() + ttlMs });

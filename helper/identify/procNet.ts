@@ -28,7 +28,7 @@ export function procNetAddress(addr: Uint8Array): string {
 }
 
 /** "ADDR:PORT" with the port as %04X, the way the kernel prints endpoints. */
-function endpoint(addr: Uint8Array, port: number): string {
+export function endpoint(addr: Uint8Array, port: number): string {
   return `${procNetAddress(addr)}:${port.toString(16).toUpperCase().padStart(4, '0')}`;
 }
 
@@ -39,7 +39,7 @@ function v4Mapped(addr: Uint8Array): Uint8Array {
   return mapped;
 }
 
-function readTable(path: string): string {
+export function readTable(path: string): string {
   try {
     return readFileSync(path, 'latin1');
   } catch {

@@ -7,6 +7,7 @@ import { readlinkSync } from 'node:fs';
 import { IPPROTO } from '../../common/types.js';
 import type { Attribution, IpFamily, ProcessInfo, SocketOwner } from '../../common/types.js';
 import type { ProcessEventListener, ProcessEventSource } from './procEvents.js';
+import { lookupIcmpSocket, type IcmpPacket } from './icmpSockets.js';
 import { lookupProcNet } from './procNet.js';
 import { isDeniedError, readProcessInfo } from './processInfo.js';
 import { SocketOwnerIndex } from './socketOwnerIndex.js';
@@ -178,6 +179,20 @@ export class ProcessResolver implements ProcessEventListener {
     return result;
   }
 
+  /** The same for an ICMP/ICMPv6 packet (icmpSockets.ts says how its socket is found). */
+  resolveIcmp(packet: IcmpPacket): Resolution {
+    const started = performance.now();
+    let result: Resolution;
+    if (packet.uid === -1) {
+      result = outcome('no_socket', null, 0, -1); // the kernel's own: errors, replies it makes itself
+    } else {
+      const owner = lookupIcmpSocket(packet, this.procRoot);
+      result = owner === null ? outcome('not_found', null, 0, -1) : this.ownerProcess(owner, 'proc_net');
+    }
+    result.lookupMicros = (performance.now() - started) * 1000;
+    return result;
+  }
+
   private resolveUntimed(
     family: IpFamily,
     protocol: number,
@@ -200,6 +215,11 @@ export class ProcessResolver implements ProcessEventListener {
     // own UDP (VXLAN keeps the inner packet's socket, so NFQUEUE reports its owner): nothing
     // tells these apart, and neither may be credited to anyone.
     if (owner === null) return outcome('not_found', null, 0, -1);
+    return this.ownerProcess(owner, via);
+  }
+
+  /** The process holding a socket that was found for a packet. */
+  private ownerProcess(owner: SocketOwner, via: Attribution): Resolution {
     // Orphaned, TIME_WAIT and kernel sockets have no inode: nothing in user space sent it.
     if (owner.inode === 0) return outcome('no_socket', null, 0, owner.uid);
 

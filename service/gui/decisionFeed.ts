@@ -44,7 +44,7 @@ export class DecisionFeed {
 }
 
 function toMessage(e: DecisionEvent): DecisionMessage {
-  return {
+  const message: DecisionMessage = {
     type: 'decision',
     time: new Date(e.at).toISOString(),
     pid: e.pid,
@@ -59,4 +59,6 @@ function toMessage(e: DecisionEvent): DecisionMessage {
     connections: e.connections,
     missed: 0,
   };
+  if (e.host !== undefined) message.host = e.host;
+  return message;
 }

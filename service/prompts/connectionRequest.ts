@@ -9,7 +9,9 @@ export function connectionRequest(requestId: string, conn: Connection, learningM
     type: 'connection_request',
     request_id: requestId,
     // "unknown" when no process was found: the tray shows it and sends it back in add_rule.
-    app_name: conn.comm || 'unknown',
+    // With a known host name the old daemon's display form "<comm> (<host>)", which add_rule
+    // strips again (gui-protocol.md).
+    app_name: conn.host ? `${conn.comm || 'unknown'} (${conn.host})` : conn.comm || 'unknown',
     app_path: displayPath(conn) ?? 'unknown',
     app_category: 'unknown', // what the old daemon always sent
     dest_ip: conn.destIp,

@@ -382,6 +382,7 @@ function count<K>(counts: Map<K, number>, key: K, delta: number): void {
   const n = (counts.get(key) ?? 0) + delta;
   if (n > 0) counts.set(key, n);
   else counts.delete(key);
+}
 
 /** Connections wait for the same answer when the key and the asking uid are the same. */
 function promptKey(conn: Connection): string {

@@ -1,15 +1,18 @@
 // The rules.json key grammar, shared with the Python GUI (gui-protocol.md, "rules.json"):
 //   key     = subject ":" port
 //   port    = 1..65535 | "*" | "0"          ("0" is read as "*" and written back as "*")
-//   subject = absolute path | "@name:" comm | "@dest:" ip ":" port
+//   subject = absolute path | "@name:" comm | "@dest:" ip ":" (port | "*") | "@host:" host
+//   host    = dns-name | "*." dns-name      (matched against the snooped name, docs/host-names.md)
 // A key is split at its LAST ':' because comms (e.g. "IPC:CSteamEngin") and IPv6 addresses
-// contain ':' themselves.
+// contain ':' themselves. A `@dest` subject's own port may be "*" (or "0", written back as
+// "*"): every port of that address, and the only way to name ICMP, which has no port.
 import { isIP } from 'node:net';
+import { normalizeHostPattern } from '../../common/hostName.js';
 
 /** A rule's port: one destination port, or '*' for all ports. */
 export type RulePort = number | '*';
 
-export type SubjectKind = 'path' | 'name' | 'dest';
+export type SubjectKind = 'path' | 'name' | 'dest' | 'host';
 
 export type ParsedRuleKey =
   | { ok: true; subject: string; port: RulePort }
@@ -17,7 +20,11 @@ export type ParsedRuleKey =
 
 const NAME_PREFIX = '@name:';
 const DEST_PREFIX = '@dest:';
+const HOST_PREFIX = '@host:';
 const PORT_DIGITS = /^[0-9]{1,5}$/;
+
+/** What a valid subject looks like, for error messages. */
+export const SUBJECT_FORMS = 'an absolute path, @name:<comm>, @dest:<ip>:<port or *> or @host:<name or *.suffix>';
 
 /** Legacy top-level keys of rules.json: kept on save, never rules. */
 export const META_KEYS: readonly string[] = ['applications', 'services'];
@@ -35,16 +42,22 @@ export function parsePortPart(text: string): RulePort | null {
   return port <= 65535 ? port : null;
 }
 
-/** Splits `@dest:<ip>:<port>` into its address and port; null when it is not one. */
-export function parseDestSubject(subject: string): { ip: string; port: number } | null {
+/** Splits `@dest:<ip>:<port>` into its address and port ('*': every port); null when it is not one. */
+export function parseDestSubject(subject: string): { ip: string; port: RulePort } | null {
   if (!subject.startsWith(DEST_PREFIX)) return null;
   const rest = subject.slice(DEST_PREFIX.length);
   const colon = rest.lastIndexOf(':');
   if (colon < 0) return null;
   const ip = rest.slice(0, colon);
   const port = parsePortPart(rest.slice(colon + 1));
-  if (isIP(ip) === 0 || typeof port !== 'number') return null;
+  if (isIP(ip) === 0 || port === null) return null;
   return { ip, port };
+}
+
+/** The host pattern of an `@host:<name or *.suffix>` subject (lower case, no final dot), or null. */
+export function hostOfSubject(subject: string): string | null {
+  if (!subject.startsWith(HOST_PREFIX)) return null;
+  return normalizeHostPattern(subject.slice(HOST_PREFIX.length));
 }
 
 /** What a subject names, or null when it is not a valid subject. */
@@ -52,7 +65,20 @@ export function subjectKind(subject: string): SubjectKind | null {
   if (subject.startsWith('/')) return 'path';
   if (subject.startsWith(NAME_PREFIX)) return subject.length > NAME_PREFIX.length ? 'name' : null;
   if (subject.startsWith(DEST_PREFIX)) return parseDestSubject(subject) === null ? null : 'dest';
+  if (subject.startsWith(HOST_PREFIX)) return hostOfSubject(subject) === null ? null : 'host';
   return null;
+}
+
+/**
+ * The one spelling of a valid subject, so that equal rules share a key: a `@dest` port 0 is
+ * written "*", a host pattern in lower case without a final dot. Other subjects are as given.
+ */
+export function canonicalSubject(subject: string): string {
+  const dest = parseDestSubject(subject);
+  if (dest !== null) return destSubject(dest.ip, dest.port);
+  const host = hostOfSubject(subject);
+  if (host !== null) return HOST_PREFIX + host;
+  return subject;
 }
 
 export function isPathSubject(subject: string): boolean {
@@ -67,6 +93,10 @@ export function isDestSubject(subject: string): boolean {
   return subjectKind(subject) === 'dest';
 }
 
+export function isHostSubject(subject: string): boolean {
+  return subjectKind(subject) === 'host';
+}
+
 /** The comm of an `@name:<comm>` subject, or null. */
 export function nameOfSubject(subject: string): string | null {
   return isNameSubject(subject) ? subject.slice(NAME_PREFIX.length) : null;
@@ -76,8 +106,13 @@ export function nameSubject(comm: string): string {
   return NAME_PREFIX + comm;
 }
 
-export function destSubject(ip: string, port: number): string {
-  return `${DEST_PREFIX}${ip}:${port}`;
+/** `@dest:<ip>:<port>`; port 0 (a protocol without ports, such as ICMP) or '*' is written "*". */
+export function destSubject(ip: string, port: RulePort): string {
+  return `${DEST_PREFIX}${ip}:${port === 0 ? '*' : port}`;
+}
+
+export function hostSubject(pattern: string): string {
+  return HOST_PREFIX + pattern;
 }
 
 /** The canonical key: port 0 is written as '*'. */
@@ -105,10 +140,8 @@ export function parseRuleKey(key: string): ParsedRuleKey {
   if (subjectKind(subject) === null) {
     return {
       ok: false,
-      error:
-        `rule key ${JSON.stringify(key)} has subject ${JSON.stringify(subject)}; ` +
-        'expected an absolute path, @name:<comm> or @dest:<ip>:<port>',
+      error: `rule key ${JSON.stringify(key)} has subject ${JSON.stringify(subject)}; expected ${SUBJECT_FORMS}`,
     };
   }
-  return { ok: true, subject, port };
+  return { ok: true, subject: canonicalSubject(subject), port };
 }

@@ -1,13 +1,17 @@
 // The permanent rules, compiled once into maps so that matching a connection costs a few
 // Map lookups and allocates nothing (the returned match objects are built when a rule is set).
 // Semantics: gui-protocol.md, "rules.json".
+import { wildcardsFor } from '../../common/hostName.js';
 import {
+  canonicalSubject,
   formatRuleKey,
+  hostOfSubject,
   isMetaKey,
   META_KEYS,
   nameOfSubject,
   parseDestSubject,
   parseRuleKey,
+  SUBJECT_FORMS,
   subjectKind,
 } from './ruleKey.js';
 import type { RulePort } from './ruleKey.js';
@@ -24,6 +28,8 @@ export interface RuleQuery {
   comm: string | null;
   destIp: string;
   destPort: number;
+  /** The destination's host name as DNS answers told it (lower case, no final dot), if known. */
+  host?: string | null;
 }
 
 export interface RuleEntry {
@@ -52,8 +58,10 @@ export class RuleSet {
   private readonly bySubject = new Map<string, PortRules>();
   /** `@name:<comm>` subjects by comm, so matching needs no string building. */
   private readonly byName = new Map<string, PortRules>();
-  /** `@dest:<ip>:<port>` subjects by ip, then destination port. */
-  private readonly byDest = new Map<string, Map<number, PortRules>>();
+  /** `@dest:<ip>:<port>` subjects by ip, then destination port ('*': every port). */
+  private readonly byDest = new Map<string, Map<RulePort, PortRules>>();
+  /** `@host:<name>` and `@host:*.<suffix>` subjects by pattern. */
+  private readonly byHost = new Map<string, PortRules>();
   /** Legacy `applications`/`services` values, written back unchanged. */
   private readonly meta = new Map<string, unknown>();
   private count = 0;
@@ -94,8 +102,9 @@ export class RuleSet {
   }
 
   /**
-   * The deciding rule, or null. Subjects are tried in the order path, `@name`, `@dest`; within
-   * a subject an exact port beats '*' whichever way each one decides.
+   * The deciding rule, or null. Subjects are tried in the order path, `@name`, `@dest`,
+   * `@host` (exact name, then the longest `*.suffix`); within a subject an exact port beats '*'
+   * whichever way each one decides. A `@dest` subject for one port beats one for every port.
    */
   match(q: RuleQuery): RuleMatch | null {
     // Only absolute paths can name a path rule: "unknown" and "" never match one.
@@ -107,24 +116,38 @@ export class RuleSet {
       const hit = pick(this.byName.get(q.comm), q.destPort);
       if (hit !== null) return hit;
     }
-    return pick(this.byDest.get(q.destIp)?.get(q.destPort), q.destPort);
+    const ports = this.byDest.get(q.destIp);
+    if (ports !== undefined) {
+      const hit = pick(ports.get(q.destPort), q.destPort) ?? pick(ports.get('*'), q.destPort);
+      if (hit !== null) return hit;
+    }
+    return q.host ? this.matchHost(q.host, q.destPort) : null;
+  }
+
+  private matchHost(host: string, port: number): RuleMatch | null {
+    if (this.byHost.size === 0) return null; // the common case: no string building per packet
+    const exact = pick(this.byHost.get(host), port);
+    if (exact !== null) return exact;
+    for (const pattern of wildcardsFor(host)) {
+      const hit = pick(this.byHost.get(pattern), port);
+      if (hit !== null) return hit;
+    }
+    return null;
   }
 
   /** The decision stored for exactly this subject and port (0 means '*'), if any. */
   get(subject: string, port: RulePort): boolean | undefined {
-    const rules = this.bySubject.get(subject);
+    const rules = this.bySubject.get(canonicalSubject(subject));
     if (rules === undefined) return undefined;
     const found = port === '*' || port === 0 ? rules.any : rules.exact.get(port);
     return found?.allow;
   }
 
-  set(subject: string, port: RulePort, allow: boolean): SetRuleResult {
-    if (subjectKind(subject) === null) {
-      return {
-        ok: false,
-        error: `rule subject ${JSON.stringify(subject)} is not an absolute path, @name:<comm> or @dest:<ip>:<port>`,
-      };
+  set(given: string, port: RulePort, allow: boolean): SetRuleResult {
+    if (subjectKind(given) === null) {
+      return { ok: false, error: `rule subject ${JSON.stringify(given)} is not ${SUBJECT_FORMS}` };
     }
+    const subject = canonicalSubject(given);
     if (port !== '*' && !(Number.isInteger(port) && port >= 0 && port <= 65535)) {
       return { ok: false, error: `rule port ${port} is not 1-65535 or "*"` };
     }
@@ -217,6 +240,8 @@ export class RuleSet {
       if (ports === undefined) this.byDest.set(dest.ip, (ports = new Map()));
       ports.set(dest.port, rules);
     }
+    const host = hostOfSubject(subject);
+    if (host !== null) this.byHost.set(host, rules);
   }
 
   private unregister(subject: string): void {
@@ -229,6 +254,8 @@ export class RuleSet {
       ports?.delete(dest.port);
       if (ports?.size === 0) this.byDest.delete(dest.ip);
     }
+    const host = hostOfSubject(subject);
+    if (host !== null) this.byHost.delete(host);
   }
 }
 

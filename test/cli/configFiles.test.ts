@@ -35,6 +35,25 @@ describe('bastion check-config', () => {
     });
   });
 
+  it('validates host rules: a name or *.suffix counts, anything else is named in a warning', async () => {
+    const rules = file('r-host.json', JSON.stringify({
+      '@host:example.org:443': true,
+      '@host:*.ads.test:*': false,
+      '@dest:10.201.1.2:*:*': true,
+      '@host:bad name.test:443': true,
+      '@host:*:80': true,
+    }));
+    const forms = 'an absolute path, @name:<comm>, @dest:<ip>:<port or *> or @host:<name or *.suffix>';
+    assert.deepEqual(await checkConfigFiles({ rules }), {
+      ok: true,
+      lines: [
+        `${rules}: warning: skipped: rule key "@host:bad name.test:443" has subject "@host:bad name.test"; expected ${forms}`,
+        `${rules}: warning: skipped: rule key "@host:*:80" has subject "@host:*"; expected ${forms}`,
+        `${rules}: ok (3 rules)`,
+      ],
+    });
+  });
+
   it('fails on a broken file and names what is wrong; a missing file means the defaults', async () => {
     const rules = file('r2.json', '[]');
     const missing = join(dir, 'absent.json');

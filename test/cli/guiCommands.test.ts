@@ -76,6 +76,22 @@ describe('bastion rules', () => {
   });
 });
 
+describe('bastion rules for host names', () => {
+  it('adds an @host rule for a name and for a *.suffix, lists and deletes them by key', async () => {
+    assert.equal((await bastion('rules', 'add', '@host:Example.ORG.', '443', '--socket', daemon.socket)).code, 0);
+    assert.equal((await bastion('rules', 'add', '@host:*.ads.test', '*', '--deny', '--socket', daemon.socket)).code, 0);
+    const list = await bastion('rules', 'list', '--socket', daemon.socket);
+    assert.match(list.stdout, /^allow {2}@host:example\.org:443$/m);
+    assert.match(list.stdout, /^deny {3}@host:\*\.ads\.test:\*$/m);
+    const bad = await bastion('rules', 'add', '@host:bad name', '443', '--socket', daemon.socket);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /rule subject "@host:bad name" is not an absolute path, @name:<comm>, @dest:<ip>:<port or \*> or @host:<name or \*\.suffix>/);
+    assert.equal((await bastion('rules', 'delete', '@host:example.org:443', '--socket', daemon.socket)).code, 0);
+    assert.equal((await bastion('rules', 'delete', '@host:*.ads.test:*', '--socket', daemon.socket)).code, 0);
+    assert.equal(Object.keys(await daemon.rules()).some((k) => k.startsWith('@host:')), false);
+  });
+});
+
 describe('bastion mode', () => {
   it('switches the mode, saves it in config.json and tells the service', async () => {
     assert.equal((await bastion('mode', 'learning', '--socket', daemon.socket)).code, 0);

@@ -24,6 +24,18 @@ describe('monitor lines', () => {
     assert.deepEqual(formatDecision(base, NO_COLORS), ['03:04:05 ALLOW curl /usr/bin/curl → 198.18.0.2:80 TCP  [rule /usr/bin/curl:80]']);
   });
 
+  it('shows the destination\'s host name before its address when the helper learned it', () => {
+    assert.deepEqual(formatDecision({ ...base, host: 'www.example.org' }, NO_COLORS), [
+      '03:04:05 ALLOW curl /usr/bin/curl → www.example.org (198.18.0.2:80) TCP  [rule /usr/bin/curl:80]',
+    ]);
+  });
+
+  it('never prints a host name that is not one (no terminal escapes from the socket)', () => {
+    assert.deepEqual(formatDecision({ ...base, host: 'x\u001b]0;owned\u0007.org' }, NO_COLORS), [
+      '03:04:05 ALLOW curl /usr/bin/curl → 198.18.0.2:80 TCP  [rule /usr/bin/curl:80]',
+    ]);
+  });
+
   it('says how many connections one line stands for when the helper grouped them', () => {
     assert.deepEqual(formatDecision({ ...base, connections: 12 }, NO_COLORS), ['03:04:05 ALLOW curl /usr/bin/curl → 198.18.0.2:80 TCP ×12  [rule /usr/bin/curl:80]']);
   });

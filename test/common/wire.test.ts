@@ -77,6 +77,13 @@ describe('bus codec', () => {
     assert.equal(decoded.message.records[0]!.process?.identity, 'unverified');
   });
 
+  it('carries the destination host name, and drops one that breaks the host-name grammar', () => {
+    const named = roundTrip({ kind: 'packets', records: [{ ...record, host: 'www.example.org' }, { ...record, packetId: 3, host: 'bad\u001b[2J.org' }] });
+    assert.ok(named.kind === 'packets');
+    assert.equal(named.records[0]!.host, 'www.example.org');
+    assert.equal('host' in named.records[1]!, false);
+  });
+
   it('keeps "no uid" (-1) apart from uid 0', () => {
     const m = roundTrip({ kind: 'packets', records: [{ ...record, uid: -1, gid: -1 }] });
     assert.equal(m.kind === 'packets' && m.records[0]!.uid, -1);

@@ -176,6 +176,7 @@ describe('who may reach the helper', () => {
         assert.equal(line.msg, `refusing socket path ${dir.path}/helper.sock: a symlink is planted there`);
         assert.equal(await helper.exited, 1);
         assert.equal(jumps(fw.iptablesRules(4), fw.chain), 0, 'rules left behind by a refused start');
+        assert.doesNotMatch(fw.net.run(fw.net.client, 'iptables', ['-t', 'mangle', '-S']).stdout, /BASTION-DNS/, 'DNS rules left behind by a refused start');
       } finally {
         await fw.close();
       }

@@ -23,6 +23,7 @@ function summary(p: ParsedPacket) {
     dstPort: p.dstPort,
     icmpType: p.icmpType,
     icmpCode: p.icmpCode,
+    icmpEchoId: p.icmpEchoId,
     isFragment: p.isFragment,
   };
 }
@@ -226,7 +227,7 @@ function ipv6WithOptionHeaders(count: number): Uint8Array {
   `);
 }
 
-const noIcmp = { icmpType: -1, icmpCode: -1 };
+const noIcmp = { icmpType: -1, icmpCode: -1, icmpEchoId: -1 };
 const noPorts = { srcPort: 0, dstPort: 0 };
 const v6 = { family: 6 as const, src: '2001:db8::10', dst: '2001:db8::1' };
 
@@ -244,7 +245,7 @@ const VALID: { name: string; packet: Uint8Array; expected: Summary }[] = [
   {
     name: 'reads the type and code of an IPv4 ICMP echo request',
     packet: IPV4_ICMP_ECHO,
-    expected: { family: 4, protocol: 1, src: '192.0.2.1', dst: '192.0.2.2', ...noPorts, icmpType: 8, icmpCode: 0, isFragment: false },
+    expected: { family: 4, protocol: 1, src: '192.0.2.1', dst: '192.0.2.2', ...noPorts, icmpType: 8, icmpCode: 0, icmpEchoId: 0x1234, isFragment: false },
   },
   {
     name: 'skips IPv4 options to find the UDP header (IHL 6)',
@@ -284,7 +285,7 @@ const VALID: { name: string; packet: Uint8Array; expected: Summary }[] = [
   {
     name: 'reads the type and code of an ICMPv6 echo request',
     packet: IPV6_ICMPV6_ECHO,
-    expected: { ...v6, protocol: 58, ...noPorts, icmpType: 128, icmpCode: 0, isFragment: false },
+    expected: { ...v6, protocol: 58, ...noPorts, icmpType: 128, icmpCode: 0, icmpEchoId: 42, isFragment: false },
   },
   {
     name: 'walks a routing header and an AH counted in 4-byte units to a UDP header',

@@ -19,7 +19,7 @@ function policy(): Policy {
   const built = RuleSet.fromJSON({ '/usr/bin/curl:80': true });
   assert.ok(built.ok);
   const sessions = new SessionDecisions(() => 0);
-  sessions.set('/usr/bin/wget', 80, true, null);
+  sessions.set(1000, '/usr/bin/wget', 80, true, null);
   return new Policy({ config: () => config(), rules: () => built.rules, sessions, whitelist });
 }
 

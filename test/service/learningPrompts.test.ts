@@ -54,6 +54,7 @@ async function setup(cfg: BastionConfig, clients: RecordingClient[], listensOnly
     if (event.reason === 'learning') broker.inform(conn);
   });
   const ctx: GuiContext = {
+    log: silentLog,
     rules,
     config: new ConfigStore({ path: `${dir.path}/config.json` }),
     sessions,
@@ -141,15 +142,15 @@ describe('the control panel only listens', () => {
   });
 
   it('tells the panel from a tray by the peer process\'s command line', () => {
-    assert.equal(isControlPanel({ pid: panel.pid!, uid: 0, gid: 0 }), true);
-    assert.equal(isControlPanel({ pid: process.pid, uid: 0, gid: 0 }), false);
+    assert.equal(isControlPanel({ pid: panel.pid!, uid: 0, gid: 0, startTime: null }), true);
+    assert.equal(isControlPanel({ pid: process.pid, uid: 0, gid: 0, startTime: null }), false);
     assert.equal(isControlPanelArgv(['/usr/bin/python3', '/usr/bin/bastion-gui']), false);
     assert.equal(isControlPanelArgv(['/usr/bin/python3', '-m', 'bastion.gui.dashboard.main_window']), true);
     assert.equal(isControlPanelArgv(['python3', '/usr/share/bastion-firewall/bastion_control_panel.py']), true);
   });
 
   it('with only the panel connected, an unknown connection gets the default at once instead of waiting', async () => {
-    const panelClient = new RecordingClient({ pid: panel.pid!, uid: 1000, gid: 1000 });
+    const panelClient = new RecordingClient({ pid: panel.pid!, uid: 1000, gid: 1000, startTime: null });
     const { decider, dir: d } = await setup(config({ timeoutSeconds: 60 }), [panelClient], (c) => isControlPanel(c.peer));
     try {
       const r = connection({ exe: '/usr/bin/curl', port: 443 }).record;
@@ -161,8 +162,8 @@ describe('the control panel only listens', () => {
   });
 
   it('with a tray beside the panel, the connection is held and only the tray is asked', async () => {
-    const panelClient = new RecordingClient({ pid: panel.pid!, uid: 1000, gid: 1000 });
-    const tray = new RecordingClient({ pid: process.pid, uid: 1000, gid: 1000 });
+    const panelClient = new RecordingClient({ pid: panel.pid!, uid: 1000, gid: 1000, startTime: null });
+    const tray = new RecordingClient({ pid: process.pid, uid: 1000, gid: 1000, startTime: null });
     const { decider, broker, dir: d } = await setup(config({ timeoutSeconds: 60 }), [panelClient, tray], (c) => isControlPanel(c.peer));
     try {
       const r = connection({ exe: '/usr/bin/curl', port: 443 }).record;

@@ -4,6 +4,7 @@ import {
   destSubject,
   formatRuleKey,
   isDestSubject,
+  isHostSubject,
   isMetaKey,
   isNameSubject,
   isPathSubject,
@@ -28,6 +29,14 @@ describe('parseRuleKey', () => {
     ['@name:IPC:CSteamEngin:27015', '@name:IPC:CSteamEngin', 27015],
     ['@dest:192.0.2.7:8443:*', '@dest:192.0.2.7:8443', '*'],
     ['@dest:2001:db8::1:443:*', '@dest:2001:db8::1:443', '*'],
+    // ICMP has no port: a @dest subject for every port of the address, "0" written as "*".
+    ['@dest:10.201.1.2:*:*', '@dest:10.201.1.2:*', '*'],
+    ['@dest:10.201.1.2:0:*', '@dest:10.201.1.2:*', '*'],
+    ['@dest:2001:db8::1:*:*', '@dest:2001:db8::1:*', '*'],
+    ['@host:example.org:443', '@host:example.org', 443],
+    ['@host:WWW.Example.ORG.:443', '@host:www.example.org', 443],
+    ['@host:*.example.org:*', '@host:*.example.org', '*'],
+    ['@host:_dmarc.example.org:53', '@host:_dmarc.example.org', 53],
   ];
   for (const [key, subject, port] of valid) {
     it(`splits ${JSON.stringify(key)} at its last ':'`, () => {
@@ -43,21 +52,26 @@ describe('parseRuleKey', () => {
     ['/usr/bin/curl:', 'rule key "/usr/bin/curl:" has port part ""; expected 1-65535, "*" or "0"'],
     [
       'curl:443',
-      'rule key "curl:443" has subject "curl"; expected an absolute path, @name:<comm> or @dest:<ip>:<port>',
+      'rule key "curl:443" has subject "curl"; expected an absolute path, @name:<comm>, @dest:<ip>:<port or *> or @host:<name or *.suffix>',
     ],
     [
       '@name::443',
-      'rule key "@name::443" has subject "@name:"; expected an absolute path, @name:<comm> or @dest:<ip>:<port>',
+      'rule key "@name::443" has subject "@name:"; expected an absolute path, @name:<comm>, @dest:<ip>:<port or *> or @host:<name or *.suffix>',
     ],
     [
       '@dest:192.0.2.7:*',
-      'rule key "@dest:192.0.2.7:*" has subject "@dest:192.0.2.7"; expected an absolute path, @name:<comm> or @dest:<ip>:<port>',
+      'rule key "@dest:192.0.2.7:*" has subject "@dest:192.0.2.7"; expected an absolute path, @name:<comm>, @dest:<ip>:<port or *> or @host:<name or *.suffix>',
     ],
     [
       '@dest:example.org:443:*',
-      'rule key "@dest:example.org:443:*" has subject "@dest:example.org:443"; expected an absolute path, @name:<comm> or @dest:<ip>:<port>',
+      'rule key "@dest:example.org:443:*" has subject "@dest:example.org:443"; expected an absolute path, @name:<comm>, @dest:<ip>:<port or *> or @host:<name or *.suffix>',
     ],
   ];
+  const badHosts = ['@host:', '@host:*', '@host:*.', '@host:a..b', '@host:-a.org', '@host:a-.org', '@host:exa mple.org',
+    '@host:a.*.org', '@host:**.org', '@host:ex\u001b[31m.org', `@host:${'a'.repeat(64)}.org`, `@host:${'a.'.repeat(127)}a`];
+  for (const subject of badHosts) {
+    invalid.push([`${subject}:443`, `rule key ${JSON.stringify(`${subject}:443`)} has subject ${JSON.stringify(subject)}; expected an absolute path, @name:<comm>, @dest:<ip>:<port or *> or @host:<name or *.suffix>`]);
+  }
   for (const [key, error] of invalid) {
     it(`rejects ${JSON.stringify(key)}`, () => {
       assert.deepEqual(parseRuleKey(key), { ok: false, error });
@@ -84,6 +98,7 @@ describe('formatRuleKey', () => {
 describe('subjects', () => {
   it('builds @dest and @name subjects', () => {
     assert.equal(destSubject('192.0.2.7', 8443), '@dest:192.0.2.7:8443');
+    assert.equal(destSubject('10.201.1.2', 0), '@dest:10.201.1.2:*', 'ICMP (port 0) names every port');
     assert.equal(destSubject('2001:db8::1', 443), '@dest:2001:db8::1:443');
     assert.equal(nameSubject('IPC:CSteamEngin'), '@name:IPC:CSteamEngin');
   });
@@ -94,7 +109,11 @@ describe('subjects', () => {
     ['@dest:192.0.2.7:8443', 'dest'],
     ['@dest:2001:db8::1:443', 'dest'],
     ['@dest:192.0.2.7', null],
-    ['@dest:192.0.2.7:0', null],
+    ['@dest:192.0.2.7:0', 'dest'],
+    ['@dest:192.0.2.7:*', 'dest'],
+    ['@host:example.org', 'host'],
+    ['@host:*.example.org', 'host'],
+    ['@host:', null],
     ['@name:', null],
     ['unknown', null],
     ['', null],
@@ -105,6 +124,7 @@ describe('subjects', () => {
       assert.equal(isPathSubject(subject), kind === 'path');
       assert.equal(isNameSubject(subject), kind === 'name');
       assert.equal(isDestSubject(subject), kind === 'dest');
+      assert.equal(isHostSubject(subject), kind === 'host');
     });
   }
 

@@ -152,7 +152,7 @@ describe('RuleSet.match precedence', () => {
     // Not a valid subject, so it cannot even be stored.
     assert.deepEqual(rules.set('@name:', '*', true), {
       ok: false,
-      error: 'rule subject "@name:" is not an absolute path, @name:<comm> or @dest:<ip>:<port>',
+      error: 'rule subject "@name:" is not an absolute path, @name:<comm>, @dest:<ip>:<port or *> or @host:<name or *.suffix>',
     });
     assert.equal(rules.match(query({ comm: '', destPort: 443 })), null);
   });
@@ -184,7 +184,7 @@ describe('RuleSet.fromJSON', () => {
     assert.equal(result.rules.size, 1);
     assert.deepEqual(result.warnings, [
       'skipped: rule key "/usr/bin/curl:http" has port part "http"; expected 1-65535, "*" or "0"',
-      'skipped: rule key "curl:443" has subject "curl"; expected an absolute path, @name:<comm> or @dest:<ip>:<port>',
+      'skipped: rule key "curl:443" has subject "curl"; expected an absolute path, @name:<comm>, @dest:<ip>:<port or *> or @host:<name or *.suffix>',
       'skipped: rule "/usr/bin/wget:80" has value "yes"; expected true or false',
       'skipped: rule "/usr/bin/ssh:22" has value 1; expected true or false',
       'skipped: rule "/usr/bin/git:*" has value {"allow":true}; expected true or false',
@@ -235,7 +235,7 @@ describe('RuleSet.set', () => {
   });
 
   const refused: [subject: string, port: number | '*', error: string][] = [
-    ['usr/bin/curl', 443, 'rule subject "usr/bin/curl" is not an absolute path, @name:<comm> or @dest:<ip>:<port>'],
+    ['usr/bin/curl', 443, 'rule subject "usr/bin/curl" is not an absolute path, @name:<comm>, @dest:<ip>:<port or *> or @host:<name or *.suffix>'],
     ['/usr/bin/curl', 65536, 'rule port 65536 is not 1-65535 or "*"'],
     ['/usr/bin/curl', 1.5, 'rule port 1.5 is not 1-65535 or "*"'],
     ['/usr/bin/curl', -1, 'rule port -1 is not 1-65535 or "*"'],
@@ -351,5 +351,74 @@ describe('RuleSet.toJSON and clone', () => {
     copy.deleteKey('/usr/bin/curl:*');
     assert.deepEqual(rules.toJSON(), { '/usr/bin/curl:*': true, applications: {}, services: {} });
     assert.deepEqual(copy.toJSON(), { '/usr/bin/wget:80': true, applications: {}, services: {} });
+  });
+});
+
+describe('RuleSet @dest for every port (ICMP)', () => {
+  it('an ICMP answer without a process saves "@dest:<ip>:0" as "@dest:<ip>:*" and matches the next ping', () => {
+    const rules = new RuleSet();
+    assert.deepEqual(rules.set('@dest:10.201.1.2:0', '*', true), { ok: true, key: '@dest:10.201.1.2:*:*' });
+    assert.deepEqual(rules.match(query({ destIp: '10.201.1.2', destPort: 0 })), { allow: true, key: '@dest:10.201.1.2:*:*' });
+    assert.equal(rules.match(query({ destIp: '10.201.1.3', destPort: 0 })), null);
+  });
+
+  it('a @dest rule for one port beats the one for every port of that address', () => {
+    const rules = build({ '@dest:192.0.2.7:*:*': false, '@dest:192.0.2.7:443:*': true });
+    assert.deepEqual(rules.match(query({ destIp: '192.0.2.7', destPort: 443 })), { allow: true, key: '@dest:192.0.2.7:443:*' });
+    assert.deepEqual(rules.match(query({ destIp: '192.0.2.7', destPort: 80 })), { allow: false, key: '@dest:192.0.2.7:*:*' });
+  });
+
+  it('deletes it by the key the control panel shows', () => {
+    const rules = build({ '@dest:10.201.1.2:*:*': true });
+    assert.equal(rules.deleteKey('@dest:10.201.1.2:*:*'), true);
+    assert.equal(rules.size, 0);
+    assert.equal(rules.match(query({ destIp: '10.201.1.2', destPort: 0 })), null);
+  });
+});
+
+describe('RuleSet @host', () => {
+  const rules = build({
+    '@host:example.org:443': true,
+    '@host:*.example.org:*': false,
+    '@host:*.cdn.example.org:443': true,
+    '@host:other.test:*': true,
+    '/usr/bin/curl:443': false,
+    '@dest:192.0.2.9:*:*': false,
+  });
+  const cases: [name: string, q: RuleQuery, expected: { allow: boolean; key: string } | null][] = [
+    ['the exact name matches', query({ host: 'example.org', destPort: 443 }), { allow: true, key: '@host:example.org:443' }],
+    ['the exact name on another port does not', query({ host: 'example.org', destPort: 80 }), null],
+    ['a *.suffix matches a name below it', query({ host: 'www.example.org', destPort: 80 }), { allow: false, key: '@host:*.example.org:*' }],
+    ['the longest *.suffix wins', query({ host: 'img.cdn.example.org', destPort: 443 }), { allow: true, key: '@host:*.cdn.example.org:443' }],
+    ['a longer suffix for another port leaves the shorter', query({ host: 'img.cdn.example.org', destPort: 80 }), { allow: false, key: '@host:*.example.org:*' }],
+    ['a different name does not match', query({ host: 'example.net', destPort: 443 }), null],
+    ['a name that only ends like the suffix does not match', query({ host: 'badexample.org', destPort: 443 }), null],
+    ['no snooped name: no host rule applies', query({ destPort: 443 }), null],
+    ['a path rule beats a host rule', query({ exe: '/usr/bin/curl', host: 'example.org', destPort: 443 }), { allow: false, key: '/usr/bin/curl:443' }],
+    ['a @dest rule beats a host rule', query({ destIp: '192.0.2.9', host: 'other.test', destPort: 443 }), { allow: false, key: '@dest:192.0.2.9:*:*' }],
+  ];
+  for (const [name, q, expected] of cases) {
+    it(name, () => assert.deepEqual(rules.match(q), expected));
+  }
+
+  it('stores a host pattern in lower case without a final dot, and deletes it by that key', () => {
+    const set = new RuleSet();
+    assert.deepEqual(set.set('@host:WWW.Example.org.', 443, true), { ok: true, key: '@host:www.example.org:443' });
+    assert.deepEqual(set.toJSON(), { '@host:www.example.org:443': true, applications: {}, services: {} });
+    assert.equal(set.deleteKey('@host:www.example.org:443'), true);
+    assert.equal(set.size, 0);
+  });
+
+  it('each host key the control panel lists splits at its last ":" into subject and port, and deletes by that key', () => {
+    // The control panel's rules table (main_window.py, refresh_rules_table): key.rsplit(':', 1),
+    // then delete_rule with the key as listed.
+    const copy = rules.clone();
+    const hostKeys = Object.keys(copy.toJSON()).filter((k) => k.startsWith('@host:'));
+    assert.equal(hostKeys.length, 4);
+    for (const key of hostKeys) {
+      assert.match(key.slice(key.lastIndexOf(':') + 1), /^(\*|[0-9]+)$/);
+      assert.equal(copy.deleteKey(key), true, key);
+    }
+    assert.equal(copy.size, 2);
   });
 });

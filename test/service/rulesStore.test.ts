@@ -177,7 +177,7 @@ describe('RulesStore saving', () => {
     await store.load();
     assert.deepEqual(await store.setRule('curl', 443, true), {
       ok: false,
-      error: 'rule subject "curl" is not an absolute path, @name:<comm> or @dest:<ip>:<port>',
+      error: 'rule subject "curl" is not an absolute path, @name:<comm>, @dest:<ip>:<port or *> or @host:<name or *.suffix>',
     });
     assert.equal(store.rules.size, 10);
     assert.equal(await fsp.readFile(file, 'utf8'), fixtureText);
@@ -258,7 +258,7 @@ describe('RulesStore saving', () => {
     ]);
     assert.deepEqual(results, [
       { ok: false, error },
-      { ok: false, error: 'rule subject "relative/path" is not an absolute path, @name:<comm> or @dest:<ip>:<port>' },
+      { ok: false, error: 'rule subject "relative/path" is not an absolute path, @name:<comm>, @dest:<ip>:<port or *> or @host:<name or *.suffix>' },
       { ok: true, deleted: false },
       { ok: false, error },
     ]);

@@ -99,8 +99,6 @@ export interface ConnSpec {
   dst?: [number, number, number, number];
   protocol?: 6 | 17 | 1;
   pid?: number;
-  /** The socket's and the process's uid; default 1000. */
-  uid?: number;
   /** What the helper proved about exe; default 'host'. */
   identity?: ExeIdentity;
   otherMountNs?: boolean;
