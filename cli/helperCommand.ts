@@ -25,9 +25,11 @@ export function registerHelperCommand(program: Command): void {
     .option('--no-rules', 'do not install iptables rules (they are managed elsewhere)')
     .option('--no-ipv6', 'leave IPv6 alone')
     .option('--no-fast-path', 'answer every packet from JS (by default the addon answers cached verdicts of known processes)')
+    .option('--no-caller-bpf', 'do not ask the kernel which process connected a socket (eBPF); credit a holder found in /proc')
     .action(async (opts: {
       queue: number; endpoint: string; socketGroup: string; failClosed?: boolean; malformed: string;
       ackDeadlineMs: number; maxHoldMs: number; chain: string; rules: boolean; ipv6: boolean; strict?: boolean; fastPath: boolean;
+      callerBpf: boolean;
     }) => {
       process.title = 'bastion-helper';
       const log = createLogger({ name: 'bastion-helper' });
@@ -54,6 +56,7 @@ export function registerHelperCommand(program: Command): void {
           heartbeatMs: 500,
           silenceMs: 3000,
           fastPath: opts.fastPath,
+          callerBpf: opts.callerBpf,
         },
         log,
       );
