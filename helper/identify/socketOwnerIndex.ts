@@ -192,8 +192,16 @@ export class SocketOwnerIndex implements ProcessEventListener {
     }
     this.counters.misses++;
     this.scansLeft = 2; // a rescan, and a first scan if the pid turns out reused
-    this.guessesLeft = 0;
-    this.events?.drain();
+    this.guessesLeft = GUESSES_PER_MISS;
+    this.events?.drain(); // an exec or exit of pid up to now: forgotten, so not guessed at
+    const known = this.pids.get(pid);
+    if (known !== undefined) {
+      // Where its new socket probably is (one readlink, usually), before reading its fd table.
+      const found = known.reusesFds
+        ? (this.guessReused(pid, known, inode, 0) ?? this.guessLowestFree(pid, known, inode, LOWEST_FREE_TRIES))
+        : (this.guessLowestFree(pid, known, inode, LOWEST_FREE_TRIES) ?? this.guessReused(pid, known, inode, 0));
+      if (found !== null) return found;
+    }
     this.unscanned.delete(pid);
     return this.scan(pid, inode, UNKNOWN_UID);
   }
