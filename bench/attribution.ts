@@ -75,7 +75,8 @@ let daemon: BastionProcess | null = null;
 
 async function startFirewall(): Promise<void> {
   writeFileSync(`${dir.path}/config.json`, JSON.stringify({ mode: 'learning', log_decisions: true }));
-  helper = startBastion(['helper', '--queue', '8', '--endpoint', endpoint, '--socket-group', 'root', '--service-user', 'root'], net.client);
+  const extra = (process.env['BENCH_HELPER_ARGS'] ?? '').split(' ').filter(Boolean); // e.g. "--no-caller-bpf"
+  helper = startBastion(['helper', '--queue', '8', '--endpoint', endpoint, '--socket-group', 'root', '--service-user', 'root', ...extra], net.client);
   await helper.waitFor('helper started');
   daemon = startBastion(['daemon', '--config', `${dir.path}/config.json`, '--rules', `${dir.path}/rules.json`, '--endpoint', endpoint, '--socket', `${dir.path}/gui.sock`, '--socket-group', 'root', '--no-polkit']);
   await daemon.waitFor('helper connected');

@@ -30,10 +30,11 @@ export function registerHelperCommand(program: Command): void {
     .option('--dns-chain <name>', 'iptables chain of our own (mangle table, INPUT) for DNS answers', DEFAULT_DNS_SNOOP.chain)
     .option('--no-host-names', 'do not read DNS answers (no host names in prompts, no @host rules)')
     .option('--no-fast-path', 'answer every packet from JS (by default the addon answers cached verdicts of known processes)')
+    .option('--no-caller-bpf', 'do not ask the kernel which process connected a socket (eBPF); credit a holder found in /proc')
     .action(async (opts: {
       queue: number; endpoint: string; socketGroup: string; serviceUser: string; failClosed?: boolean; malformed: string;
       ackDeadlineMs: number; maxHoldMs: number; chain: string; rules: boolean; ipv6: boolean; strict?: boolean; fastPath: boolean;
-      dnsQueue?: number; dnsChain: string; hostNames: boolean;
+      dnsQueue?: number; dnsChain: string; hostNames: boolean; callerBpf: boolean;
     }) => {
       const dnsQueue = opts.dnsQueue ?? (opts.queue === DEFAULT_DNS_SNOOP.queueNum ? DEFAULT_DNS_SNOOP.queueNum + 1 : DEFAULT_DNS_SNOOP.queueNum);
       if (opts.hostNames && dnsQueue === opts.queue) {
@@ -83,6 +84,7 @@ export function registerHelperCommand(program: Command): void {
                 ip6tables: DEFAULT_FIREWALL_RULES.ip6tables,
               }
             : null,
+          callerBpf: opts.callerBpf,
         },
         log,
       );

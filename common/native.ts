@@ -72,6 +72,12 @@ export interface NativeAddon {
     dstPort: number,
     out: Uint32Array,
   ): number;
+  /**
+   * Attaches the connect()/sendmsg() caller-recording programs to the cgroup v2 at that path
+   * (native/src/caller_bpf.h); sockDiagLookup then reports callers. Throws (errno) when refused.
+   */
+  callerAttach(cgroup2Path: string): void;
+  callerDetach(): void;
   peerCred(fd: number): { pid: number; uid: number; gid: number };
   /** sd_notify(3): one datagram to $NOTIFY_SOCKET ("/path" or "@abstract"); 0 or -errno. */
   sdNotify(socketPath: string, state: string): number;

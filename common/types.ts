@@ -13,6 +13,7 @@ export type Attribution =
   | 'cache' // same flow or socket seen within the TTL
   | 'no_socket' // the kernel sent it on its own (no socket), e.g. WireGuard, ICMP errors
   | 'process_gone' // a socket matched, but no live process holds it any more
+  | 'shared' // processes of different programs hold the socket and the one that connected it is not known
   | 'not_found' // no socket matched the packet
   | 'unsupported'; // nothing to look up (malformed packet, protocol without sockets)
 
@@ -48,6 +49,8 @@ export interface ProcessInfo {
 export interface SocketOwner {
   inode: number;
   uid: number;
+  /** The process that connected the socket or last sent on it (helper/identify/callerMap.ts); 0: not known. */
+  caller?: number;
 }
 
 /** One queued packet as the helper reports it to the service. */

@@ -11,6 +11,7 @@ import { FastPath } from './fastPath.js';
 import { ProcessResolver, type Resolution } from './identify/processResolver.js';
 import { ProcessEvents } from './identify/procEvents.js';
 import { SockDiag } from './identify/sockDiag.js';
+import { attachCallerMap, detachCallerMap } from './identify/callerMap.js';
 import { newParsedPacket, parsePacket, type ParsedPacket } from './packet.js';
 import { PendingVerdicts, type FallbackReason } from './pendingVerdicts.js';
 import { PacketQueue, type QueueOptions, type QueuedPacket } from './queue.js';
@@ -44,6 +45,8 @@ export interface HelperOptions {
   fastPath: boolean;
   /** Learn destination host names from DNS answers (helper/dns/dnsSnoop.ts); null: off. */
   dnsSnoop: DnsSnoopOptions | null;
+  /** Learn from the kernel which process connected each socket (identify/callerMap.ts); default true. */
+  callerBpf?: boolean;
 }
 
 export class Helper {
@@ -75,6 +78,7 @@ export class Helper {
     const sockDiag = SockDiag.open();
     this.capabilities = ['uid_gid', 'fail_open', 'ipv6', ...(sockDiag ? ['sock_diag'] : ['proc_net'])];
     if (!sockDiag) log.warn('NETLINK_SOCK_DIAG unavailable: identifying processes through /proc/net (slower)');
+    if (sockDiag && options.callerBpf !== false) this.attachCallerMap();
     const events = ProcessEvents.open();
     this.processEvents = events.events;
     if (!events.events) log.info({ reason: events.reason }, 'process connector unavailable: new processes found by listing /proc');
@@ -159,6 +163,17 @@ export class Helper {
     }
   }
 
+  /** Sockets' connect()/sendmsg() callers from the kernel: a shared socket goes to the one that acted. */
+  private attachCallerMap(): void {
+    const state = attachCallerMap();
+    if (state.attached) {
+      this.capabilities.push('caller_bpf');
+      this.log.info({ cgroup: state.cgroup }, 'connect()/sendmsg() callers recorded by eBPF');
+    } else {
+      this.log.warn({ reason: state.reason }, 'eBPF caller map unavailable: a socket shared by several programs is credited only when they are known not to differ');
+    }
+  }
+
   /** Only with process events: they are what tells the addon that a pid still runs the same program. */
   private enableFastPath(queue: PacketQueue): void {
     const events = this.processEvents?.nativeHandle;
@@ -209,6 +224,7 @@ export class Helper {
     const queueCounters = this.queue?.counters();
     this.queue?.close();
     this.processEvents?.close();
+    detachCallerMap();
     this.queue = null;
     this.link?.close();
     this.link = null;

@@ -80,7 +80,9 @@ async function startBastionSystem(ctx: SystemContext): Promise<RunningSystem> {
   const endpoint = `ipc://${ctx.dir}/helper.sock`;
   writeFileSync(join(ctx.dir, 'rules.json'), JSON.stringify({ [`${ctx.client}:${ctx.port}`]: true }));
   writeFileSync(join(ctx.dir, 'config.json'), JSON.stringify({ mode: 'enforcement', ...ctx.bastionConfig }));
-  const helper = startBastion(['helper', '--queue', String(ctx.queueNum), '--endpoint', endpoint, '--socket-group', 'root', '--service-user', 'root'], ctx.net.client);
+  // BENCH_HELPER_ARGS: extra helper flags, to compare (e.g. "--no-caller-bpf").
+  const extra = (process.env['BENCH_HELPER_ARGS'] ?? '').split(' ').filter(Boolean);
+  const helper = startBastion(['helper', '--queue', String(ctx.queueNum), '--endpoint', endpoint, '--socket-group', 'root', '--service-user', 'root', ...extra], ctx.net.client);
   await helper.waitFor('helper started');
   const daemon = startBastion([
     'daemon', '--config', join(ctx.dir, 'config.json'), '--rules', join(ctx.dir, 'rules.json'),

@@ -225,20 +225,31 @@ export class ProcessResolver implements ProcessEventListener {
 
     const now = this.now();
     this.evictExpired(now);
+    // The kernel told us which process connected the socket (or last sent on it): only that
+    // one may be credited, however many hold the socket. Else whichever holds it, unless
+    // processes of different programs are known to (a socket passed on or inherited).
+    const caller = owner.caller ?? 0;
     // Never trust a cached owner blindly: the index re-checks that the pid holds the socket.
     for (let attempt = 0; attempt < 2; attempt++) {
-      const holder = this.index.findPid(owner.inode, owner.uid);
+      const holder = caller > 0 ? this.index.findIn(caller, owner.inode) : this.index.findPid(owner.inode, owner.uid);
       if (holder === null) break;
       const cached = this.byInode.get(owner.inode);
       if (cached !== undefined && this.stillCurrent(cached, holder)) {
+        if (caller === 0 && this.sharedWithOtherProgram(owner.inode, holder.pid, cached.exeLink)) return outcome('shared', null, owner.inode, owner.uid);
         return outcome('cache', cached.info, owner.inode, owner.uid);
       }
       const info = this.processDetails(holder, now);
       if (info === null) continue; // exited (or pid reused) since the index saw it: look again
+      if (caller === 0 && this.sharedWithOtherProgram(owner.inode, holder.pid, rawExeLink(info))) return outcome('shared', null, owner.inode, owner.uid);
       remember(this.byInode, owner.inode, info, now + this.ttlMs, this.maxCacheEntries);
       return outcome(via, info, owner.inode, owner.uid);
     }
     return outcome('process_gone', null, owner.inode, owner.uid);
+  }
+
+  /** Another process than pid holds the socket and runs another program than exeLink names. */
+  private sharedWithOtherProgram(inode: number, pid: number, exeLink: string): boolean {
+    return this.index.otherHolders(inode, pid).some((other) => this.exeLink(other) !== exeLink || exeLink === '');
   }
 
   /**

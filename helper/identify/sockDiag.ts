@@ -10,7 +10,8 @@ const ENOENT = 2;
 export type SocketLookupResult = SocketOwner | null | 'unavailable';
 
 export class SockDiag {
-  private readonly out = new Uint32Array(3);
+  /** inode, uid, state, caller pid (0: not known) */
+  private readonly out = new Uint32Array(4);
   private readonly mappedSrc = new Uint8Array(16);
   private readonly mappedDst = new Uint8Array(16);
   private failures = 0;
@@ -59,7 +60,7 @@ export class SockDiag {
   }
 
   private owner(): SocketOwner {
-    return { inode: this.out[0]!, uid: this.out[1]! };
+    return { inode: this.out[0]!, uid: this.out[1]!, caller: this.out[3]! };
   }
 
   private failed(): 'unavailable' {

@@ -94,6 +94,8 @@ export class SocketOwnerIndex implements ProcessEventListener {
   private readonly pids = new Map<number, ProcessFds>();
   /** Socket inode -> the pid we credit it to (verified again on every hit). */
   private readonly owners = new Map<number, number>();
+  /** Socket inode -> the pids seen holding it, for sockets seen in more than one process. */
+  private readonly shared = new Map<number, Set<number>>();
   /** Programs read ahead and not credited yet, oldest first. */
   private readonly fresh: number[] = [];
   /** Processes credited lately, most recent first. */
@@ -176,6 +178,50 @@ export class SocketOwnerIndex implements ProcessEventListener {
       this.searchKnown(this.rescanOrder(uidHint), inode) ??
       this.searchAfterListing(inode, uidHint)
     );
+  }
+
+  /**
+   * pid when it holds socket inode now (verified as findPid's answers are), else null: the
+   * process the kernel says connected the socket (callerMap.ts) is the only one credited.
+   */
+  findIn(pid: number, inode: number): PidRef | null {
+    const entry = this.pids.get(pid);
+    if (entry !== undefined && this.stillHolds(pid, entry, inode)) {
+      this.counters.hits++;
+      return this.credit(pid, entry, inode);
+    }
+    this.counters.misses++;
+    this.scansLeft = 2; // a rescan, and a first scan if the pid turns out reused
+    this.guessesLeft = GUESSES_PER_MISS;
+    this.events?.drain(); // an exec or exit of pid up to now: forgotten, so not guessed at
+    const known = this.pids.get(pid);
+    if (known !== undefined) {
+      // Where its new socket probably is (one readlink, usually), before reading its fd table.
+      const found = known.reusesFds
+        ? (this.guessReused(pid, known, inode, 0) ?? this.guessLowestFree(pid, known, inode, LOWEST_FREE_TRIES))
+        : (this.guessLowestFree(pid, known, inode, LOWEST_FREE_TRIES) ?? this.guessReused(pid, known, inode, 0));
+      if (found !== null) return found;
+    }
+    this.unscanned.delete(pid);
+    return this.scan(pid, inode, UNKNOWN_UID);
+  }
+
+  /**
+   * Other processes than pid seen holding socket inode, each verified to hold it still (one
+   * readlink each). Only what fd tables read so far show: a process never read is not listed.
+   */
+  otherHolders(inode: number, pid: number): number[] {
+    const pids = this.shared.get(inode);
+    if (pids === undefined) return [];
+    const others: number[] = [];
+    for (const other of pids) {
+      const entry = this.pids.get(other);
+      if (other === pid || entry === undefined) continue;
+      const fd = entry.sockets.get(inode);
+      this.counters.fdReads++;
+      if (fd !== undefined && readFdLink(this.procRoot, other, fd) === socketLink(inode)) others.push(other);
+    }
+    return others;
   }
 
   /**
@@ -497,11 +543,22 @@ export class SocketOwnerIndex implements ProcessEventListener {
     const previous = entry.fds.get(fd);
     if (previous === inode) return;
     entry.set(fd, inode);
-    if (previous !== undefined && previous > 0 && this.owners.get(previous) === pid) this.owners.delete(previous);
+    if (previous !== undefined && previous > 0) {
+      if (this.owners.get(previous) === pid) this.owners.delete(previous);
+      this.unshare(previous, pid);
+    }
     if (inode === null || inode <= 0) return;
     // A socket shared across fork() keeps the holder found first (the newest, by scan order).
     const holder = this.owners.get(inode);
     if (holder === undefined || this.pids.get(holder)?.sockets.has(inode) !== true) this.owners.set(inode, pid);
+    else if (holder !== pid) this.shared.set(inode, (this.shared.get(inode) ?? new Set([holder])).add(pid));
+  }
+
+  private unshare(inode: number, pid: number): void {
+    const pids = this.shared.get(inode);
+    if (pids === undefined) return;
+    pids.delete(pid);
+    if (pids.size < 2) this.shared.delete(inode);
   }
 
   /** A reused pid is a new process: scan it as one, before the known ones. */
@@ -515,6 +572,7 @@ export class SocketOwnerIndex implements ProcessEventListener {
     if (entry === undefined) return;
     for (const inode of entry.sockets.keys()) {
       if (this.owners.get(inode) === pid) this.owners.delete(inode);
+      this.unshare(inode, pid);
     }
     this.pids.delete(pid);
     this.drop(this.fresh, pid);

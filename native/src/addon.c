@@ -1,4 +1,4 @@
-/* Thin N-API glue over queue.c, sock_diag.c, proc_events.c, peercred.c and sd_notify.c.
+/* Thin N-API glue over queue.c, sock_diag.c, proc_events.c, peercred.c, sd_notify.c and caller_bpf.c.
  * The queue is read on libuv's loop: one JS call per wake-up with a whole batch of packets,
  * written into an ArrayBuffer allocated once. A JS exception in that call can neither crash
  * the process nor strand a packet: unanswered packets of the batch get the exception verdict. */
@@ -11,12 +11,17 @@
 #include <node_api.h>
 #include <uv.h>
 
+#include "caller_bpf.h"
 #include "fast_path.h"
 #include "peercred.h"
 #include "proc_events.h"
 #include "queue.h"
 #include "sd_notify.h"
 #include "sock_diag.h"
+
+/* The connect()/sendmsg() caller map (caller_bpf.h): one per process, as the programs watch the
+ * whole machine; NULL until callerAttach() succeeds. Read by sockDiagLookup and the fast path. */
+static struct bq_caller *g_caller;
 
 /* Packets handed to JS per wake-up at most; the rest wait for the next loop turn. */
 #define BQ_MAX_BATCH 256
@@ -322,7 +327,7 @@ static int answer_fast(struct queue_wrap *w, int n)
 		memcpy(&h, slot, sizeof(h));
 		struct bq_fast_decision d;
 		if (w->answered_count < w->answered_max &&
-		    bq_fast_path_decide(w->fast, h.hw_protocol, (h.flags & BQ_SLOT_F_UID) != 0, h.uid, slot + sizeof(h), h.cap_len, &d) &&
+		    bq_fast_path_decide(w->fast, g_caller, h.hw_protocol, (h.flags & BQ_SLOT_F_UID) != 0, h.uid, slot + sizeof(h), h.cap_len, &d) &&
 		    bq_queue_verdict(w->q, h.packet_id, d.accept ? 1 : 0, d.has_mark, d.mark) == 0) {
 			h.flags |= BQ_SLOT_F_FAST | (d.accept ? BQ_SLOT_F_FAST_ACCEPT : 0);
 			h.fast_inode = d.inode;
@@ -593,7 +598,9 @@ static napi_value sock_diag_open(napi_env env, napi_callback_info info)
 	return handle;
 }
 
-/* sockDiagLookup(handle, family(2|10), protocol, src: Uint8Array, sport, dst: Uint8Array, dport, out: Uint32Array(3)) -> 0 or -errno */
+/* sockDiagLookup(handle, family(2|10), protocol, src: Uint8Array, sport, dst: Uint8Array, dport, out: Uint32Array(3|4)) -> 0 or -errno
+ * out: inode, uid, state and, when out has 4 elements, the pid that connected the socket or last
+ * sent on it (callerAttach), 0 when unknown. */
 static napi_value sock_diag_lookup(napi_env env, napi_callback_info info)
 {
 	size_t argc = 8;
@@ -630,10 +637,52 @@ static napi_value sock_diag_lookup(napi_env env, napi_callback_info info)
 		o[0] = owner.inode;
 		o[1] = owner.uid;
 		o[2] = owner.state;
+		if (out_len >= 4) {
+			uint32_t tgid = 0;
+			o[3] = g_caller && bq_caller_lookup(g_caller, owner.cookie, &tgid) == 0 ? tgid : 0;
+		}
 	}
 	napi_value ret;
 	NAPI_CALL(env, napi_create_int32(env, rc, &ret));
 	return ret;
+}
+
+/* ---- connect()/sendmsg() callers (caller_bpf.h) ---- */
+
+/* callerAttach(cgroup2Path) -> undefined; throws (errno, stage) when the kernel or our
+ * capabilities do not allow it. Attached already: nothing to do. */
+static napi_value caller_attach(napi_env env, napi_callback_info info)
+{
+	size_t argc = 1;
+	napi_value argv[1];
+	NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+	char path[4096];
+	size_t len;
+	if (argc < 1 || napi_get_value_string_utf8(env, argv[0], path, sizeof(path), &len) != napi_ok || len == 0 ||
+	    len >= sizeof(path) - 1) {
+		napi_throw_type_error(env, "EINVAL", "callerAttach(cgroup2Path)");
+		return NULL;
+	}
+	if (g_caller)
+		return NULL;
+	const char *stage = NULL;
+	int err = bq_caller_open(&g_caller, path, &stage);
+	if (err < 0) {
+		char what[64];
+		snprintf(what, sizeof(what), "callerAttach: %s", stage ? stage : "?");
+		return throw_errno(env, err, what);
+	}
+	return NULL;
+}
+
+/* callerDetach() -> undefined: the programs are detached (they also are when the process dies). */
+static napi_value caller_detach(napi_env env, napi_callback_info info)
+{
+	(void)env;
+	(void)info;
+	bq_caller_close(g_caller);
+	g_caller = NULL;
+	return NULL;
 }
 
 /* ---- SO_PEERCRED ---- */
@@ -985,6 +1034,8 @@ static napi_value init(napi_env env, napi_value exports)
 		{"queueFastPathDisarm", NULL, queue_fast_path_disarm, NULL, NULL, NULL, napi_default, NULL},
 		{"queueFastPathTake", NULL, queue_fast_path_take, NULL, NULL, NULL, napi_default, NULL},
 		{"flowParse", NULL, flow_parse, NULL, NULL, NULL, napi_default, NULL},
+		{"callerAttach", NULL, caller_attach, NULL, NULL, NULL, napi_default, NULL},
+		{"callerDetach", NULL, caller_detach, NULL, NULL, NULL, napi_default, NULL},
 	};
 	napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
 	napi_value v;

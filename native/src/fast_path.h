@@ -3,7 +3,9 @@
  *
  * It replays, for a new socket, the proof the JS identify stage relies on:
  *  - sock_diag names the packet's socket (inode, uid);
- *  - /proc/PID/fd/N of an armed pid names that socket (the pid holds it now);
+ *  - the armed pid is the process that called connect() (or last sendmsg()) on that socket, by
+ *    the caller map (caller_bpf.h) when attached; else /proc/PID/fd/N of the armed pid names
+ *    that socket (the pid holds it now);
  *  - the process connector's socket has nothing unread and no error: every fork, exec and exit
  *    up to now has been handed to JS, which disarms a pid on any of them and clears the table
  *    when events are lost. So the pid still runs the program JS armed it for.
@@ -16,6 +18,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "caller_bpf.h"
 #include "sock_diag.h"
 
 /* Processes armed at most: the busiest clients. */
@@ -62,9 +65,12 @@ int bq_fast_path_arm(struct bq_fast_path *fp, uint32_t token, int32_t pid, uint3
 void bq_fast_path_disarm(struct bq_fast_path *fp, int32_t pid);
 void bq_fast_path_clear(struct bq_fast_path *fp);
 
-/* 1 and *out when the fast path answers this packet; 0 when JS must. packet_uid: NFQA_UID. */
-int bq_fast_path_decide(struct bq_fast_path *fp, uint16_t hw_protocol, bool has_uid, uint32_t packet_uid,
-			const uint8_t *payload, uint32_t len, struct bq_fast_decision *out);
+/* 1 and *out when the fast path answers this packet; 0 when JS must. packet_uid: NFQA_UID.
+ * caller: the connect()/sendmsg() callers (caller_bpf.h), NULL when not attached. With it, only
+ * the process that connected the socket (or last sent on it) may answer, and a socket it has no
+ * caller for is left to JS: a socket shared with another program is never credited here. */
+int bq_fast_path_decide(struct bq_fast_path *fp, const struct bq_caller *caller, uint16_t hw_protocol, bool has_uid,
+			uint32_t packet_uid, const uint8_t *payload, uint32_t len, struct bq_fast_decision *out);
 
 const struct bq_fast_counters *bq_fast_path_counters(const struct bq_fast_path *fp);
 

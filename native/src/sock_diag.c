@@ -74,6 +74,7 @@ static int diag_cb(const struct nlmsghdr *nlh, void *data)
 	res->owner->inode = msg->idiag_inode;
 	res->owner->uid = msg->idiag_uid;
 	res->owner->state = msg->idiag_state;
+	res->owner->cookie = (uint64_t)msg->id.idiag_cookie[1] << 32 | msg->id.idiag_cookie[0];
 	res->found = 1;
 	return MNL_CB_STOP;
 }

@@ -107,7 +107,9 @@ export function startBastion(args: string[], netns?: string): BastionProcess {
   // BASTION_NODE_ARGS: extra node flags for profiling (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
   const extraNodeArgs = (process.env['BASTION_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
   const node = [process.execPath, ...extraNodeArgs, '--import', TSX, CLI, ...args];
-  const [cmd, ...rest] = netns ? ['ip', 'netns', 'exec', netns, ...node] : node;
+  // nsenter, not `ip netns exec`: only the network namespace changes, as for the real unit;
+  // ip netns exec also mounts a new /sys, without the cgroup v2 the helper's eBPF attaches to.
+  const [cmd, ...rest] = netns ? ['nsenter', `--net=/run/netns/${netns}`, '--', ...node] : node;
   const logPath = join(tmpdir(), `bastion-log-${process.pid}-${logCounter++}.jsonl`);
   const writeFd = openSync(logPath, 'w', 0o600);
   const readFd = openSync(logPath, 'r');

@@ -1,0 +1,57 @@
+// Who called connect()/sendmsg() on a socket, recorded by the kernel (native/src/caller_bpf.h):
+// tiny cgroup BPF programs on the root cgroup v2 note, per socket, the calling process before
+// its packet is sent. A socket held by several processes (inherited across fork+exec, passed
+// over SCM_RIGHTS) is then credited to the one that acted, not to whichever holder a scan of
+// /proc finds first. The programs only record; they never block anything.
+
+import { readFileSync } from 'node:fs';
+import { loadNative } from '../../common/native.js';
+
+export type CallerMapState = { attached: true; cgroup: string } | { attached: false; reason: string };
+
+/** The first cgroup v2 mount point in a /proc/PID/mounts text, or null. */
+export function cgroup2Mount(mounts: string): string | null {
+  for (const line of mounts.split('\n')) {
+    const fields = line.split(' ');
+    // Octal escapes (\040 for a space) in the mount point, as the kernel writes them.
+    if (fields[2] === 'cgroup2' && fields[1] !== undefined) return fields[1].replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+  }
+  return null;
+}
+
+/** Where cgroup v2 is mounted in our mount namespace, else in init's (through its root). */
+function findCgroup2(): string | null {
+  for (const [mounts, root] of [['/proc/self/mounts', ''], ['/proc/1/mounts', '/proc/1/root']] as const) {
+    try {
+      // `ip netns exec` mounts a new /sys, without the cgroup file systems: init still has them.
+      const at = cgroup2Mount(readFileSync(mounts, 'utf8'));
+      if (at !== null) return root + at;
+    } catch {
+      // unreadable: try the next
+    }
+  }
+  return null;
+}
+
+/**
+ * Attaches the programs (needs CAP_BPF and CAP_NET_ADMIN, a kernel >= 5.7 with BPF links and
+ * cgroup v2 mounted). They stay attached as long as this process lives, and no longer.
+ */
+export function attachCallerMap(): CallerMapState {
+  const cgroup = findCgroup2();
+  if (cgroup === null) return { attached: false, reason: 'no cgroup v2 mounted' };
+  try {
+    loadNative().callerAttach(cgroup);
+    return { attached: true, cgroup };
+  } catch (err) {
+    return { attached: false, reason: (err as Error).message };
+  }
+}
+
+export function detachCallerMap(): void {
+  try {
+    loadNative().callerDetach();
+  } catch {
+    // no addon: nothing was attached
+  }
+}
