@@ -18,13 +18,17 @@ class Client {
   readonly child: ChildProcess;
   private readonly lines: string[] = [];
   private waiting: ((line: string) => void) | null = null;
+  private readyWaiter: (() => void) | null = null;
 
   constructor(fw: TestFirewall) {
     // PYTHONHOME: a copy of the interpreter elsewhere (see below) still finds its library.
     const env = { ...process.env, PYTHONHOME: '/usr' };
     this.child = fw.net.spawn(fw.net.client, PYTHON, [CLIENT], { stdio: ['pipe', 'pipe', 'pipe'], env });
     createInterface({ input: this.child.stdout! }).on('line', (line) => {
-      if (this.waiting) {
+      if (line === 'ready') {
+        this.readyWaiter?.();
+        this.readyWaiter = null;
+      } else if (this.waiting) {
         this.waiting(line);
         this.waiting = null;
       } else {
@@ -40,9 +44,11 @@ class Client {
     return line.split(' ');
   }
 
-  /** Replaces the program (same pid, same stdin and stdout). */
-  exec(args: string[]): void {
+  /** Replaces the program (same pid, same stdin and stdout); resolves once the new one reads. */
+  async exec(args: string[]): Promise<void> {
+    const ready = new Promise<void>((resolve) => (this.readyWaiter = resolve));
     this.child.stdin!.write(`exec ${args.join(' ')}\n`);
+    await ready;
   }
 
   kill(): void {
@@ -84,7 +90,7 @@ describe('the helper fast path', () => {
     // so its sockets get the same fd numbers the old program's did.
     const other = join(fw.dir.path, 'other-python');
     copyFileSync(PYTHON, other);
-    client.exec([other, CLIENT]);
+    await client.exec([other, CLIENT]);
     assert.deepEqual(await client.connect(fw.net.serverV4, 80, 1), ['fail'], 'another program got through as the one it replaced');
     assert.equal((await helperCounters(fw)).fastAnswered, before);
     const c = await fw.counters();
