@@ -104,9 +104,9 @@ export function registerLogCommand(program: Command): void {
       const c = colorsFor(process.stdout);
       const out: string[] = [];
       for (const r of rows) {
-        const m = rowJson(r) as Parameters<typeof formatDecision>[0] & { host: string | null };
-        const shown = { ...m, app_name: m.host ? `${m.app_name} (${m.host})` : m.app_name, missed: 0 };
-        out.push(`${c.dim(m.time.slice(0, 10))} ${formatDecision(shown, c).join('\n')}`);
+        // The same line as `bastion monitor` (the host beside the address), after the date.
+        const m = { ...rowJson(r), missed: 0 } as Parameters<typeof formatDecision>[0];
+        out.push(`${c.dim(m.time.slice(0, 10))} ${formatDecision(m, c).join('\n')}`);
       }
       if (rows.length === 0) process.stderr.write(c.dim('no decisions match') + '\n');
       process.stdout.write(out.map((l) => l + '\n').join(''));

@@ -78,7 +78,7 @@ describe('decision lines through the control panel\'s log patterns', () => {
     // Learning mode.
     setup(receiver, config({ mode: 'learning' }), {}, 0).decider.decideBatch([connection({ exe: '/usr/bin/apt', port: 80 }).record], 1);
 
-    await receiver.waitFor(12);
+    await receiver.waitFor(13);
     const entries = receiver.received.map(parseNativeEntry);
     const parsed = entries.map((f) => guiParse(journalctlLine(f)));
     const unparsed = entries.filter((_, i) => parsed[i] === null).map((f) => f['MESSAGE']);

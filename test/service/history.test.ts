@@ -89,10 +89,10 @@ describe('bastion log over the history the service wrote', () => {
     });
   }
 
-  it('prints one readable line per decision, with the date, the host beside the program and what decided', async () => {
+  it('prints one readable line per decision, as bastion monitor prints it after the date: the host beside the address, and what decided', async () => {
     const r = await bastion('log', '--history', path, '--program', 'wget');
     assert.equal(r.code, 0, r.stderr);
-    assert.equal(r.stdout, '2026-12-05 12:00:01 DENY  wget (www.example.org) /usr/bin/wget → 192.0.2.1:443 TCP  [rule /usr/bin/wget:*]\n');
+    assert.equal(r.stdout, '2026-12-05 12:00:01 DENY  wget /usr/bin/wget → www.example.org (192.0.2.1:443) TCP  [rule /usr/bin/wget:*]\n');
   });
 
   it('refuses a bad option with the reason, and a missing file with what to check', async () => {
