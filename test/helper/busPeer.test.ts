@@ -138,6 +138,9 @@ describe('the helper bus admits only the service user', () => {
     const refusedBefore = link.refusedPeers;
     const service = runAs(names.service, ['--import', TSX, CHILD, endpoint, '300']);
     await service.waitFor('helper connected');
+    // The child logs that on the helper's hello; the helper counts it paired on the child's
+    // own hello, which may be read a moment later.
+    for (let i = 0; i < 100 && !link.serviceConnected; i++) await new Promise((r) => setTimeout(r, 20));
     assert.equal(link.serviceConnected, true);
     assert.equal(up.length, 1);
     assert.equal(up[0]!.pid, service.child.pid); // setpriv execs node: the same process
