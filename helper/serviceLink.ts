@@ -30,6 +30,9 @@ export interface ServiceLinkEvents {
   counters(): HelperCounters;
 }
 
+/** Longer than the service's heartbeat interval (service/daemon.ts: 1000 ms). */
+const DISCONNECT_GRACE_MS = 1500;
+
 export class ServiceLink {
   private connected = false;
   private lastHeard = 0;
@@ -70,7 +73,7 @@ export class ServiceLink {
     const link = new ServiceLink(socket, options, events, log);
     link.createdDir = createdDir;
     link.gatekeeper = gatekeeper;
-    socket.events.on('disconnect', () => link.markDown('service disconnected'));
+    socket.events.on('disconnect', () => link.onDisconnect());
     void link.channel.receiveLoop().catch((err: Error) => log.error({ err }, 'bus receive loop failed'));
     link.timer = setInterval(() => link.tick(), options.heartbeatMs);
     return link;
@@ -138,6 +141,19 @@ export class ServiceLink {
       return;
     }
     this.channel.sendControl({ kind: 'heartbeat', sentAtMs: Date.now(), helper: this.events.counters() });
+  }
+
+  /**
+   * A pipe closed: the service's, or one the gatekeeper refused (libzmq reports both alike).
+   * The service is taken as gone only if it then stays silent past its heartbeat: a refused
+   * peer knocking in a loop must not make the helper drop its real peer (and fall back).
+   */
+  private onDisconnect(): void {
+    if (!this.connected) return;
+    const at = performance.now();
+    setTimeout(() => {
+      if (this.lastHeard <= at) this.markDown('service disconnected');
+    }, DISCONNECT_GRACE_MS).unref();
   }
 
   private markDown(reason: string): void {
