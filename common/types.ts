@@ -15,6 +15,7 @@ export type Attribution =
   | 'process_gone' // a socket matched, but no live process holds it any more
   | 'shared' // processes of different programs hold the socket and the one that connected it is not known
   | 'not_found' // no socket matched the packet
+  | 'lookup_timeout' // the socket's process was not found within the time one packet may take
   | 'unsupported'; // nothing to look up (malformed packet, protocol without sockets)
 
 /**

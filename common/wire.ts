@@ -75,8 +75,12 @@ const ATTRIBUTIONS: readonly (Attribution | 'unspecified')[] = [
   'unsupported',
 ];
 const IDENTITIES: readonly (ExeIdentity | 'unspecified')[] = ['unspecified', 'host', 'other_user_ns', 'exe_mismatch', 'unverified'];
-/** ATTRIBUTION_SHARED: numbered apart from the list above (see the proto). */
-const ATTRIBUTION_SHARED = 80;
+/** Attributions numbered apart from the list above (see the proto). */
+const NUMBERED_APART: ReadonlyMap<Attribution, number> = new Map([
+  ['shared', 80],
+  ['lookup_timeout', 81],
+]);
+const BY_NUMBER_APART = new Map([...NUMBERED_APART].map(([name, n]) => [n, name]));
 const ACTIONS: readonly (VerdictAction | 'unspecified')[] = ['unspecified', 'accept', 'drop', 'hold'];
 
 // ---- encode ----
@@ -117,7 +121,7 @@ function recordToProto(r: PacketRecord): Record<string, unknown> {
     malformed: r.malformed,
     process: r.process ? processToProto(r.process) : null,
     socketInode: r.socketInode,
-    attribution: r.attribution === 'shared' ? ATTRIBUTION_SHARED : ATTRIBUTIONS.indexOf(r.attribution),
+    attribution: NUMBERED_APART.get(r.attribution) ?? ATTRIBUTIONS.indexOf(r.attribution),
     lookupMicros: r.lookupMicros,
     payloadLength: r.payloadLength,
     decidedByHelper: r.helperVerdict !== undefined,
@@ -204,7 +208,7 @@ function recordFromProto(r: Obj): PacketRecord | string {
   const addrLen = family === 4 ? 4 : 16;
   const malformed = bool(r['malformed']);
   if (!malformed && (src.length !== addrLen || dst.length !== addrLen)) return 'record with a bad address length';
-  const attribution = num(r['attribution']) === ATTRIBUTION_SHARED ? 'shared' : ATTRIBUTIONS[num(r['attribution'])];
+  const attribution = BY_NUMBER_APART.get(num(r['attribution'])) ?? ATTRIBUTIONS[num(r['attribution'])];
   const isIcmp = r['transport'] === 3 || r['transport'] === 4;
   const record: PacketRecord = {
     packetId: num(r['packetId']),

@@ -77,6 +77,8 @@ export class ProcessResolver implements ProcessEventListener {
   private readonly byInode = new Map<number, Cached>();
   /** Pid -> details: a burst of new sockets from one process reads its /proc entry once. */
   private readonly byPid = new Map<number, Cached>();
+  /** Socket inode -> until when: the process that connected it was found not to hold it. */
+  private readonly callerGone = new Map<number, number>();
   private readonly readAheadPerSecond: number;
   /** When expired entries were last dropped: once per EVICT_INTERVAL_MS is enough. */
   private evictedAt = -Infinity;
@@ -172,22 +174,23 @@ export class ProcessResolver implements ProcessEventListener {
     dst: Uint8Array,
     dstPort: number,
     packetUid?: number,
+    budgetMs = Infinity,
   ): Resolution {
     const started = performance.now(); // a double: no BigInt allocated per packet
-    const result = this.resolveUntimed(family, protocol, src, srcPort, dst, dstPort, packetUid ?? null);
+    const result = this.resolveUntimed(family, protocol, src, srcPort, dst, dstPort, packetUid ?? null, budgetMs);
     result.lookupMicros = (performance.now() - started) * 1000;
     return result;
   }
 
   /** The same for an ICMP/ICMPv6 packet (icmpSockets.ts says how its socket is found). */
-  resolveIcmp(packet: IcmpPacket): Resolution {
+  resolveIcmp(packet: IcmpPacket, budgetMs = Infinity): Resolution {
     const started = performance.now();
     let result: Resolution;
     if (packet.uid === -1) {
       result = outcome('no_socket', null, 0, -1); // the kernel's own: errors, replies it makes itself
     } else {
       const owner = lookupIcmpSocket(packet, this.procRoot);
-      result = owner === null ? outcome('not_found', null, 0, -1) : this.ownerProcess(owner, 'proc_net');
+      result = owner === null ? outcome('not_found', null, 0, -1) : this.ownerProcess(owner, 'proc_net', budgetMs);
     }
     result.lookupMicros = (performance.now() - started) * 1000;
     return result;
@@ -201,6 +204,7 @@ export class ProcessResolver implements ProcessEventListener {
     dst: Uint8Array,
     dstPort: number,
     packetUid: number | null,
+    budgetMs: number,
   ): Resolution {
     if (protocol !== IPPROTO.TCP && protocol !== IPPROTO.UDP) return outcome('unsupported', null, 0, -1);
     if (packetUid === -1) return outcome('no_socket', null, 0, -1);
@@ -215,24 +219,36 @@ export class ProcessResolver implements ProcessEventListener {
     // own UDP (VXLAN keeps the inner packet's socket, so NFQUEUE reports its owner): nothing
     // tells these apart, and neither may be credited to anyone.
     if (owner === null) return outcome('not_found', null, 0, -1);
-    return this.ownerProcess(owner, via);
+    return this.ownerProcess(owner, via, budgetMs);
   }
 
-  /** The process holding a socket that was found for a packet. */
-  private ownerProcess(owner: SocketOwner, via: Attribution): Resolution {
+  /**
+   * The process holding a socket that was found for a packet, searched for at most budgetMs:
+   * past it the packet is credited to no one ('lookup_timeout'), and a later packet of the
+   * same socket goes on from where this search stopped.
+   */
+  private ownerProcess(owner: SocketOwner, via: Attribution, budgetMs: number): Resolution {
     // Orphaned, TIME_WAIT and kernel sockets have no inode: nothing in user space sent it.
     if (owner.inode === 0) return outcome('no_socket', null, 0, owner.uid);
 
     const now = this.now();
     this.evictExpired(now);
+    // The caller was searched for lately and no longer held the socket (passed away and
+    // closed): its retransmissions are answered without reading its fd table again.
+    const gone = this.callerGone.get(owner.inode);
+    if (gone !== undefined && gone > now) return outcome('process_gone', null, owner.inode, owner.uid);
     // The kernel told us which process connected the socket (or last sent on it): only that
     // one may be credited, however many hold the socket. Else whichever holds it, unless
     // processes of different programs are known to (a socket passed on or inherited).
     const caller = owner.caller ?? 0;
     // Never trust a cached owner blindly: the index re-checks that the pid holds the socket.
     for (let attempt = 0; attempt < 2; attempt++) {
-      const holder = caller > 0 ? this.index.findIn(caller, owner.inode) : this.index.findPid(owner.inode, owner.uid);
-      if (holder === null) break;
+      const holder = caller > 0 ? this.index.findIn(caller, owner.inode, budgetMs) : this.index.findPid(owner.inode, owner.uid, budgetMs);
+      if (holder === null) {
+        if (this.index.timedOut) return outcome('lookup_timeout', null, owner.inode, owner.uid);
+        if (caller > 0) rememberUntil(this.callerGone, owner.inode, now + this.ttlMs, this.maxCacheEntries);
+        break;
+      }
       const cached = this.byInode.get(owner.inode);
       if (cached !== undefined && this.stillCurrent(cached, holder)) {
         if (caller === 0 && this.sharedWithOtherProgram(owner.inode, holder.pid, cached.exeLink)) return outcome('shared', null, owner.inode, owner.uid);
@@ -294,6 +310,10 @@ export class ProcessResolver implements ProcessEventListener {
     this.evictedAt = now;
     dropExpired(this.byInode, now);
     dropExpired(this.byPid, now);
+    for (const [inode, until] of this.callerGone) {
+      if (until > now) break;
+      this.callerGone.delete(inode);
+    }
   }
 }
 
@@ -311,6 +331,15 @@ function remember(cache: Map<number, Cached>, key: number, info: ProcessInfo, ex
     if (oldest.done !== true) cache.delete(oldest.value);
   }
   cache.set(key, { info, exeLink: rawExeLink(info), expiresAt });
+}
+
+function rememberUntil(cache: Map<number, number>, key: number, until: number, max: number): void {
+  cache.delete(key);
+  if (cache.size >= max) {
+    const oldest = cache.keys().next();
+    if (oldest.done !== true) cache.delete(oldest.value);
+  }
+  cache.set(key, until);
 }
 
 /** What readlink(/proc/PID/exe) returned when info was read. */

@@ -37,6 +37,8 @@ export interface SocketOwnerIndexOptions {
   maxFdsPerPid?: number;
   /** fork/exec/exit as they happen; without them new pids are found by listing /proc. */
   events?: ProcessEventSource | null;
+  /** The clock budgets are measured on (ms); default performance.now. */
+  now?: () => number;
 }
 
 export interface PidRef {
@@ -70,6 +72,8 @@ export interface SocketOwnerIndexCounters {
   listings: number;
   /** /proc/PID/stat reads (3 syscalls each), mostly to check a pid was not reused. */
   statReads: number;
+  /** Searches stopped by their time budget (lookups that ended without an answer). */
+  timeouts: number;
 }
 
 const DEFAULT_MAX_SCANS_PER_MISS = 4096;
@@ -84,9 +88,11 @@ const RECENT_CANDIDATES = 4;
 const GUESSES_PER_MISS = 8;
 /** Lowest free fd numbers tried per candidate (the first may have gone to a file or pipe). */
 const LOWEST_FREE_TRIES = 2;
+/** fd links read between two looks at the clock (~6 µs each: ~0.2 ms). */
+const FDS_PER_CLOCK_CHECK = 32;
 
 export class SocketOwnerIndex implements ProcessEventListener {
-  readonly counters: SocketOwnerIndexCounters = { scans: 0, fdReads: 0, hits: 0, misses: 0, guessed: 0, guessReads: 0, learned: 0, listings: 0, statReads: 0 };
+  readonly counters: SocketOwnerIndexCounters = { scans: 0, fdReads: 0, hits: 0, misses: 0, guessed: 0, guessReads: 0, learned: 0, listings: 0, statReads: 0, timeouts: 0 };
   private readonly procRoot: string;
   private readonly maxScansPerMiss: number;
   private readonly maxFdsPerPid: number;
@@ -112,13 +118,24 @@ export class SocketOwnerIndex implements ProcessEventListener {
   private verified: StatFields | null = null;
   /** Bumped when events are lost: entries read before may have exited unseen. */
   private lossEpoch = 0;
+  private readonly now: () => number;
+  /** When the current lookup must stop searching (its budget), on this.now's clock. */
+  private deadline = Infinity;
+  /** The last findPid/findIn stopped at its deadline: "not found" means "not found in time". */
+  private lastTimedOut = false;
 
   constructor(options: SocketOwnerIndexOptions = {}) {
     this.procRoot = options.procRoot ?? '/proc';
     this.maxScansPerMiss = options.maxScansPerMiss ?? DEFAULT_MAX_SCANS_PER_MISS;
     this.maxFdsPerPid = options.maxFdsPerPid ?? DEFAULT_MAX_FDS_PER_PID;
     this.events = options.events ?? null;
+    this.now = options.now ?? (() => performance.now());
     this.events?.subscribe(this);
+  }
+
+  /** Whether the last findPid/findIn gave up at its budget rather than searched everything. */
+  get timedOut(): boolean {
+    return this.lastTimedOut;
   }
 
   /** Pids the index currently knows (scanned at least once and not seen gone). */
@@ -128,6 +145,7 @@ export class SocketOwnerIndex implements ProcessEventListener {
 
   /** Scans every process now (at startup, before packets wait on it); returns how many. */
   warm(): number {
+    this.startLookup(Infinity);
     this.events?.drain();
     this.relist();
     const pids = [...this.unscanned.keys()];
@@ -142,6 +160,7 @@ export class SocketOwnerIndex implements ProcessEventListener {
    */
   learn(pid: number): PidRef | null {
     if (this.pids.has(pid)) return null;
+    this.startLookup(Infinity);
     this.unscanned.delete(pid);
     this.scansLeft = 1;
     this.scan(pid, -1, dirUid(this.procRoot, pid));
@@ -157,7 +176,8 @@ export class SocketOwnerIndex implements ProcessEventListener {
    * The live process holding socket inode, or null when no process holds it.
    * uidHint (the socket's uid) decides which processes are searched first.
    */
-  findPid(inode: number, uidHint: number | null): PidRef | null {
+  findPid(inode: number, uidHint: number | null, budgetMs = Infinity): PidRef | null {
+    this.startLookup(budgetMs);
     const known = this.owners.get(inode);
     if (known !== undefined) {
       const entry = this.pids.get(known);
@@ -184,7 +204,8 @@ export class SocketOwnerIndex implements ProcessEventListener {
    * pid when it holds socket inode now (verified as findPid's answers are), else null: the
    * process the kernel says connected the socket (callerMap.ts) is the only one credited.
    */
-  findIn(pid: number, inode: number): PidRef | null {
+  findIn(pid: number, inode: number, budgetMs = Infinity): PidRef | null {
+    this.startLookup(budgetMs);
     const entry = this.pids.get(pid);
     if (entry !== undefined && this.stillHolds(pid, entry, inode)) {
       this.counters.hits++;
@@ -265,6 +286,20 @@ export class SocketOwnerIndex implements ProcessEventListener {
   }
 
   // ---- the search ----
+
+  private startLookup(budgetMs: number): void {
+    this.lastTimedOut = false;
+    this.deadline = budgetMs === Infinity ? Infinity : this.now() + budgetMs;
+  }
+
+  /** The lookup's budget is spent: it stops, and says so (timedOut). */
+  private outOfTime(): boolean {
+    if (this.lastTimedOut) return true;
+    if (this.deadline === Infinity || this.now() < this.deadline) return false;
+    this.lastTimedOut = true;
+    this.counters.timeouts++;
+    return true;
+  }
 
   /** One readlink of the fd we saw it on plus one stat read: far cheaper than a scan. */
   private stillHolds(pid: number, entry: ProcessFds, inode: number): boolean {
@@ -397,7 +432,7 @@ export class SocketOwnerIndex implements ProcessEventListener {
 
   /** Nothing found while events told us which pids are new: list /proc in case they missed one. */
   private searchAfterListing(inode: number, uidHint: number | null): PidRef | null {
-    if (this.events === null || this.scansLeft <= 0) return null;
+    if (this.events === null || this.scansLeft <= 0 || this.outOfTime()) return null;
     this.relist();
     return this.searchUnscanned(inode, uidHint);
   }
@@ -431,14 +466,14 @@ export class SocketOwnerIndex implements ProcessEventListener {
 
   /** The holder, or null when out of scans, or undefined to go on searching. */
   private scanUnscanned(pid: number, uid: number, inode: number): PidRef | null | undefined {
-    if (this.scansLeft <= 0) return null;
+    if (this.scansLeft <= 0 || this.outOfTime()) return null;
     this.unscanned.delete(pid);
     return this.scan(pid, inode, uid) ?? undefined;
   }
 
   private searchKnown(order: readonly number[], inode: number): PidRef | null {
     for (const pid of order) {
-      if (this.scansLeft <= 0) return null;
+      if (this.scansLeft <= 0 || this.outOfTime()) return null;
       if (this.pids.get(pid)?.scannedAtMiss === this.counters.misses) continue; // read already
       const found = this.scan(pid, inode, UNKNOWN_UID);
       if (found !== null) return found;
@@ -465,6 +500,8 @@ export class SocketOwnerIndex implements ProcessEventListener {
    * (-1: look for nothing, record everything). uid is /proc/PID's owner if already read.
    */
   private scan(pid: number, inode: number, uid: number): PidRef | null {
+    // Listing a huge fd table alone can cost more than a packet's whole budget.
+    if (this.outOfTime()) return null;
     const entry = this.pids.get(pid);
     return entry === undefined ? this.firstScan(pid, inode, uid) : this.rescan(pid, entry, inode);
   }
@@ -495,6 +532,7 @@ export class SocketOwnerIndex implements ProcessEventListener {
     this.counters.scans++;
     this.scansLeft--;
     entry.scannedAtMiss = this.counters.misses;
+    if (entry.unfinished !== null) return this.goOn(pid, entry, inode, entry.unfinished);
     const names = readFdDir(this.procRoot, pid);
     if (names === null) {
       this.forget(pid);
@@ -507,6 +545,24 @@ export class SocketOwnerIndex implements ProcessEventListener {
     // if the start time changed, the pid was reused; the process there now gets a first scan.
     if (this.sameProcess(pid, entry)) return this.credit(pid, entry, inode);
     return this.firstScan(pid, inode, UNKNOWN_UID);
+  }
+
+  /**
+   * Reads the fds an earlier scan left unread, from its listing. Found: verified as ever. Not
+   * found: that proves nothing (the listing is old, a new fd may be missing), so the lookup
+   * counts as out of time, and the next scan lists the table afresh.
+   */
+  private goOn(pid: number, entry: ProcessFds, inode: number, unfinished: number[]): PidRef | null {
+    entry.unfinished = null;
+    if (this.readFds(pid, entry, unfinished, inode)) {
+      if (this.sameProcess(pid, entry)) return this.credit(pid, entry, inode);
+      return this.firstScan(pid, inode, UNKNOWN_UID);
+    }
+    if (!this.lastTimedOut) {
+      this.lastTimedOut = true;
+      this.counters.timeouts++;
+    }
+    return null;
   }
 
   /** Records the answer; pid becomes the first recent candidate for the next miss. */
@@ -529,6 +585,11 @@ export class SocketOwnerIndex implements ProcessEventListener {
     const limit = Math.min(fds.length, this.maxFdsPerPid);
     for (let i = 0; i < limit; i++) {
       const fd = fds[i]!;
+      // Out of time: what was read stays recorded, and the next scan goes on from here.
+      if (i % FDS_PER_CLOCK_CHECK === FDS_PER_CLOCK_CHECK - 1 && this.outOfTime()) {
+        entry.unfinished = fds.slice(i, limit);
+        return false;
+      }
       this.counters.fdReads++;
       const link = readFdLink(this.procRoot, pid, fd);
       const socket = link === null ? null : socketInode(link);
