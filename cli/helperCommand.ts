@@ -18,7 +18,8 @@ export function registerHelperCommand(program: Command): void {
     .option('--endpoint <ipc>', 'ZeroMQ endpoint to bind', DEFAULTS.endpoint)
     .option('--socket-group <name>', 'group allowed to reach the endpoint (the service user alone)', DEFAULTS.busGroup)
     .option('--service-user <name>', 'the only user whose processes may connect as the service (name or uid)', DEFAULTS.serviceUser)
-    .option('--fail-closed', 'drop (not accept) when the service is absent or late, or the queue is full')
+    .option('--fail-closed', 'drop (not accept) when the service is absent or late')
+    .option('--queue-full <verdict>', 'verdict the kernel gives new connections while the queue is full (a flood): drop|accept', 'drop')
     .option('--malformed <verdict>', 'verdict for packets that cannot be parsed: accept|drop', 'drop')
     .option('--ack-deadline-ms <ms>', 'how long a packet waits for the service', intOption(1, 60000), 1000)
     .option('--max-hold-ms <ms>', 'longest a prompt may hold a packet', intOption(1000, 600000), 310000)
@@ -30,15 +31,36 @@ export function registerHelperCommand(program: Command): void {
     .option('--dns-chain <name>', 'iptables chain of our own (mangle table, INPUT) for DNS answers', DEFAULT_DNS_SNOOP.chain)
     .option('--no-host-names', 'do not read DNS answers (no host names in prompts, no @host rules)')
     .option('--no-fast-path', 'answer every packet from JS (by default the addon answers cached verdicts of known processes)')
+    .option('--system-uids <first-last|none>', "socket owners whose new connections get a queue of their own, so a user's flood never delays them", '0-999')
+    .option('--system-queue <n>', 'NFQUEUE number for the --system-uids queue (default: the first of 3, 4, ... not otherwise used)', intOption(0, 65535))
     .option('--no-caller-bpf', 'do not ask the kernel which process connected a socket (eBPF); credit a holder found in /proc')
     .action(async (opts: {
-      queue: number; endpoint: string; socketGroup: string; serviceUser: string; failClosed?: boolean; malformed: string;
+      queue: number; endpoint: string; socketGroup: string; serviceUser: string; failClosed?: boolean; queueFull: string; malformed: string;
       ackDeadlineMs: number; maxHoldMs: number; chain: string; rules: boolean; ipv6: boolean; strict?: boolean; fastPath: boolean;
-      dnsQueue?: number; dnsChain: string; hostNames: boolean; callerBpf: boolean;
+      dnsQueue?: number; dnsChain: string; hostNames: boolean; callerBpf: boolean; systemUids: string; systemQueue?: number;
     }) => {
       const dnsQueue = opts.dnsQueue ?? (opts.queue === DEFAULT_DNS_SNOOP.queueNum ? DEFAULT_DNS_SNOOP.queueNum + 1 : DEFAULT_DNS_SNOOP.queueNum);
       if (opts.hostNames && dnsQueue === opts.queue) {
         process.stderr.write(`bastion helper: --dns-queue must differ from --queue (${opts.queue})\n`);
+        process.exitCode = 2;
+        return;
+      }
+      const systemUids = parseUidRange(opts.systemUids);
+      if (systemUids === undefined) {
+        process.stderr.write(`bastion helper: --system-uids must be a range such as 0-999, or none, not "${opts.systemUids}"\n`);
+        process.exitCode = 2;
+        return;
+      }
+      const taken = [opts.queue, ...(opts.hostNames ? [dnsQueue] : [])];
+      let systemQueue = opts.systemQueue ?? 3;
+      if (opts.systemQueue === undefined) while (taken.includes(systemQueue)) systemQueue++;
+      if (systemUids !== null && taken.includes(systemQueue)) {
+        process.stderr.write(`bastion helper: --system-queue must differ from --queue and --dns-queue (${taken.join(', ')})\n`);
+        process.exitCode = 2;
+        return;
+      }
+      if (opts.queueFull !== 'drop' && opts.queueFull !== 'accept') {
+        process.stderr.write(`bastion helper: --queue-full must be drop or accept, not "${opts.queueFull}"\n`);
         process.exitCode = 2;
         return;
       }
@@ -55,14 +77,16 @@ export function registerHelperCommand(program: Command): void {
       const helper = new Helper(
         {
           version: packageVersion(),
-          queue: { ...DEFAULT_QUEUE_OPTIONS, queueNum: opts.queue, failOpen, exceptionVerdict: failOpen ? 1 : 0 },
+          queue: { ...DEFAULT_QUEUE_OPTIONS, queueNum: opts.queue, failOpen: opts.queueFull === 'accept', exceptionVerdict: failOpen ? 1 : 0 },
           rules: {
             ...DEFAULT_FIREWALL_RULES,
             queueNum: opts.queue,
             chain: opts.chain,
             families: opts.ipv6 ? [4, 6] : [4],
             queueBypass: !opts.strict,
+            systemQueue: systemUids === null ? null : { queueNum: systemQueue, uids: systemUids },
           },
+          systemQueueNum: systemUids === null ? null : systemQueue,
           manageRules: opts.rules,
           endpoint: opts.endpoint,
           socketGid: groupId(opts.socketGroup),
@@ -101,4 +125,15 @@ export function registerHelperCommand(program: Command): void {
         },
       );
     });
+}
+
+/** "first-last" (or one uid) as iptables' --uid-owner takes it; null for "none"; undefined when invalid. */
+function parseUidRange(text: string): string | null | undefined {
+  if (text === 'none') return null;
+  const m = /^(\d{1,10})(?:-(\d{1,10}))?$/.exec(text);
+  if (m === null) return undefined;
+  const first = Number(m[1]);
+  const last = m[2] === undefined ? first : Number(m[2]);
+  if (first > last || last > 0xfffffffe) return undefined;
+  return first === last ? String(first) : `${first}-${last}`;
 }

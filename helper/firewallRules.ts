@@ -25,6 +25,11 @@ export interface FirewallRulesOptions {
   /** One NFQUEUE rule per entry, with these matches; default: new connections only. */
   matches?: readonly (readonly string[])[];
   comment?: string;
+  /**
+   * Connections of these socket owners (system accounts, root among them) go to a queue of
+   * their own, so that a user's flood filling the main queue never delays them. OUTPUT only.
+   */
+  systemQueue?: { queueNum: number; uids: string } | null;
 }
 
 const NEW_CONNECTIONS = [['-m', 'conntrack', '--ctstate', 'NEW']] as const;
@@ -58,12 +63,23 @@ export class FirewallRules {
       await this.removeFamily(family);
       const { chain, queueNum, queueBypass } = this.options;
       await this.ipt(family, ['-N', chain]);
+      const bypass = queueBypass ? ['--queue-bypass'] : [];
       for (const matches of this.options.matches ?? NEW_CONNECTIONS) {
+        const system = this.options.systemQueue;
+        if (system) {
+          await this.ipt(family, [
+            '-A', chain,
+            ...matches,
+            '-m', 'owner', '--uid-owner', system.uids,
+            '-m', 'comment', '--comment', 'bastion: system accounts\' new connections to the helper',
+            '-j', 'NFQUEUE', '--queue-num', String(system.queueNum), ...bypass,
+          ]);
+        }
         await this.ipt(family, [
           '-A', chain,
           ...matches,
           '-m', 'comment', '--comment', this.options.comment ?? 'bastion: new connections to the helper',
-          '-j', 'NFQUEUE', '--queue-num', String(queueNum), ...(queueBypass ? ['--queue-bypass'] : []),
+          '-j', 'NFQUEUE', '--queue-num', String(queueNum), ...bypass,
         ]);
       }
       await this.ipt(family, this.options.appendJump ? ['-A', this.hook, '-j', chain] : ['-I', this.hook, '1', '-j', chain]);

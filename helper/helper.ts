@@ -1,5 +1,8 @@
-// The helper's pipeline, top to bottom: queue -> packet (parse) -> identify -> bus -> verdict.
-// It holds no policy: whatever the service does not answer in time gets the fallback verdict.
+// The helper's pipeline, top to bottom: queue -> packet (parse) -> per-uid queues -> identify
+// -> bus -> verdict. It holds no policy: whatever the service does not answer in time gets the
+// fallback verdict. Identification runs in bounded steps, uids in turn (uidQueues.ts), each
+// packet within a time budget and each uid within its share (identifyBudget.ts), so that no
+// one's packets can stall the helper or make it answer anyone else's by the fallback.
 import { formatAddress } from '../common/address.js';
 import type { Logger } from '../common/log.js';
 import type { PacketRecord, Verdict } from '../common/types.js';
@@ -8,19 +11,38 @@ import { PROTOCOL_VERSION, type Hello, type HelperCounters } from '../common/wir
 import { FirewallRules, type FirewallRulesOptions } from './firewallRules.js';
 import { DnsSnoop, type DnsSnoopOptions } from './dns/dnsSnoop.js';
 import { FastPath } from './fastPath.js';
+import { IdentifyBudget } from './identifyBudget.js';
 import { ProcessResolver, type Resolution } from './identify/processResolver.js';
 import { ProcessEvents } from './identify/procEvents.js';
 import { SockDiag } from './identify/sockDiag.js';
 import { attachCallerMap, detachCallerMap } from './identify/callerMap.js';
-import { newParsedPacket, parsePacket, type ParsedPacket } from './packet.js';
+import { newParsedPacket, parsePacket } from './packet.js';
 import { PendingVerdicts, type FallbackReason } from './pendingVerdicts.js';
 import { PacketQueue, type QueueOptions, type QueuedPacket } from './queue.js';
 import { ServiceLink } from './serviceLink.js';
+import { UidQueues } from './uidQueues.js';
 import { VerdictCache, type CachedVerdict } from './verdictCache.js';
 
 const ETH_P_IP = 0x0800;
 const ETH_P_IPV6 = 0x86dd;
+/** Longest one packet's lookup may search (a first lookup on a busy machine takes ~1-5 ms). */
+const PACKET_LOOKUP_BUDGET_MS = 10;
+/** Each uid's share of lookup time: this many ms per second, saving up to the burst. */
+const UID_LOOKUP_MS_PER_SECOND = 250;
+const UID_LOOKUP_BURST_MS = 500;
+/** Packets of one uid waiting to be identified or held for the service, at most; more are dropped. */
+const MAX_IN_FLIGHT_PER_UID = 512;
+/** Identification runs this long before the event loop gets a turn (verdicts, new batches). */
+const IDENTIFY_SLICE_MS = 4;
 
+/** A parsed packet waiting for its turn to be identified. */
+interface Unidentified {
+  record: PacketRecord;
+  /** ICMP echo identifier (ICMP sockets are found by it). */
+  icmpEchoId: number;
+  /** Fragments after the first carry no ports: nothing to look up. */
+  fragment: boolean;
+}
 export interface HelperOptions {
   version: string;
   queue: QueueOptions;
@@ -47,19 +69,34 @@ export interface HelperOptions {
   dnsSnoop: DnsSnoopOptions | null;
   /** Learn from the kernel which process connected each socket (identify/callerMap.ts); default true. */
   callerBpf?: boolean;
+  /**
+   * The queue system accounts' connections come in on (rules.systemQueue), read beside the
+   * main one: a user's flood fills only the main queue. null: one queue for all.
+   */
+  systemQueueNum?: number | null;
 }
+
+/** Record ids map to (queue, kernel packet id) as kernelId + QUEUE_ID_SPAN * queue index. */
+const QUEUE_ID_SPAN = 2 ** 32;
 
 export class Helper {
   private queue: PacketQueue | null = null;
+  private systemQueue: PacketQueue | null = null;
+  /**
+   * Record id -> where its packet waits. Each queue numbers its packets on its own, so the ids
+   * the service sees are the helper's: one per packet, mapped back when the verdict is applied.
+   */
+  private readonly kernelIds = new Map<number, number>();
+  private lastRecordId = 0;
   private link: ServiceLink | null = null;
   private readonly rules: FirewallRules;
   private readonly resolver: ProcessResolver;
   private readonly processEvents: ProcessEvents | null;
   private readonly pending: PendingVerdicts;
   /** Verdicts the service allowed us to reuse; bounded, expiring, cleared on any policy change. */
-  private readonly verdictCache = new VerdictCache(4096, undefined, () => this.fastPath?.clear());
+  private readonly verdictCache = new VerdictCache(4096, undefined, () => this.fastPaths.forEach((f) => f?.clear()));
   /** Answers cached verdicts in the addon, before JS runs; null without process events. */
-  private fastPath: FastPath | null = null;
+  private readonly fastPaths: (FastPath | null)[] = [null, null];
   private readonly dns: DnsSnoop | null;
   private readonly parsed = newParsedPacket();
   private readonly capabilities: string[];
@@ -67,6 +104,13 @@ export class Helper {
   private malformed = 0;
   /** Fallback verdicts since the last summary line, by reason: logged once a second, not per packet. */
   private readonly fallbacksByReason = new Map<FallbackReason, number>();
+  /** Parsed packets waiting to be identified, per uid. */
+  private readonly waiting = new UidQueues<Unidentified>(MAX_IN_FLIGHT_PER_UID);
+  private readonly lookupBudget = new IdentifyBudget(UID_LOOKUP_MS_PER_SECOND, UID_LOOKUP_BURST_MS);
+  private pumpScheduled = false;
+  /** Packets dropped because their uid had too many in flight, since the last summary / in all. */
+  private floodDropsSinceSummary = 0;
+  private floodDrops = 0;
   private summaryTimer: NodeJS.Timeout | null = null;
 
   constructor(
@@ -99,6 +143,7 @@ export class Helper {
         apply: (id, accept, mark) => this.applyVerdict(id, accept, mark),
         onFallback: (id, reason) => this.onFallback(id, reason),
         onDecided: (key, accept, mark, cacheMs) => this.verdictCache.store(key, accept, mark, cacheMs),
+        onReleased: (uid) => this.waiting.release(uid),
       },
     );
   }
@@ -142,12 +187,21 @@ export class Helper {
     this.summaryTimer = setInterval(() => this.logFallbackSummary(), 1000);
     this.queue = PacketQueue.open(
       this.options.queue,
-      (packets, count) => this.onBatch(packets, count),
+      (packets, count) => this.onBatch(0, packets, count),
       (err) => this.log.error({ err }, 'queue error'),
     );
-    this.enableFastPath(this.queue);
+    const systemQueueNum = this.options.systemQueueNum ?? null;
+    if (systemQueueNum !== null) {
+      this.systemQueue = PacketQueue.open(
+        { ...this.options.queue, queueNum: systemQueueNum },
+        (packets, count) => this.onBatch(1, packets, count),
+        (err) => this.log.error({ err }, 'system queue error'),
+      );
+    }
+    this.fastPaths[0] = this.enableFastPath(this.queue);
+    if (this.systemQueue !== null) this.fastPaths[1] = this.enableFastPath(this.systemQueue);
     this.log.info(
-      { queue: this.options.queue.queueNum, endpoint: this.options.endpoint, failOpen: this.options.fallbackAccept },
+      { queue: this.options.queue.queueNum, systemQueue: systemQueueNum, endpoint: this.options.endpoint, failOpen: this.options.fallbackAccept },
       'helper started',
     );
   }
@@ -175,23 +229,23 @@ export class Helper {
   }
 
   /** Only with process events: they are what tells the addon that a pid still runs the same program. */
-  private enableFastPath(queue: PacketQueue): void {
+  private enableFastPath(queue: PacketQueue): FastPath | null {
     const events = this.processEvents?.nativeHandle;
-    if (!this.options.fastPath || !events || !this.processEvents) return;
+    if (!this.options.fastPath || !events || !this.processEvents) return null;
     try {
       queue.enableFastPath(events);
     } catch (err) {
       this.log.warn({ err }, 'fast path unavailable: every packet is answered from JS');
-      return;
+      return null;
     }
     const fastPath = new FastPath(queue, this.processEvents);
-    this.fastPath = fastPath;
     this.processEvents.subscribe(fastPath);
     queue.onFastAnswered = () => {
       fastPath.noteAnsweredWaiting();
       // Collected in bulk, like the cache's reports: JS is not woken per answered packet.
       setTimeout(() => this.reportFastAnswered(fastPath), FAST_REPORT_DELAY_MS);
     };
+    return fastPath;
   }
 
   private reportFastAnswered(fastPath: FastPath): void {
@@ -200,7 +254,7 @@ export class Helper {
       this.packets += packet.fastRepeats;
       let record: PacketRecord | null;
       try {
-        record = this.toRecord(packet, { attribution: 'cache', process, socketInode: packet.fastInode, socketUid: -1, lookupMicros: 0 });
+        record = this.toRecord(packet, this.nextRecordId(), { attribution: 'cache', process, socketInode: packet.fastInode, socketUid: -1, lookupMicros: 0 });
       } catch (err) {
         this.log.error({ err, packetId: packet.packetId }, 'failed to build the report of a packet the fast path answered');
         return;
@@ -215,14 +269,19 @@ export class Helper {
 
   /** Answers every held packet, closes the queue and the bus, removes our rules. */
   async stop(): Promise<void> {
+    this.waiting.drain((_uid, p) => this.pending.fallbackNow(p.record.packetId, 'shutdown'));
     this.pending.fallbackAll('shutdown');
     this.pending.stop();
     if (this.summaryTimer) clearInterval(this.summaryTimer);
     this.logFallbackSummary();
-    if (this.fastPath) this.reportFastAnswered(this.fastPath); // counted before the bus closes
+    for (const fastPath of this.fastPaths) if (fastPath) this.reportFastAnswered(fastPath); // counted before the bus closes
     await this.dns?.stop().catch((err: unknown) => this.log.warn({ err }, 'removing the DNS rules failed'));
     const queueCounters = this.queue?.counters();
+    const systemQueueCounters = this.systemQueue?.counters();
     this.queue?.close();
+    this.systemQueue?.close();
+    this.systemQueue = null;
+    this.kernelIds.clear();
     this.processEvents?.close();
     detachCallerMap();
     this.queue = null;
@@ -230,20 +289,24 @@ export class Helper {
     this.link = null;
     if (this.options.manageRules) await this.rules.remove();
     const events = this.processEvents && { ...this.processEvents.counters, listenerErrors: this.processEvents.listenerErrors };
-    this.log.info({ counters: this.counters(), queue: queueCounters, dns: this.dns?.counters, identify: this.resolver.index.counters, processEvents: events }, 'helper stopped');
+    this.log.info(
+      { counters: this.counters(), floodDrops: this.floodDrops, stalledMs: Math.round(this.pending.stalledMs), queue: queueCounters, systemQueue: systemQueueCounters, dns: this.dns?.counters, identify: this.resolver.index.counters, processEvents: events },
+      'helper stopped',
+    );
   }
 
   counters(): HelperCounters {
     const q = this.queue?.counters();
+    const fastDecided = (q?.fastDecided ?? 0) + (this.systemQueue?.counters().fastDecided ?? 0);
     return {
       packets: this.packets,
       malformed: this.malformed,
-      overruns: q?.overruns ?? 0,
+      overruns: (q?.overruns ?? 0) + (this.systemQueue?.counters().overruns ?? 0),
       fallbackVerdicts: this.pending.fallbackCount,
       pending: this.pending.size,
       badFrames: this.link?.badFrames ?? 0,
-      cacheHits: this.verdictCache.hits + (q?.fastDecided ?? 0),
-      fastAnswered: q?.fastDecided ?? 0,
+      cacheHits: this.verdictCache.hits + fastDecided,
+      fastAnswered: fastDecided,
     };
   }
 
@@ -260,49 +323,109 @@ export class Helper {
     };
   }
 
-  private onBatch(packets: readonly QueuedPacket[], count: number): void {
-    const records: PacketRecord[] = [];
-    const reports: PacketRecord[] = [];
+  /**
+   * Parses each packet of a batch (the batch's buffer is reused: nothing is kept from it) and
+   * queues it under its uid; a uid with too many packets in flight gets its new ones dropped,
+   * never accepted. Then identifies what is waiting, in turn.
+   */
+  private onBatch(queueIndex: number, packets: readonly QueuedPacket[], count: number): void {
     const connected = this.link?.serviceConnected ?? false;
     for (let i = 0; i < count; i++) {
       const packet = packets[i]!;
       this.packets++;
-      let record: PacketRecord | null;
+      const id = this.nextRecordId();
+      this.kernelIds.set(id, packet.packetId + QUEUE_ID_SPAN * queueIndex);
+      let parsed: Unidentified | null;
       try {
-        record = this.toRecord(packet);
+        parsed = this.parse(packet, id);
       } catch (err) {
         // A bug in a stage must not strand the packet: treat it as malformed.
-        this.log.error({ err, packetId: packet.packetId }, 'failed to build a packet record');
-        record = null;
+        this.log.error({ err, packetId: packet.packetId }, 'failed to parse a packet');
+        parsed = null;
       }
-      if (!record) {
+      if (parsed === null) {
         this.malformed++;
-        this.applyVerdict(packet.packetId, this.options.malformedAccept, undefined);
-        continue;
+        this.applyVerdict(id, this.options.malformedAccept, undefined);
+      } else if (!connected) {
+        this.pending.fallbackNow(id, 'no_service');
+      } else if (!this.waiting.push(packet.uid, parsed)) {
+        this.floodDrops++;
+        this.floodDropsSinceSummary++;
+        this.applyVerdict(id, false, undefined);
       }
-      if (connected) {
-        // Only TCP and UDP packets are credited to a process (ProcessResolver), so only they get a
-        // key; and only a process whose exe path was proven (identity 'host'): a path another
-        // user namespace or file borrowed must neither use nor fill the cache (nor so the fast path).
-        const owner = record.process;
-        const cacheKey = owner?.exe && owner.identity === 'host' ? VerdictCache.key(owner.exe, record.protocol, record.dstPort) : null;
-        const cached = cacheKey === null ? null : this.verdictCache.lookup(cacheKey);
-        if (cached) {
-          // The service's earlier answer for this program and port: apply it now, report it after.
-          this.applyVerdict(record.packetId, cached.accept, cached.mark);
-          record.helperVerdict = cached.accept ? 'accept' : 'drop';
-          reports.push(record);
-          this.armFastPath(record, cached);
-        } else {
-          this.pending.hold(record.packetId, cacheKey);
-          records.push(record);
-        }
-      } else {
-        this.pending.fallbackNow(record.packetId, 'no_service');
+    }
+    this.identifyWaiting();
+  }
+
+  /**
+   * Identifies waiting packets, one uid's oldest after another's, and sends them to the
+   * service (or answers them from the verdict cache); after IDENTIFY_SLICE_MS it lets the
+   * event loop run (verdicts, new batches) and goes on at its next turn.
+   */
+  private identifyWaiting(): void {
+    const sliceEnd = performance.now() + IDENTIFY_SLICE_MS;
+    const records: PacketRecord[] = [];
+    const reports: PacketRecord[] = [];
+    const connected = this.link?.serviceConnected ?? false;
+    for (let next = this.waiting.next(); next !== null; next = this.waiting.next()) {
+      try {
+        this.dispatch(next.uid, next.item, connected, records, reports);
+      } catch (err) {
+        const id = next.item.record.packetId;
+        this.log.error({ err, packetId: id }, 'failed to identify a packet');
+        if (!this.pending.has(id)) this.waiting.release(next.uid); // else the fallback releases it
+        this.pending.fallbackNow(id, 'no_service');
+      }
+      if (this.waiting.size > 0 && performance.now() >= sliceEnd) {
+        this.continueLater();
+        break;
       }
     }
     if (records.length > 0) this.link?.sendRecords(records);
     if (reports.length > 0) this.link?.sendReports(reports);
+  }
+
+  private continueLater(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      this.identifyWaiting();
+    });
+  }
+
+  /** One packet: identified within its budget, then answered from the cache or held for the service. */
+  private dispatch(uid: number, waiting: Unidentified, connected: boolean, records: PacketRecord[], reports: PacketRecord[]): void {
+    const record = waiting.record;
+    if (!connected) {
+      this.waiting.release(uid);
+      this.pending.fallbackNow(record.packetId, 'no_service');
+      return;
+    }
+    if (!waiting.fragment) {
+      const budgetMs = Math.min(PACKET_LOOKUP_BUDGET_MS, this.lookupBudget.available(uid));
+      const found = this.identify(record, waiting.icmpEchoId, budgetMs);
+      this.lookupBudget.spend(uid, found.lookupMicros / 1000);
+      this.fill(record, found);
+    }
+    // Only TCP and UDP packets are credited to a process (ProcessResolver), so only they get a
+    // key; and only a process whose exe path was proven (identity 'host'): a path another
+    // user namespace or file borrowed must neither use nor fill the cache (nor so the fast path).
+    const owner = record.process;
+    const cacheKey = owner?.exe && owner.identity === 'host' ? VerdictCache.key(owner.exe, record.protocol, record.dstPort) : null;
+    const cached = cacheKey === null ? null : this.verdictCache.lookup(cacheKey);
+    if (cached) {
+      // The service's earlier answer for this program and port: apply it now, report it after.
+      const fastPath = this.fastPaths[(this.kernelIds.get(record.packetId) ?? 0) >= QUEUE_ID_SPAN ? 1 : 0] ?? null;
+      this.waiting.release(uid);
+      this.applyVerdict(record.packetId, cached.accept, cached.mark);
+      record.helperVerdict = cached.accept ? 'accept' : 'drop';
+      reports.push(record);
+      if (fastPath !== null) this.armFastPath(fastPath, record, cached);
+    } else {
+      this.pending.hold(record.packetId, cacheKey, uid);
+      records.push(record);
+    }
   }
 
   /**
@@ -310,14 +433,14 @@ export class Helper {
    * time. Armed with the packet's uid (NFQA_UID): the addon answers only when the socket's
    * owner, as sock_diag reports it, is that uid too.
    */
-  private armFastPath(record: PacketRecord, cached: CachedVerdict): void {
+  private armFastPath(fastPath: FastPath, record: PacketRecord, cached: CachedVerdict): void {
     const process = record.process;
-    if (this.fastPath === null || process === null || record.uid < 0) return;
+    if (process === null || record.uid < 0) return;
     if (record.attribution !== 'sock_diag' && record.attribution !== 'cache') return;
-    if (!this.fastPath.wantsArming(process.pid, record.protocol, record.dstPort)) return;
-    this.fastPath.arm(process, {
+    if (!fastPath.wantsArming(process.pid, record.protocol, record.dstPort)) return;
+    fastPath.arm(process, {
       uid: record.uid,
-      fds: this.resolver.index.likelySocketFds(process.pid, record.socketInode, this.fastPath.fdsPerProcess),
+      fds: this.resolver.index.likelySocketFds(process.pid, record.socketInode, fastPath.fdsPerProcess),
       protocol: record.protocol,
       port: record.dstPort,
       accept: cached.accept,
@@ -326,8 +449,16 @@ export class Helper {
     });
   }
 
-  /** Parses and identifies one packet (unless known already identifies it); null when it cannot be parsed. */
-  private toRecord(packet: QueuedPacket, known?: Resolution): PacketRecord | null {
+  /** Parses one packet (fast path reports: with what the addon found); null when it cannot be parsed. */
+  private toRecord(packet: QueuedPacket, id: number, known: Resolution): PacketRecord | null {
+    const parsed = this.parse(packet, id);
+    if (parsed === null) return null;
+    this.fill(parsed.record, known);
+    return parsed.record;
+  }
+
+  /** The packet as a record with no owner yet; null when it cannot be parsed. */
+  private parse(packet: QueuedPacket, id: number): Unidentified | null {
     const p = this.parsed;
     const error = parsePacket(packet.payload, p);
     const familyMatches = (packet.hwProtocol === ETH_P_IP && p.family === 4) || (packet.hwProtocol === ETH_P_IPV6 && p.family === 6);
@@ -335,14 +466,12 @@ export class Helper {
       this.log.debug({ packetId: packet.packetId, error: error ?? 'family mismatch' }, 'malformed packet');
       return null;
     }
-    const src = p.srcAddr.slice();
     const dst = p.dstAddr.slice();
-    const found = known ?? (p.isFragment ? null : this.identify(p, src, dst, packet.uid));
     const record: PacketRecord = {
-      packetId: packet.packetId,
+      packetId: id,
       family: p.family,
       protocol: p.protocol,
-      srcAddr: src,
+      srcAddr: p.srcAddr.slice(),
       dstAddr: dst,
       srcPort: p.srcPort,
       dstPort: p.dstPort,
@@ -353,37 +482,58 @@ export class Helper {
       uid: packet.uid,
       gid: packet.gid,
       malformed: false,
-      process: found?.process ?? null,
-      socketInode: found?.socketInode ?? 0,
-      attribution: found?.attribution ?? 'unsupported',
-      lookupMicros: Math.round(found?.lookupMicros ?? 0),
+      process: null,
+      socketInode: 0,
+      attribution: 'unsupported',
+      lookupMicros: 0,
       payloadLength: packet.origLen,
     };
     const host = this.dns?.names.lookup(dst);
     if (host !== undefined) record.host = host;
+    return { record, icmpEchoId: p.icmpEchoId, fragment: p.isFragment };
+  }
+
+  private fill(record: PacketRecord, found: Resolution): void {
+    record.process = found.process;
+    record.socketInode = found.socketInode;
+    record.attribution = found.attribution;
+    record.lookupMicros = Math.round(found.lookupMicros);
     if (this.log.isLevelEnabled('debug')) {
       this.log.debug(
-        { packetId: record.packetId, dst: `${formatAddress(dst)}:${record.dstPort}`, proto: record.protocol, exe: record.process?.exe, how: record.attribution },
+        { packetId: record.packetId, dst: `${formatAddress(record.dstAddr)}:${record.dstPort}`, proto: record.protocol, exe: record.process?.exe, how: record.attribution },
         'packet',
       );
     }
-    return record;
   }
 
   /** Socket -> process for TCP/UDP by 5-tuple, for ICMP by echo id or the one raw socket. */
-  private identify(p: ParsedPacket, src: Uint8Array, dst: Uint8Array, uid: number): Resolution {
-    if ((p.family === 4 && p.protocol === 1) || (p.family === 6 && p.protocol === 58)) {
-      return this.resolver.resolveIcmp({ family: p.family, src, dst, echoId: p.icmpEchoId, uid });
+  private identify(r: PacketRecord, icmpEchoId: number, budgetMs: number): Resolution {
+    if ((r.family === 4 && r.protocol === 1) || (r.family === 6 && r.protocol === 58)) {
+      return this.resolver.resolveIcmp({ family: r.family, src: r.srcAddr, dst: r.dstAddr, echoId: icmpEchoId, uid: r.uid }, budgetMs);
     }
-    return this.resolver.resolve(p.family, p.protocol, src, p.srcPort, dst, p.dstPort, uid);
+    return this.resolver.resolve(r.family, r.protocol, r.srcAddr, r.srcPort, r.dstAddr, r.dstPort, r.uid, budgetMs);
   }
 
   private onVerdicts(verdicts: Verdict[]): void {
     for (const v of verdicts) this.pending.resolve(v.packetId, v.action, v.mark, v.holdMs, v.cacheMs);
   }
 
+  /** A record id of its own per packet, never 0 (uint32 on the wire, wrapping). */
+  private nextRecordId(): number {
+    this.lastRecordId = this.lastRecordId >= 0xffffffff ? 1 : this.lastRecordId + 1;
+    return this.lastRecordId;
+  }
+
+  /** Applies the verdict to the packet a record id stands for; the id is used up. */
   private applyVerdict(packetId: number, accept: boolean, mark: number | undefined): number {
-    const rc = this.queue?.verdict(packetId, accept, mark) ?? -9;
+    const where = this.kernelIds.get(packetId);
+    if (where === undefined) {
+      this.log.warn({ packetId }, 'verdict for a packet not waiting');
+      return -2;
+    }
+    this.kernelIds.delete(packetId);
+    const queue = where >= QUEUE_ID_SPAN ? this.systemQueue : this.queue;
+    const rc = queue?.verdict(where % QUEUE_ID_SPAN, accept, mark) ?? -9;
     if (rc !== 0) this.log.warn({ packetId, rc }, 'verdict not applied');
     return rc;
   }
@@ -394,6 +544,10 @@ export class Helper {
   }
 
   private logFallbackSummary(): void {
+    if (this.floodDropsSinceSummary > 0) {
+      this.log.warn({ dropped: this.floodDropsSinceSummary, perUid: MAX_IN_FLIGHT_PER_UID }, 'new connections dropped: their user had too many waiting');
+      this.floodDropsSinceSummary = 0;
+    }
     if (this.fallbacksByReason.size === 0) return;
     const byReason = Object.fromEntries(this.fallbacksByReason);
     this.fallbacksByReason.clear();

@@ -12,7 +12,8 @@ export const DEFAULT_QUEUE_OPTIONS: QueueOptions = {
   maxLen: 4096,
   // 8 MiB: with the npm nfqueue addon's 64 KiB, 85-95% of a UDP burst was lost (design.md).
   rcvbufBytes: 8 << 20,
-  failOpen: true,
+  // A full queue drops: a flood of new flows must not open the door for other connections.
+  failOpen: false,
   batchMax: 64,
   exceptionVerdict: 1,
 };

@@ -140,7 +140,11 @@ describe('faults', () => {
       for (const family of [4, 6] as const) {
         const rules = fw.iptablesRules(family);
         assert.equal(jumps(rules, fw.chain), 1, `IPv${family}: ${rules}`);
-        assert.equal(rules.split('\n').filter((l) => l.startsWith(`-A ${fw.chain} `)).length, 1);
+        // One set: the system accounts' queue rule, then the main one.
+        const ours = rules.split('\n').filter((l) => l.startsWith(`-A ${fw.chain} `));
+        assert.equal(ours.length, 2, rules);
+        assert.match(ours[0]!, /-m owner --uid-owner 0-999 .*-j NFQUEUE --queue-num 3 --queue-bypass$/);
+        assert.match(ours[1]!, new RegExp(`-j NFQUEUE --queue-num ${fw.queue} --queue-bypass$`));
       }
       await fw.helper!.stop();
       for (const family of [4, 6] as const) {
