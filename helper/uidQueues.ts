@@ -29,11 +29,23 @@ export class UidQueues<T> {
     return true;
   }
 
-  /** The oldest packet of the next uid in turn (that uid then goes to the back), or null. */
-  next(): { uid: number; item: T } | null {
-    const first = this.queues.entries().next();
-    if (first.done === true) return null;
-    const [uid, queue] = first.value;
+  /**
+   * The oldest packet of the next uid in turn (that uid then goes to the back), or null. A uid
+   * that prefer() names goes before the others (the first in turn of them): a uid that costs
+   * little is served before one whose lookups are slow.
+   */
+  next(prefer?: (uid: number) => boolean): { uid: number; item: T } | null {
+    let chosen: [number, T[]] | null = null;
+    for (const entry of this.queues) {
+      if (chosen === null) chosen = entry;
+      if (prefer === undefined) break;
+      if (prefer(entry[0])) {
+        chosen = entry;
+        break;
+      }
+    }
+    if (chosen === null) return null;
+    const [uid, queue] = chosen;
     const item = queue.shift()!;
     this.queues.delete(uid);
     if (queue.length > 0) this.queues.set(uid, queue);

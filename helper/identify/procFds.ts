@@ -2,7 +2,7 @@
 // here, ~5 µs more when Node has to build an exception), and each answers null or -1 instead
 // of throwing when the process has gone: processes exit in the middle of every search.
 
-import { readdirSync, readlinkSync, statSync } from 'node:fs';
+import { opendirSync, readdirSync, readlinkSync, statSync, type Dir } from 'node:fs';
 import { isDeniedError, isGoneError, readProcFile } from './processInfo.js';
 
 const SOCKET_LINK_PREFIX = 'socket:[';
@@ -28,6 +28,60 @@ export function readFdDir(procRoot: string, pid: number): string[] | null {
     if (isGoneError(err)) return null;
     if (isDeniedError(err)) return [];
     throw err;
+  }
+}
+
+/** Entries read between two looks at the clock (one getdents call; ~1 ms for /proc/PID/fd). */
+const LISTING_CHUNK = 256;
+
+/**
+ * A listing of /proc/PID/fd read in steps: listing 20,000 fds costs ~20-30 ms, more than one
+ * packet may wait, so it stops when told and goes on at a later packet's lookup.
+ */
+export class FdListing {
+  readonly names: string[] = [];
+  private constructor(private dir: Dir | null) {}
+
+  /** null once the process has exited; a process we may not look into lists nothing. */
+  static open(procRoot: string, pid: number): FdListing | null {
+    try {
+      return new FdListing(opendirSync(`${procRoot}/${pid}/fd`, { bufferSize: LISTING_CHUNK }));
+    } catch (err) {
+      if (isGoneError(err)) return null;
+      if (isDeniedError(err)) return new FdListing(null);
+      throw err;
+    }
+  }
+
+  /** Reads on: true once complete, false when outOfTime() stopped it, null if the process went. */
+  continue(outOfTime: () => boolean): boolean | null {
+    for (;;) {
+      for (let i = 0; i < LISTING_CHUNK; i++) {
+        if (this.dir === null) return true;
+        let entry;
+        try {
+          entry = this.dir.readSync();
+        } catch {
+          this.close();
+          return null;
+        }
+        if (entry === null) {
+          this.close();
+          return true;
+        }
+        this.names.push(entry.name);
+      }
+      if (outOfTime()) return false;
+    }
+  }
+
+  close(): void {
+    try {
+      this.dir?.closeSync();
+    } catch {
+      // closed already
+    }
+    this.dir = null;
   }
 }
 

@@ -1,6 +1,7 @@
 // What the socket owner index knows of one process: the start time that tells it from a
 // later process with the same pid, and what each fd held when last read. Bookkeeping only:
 // no /proc access here.
+import type { FdListing } from './procFds.js';
 
 /** An fd listed in /proc/PID/fd but whose link has not been read. */
 export const UNREAD = -1;
@@ -27,6 +28,8 @@ export class ProcessFds {
    * instead of listing the table again (listing 20,000 fds alone costs ~25 ms).
    */
   unfinished: number[] | null = null;
+  /** A listing of its fd table that ran out of time, to go on with. */
+  listing: FdListing | null = null;
 
   constructor(
     readonly startTime: number,

@@ -24,7 +24,7 @@
 // again; an overflow is reported, and then we read start times again until re-verified).
 
 import type { ProcessEventListener, ProcessEventSource } from './procEvents.js';
-import { dirUid, lastPidHandedOut, listPids, readFdDir, readFdLink, socketInode, socketLink } from './procFds.js';
+import { dirUid, FdListing, lastPidHandedOut, listPids, readFdLink, socketInode, socketLink } from './procFds.js';
 import { ProcessFds, UNKNOWN_UID } from './processFds.js';
 import type { StatFields } from '../../common/procStat.js';
 import { readStat } from './processInfo.js';
@@ -88,6 +88,8 @@ const RECENT_CANDIDATES = 4;
 const GUESSES_PER_MISS = 8;
 /** Lowest free fd numbers tried per candidate (the first may have gone to a file or pipe). */
 const LOWEST_FREE_TRIES = 2;
+/** Listings of huge fd tables left open to go on with, at most. */
+const MAX_UNFINISHED_LISTINGS = 16;
 /** fd links read between two looks at the clock (~6 µs each: ~0.2 ms). */
 const FDS_PER_CLOCK_CHECK = 32;
 
@@ -123,6 +125,8 @@ export class SocketOwnerIndex implements ProcessEventListener {
   private deadline = Infinity;
   /** The last findPid/findIn stopped at its deadline: "not found" means "not found in time". */
   private lastTimedOut = false;
+  /** Pids whose fd listing ran out of time and is kept open, oldest first. */
+  private readonly unfinishedListings = new Set<number>();
 
   constructor(options: SocketOwnerIndexOptions = {}) {
     this.procRoot = options.procRoot ?? '/proc';
@@ -516,12 +520,14 @@ export class SocketOwnerIndex implements ProcessEventListener {
     this.counters.statReads++;
     const epoch = this.lossEpoch;
     const stat = readStat(pid, this.procRoot);
-    const names = stat === null ? null : readFdDir(this.procRoot, pid);
-    if (stat === null || names === null) return null;
+    const listing = stat === null ? null : FdListing.open(this.procRoot, pid);
+    if (stat === null || listing === null) return null;
     // Events vouch for it only if it had not exited when its start time was read: it was
     // alive then (we read its stat), and an exit after that comes as an event.
     const entry = new ProcessFds(stat.startTime, uid, this.counters.misses, this.events !== null && this.events.isOpen ? epoch : -1);
     this.pids.set(pid, entry);
+    const names = this.list(pid, entry, listing);
+    if (names === null) return null;
     if (!this.readFds(pid, entry, entry.list(names, this.maxFdsPerPid), inode)) return null;
     // The pid may have died and been reused while we read its fds: check it is still the same.
     return this.sameProcess(pid, entry) ? this.credit(pid, entry, inode) : null;
@@ -533,11 +539,14 @@ export class SocketOwnerIndex implements ProcessEventListener {
     this.scansLeft--;
     entry.scannedAtMiss = this.counters.misses;
     if (entry.unfinished !== null) return this.goOn(pid, entry, inode, entry.unfinished);
-    const names = readFdDir(this.procRoot, pid);
-    if (names === null) {
+    const listing = entry.listing ?? FdListing.open(this.procRoot, pid);
+    entry.listing = null;
+    if (listing === null) {
       this.forget(pid);
       return null;
     }
+    const names = this.list(pid, entry, listing);
+    if (names === null) return null;
     const { order, closed } = entry.rescanOrder(names);
     for (const fd of closed) this.record(pid, entry, fd, null);
     if (!this.readFds(pid, entry, order, inode)) return null;
@@ -545,6 +554,28 @@ export class SocketOwnerIndex implements ProcessEventListener {
     // if the start time changed, the pid was reused; the process there now gets a first scan.
     if (this.sameProcess(pid, entry)) return this.credit(pid, entry, inode);
     return this.firstScan(pid, inode, UNKNOWN_UID);
+  }
+
+  /** The whole listing, or null: out of time (kept on the entry to go on with) or the process went. */
+  private list(pid: number, entry: ProcessFds, listing: FdListing): string[] | null {
+    const done = listing.continue(() => this.outOfTime());
+    this.unfinishedListings.delete(pid);
+    if (done === true) return listing.names;
+    if (done === null) {
+      this.forget(pid);
+      return null;
+    }
+    // Kept open to go on with; a few at most (each holds a descriptor): the oldest is dropped.
+    entry.listing = listing;
+    this.unfinishedListings.add(pid);
+    if (this.unfinishedListings.size > MAX_UNFINISHED_LISTINGS) {
+      const oldest = this.unfinishedListings.values().next().value as number;
+      this.unfinishedListings.delete(oldest);
+      const other = this.pids.get(oldest);
+      other?.listing?.close();
+      if (other !== undefined) other.listing = null;
+    }
+    return null;
   }
 
   /**
@@ -631,6 +662,9 @@ export class SocketOwnerIndex implements ProcessEventListener {
   private forget(pid: number): void {
     const entry = this.pids.get(pid);
     if (entry === undefined) return;
+    entry.listing?.close();
+    entry.listing = null;
+    this.unfinishedListings.delete(pid);
     for (const inode of entry.sockets.keys()) {
       if (this.owners.get(inode) === pid) this.owners.delete(inode);
       this.unshare(inode, pid);

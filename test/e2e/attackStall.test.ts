@@ -53,7 +53,11 @@ function percentile(values: number[], p: number): number {
 }
 
 function describeConnects(r: RootConnects): string {
-  return `root's allowed connects: ${r.ms.length} ok, ${r.failed} failed, p50 ${percentile(r.ms, 50).toFixed(1)} ms, p99 ${percentile(r.ms, 99).toFixed(1)} ms, max ${Math.max(...r.ms).toFixed(1)} ms`;
+  const slowest = r.ms.map((ms, i) => [ms, i + 1] as const).sort((a, b) => b[0] - a[0]).slice(0, 3);
+  return (
+    `root's allowed connects: ${r.ms.length} ok, ${r.failed} failed, p50 ${percentile(r.ms, 50).toFixed(1)} ms, p99 ${percentile(r.ms, 99).toFixed(1)} ms; ` +
+    `slowest ${slowest.map(([ms, n]) => `${ms.toFixed(1)} ms (#${n})`).join(', ')}`
+  );
 }
 
 /** The helper's last words: counters, flood drops and how long its event loop was blocked. */

@@ -175,3 +175,31 @@ describe('PendingVerdicts while the event loop is blocked', () => {
     }
   });
 });
+
+describe('listing a huge fd table within a time budget', () => {
+  it('lists a process never read in steps across lookups, and then finds its socket', () => {
+    const root = fakeProc([{ pid: 100, startTime: 10, stdio: FDS, sockets: { [FDS]: 9004 } }]);
+    const index = new SocketOwnerIndex({ procRoot: root, now: tickingClock() });
+    let lookups = 0;
+    let found = null;
+    while (found === null && lookups < 100) {
+      found = index.findPid(9004, null, 3);
+      lookups++;
+    }
+    assert.equal(found?.pid, 100);
+    assert.ok(lookups > 2, `found after ${lookups} lookups: the listing was not cut into steps`);
+  });
+});
+
+describe('UidQueues with a preference', () => {
+  it('serves a preferred uid (one whose lookups cost little) before the others, and the rest in turn', () => {
+    const q = new UidQueues<string>(10);
+    for (const item of ['a1', 'a2']) q.push(1000, item);
+    q.push(0, 'r1');
+    q.push(1001, 'b1');
+    const cheap = (uid: number): boolean => uid === 0;
+    const order: string[] = [];
+    for (let next = q.next(cheap); next !== null; next = q.next(cheap)) order.push(next.item);
+    assert.deepEqual(order, ['r1', 'a1', 'b1', 'a2']);
+  });
+});
