@@ -86,7 +86,6 @@ export function registerHelperCommand(program: Command): void {
             queueBypass: !opts.strict,
             systemQueue: systemUids === null ? null : { queueNum: systemQueue, uids: systemUids },
           },
-          systemQueueNum: systemUids === null ? null : systemQueue,
           manageRules: opts.rules,
           endpoint: opts.endpoint,
           socketGid: groupId(opts.socketGroup),

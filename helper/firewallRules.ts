@@ -63,24 +63,22 @@ export class FirewallRules {
       await this.removeFamily(family);
       const { chain, queueNum, queueBypass } = this.options;
       await this.ipt(family, ['-N', chain]);
-      const bypass = queueBypass ? ['--queue-bypass'] : [];
+      // The system accounts' rule first: their connections never reach the main queue.
+      const system = this.options.systemQueue;
+      const targets = [
+        ...(system ? [{ owner: ['-m', 'owner', '--uid-owner', system.uids], comment: "bastion: system accounts' new connections to the helper", queueNum: system.queueNum }] : []),
+        { owner: [], comment: this.options.comment ?? 'bastion: new connections to the helper', queueNum },
+      ];
       for (const matches of this.options.matches ?? NEW_CONNECTIONS) {
-        const system = this.options.systemQueue;
-        if (system) {
+        for (const target of targets) {
           await this.ipt(family, [
             '-A', chain,
             ...matches,
-            '-m', 'owner', '--uid-owner', system.uids,
-            '-m', 'comment', '--comment', 'bastion: system accounts\' new connections to the helper',
-            '-j', 'NFQUEUE', '--queue-num', String(system.queueNum), ...bypass,
+            ...target.owner,
+            '-m', 'comment', '--comment', target.comment,
+            '-j', 'NFQUEUE', '--queue-num', String(target.queueNum), ...(queueBypass ? ['--queue-bypass'] : []),
           ]);
         }
-        await this.ipt(family, [
-          '-A', chain,
-          ...matches,
-          '-m', 'comment', '--comment', this.options.comment ?? 'bastion: new connections to the helper',
-          '-j', 'NFQUEUE', '--queue-num', String(queueNum), ...bypass,
-        ]);
       }
       await this.ipt(family, this.options.appendJump ? ['-A', this.hook, '-j', chain] : ['-I', this.hook, '1', '-j', chain]);
     }

@@ -71,19 +71,20 @@ export interface HelperOptions {
   dnsSnoop: DnsSnoopOptions | null;
   /** Learn from the kernel which process connected each socket (identify/callerMap.ts); default true. */
   callerBpf?: boolean;
-  /**
-   * The queue system accounts' connections come in on (rules.systemQueue), read beside the
-   * main one: a user's flood fills only the main queue. null: one queue for all.
-   */
-  systemQueueNum?: number | null;
 }
 
 /** Record ids map to (queue, kernel packet id) as kernelId + QUEUE_ID_SPAN * queue index. */
 const QUEUE_ID_SPAN = 2 ** 32;
+/** Indexes into Helper.queues (and fastPaths): the main queue, and the system accounts' one. */
+const MAIN = 0;
+const SYSTEM = 1;
 
 export class Helper {
-  private queue: PacketQueue | null = null;
-  private systemQueue: PacketQueue | null = null;
+  /**
+   * The main queue and, with rules.systemQueue, the system accounts' queue (MAIN, SYSTEM),
+   * read side by side: a user's flood fills only the main one.
+   */
+  private readonly queues: (PacketQueue | null)[] = [null, null];
   /**
    * Record id -> where its packet waits. Each queue numbers its packets on its own, so the ids
    * the service sees are the helper's: one per packet, mapped back when the verdict is applied.
@@ -187,25 +188,23 @@ export class Helper {
     const warmed = this.resolver.index.warm();
     this.log.info({ processes: warmed, processEvents: this.processEvents !== null }, 'socket owners indexed');
     this.summaryTimer = setInterval(() => this.logFallbackSummary(), 1000);
-    this.queue = PacketQueue.open(
-      this.options.queue,
-      (packets, count) => this.onBatch(0, packets, count),
-      (err) => this.log.error({ err }, 'queue error'),
-    );
-    const systemQueueNum = this.options.systemQueueNum ?? null;
-    if (systemQueueNum !== null) {
-      this.systemQueue = PacketQueue.open(
-        { ...this.options.queue, queueNum: systemQueueNum },
-        (packets, count) => this.onBatch(1, packets, count),
-        (err) => this.log.error({ err }, 'system queue error'),
-      );
-    }
-    this.fastPaths[0] = this.enableFastPath(this.queue);
-    if (this.systemQueue !== null) this.fastPaths[1] = this.enableFastPath(this.systemQueue);
+    const systemQueueNum = this.options.rules.systemQueue?.queueNum ?? null;
+    this.openQueue(MAIN, this.options.queue.queueNum);
+    if (systemQueueNum !== null) this.openQueue(SYSTEM, systemQueueNum);
     this.log.info(
       { queue: this.options.queue.queueNum, systemQueue: systemQueueNum, endpoint: this.options.endpoint, failOpen: this.options.fallbackAccept },
       'helper started',
     );
+  }
+
+  private openQueue(index: number, queueNum: number): void {
+    const queue = PacketQueue.open(
+      { ...this.options.queue, queueNum },
+      (packets, count) => this.onBatch(index, packets, count),
+      (err) => this.log.error({ err, queueNum }, 'queue error'),
+    );
+    this.queues[index] = queue;
+    this.fastPaths[index] = this.enableFastPath(queue);
   }
 
   /** Host names are a convenience: the firewall works on without them. */
@@ -278,15 +277,12 @@ export class Helper {
     this.logFallbackSummary();
     for (const fastPath of this.fastPaths) if (fastPath) this.reportFastAnswered(fastPath); // counted before the bus closes
     await this.dns?.stop().catch((err: unknown) => this.log.warn({ err }, 'removing the DNS rules failed'));
-    const queueCounters = this.queue?.counters();
-    const systemQueueCounters = this.systemQueue?.counters();
-    this.queue?.close();
-    this.systemQueue?.close();
-    this.systemQueue = null;
+    const [queueCounters, systemQueueCounters] = this.queues.map((q) => q?.counters());
+    for (const queue of this.queues) queue?.close();
+    this.queues.fill(null);
     this.kernelIds.clear();
     this.processEvents?.close();
     detachCallerMap();
-    this.queue = null;
     this.link?.close();
     this.link = null;
     if (this.options.manageRules) await this.rules.remove();
@@ -298,12 +294,17 @@ export class Helper {
   }
 
   counters(): HelperCounters {
-    const q = this.queue?.counters();
-    const fastDecided = (q?.fastDecided ?? 0) + (this.systemQueue?.counters().fastDecided ?? 0);
+    let fastDecided = 0;
+    let overruns = 0;
+    for (const q of this.queues) {
+      const c = q?.counters();
+      fastDecided += c?.fastDecided ?? 0;
+      overruns += c?.overruns ?? 0;
+    }
     return {
       packets: this.packets,
       malformed: this.malformed,
-      overruns: (q?.overruns ?? 0) + (this.systemQueue?.counters().overruns ?? 0),
+      overruns,
       fallbackVerdicts: this.pending.fallbackCount,
       pending: this.pending.size,
       badFrames: this.link?.badFrames ?? 0,
@@ -419,12 +420,12 @@ export class Helper {
     const cached = cacheKey === null ? null : this.verdictCache.lookup(cacheKey);
     if (cached) {
       // The service's earlier answer for this program and port: apply it now, report it after.
-      const fastPath = this.fastPaths[(this.kernelIds.get(record.packetId) ?? 0) >= QUEUE_ID_SPAN ? 1 : 0] ?? null;
-      this.waiting.release(uid);
+      const fastPath = this.fastPaths[queueIndexOf(this.kernelIds.get(record.packetId) ?? 0)] ?? null;
       this.applyVerdict(record.packetId, cached.accept, cached.mark);
       record.helperVerdict = cached.accept ? 'accept' : 'drop';
       reports.push(record);
       if (fastPath !== null) this.armFastPath(fastPath, record, cached);
+      this.waiting.release(uid); // last: if anything above threw, the caller releases it instead
     } else {
       this.pending.hold(record.packetId, cacheKey, uid);
       records.push(record);
@@ -535,8 +536,7 @@ export class Helper {
       return -2;
     }
     this.kernelIds.delete(packetId);
-    const queue = where >= QUEUE_ID_SPAN ? this.systemQueue : this.queue;
-    const rc = queue?.verdict(where % QUEUE_ID_SPAN, accept, mark) ?? -9;
+    const rc = this.queues[queueIndexOf(where)]?.verdict(where % QUEUE_ID_SPAN, accept, mark) ?? -9;
     if (rc !== 0) this.log.warn({ packetId, rc }, 'verdict not applied');
     return rc;
   }
@@ -556,4 +556,9 @@ export class Helper {
     this.fallbacksByReason.clear();
     this.log.info({ byReason, verdict: this.options.fallbackAccept ? 'accept' : 'drop' }, 'fallback verdicts applied');
   }
+}
+
+/** Which queue (MAIN, SYSTEM) a kernelIds value names. */
+function queueIndexOf(where: number): number {
+  return Math.floor(where / QUEUE_ID_SPAN);
 }

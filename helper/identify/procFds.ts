@@ -55,12 +55,13 @@ export class FdListing {
 
   /** Reads on: true once complete, false when outOfTime() stopped it, null if the process went. */
   continue(outOfTime: () => boolean): boolean | null {
+    const dir = this.dir;
+    if (dir === null) return true;
     for (;;) {
       for (let i = 0; i < LISTING_CHUNK; i++) {
-        if (this.dir === null) return true;
         let entry;
         try {
-          entry = this.dir.readSync();
+          entry = dir.readSync();
         } catch {
           this.close();
           return null;

@@ -246,7 +246,7 @@ export class ProcessResolver implements ProcessEventListener {
       const holder = caller > 0 ? this.index.findIn(caller, owner.inode, budgetMs) : this.index.findPid(owner.inode, owner.uid, budgetMs);
       if (holder === null) {
         if (this.index.timedOut) return outcome('lookup_timeout', null, owner.inode, owner.uid);
-        if (caller > 0) rememberUntil(this.callerGone, owner.inode, now + this.ttlMs, this.maxCacheEntries);
+        if (caller > 0) insertBounded(this.callerGone, owner.inode, now + this.ttlMs, this.maxCacheEntries);
         break;
       }
       const cached = this.byInode.get(owner.inode);
@@ -308,38 +308,32 @@ export class ProcessResolver implements ProcessEventListener {
   private evictExpired(now: number): void {
     if (now >= this.evictedAt && now - this.evictedAt < EVICT_INTERVAL_MS) return; // (a clock stepped back evicts now)
     this.evictedAt = now;
-    dropExpired(this.byInode, now);
-    dropExpired(this.byPid, now);
-    for (const [inode, until] of this.callerGone) {
-      if (until > now) break;
-      this.callerGone.delete(inode);
-    }
+    dropExpired(this.byInode, now, (entry) => entry.expiresAt);
+    dropExpired(this.byPid, now, (entry) => entry.expiresAt);
+    dropExpired(this.callerGone, now, (until) => until);
   }
 }
 
-function dropExpired(cache: Map<number, Cached>, now: number): void {
-  for (const [key, entry] of cache) {
-    if (entry.expiresAt > now) return;
+/** Drops the entries at the front that have expired (entries are kept in expiry order). */
+function dropExpired<V>(cache: Map<number, V>, now: number, expiresAt: (value: V) => number): void {
+  for (const [key, value] of cache) {
+    if (expiresAt(value) > now) return;
     cache.delete(key);
   }
 }
 
 function remember(cache: Map<number, Cached>, key: number, info: ProcessInfo, expiresAt: number, max: number): void {
-  cache.delete(key); // re-insert at the back to keep expiry order
-  if (cache.size >= max) {
-    const oldest = cache.keys().next();
-    if (oldest.done !== true) cache.delete(oldest.value);
-  }
-  cache.set(key, { info, exeLink: rawExeLink(info), expiresAt });
+  insertBounded(cache, key, { info, exeLink: rawExeLink(info), expiresAt }, max);
 }
 
-function rememberUntil(cache: Map<number, number>, key: number, until: number, max: number): void {
+/** Sets key at the back (expiry order), dropping the oldest entry when the map is full. */
+function insertBounded<V>(cache: Map<number, V>, key: number, value: V, max: number): void {
   cache.delete(key);
   if (cache.size >= max) {
     const oldest = cache.keys().next();
     if (oldest.done !== true) cache.delete(oldest.value);
   }
-  cache.set(key, until);
+  cache.set(key, value);
 }
 
 /** What readlink(/proc/PID/exe) returned when info was read. */

@@ -300,9 +300,14 @@ export class SocketOwnerIndex implements ProcessEventListener {
   private outOfTime(): boolean {
     if (this.lastTimedOut) return true;
     if (this.deadline === Infinity || this.now() < this.deadline) return false;
+    this.markTimedOut();
+    return true;
+  }
+
+  private markTimedOut(): void {
+    if (this.lastTimedOut) return;
     this.lastTimedOut = true;
     this.counters.timeouts++;
-    return true;
   }
 
   /** One readlink of the fd we saw it on plus one stat read: far cheaper than a scan. */
@@ -589,10 +594,7 @@ export class SocketOwnerIndex implements ProcessEventListener {
       if (this.sameProcess(pid, entry)) return this.credit(pid, entry, inode);
       return this.firstScan(pid, inode, UNKNOWN_UID);
     }
-    if (!this.lastTimedOut) {
-      this.lastTimedOut = true;
-      this.counters.timeouts++;
-    }
+    this.markTimedOut();
     return null;
   }
 
