@@ -50,6 +50,11 @@ net.run(net.server, 'sysctl', ['-qw', 'net.core.somaxconn=65535']);
 const server = net.spawn(net.server, tools.servers, [String(PORT)]);
 const ctx: SystemContext = { net, dir: dir.path, client: tools.connect, port: PORT, queueNum: 20, nfqAccept: tools.nfqAccept };
 
+/** CPU time (user + system) the firewall's own processes have used so far. */
+function firewallCpuMs(pids: Record<string, number>): number {
+  return Object.values(pids).reduce((sum, pid) => sum + (sampleProcess(pid)?.cpuMs ?? 0), 0);
+}
+
 async function loadScenarios(system: SystemName, round: number): Promise<void> {
   const sys = await startSystem(system, ctx);
   try {
@@ -57,9 +62,14 @@ async function loadScenarios(system: SystemName, round: number): Promise<void> {
     // Every system gets the same warm-up, unmeasured: steady state is what is compared, not
     // a JIT compiling its hot path or caches filling in the first few hundred connections.
     await runLoad(net, tools.connect, 'tcp', host, PORT, SIZES.warmup);
-    if (only.has('seq')) rows.push({ scenario: 'tcp sequential', system, round, result: await runLoad(net, tools.connect, 'tcp', host, PORT, SIZES.seq) });
-    if (only.has('par')) rows.push({ scenario: 'tcp 16 parallel', system, round, result: await runLoad(net, tools.connect, 'tcp', host, PORT, SIZES.par, 16) });
-    if (only.has('udp')) rows.push({ scenario: 'udp new flows', system, round, result: await runLoad(net, tools.connect, 'udp', host, PORT, SIZES.udp) });
+    const measured = async (protocol: 'tcp' | 'udp', count: number, parallel?: number): Promise<LoadResult> => {
+      const cpuBefore = firewallCpuMs(sys.pids());
+      const result = await runLoad(net, tools.connect, protocol, host, PORT, count, parallel);
+      return { ...result, firewallCpuMicros: ((firewallCpuMs(sys.pids()) - cpuBefore) * 1000) / count };
+    };
+    if (only.has('seq')) rows.push({ scenario: 'tcp sequential', system, round, result: await measured('tcp', SIZES.seq) });
+    if (only.has('par')) rows.push({ scenario: 'tcp 16 parallel', system, round, result: await measured('tcp', SIZES.par, 16) });
+    if (only.has('udp')) rows.push({ scenario: 'udp new flows', system, round, result: await measured('udp', SIZES.udp) });
   } finally {
     await sys.stop();
   }
@@ -143,6 +153,7 @@ function summarize(): Record<string, unknown>[] {
       vsNoneByRound: mine.map((r) => against(r, (own, base) => own.perSecond / base.perSecond)),
       addedP50: median(mine.map((r) => against(r, (own, base) => own.p50 - base.p50))),
       addedP99: median(mine.map((r) => against(r, (own, base) => own.p99 - base.p99))),
+      firewallCpuMicros: median(mine.map((r) => r.result.firewallCpuMicros ?? NaN)),
       failures: mine.reduce((n, r) => n + r.result.failures, 0),
     });
   }
@@ -154,12 +165,12 @@ function printTable(summary: Record<string, unknown>[]): void {
   const signed = (n: unknown): string => (typeof n === 'number' && Number.isFinite(n) ? `${n >= 0 ? '+' : ''}${n.toFixed(0)}` : '-');
   const percent = (n: unknown): string => (typeof n === 'number' && Number.isFinite(n) ? `${(n * 100).toFixed(0)}%` : '-');
   console.log(`\nmedians over ${ROUNDS} round(s); "vs none" and "added" against the baseline of the same round`);
-  console.log('| scenario | system | p50 µs | p99 µs | conn/s | vs none | vs none by round | added p50 | added p99 | failures |');
-  console.log('|---|---|---|---|---|---|---|---|---|---|');
+  console.log('| scenario | system | p50 µs | p99 µs | conn/s | vs none | vs none by round | added p50 | added p99 | firewall CPU µs/conn | failures |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of summary) {
     const byRound = (r['vsNoneByRound'] as number[]).map(percent).join(' ');
     console.log(
-      `| ${String(r['scenario'])} | ${String(r['system'])} | ${fmt(r['p50'])} | ${fmt(r['p99'])} | ${fmt(r['perSecond'])} | ${percent(r['vsNone'])} | ${byRound} | ${signed(r['addedP50'])} | ${signed(r['addedP99'])} | ${fmt(r['failures'])} |`,
+      `| ${String(r['scenario'])} | ${String(r['system'])} | ${fmt(r['p50'])} | ${fmt(r['p99'])} | ${fmt(r['perSecond'])} | ${percent(r['vsNone'])} | ${byRound} | ${signed(r['addedP50'])} | ${signed(r['addedP99'])} | ${fmt(r['firewallCpuMicros'], 1)} | ${fmt(r['failures'])} |`,
     );
   }
 }

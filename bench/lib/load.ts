@@ -5,6 +5,8 @@ import { summarize, type LatencySummary } from './stats.js';
 export interface LoadResult extends LatencySummary {
   perSecond: number;
   failures: number;
+  /** CPU time the firewall's processes spent per connection (set by the caller). */
+  firewallCpuMicros?: number;
 }
 
 export async function runLoad(

@@ -95,7 +95,10 @@ async function startBastionSystem(ctx: SystemContext): Promise<RunningSystem> {
     stop: async () => {
       await Promise.all([helper.stop(), daemon.stop()]);
       // BENCH_DEBUG: the helper's queue counters (how many packets its fast path answered).
-      if (process.env['BENCH_DEBUG']) console.error(JSON.stringify((await helper.waitFor('helper stopped', 1000))['queue']));
+      if (process.env['BENCH_DEBUG']) {
+        const stopped = await helper.waitFor('helper stopped', 1000);
+        console.error(JSON.stringify({ queue: stopped['queue'], systemQueue: stopped['systemQueue'], stalledMs: stopped['stalledMs'] }));
+      }
     },
   };
 }
