@@ -23,8 +23,8 @@ export interface ChannelEvents {
 export const REPORT_DELAY_MS = 10;
 /**
  * How long packets the helper's fast path answered wait to be collected for reporting (then
- * REPORT_DELAY_MS more). Each collection wakes the helper's JS, and while it runs the queue
- * waits: every 100 ms (not 10) keeps that off the connect latency.
+ * REPORT_DELAY_MS more). Each collection costs both processes some CPU, which on a small
+ * machine the queue's reader thread and the programs it serves compete for: every 100 ms.
  */
 export const FAST_REPORT_DELAY_MS = 100;
 export const REPORT_BATCH = 32;

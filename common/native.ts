@@ -20,6 +20,7 @@ export interface QueueCountersRaw {
   overruns: number;
   verdictErrors: number;
   badMessages: number;
+  handoffFull: number;
   /** Packets answered by the fast path (native/src/fast_path.h). */
   fastDecided: number;
   /** Packets the fast path matched but left to JS because process events were unread. */

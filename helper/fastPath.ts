@@ -20,20 +20,26 @@ const REARM_INTERVAL_MS = 100;
 const MAX_TOKEN = 0xffffffff;
 /** (protocol, port) pairs whose arming time is kept per process; more start the record afresh. */
 const PORTS_TIMED = 16;
+/**
+ * Armings replaced or dropped whose answered packets may still wait in the addon (its reader
+ * thread answers while JS runs), kept until a take has collected them; beyond this many the
+ * oldest is forgotten and its late packets are reported without a process.
+ */
+const RETIRED_KEPT = 256;
+/** Takes per collection at most: what waited when it began is in the first few. */
+const TAKES_PER_COLLECTION = 32;
 
 const portKey = (protocol: number, port: number): number => (protocol << 16) | port;
 
 export class FastPath implements ProcessEventListener {
   /** Arming token -> the process it armed, for the reports of what the addon answered. */
   private readonly armed = new Map<number, ProcessInfo>();
+  /** Tokens no longer armed, with their process, oldest first (RETIRED_KEPT). */
+  private readonly retired = new Map<number, ProcessInfo>();
   /** pid -> its current arming token, oldest arming first. */
   private readonly tokenOfPid = new Map<number, number>();
   /** pid -> when each of its (protocol, port) was last armed, by portKey. */
   private readonly armedAt = new Map<number, Map<number, number>>();
-  /** Tokens no longer armed whose answered packets may still wait in the addon. */
-  private retired: number[] = [];
-  /** The addon said answered packets wait, and they have not all been taken yet. */
-  private answeredWaiting = false;
   private nextToken = 1;
   /** fd numbers the addon tries per process at most. */
   readonly fdsPerProcess: number;
@@ -76,23 +82,27 @@ export class FastPath implements ProcessEventListener {
     if (this.queue.armFastPath({ ...entry, pid: info.pid, token }) !== 0) this.disarm(info.pid);
   }
 
-  /** The queue's callback said answered packets wait: keep retired armings' details until taken. */
-  noteAnsweredWaiting(): void {
-    this.answeredWaiting = true;
-  }
-
-  /** Hands report every packet the addon answered since the last call, with the process its arming named. */
-  takeAnswered(report: (packet: QueuedPacket, process: ProcessInfo | null) => void): void {
+  /**
+   * Hands report every packet the addon answered since the last call, with the process its
+   * arming named. Armings retired before this call are forgotten after it: every packet they
+   * answered was in the addon's list by the time they were retired. Returns false when more
+   * were still coming in after TAKES_PER_COLLECTION takes: the addon tells JS again only once
+   * its list has been emptied, so the caller must collect again.
+   */
+  takeAnswered(report: (packet: QueuedPacket, process: ProcessInfo | null) => void): boolean {
+    const retiredBefore = [...this.retired.keys()];
     try {
-      for (;;) {
+      for (let take = 0; take < TAKES_PER_COLLECTION; take++) {
         const { packets, count } = this.queue.takeFastAnswered();
-        if (count <= 0) break;
-        for (let i = 0; i < count; i++) report(packets[i]!, this.armed.get(packets[i]!.fastToken) ?? null);
+        if (count <= 0) return true;
+        for (let i = 0; i < count; i++) {
+          const token = packets[i]!.fastToken;
+          report(packets[i]!, this.armed.get(token) ?? this.retired.get(token) ?? null);
+        }
       }
+      return false;
     } finally {
-      this.answeredWaiting = false;
-      for (const token of this.retired) this.armed.delete(token);
-      this.retired = [];
+      for (const token of retiredBefore) this.retired.delete(token);
     }
   }
 
@@ -131,7 +141,13 @@ export class FastPath implements ProcessEventListener {
     const token = this.tokenOfPid.get(pid);
     if (token === undefined) return;
     this.tokenOfPid.delete(pid);
-    if (this.answeredWaiting) this.retired.push(token);
-    else this.armed.delete(token);
+    const info = this.armed.get(token);
+    this.armed.delete(token);
+    if (info === undefined) return;
+    if (this.retired.size >= RETIRED_KEPT) {
+      const oldest = this.retired.keys().next();
+      if (oldest.done !== true) this.retired.delete(oldest.value);
+    }
+    this.retired.set(token, info);
   }
 }

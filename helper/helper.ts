@@ -242,7 +242,6 @@ export class Helper {
     const fastPath = new FastPath(queue, this.processEvents);
     this.processEvents.subscribe(fastPath);
     queue.onFastAnswered = () => {
-      fastPath.noteAnsweredWaiting();
       // Collected in bulk, like the cache's reports: JS is not woken per answered packet.
       setTimeout(() => this.reportFastAnswered(fastPath), FAST_REPORT_DELAY_MS);
     };
@@ -251,7 +250,7 @@ export class Helper {
 
   private reportFastAnswered(fastPath: FastPath): void {
     const reports: PacketRecord[] = [];
-    fastPath.takeAnswered((packet, process) => {
+    const drained = fastPath.takeAnswered((packet, process) => {
       this.packets += packet.fastRepeats;
       let record: PacketRecord | null;
       try {
@@ -266,6 +265,7 @@ export class Helper {
       reports.push(record);
     });
     if (reports.length > 0) this.link?.sendReports(reports);
+    if (!drained) setTimeout(() => this.reportFastAnswered(fastPath), FAST_REPORT_DELAY_MS);
   }
 
   /** Answers every held packet, closes the queue and the bus, removes our rules. */

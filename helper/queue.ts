@@ -1,5 +1,5 @@
-// The NFQUEUE stage: packets arrive in batches from the addon; verdicts go back by packet id,
-// in any order. Packet payloads are views into one buffer the addon reuses each wake-up, so a
+// The NFQUEUE stage: the addon's reader thread answers what the fast path can and hands the
+// rest to JS in batches; verdicts go back by packet id, in any order. Packet payloads are views into one buffer the addon reuses each wake-up, so a
 // handler must finish reading them before it returns.
 import { loadNative, type NativeAddon, type QueueOpenOptions } from '../common/native.js';
 
@@ -46,6 +46,8 @@ export interface QueueCounters {
   overruns: number;
   verdictErrors: number;
   badMessages: number;
+  /** Packets given the queue-full verdict because JS was a whole hand-off ring behind. */
+  handoffFull: number;
   fastDecided: number;
   fastEventsPending: number;
   fastMissed: number;
@@ -144,7 +146,6 @@ export class PacketQueue {
       options,
       (count, answeredWaiting) => {
         if (!queue) return;
-        // First: what onBatch learns (an exit, say) must not drop what the answered packets need.
         if (answeredWaiting) queue.onFastAnswered?.();
         if (count > 0) onBatch(queue.decode(count), count);
       },

@@ -1,12 +1,16 @@
 /* Thin N-API glue over queue.c, sock_diag.c, proc_events.c, peercred.c, sd_notify.c and caller_bpf.c.
- * The queue is read on libuv's loop: one JS call per wake-up with a whole batch of packets,
- * written into an ArrayBuffer allocated once. A JS exception in that call can neither crash
- * the process nor strand a packet: unanswered packets of the batch get the exception verdict. */
+ * Each queue is read by a thread of its own, which answers what the fast path can at once (so a
+ * busy JS loop never delays those) and hands the rest to the loop: one JS call per wake-up with
+ * a whole batch of packets, written into an ArrayBuffer allocated once. A JS exception in that
+ * call can neither crash the process nor strand a packet: unanswered packets of the batch get
+ * the exception verdict. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <node_api.h>
 #include <uv.h>
@@ -23,8 +27,21 @@
  * whole machine; NULL until callerAttach() succeeds. Read by sockDiagLookup and the fast path. */
 static struct bq_caller *g_caller;
 
+/* Guards every queue's fast path table and answered list, the registry below and g_caller: a
+ * reader thread decides under it, and JS arms, disarms, takes answered packets and reads
+ * process events under it. An event read is therefore applied (its pid disarmed) before any
+ * decision can see the event socket empty. */
+static pthread_mutex_t g_fast_lock = PTHREAD_MUTEX_INITIALIZER;
+/* The fast paths that process events must reach (one per queue that enabled it). */
+#define BQ_MAX_FAST_PATHS 16
+static struct bq_fast_path *g_fast_paths[BQ_MAX_FAST_PATHS];
+
 /* Packets handed to JS per wake-up at most; the rest wait for the next loop turn. */
 #define BQ_MAX_BATCH 256
+/* Packets a reader thread may hand to a busy loop before it gives the queue-full verdict. */
+#define BQ_HANDOFF_SLOTS 1024
+/* A waiting read returns this often at least, so a reader always sees that it must stop. */
+#define BQ_READER_TIMEOUT_MS 1000
 
 #define NAPI_CALL(env, call)                                                                        \
 	do {                                                                                        \
@@ -110,16 +127,21 @@ static void *get_handle(napi_env env, napi_value v, enum handle_kind kind, const
 struct watched {
 	struct handle h;
 	napi_env env;
-	uv_poll_t poll;
+	/* A socket polled on the loop (process events), or an async handle its own thread wakes (the queue). */
+	union {
+		uv_poll_t poll;
+		uv_async_t async;
+	} uv;
+	bool is_async;
 	napi_async_context async_ctx;
 	bool closed;
 	/* Closes the kernel socket and drops the JS references of its kind. */
 	void (*release)(struct watched *w);
 };
 
-static void watched_uv_closed(uv_handle_t *poll)
+static void watched_uv_closed(uv_handle_t *handle)
 {
-	struct watched *w = poll->data;
+	struct watched *w = handle->data;
 	w->h.uv_holds = false;
 	if (!w->h.js_holds)
 		free(w);
@@ -135,10 +157,11 @@ static void close_watched(struct watched *w, bool from_hook)
 	w->closed = true;
 	if (!from_hook)
 		napi_remove_env_cleanup_hook(w->env, watched_cleanup_hook, w);
-	uv_poll_stop(&w->poll);
+	if (!w->is_async)
+		uv_poll_stop(&w->uv.poll);
 	w->release(w);
 	napi_async_destroy(w->env, w->async_ctx);
-	uv_close((uv_handle_t *)&w->poll, watched_uv_closed);
+	uv_close((uv_handle_t *)&w->uv, watched_uv_closed);
 }
 
 static void watched_cleanup_hook(void *arg)
@@ -160,28 +183,32 @@ static void watched_finalize(napi_env env, void *data, void *hint)
 		free(w);
 }
 
-/* Starts watching fd and returns the JS handle. On failure the socket is released, w is freed
- * (now, or once libuv has closed the poll) and a JS error is thrown. */
-static napi_value start_watching(napi_env env, struct watched *w, int fd, const char *resource, uv_poll_cb on_readable)
+/* Makes w's libuv handle (the poll of fd, or with on_wake an async handle) and returns the JS
+ * handle. On failure the socket is released, w is freed (now, or once libuv has closed the
+ * handle) and a JS error is thrown. */
+static napi_value start_handle(napi_env env, struct watched *w, const char *resource, int fd, uv_poll_cb on_readable,
+			       uv_async_cb on_wake)
 {
 	napi_value resource_name, handle;
 	uv_loop_t *loop;
 	w->env = env;
+	w->is_async = on_wake != NULL;
 	napi_create_string_utf8(env, resource, NAPI_AUTO_LENGTH, &resource_name);
 	napi_async_init(env, NULL, resource_name, &w->async_ctx);
 	napi_get_uv_event_loop(env, &loop);
-	w->poll.data = w;
-	int uerr = uv_poll_init(loop, &w->poll, fd);
+	int uerr = w->is_async ? uv_async_init(loop, &w->uv.async, on_wake) : uv_poll_init(loop, &w->uv.poll, fd);
+	w->uv.poll.data = w; /* the same field of either handle */
 	if (uerr < 0) {
+		const char *what = w->is_async ? "uv_async_init" : "uv_poll_init";
 		w->closed = true;
 		w->release(w);
 		napi_async_destroy(env, w->async_ctx);
 		free(w);
-		return throw_errno(env, uerr, "uv_poll_init");
+		return throw_errno(env, uerr, what);
 	}
 	w->h.uv_holds = true;
 	napi_add_env_cleanup_hook(env, watched_cleanup_hook, w);
-	uerr = uv_poll_start(&w->poll, UV_READABLE, on_readable);
+	uerr = w->is_async ? 0 : uv_poll_start(&w->uv.poll, UV_READABLE, on_readable);
 	if (uerr < 0) {
 		close_watched(w, false); /* freed once libuv has closed the poll */
 		return throw_errno(env, uerr, "uv_poll_start");
@@ -227,6 +254,8 @@ struct queue_wrap {
 	size_t slot_size;
 	int batch_max;
 	uint32_t exception_verdict;
+	bool fail_open; /* what a packet gets when the hand-off to JS is full */
+	/* Under g_fast_lock: */
 	struct bq_fast_path *fast; /* NULL until queueFastPathEnable */
 	/* Slots of the packets the fast path answered, until JS takes them for its reports; one
 	 * slot per (arming, destination, verdict) among the latest, with a count. */
@@ -235,9 +264,21 @@ struct queue_wrap {
 	int answered_count;
 	/* JS was told answered packets are waiting and has not taken them yet. */
 	bool answered_signalled;
+	/* The reader has woken the loop to tell it so. */
+	bool answered_wake_sent;
 	int answered_max;
 	uint64_t answered_total; /* packets the fast path answered (verdict sent) */
-	/* Packets of the batch JS is handling right now, and whether each got a verdict. */
+	/* The reader thread, and the packets it hands to the loop (a ring, under lock). */
+	pthread_t reader;
+	bool reader_started;
+	bool stopping; /* atomic: the reader ends at its next datagram */
+	uint8_t *reader_slot;
+	pthread_mutex_t lock;
+	uint8_t *handoff;
+	int handoff_head, handoff_count, handoff_max;
+	uint64_t handoff_full; /* packets given the queue-full verdict because JS was that far behind */
+	int reader_error; /* a read error the loop has not reported yet, or 0 */
+	/* Loop only: packets of the batch JS is handling right now, and whether each got a verdict. */
 	int batch_count;
 	bool in_batch;
 	uint32_t batch_ids[BQ_MAX_BATCH];
@@ -316,38 +357,85 @@ static void keep_answered(struct queue_wrap *w, const uint8_t *slot, const struc
 	memcpy(&w->answered_keys[w->answered_count++], &key, sizeof(key));
 }
 
-/* Answers, before JS runs, the packets of the batch the fast path can: their slots move to the
- * answered list and the rest close up. Returns how many are left for JS. */
-static int answer_fast(struct queue_wrap *w, int n)
+/* Reader thread: answers the packet in slot if the fast path can. */
+static bool answer_fast(struct queue_wrap *w, uint8_t *slot)
 {
-	int left = 0;
-	for (int i = 0; i < n; i++) {
-		uint8_t *slot = w->slots + (size_t)i * w->slot_size;
-		struct bq_slot_header h;
-		memcpy(&h, slot, sizeof(h));
-		struct bq_fast_decision d;
-		if (w->answered_count < w->answered_max &&
-		    bq_fast_path_decide(w->fast, g_caller, h.hw_protocol, (h.flags & BQ_SLOT_F_UID) != 0, h.uid, slot + sizeof(h), h.cap_len, &d) &&
-		    bq_queue_verdict(w->q, h.packet_id, d.accept ? 1 : 0, d.has_mark, d.mark) == 0) {
-			h.flags |= BQ_SLOT_F_FAST | (d.accept ? BQ_SLOT_F_FAST_ACCEPT : 0);
-			h.fast_inode = d.inode;
-			h.fast_token = d.token;
-			h.fast_repeats = 1;
-			w->answered_total++;
-			memcpy(slot, &h, sizeof(h));
-			keep_answered(w, slot, &d);
-			continue;
-		}
-		if (left != i)
-			memcpy(w->slots + (size_t)left * w->slot_size, slot, w->slot_size);
-		left++;
-	}
-	return left;
+	struct bq_slot_header h;
+	memcpy(&h, slot, sizeof(h));
+	struct bq_fast_decision d;
+	pthread_mutex_lock(&g_fast_lock);
+	bool decided = w->fast && w->answered_count < w->answered_max &&
+		       bq_fast_path_decide(w->fast, g_caller, h.hw_protocol, (h.flags & BQ_SLOT_F_UID) != 0, h.uid,
+					   slot + sizeof(h), h.cap_len, &d);
+	pthread_mutex_unlock(&g_fast_lock);
+	if (!decided || bq_queue_verdict(w->q, h.packet_id, d.accept ? 1 : 0, d.has_mark, d.mark) != 0)
+		return false;
+	h.flags |= BQ_SLOT_F_FAST | (d.accept ? BQ_SLOT_F_FAST_ACCEPT : 0);
+	h.fast_inode = d.inode;
+	h.fast_token = d.token;
+	h.fast_repeats = 1;
+	memcpy(slot, &h, sizeof(h));
+	pthread_mutex_lock(&g_fast_lock);
+	w->answered_total++;
+	keep_answered(w, slot, &d); /* only this thread adds: the room checked above is still there */
+	/* Once per take: JS is told that answered packets wait, and collects them a little later. */
+	bool tell = !w->answered_signalled && !w->answered_wake_sent;
+	if (tell)
+		w->answered_wake_sent = true;
+	pthread_mutex_unlock(&g_fast_lock);
+	if (tell)
+		uv_async_send(&w->base.uv.async);
+	return true;
 }
 
-static void on_readable(uv_poll_t *handle, int status, int events)
+/* Reader thread: hands a packet to the loop, or gives it the queue-full verdict when JS is a
+ * whole ring behind (a busy loop must not stop the fast path, nor a flood fill memory). */
+static void hand_to_js(struct queue_wrap *w, const uint8_t *slot)
 {
-	(void)events;
+	pthread_mutex_lock(&w->lock);
+	bool full = w->handoff_count == w->handoff_max;
+	if (!full) {
+		int at = (w->handoff_head + w->handoff_count) % w->handoff_max;
+		memcpy(w->handoff + (size_t)at * w->slot_size, slot, w->slot_size);
+		w->handoff_count++;
+	} else {
+		w->handoff_full++;
+	}
+	pthread_mutex_unlock(&w->lock);
+	if (full) {
+		uint32_t id;
+		memcpy(&id, slot, sizeof(id));
+		bq_queue_verdict(w->q, id, w->fail_open ? 1 : 0, false, 0);
+	} else {
+		uv_async_send(&w->base.uv.async);
+	}
+}
+
+static void *reader_main(void *arg)
+{
+	struct queue_wrap *w = arg;
+	while (!__atomic_load_n(&w->stopping, __ATOMIC_ACQUIRE)) {
+		int n = bq_queue_read_wait(w->q, w->reader_slot, w->slot_size);
+		if (n == 0 || n == -EAGAIN || n == -EINTR)
+			continue;
+		if (n < 0) {
+			pthread_mutex_lock(&w->lock);
+			w->reader_error = n;
+			pthread_mutex_unlock(&w->lock);
+			uv_async_send(&w->base.uv.async);
+			struct timespec pause = {0, 10 * 1000000}; /* a broken socket must not spin */
+			nanosleep(&pause, NULL);
+			continue;
+		}
+		if (!answer_fast(w, w->reader_slot))
+			hand_to_js(w, w->reader_slot);
+	}
+	return NULL;
+}
+
+/* Loop: the reader handed over packets, answered some, or met an error. */
+static void on_wake(uv_async_t *handle)
+{
 	struct queue_wrap *w = handle->data;
 	if (w->base.closed)
 		return;
@@ -356,21 +444,28 @@ static void on_readable(uv_poll_t *handle, int status, int events)
 	if (napi_open_handle_scope(env, &scope) != napi_ok)
 		return;
 
-	if (status < 0) {
-		report_errno(w, status, "queue poll");
-		napi_close_handle_scope(env, scope);
-		return;
+	pthread_mutex_lock(&w->lock);
+	int error = w->reader_error;
+	w->reader_error = 0;
+	int n = w->handoff_count < w->batch_max ? w->handoff_count : w->batch_max;
+	for (int i = 0; i < n; i++) {
+		memcpy(w->slots + (size_t)i * w->slot_size, w->handoff + (size_t)w->handoff_head * w->slot_size, w->slot_size);
+		w->handoff_head = (w->handoff_head + 1) % w->handoff_max;
 	}
+	w->handoff_count -= n;
+	bool more = w->handoff_count > 0;
+	pthread_mutex_unlock(&w->lock);
+	if (error)
+		report_errno(w, error, "queue read");
 
-	int n = bq_queue_read_batch(w->q, w->slots, w->slot_size, w->batch_max);
-	if (n > 0 && w->fast)
-		n = answer_fast(w, n);
-	/* Once per take: JS is told that answered packets wait, and collects them a little later
-	 * (told again at the next wake-up if this call does not reach it). */
+	pthread_mutex_lock(&g_fast_lock);
 	bool signal = w->answered_count > 0 && !w->answered_signalled;
-	if (n < 0) {
-		report_errno(w, n, "queue read");
-	} else if (n > 0 || signal) {
+	if (signal)
+		w->answered_signalled = true;
+	w->answered_wake_sent = false;
+	pthread_mutex_unlock(&g_fast_lock);
+
+	if (!w->base.closed && (n > 0 || signal)) {
 		w->batch_count = n;
 		for (int i = 0; i < n; i++) {
 			memcpy(&w->batch_ids[i], w->slots + (size_t)i * w->slot_size, sizeof(uint32_t));
@@ -388,8 +483,6 @@ static void on_readable(uv_poll_t *handle, int status, int events)
 		if (st == napi_ok)
 			st = napi_make_callback(env, w->base.async_ctx, recv, cb, 2, argv, NULL);
 		w->in_batch = false;
-		if (signal && st == napi_ok)
-			w->answered_signalled = true;
 		/* A handler that threw leaves its exception pending: clear it always (even when it
 		 * closed the queue first), or N-API would throw it again at JS's next native call. */
 		napi_value exc = NULL;
@@ -400,6 +493,11 @@ static void on_readable(uv_poll_t *handle, int status, int events)
 				napi_get_and_clear_last_exception(env, &exc);
 		}
 		if (st != napi_ok && !w->base.closed) {
+			if (signal) {
+				pthread_mutex_lock(&g_fast_lock);
+				w->answered_signalled = false; /* told again at the next wake-up */
+				pthread_mutex_unlock(&g_fast_lock);
+			}
 			/* The handler threw: every packet it did not answer gets the exception verdict. */
 			for (int i = 0; i < n; i++)
 				if (!w->batch_done[i])
@@ -410,20 +508,46 @@ static void on_readable(uv_poll_t *handle, int status, int events)
 				report_errno(w, -EPROTO, "queue batch callback failed");
 		}
 	}
+	/* The rest wait for the next loop turn. */
+	if (more && !w->base.closed)
+		uv_async_send(&w->base.uv.async);
 	napi_close_handle_scope(env, scope);
+}
+
+/* Loop: stops the reader thread and waits for it (it ends at its next datagram, which the
+ * wake-up makes the kernel send). */
+static void stop_reader(struct queue_wrap *w)
+{
+	if (!w->reader_started)
+		return;
+	__atomic_store_n(&w->stopping, true, __ATOMIC_RELEASE);
+	bq_queue_wake(w->q);
+	pthread_join(w->reader, NULL);
+	w->reader_started = false;
 }
 
 static void release_queue(struct watched *base)
 {
 	struct queue_wrap *w = (struct queue_wrap *)base;
-	bq_queue_close(w->q);
-	w->q = NULL;
+	stop_reader(w);
+	pthread_mutex_lock(&g_fast_lock);
+	for (int i = 0; i < BQ_MAX_FAST_PATHS; i++)
+		if (w->fast && g_fast_paths[i] == w->fast)
+			g_fast_paths[i] = NULL;
 	bq_fast_path_close(w->fast);
 	w->fast = NULL;
 	free(w->answered);
 	w->answered = NULL;
 	free(w->answered_keys);
 	w->answered_keys = NULL;
+	pthread_mutex_unlock(&g_fast_lock);
+	bq_queue_close(w->q);
+	w->q = NULL;
+	free(w->reader_slot);
+	w->reader_slot = NULL;
+	free(w->handoff);
+	w->handoff = NULL;
+	pthread_mutex_destroy(&w->lock);
 	napi_delete_reference(base->env, w->on_batch);
 	napi_delete_reference(base->env, w->on_error);
 	napi_delete_reference(base->env, w->slots_ref);
@@ -463,29 +587,49 @@ static napi_value queue_open(napi_env env, napi_callback_info info)
 	w->base.release = release_queue;
 	w->batch_max = (int)batch_max;
 	w->exception_verdict = exception_verdict;
+	w->fail_open = opts.fail_open;
 	/* Header plus the copy range, rounded up so each slot header stays 8-byte aligned. */
 	w->slot_size = (sizeof(struct bq_slot_header) + opts.copy_range + 7) & ~(size_t)7;
-
-	int err = bq_queue_open(&w->q, &opts);
-	if (err < 0) {
+	w->handoff_max = BQ_HANDOFF_SLOTS;
+	w->reader_slot = malloc(w->slot_size);
+	w->handoff = malloc((size_t)w->handoff_max * w->slot_size);
+	int err = w->reader_slot && w->handoff ? pthread_mutex_init(&w->lock, NULL) : ENOMEM;
+	if (err != 0) {
+		free(w->reader_slot);
+		free(w->handoff);
 		free(w);
-		return throw_errno(env, err, "cannot bind NFQUEUE (is another program using this queue number? CAP_NET_ADMIN?)");
+		return throw_errno(env, -err, "queueOpen");
 	}
 
+	err = bq_queue_open(&w->q, &opts);
 	napi_value slots, handle, result, v;
 	void *data = NULL;
-	if (napi_create_arraybuffer(env, w->slot_size * batch_max, &data, &slots) != napi_ok) {
+	if (err == 0 && napi_create_arraybuffer(env, w->slot_size * batch_max, &data, &slots) != napi_ok) {
 		bq_queue_close(w->q);
+		err = -ENOMEM;
+	}
+	if (err < 0) {
+		pthread_mutex_destroy(&w->lock);
+		free(w->reader_slot);
+		free(w->handoff);
 		free(w);
-		return throw_errno(env, -ENOMEM, "queueOpen buffer");
+		return throw_errno(env, err, err == -ENOMEM ? "queueOpen buffer" : "cannot bind NFQUEUE (is another program using this queue number? CAP_NET_ADMIN?)");
 	}
 	w->slots = data;
 	napi_create_reference(env, slots, 1, &w->slots_ref);
 	napi_create_reference(env, argv[1], 1, &w->on_batch);
 	napi_create_reference(env, argv[2], 1, &w->on_error);
-	handle = start_watching(env, &w->base, bq_queue_fd(w->q), "BastionQueue", on_readable);
+	handle = start_handle(env, &w->base, "BastionQueue", -1, NULL, on_wake);
 	if (!handle)
 		return NULL;
+	err = bq_queue_wait_mode(w->q, BQ_READER_TIMEOUT_MS);
+	if (err == 0)
+		err = -pthread_create(&w->reader, NULL, reader_main, w);
+	if (err < 0) {
+		close_watched(&w->base, false);
+		return throw_errno(env, err, "queueOpen reader thread");
+	}
+	w->reader_started = true;
 	NAPI_CALL(env, napi_create_object(env, &result));
 	napi_set_named_property(env, result, "handle", handle);
 	napi_set_named_property(env, result, "slots", slots);
@@ -535,25 +679,38 @@ static napi_value queue_counters(napi_env env, napi_callback_info info)
 	struct queue_wrap *w = argc ? get_handle(env, argv[0], KIND_QUEUE, QUEUE_EXPECTED) : NULL;
 	if (!w)
 		return NULL;
-	struct bq_counters zero = {0};
-	const struct bq_counters *c = w->base.closed ? &zero : bq_queue_counters(w->q);
+	struct bq_counters c = {0};
+	struct bq_fast_counters f = {0};
+	uint64_t fast_decided = 0, handoff_full = 0;
+	if (!w->base.closed) {
+		bq_queue_counters(w->q, &c);
+		pthread_mutex_lock(&g_fast_lock);
+		if (w->fast)
+			f = *bq_fast_path_counters(w->fast);
+		fast_decided = w->answered_total;
+		pthread_mutex_unlock(&g_fast_lock);
+		pthread_mutex_lock(&w->lock);
+		handoff_full = w->handoff_full;
+		pthread_mutex_unlock(&w->lock);
+	}
 	NAPI_CALL(env, napi_create_object(env, &out));
-	napi_create_double(env, (double)c->packets, &v);
-	napi_set_named_property(env, out, "packets", v);
-	napi_create_double(env, (double)c->overruns, &v);
-	napi_set_named_property(env, out, "overruns", v);
-	napi_create_double(env, (double)c->verdict_errors, &v);
-	napi_set_named_property(env, out, "verdictErrors", v);
-	napi_create_double(env, (double)c->bad_messages, &v);
-	napi_set_named_property(env, out, "badMessages", v);
-	struct bq_fast_counters no_fast = {0};
-	const struct bq_fast_counters *f = !w->base.closed && w->fast ? bq_fast_path_counters(w->fast) : &no_fast;
-	napi_create_double(env, (double)(w->base.closed ? 0 : w->answered_total), &v);
-	napi_set_named_property(env, out, "fastDecided", v);
-	napi_create_double(env, (double)f->events_pending, &v);
-	napi_set_named_property(env, out, "fastEventsPending", v);
-	napi_create_double(env, (double)f->missed, &v);
-	napi_set_named_property(env, out, "fastMissed", v);
+	const struct {
+		const char *name;
+		uint64_t value;
+	} fields[] = {
+		{"packets", c.packets},
+		{"overruns", c.overruns},
+		{"verdictErrors", c.verdict_errors},
+		{"badMessages", c.bad_messages},
+		{"handoffFull", handoff_full},
+		{"fastDecided", fast_decided},
+		{"fastEventsPending", f.events_pending},
+		{"fastMissed", f.missed},
+	};
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		napi_create_double(env, (double)fields[i].value, &v);
+		napi_set_named_property(env, out, fields[i].name, v);
+	}
 	return out;
 }
 
@@ -666,7 +823,11 @@ static napi_value caller_attach(napi_env env, napi_callback_info info)
 	if (g_caller)
 		return NULL;
 	const char *stage = NULL;
-	int err = bq_caller_open(&g_caller, path, &stage);
+	struct bq_caller *caller = NULL;
+	int err = bq_caller_open(&caller, path, &stage);
+	pthread_mutex_lock(&g_fast_lock);
+	g_caller = caller;
+	pthread_mutex_unlock(&g_fast_lock);
 	if (err < 0) {
 		char what[64];
 		snprintf(what, sizeof(what), "callerAttach: %s", stage ? stage : "?");
@@ -680,8 +841,11 @@ static napi_value caller_detach(napi_env env, napi_callback_info info)
 {
 	(void)env;
 	(void)info;
-	bq_caller_close(g_caller);
+	pthread_mutex_lock(&g_fast_lock);
+	struct bq_caller *caller = g_caller;
 	g_caller = NULL;
+	pthread_mutex_unlock(&g_fast_lock);
+	bq_caller_close(caller);
 	return NULL;
 }
 
@@ -823,7 +987,26 @@ static napi_value proc_events_open(napi_env env, napi_callback_info info)
 		return throw_errno(env, err, "cannot subscribe to process events (NETLINK_CONNECTOR)");
 	}
 	napi_create_reference(env, argv[0], 1, &w->on_readable);
-	return start_watching(env, &w->base, bq_proc_events_fd(w->e), "BastionProcessEvents", on_proc_events_readable);
+	return start_handle(env, &w->base, "BastionProcessEvents", bq_proc_events_fd(w->e), on_proc_events_readable, NULL);
+}
+
+/* Under g_fast_lock: every fast path forgets the pids these events changed, or everything when
+ * events were lost. JS does the same when it handles them; this only closes the moment between
+ * the read and that. */
+static void forget_changed_processes(const struct bq_proc_event *events, int count)
+{
+	for (int f = 0; f < BQ_MAX_FAST_PATHS; f++) {
+		struct bq_fast_path *fp = g_fast_paths[f];
+		if (!fp)
+			continue;
+		if (count == -ENOBUFS)
+			bq_fast_path_clear(fp);
+		for (int i = 0; i < count; i++) {
+			bq_fast_path_disarm(fp, events[i].pid);
+			if (events[i].type == BQ_PROC_FORK)
+				bq_fast_path_disarm(fp, events[i].ppid);
+		}
+	}
 }
 
 /* procEventsRead(handle, out: Int32Array of (type, pid, ppid) triples) -> count or -errno */
@@ -844,7 +1027,14 @@ static napi_value proc_events_read(napi_env env, napi_callback_info info)
 		return NULL;
 	}
 	_Static_assert(sizeof(struct bq_proc_event) == 3 * sizeof(int32_t), "events are int32 triples");
-	int rc = w->base.closed ? -EBADF : bq_proc_events_read(w->e, data, (int)(len / 3));
+	int rc = -EBADF;
+	if (!w->base.closed) {
+		/* Read and applied at once: no fast path decides between the two (g_fast_lock). */
+		pthread_mutex_lock(&g_fast_lock);
+		rc = bq_proc_events_read(w->e, data, (int)(len / 3));
+		forget_changed_processes(data, rc);
+		pthread_mutex_unlock(&g_fast_lock);
+	}
 	NAPI_CALL(env, napi_create_int32(env, rc, &ret));
 	return ret;
 }
@@ -869,23 +1059,31 @@ static napi_value queue_fast_path_enable(napi_env env, napi_callback_info info)
 		return NULL;
 	if (w->base.closed || e->base.closed)
 		return throw_errno(env, -EBADF, "queueFastPathEnable");
-	if (w->fast)
-		return NULL;
-	size_t by_bytes = BQ_FAST_ANSWERED_BYTES / w->slot_size;
-	w->answered_max = by_bytes < BQ_FAST_ANSWERED_MAX ? (int)by_bytes : BQ_FAST_ANSWERED_MAX;
-	if (w->answered_max < 1)
-		w->answered_max = 1;
-	w->answered = malloc((size_t)w->answered_max * w->slot_size);
-	w->answered_keys = calloc((size_t)w->answered_max, sizeof(struct answered_key));
-	int err = w->answered && w->answered_keys ? bq_fast_path_open(&w->fast, bq_proc_events_fd(e->e)) : -ENOMEM;
-	if (err < 0) {
-		free(w->answered);
-		w->answered = NULL;
-		free(w->answered_keys);
-		w->answered_keys = NULL;
-		return throw_errno(env, err, "queueFastPathEnable");
+	pthread_mutex_lock(&g_fast_lock);
+	int err = 0;
+	if (!w->fast) {
+		int free_at = -1;
+		for (int i = BQ_MAX_FAST_PATHS - 1; i >= 0; i--)
+			if (!g_fast_paths[i])
+				free_at = i;
+		size_t by_bytes = BQ_FAST_ANSWERED_BYTES / w->slot_size;
+		w->answered_max = by_bytes < BQ_FAST_ANSWERED_MAX ? (int)by_bytes : BQ_FAST_ANSWERED_MAX;
+		if (w->answered_max < 1)
+			w->answered_max = 1;
+		w->answered = malloc((size_t)w->answered_max * w->slot_size);
+		w->answered_keys = calloc((size_t)w->answered_max, sizeof(struct answered_key));
+		err = free_at < 0 ? -EMFILE : !w->answered || !w->answered_keys ? -ENOMEM : bq_fast_path_open(&w->fast, bq_proc_events_fd(e->e));
+		if (err < 0) {
+			free(w->answered);
+			w->answered = NULL;
+			free(w->answered_keys);
+			w->answered_keys = NULL;
+		} else {
+			g_fast_paths[free_at] = w->fast;
+		}
 	}
-	return NULL;
+	pthread_mutex_unlock(&g_fast_lock);
+	return err < 0 ? throw_errno(env, err, "queueFastPathEnable") : NULL;
 }
 
 /* The queue's fast path, or NULL (and nothing to do) when it is closed or was never enabled. */
@@ -927,9 +1125,12 @@ static napi_value queue_fast_path_arm(napi_env env, napi_callback_info info)
 		rc = -EINVAL;
 	else if (!fp)
 		rc = -EBADF;
-	else
+	else {
+		pthread_mutex_lock(&g_fast_lock);
 		rc = bq_fast_path_arm(fp, token, pid, uid, fds, (int)n_fds, (uint8_t)protocol, (uint16_t)port, accept,
 				      mark_type == napi_number, mark, ttl_ms);
+		pthread_mutex_unlock(&g_fast_lock);
+	}
 	NAPI_CALL(env, napi_create_int32(env, rc, &ret));
 	return ret;
 }
@@ -946,13 +1147,15 @@ static napi_value queue_fast_path_disarm(napi_env env, napi_callback_info info)
 	napi_valuetype pid_type = napi_undefined;
 	if (argc >= 2)
 		NAPI_CALL(env, napi_typeof(env, argv[1], &pid_type));
-	if (pid_type != napi_number) {
+	int32_t pid = 0;
+	if (pid_type == napi_number)
+		NAPI_CALL(env, napi_get_value_int32(env, argv[1], &pid));
+	pthread_mutex_lock(&g_fast_lock);
+	if (pid_type != napi_number)
 		bq_fast_path_clear(fp);
-		return NULL;
-	}
-	int32_t pid;
-	NAPI_CALL(env, napi_get_value_int32(env, argv[1], &pid));
-	bq_fast_path_disarm(fp, pid);
+	else
+		bq_fast_path_disarm(fp, pid);
+	pthread_mutex_unlock(&g_fast_lock);
 	return NULL;
 }
 
@@ -969,14 +1172,18 @@ static napi_value queue_fast_path_take(napi_env env, napi_callback_info info)
 	int taken = 0;
 	if (w->in_batch) {
 		taken = -EBUSY;
-	} else if (!w->base.closed && w->answered) {
-		taken = w->answered_count < w->batch_max ? w->answered_count : w->batch_max;
-		memcpy(w->slots, w->answered, (size_t)taken * w->slot_size);
-		w->answered_count -= taken;
-		memmove(w->answered, w->answered + (size_t)taken * w->slot_size, (size_t)w->answered_count * w->slot_size);
-		memmove(w->answered_keys, w->answered_keys + taken, (size_t)w->answered_count * sizeof(struct answered_key));
-		if (w->answered_count == 0)
-			w->answered_signalled = false;
+	} else if (!w->base.closed) {
+		pthread_mutex_lock(&g_fast_lock);
+		if (w->answered) {
+			taken = w->answered_count < w->batch_max ? w->answered_count : w->batch_max;
+			memcpy(w->slots, w->answered, (size_t)taken * w->slot_size);
+			w->answered_count -= taken;
+			memmove(w->answered, w->answered + (size_t)taken * w->slot_size, (size_t)w->answered_count * w->slot_size);
+			memmove(w->answered_keys, w->answered_keys + taken, (size_t)w->answered_count * sizeof(struct answered_key));
+			if (w->answered_count == 0)
+				w->answered_signalled = false;
+		}
+		pthread_mutex_unlock(&g_fast_lock);
 	}
 	NAPI_CALL(env, napi_create_int32(env, taken, &ret));
 	return ret;

@@ -3,9 +3,11 @@
 #include "queue.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <arpa/inet.h>
 
@@ -153,9 +155,12 @@ int bq_queue_fd(const struct bq_queue *q)
 	return mnl_socket_get_fd(q->nl);
 }
 
-const struct bq_counters *bq_queue_counters(const struct bq_queue *q)
+void bq_queue_counters(const struct bq_queue *q, struct bq_counters *out)
 {
-	return &q->counters;
+	out->packets = __atomic_load_n(&q->counters.packets, __ATOMIC_RELAXED);
+	out->overruns = __atomic_load_n(&q->counters.overruns, __ATOMIC_RELAXED);
+	out->verdict_errors = __atomic_load_n(&q->counters.verdict_errors, __ATOMIC_RELAXED);
+	out->bad_messages = __atomic_load_n(&q->counters.bad_messages, __ATOMIC_RELAXED);
 }
 
 void bq_queue_close(struct bq_queue *q)
@@ -222,6 +227,35 @@ static int packet_to_slot(const struct nlmsghdr *nlh, uint8_t *slot, size_t slot
 	return 1;
 }
 
+/* Walks the messages of one datagram: packets go into slots (at most *room more), acks and
+ * errors are counted. Returns how many slots it filled. */
+static int parse_datagram(struct bq_queue *q, ssize_t n, uint8_t *slots, size_t slot_size, int room)
+{
+	int count = 0;
+	const struct nlmsghdr *nlh = (const struct nlmsghdr *)q->recv_buf;
+	int len = (int)n;
+	while (mnl_nlmsg_ok(nlh, len)) {
+		if (nlh->nlmsg_type == NLMSG_ERROR) {
+			const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
+			if (nlh->nlmsg_len >= mnl_nlmsg_size(sizeof(*e)) && e->error != 0)
+				__atomic_add_fetch(&q->counters.verdict_errors, 1, __ATOMIC_RELAXED);
+		} else if (NFNL_SUBSYS_ID(nlh->nlmsg_type) == NFNL_SUBSYS_QUEUE &&
+			   NFNL_MSG_TYPE(nlh->nlmsg_type) == NFQNL_MSG_PACKET) {
+			if (count >= room) {
+				/* Cannot happen with one packet per datagram; never lose one silently. */
+				__atomic_add_fetch(&q->counters.bad_messages, 1, __ATOMIC_RELAXED);
+			} else if (packet_to_slot(nlh, slots + (size_t)count * slot_size, slot_size) > 0) {
+				count++;
+				__atomic_add_fetch(&q->counters.packets, 1, __ATOMIC_RELAXED);
+			} else {
+				__atomic_add_fetch(&q->counters.bad_messages, 1, __ATOMIC_RELAXED);
+			}
+		}
+		nlh = mnl_nlmsg_next(nlh, &len);
+	}
+	return count;
+}
+
 int bq_queue_read_batch(struct bq_queue *q, uint8_t *slots, size_t slot_size, int max_packets)
 {
 	if (slot_size <= sizeof(struct bq_slot_header))
@@ -234,41 +268,57 @@ int bq_queue_read_batch(struct bq_queue *q, uint8_t *slots, size_t slot_size, in
 				continue;
 			if (errno == ENOBUFS) {
 				/* The kernel could not queue messages for us: count and keep reading. */
-				q->counters.overruns++;
+				__atomic_add_fetch(&q->counters.overruns, 1, __ATOMIC_RELAXED);
 				continue;
 			}
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				break;
 			return count > 0 ? count : -errno;
 		}
-
-		/* One datagram may carry several messages; walk them all. */
-		const struct nlmsghdr *nlh = (const struct nlmsghdr *)q->recv_buf;
-		int len = (int)n;
-		while (mnl_nlmsg_ok(nlh, len)) {
-			if (nlh->nlmsg_type == NLMSG_ERROR) {
-				const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
-				if (nlh->nlmsg_len >= mnl_nlmsg_size(sizeof(*e)) && e->error != 0)
-					q->counters.verdict_errors++;
-			} else if (NFNL_SUBSYS_ID(nlh->nlmsg_type) == NFNL_SUBSYS_QUEUE &&
-				   NFNL_MSG_TYPE(nlh->nlmsg_type) == NFQNL_MSG_PACKET) {
-				if (count >= max_packets) {
-					/* Cannot happen with one packet per datagram; never lose one silently. */
-					q->counters.bad_messages++;
-				} else {
-					int r = packet_to_slot(nlh, slots + (size_t)count * slot_size, slot_size);
-					if (r > 0) {
-						count++;
-						q->counters.packets++;
-					} else {
-						q->counters.bad_messages++;
-					}
-				}
-			}
-			nlh = mnl_nlmsg_next(nlh, &len);
-		}
+		count += parse_datagram(q, n, slots + (size_t)count * slot_size, slot_size, max_packets - count);
 	}
 	return count;
+}
+
+int bq_queue_wait_mode(struct bq_queue *q, unsigned timeout_ms)
+{
+	int fd = mnl_socket_get_fd(q->nl);
+	struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+	int flags = fcntl(fd, F_GETFL);
+	if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
+		return -errno;
+	return 0;
+}
+
+int bq_queue_read_wait(struct bq_queue *q, uint8_t *slot, size_t slot_size)
+{
+	if (slot_size <= sizeof(struct bq_slot_header))
+		return -EINVAL;
+	ssize_t n = recv(mnl_socket_get_fd(q->nl), q->recv_buf, sizeof(q->recv_buf), 0);
+	if (n < 0) {
+		if (errno == ENOBUFS) {
+			__atomic_add_fetch(&q->counters.overruns, 1, __ATOMIC_RELAXED);
+			return 0;
+		}
+		return -errno;
+	}
+	return parse_datagram(q, n, slot, slot_size, 1);
+}
+
+int bq_queue_wake(struct bq_queue *q)
+{
+	/* A no-op message the kernel acknowledges: the ack is a datagram for the waiting read. */
+	char buf[BQ_SEND_BUF_SIZE];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = NLMSG_NOOP;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	for (;;) {
+		if (mnl_socket_sendto(q->nl, nlh, nlh->nlmsg_len) >= 0)
+			return 0;
+		if (errno != EINTR)
+			return -errno;
+	}
 }
 
 int bq_queue_verdict(struct bq_queue *q, uint32_t packet_id, uint32_t verdict, bool set_mark, uint32_t mark)

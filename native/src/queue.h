@@ -57,10 +57,19 @@ int bq_queue_fd(const struct bq_queue *q);
  * Returns the number of packets written (>= 0) or a negative errno. */
 int bq_queue_read_batch(struct bq_queue *q, uint8_t *slots, size_t slot_size, int max_packets);
 
+/* For a reader thread: reads wait (up to timeout_ms, then -EAGAIN) instead of returning at once.
+ * Only bq_queue_read_wait may be used afterwards. */
+int bq_queue_wait_mode(struct bq_queue *q, unsigned timeout_ms);
+/* Waits for one datagram: 1 when it held a packet (written into slot), 0 when it held none
+ * (an ack, an error reply, a lost message), or a negative errno (-EAGAIN: the timeout). */
+int bq_queue_read_wait(struct bq_queue *q, uint8_t *slot, size_t slot_size);
+/* Makes the kernel send us an ack, so a thread waiting in bq_queue_read_wait returns. */
+int bq_queue_wake(struct bq_queue *q);
 /* verdict: NF_DROP (0) or NF_ACCEPT (1). */
 int bq_queue_verdict(struct bq_queue *q, uint32_t packet_id, uint32_t verdict, bool set_mark, uint32_t mark);
 
-const struct bq_counters *bq_queue_counters(const struct bq_queue *q);
+/* A copy of the counters; safe while another thread reads the queue (they change atomically). */
+void bq_queue_counters(const struct bq_queue *q, struct bq_counters *out);
 
 /* Unbinds the queue (held packets are then dropped by the kernel, or bypass if --queue-bypass
  * and nothing binds) and frees everything. Safe on NULL. */
