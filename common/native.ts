@@ -27,6 +27,8 @@ export interface QueueCountersRaw {
   fastEventsPending: number;
   /** Lookups in which an armed process's fds did not hold the packet's socket. */
   fastMissed: number;
+  /** Of those answered, TCP connections whose caller the kernel recorded by their ends (no sock_diag). */
+  fastByFlow: number;
 }
 
 export interface NativeAddon {
@@ -79,6 +81,8 @@ export interface NativeAddon {
    */
   callerAttach(cgroup2Path: string): void;
   callerDetach(): void;
+  callerFlowLookup(family: 2 | 10, src: Uint8Array, srcPort: number, dst: Uint8Array, dstPort: number): number;
+  callerHasFlows(): boolean;
   peerCred(fd: number): { pid: number; uid: number; gid: number };
   /** sd_notify(3): one datagram to $NOTIFY_SOCKET ("/path" or "@abstract"); 0 or -errno. */
   sdNotify(socketPath: string, state: string): number;

@@ -223,7 +223,7 @@ export class Helper {
     const state = attachCallerMap();
     if (state.attached) {
       this.capabilities.push('caller_bpf');
-      this.log.info({ cgroup: state.cgroup }, 'connect()/sendmsg() callers recorded by eBPF');
+      this.log.info({ cgroup: state.cgroup, tcpByEnds: state.byFlow }, 'connect()/sendmsg() callers recorded by eBPF');
     } else {
       this.log.warn({ reason: state.reason }, 'eBPF caller map unavailable: a socket shared by several programs is credited only when they are known not to differ');
     }

@@ -51,6 +51,8 @@ export interface QueueCounters {
   fastDecided: number;
   fastEventsPending: number;
   fastMissed: number;
+  /** Of those answered, TCP connections whose caller the kernel recorded by their ends (no sock_diag). */
+  fastByFlow: number;
 }
 
 /** One (protocol, port) verdict a process may get from the fast path, and for how long. */

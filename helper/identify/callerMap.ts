@@ -7,7 +7,8 @@
 import { readFileSync } from 'node:fs';
 import { loadNative } from '../../common/native.js';
 
-export type CallerMapState = { attached: true; cgroup: string } | { attached: false; reason: string };
+/** byFlow: TCP connections are recorded by their ends too, so the fast path needs no sock_diag for them. */
+export type CallerMapState = { attached: true; cgroup: string; byFlow: boolean } | { attached: false; reason: string };
 
 /** The first cgroup v2 mount point in a /proc/PID/mounts text, or null. */
 export function cgroup2Mount(mounts: string): string | null {
@@ -41,8 +42,9 @@ export function attachCallerMap(): CallerMapState {
   const cgroup = findCgroup2();
   if (cgroup === null) return { attached: false, reason: 'no cgroup v2 mounted' };
   try {
-    loadNative().callerAttach(cgroup);
-    return { attached: true, cgroup };
+    const native = loadNative();
+    native.callerAttach(cgroup);
+    return { attached: true, cgroup, byFlow: native.callerHasFlows() };
   } catch (err) {
     return { attached: false, reason: (err as Error).message };
   }
@@ -54,4 +56,13 @@ export function detachCallerMap(): void {
   } catch {
     // no addon: nothing was attached
   }
+}
+
+/**
+ * The pid that connected the TCP connection with these ends (src local, as the packet goes) in
+ * our network namespace, as the kernel recorded it; 0 when it did not (or nothing is attached).
+ */
+export function flowCaller(family: 4 | 6, src: Uint8Array, srcPort: number, dst: Uint8Array, dstPort: number): number {
+  const tgid = loadNative().callerFlowLookup(family === 4 ? 2 : 10, src, srcPort, dst, dstPort);
+  return tgid > 0 ? tgid : 0;
 }

@@ -706,6 +706,7 @@ static napi_value queue_counters(napi_env env, napi_callback_info info)
 		{"fastDecided", fast_decided},
 		{"fastEventsPending", f.events_pending},
 		{"fastMissed", f.missed},
+		{"fastByFlow", f.by_flow},
 	};
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
 		napi_create_double(env, (double)fields[i].value, &v);
@@ -834,6 +835,47 @@ static napi_value caller_attach(napi_env env, napi_callback_info info)
 		return throw_errno(env, err, what);
 	}
 	return NULL;
+}
+
+/* callerFlowLookup(family(2|10), src: Uint8Array, sport, dst: Uint8Array, dport) -> the tgid
+ * that connected that TCP connection (caller_bpf.h), or -errno: -ENOENT not recorded,
+ * -ENOTSUP without the flows program, -EBADF when nothing is attached. */
+static napi_value caller_flow_lookup(napi_env env, napi_callback_info info)
+{
+	size_t argc = 5;
+	napi_value argv[5], ret;
+	NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+	uint32_t family = 0, sport = 0, dport = 0;
+	napi_typedarray_type ts = napi_int8_array, td = napi_int8_array;
+	size_t src_len = 0, dst_len = 0;
+	void *src = NULL, *dst = NULL;
+	if (argc < 5 || napi_get_value_uint32(env, argv[0], &family) != napi_ok ||
+	    napi_get_typedarray_info(env, argv[1], &ts, &src_len, &src, NULL, NULL) != napi_ok ||
+	    napi_get_value_uint32(env, argv[2], &sport) != napi_ok ||
+	    napi_get_typedarray_info(env, argv[3], &td, &dst_len, &dst, NULL, NULL) != napi_ok ||
+	    napi_get_value_uint32(env, argv[4], &dport) != napi_ok) {
+		napi_throw_type_error(env, "EINVAL", "callerFlowLookup(family, src, sport, dst, dport)");
+		return NULL;
+	}
+	size_t want = family == 2 ? 4 : 16;
+	if ((family != 2 && family != 10) || ts != napi_uint8_array || td != napi_uint8_array || src_len < want ||
+	    dst_len < want || sport > 65535 || dport > 65535) {
+		napi_throw_range_error(env, "EINVAL", "callerFlowLookup: bad family, address or port");
+		return NULL;
+	}
+	uint32_t tgid = 0;
+	int rc = g_caller ? bq_caller_flow_lookup(g_caller, (uint8_t)family, src, (uint16_t)sport, dst, (uint16_t)dport, &tgid) : -EBADF;
+	NAPI_CALL(env, napi_create_int64(env, rc == 0 ? (int64_t)tgid : rc, &ret));
+	return ret;
+}
+
+/* callerHasFlows() -> whether TCP connections are recorded by their ends too. */
+static napi_value caller_has_flows(napi_env env, napi_callback_info info)
+{
+	(void)info;
+	napi_value ret;
+	NAPI_CALL(env, napi_get_boolean(env, g_caller && bq_caller_has_flows(g_caller), &ret));
+	return ret;
 }
 
 /* callerDetach() -> undefined: the programs are detached (they also are when the process dies). */
@@ -1243,6 +1285,8 @@ static napi_value init(napi_env env, napi_value exports)
 		{"flowParse", NULL, flow_parse, NULL, NULL, NULL, napi_default, NULL},
 		{"callerAttach", NULL, caller_attach, NULL, NULL, NULL, napi_default, NULL},
 		{"callerDetach", NULL, caller_detach, NULL, NULL, NULL, napi_default, NULL},
+		{"callerFlowLookup", NULL, caller_flow_lookup, NULL, NULL, NULL, napi_default, NULL},
+		{"callerHasFlows", NULL, caller_has_flows, NULL, NULL, NULL, napi_default, NULL},
 	};
 	napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
 	napi_value v;

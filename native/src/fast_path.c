@@ -300,16 +300,25 @@ int bq_fast_path_decide(struct bq_fast_path *fp, const struct bq_caller *caller,
 	}
 	if (!any)
 		return 0;
-	struct bq_socket_owner owner;
-	if (bq_sock_diag_lookup(fp->diag, flow.family, flow.protocol, flow.src, flow.src_port, flow.dst, flow.dst_port,
-				&owner) != 0 ||
-	    owner.inode == 0)
-		return 0;
-	/* The caller that connected it: one map lookup (~0.6 µs here, a readlinkat ~0.9 µs) proves more than readlinkat can, as
-	 * it names the process that acted, not one of those that hold the socket. */
+	struct bq_socket_owner owner = {0};
 	uint32_t caller_tgid = 0;
-	if (caller && bq_caller_lookup(caller, owner.cookie, &caller_tgid) != 0)
-		return 0; /* connected before the map was attached (or forgotten): JS searches */
+	/* A TCP connection the kernel recorded at its connect, by its ends in this network
+	 * namespace: its caller in one map lookup (~0.5 µs), without sock_diag (~2.8 µs). The
+	 * socket's uid is then NFQA_UID's, which eligible() checked; its inode is not known. */
+	if (caller && flow.protocol == IPPROTO_TCP &&
+	    bq_caller_flow_lookup(caller, flow.family, flow.src, flow.src_port, flow.dst, flow.dst_port, &caller_tgid) == 0) {
+		owner.uid = packet_uid;
+		fp->counters.by_flow++;
+	} else {
+		if (bq_sock_diag_lookup(fp->diag, flow.family, flow.protocol, flow.src, flow.src_port, flow.dst, flow.dst_port,
+					&owner) != 0 ||
+		    owner.inode == 0)
+			return 0;
+		/* The caller that connected it: one map lookup (~0.6 µs here, a readlinkat ~0.9 µs) proves more than readlinkat can, as
+		 * it names the process that acted, not one of those that hold the socket. */
+		if (caller && bq_caller_lookup(caller, owner.cookie, &caller_tgid) != 0)
+			return 0; /* connected before the map was attached (or forgotten): JS searches */
+	}
 	for (int i = 0; i < BQ_FAST_PROCESSES; i++) {
 		struct fast_process *e = &fp->processes[i];
 		if (!candidates[i] || e->uid != owner.uid)

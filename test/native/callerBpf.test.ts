@@ -6,7 +6,7 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
-import { attachCallerMap, cgroup2Mount, detachCallerMap } from '../../helper/identify/callerMap.js';
+import { attachCallerMap, cgroup2Mount, detachCallerMap, flowCaller } from '../../helper/identify/callerMap.js';
 import { SockDiag } from '../../helper/identify/sockDiag.js';
 
 const LO4 = new Uint8Array([127, 0, 0, 1]);
@@ -58,8 +58,10 @@ describe('the caller map', () => {
     assert.equal(cgroup2Mount('proc /proc proc rw 0 0\n'), null);
   });
 
-  it('attaches as root on this kernel', () => {
-    assert.deepEqual(attachCallerMap().attached, true);
+  it('attaches as root on this kernel, with the TCP connections\' map', () => {
+    const state = attachCallerMap();
+    assert.equal(state.attached, true);
+    assert.equal(state.attached && state.byFlow, true, 'the sock_ops program loaded and attached');
   });
 
   async function lookup(kind: 'tcp' | 'udp'): Promise<{ caller: number | undefined; client: Client }> {
@@ -76,6 +78,29 @@ describe('the caller map', () => {
     const { caller, client } = await lookup('tcp');
     assert.equal(caller, client.child.pid);
     assert.notEqual(caller, client.holderPid);
+    // The same answer by the connection's ends, without sock_diag; other ends name no one.
+    const port = (server.address() as net.AddressInfo).port;
+    assert.equal(flowCaller(4, LO4, client.localPort, LO4, port), client.child.pid);
+    assert.equal(flowCaller(4, LO4, client.localPort, LO4, port + 1), 0);
+    assert.equal(flowCaller(4, LO4, client.localPort + 1, LO4, port), 0);
+    assert.equal(flowCaller(6, new Uint8Array(16), client.localPort, new Uint8Array(16), port), 0);
+  });
+
+  it('names the process that connected a TCP socket over IPv6 by its ends', async () => {
+    const server6 = await new Promise<net.Server>((resolve) => {
+      const s = net.createServer((c) => c.on('error', () => undefined)).listen(0, '::1', () => resolve(s));
+    });
+    try {
+      const port = (server6.address() as net.AddressInfo).port;
+      const socket = net.connect({ host: '::1', port });
+      await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+      const lo6 = new Uint8Array(16);
+      lo6[15] = 1;
+      assert.equal(flowCaller(6, lo6, socket.localPort!, lo6, port), process.pid);
+      socket.destroy();
+    } finally {
+      server6.close();
+    }
   });
 
   it('names the process that sent on a shared UDP socket', async () => {
@@ -85,7 +110,8 @@ describe('the caller map', () => {
 
   it('names no one once detached (sockets connected after it)', async () => {
     detachCallerMap();
-    const { caller } = await lookup('tcp');
+    const { caller, client } = await lookup('tcp');
     assert.equal(caller, 0);
+    assert.equal(flowCaller(4, LO4, client.localPort, LO4, (server.address() as net.AddressInfo).port), 0);
   });
 });

@@ -49,7 +49,7 @@ describe('addon handles', () => {
     await loopTurns(3);
     assert.equal(native['queueVerdict']!(opened.handle, 1, true), -EBADF);
     assert.deepEqual(native['queueCounters']!(opened.handle), {
-      packets: 0, overruns: 0, verdictErrors: 0, badMessages: 0, handoffFull: 0, fastDecided: 0, fastEventsPending: 0, fastMissed: 0,
+      packets: 0, overruns: 0, verdictErrors: 0, badMessages: 0, handoffFull: 0, fastDecided: 0, fastEventsPending: 0, fastMissed: 0, fastByFlow: 0,
     });
     native['queueClose']!(opened.handle);
   });

@@ -81,7 +81,7 @@ describe('the NFQUEUE addon', () => {
       assert.equal(net.ping(net.serverV4), true, 'the verdict given before the close was lost');
       // The report reads the counters through the addon: a stale exception would be thrown there.
       const seen = await probe.report();
-      assert.deepEqual(seen.counters, { packets: 0, overruns: 0, verdictErrors: 0, badMessages: 0, handoffFull: 0, fastDecided: 0, fastEventsPending: 0, fastMissed: 0 });
+      assert.deepEqual(seen.counters, { packets: 0, overruns: 0, verdictErrors: 0, badMessages: 0, handoffFull: 0, fastDecided: 0, fastEventsPending: 0, fastMissed: 0, fastByFlow: 0 });
       assert.deepEqual(seen.errors, []);
     });
   });
