@@ -363,29 +363,31 @@ static bool answer_fast(struct queue_wrap *w, uint8_t *slot)
 	struct bq_slot_header h;
 	memcpy(&h, slot, sizeof(h));
 	struct bq_fast_decision d;
+	/* Decision, verdict and the answered list in one section: an arming JS retires or a
+	 * take it makes falls wholly before or wholly after this packet, never between. */
 	pthread_mutex_lock(&g_fast_lock);
-	bool decided = w->fast && w->answered_count < w->answered_max &&
-		       bq_fast_path_decide(w->fast, g_caller, h.hw_protocol, (h.flags & BQ_SLOT_F_UID) != 0, h.uid,
-					   slot + sizeof(h), h.cap_len, &d);
-	pthread_mutex_unlock(&g_fast_lock);
-	if (!decided || bq_queue_verdict(w->q, h.packet_id, d.accept ? 1 : 0, d.has_mark, d.mark) != 0)
-		return false;
-	h.flags |= BQ_SLOT_F_FAST | (d.accept ? BQ_SLOT_F_FAST_ACCEPT : 0);
-	h.fast_inode = d.inode;
-	h.fast_token = d.token;
-	h.fast_repeats = 1;
-	memcpy(slot, &h, sizeof(h));
-	pthread_mutex_lock(&g_fast_lock);
-	w->answered_total++;
-	keep_answered(w, slot, &d); /* only this thread adds: the room checked above is still there */
-	/* Once per take: JS is told that answered packets wait, and collects them a little later. */
-	bool tell = !w->answered_signalled && !w->answered_wake_sent;
-	if (tell)
-		w->answered_wake_sent = true;
+	bool answered = w->fast && w->answered_count < w->answered_max &&
+			bq_fast_path_decide(w->fast, g_caller, h.hw_protocol, (h.flags & BQ_SLOT_F_UID) != 0, h.uid,
+					    slot + sizeof(h), h.cap_len, &d) &&
+			bq_queue_verdict(w->q, h.packet_id, d.accept ? 1 : 0, d.has_mark, d.mark) == 0;
+	bool tell = false;
+	if (answered) {
+		h.flags |= BQ_SLOT_F_FAST | (d.accept ? BQ_SLOT_F_FAST_ACCEPT : 0);
+		h.fast_inode = d.inode;
+		h.fast_token = d.token;
+		h.fast_repeats = 1;
+		memcpy(slot, &h, sizeof(h));
+		w->answered_total++;
+		keep_answered(w, slot, &d);
+		/* Once per take: JS is told that answered packets wait, and collects them a little later. */
+		tell = !w->answered_signalled && !w->answered_wake_sent;
+		if (tell)
+			w->answered_wake_sent = true;
+	}
 	pthread_mutex_unlock(&g_fast_lock);
 	if (tell)
 		uv_async_send(&w->base.uv.async);
-	return true;
+	return answered;
 }
 
 /* Reader thread: hands a packet to the loop, or gives it the queue-full verdict when JS is a
@@ -1041,7 +1043,7 @@ static void forget_changed_processes(const struct bq_proc_event *events, int cou
 		struct bq_fast_path *fp = g_fast_paths[f];
 		if (!fp)
 			continue;
-		if (count == -ENOBUFS)
+		if (count < 0 && count != -EBADF) /* lost, or read and not returned: what we know is incomplete */
 			bq_fast_path_clear(fp);
 		for (int i = 0; i < count; i++) {
 			bq_fast_path_disarm(fp, events[i].pid);
