@@ -528,11 +528,9 @@ static void stop_reader(struct queue_wrap *w)
 	w->reader_started = false;
 }
 
-static void release_queue(struct watched *base)
+/* Under g_fast_lock: the queue's fast path and answered list go (none may be set up). */
+static void drop_fast_path(struct queue_wrap *w)
 {
-	struct queue_wrap *w = (struct queue_wrap *)base;
-	stop_reader(w);
-	pthread_mutex_lock(&g_fast_lock);
 	for (int i = 0; i < BQ_MAX_FAST_PATHS; i++)
 		if (w->fast && g_fast_paths[i] == w->fast)
 			g_fast_paths[i] = NULL;
@@ -542,13 +540,26 @@ static void release_queue(struct watched *base)
 	w->answered = NULL;
 	free(w->answered_keys);
 	w->answered_keys = NULL;
-	pthread_mutex_unlock(&g_fast_lock);
-	bq_queue_close(w->q);
-	w->q = NULL;
+}
+
+static void free_reader_buffers(struct queue_wrap *w)
+{
 	free(w->reader_slot);
 	w->reader_slot = NULL;
 	free(w->handoff);
 	w->handoff = NULL;
+}
+
+static void release_queue(struct watched *base)
+{
+	struct queue_wrap *w = (struct queue_wrap *)base;
+	stop_reader(w);
+	pthread_mutex_lock(&g_fast_lock);
+	drop_fast_path(w);
+	pthread_mutex_unlock(&g_fast_lock);
+	bq_queue_close(w->q);
+	w->q = NULL;
+	free_reader_buffers(w);
 	pthread_mutex_destroy(&w->lock);
 	napi_delete_reference(base->env, w->on_batch);
 	napi_delete_reference(base->env, w->on_error);
@@ -595,27 +606,26 @@ static napi_value queue_open(napi_env env, napi_callback_info info)
 	w->handoff_max = BQ_HANDOFF_SLOTS;
 	w->reader_slot = malloc(w->slot_size);
 	w->handoff = malloc((size_t)w->handoff_max * w->slot_size);
-	int err = w->reader_slot && w->handoff ? pthread_mutex_init(&w->lock, NULL) : ENOMEM;
-	if (err != 0) {
-		free(w->reader_slot);
-		free(w->handoff);
-		free(w);
-		return throw_errno(env, -err, "queueOpen");
+	const char *what = "queueOpen buffer";
+	int err = w->reader_slot && w->handoff ? -pthread_mutex_init(&w->lock, NULL) : -ENOMEM;
+	bool lock_ready = err == 0;
+	if (err == 0) {
+		what = "cannot bind NFQUEUE (is another program using this queue number? CAP_NET_ADMIN?)";
+		err = bq_queue_open(&w->q, &opts);
 	}
-
-	err = bq_queue_open(&w->q, &opts);
 	napi_value slots, handle, result, v;
 	void *data = NULL;
 	if (err == 0 && napi_create_arraybuffer(env, w->slot_size * batch_max, &data, &slots) != napi_ok) {
 		bq_queue_close(w->q);
+		what = "queueOpen buffer";
 		err = -ENOMEM;
 	}
 	if (err < 0) {
-		pthread_mutex_destroy(&w->lock);
-		free(w->reader_slot);
-		free(w->handoff);
+		if (lock_ready)
+			pthread_mutex_destroy(&w->lock);
+		free_reader_buffers(w);
 		free(w);
-		return throw_errno(env, err, err == -ENOMEM ? "queueOpen buffer" : "cannot bind NFQUEUE (is another program using this queue number? CAP_NET_ADMIN?)");
+		return throw_errno(env, err, what);
 	}
 	w->slots = data;
 	napi_create_reference(env, slots, 1, &w->slots_ref);
@@ -1117,14 +1127,10 @@ static napi_value queue_fast_path_enable(napi_env env, napi_callback_info info)
 		w->answered = malloc((size_t)w->answered_max * w->slot_size);
 		w->answered_keys = calloc((size_t)w->answered_max, sizeof(struct answered_key));
 		err = free_at < 0 ? -EMFILE : !w->answered || !w->answered_keys ? -ENOMEM : bq_fast_path_open(&w->fast, bq_proc_events_fd(e->e));
-		if (err < 0) {
-			free(w->answered);
-			w->answered = NULL;
-			free(w->answered_keys);
-			w->answered_keys = NULL;
-		} else {
+		if (err < 0)
+			drop_fast_path(w);
+		else
 			g_fast_paths[free_at] = w->fast;
-		}
 	}
 	pthread_mutex_unlock(&g_fast_lock);
 	return err < 0 ? throw_errno(env, err, "queueFastPathEnable") : NULL;

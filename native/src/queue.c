@@ -1,4 +1,4 @@
-/* NFQUEUE reader: binds one queue, configures it, reads packets in batches, sends verdicts.
+/* NFQUEUE reader: binds one queue, configures it, reads it one datagram at a time (from the addon's reader thread), sends verdicts.
  * Shape follows libmnl's examples: attribute handling, message builders, one read loop. */
 #include "queue.h"
 
@@ -227,9 +227,9 @@ static int packet_to_slot(const struct nlmsghdr *nlh, uint8_t *slot, size_t slot
 	return 1;
 }
 
-/* Walks the messages of one datagram: packets go into slots (at most *room more), acks and
- * errors are counted. Returns how many slots it filled. */
-static int parse_datagram(struct bq_queue *q, ssize_t n, uint8_t *slots, size_t slot_size, int room)
+/* Walks the messages of one datagram: a packet goes into slot, acks and errors are counted.
+ * Returns 1 when it filled the slot, else 0. */
+static int parse_datagram(struct bq_queue *q, ssize_t n, uint8_t *slot, size_t slot_size)
 {
 	int count = 0;
 	const struct nlmsghdr *nlh = (const struct nlmsghdr *)q->recv_buf;
@@ -241,41 +241,15 @@ static int parse_datagram(struct bq_queue *q, ssize_t n, uint8_t *slots, size_t 
 				__atomic_add_fetch(&q->counters.verdict_errors, 1, __ATOMIC_RELAXED);
 		} else if (NFNL_SUBSYS_ID(nlh->nlmsg_type) == NFNL_SUBSYS_QUEUE &&
 			   NFNL_MSG_TYPE(nlh->nlmsg_type) == NFQNL_MSG_PACKET) {
-			if (count >= room) {
-				/* Cannot happen with one packet per datagram; never lose one silently. */
-				__atomic_add_fetch(&q->counters.bad_messages, 1, __ATOMIC_RELAXED);
-			} else if (packet_to_slot(nlh, slots + (size_t)count * slot_size, slot_size) > 0) {
-				count++;
+			if (count == 0 && packet_to_slot(nlh, slot, slot_size) > 0) {
+				count = 1;
 				__atomic_add_fetch(&q->counters.packets, 1, __ATOMIC_RELAXED);
 			} else {
+				/* A second packet cannot come in one datagram; never lose one silently. */
 				__atomic_add_fetch(&q->counters.bad_messages, 1, __ATOMIC_RELAXED);
 			}
 		}
 		nlh = mnl_nlmsg_next(nlh, &len);
-	}
-	return count;
-}
-
-int bq_queue_read_batch(struct bq_queue *q, uint8_t *slots, size_t slot_size, int max_packets)
-{
-	if (slot_size <= sizeof(struct bq_slot_header))
-		return -EINVAL;
-	int count = 0;
-	while (count < max_packets) {
-		ssize_t n = recv(mnl_socket_get_fd(q->nl), q->recv_buf, sizeof(q->recv_buf), MSG_DONTWAIT);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == ENOBUFS) {
-				/* The kernel could not queue messages for us: count and keep reading. */
-				__atomic_add_fetch(&q->counters.overruns, 1, __ATOMIC_RELAXED);
-				continue;
-			}
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				break;
-			return count > 0 ? count : -errno;
-		}
-		count += parse_datagram(q, n, slots + (size_t)count * slot_size, slot_size, max_packets - count);
 	}
 	return count;
 }
@@ -303,7 +277,7 @@ int bq_queue_read_wait(struct bq_queue *q, uint8_t *slot, size_t slot_size)
 		}
 		return -errno;
 	}
-	return parse_datagram(q, n, slot, slot_size, 1);
+	return parse_datagram(q, n, slot, slot_size);
 }
 
 int bq_queue_wake(struct bq_queue *q)

@@ -53,11 +53,8 @@ struct bq_queue;
 int bq_queue_open(struct bq_queue **out, const struct bq_queue_options *opts);
 int bq_queue_fd(const struct bq_queue *q);
 
-/* Reads up to max_packets without blocking into slots of slot_size bytes each.
- * Returns the number of packets written (>= 0) or a negative errno. */
-int bq_queue_read_batch(struct bq_queue *q, uint8_t *slots, size_t slot_size, int max_packets);
 
-/* For a reader thread: reads wait (up to timeout_ms, then -EAGAIN) instead of returning at once.
+/* For the reader thread: reads wait (up to timeout_ms, then -EAGAIN) instead of returning at once.
  * Only bq_queue_read_wait may be used afterwards. */
 int bq_queue_wait_mode(struct bq_queue *q, unsigned timeout_ms);
 /* Waits for one datagram: 1 when it held a packet (written into slot), 0 when it held none
