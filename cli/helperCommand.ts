@@ -18,13 +18,13 @@ export function registerHelperCommand(program: Command): void {
     .option('--endpoint <ipc>', 'ZeroMQ endpoint to bind', DEFAULTS.endpoint)
     .option('--socket-group <name>', 'group allowed to reach the endpoint (the service user alone)', DEFAULTS.busGroup)
     .option('--service-user <name>', 'the only user whose processes may connect as the service (name or uid)', DEFAULTS.serviceUser)
-    .option('--fail-closed', 'drop (not accept) when the service is absent or late')
+    .option('--fail-closed', 'drop (not accept) when the service is absent or late; implies --strict')
     .option('--queue-full <verdict>', 'verdict the kernel gives new connections while the queue is full (a flood): drop|accept', 'drop')
     .option('--malformed <verdict>', 'verdict for packets that cannot be parsed: accept|drop', 'drop')
     .option('--ack-deadline-ms <ms>', 'how long a packet waits for the service', intOption(1, 60000), 1000)
     .option('--max-hold-ms <ms>', 'longest a prompt may hold a packet', intOption(1000, 600000), 310000)
     .option('--chain <name>', 'iptables chain of our own', DEFAULT_FIREWALL_RULES.chain)
-    .option('--strict', 'no --queue-bypass: while no helper runs (crash, restart), new connections are dropped')
+    .option('--strict', 'no --queue-bypass, and the queue rules stay when the helper stops: while no helper runs (crash, restart, stop), new connections are dropped')
     .option('--no-rules', 'do not install iptables rules (they are managed elsewhere)')
     .option('--no-ipv6', 'leave IPv6 alone')
     .option('--dns-queue <n>', `NFQUEUE number for the DNS answers read for host names (default ${DEFAULT_DNS_SNOOP.queueNum}, or ${DEFAULT_DNS_SNOOP.queueNum + 1} when --queue is ${DEFAULT_DNS_SNOOP.queueNum})`, intOption(0, 65535))
@@ -83,7 +83,7 @@ export function registerHelperCommand(program: Command): void {
             queueNum: opts.queue,
             chain: opts.chain,
             families: opts.ipv6 ? [4, 6] : [4],
-            queueBypass: !opts.strict,
+            queueBypass: !(opts.strict === true || opts.failClosed === true),
             systemQueue: systemUids === null ? null : { queueNum: systemQueue, uids: systemUids },
           },
           manageRules: opts.rules,

@@ -57,31 +57,44 @@ export class FirewallRules {
     return this.options.hook ?? 'OUTPUT';
   }
 
-  /** Installs our rules, replacing any left by a crashed run: afterwards exactly one set exists. */
+  /**
+   * Installs our rules, replacing any left by an earlier run, in one iptables-restore
+   * transaction per family: afterwards exactly one set exists, and at no moment was there
+   * none (a fail-closed chain left in place at stop keeps holding traffic until this returns).
+   */
   async install(): Promise<void> {
     for (const family of this.options.families) {
-      await this.removeFamily(family);
-      const { chain, queueNum, queueBypass } = this.options;
-      await this.ipt(family, ['-N', chain]);
-      // The system accounts' rule first: their connections never reach the main queue.
-      const system = this.options.systemQueue;
-      const targets = [
-        ...(system ? [{ owner: ['-m', 'owner', '--uid-owner', system.uids], comment: "bastion: system accounts' new connections to the helper", queueNum: system.queueNum }] : []),
-        { owner: [], comment: this.options.comment ?? 'bastion: new connections to the helper', queueNum },
-      ];
-      for (const matches of this.options.matches ?? NEW_CONNECTIONS) {
-        for (const target of targets) {
-          await this.ipt(family, [
-            '-A', chain,
-            ...matches,
-            ...target.owner,
-            '-m', 'comment', '--comment', target.comment,
-            '-j', 'NFQUEUE', '--queue-num', String(target.queueNum), ...(queueBypass ? ['--queue-bypass'] : []),
-          ]);
-        }
-      }
-      await this.ipt(family, this.options.appendJump ? ['-A', this.hook, '-j', chain] : ['-I', this.hook, '1', '-j', chain]);
+      const jumps = (await this.jumpRules(family)).length;
+      await this.restore(family, this.restoreScript(jumps));
     }
+  }
+
+  /** The restore input: our chain declared (which flushes it when it exists), its rules, one jump. */
+  private restoreScript(existingJumps: number): string {
+    const { chain, queueNum, queueBypass } = this.options;
+    const lines = [`*${this.options.table ?? 'filter'}`, `:${chain} - [0:0]`];
+    // The system accounts' rule first: their connections never reach the main queue.
+    const system = this.options.systemQueue;
+    const targets = [
+      ...(system ? [{ owner: ['-m', 'owner', '--uid-owner', system.uids], comment: "bastion: system accounts' new connections to the helper", queueNum: system.queueNum }] : []),
+      { owner: [], comment: this.options.comment ?? 'bastion: new connections to the helper', queueNum },
+    ];
+    for (const matches of this.options.matches ?? NEW_CONNECTIONS) {
+      for (const target of targets) {
+        lines.push([
+          '-A', chain,
+          ...matches,
+          ...target.owner,
+          '-m', 'comment', '--comment', JSON.stringify(target.comment),
+          '-j', 'NFQUEUE', '--queue-num', String(target.queueNum), ...(queueBypass ? ['--queue-bypass'] : []),
+        ].join(' '));
+      }
+    }
+    // Keep one jump where it is; a crashed run may have left several.
+    for (let extra = 1; extra < existingJumps; extra++) lines.push(`-D ${this.hook} -j ${chain}`);
+    if (existingJumps === 0) lines.push(this.options.appendJump ? `-A ${this.hook} -j ${chain}` : `-I ${this.hook} 1 -j ${chain}`);
+    lines.push('COMMIT', '');
+    return lines.join('\n');
   }
 
   /** Removes exactly our jump(s) and chain; leaves everyone else's rules alone. */
@@ -120,6 +133,18 @@ export class FirewallRules {
       .split('\n')
       .filter((line) => line.startsWith(`-A ${this.hook} `) && line.split(' ').some((w, i, a) => a[i - 1] === '-j' && w === this.options.chain))
       .map((line) => line.split(' ').slice(2));
+  }
+
+  private async restore(family: 4 | 6, script: string): Promise<void> {
+    const bin = `${family === 4 ? this.options.iptables : this.options.ip6tables}-restore`;
+    await new Promise<void>((resolve, reject) => {
+      // -w: wait for the xtables lock; --noflush: leave every other chain and rule alone.
+      const child = execFile(bin, ['-w', '5', '--noflush'], { timeout: 15000 }, (err, _stdout, stderr) => {
+        if (err) reject(new Error(`${bin}: ${(stderr || err.message).trim()}`));
+        else resolve();
+      });
+      child.stdin?.end(script);
+    });
   }
 
   private async ipt(family: 4 | 6, args: string[]): Promise<{ stdout: string }> {

@@ -285,7 +285,13 @@ export class Helper {
     detachCallerMap();
     this.link?.close();
     this.link = null;
-    if (this.options.manageRules) await this.rules.remove();
+    if (this.options.manageRules && this.options.rules.queueBypass) await this.rules.remove();
+    else if (this.options.manageRules) {
+      // Without --queue-bypass the chain holds new connections while no helper reads the
+      // queue: left in place, a restart or an upgrade lets nothing out. The next start
+      // replaces it; removing the package removes it.
+      this.log.info({ chain: this.options.rules.chain }, 'fail-closed: the queue rules stay, new connections wait for the next helper');
+    }
     const events = this.processEvents && { ...this.processEvents.counters, listenerErrors: this.processEvents.listenerErrors };
     this.log.info(
       { counters: this.counters(), floodDrops: this.floodDrops, stalledMs: Math.round(this.pending.stalledMs), queue: queueCounters, systemQueue: systemQueueCounters, dns: this.dns?.counters, identify: this.resolver.index.counters, processEvents: events },

@@ -58,6 +58,29 @@ describe('helper crashes', () => {
       assert.equal(fw.http(fw.net.serverV4), true);
     });
   });
+
+  it('fail-closed: a helper stopped with SIGTERM leaves its chain, nothing passes until the next helper, which replaces it with exactly one set', async () => {
+    const fw = new TestFirewall({ rules: { [`${CURL}:80`]: true }, helperArgs: ['--fail-closed'] });
+    await withFirewall(fw, async () => {
+      assert.equal(fw.http(fw.net.serverV4), true);
+      await fw.helper!.stop();
+      assert.equal(fw.helper!.count('fail-closed: the queue rules stay, new connections wait for the next helper'), 1);
+      for (const family of [4, 6] as const) {
+        const rules = fw.iptablesRules(family);
+        assert.equal(jumps(rules, fw.chain), 1, rules);
+        assert.equal(rules.includes('--queue-bypass'), false, rules);
+      }
+      assert.equal(fw.http(fw.net.serverV4, 1), false, 'traffic passed while no helper ran (fail-closed)');
+      await fw.startHelper();
+      await fw.daemon!.waitFor('helper connected');
+      for (const family of [4, 6] as const) {
+        const rules = fw.iptablesRules(family);
+        assert.equal(jumps(rules, fw.chain), 1, rules);
+        assert.equal(queueRules(rules, fw.chain), 2, rules);
+      }
+      assert.equal(fw.http(fw.net.serverV4), true);
+    });
+  });
 });
 
 describe('the service killed under load', () => {
