@@ -1,7 +1,8 @@
 // `bastion daemon`: the unprivileged policy service in the foreground.
 import type { Command } from 'commander';
 import { join } from 'node:path';
-import { DEFAULT_HISTORY_PATH } from '../common/history.js';
+import { DEFAULT_STATE_DIR } from '../common/history.js';
+import { existsSync } from 'node:fs';
 import { createLogger } from '../common/log.js';
 import { groupId, packageVersion } from '../common/system.js';
 import { PolkitAuthorizer, RootOnlyAuthorizer, type Authorizer } from '../service/authorizer.js';
@@ -21,11 +22,13 @@ export function registerDaemonCommand(program: Command): void {
     .option('--socket-group <name>', 'group allowed to use the GUI socket', DEFAULTS.socketGroup)
     .option('--mode <mode>', 'override config.json: learning|enforcement')
     .option('--journal-socket <path>', "journald's native socket for decision lines", '/run/systemd/journal/socket')
-    .option('--history <path>', 'the decision history (SQLite); default: history.sqlite in $STATE_DIRECTORY, else ' + DEFAULT_HISTORY_PATH)
+    .option('--state-dir <dir>', `the service's own files (the history, the last good rules and config); default: $STATE_DIRECTORY, else ${DEFAULT_STATE_DIR}`)
+    .option('--history <path>', 'the decision history (SQLite); default: history.sqlite in the state directory')
     .option('--no-history', 'keep no decision history')
     .option('--no-polkit', 'without polkit (minimal systems): only root may change rules or mode')
     .action(async (opts: {
       config: string; rules: string; endpoint: string; socket: string; socketGroup: string; mode?: string; polkit: boolean; journalSocket: string; history?: string | false;
+      stateDir?: string;
     }) => {
       // The GUI's helper scripts signal `pkill -HUP -x bastion-daemon`.
       process.title = 'bastion-daemon';
@@ -35,6 +38,8 @@ export function registerDaemonCommand(program: Command): void {
         process.exit(2);
       }
       const notifier = systemdNotifierFromEnv(log);
+      const stateDir = opts.stateDir ?? process.env['STATE_DIRECTORY']?.split(':')[0] ?? DEFAULT_STATE_DIR;
+      if (!existsSync(stateDir)) log.warn({ stateDir }, 'no state directory: no last good copy of rules.json and config.json is kept');
       let authorizer: Authorizer = new RootOnlyAuthorizer();
       if (opts.polkit) {
         const polkit = new PolkitAuthorizer();
@@ -55,7 +60,8 @@ export function registerDaemonCommand(program: Command): void {
           modeOverride: (opts.mode as 'learning' | 'enforcement' | undefined) ?? null,
           statsIntervalMs: 2000,
           journalSocketPath: opts.journalSocket,
-          historyPath: historyPath(opts.history),
+          historyPath: historyPath(opts.history, stateDir),
+          stateDir: existsSync(stateDir) ? stateDir : null,
         },
         log,
       );
@@ -78,10 +84,7 @@ export function registerDaemonCommand(program: Command): void {
     });
 }
 
-/** systemd's StateDirectory= (the unit's /var/lib/bastion) when set, else the default. */
-function historyPath(option: string | false | undefined): string | null {
+function historyPath(option: string | false | undefined, stateDir: string): string | null {
   if (option === false) return null;
-  if (option) return option;
-  const stateDir = process.env['STATE_DIRECTORY']?.split(':')[0];
-  return stateDir ? join(stateDir, 'history.sqlite') : DEFAULT_HISTORY_PATH;
+  return option ?? join(stateDir, 'history.sqlite');
 }

@@ -8,7 +8,9 @@
 import type * as Sqlite3 from 'sqlite3';
 import type { Database as SqliteDatabase } from 'sqlite3';
 
-export const DEFAULT_HISTORY_PATH = '/var/lib/bastion/history.sqlite';
+/** The service's state directory (systemd's StateDirectory=bastion). */
+export const DEFAULT_STATE_DIR = '/var/lib/bastion';
+export const DEFAULT_HISTORY_PATH = `${DEFAULT_STATE_DIR}/history.sqlite`;
 
 /** SQLITE_OPEN_NOFOLLOW (SQLite 3.31+): the file must not be a symbolic link. */
 const OPEN_NOFOLLOW = 0x01000000;

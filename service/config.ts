@@ -3,6 +3,7 @@
 // config and reports what was wrong; unknown keys are kept when the file is rewritten.
 import { readFileNoFollow, writeFileAtomic } from '../common/safeFile.js';
 import type { WriteOptions } from '../common/safeFile.js';
+import type { LastGoodCopy } from './lastGoodCopy.js';
 
 export type FirewallMode = 'learning' | 'enforcement';
 export type DefaultAction = 'allow' | 'deny';
@@ -190,6 +191,8 @@ export interface ConfigStoreOptions {
   uid?: number;
   gid?: number;
   logger?: StoreLogger;
+  /** Where the last config that loaded is kept; a start with a broken file uses it. */
+  lastGood?: LastGoodCopy;
 }
 
 /** Why a store refuses to save before a successful load (shared with the rules store). */
@@ -212,8 +215,12 @@ export class ConfigStore {
    */
   private saveBlocked: string | null = NOT_LOADED;
   private tail: Promise<unknown> = Promise.resolve();
+  private readonly lastGood: LastGoodCopy | undefined;
+  /** Whether a file (or the last good copy) was ever loaded: until then the defaults are only a stand-in. */
+  private loadedOnce = false;
 
   constructor(opts: ConfigStoreOptions) {
+    this.lastGood = opts.lastGood;
     this.path = opts.path;
     this.maxBytes = opts.maxBytes ?? DEFAULT_CONFIG_MAX_BYTES;
     this.writeOptions = {
@@ -237,17 +244,20 @@ export class ConfigStore {
         this.config = { ...DEFAULT_CONFIG };
         this.raw = {};
         this.saveBlocked = null;
+        this.loadedOnce = true;
         return { ok: true, config: this.config, warnings: [], missing: true };
       }
-      if (!read.ok) return this.keepLastGood(read.error);
+      if (!read.ok) return await this.keepLastGood(read.error);
       const parsed = parseConfig(read.text);
-      if (!parsed.ok) return this.keepLastGood(`${this.path}: ${parsed.error}`);
+      if (!parsed.ok) return await this.keepLastGood(`${this.path}: ${parsed.error}`);
       if (parsed.warnings.length > 0) {
         this.logger?.warn({ path: this.path, warnings: parsed.warnings }, 'config.json loaded with warnings');
       }
       this.config = parsed.config;
       this.raw = parsed.raw;
       this.saveBlocked = null;
+      this.loadedOnce = true;
+      await this.lastGood?.remember(read.text);
       return { ok: true, config: this.config, warnings: parsed.warnings, missing: false };
     });
   }
@@ -260,7 +270,9 @@ export class ConfigStore {
       }
       const next = { ...config, timeoutSeconds: clampTimeout(config.timeoutSeconds) };
       try {
-        await writeFileAtomic(this.path, serializeConfig(next, this.raw), this.writeOptions);
+        const text = serializeConfig(next, this.raw);
+        await writeFileAtomic(this.path, text, this.writeOptions);
+        await this.lastGood?.remember(text);
       } catch (err) {
         const error = err instanceof Error ? err.message : String(err);
         this.logger?.error({ path: this.path, error }, 'config.json not saved');
@@ -271,8 +283,25 @@ export class ConfigStore {
     });
   }
 
-  private keepLastGood(error: string): ConfigLoadResult {
+  /**
+   * A file that does not load leaves the config in force as it is; at start that would be the
+   * defaults (learning mode), so the last good copy is put in force instead.
+   */
+  private async keepLastGood(error: string): Promise<ConfigLoadResult> {
     this.saveBlocked = loadFailedReason(error);
+    if (!this.loadedOnce) {
+      const text = await this.lastGood?.recall(this.maxBytes);
+      const copy = text === null || text === undefined ? null : parseConfig(text);
+      if (copy?.ok) {
+        this.config = copy.config;
+        this.raw = copy.raw;
+        this.loadedOnce = true;
+        this.logger?.error({ path: this.path, error, lastGood: this.lastGood?.path, mode: copy.config.mode }, 'config.json not loaded at start; the last good copy is in force');
+        return { ok: false, error, config: this.config };
+      }
+      this.logger?.error({ path: this.path, error }, 'config.json not loaded at start and no last good copy: the defaults are in force');
+      return { ok: false, error, config: this.config };
+    }
     this.logger?.error({ path: this.path, error }, 'config.json not loaded; keeping the last good config');
     return { ok: false, error, config: this.config };
   }

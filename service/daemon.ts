@@ -1,4 +1,5 @@
 // The policy service: wires config, rules, decisions, the helper link and the GUI socket.
+import { join } from 'node:path';
 // Construction only; the policy itself lives in policy.ts and decider.ts.
 import type { Logger } from '../common/log.js';
 import type { Authorizer } from './authorizer.js';
@@ -16,6 +17,7 @@ import { Policy } from './policy.js';
 import { AnswerRecorder } from './prompts/answerRecorder.js';
 import { GuiPromptBroker, type NotificationLevel } from './prompts/promptBroker.js';
 import { RulesStore } from './rules/rulesStore.js';
+import { LastGoodCopy } from './lastGoodCopy.js';
 import { SessionDecisions } from './sessions.js';
 import { Stats } from './stats.js';
 import { Whitelist } from './whitelist.js';
@@ -35,6 +37,8 @@ export interface DaemonOptions {
   journalSocketPath?: string;
   /** The decision history file (service/history/historyWriter.ts); null: none. */
   historyPath?: string | null;
+  /** Where the last good rules.json and config.json are kept (a start with a broken file uses them); null: nowhere. */
+  stateDir?: string | null;
 }
 
 /**
@@ -66,8 +70,10 @@ export class PolicyDaemon {
     private readonly options: DaemonOptions,
     private readonly log: Logger,
   ) {
-    this.config = new ConfigStore({ path: options.configPath, logger: log });
-    this.rules = new RulesStore({ path: options.rulesPath, logger: log, onChange: () => this.policyChanged() });
+    const lastGood = (name: string): { lastGood?: LastGoodCopy } =>
+      options.stateDir ? { lastGood: new LastGoodCopy(join(options.stateDir, name), log) } : {};
+    this.config = new ConfigStore({ path: options.configPath, logger: log, ...lastGood('config.last-good.json') });
+    this.rules = new RulesStore({ path: options.rulesPath, logger: log, onChange: () => this.policyChanged(), ...lastGood('rules.last-good.json') });
     this.modeOverride = options.modeOverride;
     this.effectiveConfig = this.applyOverride(this.config.current);
     this.journal = new DecisionJournal(
@@ -170,10 +176,7 @@ export class PolicyDaemon {
     }
     this.configChanged(this.config.current);
     const rules = await this.rules.load();
-    if (!rules.ok) {
-      this.log.error({ error: rules.error }, 'rules.json refused; keeping the last good rules');
-      this.notify('error', 'rules.json not loaded', `${rules.error}; the previous rules stay in force`);
-    }
+    if (!rules.ok) this.notify('error', 'rules.json not loaded', `${rules.error}; ${rules.inForce}`);
     else this.log.info({ rules: rules.count, path: this.options.rulesPath }, 'rules loaded');
   }
 

@@ -6,6 +6,7 @@ import { loadFailedReason, NOT_LOADED } from '../config.js';
 import type { SaveResult, StoreLogger } from '../config.js';
 import type { RulePort } from './ruleKey.js';
 import { RuleSet } from './ruleSet.js';
+import type { LastGoodCopy } from '../lastGoodCopy.js';
 
 export const DEFAULT_RULES_MAX_BYTES = 4 * 1024 * 1024;
 /** Owner writes, group `bastion` reads (the control panel lists rules over the socket, not the file). */
@@ -22,11 +23,13 @@ export interface RulesStoreOptions {
   logger?: StoreLogger;
   /** Called whenever the rules in force are replaced (load, add, delete). */
   onChange?: () => void;
+  /** Where the last rules that loaded are kept; a start with a broken file uses them. */
+  lastGood?: LastGoodCopy;
 }
 
 export type RulesLoadResult =
   | { ok: true; count: number; warnings: string[]; missing: boolean }
-  | { ok: false; error: string };
+  | { ok: false; error: string; inForce: string };
 
 export type SetRuleStoreResult = { ok: true; key: string } | { ok: false; error: string };
 export type DeleteRuleResult = { ok: true; deleted: boolean } | { ok: false; error: string };
@@ -52,6 +55,9 @@ export class RulesStore {
   private readonly logger: StoreLogger | undefined;
   private current = new RuleSet();
   private readonly onChange: (() => void) | undefined;
+  private readonly lastGood: LastGoodCopy | undefined;
+  /** Whether any rules were ever put in force (a file, or the last good copy). */
+  private loadedOnce = false;
   /** Why saving would destroy what is on disk; while set, every change is refused. */
   private saveBlocked: string | null = NOT_LOADED;
   private tail: Promise<unknown> = Promise.resolve();
@@ -68,6 +74,7 @@ export class RulesStore {
     };
     this.logger = opts.logger;
     this.onChange = opts.onChange;
+    this.lastGood = opts.lastGood;
   }
 
   /**
@@ -102,11 +109,13 @@ export class RulesStore {
       }
       this.replace(built.rules);
       this.saveBlocked = null;
+      await this.lastGood?.remember(read.text);
       return { ok: true, count: built.rules.size, warnings: built.warnings, missing: false };
     });
   }
 
   private replace(next: RuleSet): void {
+    this.loadedOnce = true;
     this.current = next;
     this.onChange?.();
   }
@@ -188,7 +197,9 @@ export class RulesStore {
 
   private async write(rules: RuleSet): Promise<SaveResult> {
     try {
-      await writeFileAtomic(this.path, JSON.stringify(rules.toJSON(), null, 2) + '\n', this.writeOptions);
+      const text = JSON.stringify(rules.toJSON(), null, 2) + '\n';
+      await writeFileAtomic(this.path, text, this.writeOptions);
+      await this.lastGood?.remember(text);
       return { ok: true };
     } catch (err) {
       const error = err instanceof Error ? err.message : String(err);
@@ -197,10 +208,26 @@ export class RulesStore {
     }
   }
 
-  private keepPrevious(error: string): RulesLoadResult {
+  /**
+   * A file that does not load leaves the rules in force as they are; at start there are none
+   * yet, so the last good copy is put in force instead. Either way the broken file is not
+   * overwritten until it loads again.
+   */
+  private async keepPrevious(error: string): Promise<RulesLoadResult> {
     this.saveBlocked = loadFailedReason(error);
-    this.logger?.error({ path: this.path, error }, 'rules.json not loaded; keeping the previous rules');
-    return { ok: false, error };
+    if (this.loadedOnce) {
+      this.logger?.error({ path: this.path, error, rules: this.current.size }, 'rules.json not loaded; keeping the rules in force');
+      return { ok: false, error, inForce: `the rules in force stay (${this.current.size})` };
+    }
+    const text = await this.lastGood?.recall(this.maxBytes);
+    const copy = text === null || text === undefined ? null : RuleSet.fromJSON(safeParse(text));
+    if (copy?.ok) {
+      this.replace(copy.rules);
+      this.logger?.error({ path: this.path, error, lastGood: this.lastGood?.path, rules: copy.rules.size }, 'rules.json not loaded at start; the last good copy is in force');
+      return { ok: false, error, inForce: `the last good copy (${copy.rules.size} rules, ${this.lastGood?.path}) is in force` };
+    }
+    this.logger?.error({ path: this.path, error }, 'rules.json not loaded at start and no last good copy: no rules in force');
+    return { ok: false, error, inForce: 'no last good copy: no rules are in force' };
   }
 
   /** Loads and saves run one at a time, in call order, so two quick edits cannot interleave. */
@@ -208,5 +235,13 @@ export class RulesStore {
     const run = this.tail.then(task);
     this.tail = run.catch(() => undefined);
     return run;
+  }
+}
+
+function safeParse(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
   }
 }

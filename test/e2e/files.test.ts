@@ -19,6 +19,7 @@ async function startService(dir: string, rulesPath = `${dir}/rules.json`, config
   const socket = `${dir}/gui.sock`;
   const daemon = startBastion([
     'daemon', '--config', configPath, '--rules', rulesPath, '--endpoint', `ipc://${dir}/helper.sock`, '--socket', socket, '--socket-group', 'root', '--no-polkit',
+    '--state-dir', dir,
   ]);
   await daemon.waitFor('policy service started');
   return { daemon, socket };
@@ -110,7 +111,7 @@ describe('broken files at reload (SIGHUP)', () => {
         assert.equal(await ruleCount(service.socket), 2);
         breakFile(rulesPath);
         service.daemon.child.kill('SIGHUP');
-        const line = await service.daemon.waitFor('rules.json refused');
+        const line = await service.daemon.waitFor('rules.json not loaded; keeping the rules in force');
         assert.match(String(line['error']), message);
         assert.equal(await ruleCount(service.socket), 2);
         const listed = await request(service.socket, { type: 'list_rules' }, 'rules_list');
@@ -139,6 +140,48 @@ describe('broken files at reload (SIGHUP)', () => {
       }
     });
   }
+});
+
+describe('a start with a broken file', () => {
+  it('starts from the last good rules and config, not from none and the defaults, and says so', async () => {
+    const dir = tempDir('bastion-start-');
+    const rulesPath = `${dir.path}/rules.json`;
+    const configPath = `${dir.path}/config.json`;
+    writeFileSync(rulesPath, JSON.stringify({ '/usr/bin/curl:80': true, '/usr/bin/wget:*': false }));
+    writeFileSync(configPath, JSON.stringify({ mode: 'enforcement', default_action: 'deny' }));
+    let service = await startService(dir.path);
+    try {
+      await service.daemon.stop();
+      writeFileSync(rulesPath, '{"/usr/bin/curl:80": tru');
+      writeFileSync(configPath, '{"mode": ');
+      service = await startService(dir.path);
+      const rules = await service.daemon.waitFor('rules.json not loaded at start; the last good copy is in force');
+      assert.equal(rules['rules'], 2);
+      assert.equal(rules['lastGood'], `${dir.path}/rules.last-good.json`);
+      await service.daemon.waitFor('config.json not loaded at start; the last good copy is in force');
+      const status = await request(service.socket, { type: 'status' }, 'status');
+      assert.equal(status['rules'], 2);
+      assert.equal(status['mode'], 'enforcement');
+      // The broken file is the user's: never overwritten while it does not load.
+      assert.equal(readFileSync(rulesPath, 'utf8'), '{"/usr/bin/curl:80": tru');
+    } finally {
+      await service.daemon.stop();
+      dir.remove();
+    }
+  });
+
+  it('without a last good copy, says that no rules are in force', async () => {
+    const dir = tempDir('bastion-start-');
+    writeFileSync(`${dir.path}/rules.json`, '{"/usr/bin/curl:80": tru');
+    const service = await startService(dir.path);
+    try {
+      await service.daemon.waitFor('rules.json not loaded at start and no last good copy: no rules in force');
+      assert.equal(await ruleCount(service.socket), 0);
+    } finally {
+      await service.daemon.stop();
+      dir.remove();
+    }
+  });
 });
 
 describe('a full disk', () => {

@@ -109,10 +109,10 @@ describe('RulesStore.load', () => {
       }
       const onDisk = await fsp.readFile(file, 'utf8');
 
-      assert.deepEqual(await store.load(), { ok: false, error: error(file) });
+      assert.deepEqual(await store.load(), { ok: false, error: error(file), inForce: 'the rules in force stay (1)' });
       assert.deepEqual(store.rules.match(curl443), { allow: false, key: '/usr/bin/curl:443' });
       assert.deepEqual(logger.calls, [
-        { level: 'error', obj: { path: file, error: error(file) }, msg: 'rules.json not loaded; keeping the previous rules' },
+        { level: 'error', obj: { path: file, error: error(file), rules: 1 }, msg: 'rules.json not loaded; keeping the rules in force' },
       ]);
 
       const refusal = `refusing to save ${file}: the file on disk could not be loaded (${error(file)}); fix or remove it, then reload`;

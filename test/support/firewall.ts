@@ -66,7 +66,7 @@ export class TestFirewall {
   async startDaemon(): Promise<BastionProcess> {
     this.daemon = startBastion([
       'daemon', '--config', this.configPath, '--rules', this.rulesPath, '--endpoint', this.endpoint, '--socket', this.guiSocket,
-      '--socket-group', 'root', '--no-polkit', ...(this.setup.daemonArgs ?? []),
+      '--socket-group', 'root', '--no-polkit', '--state-dir', this.dir.path, ...(this.setup.daemonArgs ?? []),
     ]);
     await this.daemon.waitFor('helper connected');
     return this.daemon;

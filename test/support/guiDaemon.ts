@@ -28,7 +28,7 @@ export class GuiDaemon {
     try {
       d.proc = startBastion([
         'daemon', '--config', d.configPath, '--rules', d.rulesPath, '--endpoint', `ipc://${d.dir.path}/helper.sock`,
-        '--socket', d.socket, '--socket-group', 'root', '--no-polkit',
+        '--socket', d.socket, '--socket-group', 'root', '--no-polkit', '--state-dir', d.dir.path,
       ]);
       await d.proc.waitFor('GUI socket listening');
     } catch (err) {
