@@ -22,6 +22,13 @@ function failOnError(reply: Record<string, unknown>): Record<string, unknown> {
   return reply;
 }
 
+/** What the helper's capabilities mean for who a connection is credited to. */
+function identityLine(capabilities: unknown): string {
+  const list = Array.isArray(capabilities) ? capabilities : [];
+  if (list.includes('caller_bpf')) return 'eBPF records which process called connect()/sendmsg() (caller_bpf)';
+  return 'WEAKER: no eBPF caller records, sockets are credited from /proc (journalctl -u bastion-helper says why)';
+}
+
 export function registerClientCommands(program: Command): void {
   registerMonitorCommand(program);
   registerPromptCommand(program);
@@ -44,6 +51,7 @@ export function registerClientCommands(program: Command): void {
         [
           `mode:     ${String(status['mode'])} (default action: ${String(status['default_action'])})`,
           `helper:   ${helper['connected'] ? `connected (pid ${String(helper['pid'])}, queue ${String(helper['queue'])})` : 'not connected'}`,
+          ...(helper['connected'] ? [`identity: ${identityLine(helper['capabilities'])}`] : []),
           `rules:    ${String(status['rules'])}`,
           `clients:  ${String(status['clients'])}`,
           `decided:  ${stats['total_connections']} (allowed ${stats['allowed_connections']}, blocked ${stats['blocked_connections']})`,

@@ -69,6 +69,12 @@ export class HelperLink {
             this.setUnpaired('no connection');
             this.state.hello = m.hello;
             this.log.info({ pid: m.hello.pid, queue: m.hello.queueNum, capabilities: m.hello.capabilities }, 'helper connected');
+            if (!m.hello.capabilities.includes('caller_bpf')) {
+              this.log.warn(
+                { pid: m.hello.pid },
+                'the helper runs without eBPF caller records: identity is weaker (a socket shared by several programs cannot be credited to the one that used it); its journal says why',
+              );
+            }
             return;
           case 'heartbeat':
             this.state.counters = m.helper;
