@@ -3,6 +3,7 @@
 // the package's install check and by bastion-reload-rules / bastion-reload-config before they
 // replace a file. Exit code 0: every file named is usable; 1: one is not.
 import type { Command } from 'commander';
+import { visible } from '../common/visibleText.js';
 import { ConfigStore, type ConfigLoadResult } from '../service/config.js';
 import { RulesStore, type RulesLoadResult } from '../service/rules/rulesStore.js';
 import { DEFAULTS } from './defaults.js';
@@ -52,7 +53,8 @@ export function registerCheckConfigCommand(program: Command): void {
     .action(async (opts: { config?: string; rules?: string }) => {
       const report = await checkConfigFiles(opts);
       const out = report.ok ? process.stdout : process.stderr;
-      for (const line of report.lines) out.write(`${line}\n`);
+      // Warnings quote rules.json keys, which name paths programs chose: shown escaped.
+      for (const line of report.lines) out.write(`${visible(line)}\n`);
       process.exitCode = report.ok ? 0 : 1;
     });
 }

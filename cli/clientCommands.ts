@@ -1,5 +1,6 @@
 // CLI commands that talk to the running service over the GUI socket.
 import type { Command } from 'commander';
+import { visible, visibleJson } from '../common/visibleText.js';
 import { DEFAULTS } from './defaults.js';
 import { connectOrExit, type GuiConnection } from './guiClient.js';
 import { registerMonitorCommand } from './monitorCommand.js';
@@ -16,7 +17,7 @@ async function withConnection<T>(socket: string, fn: (c: GuiConnection) => Promi
 
 function failOnError(reply: Record<string, unknown>): Record<string, unknown> {
   if (reply['type'] === 'error') {
-    process.stderr.write(`bastion: ${String(reply['error'])}\n`);
+    process.stderr.write(`bastion: ${visible(String(reply['error']))}\n`);
     process.exit(1);
   }
   return reply;
@@ -42,7 +43,7 @@ export function registerClientCommands(program: Command): void {
     .action(async (opts: { socket: string; json?: boolean }) => {
       const status = failOnError(await withConnection(opts.socket, (c) => c.request({ type: 'status' }, 'status')));
       if (opts.json) {
-        process.stdout.write(JSON.stringify(status, null, 2) + '\n');
+        process.stdout.write(visibleJson(status, 2) + '\n');
         return;
       }
       const stats = status['stats'] as Record<string, number>;
@@ -66,7 +67,8 @@ export function registerClientCommands(program: Command): void {
     .action(async (opts: { socket: string }) => {
       const reply = failOnError(await withConnection(opts.socket, (c) => c.request({ type: 'list_rules' }, 'rules_list')));
       const entries = Object.entries(reply['rules'] as Record<string, unknown>).filter(([, v]) => typeof v === 'boolean');
-      for (const [key, allow] of entries) process.stdout.write(`${allow ? 'allow' : 'deny '}  ${key}\n`);
+      // Keys name paths that programs chose (an "always" answer saves them): shown escaped.
+      for (const [key, allow] of entries) process.stdout.write(`${allow ? 'allow' : 'deny '}  ${visible(key)}\n`);
     });
   rules
     .command('add <subject> <port>')
@@ -86,7 +88,7 @@ export function registerClientCommands(program: Command): void {
     .action(async (key: string, opts: { socket: string }) => {
       const reply = failOnError(await withConnection(opts.socket, (c) => c.request({ type: 'delete_rule', key }, 'rule_deleted')));
       if (!reply['success']) {
-        process.stderr.write(`bastion: no rule "${key}"\n`);
+        process.stderr.write(`bastion: no rule "${visible(key)}"\n`);
         process.exit(1);
       }
     });

@@ -2,6 +2,7 @@
 // protocol, and which rule or reason decided.
 import type { DecisionMessage as WireDecisionMessage } from '../common/decisionMessage.js';
 import { normalizeHostName } from '../common/hostName.js';
+import { visible } from '../common/visibleText.js';
 import type { Colors } from './colors.js';
 
 /** What the service's `decision` message carries, without its type tag. */
@@ -29,14 +30,17 @@ export function formatDecision(m: DecisionMessage, c: Colors): string[] {
   if (m.missed > 0) lines.push(c.yellow(`… ${m.missed} decision(s) not shown: this terminal read too slowly`));
   const time = m.time.length >= 19 ? m.time.slice(11, 19) : m.time;
   const verdict = m.allow ? c.green('ALLOW') : c.red('DENY ');
-  const program = m.app_path !== 'unknown' && m.app_path !== m.app_name ? `${c.bold(m.app_name)} ${c.dim(m.app_path)}` : c.bold(m.app_name);
-  const why = REASONS[m.reason] ?? m.reason;
-  const decidedBy = m.rule_key ? `${why} ${c.cyan(m.rule_key)}` : why;
-  const address = m.protocol === 'ICMP' ? m.dest_ip : hostPort(m.dest_ip, m.dest_port);
+  // Every string from the service is shown escaped (common/visibleText.ts): a program's path,
+  // comm and the rule named after them are the program's own choice.
+  const name = visible(m.app_name);
+  const program = m.app_path !== 'unknown' && m.app_path !== m.app_name ? `${c.bold(name)} ${c.dim(visible(m.app_path))}` : c.bold(name);
+  const why = visible(REASONS[m.reason] ?? m.reason);
+  const decidedBy = m.rule_key ? `${why} ${c.cyan(visible(m.rule_key))}` : why;
+  const address = visible(m.protocol === 'ICMP' ? m.dest_ip : hostPort(m.dest_ip, m.dest_port));
   // Checked again before it reaches the terminal: only name characters, never escapes.
   const host = typeof m.host === 'string' ? normalizeHostName(m.host) : null;
-  const port = host === null ? address : `${host} ${c.dim(`(${address})`)}`;
+  const port = host === null ? address : `${visible(host)} ${c.dim(`(${address})`)}`;
   const times = m.connections > 1 ? ` ×${m.connections}` : '';
-  lines.push(`${c.dim(time)} ${verdict} ${program} → ${port} ${m.protocol}${times}  ${c.dim('[')}${decidedBy}${c.dim(']')}`);
+  lines.push(`${c.dim(visible(time))} ${verdict} ${program} → ${port} ${visible(m.protocol)}${times}  ${c.dim('[')}${decidedBy}${c.dim(']')}`);
   return lines;
 }

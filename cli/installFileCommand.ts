@@ -11,6 +11,7 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { writeFileAtomic } from '../common/safeFile.js';
 import { groupId } from '../common/system.js';
+import { visible } from '../common/visibleText.js';
 import { DEFAULT_CONFIG_MAX_BYTES, parseConfig } from '../service/config.js';
 import { RuleSet } from '../service/rules/ruleSet.js';
 import { DEFAULT_RULES_FILE_MODE, DEFAULT_RULES_MAX_BYTES } from '../service/rules/rulesStore.js';
@@ -167,11 +168,11 @@ export function registerInstallFileCommand(program: Command): void {
         owner,
       });
       if (!result.ok) {
-        process.stderr.write(`${result.error}\n`);
+        process.stderr.write(`${visible(result.error)}\n`);
         process.exitCode = 1;
         return;
       }
-      for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
+      for (const w of result.warnings) process.stderr.write(`warning: ${visible(w)}\n`);
       const pids = signalService();
       process.stdout.write(
         pids.length > 0

@@ -3,6 +3,7 @@
 // docs/SECURITY.md).
 import type { Command } from 'commander';
 import { closeDatabase, DEFAULT_HISTORY_PATH, HistoryError, MAX_LIMIT, openDatabase, searchHistory, type HistoryQuery, type HistoryRow } from '../common/history.js';
+import { visibleJson } from '../common/visibleText.js';
 import { colorsFor } from './colors.js';
 import { formatDecision } from './decisionLine.js';
 
@@ -98,7 +99,7 @@ export function registerLogCommand(program: Command): void {
         process.exit(1);
       }
       if (opts.json) {
-        process.stdout.write(rows.map((r) => JSON.stringify(rowJson(r)) + '\n').join(''));
+        process.stdout.write(rows.map((r) => visibleJson(rowJson(r)) + '\n').join(''));
         return;
       }
       const c = colorsFor(process.stdout);

@@ -1,5 +1,6 @@
 // `bastion monitor`: a live feed of decisions, one coloured line each (or JSON lines).
 import type { Command } from 'commander';
+import { visible, visibleJson } from '../common/visibleText.js';
 import { colorsFor } from './colors.js';
 import { formatDecision, type DecisionMessage } from './decisionLine.js';
 import { DEFAULTS } from './defaults.js';
@@ -16,12 +17,12 @@ export function registerMonitorCommand(program: Command): void {
       const colors = colorsFor(process.stdout);
       conn.onMessage((m) => {
         if (m['type'] !== 'decision') return;
-        if (opts.json) process.stdout.write(JSON.stringify(m) + '\n');
+        if (opts.json) process.stdout.write(visibleJson(m) + '\n');
         else process.stdout.write(formatDecision(m as unknown as DecisionMessage, colors).join('\n') + '\n');
       });
       const reply = await conn.request({ type: 'subscribe', feed: 'decisions' }, 'subscribed');
       if (reply['type'] === 'error') {
-        process.stderr.write(`bastion: ${String(reply['error'])}\n`);
+        process.stderr.write(`bastion: ${visible(String(reply['error']))}\n`);
         process.exit(1);
       }
       if (!opts.json) process.stderr.write(colors.dim('watching decisions (Ctrl-C stops)') + '\n');

@@ -1,6 +1,7 @@
 // The logic of `bastion prompt`, apart from the terminal and the socket: a queue of connection
 // requests shown one at a time with a countdown, answered by single keys. The service closes a
 // request (cancel_popup) when another client answered it first or it timed out.
+import { visible } from '../common/visibleText.js';
 import type { Colors } from './colors.js';
 import { actionForKey, describeAnswer, isConnectionRequest, replyFor, TIMED_CHOICES, type ConnectionRequest, type Duration } from './promptKeys.js';
 import { keysLine, requestLines } from './promptView.js';
@@ -55,7 +56,7 @@ export class PromptSession {
       }
       return;
     }
-    if (m['type'] === 'error') this.note(this.deps.colors.red(`service: ${String(m['error'])}`));
+    if (m['type'] === 'error') this.note(this.deps.colors.red(`service: ${visible(String(m['error']))}`));
   }
 
   /** Handles one key; returns 'quit' when the user wants out. */

@@ -1,20 +1,24 @@
 // What `bastion prompt` shows for one connection request: program, path, destination, port,
 // protocol, the seconds left, and the keys. Pure text, so it is tested without a terminal.
+import { visible } from '../common/visibleText.js';
 import type { Colors } from './colors.js';
 import { hostPort } from './decisionLine.js';
 import type { ConnectionRequest, TimedDuration } from './promptKeys.js';
 
 export function requestLines(req: ConnectionRequest, c: Colors): string[] {
+  // The program's name and path are its own choice: escaped (common/visibleText.ts), so no
+  // control sequence in them can redraw these lines.
+  const name = visible(req.app_name);
   const title = req.learning_mode
-    ? `${c.bold(req.app_name)} connected ${c.dim('(learning mode: allowed)')}`
-    : `${c.yellow('?')} ${c.bold(req.app_name)} wants to connect`;
-  const dest = req.protocol === 'ICMP' ? req.dest_ip : hostPort(req.dest_ip, req.dest_port);
+    ? `${c.bold(name)} connected ${c.dim('(learning mode: allowed)')}`
+    : `${c.yellow('?')} ${c.bold(name)} wants to connect`;
+  const dest = visible(req.protocol === 'ICMP' ? req.dest_ip : hostPort(req.dest_ip, req.dest_port));
   return [
     title,
-    `  path         ${req.app_path}`,
+    `  path         ${visible(req.app_path)}`,
     `  destination  ${dest}`,
     `  port         ${req.dest_port}`,
-    `  protocol     ${req.protocol}`,
+    `  protocol     ${visible(req.protocol)}`,
   ];
 }
 

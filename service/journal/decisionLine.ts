@@ -4,6 +4,7 @@
 // beside it for `journalctl -o json` and field filters (BASTION_VERDICT=deny, ...).
 import type { Connection } from '../connection.js';
 import type { DecisionEvent } from '../decider.js';
+import { visible } from '../../common/visibleText.js';
 
 export interface JournalEntry {
   /** What journalctl prints after "bastion-daemon[pid]: ". One line. */
@@ -27,32 +28,58 @@ export const PROMPT_MESSAGE_ID = '9e1d4c7b2a5f4038a6b1c0d9e8f7a6b5';
  */
 const NO_UID_TEXT = '4294967295';
 
-/** Longest value written: a journal entry is one datagram (native/src/addon.c caps it at 8 KiB). */
+/** Longest value written, escapes included: a journal entry is one datagram (native/src/addon.c caps it at 8 KiB). */
 const MAX_VALUE_CHARS = 512;
 
-/** Quoted for the line: backslash, quote and control characters escaped, so it stays one line. */
-function quote(value: string): string {
-  return `"${escape(value)}"`;
-}
+/**
+ * What a value of a line escapes besides controls, bidi marks and backslash
+ * (common/visibleText.ts): the quote, so a quoted value never holds one and no `key="` of the
+ * GUI's patterns can start inside it; `[`, so no `[POPUP] ...` (the pattern the GUI tries first,
+ * anywhere in the line) can; and parentheses, so a comm or path in `[POPUP] comm (path) -> ip:port`
+ * cannot end its field early or fake the `(host)` beside comm.
+ */
+const LINE_SYNTAX = '"[()';
 
+/** A value as the line shows it: one line, none of the GUI patterns' delimiters in it. */
 function escape(value: string): string {
-  const capped = value.length > MAX_VALUE_CHARS ? `${value.slice(0, MAX_VALUE_CHARS)}...` : value;
-  // eslint-disable-next-line no-control-regex
-  return capped.replace(/[\\"\u0000-\u001f\u007f]/g, (ch) => (ch === '\\' || ch === '"' ? `\\${ch}` : `\\x${ch.charCodeAt(0).toString(16).padStart(2, '0')}`));
+  return visible(value, { also: LINE_SYNTAX, maxChars: MAX_VALUE_CHARS });
 }
 
-/** A field value: one line (a newline would end the field in journald's native protocol). */
+/** Quoted for the line. */
+function quote(value: string): string {
+  return quoted(escape(value));
+}
+
+function quoted(text: string): string {
+  return `"${text}"`;
+}
+
+/**
+ * The program of an `[AUTO] app - reason` line, which has no quotes: the GUI's app ends at the
+ * first " - ", so a hyphen after a space is escaped too (a comm of "a - b" or "a -").
+ */
+function autoApp(text: string): string {
+  return text.replace(/ -/g, ' \\x2d');
+}
+
+/**
+ * A field value beside the line (BASTION_PROGRAM, ...), escaped the same way as the line's text
+ * but without its syntax characters: one line (a newline would end the field in journald's
+ * native protocol), and nothing that `journalctl -o verbose` would print raw.
+ */
 function fieldValue(value: string): string {
-  const capped = value.length > MAX_VALUE_CHARS ? `${value.slice(0, MAX_VALUE_CHARS)}...` : value;
-  // eslint-disable-next-line no-control-regex
-  return capped.replace(/[\n\u0000]/g, (ch) => (ch === '\n' ? '\\n' : '\\0'));
+  return visible(value, { maxChars: MAX_VALUE_CHARS });
 }
 
 interface LineParts {
   comm: string;
-  /** `comm (host)` as the old daemon showed it, when the host name is known. */
-  app: string;
   path: string;
+  /** comm, escaped for the line. */
+  commText: string;
+  /** `comm (host)` as the old daemon showed it, when the host name is known; escaped. */
+  appText: string;
+  /** path, escaped for the line. */
+  pathText: string;
   dst: string;
   user: string;
   protocol: string;
@@ -60,10 +87,14 @@ interface LineParts {
 
 function parts(e: { comm: string | null; exe: string | null; destIp: string; port: number; protocol: string; uid: number; host?: string }): LineParts {
   const comm = e.comm || 'unknown';
+  const path = e.exe || 'unknown';
+  const commText = escape(comm);
   return {
     comm,
-    app: e.host ? `${comm} (${e.host})` : comm,
-    path: e.exe || 'unknown',
+    path,
+    commText,
+    appText: e.host ? `${commText} (${escape(e.host)})` : commText,
+    pathText: escape(path),
     dst: `${e.destIp}:${e.port}`,
     user: e.uid >= 0 ? String(e.uid) : NO_UID_TEXT,
     protocol: e.protocol,
@@ -85,27 +116,27 @@ const WHITELIST_WORDS: Record<string, string> = {
 export function decisionMessage(e: DecisionEvent): string {
   const p = parts(e);
   const action = e.allow ? 'ALLOW' : 'BLOCK';
-  const who = `app=${quote(p.app)}`;
+  const who = `app=${quoted(p.appText)}`;
   const dst = `dst=${quote(p.dst)}`;
   const tail = `user=${p.user} protocol=${quote(p.protocol)}`;
   switch (e.reason) {
     case 'rule':
-      return `[RULE:${action}] ${who} path=${quote(p.path)} ${dst} ${tail}${e.ruleKey ? ` rule=${quote(e.ruleKey)}` : ''}`;
+      return `[RULE:${action}] ${who} path=${quoted(p.pathText)} ${dst} ${tail}${e.ruleKey ? ` rule=${quote(e.ruleKey)}` : ''}`;
     case 'prompt':
-      return `[USER:${action}] ${who} ${dst} ${tail} path=${quote(p.path)}`;
+      return `[USER:${action}] ${who} ${dst} ${tail} path=${quoted(p.pathText)}`;
     case 'session':
-      return `[SESSION:${action}] ${who} ${dst} ${tail} path=${quote(p.path)}`;
+      return `[SESSION:${action}] ${who} ${dst} ${tail} path=${quoted(p.pathText)}`;
     case 'learning':
-      return `[LEARN] ${who} path=${quote(p.path)} ${dst} ${tail}`;
+      return `[LEARN] ${who} path=${quoted(p.pathText)} ${dst} ${tail}`;
     case 'localhost':
     case 'lan':
     case 'system-service':
-      return `[AUTO] ${escape(p.app)} - ${WHITELIST_WORDS[e.reason]} ${dst} ${tail} path=${quote(p.path)}`;
+      return `[AUTO] ${autoApp(p.appText)} - ${WHITELIST_WORDS[e.reason]} ${dst} ${tail} path=${quoted(p.pathText)}`;
     case 'default':
     case 'timeout': {
       const why = e.reason === 'timeout' ? 'no answer in time' : 'nobody to ask';
-      if (!e.allow) return `[BLOCK] ${who} ${dst} ${tail} path=${quote(p.path)} reason=${quote(why)}`;
-      return `[AUTO] ${escape(p.app)} - allowed by default (${why}) ${dst} ${tail} path=${quote(p.path)}`;
+      if (!e.allow) return `[BLOCK] ${who} ${dst} ${tail} path=${quoted(p.pathText)} reason=${quote(why)}`;
+      return `[AUTO] ${autoApp(p.appText)} - allowed by default (${why}) ${dst} ${tail} path=${quoted(p.pathText)}`;
     }
   }
 }
@@ -151,7 +182,7 @@ export function promptEntry(conn: Connection & { host?: string }): JournalEntry 
   if (uid >= 0) fields['BASTION_UID'] = String(uid);
   if (conn.host) fields['BASTION_HOST'] = fieldValue(conn.host);
   return {
-    message: `[POPUP] ${escape(p.comm)} (${escape(p.path)}) -> ${p.dst} user=${p.user} protocol=${quote(p.protocol)}${host}`,
+    message: `[POPUP] ${p.commText} (${p.pathText}) -> ${p.dst} user=${p.user} protocol=${quote(p.protocol)}${host}`,
     priority: 6,
     fields,
   };

@@ -5,9 +5,9 @@
 // (test/support/guiLogParser.ts, copied from the upstream GUI's bastion/log_parser.py).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { Decider } from '../../service/decider.js';
+import { Decider, type DecisionEvent } from '../../service/decider.js';
 import { DecisionJournal } from '../../service/journal/decisionJournal.js';
-import { DECISION_MESSAGE_ID, decisionMessage } from '../../service/journal/decisionLine.js';
+import { DECISION_MESSAGE_ID, decisionEntry, decisionMessage, promptEntry } from '../../service/journal/decisionLine.js';
 import { JournalWriter, SYSLOG_IDENTIFIER } from '../../service/journal/journald.js';
 import { Policy } from '../../service/policy.js';
 import { AnswerRecorder } from '../../service/prompts/answerRecorder.js';
@@ -18,7 +18,8 @@ import { Stats } from '../../service/stats.js';
 import { Whitelist } from '../../service/whitelist.js';
 import type { BastionConfig } from '../../service/config.js';
 import { DatagramReceiver, parseNativeEntry } from '../support/datagramReceiver.js';
-import { guiParse, journalctlLine } from '../support/guiLogParser.js';
+import { guiParse, journalctlLine, type Parsed } from '../support/guiLogParser.js';
+import { rawControls } from '../support/rawControl.js';
 import { config, connection, FakeClock, FixedAuthorizer, RecordingClient, silentLog } from '../support/promptFakes.js';
 
 function setup(receiver: DatagramReceiver, cfg: BastionConfig, rules: Record<string, boolean> = {}, clientCount = 1) {
@@ -149,8 +150,81 @@ describe('decision lines that are hard to parse', () => {
 
   it('a path with a newline or a quote stays on one line, and an unknown user is (uid_t)-1', () => {
     const message = decisionMessage({ ...base, destIp: '192.0.2.1', exe: '/tmp/a"b\nc', uid: -1 });
-    assert.equal(message, '[RULE:ALLOW] app="curl" path="/tmp/a\\"b\\x0ac" dst="192.0.2.1:443" user=4294967295 protocol="TCP"');
+    assert.equal(message, '[RULE:ALLOW] app="curl" path="/tmp/a\\x22b\\x0ac" dst="192.0.2.1:443" user=4294967295 protocol="TCP"');
     assert.equal(guiParse(journalctlLine({ SYSLOG_IDENTIFIER, MESSAGE: message }))?.['user'], '4294967295');
+  });
+});
+
+// Issue 18, item 4: a program chooses its path and comm, and the Logs tab reads fields out of
+// the line with unanchored patterns. Each crafted value below, in every kind of line, must leave
+// the fields the GUI parses (type, action, app, path, ip, port, user) the real ones: the path
+// and comm as escaped (common/visibleText.ts, plus the line's `"[()`), never anything else.
+describe('crafted paths and names do not change the fields the Logs tab parses', () => {
+  const base = {
+    at: 0, pid: 1, uid: 1000, exe: '/usr/bin/curl', comm: 'curl', destIp: '198.51.100.7', port: 443, protocol: 'TCP',
+    allow: true, reason: 'rule' as DecisionEvent['reason'], ruleKey: null as string | null, attribution: 'sock_diag' as const, lookupMicros: 1, connections: 1,
+  };
+  const DST = '198.51.100.7';
+  const PORT = 8080;
+  const ATTACKS: [name: string, exe: string, comm: string, shownExe: string, shownComm: string][] = [
+    ['a path with ") -> 10.9.9.9:443 "', '/tmp/x) -> 10.9.9.9:443 (y', 'x', '/tmp/x\\x29 -> 10.9.9.9:443 \\x28y', 'x'],
+    ['a path with \'" dst="\'', '/tmp/a" dst="10.9.9.9:443" user=0 b', 'a', '/tmp/a\\x22 dst=\\x2210.9.9.9:443\\x22 user=0 b', 'a'],
+    ['a path with newlines', '/tmp/a\nDec 05 13:10:53 h bastion-daemon[1]: [RULE:ALLOW] app="x" path="/y" dst="10.9.9.9:443" user=0\n', 'a',
+      '/tmp/a\\x0aDec 05 13:10:53 h bastion-daemon\\x5b1]: \\x5bRULE:ALLOW] app=\\x22x\\x22 path=\\x22/y\\x22 dst=\\x2210.9.9.9:443\\x22 user=0\\x0a', 'a'],
+    ['a path with [RULE:ALLOW] and [POPUP]', '/tmp/[RULE:ALLOW] app="f" path="/f" dst="10.9.9.9:443" user=0 [POPUP] f (/f) -> 10.9.9.9:443', 'b',
+      '/tmp/\\x5bRULE:ALLOW] app=\\x22f\\x22 path=\\x22/f\\x22 dst=\\x2210.9.9.9:443\\x22 user=0 \\x5bPOPUP] f \\x28/f\\x29 -> 10.9.9.9:443', 'b'],
+    ['a comm with " (" and " - "', '/tmp/c', 'a - (b', '/tmp/c', 'a - \\x28b'],
+    ['a comm ending in " -"', '/tmp/d', 'firefox -', '/tmp/d', 'firefox -'],
+    ['terminal escapes, C1 and a bidi override', '/tmp/\x1b[2K\x1b[1G\x1b]0;firefox\x07\r\u0085\u202efirefox', 'firefox\x1b[2K\r',
+      '/tmp/\\x1b\\x5b2K\\x1b\\x5b1G\\x1b]0;firefox\\x07\\x0d\\u0085\\u202efirefox', 'firefox\\x1b\\x5b2K\\x0d'],
+    ['a backslash before a quote', '/tmp/a\\" dst="10.9.9.9:443', 'a', '/tmp/a\\\\\\x22 dst=\\x2210.9.9.9:443', 'a'],
+  ];
+
+  /** The AUTO line's app has " -" escaped as well (its pattern ends app at the first " - "). */
+  const autoApp = (comm: string): string => comm.replace(/ -/g, ' \\x2d');
+
+  for (const [name, exe, comm, shownExe, shownComm] of ATTACKS) {
+    it(name, () => {
+      const event = { ...base, exe, comm, destIp: DST, port: PORT };
+      const real = { ip: DST, port: String(PORT), user: '1000' };
+      const lines: [string, Parsed][] = [
+        [decisionMessage({ ...event, reason: 'rule', ruleKey: `${exe}:${PORT}` }), { type: 'RULE', action: 'ALLOW', app: shownComm, path: shownExe, ...real }],
+        [decisionMessage({ ...event, reason: 'rule', allow: false }), { type: 'RULE', action: 'BLOCK', app: shownComm, path: shownExe, ...real }],
+        [decisionMessage({ ...event, reason: 'prompt' }), { type: 'USER', action: 'ALLOW', app: shownComm, ...real }],
+        [decisionMessage({ ...event, reason: 'session', allow: false }), { type: 'SESSION', action: 'BLOCK', app: shownComm, ip: DST, port: String(PORT) }],
+        [decisionMessage({ ...event, reason: 'learning' }), { type: 'LEARN', app: shownComm, path: shownExe, ...real }],
+        [decisionMessage({ ...event, reason: 'default', allow: false }), { type: 'BLOCK', app: shownComm, ...real }],
+        [decisionMessage({ ...event, reason: 'lan' }), { type: 'AUTO', app: autoApp(shownComm), reason: `local network destination (allow_lan) dst="${DST}:${PORT}" user=1000 protocol="TCP" path="${shownExe}"` }],
+        [promptEntry(connection({ exe, comm, port: PORT })).message, { type: 'POPUP', app: shownComm, path: shownExe, ip: DST, port: String(PORT) }],
+      ];
+      for (const [message, expected] of lines) {
+        assert.equal(rawControls(message), 0, message);
+        assert.ok(!message.includes('\n'));
+        assert.deepEqual(guiParse(journalctlLine({ SYSLOG_IDENTIFIER, MESSAGE: message })), expected, message);
+      }
+    });
+  }
+
+  it('the exact POPUP line of the issue\'s path, which before read as a prompt to 10.9.9.9:443', () => {
+    const entry = promptEntry(connection({ exe: '/tmp/x) -> 10.9.9.9:443 ', comm: 'firefox', port: 80 }));
+    assert.equal(entry.message, '[POPUP] firefox (/tmp/x\\x29 -> 10.9.9.9:443 ) -> 198.51.100.7:80 user=1000 protocol="TCP"');
+    assert.deepEqual(guiParse(journalctlLine({ SYSLOG_IDENTIFIER, MESSAGE: entry.message })), { type: 'POPUP', app: 'firefox', path: '/tmp/x\\x29 -> 10.9.9.9:443 ', ip: '198.51.100.7', port: '80' });
+  });
+
+  it('the fields beside the line hold the same escapes (one line each, no raw control)', () => {
+    const exe = '/tmp/\x1b]0;t\x07\n\u202e[x]';
+    const fields = decisionEntry({ ...base, exe, comm: 'a\rb', reason: 'rule', ruleKey: `${exe}:443`, host: 'example.org' }).fields;
+    assert.equal(fields['BASTION_PROGRAM'], '/tmp/\\x1b]0;t\\x07\\x0a\\u202e[x]');
+    assert.equal(fields['BASTION_COMM'], 'a\\x0db');
+    assert.equal(fields['BASTION_RULE'], '/tmp/\\x1b]0;t\\x07\\x0a\\u202e[x]:443');
+    assert.equal(fields['BASTION_HOST'], 'example.org');
+  });
+
+  it('a value is capped at 512 characters, escapes included, so the entry stays one datagram', () => {
+    const message = decisionMessage({ ...base, exe: `/tmp/${'\u202e'.repeat(4000)}`, reason: 'learning' });
+    const path = /path="([^"]*)"/.exec(message)![1]!;
+    assert.equal(path, `/tmp/${'\\u202e'.repeat(84)}...`);
+    assert.ok(path.length <= 515);
   });
 });
 
