@@ -60,7 +60,7 @@ function timed<T>(what: string, fn: () => T): T {
 describe('installing the package into a fresh Debian 12 root', { skip: ENABLED ? false : 'set BASTION_TEST_DEB_INSTALL=1 (npm run test:deb-install)' }, () => {
   before(() => {
     work = mkdtempSync(join(tmpdir(), 'bastion-deb-install-'));
-    const deb = timed('build the .deb', () => buildDeb(join(work, 'out')));
+    const deb = timed('build the .deb', () => buildDeb());
     debName = basename(deb);
     root = join(work, 'root');
     const boot = timed('debootstrap --variant=minbase bookworm', () =>

@@ -27,7 +27,7 @@ function run(cmd: string, args: string[], opts: { cwd?: string } = {}): { code: 
 
 before(() => {
   work = mkdtempSync(join(tmpdir(), 'bastion-deb-test-'));
-  deb = buildDeb(join(work, 'out'));
+  deb = buildDeb();
   root = join(work, 'root');
   execFileSync('dpkg-deb', ['-x', deb, root]);
 });
