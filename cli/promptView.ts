@@ -4,6 +4,9 @@ import type { Colors } from './colors.js';
 import { hostPort } from './decisionLine.js';
 import type { ConnectionRequest, TimedDuration } from './promptKeys.js';
 
+/** The service's "<comm> (<host>, unverified)" (service/prompts/connectionRequest.ts). */
+const UNVERIFIED_NAME = / \([^()]*, unverified\)$/;
+
 export function requestLines(req: ConnectionRequest, c: Colors): string[] {
   const title = req.learning_mode
     ? `${c.bold(req.app_name)} connected ${c.dim('(learning mode: allowed)')}`
@@ -13,6 +16,7 @@ export function requestLines(req: ConnectionRequest, c: Colors): string[] {
     title,
     `  path         ${req.app_path}`,
     `  destination  ${dest}`,
+    ...(UNVERIFIED_NAME.test(req.app_name) ? [`  ${c.yellow('name not from the system resolver: anyone may have forged it')}`] : []),
     `  port         ${req.dest_port}`,
     `  protocol     ${req.protocol}`,
   ];
