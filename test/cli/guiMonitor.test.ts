@@ -30,6 +30,15 @@ describe('monitor lines', () => {
     ]);
   });
 
+  it('marks a name from a resolver that is not the system\'s as unverified', () => {
+    assert.deepEqual(formatDecision({ ...base, allow: false, reason: 'default', rule_key: null, unverified_host: 'www.bank.example' }, NO_COLORS), [
+      '03:04:05 DENY  curl /usr/bin/curl → www.bank.example (unverified) (198.18.0.2:80) TCP  [default action]',
+    ]);
+    assert.deepEqual(formatDecision({ ...base, unverified_host: 'x\u001b]0;owned\u0007.org' }, NO_COLORS), [
+      '03:04:05 ALLOW curl /usr/bin/curl → 198.18.0.2:80 TCP  [rule /usr/bin/curl:80]',
+    ]);
+  });
+
   it('never prints a host name that is not one (no terminal escapes from the socket)', () => {
     assert.deepEqual(formatDecision({ ...base, host: 'x\u001b]0;owned\u0007.org' }, NO_COLORS), [
       '03:04:05 ALLOW curl /usr/bin/curl → 198.18.0.2:80 TCP  [rule /usr/bin/curl:80]',
