@@ -95,6 +95,7 @@ export class DnsSnoop {
   }
 
   async start(): Promise<void> {
+    void this.trust.addresses; // reads resolv.conf now, so the trusted resolvers are logged at start
     if (this.options.manageRules) await this.rules.install();
     this.queue = PacketQueue.open(
       { queueNum: this.options.queueNum, copyRange: COPY_RANGE, maxLen: 1024, rcvbufBytes: 1 << 20, failOpen: true, batchMax: 32, exceptionVerdict: 1 },
