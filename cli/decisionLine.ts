@@ -39,7 +39,11 @@ export function formatDecision(m: DecisionMessage, c: Colors): string[] {
   const address = visible(m.protocol === 'ICMP' ? m.dest_ip : hostPort(m.dest_ip, m.dest_port));
   // Checked again before it reaches the terminal: only name characters, never escapes.
   const host = typeof m.host === 'string' ? normalizeHostName(m.host) : null;
-  const port = host === null ? address : `${visible(host)} ${c.dim(`(${address})`)}`;
+  const unverified = host === null && typeof m.unverified_host === 'string' ? normalizeHostName(m.unverified_host) : null;
+  const port =
+    host !== null ? `${visible(host)} ${c.dim(`(${address})`)}`
+      : unverified !== null ? `${visible(unverified)} ${c.yellow('(unverified)')} ${c.dim(`(${address})`)}`
+        : address;
   const times = m.connections > 1 ? ` ×${m.connections}` : '';
   lines.push(`${c.dim(visible(time))} ${verdict} ${program} → ${port} ${visible(m.protocol)}${times}  ${c.dim('[')}${decidedBy}${c.dim(']')}`);
   return lines;

@@ -29,6 +29,7 @@ export function registerHelperCommand(program: Command): void {
     .option('--no-ipv6', 'leave IPv6 alone')
     .option('--dns-queue <n>', `NFQUEUE number for the DNS answers read for host names (default ${DEFAULT_DNS_SNOOP.queueNum}, or ${DEFAULT_DNS_SNOOP.queueNum + 1} when --queue is ${DEFAULT_DNS_SNOOP.queueNum})`, intOption(0, 65535))
     .option('--dns-chain <name>', 'iptables chain of our own (mangle table, INPUT) for DNS answers', DEFAULT_DNS_SNOOP.chain)
+    .option('--resolv-conf <path>', "the system resolver's configuration: only answers from its nameservers (and 127.0.0.53, 127.0.0.1) name addresses for @host rules", '/etc/resolv.conf')
     .option('--no-host-names', 'do not read DNS answers (no host names in prompts, no @host rules)')
     .option('--no-fast-path', 'answer every packet from JS (by default the addon answers cached verdicts of known processes)')
     .option('--system-uids <first-last|none>', "socket owners whose new connections get a queue of their own, so a user's flood never delays them", '0-999')
@@ -37,7 +38,7 @@ export function registerHelperCommand(program: Command): void {
     .action(async (opts: {
       queue: number; endpoint: string; socketGroup: string; serviceUser: string; failClosed?: boolean; queueFull: string; malformed: string;
       ackDeadlineMs: number; maxHoldMs: number; chain: string; rules: boolean; ipv6: boolean; strict?: boolean; fastPath: boolean;
-      dnsQueue?: number; dnsChain: string; hostNames: boolean; callerBpf: boolean; systemUids: string; systemQueue?: number;
+      dnsQueue?: number; dnsChain: string; resolvConf: string; hostNames: boolean; callerBpf: boolean; systemUids: string; systemQueue?: number;
     }) => {
       const dnsQueue = opts.dnsQueue ?? (opts.queue === DEFAULT_DNS_SNOOP.queueNum ? DEFAULT_DNS_SNOOP.queueNum + 1 : DEFAULT_DNS_SNOOP.queueNum);
       if (opts.hostNames && dnsQueue === opts.queue) {
@@ -105,6 +106,7 @@ export function registerHelperCommand(program: Command): void {
                 manageRules: opts.rules,
                 iptables: DEFAULT_FIREWALL_RULES.iptables,
                 ip6tables: DEFAULT_FIREWALL_RULES.ip6tables,
+                trust: { resolvConf: opts.resolvConf },
               }
             : null,
           callerBpf: opts.callerBpf,

@@ -5,6 +5,9 @@ import type { Colors } from './colors.js';
 import { hostPort } from './decisionLine.js';
 import type { ConnectionRequest, TimedDuration } from './promptKeys.js';
 
+/** The service's "<comm> (<host>, unverified)" (service/prompts/connectionRequest.ts). */
+const UNVERIFIED_NAME = / \([^()]*, unverified\)$/;
+
 export function requestLines(req: ConnectionRequest, c: Colors): string[] {
   // The program's name and path are its own choice: escaped (common/visibleText.ts), so no
   // control sequence in them can redraw these lines.
@@ -17,6 +20,7 @@ export function requestLines(req: ConnectionRequest, c: Colors): string[] {
     title,
     `  path         ${visible(req.app_path)}`,
     `  destination  ${dest}`,
+    ...(UNVERIFIED_NAME.test(req.app_name) ? [`  ${c.yellow('name not from the system resolver: anyone may have forged it')}`] : []),
     `  port         ${req.dest_port}`,
     `  protocol     ${visible(req.protocol)}`,
   ];

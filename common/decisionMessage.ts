@@ -15,6 +15,11 @@ export type DecisionMessage = {
   rule_key: string | null;
   /** The destination's host name from snooped DNS answers; absent when unknown (docs/host-names.md). */
   host?: string;
+  /**
+   * When host is absent: the name a DNS answer from a resolver that is not the system's gave the
+   * destination. Anyone may have forged it; it matched no rule.
+   */
+  unverified_host?: string;
   /** Connections this decision stands for: the same program, destination and verdict a few ms apart. */
   connections: number;
   /** Events this subscriber missed just before this one because it read too slowly. */

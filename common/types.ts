@@ -82,8 +82,16 @@ export interface PacketRecord {
   helperVerdict?: 'accept' | 'drop';
   /** Reports only: connections this record stands for (same program, destination and verdict); absent means one. */
   repeats?: number;
-  /** The destination's host name from snooped DNS answers (common/hostName.ts grammar); absent when unknown. */
+  /**
+   * The destination's host name from the system resolver's snooped DNS answers
+   * (common/hostName.ts grammar); absent when unknown. Only this one matches @host rules.
+   */
   host?: string;
+  /**
+   * When `host` is absent: the name an answer from another resolver gave the destination,
+   * which any user could have forged (docs/host-names.md). Shown as unverified, never matched.
+   */
+  unverifiedHost?: string;
 }
 
 export type VerdictAction = 'accept' | 'drop' | 'hold';

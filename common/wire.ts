@@ -128,6 +128,7 @@ function recordToProto(r: PacketRecord): Record<string, unknown> {
     helperAccepted: r.helperVerdict === 'accept',
     repeats: r.repeats ?? 0,
     host: r.host ?? '',
+    unverifiedHost: r.host ? '' : (r.unverifiedHost ?? ''),
   };
 }
 
@@ -238,6 +239,10 @@ function recordFromProto(r: Obj): PacketRecord | string {
   // Checked here too: the name ends up in prompts, terminals and journal lines.
   const host = typeof r['host'] === 'string' && r['host'] !== '' ? normalizeHostName(r['host']) : null;
   if (host !== null) record.host = host;
+  else {
+    const unverified = typeof r['unverifiedHost'] === 'string' && r['unverifiedHost'] !== '' ? normalizeHostName(r['unverifiedHost']) : null;
+    if (unverified !== null) record.unverifiedHost = unverified;
+  }
   return record;
 }
 

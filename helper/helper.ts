@@ -498,8 +498,15 @@ export class Helper {
       lookupMicros: 0,
       payloadLength: packet.origLen,
     };
-    const host = this.dns?.names.lookup(dst);
-    if (host !== undefined) record.host = host;
+    if (this.dns !== null) {
+      // A name from the system's resolver, else one from any other (shown, never matched).
+      const host = this.dns.names.lookup(dst);
+      if (host !== undefined) record.host = host;
+      else {
+        const unverified = this.dns.unverified.lookup(dst);
+        if (unverified !== undefined) record.unverifiedHost = unverified;
+      }
+    }
     return { record, icmpEchoId: p.icmpEchoId, fragment: p.isFragment };
   }
 

@@ -28,6 +28,11 @@ export interface Connection {
    * (docs/host-names.md); absent when unknown. Lower case, no final dot, checked characters.
    */
   host?: string;
+  /**
+   * When `host` is absent: the name a resolver other than the system's gave the destination
+   * (PacketRecord.unverifiedHost). Anyone may have forged it: shown as unverified, never matched.
+   */
+  unverifiedHost?: string;
 }
 
 export function toConnection(record: PacketRecord): Connection {
@@ -45,6 +50,7 @@ export function toConnection(record: PacketRecord): Connection {
     protocol: protocolName(record.protocol),
   };
   if (record.host) conn.host = record.host;
+  else if (record.unverifiedHost) conn.unverifiedHost = record.unverifiedHost;
   return conn;
 }
 

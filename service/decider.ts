@@ -27,6 +27,8 @@ export interface DecisionEvent {
   connections: number;
   /** The destination's host name from snooped DNS answers, when known (Connection.host). */
   host?: string;
+  /** When host is absent: a name from a resolver that is not the system's (Connection.unverifiedHost). */
+  unverifiedHost?: string;
 }
 
 /** Asks people (prompts/promptBroker.ts). `ask` calls `answer` exactly once, possibly much later. */
@@ -172,6 +174,7 @@ export class Decider {
       connections: Math.max(connections, 1),
     };
     if (conn.host !== undefined) event.host = conn.host;
+    else if (conn.unverifiedHost !== undefined) event.unverifiedHost = conn.unverifiedHost;
     if (this.deps.logDecisions()) this.deps.log.info(event, decision.allow ? 'allowed' : 'blocked');
     else this.deps.log.debug(event, decision.allow ? 'allowed' : 'blocked');
     for (const listener of this.listeners) {

@@ -86,7 +86,7 @@ function chainOf(asked: string, answers: readonly Answer[]): Set<string> {
 
 const V4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
 
-function ipv4Bytes(text: string): Uint8Array | null {
+export function ipv4Bytes(text: string): Uint8Array | null {
   const m = V4.exec(text);
   if (m === null) return null;
   const bytes = new Uint8Array(4);
@@ -99,7 +99,7 @@ function ipv4Bytes(text: string): Uint8Array | null {
 }
 
 /** RFC 4291 text (with "::" and an optional dotted-quad tail) to 16 bytes. */
-function ipv6Bytes(text: string): Uint8Array | null {
+export function ipv6Bytes(text: string): Uint8Array | null {
   if (text.length > 45) return null;
   const halves = text.split('::');
   if (halves.length > 2) return null;

@@ -7,6 +7,8 @@
 // program's next connect() is queued behind this batch in the same thread, so the name is
 // known by then). NFQUEUE rather than NFLOG: it reuses the addon's reader, and --queue-bypass
 // lets answers through while no helper runs. DNS over TLS (853) and over HTTPS cannot be read.
+// Only answers from the system's resolver (resolverTrust.ts) name addresses for rules; the
+// names any other resolver gives are kept apart, shown as unverified and never matched.
 import type { Logger } from '../../common/log.js';
 import { IPPROTO } from '../../common/types.js';
 import { FirewallRules } from '../firewallRules.js';
@@ -14,6 +16,7 @@ import { newParsedPacket, parsePacket } from '../packet.js';
 import { PacketQueue, type QueuedPacket } from '../queue.js';
 import { addressesFromAnswer } from './dnsAnswers.js';
 import { HostNames, type HostNamesOptions } from './hostNames.js';
+import { ResolverTrust, type ResolverTrustOptions } from './resolverTrust.js';
 
 export interface DnsSnoopOptions {
   queueNum: number;
@@ -23,6 +26,8 @@ export interface DnsSnoopOptions {
   iptables: string;
   ip6tables: string;
   names?: Partial<HostNamesOptions>;
+  /** Which resolvers' answers are trusted (default: /etc/resolv.conf's, and the local stub's). */
+  trust?: Partial<ResolverTrustOptions>;
 }
 
 export const DEFAULT_DNS_SNOOP = { queueNum: 2, chain: 'BASTION-DNS' } as const;
@@ -40,23 +45,40 @@ export interface DnsSnoopCounters {
   packets: number;
   /** Answers that named at least one address. */
   answers: number;
+  /** Of answers: from a resolver that is not the system's (their names are unverified). */
+  unverifiedAnswers: number;
   names: number;
+  unverifiedNames: number;
   evicted: number;
 }
 
 export class DnsSnoop {
+  /** Names from the system's resolver: shown, and matched by @host rules. */
   readonly names: HostNames;
+  /** Names from any other resolver: shown as unverified, never matched. */
+  readonly unverified: HostNames;
+  readonly trust: ResolverTrust;
   private readonly rules: FirewallRules;
   private queue: PacketQueue | null = null;
   private readonly parsed = newParsedPacket();
   private packets = 0;
   private answers = 0;
+  private unverifiedAnswers = 0;
 
   constructor(
     private readonly options: DnsSnoopOptions,
     private readonly log: Logger,
   ) {
     this.names = new HostNames(options.names);
+    this.unverified = new HostNames(options.names);
+    this.trust = new ResolverTrust({
+      ...options.trust,
+      onChange: (trusted, warning) => {
+        this.log.info({ resolvers: trusted }, 'DNS answers trusted for host names from these resolvers');
+        if (warning !== null) this.log.warn(warning);
+        options.trust?.onChange?.(trusted, warning);
+      },
+    });
     this.rules = new FirewallRules({
       queueNum: options.queueNum,
       chain: options.chain,
@@ -73,6 +95,7 @@ export class DnsSnoop {
   }
 
   async start(): Promise<void> {
+    void this.trust.addresses; // reads resolv.conf now, so the trusted resolvers are logged at start
     if (this.options.manageRules) await this.rules.install();
     this.queue = PacketQueue.open(
       { queueNum: this.options.queueNum, copyRange: COPY_RANGE, maxLen: 1024, rcvbufBytes: 1 << 20, failOpen: true, batchMax: 32, exceptionVerdict: 1 },
@@ -88,7 +111,14 @@ export class DnsSnoop {
   }
 
   get counters(): DnsSnoopCounters {
-    return { packets: this.packets, answers: this.answers, names: this.names.size, evicted: this.names.evicted };
+    return {
+      packets: this.packets,
+      answers: this.answers,
+      unverifiedAnswers: this.unverifiedAnswers,
+      names: this.names.size,
+      unverifiedNames: this.unverified.size,
+      evicted: this.names.evicted + this.unverified.evicted,
+    };
   }
 
   private onBatch(packets: readonly QueuedPacket[], count: number): void {
@@ -106,16 +136,29 @@ export class DnsSnoop {
 
   /** Learns from one packet whose whole DNS message was copied; anything else is skipped. */
   private read(packet: QueuedPacket): void {
+    this.learnFrom(packet.payload, packet.origLen);
+  }
+
+  /**
+   * Learns from one answer as an IP packet (`origLen`: its length before the copy range cut
+   * it): the system resolver's names into `names`, any other's into `unverified`. Returns
+   * whether it named anything.
+   */
+  learnFrom(payload: Uint8Array, origLen: number): boolean {
     const p = this.parsed;
-    if (parsePacket(packet.payload, p) !== null || p.isFragment || p.l4Offset < 0) return;
-    if (packet.payload.length < packet.origLen) return; // cut at the copy range: not all of it
-    const message = dnsMessage(packet.payload, p.protocol, p.l4Offset, p.l4End);
-    if (message === null) return;
+    if (parsePacket(payload, p) !== null || p.isFragment || p.l4Offset < 0) return false;
+    if (payload.length < origLen) return false; // cut at the copy range: not all of it
+    const message = dnsMessage(payload, p.protocol, p.l4Offset, p.l4End);
+    if (message === null) return false;
     const learned = addressesFromAnswer(message);
-    if (learned.length === 0) return;
+    if (learned.length === 0) return false;
     this.answers++;
-    for (const a of learned) this.names.learn(a.address, a.name, a.ttlSeconds);
-    if (this.log.isLevelEnabled('debug')) this.log.debug({ name: learned[0]!.name, addresses: learned.length }, 'host name learned');
+    const trusted = this.trust.isTrusted(p.srcAddr, p.srcPort);
+    if (!trusted) this.unverifiedAnswers++;
+    const names = trusted ? this.names : this.unverified;
+    for (const a of learned) names.learn(a.address, a.name, a.ttlSeconds);
+    if (this.log.isLevelEnabled('debug')) this.log.debug({ name: learned[0]!.name, addresses: learned.length, trusted }, 'host name learned');
+    return true;
   }
 }
 

@@ -60,5 +60,6 @@ function toMessage(e: DecisionEvent): DecisionMessage {
     missed: 0,
   };
   if (e.host !== undefined) message.host = e.host;
+  else if (e.unverifiedHost !== undefined) message.unverified_host = e.unverifiedHost;
   return message;
 }

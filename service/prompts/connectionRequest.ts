@@ -10,8 +10,9 @@ export function connectionRequest(requestId: string, conn: Connection, learningM
     request_id: requestId,
     // "unknown" when no process was found: the tray shows it and sends it back in add_rule.
     // With a known host name the old daemon's display form "<comm> (<host>)", which add_rule
-    // strips again (gui-protocol.md).
-    app_name: conn.host ? `${conn.comm || 'unknown'} (${conn.host})` : conn.comm || 'unknown',
+    // strips again (gui-protocol.md); a name from a resolver that is not the system's says so:
+    // "<comm> (<host>, unverified)".
+    app_name: appName(conn),
     app_path: displayPath(conn) ?? 'unknown',
     app_category: 'unknown', // what the old daemon always sent
     dest_ip: conn.destIp,
@@ -20,6 +21,17 @@ export function connectionRequest(requestId: string, conn: Connection, learningM
     learning_mode: learningMode,
   };
 }
+
+/** What the tray shows as the program: comm, and the destination's name when one is known. */
+export function appName(conn: Connection): string {
+  const comm = conn.comm || 'unknown';
+  if (conn.host) return `${comm} (${conn.host})`;
+  if (conn.unverifiedHost) return `${comm} (${conn.unverifiedHost}, ${UNVERIFIED})`;
+  return comm;
+}
+
+/** The word prompts and `bastion monitor` put beside a name any user could have forged. */
+export const UNVERIFIED = 'unverified';
 
 /** Request ids `<comm>-<hex time in µs>`, strictly increasing so two prompts never share one. */
 export class RequestIds {

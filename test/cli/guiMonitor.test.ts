@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { colorsFor, NO_COLORS } from '../../cli/colors.js';
 import { formatDecision, type DecisionMessage } from '../../cli/decisionLine.js';
+import { requestLines } from '../../cli/promptView.js';
 
 const base: DecisionMessage = {
   time: '2025-01-02T03:04:05.678Z',
@@ -27,6 +28,15 @@ describe('monitor lines', () => {
   it('shows the destination\'s host name before its address when the helper learned it', () => {
     assert.deepEqual(formatDecision({ ...base, host: 'www.example.org' }, NO_COLORS), [
       '03:04:05 ALLOW curl /usr/bin/curl → www.example.org (198.18.0.2:80) TCP  [rule /usr/bin/curl:80]',
+    ]);
+  });
+
+  it('marks a name from a resolver that is not the system\'s as unverified', () => {
+    assert.deepEqual(formatDecision({ ...base, allow: false, reason: 'default', rule_key: null, unverified_host: 'www.bank.example' }, NO_COLORS), [
+      '03:04:05 DENY  curl /usr/bin/curl → www.bank.example (unverified) (198.18.0.2:80) TCP  [default action]',
+    ]);
+    assert.deepEqual(formatDecision({ ...base, unverified_host: 'x\u001b]0;owned\u0007.org' }, NO_COLORS), [
+      '03:04:05 ALLOW curl /usr/bin/curl → 198.18.0.2:80 TCP  [rule /usr/bin/curl:80]',
     ]);
   });
 
@@ -58,5 +68,16 @@ describe('monitor lines', () => {
     assert.equal(colorsFor({ isTTY: false }, {}), NO_COLORS);
     assert.equal(colorsFor({ isTTY: true }, { NO_COLOR: '1' }), NO_COLORS);
     assert.notEqual(colorsFor({ isTTY: false }, { FORCE_COLOR: '1' }), NO_COLORS);
+  });
+});
+
+describe('bastion prompt: a request whose name is unverified', () => {
+  const req = { request_id: 'python3-1', app_name: 'python3 (www.bank.example, unverified)', app_path: '/usr/bin/python3.11', dest_ip: '198.18.0.4', dest_port: 80, protocol: 'TCP', learning_mode: false };
+
+  it('says the name is not from the system resolver; a verified name gets no such line', () => {
+    const lines = requestLines(req, NO_COLORS);
+    assert.equal(lines[0], '? python3 (www.bank.example, unverified) wants to connect');
+    assert.ok(lines.includes('  name not from the system resolver: anyone may have forged it'));
+    assert.equal(requestLines({ ...req, app_name: 'python3 (www.bank.example)' }, NO_COLORS).some((l) => l.includes('forged')), false);
   });
 });

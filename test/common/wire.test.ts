@@ -84,6 +84,23 @@ describe('bus codec', () => {
     assert.equal('host' in named.records[1]!, false);
   });
 
+  it('carries a name from another resolver apart from host, checked the same way, and only where host is absent', () => {
+    const m = roundTrip({
+      kind: 'packets',
+      records: [
+        { ...record, unverifiedHost: 'www.bank.example' },
+        { ...record, packetId: 3, unverifiedHost: 'bad\u001b[2J.org' },
+        { ...record, packetId: 4, host: 'www.example.org', unverifiedHost: 'www.bank.example' },
+      ],
+    });
+    assert.ok(m.kind === 'packets');
+    assert.equal(m.records[0]!.unverifiedHost, 'www.bank.example');
+    assert.equal('host' in m.records[0]!, false, 'an unverified name never arrives as host');
+    assert.equal('unverifiedHost' in m.records[1]!, false);
+    assert.equal(m.records[2]!.host, 'www.example.org');
+    assert.equal('unverifiedHost' in m.records[2]!, false);
+  });
+
   it('keeps "no uid" (-1) apart from uid 0', () => {
     const m = roundTrip({ kind: 'packets', records: [{ ...record, uid: -1, gid: -1 }] });
     assert.equal(m.kind === 'packets' && m.records[0]!.uid, -1);

@@ -2,17 +2,22 @@
 // query; the helper reads that answer on its way in (never asking anything itself); the client
 // then connects to the address it got, and that connection carries the name: @host rules
 // (exact and *.suffix) decide it, a different name does not match, and the prompt shows
-// "<comm> (<host>)" as the old daemon did.
+// "<comm> (<host>)" as the old daemon did. The helper is told (--resolv-conf) that the server
+// namespace's DNS server is the system's resolver, as /etc/resolv.conf would say.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { describe, it } from 'node:test';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { GuiConnection } from '../../cli/guiClient.js';
+import { tempDir } from '../support/bastion.js';
 import { TestFirewall } from '../support/firewall.js';
 import { TrayClient } from '../support/guiTray.js';
 
-// Answers every A query with the server's own address (argv[1]), TTL 60, on argv[1]:53.
+// Answers every A query on argv[1]:53 with the address argv[2] (default: argv[1]), TTL 60.
 const DNS_SERVER = `
 import socket, struct, sys
-ip = socket.inet_aton(sys.argv[1])
+ip = socket.inet_aton(sys.argv[2] if len(sys.argv) > 2 else sys.argv[1])
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind((sys.argv[1], 53))
 while True:
@@ -47,17 +52,35 @@ except OSError:
 sys.exit(0)
 `;
 
-function resolveAndConnect(fw: TestFirewall, name: string, timeoutS = 2): Promise<number | null> {
-  const child = fw.net.spawn(fw.net.client, 'python3', ['-c', CLIENT, fw.net.serverV4, name, '80', String(timeoutS)]);
+/** Runs CLIENT in the client namespace (as `asUid` when given); its exit code. */
+function resolveAndConnect(fw: TestFirewall, name: string, timeoutS = 2, resolver = fw.net.serverV4, asUid?: number): Promise<number | null> {
+  const client = ['-c', CLIENT, resolver, name, '80', String(timeoutS)];
+  // The user's own python3 by its path: root's PATH may lead where that user cannot go.
+  const [cmd, ...args] = asUid === undefined
+    ? ['python3', ...client]
+    : ['setpriv', '--reuid', String(asUid), '--regid', String(asUid), '--clear-groups', '/usr/bin/python3', ...client];
+  const child = fw.net.spawn(fw.net.client, cmd!, args);
   child.stdout?.resume();
   child.stderr?.resume();
   return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
 }
 
-async function withDns(rules: Record<string, boolean>, fn: (fw: TestFirewall) => Promise<void>): Promise<void> {
-  const fw = new TestFirewall({ config: { mode: 'enforcement', default_action: 'deny', timeout_seconds: 60 } });
+/**
+ * A firewall whose helper takes `nameservers` (default: the server namespace's DNS server) as
+ * the system's resolvers, as /etc/resolv.conf would name them.
+ */
+function dnsFirewall(rules: Record<string, boolean>, nameservers?: (net: TestFirewall['net']) => string[]): { fw: TestFirewall; remove: () => void } {
+  const conf = tempDir('bastion-resolv-');
+  const resolvConf = join(conf.path, 'resolv.conf');
+  const fw = new TestFirewall({ config: { mode: 'enforcement', default_action: 'deny', timeout_seconds: 60 }, helperArgs: ['--resolv-conf', resolvConf] });
+  writeFileSync(resolvConf, `# test\n${(nameservers?.(fw.net) ?? [fw.net.serverV4]).map((a) => `nameserver ${a}\n`).join('')}`);
   // The DNS queries themselves are allowed by address: the names are what is tested.
   writeFileSync(fw.rulesPath, JSON.stringify({ [`@dest:${fw.net.serverV4}:53:*`]: true, ...rules }));
+  return { fw, remove: conf.remove };
+}
+
+async function withDns(rules: Record<string, boolean>, fn: (fw: TestFirewall) => Promise<void>): Promise<void> {
+  const { fw, remove } = dnsFirewall(rules);
   const dns = fw.net.spawn(fw.net.server, 'python3', ['-c', DNS_SERVER, fw.net.serverV4]);
   dns.stderr?.resume();
   try {
@@ -66,6 +89,7 @@ async function withDns(rules: Record<string, boolean>, fn: (fw: TestFirewall) =>
   } finally {
     dns.kill('SIGKILL');
     await fw.close();
+    remove();
   }
 }
 
@@ -133,5 +157,141 @@ describe('host names from snooped DNS answers', () => {
         await tray.close();
       }
     });
+  });
+});
+
+// Issue 18, item 5: forged host names. An unprivileged user's program asks a resolver the
+// user runs (here in the server namespace, on an address /etc/resolv.conf does not name),
+// which says www.bank.example is an address no rule allows. `@host:www.bank.example:80` must
+// not let that connection out, and the prompt and the decision feed must say the name is
+// unverified; the same name from the configured resolver still satisfies the rule.
+const ATTEMPTS = 10;
+
+// Waits on UDP port argv[1] without asking anything; takes the address in the first datagram
+// that arrives as www.bank.example's and connects to it on port 80. Exit codes as CLIENT's.
+const UNASKED = `
+import socket, sys
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.bind(('0.0.0.0', int(sys.argv[1])))
+u.settimeout(5)
+print('ready', flush=True)
+try:
+    answer = u.recv(2048)
+except socket.timeout:
+    sys.exit(2)
+try:
+    socket.create_connection((socket.inet_ntoa(answer[-4:]), 80), timeout=1).close()
+except OSError:
+    sys.exit(1)
+sys.exit(0)
+`;
+
+// An off-path sender's forgery: from argv[1]:53 (the configured resolver's address, through a
+// raw socket) to argv[2]:argv[3], an answer nobody asked for: www.bank.example is argv[4].
+const SPOOF = `
+import socket, struct, sys
+src, dst, dport, ip = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+qname = b''.join(bytes([len(l)]) + l.encode() for l in 'www.bank.example'.split('.')) + b'\\0'
+dns = struct.pack('!HHHHHH', 0x1234, 0x8180, 1, 1, 0, 0) + qname + struct.pack('!HH', 1, 1)
+dns += struct.pack('!HHHIH', 0xc00c, 1, 1, 60, 4) + socket.inet_aton(ip)
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)
+s.bind((src, 0))
+s.sendto(struct.pack('!HHHH', 53, dport, 8 + len(dns), 0) + dns, (dst, 0))
+`;
+const USER = `bastion-dns${process.pid % 100000}`;
+
+function sh(cmd: string, args: string[]): string {
+  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+describe('a forged host name from a resolver the attacker runs', () => {
+  let fw: TestFirewall;
+  let removeConf = (): void => undefined;
+  let uid = -1;
+  let attackerResolver = '';
+  /** The address the forged answer names: no rule allows it. */
+  let deniedIp = '';
+  const resolvers: ReturnType<TestFirewall['net']['spawn']>[] = [];
+
+  before(async () => {
+    sh('useradd', ['--system', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', '--user-group', USER]);
+    uid = Number(sh('id', ['-u', USER]).trim());
+    ({ fw, remove: removeConf } = dnsFirewall({}));
+    const prefix = fw.net.serverV4.replace(/\.\d+$/, '');
+    attackerResolver = `${prefix}.3`;
+    deniedIp = `${prefix}.4`;
+    const rules = { [`@dest:${fw.net.serverV4}:53:*`]: true, [`@dest:${attackerResolver}:53:*`]: true, '@host:www.bank.example:80': true };
+    writeFileSync(fw.rulesPath, JSON.stringify(rules));
+    for (const address of [attackerResolver, deniedIp]) fw.net.run(fw.net.server, 'ip', ['addr', 'add', `${address}/32`, 'dev', 'lo']);
+    resolvers.push(fw.net.spawn(fw.net.server, 'python3', ['-c', DNS_SERVER, fw.net.serverV4]));
+    resolvers.push(fw.net.spawn(fw.net.server, 'python3', ['-c', DNS_SERVER, attackerResolver, deniedIp]));
+    for (const r of resolvers) r.stderr?.resume();
+    await fw.start();
+  });
+
+  after(async () => {
+    for (const r of resolvers) r.kill('SIGKILL');
+    await fw?.close();
+    removeConf();
+    try {
+      sh('userdel', [USER]);
+    } catch {
+      // never created
+    }
+  });
+
+  it(`the attacker's answer does not satisfy the @host rule: 0 of ${ATTEMPTS} connections out`, async () => {
+    const codes: (number | null)[] = [];
+    for (let i = 0; i < ATTEMPTS; i++) codes.push(await resolveAndConnect(fw, 'www.bank.example', 1, attackerResolver, uid));
+    assert.ok(codes.every((c) => c === CONNECTED || c === BLOCKED), `every query answered, every connection tried: ${codes.join(' ')}`);
+    const out = codes.filter((c) => c === CONNECTED).length;
+    assert.equal(out, 0, `connections out: ${out} of ${ATTEMPTS} (${codes.join(' ')})`);
+    assert.equal(fw.connectionsReceived(80), 0, 'the server saw no connection');
+  });
+
+  it('an answer nobody asked for, forged with the configured resolver\'s address, names nothing: 0 of 5 out', async () => {
+    const codes: (number | null)[] = [];
+    for (let i = 0; i < 5; i++) {
+      const port = String(41000 + i);
+      const target = fw.net.spawn(fw.net.client, 'setpriv', ['--reuid', String(uid), '--regid', String(uid), '--clear-groups', '/usr/bin/python3', '-c', UNASKED, port]);
+      target.stderr?.resume();
+      const exited = new Promise<number | null>((resolve) => target.once('exit', (code) => resolve(code)));
+      await new Promise<void>((resolve) => target.stdout!.once('data', () => resolve()));
+      const spoof = await fw.net.runAsync(fw.net.server, 'python3', ['-c', SPOOF, fw.net.serverV4, fw.net.clientV4, port, deniedIp]);
+      assert.equal(spoof.code, 0, spoof.stderr);
+      codes.push(await exited);
+    }
+    assert.ok(codes.every((c) => c === BLOCKED), `the forgery arrived and every connection was refused: ${codes.join(' ')}`);
+    assert.equal(fw.connectionsReceived(80), 0);
+  });
+
+  it('the prompt and the decision feed say the name is unverified', async () => {
+    const tray = await TrayClient.connect(fw.guiSocket);
+    const feed = await GuiConnection.connect(fw.guiSocket);
+    try {
+      await feed.request({ type: 'subscribe', feed: 'decisions' }, 'subscribed');
+      const decisions: Record<string, unknown>[] = [];
+      feed.onMessage((m) => {
+        if (m['type'] === 'decision' && m['dest_ip'] === deniedIp) decisions.push(m);
+      });
+      const connecting = resolveAndConnect(fw, 'www.bank.example', 8, attackerResolver, uid);
+      const req = await tray.nextRequest();
+      assert.equal(req['dest_ip'], deniedIp);
+      assert.match(String(req['app_name']), /^python3(\.[0-9]+)? \(www\.bank\.example, unverified\)$/);
+      tray.answer(req, { allow: false, duration: 'once' });
+      assert.equal(await connecting, BLOCKED);
+      for (let i = 0; i < 50 && decisions.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+      assert.equal(decisions[0]?.['unverified_host'], 'www.bank.example');
+      assert.equal(decisions[0]?.['host'], undefined, 'an unverified name is never given as the host');
+    } finally {
+      feed.close();
+      await tray.close();
+    }
+  });
+
+  it('the same name from the configured resolver still satisfies the rule (as the same user)', async () => {
+    const before = fw.connectionsReceived(80);
+    assert.equal(await resolveAndConnect(fw, 'www.bank.example', 2, fw.net.serverV4, uid), CONNECTED);
+    assert.equal(fw.connectionsReceived(80), before + 1);
   });
 });

@@ -4,6 +4,7 @@
 // prompt gave `error … "@dest:10.201.1.2:0" is not …` and nothing was saved.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { toConnection } from '../../service/connection.js';
 import { Policy } from '../../service/policy.js';
 import { AnswerRecorder } from '../../service/prompts/answerRecorder.js';
 import { connectionRequest } from '../../service/prompts/connectionRequest.js';
@@ -79,5 +80,29 @@ describe('the prompt for a connection whose host name is known', () => {
     assert.equal(connectionRequest('id', conn, false).app_name, 'curl (www.example.org)');
     assert.equal(connectionRequest('id', { ...connection({ exe: null }), host: 'www.example.org' }, false).app_name, 'unknown (www.example.org)');
     assert.equal(connectionRequest('id', connection({ exe: '/usr/bin/curl' }), false).app_name, 'curl');
+  });
+});
+
+describe('a host name from a resolver that is not the system\'s (issue 18: forged names)', () => {
+  const forged = (): ReturnType<typeof connection> => {
+    const conn = connection({ exe: '/usr/bin/python3', port: 80 });
+    conn.record.unverifiedHost = 'www.bank.example';
+    return toConnection(conn.record);
+  };
+
+  it('shows as "<comm> (<host>, unverified)", which add_rule strips like the plain form', () => {
+    assert.equal(connectionRequest('id', forged(), false).app_name, 'python3 (www.bank.example, unverified)');
+    assert.equal('python3 (www.bank.example, unverified)'.replace(/ \([^()]*\)$/, ''), 'python3');
+  });
+
+  it('never matches an @host rule: the policy asks as if no name were known', () => {
+    const { rules, policy } = setup();
+    rules.set('@host:www.bank.example', 80, true);
+    const conn = forged();
+    assert.equal(conn.host, undefined);
+    assert.equal(policy.decide(conn).kind, 'ask');
+    const verified = connection({ exe: '/usr/bin/python3', port: 80 });
+    verified.record.host = 'www.bank.example';
+    assert.deepEqual(policy.decide(toConnection(verified.record)), { kind: 'final', allow: true, reason: 'rule', ruleKey: '@host:www.bank.example:80' });
   });
 });
