@@ -3,7 +3,8 @@ export const DEFAULTS = {
   configPath: '/etc/bastion/config.json',
   rulesPath: '/etc/bastion/rules.json',
   guiSocketPath: '/run/bastion/bastion-daemon.sock',
-  endpoint: 'ipc:///run/bastion/helper.sock',
+  /** The helper's bus, in a directory of its own that only root and the service's user reach (not the GUI group's /run/bastion). */
+  endpoint: 'ipc:///run/bastion-helper/helper.sock',
   queueNum: 1,
   socketGroup: 'bastion',
   /** The helper's bus: the group of its socket (the service's user alone) and who may be its peer. */

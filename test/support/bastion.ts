@@ -7,8 +7,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const CLI = join(REPO, 'cli', 'bastion.ts');
-const TSX = join(REPO, 'node_modules', 'tsx', 'dist', 'loader.mjs');
+export const CLI = join(REPO, 'cli', 'bastion.ts');
+export const TSX = join(REPO, 'node_modules', 'tsx', 'dist', 'loader.mjs');
 
 export interface LogLine {
   msg?: string;
