@@ -101,7 +101,8 @@ describe('the package installed with apt and booted with systemd', { skip: SKIP 
     assert.match(alice, /^helper: {3}connected/m);
     const outsider = box.sh('bastion status', 'outsider');
     assert.notEqual(outsider.code, 0);
-    assert.match(outsider.stderr + outsider.stdout, /ermission denied|not in group bastion/);
+    assert.match(outsider.stderr + outsider.stdout, /EACCES|ermission denied/);
+    assert.match(outsider.stderr + outsider.stdout, /group bastion/);
   });
 
   it('a rule for curl lets curl out in enforcement, another program is denied, and both decisions are in the journal as the GUI reads them', () => {
@@ -195,7 +196,7 @@ EOF`]);
     t.diagnostic(`upgrade with apt: ${((Date.now() - started) / 1000).toFixed(1)} s`);
     assert.equal(ok(box.enter(['cat', '/etc/bastion/rules.json', '/etc/bastion/config.json']), 'read files'), files);
     await waitFor('the helper paired after the upgrade', paired);
-    assert.match(ok(box.sh('bastion --version'), 'version'), /^99\.0\.0$/m);
+    assert.equal(ok(box.enter(['dpkg-query', '-W', '-f', '${Version}', 'bastion-firewall']), 'dpkg-query'), '99.0.0');
     const after = [mainPid('bastion-firewall'), mainPid('bastion-helper')];
     assert.notEqual(after[0], before[0], 'the service was not restarted');
     assert.notEqual(after[1], before[1], 'the helper was not restarted');
@@ -213,7 +214,7 @@ EOF`]);
 
   it('systemctl stop leaves no iptables or ip6tables rule, and apt-get purge removes what the package made', async () => {
     ok(box.enter(['systemctl', 'stop', 'bastion-firewall']), 'stop');
-    assert.equal(active('bastion-helper'), 'inactive');
+    await waitFor('the helper stopped', () => active('bastion-helper') === 'inactive');
     assert.equal(ourRules(), '');
     ok(box.enter(['sh', '-c', 'DEBIAN_FRONTEND=noninteractive apt-get purge -y -q bastion-firewall'], 300_000), 'purge');
     const left = box.enter(['sh', '-c', 'ls -d /etc/bastion /var/lib/bastion /run/bastion /run/bastion-helper /usr/lib/bastion-firewall /lib/systemd/system/bastion-*.service /usr/bin/bastion 2>/dev/null; true']);
