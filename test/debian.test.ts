@@ -3,7 +3,7 @@
 // from the unpacked package. Installing it into a fresh Debian 12 root with Debian's own
 // nodejs 18 is test/debian-install.test.ts (`npm run test:deb-install`).
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -68,6 +68,61 @@ describe('the bastion-firewall package', () => {
     for (const dev of ['tsx', 'esbuild', 'typescript', 'eslint', 'node-gyp']) assert.ok(!modules.includes(dev), `${dev} is shipped`);
   });
 
+  it('ships what runs and nothing else: every file matches the allowlist', (t) => {
+    // dpkg-deb -c: "-rw-r--r-- root/root 337 2026-11-28 12:00 ./etc/bastion/config.json", and
+    // " -> target" after a symbolic link's path.
+    const listing = execFileSync('dpkg-deb', ['-c', deb], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    const files = listing
+      .split('\n')
+      .filter((line) => line !== '' && !line.startsWith('d'))
+      .map((line) => line.split(/\s+/).slice(5).join(' ').replace(/ -> .*$/, '').replace(/^\.\//, ''));
+    const installedKb = Number(execFileSync('dpkg-deb', ['-f', deb, 'Installed-Size'], { encoding: 'utf8' }).trim());
+    t.diagnostic(`${files.length} files, installed size ${(installedKb / 1024).toFixed(1)} MiB`);
+
+    // The npm packages npm ci installs for production (not dev, not optional), by name.
+    const lock = JSON.parse(readFileSync(join(REPO, 'package-lock.json'), 'utf8')) as {
+      packages: Record<string, { dev?: boolean; optional?: boolean; devOptional?: boolean }>;
+    };
+    const production = new Set(
+      Object.entries(lock.packages)
+        .filter(([path, p]) => path.startsWith('node_modules/') && !p.dev && !p.optional && !p.devOptional)
+        .map(([path]) => path.slice(path.lastIndexOf('node_modules/') + 'node_modules/'.length)),
+    );
+    const pkg = `(?:${[...production].map((n) => n.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')).join('|')})`;
+    const arch = process.arch; // zeromq names its prebuilt addons after Node's arch
+    const allowed: RegExp[] = [
+      /^etc\/bastion\/(config|rules)\.json$/,
+      /^lib\/systemd\/system\/bastion-(firewall|helper)\.service$/,
+      /^usr\/bin\/bastion(-reload-rules|-reload-config)?$/,
+      /^usr\/lib\/(sysusers|tmpfiles)\.d\/bastion-firewall\.conf$/,
+      /^usr\/share\/polkit-1\/actions\/com\.bastion\.firewall\.policy$/,
+      /^usr\/share\/doc\/bastion-firewall\/(copyright|changelog(\.Debian)?\.gz|README\.md\.gz)$/,
+      /^usr\/share\/man\/man1\/bastion(-reload-rules|-reload-config)?\.1\.gz$/,
+      new RegExp(`^${LIB}/(package\\.json|proto/bastion\\.proto|native/build/Release/bastion_native\\.node)$`),
+      new RegExp(`^${LIB}/dist/(cli|common|helper|service)/([\\w.-]+/)*[\\w.-]+\\.js$`),
+      // A production dependency's JavaScript and JSON, and its license files (top level).
+      new RegExp(`^${LIB}/node_modules/(${pkg}/node_modules/)*${pkg}/([\\w.-]+/)*[\\w.-]+\\.(js|cjs|mjs|json)$`),
+      new RegExp(`^${LIB}/node_modules/(${pkg}/node_modules/)*${pkg}/(LICEN[CS]E|COPYING|NOTICE)[\\w.-]*$`, 'i'),
+      // The two npm addons: sqlite3's, built against libsqlite3, and zeromq's for this platform.
+      new RegExp(`^${LIB}/node_modules/sqlite3/build/Release/node_sqlite3\\.node$`),
+      new RegExp(`^${LIB}/node_modules/zeromq/build/linux/${arch}/node/glibc-\\d+-Release/addon\\.node$`),
+    ];
+    const unexpected = files.filter((f) => !allowed.some((re) => re.test(f)));
+    assert.deepEqual(unexpected, [], `${unexpected.length} files outside the allowlist:\n${unexpected.join('\n')}`);
+
+    // Whatever the allowlist says: no tests, declarations, source maps, development leftovers.
+    for (const bad of ['/test/', '/tests/', '.d.ts', '.map', '.claude', 'CLAUDE.md', '.github', '@types', '/.bin/']) {
+      const found = files.filter((f) => f.includes(bad));
+      assert.deepEqual(found, [], `shipped files with ${bad} in their path`);
+    }
+    // Only what is loaded: no browser bundles, no packages used only to build or install the
+    // addons (prebuild-install, node-addon-api, tar), one zeromq addon for this architecture.
+    for (const dropped of ['protobufjs/dist/', 'node_modules/prebuild-install/', 'node_modules/node-addon-api/', 'node_modules/tar/', 'cmake-ts/build/main.js']) {
+      assert.deepEqual(files.filter((f) => f.includes(dropped)), [], `${dropped} is shipped`);
+    }
+    assert.equal(files.filter((f) => f.endsWith('.node')).length, 3, 'bastion_native.node, node_sqlite3.node and one zeromq addon');
+  });
+
   it('marks the files in /etc/bastion as conffiles and depends on what it runs on', () => {
     const control = join(work, 'control');
     execFileSync('dpkg-deb', ['-e', deb, control]);
@@ -130,6 +185,71 @@ describe('the bastion-firewall package', () => {
     const r = run(process.execPath, [cli, 'log', '--history', history, '--json']);
     assert.equal(r.code, 0, r.stderr);
     assert.equal((JSON.parse(r.stdout) as { rule_key: string }).rule_key, '/usr/bin/curl:443');
+  });
+
+  it('loads every production dependency from its own node_modules: zeromq, sqlite3 and protobufjs work', () => {
+    // Each module resolved from the unpacked package (never the source tree's node_modules),
+    // then used: a ZeroMQ message over inproc, an SQLite query through the addon built against
+    // libsqlite3, and a bus message encoded and decoded by the shipped wire code (protobufjs
+    // with the shipped proto/bastion.proto).
+    const lib = join(root, LIB);
+    const script = `
+      import { createRequire } from 'node:module';
+      const lib = process.argv[1];
+      const require = createRequire(lib + '/package.json');
+      const deps = Object.keys(require('./package.json').dependencies);
+      const where = {};
+      for (const dep of deps) { require(dep); where[dep] = require.resolve(dep).startsWith(lib + '/node_modules/'); }
+      const zmq = require('zeromq');
+      const a = new zmq.Pair(), b = new zmq.Pair();
+      await a.bind('inproc://package-test');
+      b.connect('inproc://package-test');
+      await b.send('ping');
+      const [ping] = await a.receive();
+      a.close(); b.close();
+      const sqlite3 = require('sqlite3');
+      const db = new sqlite3.Database(':memory:');
+      const sqlite = await new Promise((ok, fail) => db.get('SELECT 6 * 7 AS answer', (e, row) => (e ? fail(e) : ok(row.answer))));
+      db.close();
+      const wire = await import(lib + '/dist/common/wire.js');
+      const hello = { role: 'service', softwareVersion: 'x', protocolVersion: wire.PROTOCOL_VERSION, pid: 1, capabilities: [], queueNum: 0, ackDeadlineMs: 1, maxHoldMs: 2 };
+      const decoded = wire.decodeBusMessage(wire.encodeBusMessage({ kind: 'hello', hello }));
+      console.log(JSON.stringify({ deps, where, zmq: ping.toString(), sqlite, proto: decoded.ok && decoded.message.kind === 'hello' && decoded.message.hello.maxHoldMs }));
+    `;
+    const r = run(process.execPath, ['--input-type=module', '-e', script, lib], { cwd: work });
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as { deps: string[]; where: Record<string, boolean>; zmq: string; sqlite: number; proto: number | false };
+    assert.deepEqual(out.deps.sort(), ['commander', 'dns-packet', 'pino', 'pino-pretty', 'protobufjs', 'sqlite3', 'zeromq']);
+    for (const dep of out.deps) assert.equal(out.where[dep], true, `${dep} was not loaded from the package`);
+    assert.deepEqual({ zmq: out.zmq, sqlite: out.sqlite, proto: out.proto }, { zmq: 'ping', sqlite: 42, proto: 2 });
+  });
+
+  it('starts the policy service from its own files (bastion daemon), which stops on SIGTERM', async () => {
+    // Unprivileged, with the shipped defaults: it loads the rules, opens its SQLite history,
+    // listens on the GUI socket and waits for the helper over ZeroMQ (which never comes here).
+    const dir = join(work, 'daemon');
+    mkdirSync(join(dir, 'state'), { recursive: true });
+    const group = execFileSync('id', ['-gn'], { encoding: 'utf8' }).trim();
+    const child = spawn(process.execPath, [
+      join(root, LIB, 'dist', 'cli', 'bastion.js'), 'daemon', '--no-polkit',
+      '--config', join(root, 'etc', 'bastion', 'config.json'), '--rules', join(root, 'etc', 'bastion', 'rules.json'),
+      '--endpoint', `ipc://${dir}/helper.sock`, '--socket', join(dir, 'gui.sock'), '--socket-group', group,
+      '--state-dir', join(dir, 'state'), '--journal-socket', join(dir, 'no-journal'),
+    ], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      const deadline = Date.now() + 20_000;
+      while (!out.includes('policy service started') && child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      assert.match(out, /policy service started/, out);
+      assert.match(out, /decision history open/, out);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    assert.equal(await exited, 0, out);
+    assert.match(out, /policy service stopped/, out);
   });
 
   it('has units that systemd-analyze verify accepts', () => {
