@@ -1,4 +1,4 @@
-// Attribution of one-shot processes (design.md, figure 3): N distinct executables each make
+// Attribution of one-shot processes (docs/design.md, figure 3): N distinct executables each make
 // one TCP connection and exit, then N more each send one UDP datagram and wait for the reply.
 // Every connection must be credited to its own executable. Prints the share credited
 // correctly and the helper's lookup latency (PacketRecord.lookupMicros) p50/p99; then the

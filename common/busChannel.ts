@@ -1,6 +1,6 @@
 // One end of the helper <-> service ZeroMQ PAIR socket. Sends are serialized (ZeroMQ allows
 // one in flight), which batches naturally: records or verdicts that pile up while a send is
-// in flight leave together in the next message. A round trip costs ~120 µs naively (design.md).
+// in flight leave together in the next message. A round trip costs ~120 µs naively (docs/design.md).
 // Reports (records the helper already decided from its cache) are not waited for by anyone:
 // they wait a few ms (longer if a send is in flight) and leave in bulk, so an allowed
 // connection costs no send of its own, and reports of the same process (pid), destination,

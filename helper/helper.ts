@@ -542,16 +542,20 @@ export class Helper {
   }
 
   /** Applies the verdict to the packet a record id stands for; the id is used up. */
-  private applyVerdict(packetId: number, accept: boolean, mark: number | undefined): number {
+  private applyVerdict(packetId: number, accept: boolean, mark: number | undefined): void {
     const where = this.kernelIds.get(packetId);
     if (where === undefined) {
       this.log.warn({ packetId }, 'verdict for a packet not waiting');
-      return -2;
+      return;
     }
     this.kernelIds.delete(packetId);
-    const rc = this.queues[queueIndexOf(where)]?.verdict(where % QUEUE_ID_SPAN, accept, mark) ?? -9;
+    const queue = this.queues[queueIndexOf(where)];
+    if (!queue) {
+      this.log.warn({ packetId }, 'verdict not applied: its queue is closed');
+      return;
+    }
+    const rc = queue.verdict(where % QUEUE_ID_SPAN, accept, mark);
     if (rc !== 0) this.log.warn({ packetId, rc }, 'verdict not applied');
-    return rc;
   }
 
   private onFallback(packetId: number, reason: FallbackReason): void {

@@ -20,7 +20,7 @@ export interface PendingOptions {
 
 export interface PendingCallbacks {
   /** Sends the verdict to the kernel; returns 0 or a negative errno. */
-  apply(packetId: number, accept: boolean, mark: number | undefined): number;
+  apply(packetId: number, accept: boolean, mark: number | undefined): void;
   onFallback(packetId: number, reason: FallbackReason): void;
   /** The service's verdict for a packet held with a cache key, and how long it may be reused. */
   onDecided?(cacheKey: string, accept: boolean, mark: number | undefined, cacheMs: number): void;

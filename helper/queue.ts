@@ -10,7 +10,7 @@ export const DEFAULT_QUEUE_OPTIONS: QueueOptions = {
   // IPv6 (40) + a few extension headers + TCP with options (60) fit well within 256 bytes.
   copyRange: 256,
   maxLen: 4096,
-  // 8 MiB: with the npm nfqueue addon's 64 KiB, 85-95% of a UDP burst was lost (design.md).
+  // 8 MiB: with the npm nfqueue addon's 64 KiB, 85-95% of a UDP burst was lost (docs/design.md).
   rcvbufBytes: 8 << 20,
   // A full queue drops: a flood of new flows must not open the door for other connections.
   failOpen: false,

@@ -17,20 +17,6 @@ export function socketLink(inode: number): string {
   return `${SOCKET_LINK_PREFIX}${inode}]`;
 }
 
-/**
- * fd names, or null once the process has exited. A process we may not look into counts as
- * holding nothing, so it is not retried as new on every miss.
- */
-export function readFdDir(procRoot: string, pid: number): string[] | null {
-  try {
-    return readdirSync(`${procRoot}/${pid}/fd`);
-  } catch (err) {
-    if (isGoneError(err)) return null;
-    if (isDeniedError(err)) return [];
-    throw err;
-  }
-}
-
 /** Entries read between two looks at the clock (one getdents call; ~1 ms for /proc/PID/fd). */
 const LISTING_CHUNK = 256;
 

@@ -1,5 +1,5 @@
 // Exact socket lookup by 5-tuple through the addon's NETLINK_SOCK_DIAG client.
-// Measured: ~60 µs per lookup from JS; a full dump costs 8.5 ms (design.md).
+// Measured: ~60 µs per lookup from JS; a full dump costs 8.5 ms (docs/design.md).
 import type { SocketOwner } from '../../common/types.js';
 import { loadNative, type NativeAddon } from '../../common/native.js';
 

@@ -1,4 +1,4 @@
-// Attribution end to end (design.md, figure 3): the real helper in a client namespace and the
+// Attribution end to end (docs/design.md, figure 3): the real helper in a client namespace and the
 // real service in learning mode, which logs every decision with the executable the helper
 // credited. The clients are copies of test/fixtures/oneshot.c under distinct names (with a
 // space in each, which must survive), started from inside the client namespace: one-shot
