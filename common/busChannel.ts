@@ -95,6 +95,11 @@ export class BusChannel {
     this.flush();
   }
 
+  /** A method, not the field: TypeScript would keep a check made before an await narrowed. */
+  private isClosed(): boolean {
+    return this.closed;
+  }
+
   /** Reports still waiting are dropped: the helper is stopping, and they only counted connections. */
   close(): void {
     this.closed = true;
@@ -146,7 +151,7 @@ export class BusChannel {
         await this.socket.send(encodeBusMessage(message));
         this.framesSent++;
       } catch (err) {
-        if (this.closed) return;
+        if (this.isClosed()) return; // closed while the send was in flight
         this.events.onSendFailed(lost, (err as Error).message);
       }
     }

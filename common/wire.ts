@@ -104,7 +104,7 @@ function processToProto(p: ProcessInfo): Record<string, unknown> {
 function recordToProto(r: PacketRecord): Record<string, unknown> {
   return {
     packetId: r.packetId,
-    family: r.family === 4 ? 1 : r.family === 6 ? 2 : 0,
+    family: r.family === 4 ? 1 : 2,
     transport: transportOf(r.protocol, r.family),
     ipProtocol: r.protocol,
     srcAddr: r.srcAddr,
@@ -304,7 +304,7 @@ export function decodeBusMessage(frame: Uint8Array, maxBytes = MAX_FRAME_BYTES):
     }
     case 'packets': {
       const records: PacketRecord[] = [];
-      for (const r of ((env['packets'] as Obj)['records'] as Obj[]) ?? []) {
+      for (const r of ((env['packets'] as Obj)['records'] as Obj[] | undefined) ?? []) {
         const rec = recordFromProto(r);
         if (typeof rec === 'string') return { ok: false, error: rec };
         records.push(rec);
@@ -313,7 +313,7 @@ export function decodeBusMessage(frame: Uint8Array, maxBytes = MAX_FRAME_BYTES):
     }
     case 'verdicts': {
       const verdicts: Verdict[] = [];
-      for (const v of ((env['verdicts'] as Obj)['verdicts'] as Obj[]) ?? []) {
+      for (const v of ((env['verdicts'] as Obj)['verdicts'] as Obj[] | undefined) ?? []) {
         const action = ACTIONS[num(v['action'])];
         if (action === undefined || action === 'unspecified') return { ok: false, error: 'verdict without an action' };
         const verdict: Verdict = { packetId: num(v['packetId']), action };

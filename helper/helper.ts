@@ -232,7 +232,7 @@ export class Helper {
   /** Only with process events: they are what tells the addon that a pid still runs the same program. */
   private enableFastPath(queue: PacketQueue): FastPath | null {
     const events = this.processEvents?.nativeHandle;
-    if (!this.options.fastPath || !events || !this.processEvents) return null;
+    if (!this.options.fastPath || !events) return null;
     try {
       queue.enableFastPath(events);
     } catch (err) {

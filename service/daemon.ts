@@ -182,7 +182,7 @@ export class PolicyDaemon {
 
   /** The helper's cached verdicts came from the old rules or session decisions: drop them. */
   private policyChanged(): void {
-    this.link?.resetHelperCache('rules or session decisions changed');
+    this.link.resetHelperCache('rules or session decisions changed');
   }
 
   async stop(): Promise<void> {

@@ -127,7 +127,7 @@ class Client implements GuiClient {
     }
     if (this.endAfterFlush) {
       this.socket.end();
-      this.socket.destroySoon?.();
+      this.socket.destroySoon();
     }
   }
 }

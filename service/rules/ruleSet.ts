@@ -275,6 +275,7 @@ function kindOf(value: unknown): string {
 }
 
 function preview(value: unknown): string {
-  const text = JSON.stringify(value) ?? String(value);
+  // undefined for undefined, functions and symbols, whatever its type says.
+  const text = (JSON.stringify(value) as string | undefined) ?? String(value);
   return text.length > PREVIEW_CHARS ? `${text.slice(0, PREVIEW_CHARS)}…` : text;
 }
