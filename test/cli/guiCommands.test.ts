@@ -110,3 +110,18 @@ describe('bastion mode', () => {
     assert.equal(r.stderr, `bastion: cannot connect to ${path}: connect ENOENT ${path} (is the service running? are you in group bastion?)\n`);
   });
 });
+
+describe('the service\'s log of CLI calls', () => {
+  it('connects and disconnects at debug level only: a CLI call puts no line in the journal at info', async () => {
+    const d = await GuiDaemon.start({ logLevel: 'debug' });
+    try {
+      assert.equal((await bastion('status', '--socket', d.socket)).code, 0);
+      await d.proc!.waitFor('GUI client disconnected');
+      const lines = d.proc!.lines.filter((l) => l.msg === 'GUI client connected' || l.msg === 'GUI client disconnected');
+      assert.deepEqual(lines.map((l) => [l.msg, l.level]), [['GUI client connected', 20], ['GUI client disconnected', 20]]);
+      assert.equal((lines[0]!['peer'] as { uid: number }).uid, 0, 'the peer is still logged, at debug');
+    } finally {
+      await d.stop();
+    }
+  });
+});
