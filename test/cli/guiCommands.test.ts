@@ -107,7 +107,7 @@ describe('bastion mode', () => {
     const r = await bastion('status', '--socket', `${daemon.dir.path}/nothing.sock`);
     const path = `${daemon.dir.path}/nothing.sock`;
     assert.equal(r.code, 1);
-    assert.equal(r.stderr, `bastion: cannot connect to ${path}: connect ENOENT ${path} (is the service running? are you in group bastion?)\n`);
+    assert.equal(r.stderr, `bastion: cannot connect to ${path}: the service is not running (no socket there)\nbastion: systemctl status bastion-firewall says why\n`);
   });
 });
 
