@@ -4,7 +4,7 @@
 // on, or none, says that the service is not running.
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
-import { chmodSync } from 'node:fs';
+import { chmodSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { REPO } from '../support/bastion.js';
@@ -70,5 +70,22 @@ describe('the GUI socket for a user outside its group', () => {
     const r = await bastionAs('own', 'status', '--socket', stale);
     assert.equal(r.code, 1);
     assert.equal(r.stderr, `bastion: cannot connect to ${stale}: the service is not running (nothing listens there)\nbastion: systemctl status bastion-firewall says why\n`);
+  });
+});
+
+describe('bastion config for a user in the socket\'s group who may not change it', () => {
+  it('get works (reading needs only the socket); set is refused with the reason, logged as a warning, and nothing changes', async () => {
+    const got = await bastionAs('socket group', 'config', 'get', 'allow_lan', '--socket', daemon.socket);
+    assert.equal(got.code, 0, got.stderr);
+    assert.equal(got.stdout, 'false\n');
+    const before = readFileSync(daemon.configPath, 'utf8');
+    const set = await bastionAs('socket group', 'config', 'set', 'allow_lan', 'true', '--socket', daemon.socket);
+    assert.equal(set.code, 1);
+    assert.equal(set.stderr, 'bastion: not authorized to change the configuration: only root may change rules when polkit is disabled\n');
+    assert.equal(readFileSync(daemon.configPath, 'utf8'), before);
+    const refusal = await daemon.proc!.waitFor('refused a change from a GUI client');
+    assert.equal(refusal.level, 40);
+    assert.equal(refusal['request'], 'set_config');
+    assert.equal((refusal['peer'] as { uid: number }).uid, user.uid);
   });
 });
