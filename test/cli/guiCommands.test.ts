@@ -232,3 +232,20 @@ describe('bastion config', () => {
     assert.equal((await d.request({ type: 'status' }, 'status'))['timeout_seconds'], 300);
   });
 });
+
+describe('bastion config under bastion daemon --mode', () => {
+  it('another key leaves the --mode of this run in force; set mode replaces it', async () => {
+    const d = await GuiDaemon.start({ config: { mode: 'learning' }, args: ['--mode', 'enforcement'] });
+    try {
+      assert.equal((await bastion('config', 'set', 'allow_lan', 'true', '--socket', d.socket)).code, 0);
+      assert.equal((await d.request({ type: 'status' }, 'status'))['mode'], 'enforcement');
+      assert.equal((await bastion('config', 'get', 'mode', '--socket', d.socket)).stdout, 'enforcement\n');
+      const saved = JSON.parse(readFileSync(d.configPath, 'utf8')) as Record<string, unknown>;
+      assert.deepEqual([saved['mode'], saved['allow_lan']], ['learning', true]);
+      assert.equal((await bastion('config', 'set', 'mode', 'learning', '--socket', d.socket)).code, 0);
+      assert.equal((await d.request({ type: 'status' }, 'status'))['mode'], 'learning');
+    } finally {
+      await d.stop();
+    }
+  });
+});

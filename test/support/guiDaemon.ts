@@ -9,6 +9,8 @@ export interface GuiDaemonSetup {
   config?: Record<string, unknown>;
   /** The daemon's log level (default info). */
   logLevel?: string;
+  /** More `bastion daemon` options, e.g. --mode. */
+  args?: string[];
 }
 
 export class GuiDaemon {
@@ -31,6 +33,7 @@ export class GuiDaemon {
       d.proc = startBastion([
         'daemon', '--config', d.configPath, '--rules', d.rulesPath, '--endpoint', `ipc://${d.dir.path}/helper.sock`,
         '--socket', d.socket, '--socket-group', 'root', '--no-polkit', '--state-dir', d.dir.path,
+        ...(setup.args ?? []),
       ], undefined, setup.logLevel);
       await d.proc.waitFor('GUI socket listening');
     } catch (err) {
