@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { packageVersion } from '../common/system.js';
 import { registerCheckConfigCommand } from './checkConfigCommand.js';
 import { registerClientCommands } from './clientCommands.js';
+import { handleClosedOutput } from './closedOutput.js';
 import { registerDaemonCommand } from './daemonCommand.js';
 import { registerHelperCommand } from './helperCommand.js';
 import { registerInstallFileCommand } from './installFileCommand.js';
@@ -13,6 +14,7 @@ import { registerRunCommand } from './runCommand.js';
 const program = new Command('bastion')
   .description('Bastion application firewall')
   .version(packageVersion());
+handleClosedOutput(program);
 registerHelperCommand(program);
 registerDaemonCommand(program);
 registerRunCommand(program);

@@ -1,6 +1,7 @@
 // CLI commands that talk to the running service over the GUI socket.
 import type { Command } from 'commander';
 import { visible, visibleJson } from '../common/visibleText.js';
+import { registerConfigCommand } from './configCommand.js';
 import { DEFAULTS } from './defaults.js';
 import { connectOrExit, type GuiConnection } from './guiClient.js';
 import { registerMonitorCommand } from './monitorCommand.js';
@@ -100,4 +101,6 @@ export function registerClientCommands(program: Command): void {
     .action(async (mode: string, opts: { socket: string }) => {
       failOnError(await withConnection(opts.socket, (c) => c.request({ type: 'set_mode', mode }, 'mode_changed')));
     });
+
+  registerConfigCommand(program);
 }

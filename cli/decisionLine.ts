@@ -25,7 +25,8 @@ export function hostPort(ip: string, port: number): string {
   return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
 }
 
-export function formatDecision(m: DecisionMessage, c: Colors): string[] {
+/** `who`: a column between the time and the verdict (`bastion log`'s user), shown as given. */
+export function formatDecision(m: DecisionMessage, c: Colors, who?: string): string[] {
   const lines: string[] = [];
   if (m.missed > 0) lines.push(c.yellow(`… ${m.missed} decision(s) not shown: this terminal read too slowly`));
   const time = m.time.length >= 19 ? m.time.slice(11, 19) : m.time;
@@ -45,6 +46,7 @@ export function formatDecision(m: DecisionMessage, c: Colors): string[] {
       : unverified !== null ? `${visible(unverified)} ${c.yellow('(unverified)')} ${c.dim(`(${address})`)}`
         : address;
   const times = m.connections > 1 ? ` ×${m.connections}` : '';
-  lines.push(`${c.dim(visible(time))} ${verdict} ${program} → ${port} ${visible(m.protocol)}${times}  ${c.dim('[')}${decidedBy}${c.dim(']')}`);
+  const user = who === undefined ? '' : `${who} `;
+  lines.push(`${c.dim(visible(time))} ${user}${verdict} ${program} → ${port} ${visible(m.protocol)}${times}  ${c.dim('[')}${decidedBy}${c.dim(']')}`);
   return lines;
 }

@@ -1,5 +1,26 @@
 // A minimal client of the GUI socket for the CLI: send JSON lines, wait for typed replies.
 import net from 'node:net';
+import { visible } from '../common/visibleText.js';
+
+/**
+ * Why connecting failed, and the one step that fixes it: a desktop user outside group bastion
+ * gets EACCES (the socket is 0660 root:bastion, its directory 0750); no socket, or one nobody
+ * listens on, means the service is not running.
+ */
+export function connectFailure(path: string, err: NodeJS.ErrnoException): string {
+  const where = `cannot connect to ${visible(path)}`;
+  switch (err.code) {
+    case 'EACCES':
+      return `${where}: permission denied (only root and group bastion may use it)\n` +
+        'to fix: sudo adduser $USER bastion, then log out and in again (or run newgrp bastion in this shell)';
+    case 'ENOENT':
+    case 'ECONNREFUSED':
+      return `${where}: the service is not running (${err.code === 'ENOENT' ? 'no socket there' : 'nothing listens there'})\n` +
+        'systemctl status bastion-firewall says why';
+    default:
+      return `${where}: ${visible(err.message)}`;
+  }
+}
 
 export interface ConnectOptions {
   timeoutMs?: number;
@@ -58,9 +79,9 @@ export class GuiConnection {
         clearTimeout(timer);
         resolve(new GuiConnection(socket));
       });
-      socket.once('error', (err) => {
+      socket.once('error', (err: NodeJS.ErrnoException) => {
         clearTimeout(timer);
-        reject(new Error(`cannot connect to ${path}: ${err.message} (is the service running? are you in group bastion?)`));
+        reject(new Error(connectFailure(path, err)));
       });
     });
   }
@@ -104,7 +125,8 @@ export async function connectOrExit(path: string, options: ConnectOptions = {}):
   try {
     return await GuiConnection.connect(path, options);
   } catch (err) {
-    process.stderr.write(`bastion: ${(err as Error).message}\n`);
+    // One "bastion: " per line: the cause, then what to do about it.
+    process.stderr.write((err as Error).message.split('\n').map((line) => `bastion: ${line}\n`).join(''));
     process.exit(1);
   }
 }

@@ -2,10 +2,11 @@
 // file read-only; who may read it is who may read /var/lib/bastion (root and group bastion,
 // docs/SECURITY.md).
 import type { Command } from 'commander';
-import { closeDatabase, DEFAULT_HISTORY_PATH, HistoryError, MAX_LIMIT, openDatabase, searchHistory, type HistoryQuery, type HistoryRow } from '../common/history.js';
-import { visibleJson } from '../common/visibleText.js';
+import { closeDatabase, countDecisions, DEFAULT_HISTORY_PATH, findDecisions, HistoryError, MAX_LIMIT, openDatabase, type HistoryQuery, type HistoryRow } from '../common/history.js';
+import { visible, visibleJson } from '../common/visibleText.js';
 import { colorsFor } from './colors.js';
 import { formatDecision } from './decisionLine.js';
+import { userLabel, userNames } from './userNames.js';
 
 const RELATIVE = /^([0-9]{1,6})([smhd])$/;
 const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
@@ -84,10 +85,13 @@ export function registerLogCommand(program: Command): void {
         process.exit(2);
       }
       let rows: HistoryRow[];
+      let total: number | null | undefined;
       try {
         const db = await openDatabase(opts.history, 'read');
         try {
-          rows = await searchHistory(db, query);
+          const found = await findDecisions(db, query);
+          rows = found.rows;
+          if (found.more) total = await countDecisions(db, query, COUNT_BUDGET_MS);
         } finally {
           await closeDatabase(db);
         }
@@ -98,18 +102,33 @@ export function registerLogCommand(program: Command): void {
         process.stderr.write(`bastion: ${why}\n`);
         process.exit(1);
       }
+      // Said before the rows: a reader that stops early (`| head`) still had the warning.
+      if (total !== undefined) process.stderr.write(colorsFor(process.stderr).dim(limitNote(query.limit, total)) + '\n');
       if (opts.json) {
         process.stdout.write(rows.map((r) => visibleJson(rowJson(r)) + '\n').join(''));
         return;
       }
       const c = colorsFor(process.stdout);
+      const names = await userNames(rows.flatMap((r) => (r.uid === null ? [] : [r.uid])));
+      // The user column is as wide as its widest entry, so the verdicts line up.
+      const users = rows.map((r) => visible(userLabel(r.uid, names)));
+      const width = Math.max(0, ...users.map((u) => u.length));
       const out: string[] = [];
-      for (const r of rows) {
-        // The same line as `bastion monitor` (the host beside the address), after the date.
+      rows.forEach((r, i) => {
+        // The same line as `bastion monitor` (the host beside the address), after the date, with the user.
         const m = { ...rowJson(r), missed: 0 } as Parameters<typeof formatDecision>[0];
-        out.push(`${c.dim(m.time.slice(0, 10))} ${formatDecision(m, c).join('\n')}`);
-      }
+        out.push(`${c.dim(m.time.slice(0, 10))} ${formatDecision(m, c, users[i]!.padEnd(width)).join('\n')}`);
+      });
       if (rows.length === 0) process.stderr.write(c.dim('no decisions match') + '\n');
       process.stdout.write(out.map((l) => l + '\n').join(''));
     });
+}
+
+/** How long `bastion log` may spend counting what its limit left out; beyond, it says "more". */
+const COUNT_BUDGET_MS = 100;
+
+/** What stderr says when the limit cut the result: `total` matched in all, null when not counted. */
+export function limitNote(limit: number, total: number | null): string {
+  if (total === null) return `showing the newest ${limit} matching decisions; more exist: a larger --limit (at most ${MAX_LIMIT}) shows them`;
+  return `showing the newest ${limit} of ${total} matching decisions; --limit ${Math.min(total, MAX_LIMIT)} for more`;
 }

@@ -164,11 +164,30 @@ export function clampTimeout(seconds: number): number {
 
 /** config.json text: `raw`'s unknown keys kept in place, known keys written from `config`. */
 export function serializeConfig(config: BastionConfig, raw: Record<string, unknown> = {}): string {
-  const out: Record<string, unknown> = { ...raw };
-  for (const field of Object.keys(JSON_NAMES) as (keyof BastionConfig)[]) {
-    out[JSON_NAMES[field]] = config[field];
-  }
-  return JSON.stringify(out, null, 2) + '\n';
+  return JSON.stringify({ ...raw, ...configJson(config) }, null, 2) + '\n';
+}
+
+/** The keys config.json holds (its JSON names), in the order a new file has them. */
+export const CONFIG_KEYS: readonly string[] = Object.values(JSON_NAMES);
+
+/** The config under config.json's names. */
+export function configJson(config: Readonly<BastionConfig>): Record<string, string | number | boolean> {
+  const out: Record<string, string | number | boolean> = {};
+  for (const field of Object.keys(JSON_NAMES) as (keyof BastionConfig)[]) out[JSON_NAMES[field]] = config[field];
+  return out;
+}
+
+export function unknownConfigKey(key: string): string {
+  return `unknown config key ${JSON.stringify(key)}; the keys: ${CONFIG_KEYS.join(', ')}`;
+}
+
+/**
+ * `config` with one key (config.json's name) set to `value`, checked by parseConfig exactly as
+ * that value in the file would be: the same errors, the same clamping with a warning.
+ */
+export function withConfigValue(config: Readonly<BastionConfig>, key: string, value: unknown): ParseConfigResult {
+  if (!CONFIG_KEYS.includes(key)) return { ok: false, error: unknownConfigKey(key) };
+  return parseConfig(JSON.stringify({ ...configJson(config), [key]: value }));
 }
 
 /** The subset of a pino logger the stores use (so they do not depend on pino). */
@@ -264,7 +283,18 @@ export class ConfigStore {
 
   /** Writes `config` atomically, keeping unknown keys of the last loaded file. */
   save(config: BastionConfig): Promise<SaveResult> {
+    return this.update(() => ({ ok: true, config }));
+  }
+
+  /**
+   * Writes the config `change` makes of the one in force when its turn comes (after loads and
+   * saves called before it), so two changes of different keys never undo each other.
+   */
+  update(change: (current: Readonly<BastionConfig>) => { ok: true; config: BastionConfig } | { ok: false; error: string }): Promise<SaveResult> {
     return this.serialized(async () => {
+      const changed = change(this.config);
+      if (!changed.ok) return changed;
+      const config = changed.config;
       if (this.saveBlocked !== null) {
         return { ok: false, error: `refusing to save ${this.path}: ${this.saveBlocked}` };
       }

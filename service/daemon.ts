@@ -134,8 +134,10 @@ export class PolicyDaemon {
       prompts: this.prompts,
       feed: this.feed,
       log,
-      onConfigChanged: (config) => {
-        this.modeOverride = null; // `bastion mode` is the newer word than the start flag
+      inForce: () => this.effectiveConfig,
+      onConfigChanged: (config, key) => {
+        // `bastion mode` is the newer word than the start flag; another key leaves --mode in force.
+        if (key === 'mode') this.modeOverride = null;
         this.configChanged(config);
       },
     };

@@ -2,7 +2,7 @@
 // dispatcher. Every reply carries "type"; bad input gets an `error` and changes nothing.
 import type { Logger } from '../../common/log.js';
 import type { Authorizer } from '../authorizer.js';
-import type { BastionConfig, ConfigStore } from '../config.js';
+import { configJson, CONFIG_KEYS, unknownConfigKey, withConfigValue, type BastionConfig, type ConfigStore } from '../config.js';
 import type { PromptAnswer } from '../prompts/answerScope.js';
 import type { AnswerOutcome } from '../prompts/promptBroker.js';
 import type { RulesStore } from '../rules/rulesStore.js';
@@ -19,7 +19,10 @@ export interface GuiContext {
   status: () => Record<string, unknown>;
   prompts: PromptsForGui;
   feed: FeedForGui;
-  onConfigChanged: (config: BastionConfig) => void;
+  /** The config in force: config.json's, with the mode of `bastion daemon --mode` if one was given. */
+  inForce: () => Readonly<BastionConfig>;
+  /** A GUI message saved config.json; `key` (its JSON name) is what it changed. */
+  onConfigChanged: (config: BastionConfig, key: string) => void;
   log: Logger;
 }
 
@@ -183,8 +186,45 @@ const handlers: Record<string, Handler> = {
     const next: BastionConfig = { ...ctx.config.current, mode: mode.value };
     const saved = await ctx.config.save(next);
     if (!saved.ok) return fail(client, 'set_mode', saved.error);
-    ctx.onConfigChanged(ctx.config.current);
+    ctx.onConfigChanged(ctx.config.current, 'mode');
     client.send({ type: 'mode_changed', mode: mode.value });
+  },
+
+  /** Every config.json key in force, or the one named. Reading needs no authorization. */
+  get_config: (ctx, client, msg) => {
+    const key = field(msg, 'key', 'string', false);
+    if (!key.ok) return fail(client, 'get_config', key.error);
+    const all = configJson(ctx.inForce());
+    if (key.value === undefined) return client.send({ type: 'config', config: all });
+    if (!CONFIG_KEYS.includes(key.value)) return fail(client, 'get_config', unknownConfigKey(key.value));
+    client.send({ type: 'config', config: { [key.value]: all[key.value]! } });
+  },
+
+  /**
+   * One config.json key, checked by the parser that reads the file (its error word for word),
+   * authorized like a rule change, saved atomically and in force at once.
+   */
+  set_config: async (ctx, client, msg) => {
+    const key = field(msg, 'key', 'string', true);
+    if (!key.ok) return fail(client, 'set_config', key.error);
+    if (!Object.prototype.hasOwnProperty.call(msg, 'value')) return fail(client, 'set_config', 'missing field "value"');
+    const name = key.value!;
+    const value = msg['value'];
+    // Checked before polkit may ask for a password, and again on the config in force when saved.
+    const checked = withConfigValue(ctx.config.current, name, value);
+    if (!checked.ok) return fail(client, 'set_config', checked.error);
+    if (!(await authorized(ctx, client, 'set_config', 'change the configuration'))) return;
+    let warnings: string[] = [];
+    const saved = await ctx.config.update((current) => {
+      const next = withConfigValue(current, name, value);
+      if (next.ok) warnings = next.warnings;
+      return next;
+    });
+    if (!saved.ok) return fail(client, 'set_config', saved.error);
+    ctx.onConfigChanged(ctx.config.current, name);
+    const now = configJson(ctx.config.current)[name]!;
+    ctx.log.info({ client: client.id, peer: client.peer, key: name, value: now }, 'config.json changed by a GUI client');
+    client.send({ type: 'config_changed', key: name, value: now, warnings });
   },
 };
 

@@ -189,7 +189,9 @@ export class GuiServer {
     const peer = peerOf(socket);
     const client = new Client(this.nextId++, peer, socket, this.options.maxPendingWriteBytes, this.log);
     this.clients.add(client);
-    this.log.info({ client: client.id, peer }, 'GUI client connected');
+    // Debug, as is the disconnect: every CLI call (`bastion status`) connects, and the journal
+    // would fill with them. Refusals, with the peer, stay warnings (refusal.ts).
+    this.log.debug({ client: client.id, peer }, 'GUI client connected');
     const reader = new LineReader(this.options.maxLineBytes);
     // Messages are handled one at a time per client, in order, even when a handler awaits.
     // A client that writes faster than it is served is paused, so its backlog stays bounded.
@@ -230,7 +232,7 @@ export class GuiServer {
     socket.on('error', (err) => this.log.debug({ client: client.id, err }, 'GUI client socket error')); // EPIPE etc.
     socket.on('close', () => {
       this.clients.delete(client);
-      this.log.info({ client: client.id }, 'GUI client disconnected');
+      this.log.debug({ client: client.id }, 'GUI client disconnected');
       try {
         this.handlers.onDisconnect(client);
       } catch (err) {

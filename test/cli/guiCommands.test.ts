@@ -1,6 +1,7 @@
 // `bastion status | rules | mode` as child processes against the real service's socket.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { REPO } from '../support/bastion.js';
@@ -107,6 +108,144 @@ describe('bastion mode', () => {
     const r = await bastion('status', '--socket', `${daemon.dir.path}/nothing.sock`);
     const path = `${daemon.dir.path}/nothing.sock`;
     assert.equal(r.code, 1);
-    assert.equal(r.stderr, `bastion: cannot connect to ${path}: connect ENOENT ${path} (is the service running? are you in group bastion?)\n`);
+    assert.equal(r.stderr, `bastion: cannot connect to ${path}: the service is not running (no socket there)\nbastion: systemctl status bastion-firewall says why\n`);
+  });
+});
+
+describe('the service\'s log of CLI calls', () => {
+  it('connects and disconnects at debug level only: a CLI call puts no line in the journal at info', async () => {
+    const d = await GuiDaemon.start({ logLevel: 'debug' });
+    try {
+      assert.equal((await bastion('status', '--socket', d.socket)).code, 0);
+      await d.proc!.waitFor('GUI client disconnected');
+      const lines = d.proc!.lines.filter((l) => l.msg === 'GUI client connected' || l.msg === 'GUI client disconnected');
+      assert.deepEqual(lines.map((l) => [l.msg, l.level]), [['GUI client connected', 20], ['GUI client disconnected', 20]]);
+      assert.equal((lines[0]!['peer'] as { uid: number }).uid, 0, 'the peer is still logged, at debug');
+    } finally {
+      await d.stop();
+    }
+  });
+});
+
+describe('bastion config', () => {
+  let d: GuiDaemon;
+  const file = (): Record<string, unknown> => JSON.parse(readFileSync(d.configPath, 'utf8')) as Record<string, unknown>;
+  before(async () => {
+    // gui_theme: a key this project does not know, which a rewrite must keep.
+    d = await GuiDaemon.start({ config: { mode: 'enforcement', timeout_seconds: 45, gui_theme: 'dark' } });
+  });
+  after(async () => {
+    await d?.stop();
+  });
+
+  it('get: every key config.json holds, in force, one per line', async () => {
+    const r = await bastion('config', 'get', '--socket', d.socket);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(
+      r.stdout,
+      [
+        'mode                    enforcement',
+        'timeout_seconds         45',
+        'default_action          deny',
+        'allow_localhost         true',
+        'allow_lan               false',
+        'popup_enabled           true',
+        'notifications_enabled   true',
+        'log_decisions           false',
+        'inbound_protection      false',
+        'journal_decisions       true',
+        'history_max_entries     1000000',
+        'history_retention_days  30',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('get KEY prints the value alone; --json the JSON value; an unknown key is named with the keys there are', async () => {
+    assert.equal((await bastion('config', 'get', 'timeout_seconds', '--socket', d.socket)).stdout, '45\n');
+    assert.equal((await bastion('config', 'get', 'default_action', '--json', '--socket', d.socket)).stdout, '"deny"\n');
+    const bad = await bastion('config', 'get', 'colour', '--socket', d.socket);
+    assert.equal(bad.code, 1);
+    assert.equal(
+      bad.stderr,
+      'bastion: unknown config key "colour"; the keys: mode, timeout_seconds, default_action, allow_localhost, allow_lan, popup_enabled, ' +
+        'notifications_enabled, log_decisions, inbound_protection, journal_decisions, history_max_entries, history_retention_days\n',
+    );
+  });
+
+  it('set: saved in config.json (unknown keys kept) and in force at once', async () => {
+    for (const [key, value] of [['allow_lan', 'true'], ['default_action', 'allow'], ['timeout_seconds', '90'], ['history_retention_days', '7'], ['log_decisions', 'true']]) {
+      const r = await bastion('config', 'set', key!, value!, '--socket', d.socket);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stderr + r.stdout, '', `${key} ${value}`);
+    }
+    assert.deepEqual(file(), {
+      mode: 'enforcement', timeout_seconds: 90, gui_theme: 'dark', default_action: 'allow', allow_localhost: true, allow_lan: true,
+      popup_enabled: true, notifications_enabled: true, log_decisions: true, inbound_protection: false, journal_decisions: true,
+      history_max_entries: 1_000_000, history_retention_days: 7,
+    });
+    const status = await d.request({ type: 'status' }, 'status');
+    assert.deepEqual([status['default_action'], status['timeout_seconds']], ['allow', 90]);
+    assert.equal((await bastion('config', 'get', 'allow_lan', '--socket', d.socket)).stdout, 'true\n');
+    assert.ok(d.proc!.lines.some((l) => l.msg === 'config.json changed by a GUI client' && l['key'] === 'allow_lan' && l['value'] === true && l.level === 30));
+  });
+
+  it('set mode switches the mode as bastion mode does', async () => {
+    assert.equal((await bastion('config', 'set', 'mode', 'learning', '--socket', d.socket)).code, 0);
+    assert.equal((await d.request({ type: 'status' }, 'status'))['mode'], 'learning');
+    assert.equal(file()['mode'], 'learning');
+    assert.equal((await bastion('config', 'set', 'mode', 'enforcement', '--socket', d.socket)).code, 0);
+  });
+
+  it('refuses a bad value with the config.json parser\'s own error, and changes nothing', async () => {
+    const before = readFileSync(d.configPath, 'utf8');
+    const cases: [string, string, string][] = [
+      ['timeout_seconds', 'abc', 'timeout_seconds must be a whole number of seconds, got "abc"'],
+      ['timeout_seconds', '30.5', 'timeout_seconds must be a whole number of seconds, got 30.5'],
+      ['allow_lan', 'yes', 'allow_lan must be true or false, got "yes"'],
+      ['allow_localhost', '1', 'allow_localhost must be true or false, got 1'],
+      ['default_action', 'maybe', 'default_action must be "allow" or "deny", got "maybe"'],
+      ['mode', 'paranoid', 'mode must be "learning" or "enforcement", got "paranoid"'],
+      ['history_retention_days', '0', 'history_retention_days must be a whole number from 1 to 3650, got 0'],
+      ['history_max_entries', '20000000', 'history_max_entries must be a whole number from 0 to 10000000, got 20000000'],
+      ['colour', 'blue', 'unknown config key "colour"; the keys: mode, timeout_seconds, default_action, allow_localhost, allow_lan, popup_enabled, notifications_enabled, log_decisions, inbound_protection, journal_decisions, history_max_entries, history_retention_days'],
+    ];
+    for (const [key, value, error] of cases) {
+      const r = await bastion('config', 'set', key, value, '--socket', d.socket);
+      assert.equal(r.code, 1, `${key} ${value}`);
+      assert.equal(r.stderr, `bastion: ${error}\n`);
+    }
+    assert.equal(readFileSync(d.configPath, 'utf8'), before);
+    // The very words check-config (and a reload) say about that value in the file.
+    const other = `${d.dir.path}/other.json`;
+    writeFileSync(other, JSON.stringify({ timeout_seconds: 'abc' }));
+    const check = await bastion('check-config', '--config', other);
+    assert.equal(check.code, 1);
+    assert.ok(check.stderr.endsWith(`${other}: timeout_seconds must be a whole number of seconds, got "abc"\n`), check.stderr);
+  });
+
+  it('a timeout outside 5..300 is clamped, as in the file, with the parser\'s warning', async () => {
+    const r = await bastion('config', 'set', 'timeout_seconds', '1000', '--socket', d.socket);
+    assert.equal(r.code, 0);
+    assert.equal(r.stderr, 'bastion: warning: timeout_seconds 1000 is outside 5..300; using 300\n');
+    assert.equal(file()['timeout_seconds'], 300);
+    assert.equal((await d.request({ type: 'status' }, 'status'))['timeout_seconds'], 300);
+  });
+});
+
+describe('bastion config under bastion daemon --mode', () => {
+  it('another key leaves the --mode of this run in force; set mode replaces it', async () => {
+    const d = await GuiDaemon.start({ config: { mode: 'learning' }, args: ['--mode', 'enforcement'] });
+    try {
+      assert.equal((await bastion('config', 'set', 'allow_lan', 'true', '--socket', d.socket)).code, 0);
+      assert.equal((await d.request({ type: 'status' }, 'status'))['mode'], 'enforcement');
+      assert.equal((await bastion('config', 'get', 'mode', '--socket', d.socket)).stdout, 'enforcement\n');
+      const saved = JSON.parse(readFileSync(d.configPath, 'utf8')) as Record<string, unknown>;
+      assert.deepEqual([saved['mode'], saved['allow_lan']], ['learning', true]);
+      assert.equal((await bastion('config', 'set', 'mode', 'learning', '--socket', d.socket)).code, 0);
+      assert.equal((await d.request({ type: 'status' }, 'status'))['mode'], 'learning');
+    } finally {
+      await d.stop();
+    }
   });
 });

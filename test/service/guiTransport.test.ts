@@ -33,7 +33,7 @@ describe('the GUI socket on disk', () => {
     chmodSync(dir.path, 0o755);
     mkdirSync(`${dir.path}/run`, { mode: 0o755 }); // traversable, so only the socket's own mode decides
     const socket = `${dir.path}/run/gui.sock`;
-    const daemon = startBastion(daemonArgs(dir.path, socket));
+    const daemon = startBastion(daemonArgs(dir.path, socket), undefined, 'debug'); // peers are logged at debug
     try {
       await daemon.waitFor('GUI socket listening');
       const st = lstatSync(socket);

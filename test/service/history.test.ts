@@ -46,7 +46,7 @@ describe('bastion log over the history the service wrote', () => {
     const writer = new HistoryWriter({ path, maxEntries: () => 1000, retentionDays: () => 3650, log: silentLog, now: () => T0 });
     assert.equal(await writer.open(), true);
     writer.add(decision());
-    writer.add(decision({ at: T0 + 1000, exe: '/usr/bin/wget', comm: 'wget', allow: false, ruleKey: '/usr/bin/wget:*', host: 'www.example.org', destIp: '192.0.2.1' }));
+    writer.add(decision({ at: T0 + 1000, uid: 0, exe: '/usr/bin/wget', comm: 'wget', allow: false, ruleKey: '/usr/bin/wget:*', host: 'www.example.org', destIp: '192.0.2.1' }));
     writer.add(decision({ at: T0 + 2000, exe: null, comm: null, uid: -1, destIp: '2001:db8::1', port: 53, protocol: 'UDP', reason: 'default', ruleKey: null, allow: false }));
     writer.add(decision({ at: T0 + 3000, host: 'example.org', reason: 'prompt', destIp: '192.0.2.2' }));
     await writer.close();
@@ -63,7 +63,7 @@ describe('bastion log over the history the service wrote', () => {
     const rows = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.equal(rows.length, 4);
     assert.deepEqual(rows[1], {
-      time: '2026-12-05T12:00:01.000Z', pid: 3131, uid: 1000, app_name: 'wget', app_path: '/usr/bin/wget', host: 'www.example.org',
+      time: '2026-12-05T12:00:01.000Z', pid: 3131, uid: 0, app_name: 'wget', app_path: '/usr/bin/wget', host: 'www.example.org',
       dest_ip: '192.0.2.1', dest_port: 443, protocol: 'TCP', allow: false, reason: 'rule', rule_key: '/usr/bin/wget:*', connections: 1,
     });
     assert.equal(rows[2]!['uid'], null);
@@ -89,10 +89,10 @@ describe('bastion log over the history the service wrote', () => {
     });
   }
 
-  it('prints one readable line per decision, as bastion monitor prints it after the date: the host beside the address, and what decided', async () => {
+  it('prints one readable line per decision, as bastion monitor prints it after the date and the user: the host beside the address, and what decided', async () => {
     const r = await bastion('log', '--history', path, '--program', 'wget');
     assert.equal(r.code, 0, r.stderr);
-    assert.equal(r.stdout, '2026-12-05 12:00:01 DENY  wget /usr/bin/wget → www.example.org (192.0.2.1:443) TCP  [rule /usr/bin/wget:*]\n');
+    assert.equal(r.stdout, '2026-12-05 12:00:01 0(root) DENY  wget /usr/bin/wget → www.example.org (192.0.2.1:443) TCP  [rule /usr/bin/wget:*]\n');
   });
 
   it('refuses a bad option with the reason, and a missing file with what to check', async () => {

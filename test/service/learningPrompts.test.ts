@@ -62,6 +62,7 @@ async function setup(cfg: BastionConfig, clients: RecordingClient[], listensOnly
     status: () => ({}),
     prompts: broker,
     feed: { subscribe: () => undefined, unsubscribe: () => undefined },
+    inForce: () => cfg,
     onConfigChanged: () => undefined,
   };
   /** What the tray writes: one fixture line, parsed as the service's socket reader does. */

@@ -103,7 +103,8 @@ export class BastionProcess {
 let logCounter = 0;
 
 /** `bastion <args>` as a child process, optionally inside a network namespace. */
-export function startBastion(args: string[], netns?: string): BastionProcess {
+/** `logLevel`: the child's BASTION_LOG_LEVEL (default: ours, else info). */
+export function startBastion(args: string[], netns?: string, logLevel?: string): BastionProcess {
   // BASTION_NODE_ARGS: extra node flags for profiling (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
   const extraNodeArgs = (process.env['BASTION_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
   const node = [process.execPath, ...extraNodeArgs, '--import', TSX, CLI, ...args];
@@ -116,7 +117,7 @@ export function startBastion(args: string[], netns?: string): BastionProcess {
   unlinkSync(logPath); // both fds keep the file; nothing is left behind
   const child = spawn(cmd!, rest, {
     stdio: ['ignore', 'pipe', writeFd],
-    env: { ...process.env, BASTION_LOG_LEVEL: process.env['BASTION_LOG_LEVEL'] ?? 'info' },
+    env: { ...process.env, BASTION_LOG_LEVEL: logLevel ?? process.env['BASTION_LOG_LEVEL'] ?? 'info' },
   });
   closeSync(writeFd);
   return new BastionProcess(child, readFd);

@@ -7,6 +7,10 @@ import { startBastion, tempDir, type BastionProcess } from './bastion.js';
 export interface GuiDaemonSetup {
   rules?: Record<string, unknown> | string;
   config?: Record<string, unknown>;
+  /** The daemon's log level (default info). */
+  logLevel?: string;
+  /** More `bastion daemon` options, e.g. --mode. */
+  args?: string[];
 }
 
 export class GuiDaemon {
@@ -29,7 +33,8 @@ export class GuiDaemon {
       d.proc = startBastion([
         'daemon', '--config', d.configPath, '--rules', d.rulesPath, '--endpoint', `ipc://${d.dir.path}/helper.sock`,
         '--socket', d.socket, '--socket-group', 'root', '--no-polkit', '--state-dir', d.dir.path,
-      ]);
+        ...(setup.args ?? []),
+      ], undefined, setup.logLevel);
       await d.proc.waitFor('GUI socket listening');
     } catch (err) {
       await d.stop();
