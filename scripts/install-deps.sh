@@ -9,6 +9,8 @@ command -v node >/dev/null 2>&1 || packages="$packages nodejs npm"
 # polkit tests (a private system bus and polkitd), the Debian package (build, lint, unit
 # checks with systemd-analyze) and its install test into a debootstrap root.
 packages="$packages dbus-daemon polkitd debhelper dpkg-dev fakeroot lintian debootstrap systemd"
+# The boot test: the package installed into a Debian 12 root booted with systemd-nspawn.
+packages="$packages systemd-container"
 # Tests that make users (useradd) and run the package postinst (adduser, addgroup).
 packages="$packages passwd adduser"
 # shellcheck disable=SC2086
