@@ -217,7 +217,7 @@ export class RulesStore {
     this.saveBlocked = loadFailedReason(error);
     if (this.loadedOnce) {
       this.logger?.error({ path: this.path, error, rules: this.current.size }, 'rules.json not loaded; keeping the rules in force');
-      return { ok: false, error, inForce: `the rules in force stay (${this.current.size})` };
+      return { ok: false, error, inForce: 'the previous rules stay in force' };
     }
     const text = await this.lastGood?.recall(this.maxBytes);
     const copy = text === null || text === undefined ? null : RuleSet.fromJSON(safeParse(text));

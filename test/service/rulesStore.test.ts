@@ -109,7 +109,7 @@ describe('RulesStore.load', () => {
       }
       const onDisk = await fsp.readFile(file, 'utf8');
 
-      assert.deepEqual(await store.load(), { ok: false, error: error(file), inForce: 'the rules in force stay (1)' });
+      assert.deepEqual(await store.load(), { ok: false, error: error(file), inForce: 'the previous rules stay in force' });
       assert.deepEqual(store.rules.match(curl443), { allow: false, key: '/usr/bin/curl:443' });
       assert.deepEqual(logger.calls, [
         { level: 'error', obj: { path: file, error: error(file), rules: 1 }, msg: 'rules.json not loaded; keeping the rules in force' },
