@@ -44,6 +44,7 @@ export function registerClientCommands(program: Command): void {
         [
           `mode:     ${String(status['mode'])} (default action: ${String(status['default_action'])})`,
           `helper:   ${helper['connected'] ? `connected (pid ${String(helper['pid'])}, queue ${String(helper['queue'])})` : 'not connected'}`,
+          ...(helper['connected'] ? [`identity: ${identityLine(helper['capabilities'])}`] : []),
           `rules:    ${String(status['rules'])}`,
           `clients:  ${String(status['clients'])}`,
           `decided:  ${stats['total_connections']} (allowed ${stats['allowed_connections']}, blocked ${stats['blocked_connections']})`,
@@ -90,4 +91,19 @@ export function registerClientCommands(program: Command): void {
     .action(async (mode: string, opts: { socket: string }) => {
       failOnError(await withConnection(opts.socket, (c) => c.request({ type: 'set_mode', mode }, 'mode_changed')));
     });
+}
+
+/**
+ * Which process identity the helper runs with, from the capabilities it announced
+ * (helper/helper.ts): whether the kernel records who connected each socket (eBPF), and what a
+ * socket is credited to when it does not (docs/SECURITY.md, "Which process a connection is
+ * credited to").
+ */
+export function identityLine(capabilities: unknown): string {
+  const has = (name: string): boolean => Array.isArray(capabilities) && capabilities.includes(name);
+  if (has('caller_bpf') && has('caller_exe')) return 'eBPF caller records (process and executable)';
+  if (has('caller_bpf')) return "eBPF caller records, without the executable (CAP_PERFMON or BTF missing: a caller that exec'd is still credited)";
+  if (has('weak_identity')) return 'weak: no eBPF, the process found holding a socket is believed (--weak-identity)';
+  if (has('caller_unproven')) return 'unproven: no eBPF, no program is proven to have connected its socket, so none matches a path rule';
+  return 'unknown (an older helper)';
 }

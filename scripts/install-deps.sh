@@ -11,5 +11,8 @@ command -v node >/dev/null 2>&1 || packages="$packages nodejs npm"
 packages="$packages dbus-daemon polkitd debhelper dpkg-dev fakeroot lintian debootstrap systemd"
 # Tests that make users (useradd) and run the package postinst (adduser, addgroup).
 packages="$packages passwd adduser"
+# The addon's BPF programs (native/bpf): clang -target bpf, llvm-strip, bpftool gen skeleton,
+# and libbpf to load them.
+packages="$packages clang llvm libbpf-dev bpftool"
 # shellcheck disable=SC2086
 apt-get install -y --no-install-recommends $packages
