@@ -88,6 +88,8 @@ export class ProcessResolver implements ProcessEventListener {
   private readonly callerGone = new Map<number, number>();
   private readonly readAheadPerSecond: number;
   private readonly weakIdentity: boolean;
+  /** A cached process's details as reported without eBPF: one copy per cached object, not one per packet. */
+  private readonly unproven = new WeakMap<ProcessInfo, ProcessInfo>();
   /** When expired entries were last dropped: once per EVICT_INTERVAL_MS is enough. */
   private evictedAt = -Infinity;
   /** Pids that exec'd since the last read-ahead, oldest first. */
@@ -289,7 +291,12 @@ export class ProcessResolver implements ProcessEventListener {
       return outcome(via, info, owner.inode, owner.uid);
     }
     if (this.weakIdentity || info.identity !== 'host') return outcome(via, info, owner.inode, owner.uid);
-    return outcome(via, { ...info, identity: 'caller_unproven' }, owner.inode, owner.uid);
+    let unproven = this.unproven.get(info);
+    if (unproven === undefined) {
+      unproven = { ...info, identity: 'caller_unproven' };
+      this.unproven.set(info, unproven);
+    }
+    return outcome(via, unproven, owner.inode, owner.uid);
   }
 
   /** Another process than pid holds the socket and runs another program than exeLink names. */
