@@ -125,16 +125,18 @@ int bq_caller_open(struct bq_caller **out, const char *cgroup_path, const char *
 
 	*stage = "load programs";
 	bool flows = netns_cookie(&c->netns_cookie);
-	/* Best first: the executable needs CAP_PERFMON and BTF, the sock_ops program a 5.15 kernel. */
+	/* Best first: the executable needs CAP_PERFMON and BTF, the sock_ops program a 5.15 kernel;
+	 * the executable matters more. */
 	const struct {
 		bool exe, flows;
-	} tries[] = {{true, flows}, {false, flows}, {false, false}};
+	} tries[] = {{true, true}, {true, false}, {false, true}, {false, false}};
 	g_log.buf = log;
 	g_log.size = log_size;
 	g_log.len = 0;
 	libbpf_print_fn_t previous = libbpf_set_print(capture_print);
+	bool can_flow = flows;
 	for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]) && !c->skel; i++) {
-		if (i > 0 && tries[i].flows == tries[i - 1].flows && tries[i].exe == tries[i - 1].exe)
+		if (tries[i].flows && !can_flow)
 			continue;
 		/* The first failure's log says what is missing (CAP_PERFMON, BTF): later tries add nothing. */
 		if (i > 0 && g_log.len > 0)
