@@ -24,13 +24,6 @@ function failOnError(reply: Record<string, unknown>): Record<string, unknown> {
   return reply;
 }
 
-/** What the helper's capabilities mean for who a connection is credited to. */
-function identityLine(capabilities: unknown): string {
-  const list = Array.isArray(capabilities) ? capabilities : [];
-  if (list.includes('caller_bpf')) return 'eBPF records which process called connect()/sendmsg() (caller_bpf)';
-  return 'WEAKER: no eBPF caller records, sockets are credited from /proc (journalctl -u bastion-helper says why)';
-}
-
 export function registerClientCommands(program: Command): void {
   registerMonitorCommand(program);
   registerPromptCommand(program);
@@ -103,4 +96,19 @@ export function registerClientCommands(program: Command): void {
     });
 
   registerConfigCommand(program);
+}
+
+/**
+ * Which process identity the helper runs with, from the capabilities it announced
+ * (helper/helper.ts): whether the kernel records who connected each socket (eBPF), and what a
+ * socket is credited to when it does not (docs/SECURITY.md, "Which process a connection is
+ * credited to").
+ */
+export function identityLine(capabilities: unknown): string {
+  const has = (name: string): boolean => Array.isArray(capabilities) && capabilities.includes(name);
+  if (has('caller_bpf') && has('caller_exe')) return 'eBPF caller records (process and executable)';
+  if (has('caller_bpf')) return "eBPF caller records, without the executable (CAP_PERFMON or BTF missing: a caller that exec'd is still credited)";
+  if (has('weak_identity')) return 'weak: no eBPF, the process found holding a socket is believed (--weak-identity)';
+  if (has('caller_unproven')) return 'unproven: no eBPF, no program is proven to have connected its socket, so none matches a path rule';
+  return 'unknown (an older helper)';
 }

@@ -34,11 +34,12 @@ export function registerHelperCommand(program: Command): void {
     .option('--no-fast-path', 'answer every packet from JS (by default the addon answers cached verdicts of known processes)')
     .option('--system-uids <first-last|none>', "socket owners whose new connections get a queue of their own, so a user's flood never delays them", '0-999')
     .option('--system-queue <n>', 'NFQUEUE number for the --system-uids queue (default: the first of 3, 4, ... not otherwise used)', intOption(0, 65535))
-    .option('--no-caller-bpf', 'do not ask the kernel which process connected a socket (eBPF); credit a holder found in /proc')
+    .option('--no-caller-bpf', 'do not ask the kernel which process connected a socket (eBPF); a holder found in /proc is shown but matches no rule, unless --weak-identity')
+    .option('--weak-identity', 'where the kernel cannot say who connected a socket (no eBPF), believe a process found holding it (a program may then borrow the rule of another it handed its socket to)')
     .action(async (opts: {
       queue: number; endpoint: string; socketGroup: string; serviceUser: string; failClosed?: boolean; queueFull: string; malformed: string;
       ackDeadlineMs: number; maxHoldMs: number; chain: string; rules: boolean; ipv6: boolean; strict?: boolean; fastPath: boolean;
-      dnsQueue?: number; dnsChain: string; resolvConf: string; hostNames: boolean; callerBpf: boolean; systemUids: string; systemQueue?: number;
+      dnsQueue?: number; dnsChain: string; resolvConf: string; hostNames: boolean; callerBpf: boolean; weakIdentity?: boolean; systemUids: string; systemQueue?: number;
     }) => {
       const dnsQueue = opts.dnsQueue ?? (opts.queue === DEFAULT_DNS_SNOOP.queueNum ? DEFAULT_DNS_SNOOP.queueNum + 1 : DEFAULT_DNS_SNOOP.queueNum);
       if (opts.hostNames && dnsQueue === opts.queue) {
@@ -110,6 +111,7 @@ export function registerHelperCommand(program: Command): void {
               }
             : null,
           callerBpf: opts.callerBpf,
+          weakIdentity: opts.weakIdentity === true,
         },
         log,
       );

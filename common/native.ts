@@ -77,9 +77,14 @@ export interface NativeAddon {
   ): number;
   /**
    * Attaches the connect()/sendmsg() caller-recording programs to the cgroup v2 at that path
-   * (native/src/caller_bpf.h); sockDiagLookup then reports callers. Throws (errno) when refused.
+   * (native/src/caller_bpf.h); sockDiagLookup then reports callers. exe: records carry the
+   * caller's executable and start time; flows: TCP connections are recorded by their ends; log:
+   * libbpf's (and the verifier's) words about a load that failed on the way. Throws (errno, and
+   * log) when refused.
    */
-  callerAttach(cgroup2Path: string): void;
+  callerAttach(cgroup2Path: string): { exe: boolean; flows: boolean; log: string };
+  /** Where sockDiagLookup writes each field in an out array of `length` elements. */
+  readonly sockDiagOut: SockDiagOut;
   callerDetach(): void;
   callerFlowLookup(family: 2 | 10, src: Uint8Array, srcPort: number, dst: Uint8Array, dstPort: number): number;
   callerHasFlows(): boolean;
@@ -88,6 +93,28 @@ export interface NativeAddon {
   sdNotify(socketPath: string, state: string): number;
   /** One datagram to a Unix socket path, never blocking (MSG_DONTWAIT); 0 or -errno. */
   unixDatagramSend(socketPath: string, data: string): number;
+}
+
+export interface SockDiagOut {
+  inode: number;
+  uid: number;
+  state: number;
+  callerTgid: number;
+  callerFlags: number;
+  callerUid: number;
+  callerStartLo: number;
+  callerStartHi: number;
+  callerExeDevLo: number;
+  callerExeDevHi: number;
+  callerExeInoLo: number;
+  callerExeInoHi: number;
+  length: number;
+  /** callerFlags: callers are recorded (no record means no known caller). */
+  flagAttached: number;
+  /** callerFlags: this socket has a record. */
+  flagRecorded: number;
+  /** callerFlags: the record has the executable and start time. */
+  flagExe: number;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));

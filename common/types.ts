@@ -16,6 +16,7 @@ export type Attribution =
   | 'shared' // processes of different programs hold the socket and the one that connected it is not known
   | 'not_found' // no socket matched the packet
   | 'lookup_timeout' // the socket's process was not found within the time one packet may take
+  | 'caller_unknown' // the kernel recorded no caller for the socket, or the recorded one is not the process there now (exec, pid reused)
   | 'unsupported'; // nothing to look up (malformed packet, protocol without sockets)
 
 /**
@@ -24,9 +25,11 @@ export type Attribution =
  * the file at that path as the helper sees it (same device and inode). Otherwise why not:
  * another user namespace (where an unprivileged user can mount anything over any path), a
  * different file (bind mount, container's own file system, replaced or deleted binary), or not
- * checkable (exe unreadable, or an old helper that did not say).
+ * checkable (exe unreadable, or an old helper that did not say), or, without the kernel's record
+ * of who connected the socket (no eBPF, and no `--weak-identity`), 'caller_unproven': the process
+ * holds the socket, but another program holding it too may be the one that connected it.
  */
-export type ExeIdentity = 'host' | 'other_user_ns' | 'exe_mismatch' | 'unverified';
+export type ExeIdentity = 'host' | 'other_user_ns' | 'exe_mismatch' | 'unverified' | 'caller_unproven';
 
 export interface ProcessInfo {
   pid: number;
@@ -42,16 +45,34 @@ export interface ProcessInfo {
   startTime: number;
   /** Only 'host' lets `exe` match a path rule, the whitelist or the helper's verdict cache. */
   identity: ExeIdentity;
+  /** stat of /proc/PID/exe when it was read (the running file): checked against the caller the kernel recorded. */
+  exeFile?: { dev: number; ino: number };
   /** In another mount namespace than the helper's (containers, sandboxed services): shown, not judged alone. */
   otherMountNs: boolean;
+}
+
+/**
+ * The process that connected a socket or last sent on it, as the kernel recorded it at that
+ * moment (helper/identify/callerMap.ts).
+ */
+export interface CallerRecord {
+  pid: number;
+  /** Its real uid. */
+  uid: number;
+  /** Its start time (/proc/PID/stat field 22) and executable (stat's dev, ino); null when not recorded. */
+  process: { startTime: number; exeDev: number; exeIno: number } | null;
 }
 
 /** A socket found for a packet: its inode and owner uid. */
 export interface SocketOwner {
   inode: number;
   uid: number;
-  /** The process that connected the socket or last sent on it (helper/identify/callerMap.ts); 0: not known. */
-  caller?: number;
+  /**
+   * Who the kernel says connected the socket or last sent on it. Absent when it is not asked
+   * (no eBPF); null when it is and recorded no one (the socket is older than the helper, or its
+   * record did not fit): then the caller is not known, whoever holds the socket.
+   */
+  caller?: CallerRecord | null;
 }
 
 /** One queued packet as the helper reports it to the service. */

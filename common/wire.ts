@@ -74,11 +74,12 @@ const ATTRIBUTIONS: readonly (Attribution | 'unspecified')[] = [
   'not_found',
   'unsupported',
 ];
-const IDENTITIES: readonly (ExeIdentity | 'unspecified')[] = ['unspecified', 'host', 'other_user_ns', 'exe_mismatch', 'unverified'];
+const IDENTITIES: readonly (ExeIdentity | 'unspecified')[] = ['unspecified', 'host', 'other_user_ns', 'exe_mismatch', 'unverified', 'caller_unproven'];
 /** Attributions numbered apart from the list above (see the proto). */
 const NUMBERED_APART: ReadonlyMap<Attribution, number> = new Map([
   ['shared', 80],
   ['lookup_timeout', 81],
+  ['caller_unknown', 82],
 ]);
 const BY_NUMBER_APART = new Map([...NUMBERED_APART].map(([name, n]) => [n, name]));
 const ACTIONS: readonly (VerdictAction | 'unspecified')[] = ['unspecified', 'accept', 'drop', 'hold'];

@@ -71,6 +71,8 @@ export interface HelperOptions {
   dnsSnoop: DnsSnoopOptions | null;
   /** Learn from the kernel which process connected each socket (identify/callerMap.ts); default true. */
   callerBpf?: boolean;
+  /** Without that, believe a process found holding a socket connected it (ProcessResolverOptions.weakIdentity). */
+  weakIdentity?: boolean;
 }
 
 /** Record ids map to (queue, kernel packet id) as kernelId + QUEUE_ID_SPAN * queue index. */
@@ -125,7 +127,13 @@ export class Helper {
     const sockDiag = SockDiag.open();
     this.capabilities = ['uid_gid', 'fail_open', 'ipv6', ...(sockDiag ? ['sock_diag'] : ['proc_net'])];
     if (!sockDiag) log.warn('NETLINK_SOCK_DIAG unavailable: identifying processes through /proc/net (slower)');
-    if (sockDiag && options.callerBpf !== false) this.attachCallerMap();
+    const callers = sockDiag && options.callerBpf !== false ? this.attachCallerMap() : false;
+    if (!callers) this.capabilities.push(options.weakIdentity === true ? 'weak_identity' : 'caller_unproven');
+    if (!callers && options.weakIdentity !== true) {
+      log.warn(
+        'no eBPF caller records: nothing proves which program connected a socket, so none matches a path rule (connections get the default or a prompt); --weak-identity credits the process found holding it instead',
+      );
+    }
     const events = ProcessEvents.open();
     this.processEvents = events.events;
     if (!events.events) log.info({ reason: events.reason }, 'process connector unavailable: new processes found by listing /proc');
@@ -134,6 +142,7 @@ export class Helper {
       lookupSocket: sockDiag
         ? (family, protocol, src, srcPort, dst, dstPort) => sockDiag.lookup(family, protocol, src, srcPort, dst, dstPort)
         : () => 'unavailable',
+      weakIdentity: options.weakIdentity === true,
     });
     this.pending = new PendingVerdicts(
       {
@@ -218,15 +227,27 @@ export class Helper {
     }
   }
 
-  /** Sockets' connect()/sendmsg() callers from the kernel: a shared socket goes to the one that acted. */
-  private attachCallerMap(): void {
+  /**
+   * Sockets' connect()/sendmsg() callers from the kernel: a shared socket goes to the one that
+   * acted. Capabilities say which identity is live (`bastion status`): caller_bpf, with
+   * caller_exe when records carry the executable.
+   */
+  private attachCallerMap(): boolean {
     const state = attachCallerMap();
     if (state.attached) {
       this.capabilities.push('caller_bpf');
-      this.log.info({ cgroup: state.cgroup, tcpByEnds: state.byFlow }, 'connect()/sendmsg() callers recorded by eBPF');
-    } else {
-      this.log.warn({ reason: state.reason }, 'eBPF caller map unavailable: a socket shared by several programs is credited only when they are known not to differ');
+      if (state.exe) this.capabilities.push('caller_exe');
+      this.log.info({ cgroup: state.cgroup, executable: state.exe, tcpByEnds: state.byFlow }, 'connect()/sendmsg() callers recorded by eBPF');
+      if (!state.exe) {
+        this.log.warn(
+          { libbpf: state.exeRefused },
+          "eBPF caller records without the caller's executable (CAP_PERFMON or kernel BTF missing): a caller that exec'd another program after its connect() is still credited",
+        );
+      }
+      return true;
     }
+    this.log.warn({ reason: state.reason, libbpf: state.log }, 'eBPF caller records unavailable');
+    return false;
   }
 
   /** Only with process events: they are what tells the addon that a pid still runs the same program. */

@@ -13,5 +13,8 @@ packages="$packages dbus-daemon polkitd debhelper dpkg-dev fakeroot lintian debo
 packages="$packages systemd-container"
 # Tests that make users (useradd) and run the package postinst (adduser, addgroup).
 packages="$packages passwd adduser"
+# The addon's BPF programs (native/bpf): clang -target bpf, llvm-strip, bpftool gen skeleton,
+# and libbpf to load them.
+packages="$packages clang llvm libbpf-dev bpftool"
 # shellcheck disable=SC2086
 apt-get install -y --no-install-recommends $packages

@@ -6,7 +6,7 @@ set -eu
 cd "$(dirname "$0")/.."
 build=$(mktemp -d /tmp/bastion-asan.XXXXXX)
 trap 'rm -rf "$build"' EXIT
-cp -r native/binding.gyp native/src "$build/"
+cp -r native/binding.gyp native/src native/bpf "$build/"
 BASTION_ASAN=1 npx node-gyp rebuild --directory "$build" >/dev/null
 export BASTION_NATIVE_ADDON="$build/build/Release/bastion_native.node"
 nm -u "$BASTION_NATIVE_ADDON" | grep -q __asan_init || { echo "the addon was not built with ASan"; exit 1; }

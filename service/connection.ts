@@ -67,6 +67,7 @@ const DOUBT: Record<ExeIdentity, string> = {
   other_user_ns: 'other user namespace',
   exe_mismatch: 'exe does not match path',
   unverified: 'exe not verified',
+  caller_unproven: 'caller not proven',
 };
 
 /**

@@ -1,14 +1,22 @@
-// Who called connect()/sendmsg() on a socket, recorded by the kernel (native/src/caller_bpf.h):
-// tiny cgroup BPF programs on the root cgroup v2 note, per socket, the calling process before
-// its packet is sent. A socket held by several processes (inherited across fork+exec, passed
-// over SCM_RIGHTS) is then credited to the one that acted, not to whichever holder a scan of
-// /proc finds first. The programs only record; they never block anything.
+// Who called connect()/sendmsg() on a socket, recorded by the kernel (native/src/caller_bpf.h,
+// native/bpf/caller.bpf.c): cgroup BPF programs on the root cgroup v2 note, per socket, the
+// calling process (pid, uid, start time, executable) before its packet is sent, and forget it
+// when the socket is released. A socket held by several processes (inherited across fork+exec,
+// passed over SCM_RIGHTS) is then credited to the one that acted, not to whichever holder a
+// scan of /proc finds first. The programs only record; they never block anything.
 
 import { readFileSync } from 'node:fs';
 import { loadNative } from '../../common/native.js';
 
-/** byFlow: TCP connections are recorded by their ends too, so the fast path needs no sock_diag for them. */
-export type CallerMapState = { attached: true; cgroup: string; byFlow: boolean } | { attached: false; reason: string };
+/**
+ * exe: records carry the caller's executable and start time (CAP_PERFMON and kernel BTF), so
+ * one that exec'd or whose pid was reused is not taken for it; exeRefused: libbpf's words on
+ * why not. byFlow: TCP connections are recorded by their ends too, so the fast path needs no
+ * sock_diag for them.
+ */
+export type CallerMapState =
+  | { attached: true; cgroup: string; exe: boolean; exeRefused: string; byFlow: boolean }
+  | { attached: false; reason: string; log: string };
 
 /** The first cgroup v2 mount point in a /proc/PID/mounts text, or null. */
 export function cgroup2Mount(mounts: string): string | null {
@@ -35,18 +43,18 @@ function findCgroup2(): string | null {
 }
 
 /**
- * Attaches the programs (needs CAP_BPF and CAP_NET_ADMIN, a kernel >= 5.7 with BPF links and
- * cgroup v2 mounted). They stay attached as long as this process lives, and no longer.
+ * Attaches the programs (needs CAP_BPF and CAP_NET_ADMIN, CAP_PERFMON for the executable, a
+ * kernel >= 5.12 with BPF links, BTF and cgroup v2 mounted). They stay attached as long as this
+ * process lives, and no longer.
  */
 export function attachCallerMap(): CallerMapState {
   const cgroup = findCgroup2();
-  if (cgroup === null) return { attached: false, reason: 'no cgroup v2 mounted' };
+  if (cgroup === null) return { attached: false, reason: 'no cgroup v2 mounted', log: '' };
   try {
-    const native = loadNative();
-    native.callerAttach(cgroup);
-    return { attached: true, cgroup, byFlow: native.callerHasFlows() };
+    const attached = loadNative().callerAttach(cgroup);
+    return { attached: true, cgroup, exe: attached.exe, exeRefused: attached.exe ? '' : attached.log, byFlow: attached.flows };
   } catch (err) {
-    return { attached: false, reason: (err as Error).message };
+    return { attached: false, reason: (err as Error).message, log: String((err as { log?: unknown }).log ?? '') };
   }
 }
 

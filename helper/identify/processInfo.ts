@@ -122,6 +122,8 @@ function helperNamespaces(): Namespaces | 'unreadable' {
 export interface ExeCheck {
   identity: ExeIdentity;
   otherMountNs: boolean;
+  /** stat of the running file, when it was read. */
+  exeFile?: { dev: number; ino: number };
 }
 
 /**
@@ -153,14 +155,15 @@ export function checkExe(pid: number, exe: ExeLink, procRoot = '/proc'): ExeChec
   if (exe.exe === '') return { identity: 'unverified', otherMountNs };
   if (exe.deleted || !exe.exe.startsWith('/')) return { identity: 'exe_mismatch', otherMountNs };
   const running = statSync(`${dir}/exe`); // throws once the process is gone
+  const exeFile = { dev: running.dev, ino: running.ino };
   let named;
   try {
     named = lstatSync(exe.exe); // the path itself: a symlink there is not the program
   } catch {
-    return { identity: 'exe_mismatch', otherMountNs };
+    return { identity: 'exe_mismatch', otherMountNs, exeFile };
   }
   const same = named.isFile() && named.ino === running.ino && named.dev === running.dev;
-  return { identity: same ? 'host' : 'exe_mismatch', otherMountNs };
+  return { identity: same ? 'host' : 'exe_mismatch', otherMountNs, exeFile };
 }
 
 /** The parent's executable, or '' when it cannot be read (exited, kernel thread, pid 0). */
@@ -205,7 +208,7 @@ export function readProcessInfo(pid: number, procRoot = '/proc', stat?: StatFiel
     }
     const parentExe = readParentExe(first.ppid, procRoot);
     if (readStartTime(pid, procRoot) !== first.startTime) return null;
-    return {
+    const info: ProcessInfo = {
       pid,
       uid,
       exe: exe.exe,
@@ -218,6 +221,8 @@ export function readProcessInfo(pid: number, procRoot = '/proc', stat?: StatFiel
       identity: check.identity,
       otherMountNs: check.otherMountNs,
     };
+    if (check.exeFile) info.exeFile = check.exeFile;
+    return info;
   } catch (err) {
     // A zombie has no exe (ENOENT) and owns no sockets: treating it as gone is right too.
     if (isGoneError(err)) return null;

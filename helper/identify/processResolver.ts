@@ -5,7 +5,7 @@
 
 import { readlinkSync } from 'node:fs';
 import { IPPROTO } from '../../common/types.js';
-import type { Attribution, IpFamily, ProcessInfo, SocketOwner } from '../../common/types.js';
+import type { Attribution, CallerRecord, IpFamily, ProcessInfo, SocketOwner } from '../../common/types.js';
 import type { ProcessEventListener, ProcessEventSource } from './procEvents.js';
 import { lookupIcmpSocket, type IcmpPacket } from './icmpSockets.js';
 import { lookupProcNet } from './procNet.js';
@@ -39,6 +39,13 @@ export interface ProcessResolverOptions {
    * per second (~150 µs of CPU each); default 200. 0: never.
    */
   readAheadPerSecond?: number;
+  /**
+   * Where the kernel does not say who connected a socket (no eBPF caller record), believe that a
+   * process found holding it is the one that did (`--weak-identity`). Default false: its path
+   * is shown but not proven ('caller_unproven'), so it matches no rule, since another program
+   * holding the same socket (inherited, passed over SCM_RIGHTS) may be the one that acted.
+   */
+  weakIdentity?: boolean;
 }
 
 export interface Resolution {
@@ -80,6 +87,9 @@ export class ProcessResolver implements ProcessEventListener {
   /** Socket inode -> until when: the process that connected it was found not to hold it. */
   private readonly callerGone = new Map<number, number>();
   private readonly readAheadPerSecond: number;
+  private readonly weakIdentity: boolean;
+  /** A cached process's details as reported without eBPF: one copy per cached object, not one per packet. */
+  private readonly unproven = new WeakMap<ProcessInfo, ProcessInfo>();
   /** When expired entries were last dropped: once per EVICT_INTERVAL_MS is enough. */
   private evictedAt = -Infinity;
   /** Pids that exec'd since the last read-ahead, oldest first. */
@@ -97,6 +107,7 @@ export class ProcessResolver implements ProcessEventListener {
     this.index = new SocketOwnerIndex({ ...options.index, procRoot: this.procRoot, events: options.events ?? null });
     this.readAheadPerSecond = options.readAheadPerSecond ?? DEFAULT_READ_AHEAD_PER_SECOND;
     this.readAheadTokens = this.readAheadPerSecond;
+    this.weakIdentity = options.weakIdentity ?? false;
     options.events?.subscribe(this);
   }
 
@@ -238,9 +249,14 @@ export class ProcessResolver implements ProcessEventListener {
     const gone = this.callerGone.get(owner.inode);
     if (gone !== undefined && gone > now) return outcome('process_gone', null, owner.inode, owner.uid);
     // The kernel told us which process connected the socket (or last sent on it): only that
-    // one may be credited, however many hold the socket. Else whichever holds it, unless
-    // processes of different programs are known to (a socket passed on or inherited).
-    const caller = owner.caller ?? 0;
+    // one may be credited, however many hold the socket, and only while it is still the
+    // process and program that acted. The kernel recorded no one: no one is credited (never a
+    // holder found in /proc). Without eBPF, whichever holds it, unless processes of different
+    // programs are known to (a socket passed on or inherited), and then its path is not
+    // proven unless weakIdentity says to believe it.
+    if (owner.caller === null) return outcome('caller_unknown', null, owner.inode, owner.uid);
+    const record = owner.caller;
+    const caller = record?.pid ?? 0;
     // Never trust a cached owner blindly: the index re-checks that the pid holds the socket.
     for (let attempt = 0; attempt < 2; attempt++) {
       const holder = caller > 0 ? this.index.findIn(caller, owner.inode, budgetMs) : this.index.findPid(owner.inode, owner.uid, budgetMs);
@@ -252,15 +268,35 @@ export class ProcessResolver implements ProcessEventListener {
       const cached = this.byInode.get(owner.inode);
       if (cached !== undefined && this.stillCurrent(cached, holder)) {
         if (caller === 0 && this.sharedWithOtherProgram(owner.inode, holder.pid, cached.exeLink)) return outcome('shared', null, owner.inode, owner.uid);
-        return outcome('cache', cached.info, owner.inode, owner.uid);
+        return this.credit(record, cached.info, 'cache', owner);
       }
       const info = this.processDetails(holder, now);
       if (info === null) continue; // exited (or pid reused) since the index saw it: look again
       if (caller === 0 && this.sharedWithOtherProgram(owner.inode, holder.pid, rawExeLink(info))) return outcome('shared', null, owner.inode, owner.uid);
       remember(this.byInode, owner.inode, info, now + this.ttlMs, this.maxCacheEntries);
-      return outcome(via, info, owner.inode, owner.uid);
+      return this.credit(record, info, via, owner);
     }
     return outcome('process_gone', null, owner.inode, owner.uid);
+  }
+
+  /**
+   * info, found holding the socket, as the packet's process: with the kernel's record, only
+   * while it is the process (start time, uid) and program (executable's device and inode) that
+   * acted: one that exec'd since, or a pid reused, is credited to no one. Without a record, its
+   * path is not proven unless weakIdentity.
+   */
+  private credit(record: CallerRecord | undefined, info: ProcessInfo, via: Attribution, owner: SocketOwner): Resolution {
+    if (record !== undefined) {
+      if (!isRecordedCaller(record, info)) return outcome('caller_unknown', null, owner.inode, owner.uid);
+      return outcome(via, info, owner.inode, owner.uid);
+    }
+    if (this.weakIdentity || info.identity !== 'host') return outcome(via, info, owner.inode, owner.uid);
+    let unproven = this.unproven.get(info);
+    if (unproven === undefined) {
+      unproven = { ...info, identity: 'caller_unproven' };
+      this.unproven.set(info, unproven);
+    }
+    return outcome(via, unproven, owner.inode, owner.uid);
   }
 
   /** Another process than pid holds the socket and runs another program than exeLink names. */
@@ -334,6 +370,19 @@ function insertBounded<V>(cache: Map<number, V>, key: number, value: V, max: num
     if (oldest.done !== true) cache.delete(oldest.value);
   }
   cache.set(key, value);
+}
+
+/**
+ * info is the process the kernel recorded: the same uid and, when the record has them, the same
+ * start time (not a reused pid) and the same running file (no exec since; a file whose stat
+ * was not readable has no path to believe anyway).
+ */
+function isRecordedCaller(record: CallerRecord, info: ProcessInfo): boolean {
+  if (record.pid !== info.pid || record.uid !== info.uid) return false;
+  const recorded = record.process;
+  if (recorded === null) return true;
+  if (recorded.startTime !== info.startTime) return false;
+  return info.exeFile === undefined || (info.exeFile.dev === recorded.exeDev && info.exeFile.ino === recorded.exeIno);
 }
 
 /** What readlink(/proc/PID/exe) returned when info was read. */

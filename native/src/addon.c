@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/sysmacros.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <node_api.h>
 #include <uv.h>
@@ -768,9 +770,58 @@ static napi_value sock_diag_open(napi_env env, napi_callback_info info)
 	return handle;
 }
 
-/* sockDiagLookup(handle, family(2|10), protocol, src: Uint8Array, sport, dst: Uint8Array, dport, out: Uint32Array(3|4)) -> 0 or -errno
- * out: inode, uid, state and, when out has 4 elements, the pid that connected the socket or last
- * sent on it (callerAttach), 0 when unknown. */
+/* What sockDiagLookup writes where in its out array (exported as sockDiagOut): the socket,
+ * then its recorded caller (caller_bpf.h). 64-bit values as two halves, low first. */
+enum sock_diag_out {
+	OUT_INODE,
+	OUT_UID,
+	OUT_STATE,
+	OUT_CALLER_TGID, /* 0: none recorded (or callers not attached) */
+	OUT_CALLER_FLAGS, /* OUT_F_* */
+	OUT_CALLER_UID,
+	OUT_CALLER_START_LO, /* its start, clock ticks since boot (/proc/PID/stat field 22) */
+	OUT_CALLER_START_HI,
+	OUT_CALLER_EXE_DEV_LO, /* its executable's device as stat(2) reports it (st_dev) */
+	OUT_CALLER_EXE_DEV_HI,
+	OUT_CALLER_EXE_INO_LO,
+	OUT_CALLER_EXE_INO_HI,
+	OUT_LENGTH,
+};
+#define OUT_F_ATTACHED 1u /* callers are recorded: no record means no known caller */
+#define OUT_F_RECORDED 2u /* a record was found */
+#define OUT_F_EXE 4u      /* the record has the executable and start time */
+
+/* The record's caller fields into out (OUT_LENGTH elements). */
+static void put_caller(uint32_t *o, const struct bq_socket_owner *owner)
+{
+	memset(o + OUT_CALLER_TGID, 0, (OUT_LENGTH - OUT_CALLER_TGID) * sizeof(uint32_t));
+	if (!g_caller)
+		return;
+	o[OUT_CALLER_FLAGS] = OUT_F_ATTACHED;
+	struct bq_caller_record r;
+	if (bq_caller_lookup(g_caller, owner->cookie, &r) != 0)
+		return;
+	o[OUT_CALLER_FLAGS] |= OUT_F_RECORDED;
+	o[OUT_CALLER_TGID] = r.tgid;
+	o[OUT_CALLER_UID] = r.uid;
+	if (!(r.flags & BQ_CALLER_F_EXE))
+		return;
+	o[OUT_CALLER_FLAGS] |= OUT_F_EXE;
+	/* The kernel's nsec_to_clock_t(), as /proc/PID/stat computes field 22. */
+	long hz = sysconf(_SC_CLK_TCK);
+	uint64_t ticks = r.start_ns / (1000000000u / (uint64_t)(hz > 0 ? hz : 100));
+	/* The kernel's s_dev is MAJOR << 20 | MINOR; stat(2) reports glibc's makedev() encoding. */
+	uint64_t dev = makedev(r.exe_dev >> 20, r.exe_dev & 0xfffff);
+	o[OUT_CALLER_START_LO] = (uint32_t)ticks;
+	o[OUT_CALLER_START_HI] = (uint32_t)(ticks >> 32);
+	o[OUT_CALLER_EXE_DEV_LO] = (uint32_t)dev;
+	o[OUT_CALLER_EXE_DEV_HI] = (uint32_t)(dev >> 32);
+	o[OUT_CALLER_EXE_INO_LO] = (uint32_t)r.exe_ino;
+	o[OUT_CALLER_EXE_INO_HI] = (uint32_t)(r.exe_ino >> 32);
+}
+
+/* sockDiagLookup(handle, family(2|10), protocol, src: Uint8Array, sport, dst: Uint8Array, dport, out: Uint32Array(3|sockDiagOut.length)) -> 0 or -errno
+ * out: inode, uid, state and, when long enough, the caller the kernel recorded (sockDiagOut). */
 static napi_value sock_diag_lookup(napi_env env, napi_callback_info info)
 {
 	size_t argc = 8;
@@ -807,10 +858,8 @@ static napi_value sock_diag_lookup(napi_env env, napi_callback_info info)
 		o[0] = owner.inode;
 		o[1] = owner.uid;
 		o[2] = owner.state;
-		if (out_len >= 4) {
-			uint32_t tgid = 0;
-			o[3] = g_caller && bq_caller_lookup(g_caller, owner.cookie, &tgid) == 0 ? tgid : 0;
-		}
+		if (out_len >= OUT_LENGTH)
+			put_caller(o, &owner);
 	}
 	napi_value ret;
 	NAPI_CALL(env, napi_create_int32(env, rc, &ret));
@@ -819,8 +868,10 @@ static napi_value sock_diag_lookup(napi_env env, napi_callback_info info)
 
 /* ---- connect()/sendmsg() callers (caller_bpf.h) ---- */
 
-/* callerAttach(cgroup2Path) -> undefined; throws (errno, stage) when the kernel or our
- * capabilities do not allow it. Attached already: nothing to do. */
+/* callerAttach(cgroup2Path) -> {exe, flows, log}: whether records carry the executable, whether
+ * TCP connections are recorded by their ends, and libbpf's log of a load that failed on the way
+ * (why the executable is not recorded). Throws (errno, stage, log with the verifier's words) when
+ * the kernel or our capabilities allow none of it. Attached already: the same answer. */
 static napi_value caller_attach(napi_env env, napi_callback_info info)
 {
 	size_t argc = 1;
@@ -833,20 +884,35 @@ static napi_value caller_attach(napi_env env, napi_callback_info info)
 		napi_throw_type_error(env, "EINVAL", "callerAttach(cgroup2Path)");
 		return NULL;
 	}
-	if (g_caller)
-		return NULL;
-	const char *stage = NULL;
-	struct bq_caller *caller = NULL;
-	int err = bq_caller_open(&caller, path, &stage);
-	pthread_mutex_lock(&g_fast_lock);
-	g_caller = caller;
-	pthread_mutex_unlock(&g_fast_lock);
-	if (err < 0) {
-		char what[64];
-		snprintf(what, sizeof(what), "callerAttach: %s", stage ? stage : "?");
-		return throw_errno(env, err, what);
+	static char log[8192];
+	if (!g_caller) {
+		const char *stage = NULL;
+		struct bq_caller *caller = NULL;
+		int err = bq_caller_open(&caller, path, &stage, log, sizeof(log));
+		pthread_mutex_lock(&g_fast_lock);
+		g_caller = caller;
+		pthread_mutex_unlock(&g_fast_lock);
+		if (err < 0) {
+			char what[64];
+			snprintf(what, sizeof(what), "callerAttach: %s", stage ? stage : "?");
+			throw_errno(env, err, what);
+			napi_value error, log_val;
+			if (napi_get_and_clear_last_exception(env, &error) == napi_ok &&
+			    napi_create_string_utf8(env, log, NAPI_AUTO_LENGTH, &log_val) == napi_ok)
+				napi_set_named_property(env, error, "log", log_val);
+			napi_throw(env, error);
+			return NULL;
+		}
 	}
-	return NULL;
+	napi_value out, v;
+	NAPI_CALL(env, napi_create_object(env, &out));
+	napi_get_boolean(env, bq_caller_has_exe(g_caller), &v);
+	napi_set_named_property(env, out, "exe", v);
+	napi_get_boolean(env, bq_caller_has_flows(g_caller), &v);
+	napi_set_named_property(env, out, "flows", v);
+	napi_create_string_utf8(env, log, NAPI_AUTO_LENGTH, &v);
+	napi_set_named_property(env, out, "log", v);
+	return out;
 }
 
 /* callerFlowLookup(family(2|10), src: Uint8Array, sport, dst: Uint8Array, dport) -> the tgid
@@ -1302,6 +1368,34 @@ static napi_value init(napi_env env, napi_value exports)
 	napi_set_named_property(env, exports, "slotHeaderSize", v);
 	napi_create_uint32(env, BQ_FAST_FDS, &v);
 	napi_set_named_property(env, exports, "fastPathFds", v);
+	napi_value layout;
+	napi_create_object(env, &layout);
+	static const struct {
+		const char *name;
+		uint32_t value;
+	} fields[] = {
+		{"inode", OUT_INODE},
+		{"uid", OUT_UID},
+		{"state", OUT_STATE},
+		{"callerTgid", OUT_CALLER_TGID},
+		{"callerFlags", OUT_CALLER_FLAGS},
+		{"callerUid", OUT_CALLER_UID},
+		{"callerStartLo", OUT_CALLER_START_LO},
+		{"callerStartHi", OUT_CALLER_START_HI},
+		{"callerExeDevLo", OUT_CALLER_EXE_DEV_LO},
+		{"callerExeDevHi", OUT_CALLER_EXE_DEV_HI},
+		{"callerExeInoLo", OUT_CALLER_EXE_INO_LO},
+		{"callerExeInoHi", OUT_CALLER_EXE_INO_HI},
+		{"length", OUT_LENGTH},
+		{"flagAttached", OUT_F_ATTACHED},
+		{"flagRecorded", OUT_F_RECORDED},
+		{"flagExe", OUT_F_EXE},
+	};
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		napi_create_uint32(env, fields[i].value, &v);
+		napi_set_named_property(env, layout, fields[i].name, v);
+	}
+	napi_set_named_property(env, exports, "sockDiagOut", layout);
 	return exports;
 }
 

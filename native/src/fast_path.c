@@ -320,8 +320,12 @@ int bq_fast_path_decide(struct bq_fast_path *fp, const struct bq_caller *caller,
 			return 0;
 		/* The caller that connected it: one map lookup (~0.6 µs here, a readlinkat ~0.9 µs) proves more than readlinkat can, as
 		 * it names the process that acted, not one of those that hold the socket. */
-		if (caller && bq_caller_lookup(caller, owner.cookie, &caller_tgid) != 0)
-			return 0; /* connected before the map was attached (or forgotten): JS searches */
+		if (caller) {
+			struct bq_caller_record record;
+			if (bq_caller_lookup(caller, owner.cookie, &record) != 0)
+				return 0; /* no recorded caller: JS credits it to no one */
+			caller_tgid = record.tgid;
+		}
 	}
 	for (int i = 0; i < BQ_FAST_PROCESSES; i++) {
 		struct fast_process *e = &fp->processes[i];

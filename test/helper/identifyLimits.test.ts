@@ -84,7 +84,7 @@ describe('the resolver when time runs out, or the connecting process let go of i
     // The kernel says pid 100 connected socket 9003, but pid 100 holds no such socket any more
     // (it passed it on in an SCM_RIGHTS message nobody reads, and closed it).
     const root = fakeProc([{ pid: 100, startTime: 10, stdio: 500 }]);
-    const resolver = new ProcessResolver({ lookupSocket: () => ({ inode: 9003, uid: 0, caller: 100 }), procRoot: root });
+    const resolver = new ProcessResolver({ lookupSocket: () => ({ inode: 9003, uid: 0, caller: { pid: 100, uid: 0, process: null } }), procRoot: root });
     resolver.index.warm();
     const first = resolver.resolve(4, 6, LOOPBACK4, 40001, LOOPBACK4, 80, 0, 10);
     assert.equal(first.attribution, 'process_gone');

@@ -1,13 +1,17 @@
 // The connect()/sendmsg() caller map (native/src/caller_bpf.h) against real processes: a socket
-// held by two processes is reported as the one that connected it (or sent on it), not the other.
+// held by two processes is reported as the one that connected it (or sent on it), not the other;
+// a record stays as long as its socket, whatever else happens; a socket connected before the
+// programs were attached has none.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import { attachCallerMap, cgroup2Mount, detachCallerMap, flowCaller } from '../../helper/identify/callerMap.js';
 import { SockDiag } from '../../helper/identify/sockDiag.js';
+import type { CallerRecord } from '../../common/types.js';
 
 const LO4 = new Uint8Array([127, 0, 0, 1]);
 const CLIENT = new URL('../fixtures/shared-socket-client.py', import.meta.url).pathname;
@@ -18,9 +22,9 @@ interface Client {
   holderPid: number;
 }
 
-/** The fixture: its own pid connected (or sent on) a socket its child holds too. */
-function startClient(kind: 'tcp' | 'udp', port: number): Promise<Client> {
-  const child = spawn('python3', [CLIENT, kind, String(port)], { stdio: ['pipe', 'pipe', 'inherit'] });
+/** The fixture: its own pid connected (or sent on) a socket its child holds too, then made churn sockets. */
+function startClient(kind: 'tcp' | 'udp', port: number, churn = 0): Promise<Client> {
+  const child = spawn('python3', [CLIENT, kind, String(port), String(churn)], { stdio: ['pipe', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`client exited (${code})`)));
     createInterface({ input: child.stdout! }).once('line', (line) => {
@@ -36,6 +40,8 @@ describe('the caller map', () => {
   const holders: number[] = [];
   let server: net.Server;
   let udp: dgram.Socket;
+  /** Connected before the programs were attached. */
+  let older: dgram.Socket;
 
   before(async () => {
     server = await new Promise((resolve) => {
@@ -43,6 +49,8 @@ describe('the caller map', () => {
     });
     udp = dgram.createSocket('udp4');
     await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', resolve));
+    older = dgram.createSocket('udp4');
+    await new Promise<void>((resolve) => older.connect(udp.address().port, '127.0.0.1', resolve));
   });
   after(() => {
     for (const c of clients) c.kill('SIGKILL');
@@ -50,6 +58,7 @@ describe('the caller map', () => {
     detachCallerMap();
     server.close();
     udp.close();
+    older.close();
   });
 
   it('finds where cgroup v2 is mounted, with escaped mount points', () => {
@@ -58,15 +67,16 @@ describe('the caller map', () => {
     assert.equal(cgroup2Mount('proc /proc proc rw 0 0\n'), null);
   });
 
-  it('attaches as root on this kernel, with the TCP connections\' map', () => {
+  it("attaches as root on this kernel, with the callers' executables and the TCP connections' map", () => {
     const state = attachCallerMap();
-    assert.equal(state.attached, true);
+    assert.equal(state.attached, true, state.attached ? '' : `${state.reason}\n${state.log}`);
+    assert.equal(state.attached && state.exe, true, 'the task reads loaded (CAP_PERFMON, BTF)');
     assert.equal(state.attached && state.byFlow, true, 'the sock_ops program loaded and attached');
   });
 
-  async function lookup(kind: 'tcp' | 'udp'): Promise<{ caller: number | undefined; client: Client }> {
+  async function lookup(kind: 'tcp' | 'udp', churn = 0): Promise<{ caller: CallerRecord | null | undefined; client: Client }> {
     const port = kind === 'tcp' ? (server.address() as net.AddressInfo).port : udp.address().port;
-    const client = await startClient(kind, port);
+    const client = await startClient(kind, port, churn);
     clients.push(client.child);
     holders.push(client.holderPid);
     const owner = diag!.lookup(4, kind === 'tcp' ? 6 : 17, LO4, client.localPort, LO4, port);
@@ -74,10 +84,14 @@ describe('the caller map', () => {
     return { caller: owner.caller, client };
   }
 
-  it('names the process that connected a TCP socket, not the child that holds it too', async () => {
+  it('names the process that connected a TCP socket, not the child that holds it too, with its uid, start time and executable', async () => {
     const { caller, client } = await lookup('tcp');
-    assert.equal(caller, client.child.pid);
-    assert.notEqual(caller, client.holderPid);
+    assert.equal(caller?.pid, client.child.pid);
+    assert.notEqual(caller?.pid, client.holderPid);
+    const pid = client.child.pid!;
+    const exe = statSync(`/proc/${pid}/exe`);
+    const startTime = Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[19]);
+    assert.deepEqual(caller, { pid, uid: process.getuid!(), process: { startTime, exeDev: exe.dev, exeIno: exe.ino } });
     // The same answer by the connection's ends, without sock_diag; other ends name no one.
     const port = (server.address() as net.AddressInfo).port;
     assert.equal(flowCaller(4, LO4, client.localPort, LO4, port), client.child.pid);
@@ -105,13 +119,24 @@ describe('the caller map', () => {
 
   it('names the process that sent on a shared UDP socket', async () => {
     const { caller, client } = await lookup('udp');
-    assert.equal(caller, client.child.pid);
+    assert.equal(caller?.pid, client.child.pid);
   });
 
-  it('names no one once detached (sockets connected after it)', async () => {
+  it('keeps a record while its socket lives: 70,000 sockets connected and closed after it do not push it out', async () => {
+    const { caller, client } = await lookup('udp', 70_000);
+    assert.equal(caller?.pid, client.child.pid);
+  });
+
+  it('has no record (null: caller unknown) for a socket connected before the programs were attached', () => {
+    const owner = diag!.lookup(4, 17, LO4, older.address().port, LO4, udp.address().port);
+    assert.ok(owner !== null && owner !== 'unavailable', 'sock_diag found the socket');
+    assert.equal(owner.caller, null);
+  });
+
+  it('asks no one once detached', async () => {
     detachCallerMap();
     const { caller, client } = await lookup('tcp');
-    assert.equal(caller, 0);
+    assert.equal(caller, undefined);
     assert.equal(flowCaller(4, LO4, client.localPort, LO4, (server.address() as net.AddressInfo).port), 0);
   });
 });

@@ -17,6 +17,8 @@ export interface FakeProcess {
   sockets?: Record<number, number>;
   /** fds 0..stdio-1 point at /dev/null; default 1 (fd 0 only). */
   stdio?: number;
+  /** ns/user and ns/mnt name the test's own namespaces (then a real exe's path is proven: identity 'host'). */
+  hostNamespaces?: boolean;
 }
 
 export function statLine(p: FakeProcess): string {
@@ -35,6 +37,10 @@ export function writeFakeProcess(root: string, p: FakeProcess): void {
   fs.symlinkSync(p.exe ?? '/usr/bin/fake', path.join(dir, 'exe'));
   for (let fd = 0; fd < (p.stdio ?? 1); fd++) fs.symlinkSync('/dev/null', path.join(dir, 'fd', String(fd)));
   for (const [fd, inode] of Object.entries(p.sockets ?? {})) addSocket(root, p.pid, Number(fd), inode);
+  if (p.hostNamespaces === true) {
+    fs.mkdirSync(path.join(dir, 'ns'));
+    for (const ns of ['user', 'mnt']) fs.symlinkSync(fs.readlinkSync(`/proc/self/ns/${ns}`), path.join(dir, 'ns', ns));
+  }
   fs.chownSync(dir, uid, 0);
 }
 

@@ -8,6 +8,11 @@ import { FAST_REPORT_DELAY_MS, REPORT_DELAY_MS } from '../../common/busChannel.j
 import { startBastion, tempDir, type BastionProcess } from './bastion.js';
 import { TestNetwork } from './netns.js';
 
+/** Prints `<remote address> <local port>` per datagram received on each UDP port in argv. */
+const UDP_SERVER =
+  "process.argv.slice(1).forEach((p)=>require('dgram').createSocket('udp6')" +
+  ".on('message',(m,r)=>process.stdout.write(r.address+' '+p+'\\n')).bind(+p,'::'))";
+
 /** Serves "ok" on each port in argv; prints `<remote address> <local port>` per connection accepted. */
 const HTTP_SERVER =
   "process.argv.slice(1).forEach((p)=>require('http').createServer((q,s)=>s.end('ok'))" +
@@ -22,6 +27,8 @@ export interface FirewallSetup {
   daemonArgs?: string[];
   /** Ports the server namespace's HTTP server listens on; default [80]. */
   serverPorts?: number[];
+  /** UDP ports the server namespace counts datagrams on (datagramsReceived); default none. */
+  udpPorts?: number[];
 }
 
 interface Counters {
@@ -44,12 +51,21 @@ export class TestFirewall {
   private readonly server: ChildProcess;
   /** What the server printed: one `<remote address> <local port>` line per connection. */
   private serverLog = '';
+  private readonly udpServer: ChildProcess | null = null;
+  /** The same per datagram received. */
+  private udpLog = '';
 
   constructor(private readonly setup: FirewallSetup = {}) {
     const ports = (setup.serverPorts ?? [80]).map(String);
     this.server = this.net.spawn(this.net.server, process.execPath, ['-e', HTTP_SERVER, ...ports]);
     this.server.stdout?.setEncoding('utf8').on('data', (d: string) => (this.serverLog += d));
     this.server.stderr?.resume();
+    if (setup.udpPorts !== undefined && setup.udpPorts.length > 0) {
+      const udp = this.net.spawn(this.net.server, process.execPath, ['-e', UDP_SERVER, ...setup.udpPorts.map(String)]);
+      udp.stdout?.setEncoding('utf8').on('data', (d: string) => (this.udpLog += d));
+      udp.stderr?.resume();
+      this.udpServer = udp;
+    }
     if (setup.rules) writeFileSync(this.rulesPath, JSON.stringify(setup.rules, null, 2));
     writeFileSync(this.configPath, JSON.stringify(setup.config ?? { mode: 'enforcement' }, null, 2));
   }
@@ -99,8 +115,17 @@ export class TestFirewall {
    * readiness checks are not counted), on `port` or on every port.
    */
   connectionsReceived(port?: number): number {
+    return this.fromClient(this.serverLog, port);
+  }
+
+  /** Datagrams the server namespace received from the client namespace (udpPorts), on `port` or on every port. */
+  datagramsReceived(port?: number): number {
+    return this.fromClient(this.udpLog, port);
+  }
+
+  private fromClient(log: string, port: number | undefined): number {
     const clients = new Set([this.net.clientV4, `::ffff:${this.net.clientV4}`, this.net.clientV6]);
-    return this.serverLog
+    return log
       .split('\n')
       .map((line) => line.split(' '))
       .filter(([addr, p]) => clients.has(addr ?? '') && (port === undefined || Number(p) === port)).length;
@@ -150,6 +175,7 @@ export class TestFirewall {
   async close(): Promise<void> {
     await Promise.all([this.helper?.stop(), this.daemon?.stop()]);
     this.server.kill('SIGKILL');
+    this.udpServer?.kill('SIGKILL');
     this.net.destroy();
     this.dir.remove();
   }

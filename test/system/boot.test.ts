@@ -95,7 +95,7 @@ describe('the package installed with apt and booted with systemd', { skip: SKIP 
   it('bastion status works as root and as a member of group bastion, and says the identity is eBPF', () => {
     const root = ok(box.sh('bastion status'), 'status as root');
     assert.match(root, /^mode: {5}learning/m);
-    assert.match(root, /^identity: eBPF records which process called connect\(\)\/sendmsg\(\) \(caller_bpf\)$/m);
+    assert.match(root, /^identity: eBPF caller records \(process and executable\)$/m);
     ok(box.sh('useradd -m -G bastion alice && useradd -m -G bastion bob && useradd -m outsider'), 'useradd');
     const alice = ok(box.sh('bastion status', 'alice'), 'status as alice');
     assert.match(alice, /^helper: {3}connected/m);

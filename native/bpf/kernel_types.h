@@ -1,0 +1,32 @@
+/* The few kernel fields the caller programs read, declared for CO-RE: libbpf relocates each
+ * access against the running kernel's BTF (/sys/kernel/btf/vmlinux) at load time, by name, so
+ * only the names matter here, not the layout. Declaring them (rather than a vmlinux.h dumped from
+ * the build machine's kernel) keeps the build independent of that kernel: a Debian build host
+ * without BTF builds the same object. */
+#ifndef BASTION_KERNEL_TYPES_H
+#define BASTION_KERNEL_TYPES_H
+
+struct super_block {
+	__u32 s_dev;
+} __attribute__((preserve_access_index));
+
+struct inode {
+	unsigned long i_ino;
+	struct super_block *i_sb;
+} __attribute__((preserve_access_index));
+
+struct file {
+	struct inode *f_inode;
+} __attribute__((preserve_access_index));
+
+struct mm_struct {
+	struct file *exe_file;
+} __attribute__((preserve_access_index));
+
+struct task_struct {
+	struct mm_struct *mm;
+	struct task_struct *group_leader;
+	__u64 start_boottime;
+} __attribute__((preserve_access_index));
+
+#endif
