@@ -28,6 +28,15 @@ char LICENSE[] SEC("license") = "GPL";
  * constant of the frozen .rodata map, so when false the verifier never visits those calls. */
 const volatile bool record_exe = false;
 
+/* Set by the loader: the helper's pid namespace (the inode of /proc/self/ns/pid), or 0 for the
+ * initial one. bpf_get_current_pid_tgid() numbers a process in the initial namespace; a helper
+ * in a container reads /proc in its own, so there the caller's number is looked up in that
+ * namespace instead (which needs record_exe's task reads: the loader insists on them). */
+const volatile __u32 pidns_inum = 0;
+
+/* Pid namespaces nest 32 deep at most (the kernel's MAX_PID_NS_LEVEL). */
+#define BQ_MAX_PIDNS_LEVEL 32
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -65,6 +74,24 @@ static __always_inline void read_task(struct bq_caller_record *r)
 		r->exe_dev = BPF_CORE_READ(exe, f_inode, i_sb, s_dev);
 	}
 	r->flags |= BQ_CALLER_F_EXE;
+}
+
+/* The caller's tgid as the helper's pid namespace numbers it; 0 when it is not visible there. */
+static __always_inline __u32 tgid_in_helper_pidns(void)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct pid *pid = BPF_CORE_READ(task, group_leader, thread_pid);
+	unsigned int level = BPF_CORE_READ(pid, level);
+	for (unsigned int i = 0; i < BQ_MAX_PIDNS_LEVEL; i++) {
+		if (i > level)
+			break;
+		struct upid up = {};
+		if (bpf_core_read(&up, sizeof(up), &pid->numbers[i]) != 0)
+			return 0;
+		if (BPF_CORE_READ(up.ns, ns.inum) == pidns_inum)
+			return (__u32)up.nr;
+	}
+	return 0;
 }
 
 /* Counts one more record against uid: 0 and *charged (uid, or BQ_CALLER_UNCHARGED when the uid
@@ -121,6 +148,13 @@ static __always_inline void record_caller(void *ctx)
 	__u64 cookie = bpf_get_socket_cookie(ctx);
 	struct bq_caller_record r = {};
 	r.tgid = bpf_get_current_pid_tgid() >> 32;
+	if (pidns_inum != 0) {
+		if (!record_exe)
+			return;
+		r.tgid = tgid_in_helper_pidns();
+		if (r.tgid == 0)
+			return; /* a process the helper cannot see: unknown */
+	}
 	r.uid = (__u32)bpf_get_current_uid_gid();
 	if (record_exe)
 		read_task(&r);

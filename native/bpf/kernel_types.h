@@ -23,9 +23,30 @@ struct mm_struct {
 	struct file *exe_file;
 } __attribute__((preserve_access_index));
 
+/* A pid as each pid namespace it is visible in numbers it: numbers[0] in the initial one,
+ * numbers[level] in the namespace the task was made in. */
+struct ns_common {
+	unsigned int inum;
+} __attribute__((preserve_access_index));
+
+struct pid_namespace {
+	struct ns_common ns;
+} __attribute__((preserve_access_index));
+
+struct upid {
+	int nr;
+	struct pid_namespace *ns;
+} __attribute__((preserve_access_index));
+
+struct pid {
+	unsigned int level;
+	struct upid numbers[1];
+} __attribute__((preserve_access_index));
+
 struct task_struct {
 	struct mm_struct *mm;
 	struct task_struct *group_leader;
+	struct pid *thread_pid;
 	__u64 start_boottime;
 } __attribute__((preserve_access_index));
 

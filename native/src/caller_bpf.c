@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
@@ -69,7 +70,7 @@ static int capture_print(enum libbpf_print_level level, const char *fmt, va_list
 
 /* One try at opening and loading the object: with or without the task reads and the sock_ops
  * program. NULL and *err (-errno) when the kernel refused it. */
-static struct caller_bpf *load(bool exe, bool flows, int *err)
+static struct caller_bpf *load(bool exe, bool flows, uint32_t pidns_inum, int *err)
 {
 	struct caller_bpf *skel = caller_bpf__open();
 	if (!skel) {
@@ -77,6 +78,7 @@ static struct caller_bpf *load(bool exe, bool flows, int *err)
 		return NULL;
 	}
 	skel->rodata->record_exe = exe;
+	skel->rodata->pidns_inum = pidns_inum;
 	bpf_program__set_autoload(skel->progs.bastion_flows, flows);
 	*err = caller_bpf__load(skel);
 	if (*err) {
@@ -96,6 +98,19 @@ static bool netns_cookie(uint64_t *cookie)
 	if (probe >= 0)
 		close(probe);
 	return ok;
+}
+
+/* The initial pid namespace's inode (the kernel's PROC_PID_INIT_INO). */
+#define PID_NS_INITIAL_INUM 0xEFFFFFFCu
+
+/* 0 in the initial pid namespace, else ours: the programs then number callers as our /proc does. */
+static int own_pidns(uint32_t *inum)
+{
+	struct stat st;
+	if (stat("/proc/self/ns/pid", &st) != 0)
+		return -errno;
+	*inum = st.st_ino == PID_NS_INITIAL_INUM ? 0 : (uint32_t)st.st_ino;
+	return 0;
 }
 
 static int attach(struct bpf_program *prog, int cgroup_fd, struct bpf_link **link)
@@ -123,6 +138,10 @@ int bq_caller_open(struct bq_caller **out, const char *cgroup_path, const char *
 		goto fail;
 	}
 
+	*stage = "pid namespace";
+	uint32_t pidns_inum = 0;
+	if ((err = own_pidns(&pidns_inum)) < 0)
+		goto fail;
 	*stage = "load programs";
 	bool flows = netns_cookie(&c->netns_cookie);
 	/* Best first: the executable needs CAP_PERFMON and BTF, the sock_ops program a 5.15 kernel;
@@ -138,10 +157,13 @@ int bq_caller_open(struct bq_caller **out, const char *cgroup_path, const char *
 	for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]) && !c->skel; i++) {
 		if (tries[i].flows && !can_flow)
 			continue;
+		/* In a pid namespace of our own, only the task reads number a caller as we see it. */
+		if (!tries[i].exe && pidns_inum != 0)
+			continue;
 		/* The first failure's log says what is missing (CAP_PERFMON, BTF): later tries add nothing. */
 		if (i > 0 && g_log.len > 0)
 			g_log.size = g_log.len + 1;
-		c->skel = load(tries[i].exe, tries[i].flows, &err);
+		c->skel = load(tries[i].exe, tries[i].flows, pidns_inum, &err);
 		c->exe = tries[i].exe;
 		flows = tries[i].flows;
 	}
