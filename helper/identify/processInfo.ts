@@ -229,3 +229,34 @@ export function readProcessInfo(pid: number, procRoot = '/proc', stat?: StatFiel
     throw err;
   }
 }
+
+/** /proc/PID/maps is read this far at most: the executable's mappings come first. */
+const MAPS_READ_BYTES = 16384;
+/** "start-end perms offset MAJOR:MINOR inode path": the device and inode of a mapped file. */
+const MAPS_LINE = /^[0-9a-f]+-[0-9a-f]+ \S+ [0-9a-f]+ ([0-9a-f]+):([0-9a-f]+) (\d+)/;
+
+/**
+ * The device of the file pid maps with inode `ino`, as the kernel numbers its superblock
+ * (glibc's makedev() encoding, as stat(2) reports a device), or null when none is mapped or the
+ * process is gone.
+ */
+export function mappedFileDevice(pid: number, ino: number, procRoot = '/proc'): number | null {
+  let text: string;
+  try {
+    text = readProcFile(`${procRoot}/${pid}/maps`, MAPS_READ_BYTES);
+  } catch {
+    return null;
+  }
+  for (const line of text.split('\n')) {
+    const m = MAPS_LINE.exec(line);
+    if (m && Number(m[3]) === ino) return makedev(parseInt(m[1]!, 16), parseInt(m[2]!, 16));
+  }
+  return null;
+}
+
+/** glibc's makedev(): the dev_t stat(2) reports for a major and minor number. */
+export function makedev(major: number, minor: number): number {
+  const dev =
+    ((BigInt(major) & 0xfffff000n) << 32n) | ((BigInt(major) & 0xfffn) << 8n) | ((BigInt(minor) & 0xffffff00n) << 12n) | (BigInt(minor) & 0xffn);
+  return Number(dev);
+}

@@ -9,7 +9,7 @@ import type { Attribution, CallerRecord, IpFamily, ProcessInfo, SocketOwner } fr
 import type { ProcessEventListener, ProcessEventSource } from './procEvents.js';
 import { lookupIcmpSocket, type IcmpPacket } from './icmpSockets.js';
 import { lookupProcNet } from './procNet.js';
-import { isDeniedError, readProcessInfo } from './processInfo.js';
+import { isDeniedError, mappedFileDevice, readProcessInfo } from './processInfo.js';
 import { SocketOwnerIndex } from './socketOwnerIndex.js';
 import type { PidRef, SocketOwnerIndexOptions } from './socketOwnerIndex.js';
 
@@ -287,7 +287,7 @@ export class ProcessResolver implements ProcessEventListener {
    */
   private credit(record: CallerRecord | undefined, info: ProcessInfo, via: Attribution, owner: SocketOwner): Resolution {
     if (record !== undefined) {
-      if (!isRecordedCaller(record, info)) return outcome('caller_unknown', null, owner.inode, owner.uid);
+      if (!isRecordedCaller(record, info, this.procRoot)) return outcome('caller_unknown', null, owner.inode, owner.uid);
       return outcome(via, info, owner.inode, owner.uid);
     }
     if (this.weakIdentity || info.identity !== 'host') return outcome(via, info, owner.inode, owner.uid);
@@ -377,12 +377,17 @@ function insertBounded<V>(cache: Map<number, V>, key: number, value: V, max: num
  * start time (not a reused pid) and the same running file (no exec since; a file whose stat
  * was not readable has no path to believe anyway).
  */
-function isRecordedCaller(record: CallerRecord, info: ProcessInfo): boolean {
+function isRecordedCaller(record: CallerRecord, info: ProcessInfo, procRoot: string): boolean {
   if (record.pid !== info.pid || record.uid !== info.uid) return false;
   const recorded = record.process;
   if (recorded === null) return true;
   if (recorded.startTime !== info.startTime) return false;
-  return info.exeFile === undefined || (info.exeFile.dev === recorded.exeDev && info.exeFile.ino === recorded.exeIno);
+  if (info.exeFile === undefined) return true;
+  if (info.exeFile.ino !== recorded.exeIno) return false;
+  if (info.exeFile.dev === recorded.exeDev) return true;
+  // btrfs (and others) report a per-subvolume device to stat(2), not their superblock's, which
+  // the kernel recorded; /proc/PID/maps shows the superblock's device of each mapped file.
+  return mappedFileDevice(info.pid, recorded.exeIno, procRoot) === recorded.exeDev;
 }
 
 /** What readlink(/proc/PID/exe) returned when info was read. */
