@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { createLogger } from '../common/log.js';
 import { groupId, packageVersion, userId } from '../common/system.js';
 import { DEFAULT_DNS_SNOOP } from '../helper/dns/dnsSnoop.js';
-import { DEFAULT_FIREWALL_RULES } from '../helper/firewallRules.js';
+import { DEFAULT_FIREWALL_RULES, REJECT_MARK } from '../helper/firewallRules.js';
 import { Helper } from '../helper/helper.js';
 import { DEFAULT_QUEUE_OPTIONS } from '../helper/queue.js';
 import { DEFAULTS } from './defaults.js';
@@ -21,6 +21,7 @@ export function registerHelperCommand(program: Command): void {
     .option('--fail-closed', 'drop (not accept) when the service is absent or late; implies --strict')
     .option('--queue-full <verdict>', 'verdict the kernel gives new connections while the queue is full (a flood): drop|accept', 'drop')
     .option('--malformed <verdict>', 'verdict for packets that cannot be parsed: accept|drop', 'drop')
+    .option('--deny-with <how>', 'what a denied connection gets: reject (a TCP reset or ICMP unreachable: the program fails at once) or drop (it waits for its own timeout)', 'reject')
     .option('--ack-deadline-ms <ms>', 'how long a packet waits for the service', intOption(1, 60000), 1000)
     .option('--max-hold-ms <ms>', 'longest a prompt may hold a packet', intOption(1000, 600000), 310000)
     .option('--chain <name>', 'iptables chain of our own', DEFAULT_FIREWALL_RULES.chain)
@@ -37,7 +38,7 @@ export function registerHelperCommand(program: Command): void {
     .option('--no-caller-bpf', 'do not ask the kernel which process connected a socket (eBPF); a holder found in /proc is shown but matches no rule, unless --weak-identity')
     .option('--weak-identity', 'where the kernel cannot say who connected a socket (no eBPF), believe a process found holding it (a program may then borrow the rule of another it handed its socket to)')
     .action(async (opts: {
-      queue: number; endpoint: string; socketGroup: string; serviceUser: string; failClosed?: boolean; queueFull: string; malformed: string;
+      queue: number; endpoint: string; socketGroup: string; serviceUser: string; failClosed?: boolean; queueFull: string; malformed: string; denyWith: string;
       ackDeadlineMs: number; maxHoldMs: number; chain: string; rules: boolean; ipv6: boolean; strict?: boolean; fastPath: boolean;
       dnsQueue?: number; dnsChain: string; resolvConf: string; hostNames: boolean; callerBpf: boolean; weakIdentity?: boolean; systemUids: string; systemQueue?: number;
     }) => {
@@ -58,6 +59,11 @@ export function registerHelperCommand(program: Command): void {
       if (opts.systemQueue === undefined) while (taken.includes(systemQueue)) systemQueue++;
       if (systemUids !== null && taken.includes(systemQueue)) {
         process.stderr.write(`bastion helper: --system-queue must differ from --queue and --dns-queue (${taken.join(', ')})\n`);
+        process.exitCode = 2;
+        return;
+      }
+      if (opts.denyWith !== 'reject' && opts.denyWith !== 'drop') {
+        process.stderr.write(`bastion helper: --deny-with must be reject or drop, not "${opts.denyWith}"\n`);
         process.exitCode = 2;
         return;
       }
@@ -87,6 +93,7 @@ export function registerHelperCommand(program: Command): void {
             families: opts.ipv6 ? [4, 6] : [4],
             queueBypass: !(opts.strict === true || opts.failClosed === true),
             systemQueue: systemUids === null ? null : { queueNum: systemQueue, uids: systemUids },
+            rejectMark: opts.denyWith === 'reject' ? REJECT_MARK : null,
           },
           manageRules: opts.rules,
           endpoint: opts.endpoint,

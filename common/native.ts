@@ -42,6 +42,7 @@ export interface NativeAddon {
     onError: (err: Error) => void,
   ): { handle: object; slots: ArrayBuffer; slotSize: number; batchMax: number };
   queueVerdict(handle: object, packetId: number, accept: boolean, mark?: number): number;
+  queueReject(handle: object, packetId: number, mark: number): number;
   queueCounters(handle: object): QueueCountersRaw;
   queueClose(handle: object): void;
   /** Answers new connections of armed processes before JS runs (native/src/fast_path.h). */

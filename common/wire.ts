@@ -105,7 +105,8 @@ function processToProto(p: ProcessInfo): Record<string, unknown> {
 function recordToProto(r: PacketRecord): Record<string, unknown> {
   return {
     packetId: r.packetId,
-    family: r.family === 4 ? 1 : 2,
+    // A record from outside the type (a bug, a fuzzer) is encoded as no family, which the decoder refuses.
+    family: familyCode(r.family as number),
     transport: transportOf(r.protocol, r.family),
     ipProtocol: r.protocol,
     srcAddr: r.srcAddr,
@@ -330,4 +331,8 @@ export function decodeBusMessage(frame: Uint8Array, maxBytes = MAX_FRAME_BYTES):
     default:
       return { ok: false, error: 'empty envelope' };
   }
+}
+
+function familyCode(family: number): number {
+  return family === 4 ? 1 : family === 6 ? 2 : 0;
 }

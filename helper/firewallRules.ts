@@ -30,7 +30,18 @@ export interface FirewallRulesOptions {
    * their own, so that a user's flood filling the main queue never delays them. OUTPUT only.
    */
   systemQueue?: { queueNum: number; uids: string } | null;
+  /**
+   * Packets the helper denies come back through the hook with this whole mark (NF_REPEAT), and
+   * a rule before the queue rejects them: a TCP reset or an ICMP port unreachable, so the
+   * program fails at once. The packet is dying, so its mark is overwritten whole; matching the
+   * whole value (not a bit) means no other tool's mark selects the rule. null: denied packets
+   * are dropped.
+   */
+  rejectMark?: number | null;
 }
+
+/** The mark a denied packet carries back to our chain (an arbitrary, unlikely value). */
+export const REJECT_MARK = 0xb457_0de1;
 
 const NEW_CONNECTIONS = [['-m', 'conntrack', '--ctstate', 'NEW']] as const;
 
@@ -65,12 +76,12 @@ export class FirewallRules {
   async install(): Promise<void> {
     for (const family of this.options.families) {
       const jumps = (await this.jumpRules(family)).length;
-      await this.restore(family, this.restoreScript(jumps));
+      await this.restore(family, this.restoreScript(family, jumps));
     }
   }
 
   /** The restore input: our chain declared (which flushes it when it exists), its rules, one jump. */
-  private restoreScript(existingJumps: number): string {
+  private restoreScript(family: 4 | 6, existingJumps: number): string {
     const { chain, queueNum, queueBypass } = this.options;
     const lines = [`*${this.options.table ?? 'filter'}`, `:${chain} - [0:0]`];
     // The system accounts' rule first: their connections never reach the main queue.
@@ -79,6 +90,13 @@ export class FirewallRules {
       ...(system ? [{ owner: ['-m', 'owner', '--uid-owner', system.uids], comment: "bastion: system accounts' new connections to the helper", queueNum: system.queueNum }] : []),
       { owner: [], comment: this.options.comment ?? 'bastion: new connections to the helper', queueNum },
     ];
+    const reject = this.options.rejectMark;
+    if (reject !== undefined && reject !== null) {
+      const mark = `0x${reject.toString(16)}`;
+      const unreachable = family === 4 ? 'icmp-port-unreachable' : 'icmp6-port-unreachable';
+      lines.push(`-A ${chain} -p tcp -m mark --mark ${mark} -m comment --comment "bastion: denied, reset" -j REJECT --reject-with tcp-reset`);
+      lines.push(`-A ${chain} -m mark --mark ${mark} -m comment --comment "bastion: denied, unreachable" -j REJECT --reject-with ${unreachable}`);
+    }
     for (const matches of this.options.matches ?? NEW_CONNECTIONS) {
       for (const target of targets) {
         lines.push([

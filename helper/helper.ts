@@ -152,7 +152,7 @@ export class Helper {
         fallbackAccept: options.fallbackAccept,
       },
       {
-        apply: (id, accept, mark) => this.applyVerdict(id, accept, mark),
+        apply: (id, accept, mark, decided) => this.applyVerdict(id, accept, mark, decided),
         onFallback: (id, reason) => this.onFallback(id, reason),
         onDecided: (key, accept, mark, cacheMs) => this.verdictCache.store(key, accept, mark, cacheMs),
         onReleased: (uid) => this.waiting.release(uid),
@@ -375,13 +375,13 @@ export class Helper {
       }
       if (parsed === null) {
         this.malformed++;
-        this.applyVerdict(id, this.options.malformedAccept, undefined);
+        this.applyVerdict(id, this.options.malformedAccept, undefined, false);
       } else if (!connected) {
         this.pending.fallbackNow(id, 'no_service');
       } else if (!this.waiting.push(packet.uid, parsed)) {
         this.floodDrops++;
         this.floodDropsSinceSummary++;
-        this.applyVerdict(id, false, undefined);
+        this.applyVerdict(id, false, undefined, false);
       }
     }
     this.identifyWaiting();
@@ -448,7 +448,7 @@ export class Helper {
     if (cached) {
       // The service's earlier answer for this program and port: apply it now, report it after.
       const fastPath = this.fastPaths[queueIndexOf(this.kernelIds.get(record.packetId) ?? 0)] ?? null;
-      this.applyVerdict(record.packetId, cached.accept, cached.mark);
+      this.applyVerdict(record.packetId, cached.accept, cached.mark, true);
       record.helperVerdict = cached.accept ? 'accept' : 'drop';
       reports.push(record);
       if (fastPath !== null) this.armFastPath(fastPath, record, cached);
@@ -563,7 +563,7 @@ export class Helper {
   }
 
   /** Applies the verdict to the packet a record id stands for; the id is used up. */
-  private applyVerdict(packetId: number, accept: boolean, mark: number | undefined): void {
+  private applyVerdict(packetId: number, accept: boolean, mark: number | undefined, decided: boolean): void {
     const where = this.kernelIds.get(packetId);
     if (where === undefined) {
       this.log.warn({ packetId }, 'verdict for a packet not waiting');
@@ -575,7 +575,12 @@ export class Helper {
       this.log.warn({ packetId }, 'verdict not applied: its queue is closed');
       return;
     }
-    const rc = queue.verdict(where % QUEUE_ID_SPAN, accept, mark);
+    // A connection the service denied is rejected through our chain's rule when we installed one.
+    const rejectMark = this.options.manageRules && decided ? this.options.rules.rejectMark : null;
+    const rc =
+      !accept && rejectMark !== undefined && rejectMark !== null
+        ? queue.reject(where % QUEUE_ID_SPAN, rejectMark)
+        : queue.verdict(where % QUEUE_ID_SPAN, accept, mark);
     if (rc !== 0) this.log.warn({ packetId, rc }, 'verdict not applied');
   }
 

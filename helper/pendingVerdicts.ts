@@ -19,8 +19,12 @@ export interface PendingOptions {
 }
 
 export interface PendingCallbacks {
-  /** Sends the verdict to the kernel; returns 0 or a negative errno. */
-  apply(packetId: number, accept: boolean, mark: number | undefined): void;
+  /**
+   * Sends the verdict to the kernel. `decided`: the service said so (a denial is then
+   * rejected, so the program fails at once); else it is a fallback (a denial is a drop, which
+   * the program retries: across a restart of the service it then gets through).
+   */
+  apply(packetId: number, accept: boolean, mark: number | undefined, decided: boolean): void;
   onFallback(packetId: number, reason: FallbackReason): void;
   /** The service's verdict for a packet held with a cache key, and how long it may be reused. */
   onDecided?(cacheKey: string, accept: boolean, mark: number | undefined, cacheMs: number): void;
@@ -97,7 +101,7 @@ export class PendingVerdicts {
     }
     this.entries.delete(packetId);
     this.callbacks.onReleased?.(entry.uid);
-    this.callbacks.apply(packetId, action === 'accept', mark);
+    this.callbacks.apply(packetId, action === 'accept', mark, true);
     if (entry.cacheKey !== null && cacheMs) this.callbacks.onDecided?.(entry.cacheKey, action === 'accept', mark, cacheMs);
   }
 
@@ -140,7 +144,7 @@ export class PendingVerdicts {
 
   private applyFallback(packetId: number, reason: FallbackReason): void {
     this.fallbackCount++;
-    this.callbacks.apply(packetId, this.options.fallbackAccept, undefined);
+    this.callbacks.apply(packetId, this.options.fallbackAccept, undefined, false);
     this.callbacks.onFallback(packetId, reason);
   }
 }

@@ -192,6 +192,12 @@ export class PacketQueue {
       : this.native.queueVerdict(this.handle, packetId, accept, mark);
   }
 
+  /** Sends the packet through the hook again with `mark`, which selects our chain's REJECT rule. */
+  reject(packetId: number, mark: number): number {
+    if (this.closed) return -9; // EBADF
+    return this.native.queueReject(this.handle, packetId, mark);
+  }
+
   counters(): QueueCounters {
     return this.native.queueCounters(this.handle);
   }

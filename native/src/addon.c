@@ -685,6 +685,29 @@ static napi_value queue_verdict(napi_env env, napi_callback_info info)
 	return out;
 }
 
+/* queueReject(handle, packetId, mark) -> 0 or -errno: the packet goes through the hook again
+ * with `mark`, which our chain's REJECT rule matches (a TCP reset or an ICMP unreachable for
+ * the program, at once, instead of a dropped SYN it retries until its own timeout). */
+static napi_value queue_reject(napi_env env, napi_callback_info info)
+{
+	size_t argc;
+	napi_value argv[3];
+	struct queue_wrap *w = queue_call(env, info, 3, 3, argv, &argc, "queueReject(handle, packetId, mark)");
+	if (!w)
+		return NULL;
+	uint32_t id, mark;
+	NAPI_CALL(env, napi_get_value_uint32(env, argv[1], &id));
+	NAPI_CALL(env, napi_get_value_uint32(env, argv[2], &mark));
+	int rc = w->base.closed ? -EBADF : bq_queue_reject(w->q, id, mark);
+	if (rc == 0 && w->in_batch)
+		for (int i = 0; i < w->batch_count; i++)
+			if (w->batch_ids[i] == id)
+				w->batch_done[i] = true;
+	napi_value out;
+	NAPI_CALL(env, napi_create_int32(env, rc, &out));
+	return out;
+}
+
 static napi_value queue_counters(napi_env env, napi_callback_info info)
 {
 	size_t argc = 1;
@@ -1342,6 +1365,7 @@ static napi_value init(napi_env env, napi_value exports)
 	napi_property_descriptor props[] = {
 		{"queueOpen", NULL, queue_open, NULL, NULL, NULL, napi_default, NULL},
 		{"queueVerdict", NULL, queue_verdict, NULL, NULL, NULL, napi_default, NULL},
+		{"queueReject", NULL, queue_reject, NULL, NULL, NULL, napi_default, NULL},
 		{"queueCounters", NULL, queue_counters, NULL, NULL, NULL, napi_default, NULL},
 		{"queueClose", NULL, queue_close, NULL, NULL, NULL, napi_default, NULL},
 		{"sockDiagOpen", NULL, sock_diag_open, NULL, NULL, NULL, napi_default, NULL},

@@ -297,8 +297,12 @@ int bq_queue_wake(struct bq_queue *q)
 
 int bq_queue_verdict(struct bq_queue *q, uint32_t packet_id, uint32_t verdict, bool set_mark, uint32_t mark)
 {
-	if (verdict != NF_ACCEPT && verdict != NF_DROP)
+	/* NF_REPEAT (with a mark) runs the packet through the hook again: how a denied packet
+	 * reaches the REJECT rule its mark selects (helper/firewallRules.ts). */
+	if (verdict != NF_ACCEPT && verdict != NF_DROP && verdict != NF_REPEAT)
 		return -EINVAL;
+	if (verdict == NF_REPEAT && !set_mark)
+		return -EINVAL; /* unmarked, it would only be queued again */
 	char buf[BQ_SEND_BUF_SIZE];
 	struct nlmsghdr *nlh = nfq_nlmsg_put(buf, NFQNL_MSG_VERDICT, q->queue_num);
 	nfq_nlmsg_verdict_put(nlh, (int)packet_id, (int)verdict);
@@ -310,4 +314,9 @@ int bq_queue_verdict(struct bq_queue *q, uint32_t packet_id, uint32_t verdict, b
 		if (errno != EINTR)
 			return -errno;
 	}
+}
+
+int bq_queue_reject(struct bq_queue *q, uint32_t packet_id, uint32_t mark)
+{
+	return bq_queue_verdict(q, packet_id, NF_REPEAT, true, mark);
 }

@@ -64,6 +64,8 @@ int bq_queue_read_wait(struct bq_queue *q, uint8_t *slot, size_t slot_size);
 int bq_queue_wake(struct bq_queue *q);
 /* verdict: NF_DROP (0) or NF_ACCEPT (1). */
 int bq_queue_verdict(struct bq_queue *q, uint32_t packet_id, uint32_t verdict, bool set_mark, uint32_t mark);
+/* The packet goes through the hook again with `mark` (NF_REPEAT): our chain rejects what carries it. */
+int bq_queue_reject(struct bq_queue *q, uint32_t packet_id, uint32_t mark);
 
 /* A copy of the counters; safe while another thread reads the queue (they change atomically). */
 void bq_queue_counters(const struct bq_queue *q, struct bq_counters *out);

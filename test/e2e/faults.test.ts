@@ -13,8 +13,8 @@ const CURL = '/usr/bin/curl';
 const RESTARTS = Number(process.env['BASTION_FAULT_RESTARTS'] ?? 20);
 
 const jumps = (rules: string, chain: string): number => rules.split('\n').filter((l) => l === `-A OUTPUT -j ${chain}`).length;
-/** Rules in our chain: one set is two, the system accounts' queue and the main one. */
-const queueRules = (rules: string, chain: string): number => rules.split('\n').filter((l) => l.startsWith(`-A ${chain} `)).length;
+/** Queue rules in our chain: one set is two, the system accounts' queue and the main one. */
+const queueRules = (rules: string, chain: string): number => rules.split('\n').filter((l) => l.startsWith(`-A ${chain} `) && l.includes('-j NFQUEUE')).length;
 
 async function withFirewall(fw: TestFirewall, fn: () => Promise<void>): Promise<void> {
   try {

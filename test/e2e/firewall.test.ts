@@ -140,11 +140,14 @@ describe('faults', () => {
       for (const family of [4, 6] as const) {
         const rules = fw.iptablesRules(family);
         assert.equal(jumps(rules, fw.chain), 1, `IPv${family}: ${rules}`);
-        // One set: the system accounts' queue rule, then the main one.
+        // One set: the two rules that reject what the helper denied, the system accounts' queue
+        // rule, then the main one.
         const ours = rules.split('\n').filter((l) => l.startsWith(`-A ${fw.chain} `));
-        assert.equal(ours.length, 2, rules);
-        assert.match(ours[0]!, /-m owner --uid-owner 0-999 .*-j NFQUEUE --queue-num 3 --queue-bypass$/);
-        assert.match(ours[1]!, new RegExp(`-j NFQUEUE --queue-num ${fw.queue} --queue-bypass$`));
+        assert.equal(ours.length, 4, rules);
+        assert.match(ours[0]!, /^-A BASTION-OUT -p tcp -m mark --mark 0xb4570de1 .*-j REJECT --reject-with tcp-reset$/);
+        assert.match(ours[1]!, new RegExp(`^-A BASTION-OUT -m mark --mark 0xb4570de1 .*-j REJECT --reject-with icmp${family === 6 ? '6' : ''}-port-unreachable$`));
+        assert.match(ours[2]!, /-m owner --uid-owner 0-999 .*-j NFQUEUE --queue-num 3 --queue-bypass$/);
+        assert.match(ours[3]!, new RegExp(`-j NFQUEUE --queue-num ${fw.queue} --queue-bypass$`));
       }
       await fw.helper!.stop();
       for (const family of [4, 6] as const) {
