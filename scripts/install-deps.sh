@@ -16,5 +16,7 @@ packages="$packages passwd adduser"
 # The addon's BPF programs (native/bpf): clang -target bpf, llvm-strip, bpftool gen skeleton,
 # and libbpf to load them.
 packages="$packages clang llvm libbpf-dev bpftool"
+# test/e2e/btrfsIdentity.test.ts makes a btrfs image (mkfs.btrfs) and a subvolume (btrfs) on it.
+packages="$packages btrfs-progs"
 # shellcheck disable=SC2086
 apt-get install -y --no-install-recommends $packages
