@@ -12,17 +12,7 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { startBastion, tempDir, type BastionProcess } from '../test/support/bastion.js';
 import { TestNetwork } from '../test/support/netns.js';
-import {
-  buildOneshot,
-  loggedDecisions,
-  nameCopies,
-  percentile,
-  runJobs,
-  startServers,
-  tally,
-  type Job,
-  type LoggedDecision,
-} from '../test/support/oneshot.js';
+import { buildOneshot, loggedDecisions, nameCopies, percentile, runJobs, startServers, tally, type Job, type LoggedDecision } from '../test/support/oneshot.js';
 
 const N = Number(process.argv[2] ?? 1000);
 const CONCURRENCY = Number(process.argv[3] ?? 4);
@@ -78,7 +68,20 @@ async function startFirewall(): Promise<void> {
   const extra = (process.env['BENCH_HELPER_ARGS'] ?? '').split(' ').filter(Boolean); // e.g. "--no-caller-bpf"
   helper = startBastion(['helper', '--queue', '8', '--endpoint', endpoint, '--socket-group', 'root', '--service-user', 'root', ...extra], net.client);
   await helper.waitFor('helper started');
-  daemon = startBastion(['daemon', '--config', `${dir.path}/config.json`, '--rules', `${dir.path}/rules.json`, '--endpoint', endpoint, '--socket', `${dir.path}/gui.sock`, '--socket-group', 'root', '--no-polkit']);
+  daemon = startBastion([
+    'daemon',
+    '--config',
+    `${dir.path}/config.json`,
+    '--rules',
+    `${dir.path}/rules.json`,
+    '--endpoint',
+    endpoint,
+    '--socket',
+    `${dir.path}/gui.sock`,
+    '--socket-group',
+    'root',
+    '--no-polkit',
+  ]);
   await daemon.waitFor('helper connected');
 }
 
@@ -122,7 +125,10 @@ async function run(s: Scenario): Promise<ScenarioResult> {
   const micros = decisions.map((d) => d.lookupMicros).sort((a, b) => a - b);
   const byAttribution: Record<string, number> = {};
   for (const d of decisions) byAttribution[d.attribution] = (byAttribution[d.attribution] ?? 0) + 1;
-  const correct = s.correct(decisions, ran.map((r) => r.pid));
+  const correct = s.correct(
+    decisions,
+    ran.map((r) => r.pid),
+  );
   const r: ScenarioResult = {
     connections: N,
     correct,

@@ -46,7 +46,9 @@ send();
 
 function parseCost(): number {
   const answer = encode({
-    type: 'response', id: 1, flags: RECURSION_DESIRED,
+    type: 'response',
+    id: 1,
+    flags: RECURSION_DESIRED,
     questions: [{ type: 'A', name: 'www.example.org' }],
     answers: [
       { type: 'CNAME', name: 'www.example.org', ttl: 30, data: 'www.example.org.cdn.test' },
@@ -99,7 +101,8 @@ async function main(): Promise<void> {
   }
   const without = await withFirewall(false);
   const withNames = await withFirewall(true);
-  const line = (name: string, r: { p50: number; p99: number }) => `${name.padEnd(34)} p50 ${r.p50.toFixed(0).padStart(5)} µs  p99 ${r.p99.toFixed(0).padStart(6)} µs`;
+  const line = (name: string, r: { p50: number; p99: number }) =>
+    `${name.padEnd(34)} p50 ${r.p50.toFixed(0).padStart(5)} µs  p99 ${r.p99.toFixed(0).padStart(6)} µs`;
   console.log(`DNS round trip, ${QUERIES} sequential queries:`);
   console.log(line('no firewall', none));
   console.log(line('firewall, --no-host-names', without));

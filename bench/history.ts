@@ -23,9 +23,20 @@ function synthetic(i: number): DecisionEvent {
   const exe = programs[i % programs.length]!;
   return {
     at: now - 7 * DAY + Math.floor((i / N) * 7 * DAY), // a week, oldest first
-    pid: 1000 + (i % 5000), uid: 1000, exe, comm: exe.slice(9), destIp: `198.51.100.${i % 250}`, port: [443, 80, 53, 22][i % 4]!,
-    protocol: i % 4 === 2 ? 'UDP' : 'TCP', allow: i % 7 !== 0, reason: i % 3 === 0 ? 'rule' : 'learning', ruleKey: i % 3 === 0 ? `${exe}:*` : null,
-    attribution: 'sock_diag', lookupMicros: 50, connections: 1, host: hosts[i % hosts.length]!,
+    pid: 1000 + (i % 5000),
+    uid: 1000,
+    exe,
+    comm: exe.slice(9),
+    destIp: `198.51.100.${i % 250}`,
+    port: [443, 80, 53, 22][i % 4]!,
+    protocol: i % 4 === 2 ? 'UDP' : 'TCP',
+    allow: i % 7 !== 0,
+    reason: i % 3 === 0 ? 'rule' : 'learning',
+    ruleKey: i % 3 === 0 ? `${exe}:*` : null,
+    attribution: 'sock_diag',
+    lookupMicros: 50,
+    connections: 1,
+    host: hosts[i % hosts.length]!,
   };
 }
 
@@ -34,7 +45,14 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 const dir = tempDir('bastion-history-bench-');
 try {
   const path = join(dir.path, 'history.sqlite');
-  const writer = new HistoryWriter({ path, maxEntries: () => 10_000_000, retentionDays: () => 30, log: pino({ level: 'warn' }), flushMs: 3_600_000, maxPending: N + 1 });
+  const writer = new HistoryWriter({
+    path,
+    maxEntries: () => 10_000_000,
+    retentionDays: () => 30,
+    log: pino({ level: 'warn' }),
+    flushMs: 3_600_000,
+    maxPending: N + 1,
+  });
   await writer.open();
   const events = Array.from({ length: N }, (_, i) => synthetic(i));
   let t = performance.now();
@@ -44,7 +62,9 @@ try {
   await writer.flush();
   const flushMs = performance.now() - t;
   await writer.close();
-  console.log(`${N} decisions: add() ${addNs.toFixed(0)} ns each on the verdict path; written in ${flushMs.toFixed(0)} ms (${Math.round(N / (flushMs / 1000))}/s); file ${(statSync(path).size / 1e6).toFixed(1)} MB`);
+  console.log(
+    `${N} decisions: add() ${addNs.toFixed(0)} ns each on the verdict path; written in ${flushMs.toFixed(0)} ms (${Math.round(N / (flushMs / 1000))}/s); file ${(statSync(path).size / 1e6).toFixed(1)} MB`,
+  );
 
   const queries: [label: string, q: HistoryQuery, args: string[]][] = [
     ['newest 50', { limit: 50 }, []],
@@ -52,7 +72,11 @@ try {
     ['--host example3.org (and subdomains)', { host: 'example3.org', limit: 50 }, ['--host', 'example3.org']],
     ['--host nothing.invalid (no match: reads every row)', { host: 'nothing.invalid', limit: 50 }, ['--host', 'nothing.invalid']],
     ['--verdict deny --since 1d', { verdict: 'deny', since: now - DAY, limit: 50 }, ['--verdict', 'deny', '--since', '1d']],
-    ['--program /usr/bin/prog7 --verdict deny --limit 1000', { program: '/usr/bin/prog7', verdict: 'deny', limit: 1000 }, ['--program', '/usr/bin/prog7', '--verdict', 'deny', '--limit', '1000']],
+    [
+      '--program /usr/bin/prog7 --verdict deny --limit 1000',
+      { program: '/usr/bin/prog7', verdict: 'deny', limit: 1000 },
+      ['--program', '/usr/bin/prog7', '--verdict', 'deny', '--limit', '1000'],
+    ],
   ];
   // The compiled command as installed (npm run build), else the sources through tsx (slower start).
   const built = join(REPO, 'dist', 'cli', 'bastion.js');

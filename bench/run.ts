@@ -112,7 +112,7 @@ async function soak(): Promise<void> {
       console.log(`  soak ${done.toLocaleString('en')}: ${JSON.stringify(entry)}`);
     };
     sample(0);
-    for (let done = 0; done < SIZES.soak; ) {
+    for (let done = 0; done < SIZES.soak;) {
       const r = await runLoad(net, tools.connect, 'tcp', net.serverV4, PORT, SIZES.soakStep, 4);
       if (r.failures > 0) throw new Error(`soak: ${r.failures} connections failed`);
       done += SIZES.soakStep;

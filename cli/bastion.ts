@@ -11,9 +11,7 @@ import { registerInstallFileCommand } from './installFileCommand.js';
 import { registerLogCommand } from './logCommand.js';
 import { registerRunCommand } from './runCommand.js';
 
-const program = new Command('bastion')
-  .description('Bastion application firewall')
-  .version(packageVersion());
+const program = new Command('bastion').description('Bastion application firewall').version(packageVersion());
 handleClosedOutput(program);
 registerHelperCommand(program);
 registerDaemonCommand(program);

@@ -22,7 +22,9 @@ export function parseValue(text: string): unknown {
 /** `key  value` lines, the values as config.json has them (strings without quotes). */
 export function configLines(config: Record<string, unknown>): string {
   const width = Math.max(0, ...Object.keys(config).map((k) => k.length));
-  return Object.entries(config).map(([k, v]) => `${visible(k.padEnd(width))}  ${shown(v)}\n`).join('');
+  return Object.entries(config)
+    .map(([k, v]) => `${visible(k.padEnd(width))}  ${shown(v)}\n`)
+    .join('');
 }
 
 function shown(value: unknown): string {

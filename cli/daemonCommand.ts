@@ -26,62 +26,72 @@ export function registerDaemonCommand(program: Command): void {
     .option('--history <path>', 'the decision history (SQLite); default: history.sqlite in the state directory')
     .option('--no-history', 'keep no decision history')
     .option('--no-polkit', 'without polkit (minimal systems): only root may change rules or mode')
-    .action(async (opts: {
-      config: string; rules: string; endpoint: string; socket: string; socketGroup: string; mode?: string; polkit: boolean; journalSocket: string; history?: string | false;
-      stateDir?: string;
-    }) => {
-      // The GUI's helper scripts signal `pkill -HUP -x bastion-daemon`.
-      process.title = 'bastion-daemon';
-      const log = createLogger({ name: 'bastion-daemon' });
-      if (opts.mode !== undefined && opts.mode !== 'learning' && opts.mode !== 'enforcement') {
-        log.fatal(`--mode must be learning or enforcement, not "${opts.mode}"`);
-        process.exit(2);
-      }
-      const notifier = systemdNotifierFromEnv(log);
-      const stateDir = opts.stateDir ?? process.env['STATE_DIRECTORY']?.split(':')[0] ?? DEFAULT_STATE_DIR;
-      if (!existsSync(stateDir)) log.warn({ stateDir }, 'no state directory: no last good copy of rules.json and config.json is kept');
-      let authorizer: Authorizer = new RootOnlyAuthorizer();
-      if (opts.polkit) {
-        const polkit = new PolkitAuthorizer();
-        if (!polkit.pkcheckAvailable()) {
-          log.error('pkcheck not found: only root can change rules; install polkitd, or pass --no-polkit to say so');
+    .action(
+      async (opts: {
+        config: string;
+        rules: string;
+        endpoint: string;
+        socket: string;
+        socketGroup: string;
+        mode?: string;
+        polkit: boolean;
+        journalSocket: string;
+        history?: string | false;
+        stateDir?: string;
+      }) => {
+        // The GUI's helper scripts signal `pkill -HUP -x bastion-daemon`.
+        process.title = 'bastion-daemon';
+        const log = createLogger({ name: 'bastion-daemon' });
+        if (opts.mode !== undefined && opts.mode !== 'learning' && opts.mode !== 'enforcement') {
+          log.fatal(`--mode must be learning or enforcement, not "${opts.mode}"`);
+          process.exit(2);
         }
-        authorizer = polkit;
-      }
-      const daemon = new PolicyDaemon(
-        {
-          version: packageVersion(),
-          configPath: opts.config,
-          rulesPath: opts.rules,
-          endpoint: opts.endpoint,
-          guiSocketPath: opts.socket,
-          socketGid: groupId(opts.socketGroup),
-          authorizer,
-          modeOverride: (opts.mode as 'learning' | 'enforcement' | undefined) ?? null,
-          statsIntervalMs: 2000,
-          journalSocketPath: opts.journalSocket,
-          historyPath: historyPath(opts.history, stateDir),
-          stateDir: existsSync(stateDir) ? stateDir : null,
-        },
-        log,
-      );
-      await runUntilSignal(
-        log,
-        async () => {
-          await daemon.start();
-          notifier.ready(`serving ${opts.socket}; rule edits authorized by ${opts.polkit ? 'polkit' : 'uid 0 only'}`);
-        },
-        () => {
-          notifier.stopping();
-          return daemon.stop();
-        },
-        () => {
-          log.info('SIGHUP: reloading config.json and rules.json');
-          notifier.reloading();
-          void daemon.reload().finally(() => notifier.ready('reloaded config.json and rules.json'));
-        },
-      );
-    });
+        const notifier = systemdNotifierFromEnv(log);
+        const stateDir = opts.stateDir ?? process.env['STATE_DIRECTORY']?.split(':')[0] ?? DEFAULT_STATE_DIR;
+        if (!existsSync(stateDir)) log.warn({ stateDir }, 'no state directory: no last good copy of rules.json and config.json is kept');
+        let authorizer: Authorizer = new RootOnlyAuthorizer();
+        if (opts.polkit) {
+          const polkit = new PolkitAuthorizer();
+          if (!polkit.pkcheckAvailable()) {
+            log.error('pkcheck not found: only root can change rules; install polkitd, or pass --no-polkit to say so');
+          }
+          authorizer = polkit;
+        }
+        const daemon = new PolicyDaemon(
+          {
+            version: packageVersion(),
+            configPath: opts.config,
+            rulesPath: opts.rules,
+            endpoint: opts.endpoint,
+            guiSocketPath: opts.socket,
+            socketGid: groupId(opts.socketGroup),
+            authorizer,
+            modeOverride: (opts.mode as 'learning' | 'enforcement' | undefined) ?? null,
+            statsIntervalMs: 2000,
+            journalSocketPath: opts.journalSocket,
+            historyPath: historyPath(opts.history, stateDir),
+            stateDir: existsSync(stateDir) ? stateDir : null,
+          },
+          log,
+        );
+        await runUntilSignal(
+          log,
+          async () => {
+            await daemon.start();
+            notifier.ready(`serving ${opts.socket}; rule edits authorized by ${opts.polkit ? 'polkit' : 'uid 0 only'}`);
+          },
+          () => {
+            notifier.stopping();
+            return daemon.stop();
+          },
+          () => {
+            log.info('SIGHUP: reloading config.json and rules.json');
+            notifier.reloading();
+            void daemon.reload().finally(() => notifier.ready('reloaded config.json and rules.json'));
+          },
+        );
+      },
+    );
 }
 
 function historyPath(option: string | false | undefined, stateDir: string): string | null {

@@ -42,8 +42,10 @@ export function formatDecision(m: DecisionMessage, c: Colors, who?: string): str
   const host = typeof m.host === 'string' ? normalizeHostName(m.host) : null;
   const unverified = host === null && typeof m.unverified_host === 'string' ? normalizeHostName(m.unverified_host) : null;
   const port =
-    host !== null ? `${visible(host)} ${c.dim(`(${address})`)}`
-      : unverified !== null ? `${visible(unverified)} ${c.yellow('(unverified)')} ${c.dim(`(${address})`)}`
+    host !== null
+      ? `${visible(host)} ${c.dim(`(${address})`)}`
+      : unverified !== null
+        ? `${visible(unverified)} ${c.yellow('(unverified)')} ${c.dim(`(${address})`)}`
         : address;
   const times = m.connections > 1 ? ` ×${m.connections}` : '';
   const user = who === undefined ? '' : `${who} `;

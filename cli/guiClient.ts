@@ -11,12 +11,16 @@ export function connectFailure(path: string, err: NodeJS.ErrnoException): string
   const where = `cannot connect to ${visible(path)}`;
   switch (err.code) {
     case 'EACCES':
-      return `${where}: permission denied (only root and group bastion may use it)\n` +
-        'to fix: sudo adduser $USER bastion, then log out and in again (or run newgrp bastion in this shell)';
+      return (
+        `${where}: permission denied (only root and group bastion may use it)\n` +
+        'to fix: sudo adduser $USER bastion, then log out and in again (or run newgrp bastion in this shell)'
+      );
     case 'ENOENT':
     case 'ECONNREFUSED':
-      return `${where}: the service is not running (${err.code === 'ENOENT' ? 'no socket there' : 'nothing listens there'})\n` +
-        'systemctl status bastion-firewall says why';
+      return (
+        `${where}: the service is not running (${err.code === 'ENOENT' ? 'no socket there' : 'nothing listens there'})\n` +
+        'systemctl status bastion-firewall says why'
+      );
     default:
       return `${where}: ${visible(err.message)}`;
   }
@@ -126,7 +130,12 @@ export async function connectOrExit(path: string, options: ConnectOptions = {}):
     return await GuiConnection.connect(path, options);
   } catch (err) {
     // One "bastion: " per line: the cause, then what to do about it.
-    process.stderr.write((err as Error).message.split('\n').map((line) => `bastion: ${line}\n`).join(''));
+    process.stderr.write(
+      (err as Error).message
+        .split('\n')
+        .map((line) => `bastion: ${line}\n`)
+        .join(''),
+    );
     process.exit(1);
   }
 }

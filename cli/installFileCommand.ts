@@ -69,11 +69,7 @@ export async function installFile(o: InstallFileOptions): Promise<InstallFileRes
   return { ok: true, warnings };
 }
 
-async function readSource(
-  path: string,
-  maxBytes: number,
-  callerUid: number | null,
-): Promise<{ ok: true; text: string } | { ok: false; error: string }> {
+async function readSource(path: string, maxBytes: number, callerUid: number | null): Promise<{ ok: true; text: string } | { ok: false; error: string }> {
   let fh: fsp.FileHandle;
   try {
     // O_NONBLOCK: a FIFO at the path must not hang us; fstat then refuses it.

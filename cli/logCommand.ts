@@ -2,7 +2,17 @@
 // file read-only; who may read it is who may read /var/lib/bastion (root and group bastion,
 // docs/SECURITY.md).
 import type { Command } from 'commander';
-import { closeDatabase, countDecisions, DEFAULT_HISTORY_PATH, findDecisions, HistoryError, MAX_LIMIT, openDatabase, type HistoryQuery, type HistoryRow } from '../common/history.js';
+import {
+  closeDatabase,
+  countDecisions,
+  DEFAULT_HISTORY_PATH,
+  findDecisions,
+  HistoryError,
+  MAX_LIMIT,
+  openDatabase,
+  type HistoryQuery,
+  type HistoryRow,
+} from '../common/history.js';
 import { visible, visibleJson } from '../common/visibleText.js';
 import { colorsFor } from './colors.js';
 import { formatDecision } from './decisionLine.js';
@@ -96,9 +106,10 @@ export function registerLogCommand(program: Command): void {
           await closeDatabase(db);
         }
       } catch (err) {
-        const why = err instanceof HistoryError && err.code === 'SQLITE_CANTOPEN'
-          ? `cannot read ${opts.history} (no history yet, or you are not in group bastion)`
-          : (err as Error).message;
+        const why =
+          err instanceof HistoryError && err.code === 'SQLITE_CANTOPEN'
+            ? `cannot read ${opts.history} (no history yet, or you are not in group bastion)`
+            : (err as Error).message;
         process.stderr.write(`bastion: ${why}\n`);
         process.exit(1);
       }

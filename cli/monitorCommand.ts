@@ -11,7 +11,7 @@ export function registerMonitorCommand(program: Command): void {
     .command('monitor')
     .description('show decisions live: program, destination, port, protocol, verdict and what decided')
     .option('--socket <path>', 'GUI socket path', DEFAULTS.guiSocketPath)
-    .option('--json', 'print the service\'s decision messages as JSON lines')
+    .option('--json', "print the service's decision messages as JSON lines")
     .action(async (opts: { socket: string; json?: boolean }) => {
       const conn = await connectOrExit(opts.socket, { client: 'bastion monitor' });
       const colors = colorsFor(process.stdout);

@@ -9,7 +9,9 @@ import { PromptSession } from './promptSession.js';
 export function registerPromptCommand(program: Command): void {
   program
     .command('prompt')
-    .description('answer connection requests in this terminal (single keys: o/s/t/a allow once/session/for a time/always, O/S/T/A deny, w other time, p all ports)')
+    .description(
+      'answer connection requests in this terminal (single keys: o/s/t/a allow once/session/for a time/always, O/S/T/A deny, w other time, p all ports)',
+    )
     .option('--socket <path>', 'GUI socket path', DEFAULTS.guiSocketPath)
     .action(async (opts: { socket: string }) => {
       const conn = await connectOrExit(opts.socket, { answersPrompts: true, client: 'bastion prompt' });

@@ -88,7 +88,6 @@ export function timeWords(duration: TimedDuration): string {
 
 /** "allowed for this session (all ports)", "denied for 1 hour" */
 export function describeAnswer(allow: boolean, duration: Duration, allPorts: boolean): string {
-  const when =
-    duration === 'once' ? 'once' : duration === 'session' ? 'for this session' : duration === 'always' ? 'always' : `for ${timeWords(duration)}`;
+  const when = duration === 'once' ? 'once' : duration === 'session' ? 'for this session' : duration === 'always' ? 'always' : `for ${timeWords(duration)}`;
   return `${allow ? 'allowed' : 'denied'} ${when}${allPorts && duration !== 'once' ? ' (all ports)' : ''}`;
 }

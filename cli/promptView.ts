@@ -12,9 +12,7 @@ export function requestLines(req: ConnectionRequest, c: Colors): string[] {
   // The program's name and path are its own choice: escaped (common/visibleText.ts), so no
   // control sequence in them can redraw these lines.
   const name = visible(req.app_name);
-  const title = req.learning_mode
-    ? `${c.bold(name)} connected ${c.dim('(learning mode: allowed)')}`
-    : `${c.yellow('?')} ${c.bold(name)} wants to connect`;
+  const title = req.learning_mode ? `${c.bold(name)} connected ${c.dim('(learning mode: allowed)')}` : `${c.yellow('?')} ${c.bold(name)} wants to connect`;
   const dest = visible(req.protocol === 'ICMP' ? req.dest_ip : hostPort(req.dest_ip, req.dest_port));
   return [
     title,

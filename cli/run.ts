@@ -10,12 +10,7 @@ export function intOption(min: number, max: number): (value: string) => number {
   };
 }
 
-export async function runUntilSignal(
-  log: Logger,
-  start: () => Promise<void>,
-  stop: () => Promise<void>,
-  onHangup?: () => void,
-): Promise<void> {
+export async function runUntilSignal(log: Logger, start: () => Promise<void>, stop: () => Promise<void>, onHangup?: () => void): Promise<void> {
   let stopping = false;
   const shutdown = (signal: string): void => {
     if (stopping) return;

@@ -20,47 +20,55 @@ export function registerRunCommand(program: Command): void {
     .option('--mode <mode>', 'learning|enforcement (overrides config.json)')
     .option('--fail-closed', 'drop when the service is absent or late')
     .option('--state-dir <dir>', 'the decision history and the last good rules and config (what `bastion log` reads)', DEFAULT_STATE_DIR)
-    .action((opts: { config: string; rules: string; queue: number; endpoint: string; socket: string; mode?: string; failClosed?: boolean; stateDir: string }) => {
-      const stateError = prepareStateDir(opts.stateDir);
-      if (stateError) process.stderr.write(`bastion run: ${stateError}: no decision history this run\n`);
-      const self = [...process.execArgv, process.argv[1]!];
-      const children: ChildProcess[] = [];
-      const start = (args: string[]): ChildProcess => {
-        const child = spawn(process.execPath, [...self, ...args], { stdio: 'inherit' });
-        children.push(child);
-        child.on('exit', (code, signal) => {
-          if (!stopping) {
-            process.stderr.write(`bastion ${args[0]} exited (${signal ?? code}); stopping\n`);
-            stop();
-          }
-        });
-        return child;
-      };
-      let stopping = false;
-      const stop = (): void => {
-        if (stopping) return;
-        stopping = true;
-        for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
-        let left = children.filter((c) => c.exitCode === null).length;
-        if (left === 0) process.exit(0);
-        for (const c of children) c.once('exit', () => --left === 0 && process.exit(0));
-      };
-      process.on('SIGINT', stop);
-      process.on('SIGTERM', stop);
-      process.on('SIGHUP', () => children[1]?.kill('SIGHUP'));
+    .action(
+      (opts: { config: string; rules: string; queue: number; endpoint: string; socket: string; mode?: string; failClosed?: boolean; stateDir: string }) => {
+        const stateError = prepareStateDir(opts.stateDir);
+        if (stateError) process.stderr.write(`bastion run: ${stateError}: no decision history this run\n`);
+        const self = [...process.execArgv, process.argv[1]!];
+        const children: ChildProcess[] = [];
+        const start = (args: string[]): ChildProcess => {
+          const child = spawn(process.execPath, [...self, ...args], { stdio: 'inherit' });
+          children.push(child);
+          child.on('exit', (code, signal) => {
+            if (!stopping) {
+              process.stderr.write(`bastion ${args[0]} exited (${signal ?? code}); stopping\n`);
+              stop();
+            }
+          });
+          return child;
+        };
+        let stopping = false;
+        const stop = (): void => {
+          if (stopping) return;
+          stopping = true;
+          for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+          let left = children.filter((c) => c.exitCode === null).length;
+          if (left === 0) process.exit(0);
+          for (const c of children) c.once('exit', () => --left === 0 && process.exit(0));
+        };
+        process.on('SIGINT', stop);
+        process.on('SIGTERM', stop);
+        process.on('SIGHUP', () => children[1]?.kill('SIGHUP'));
 
-      // Both children run as we do: the service's user is ours.
-      const us = String(process.getuid?.() ?? 0);
-      start([
-        'helper', '--queue', String(opts.queue), '--endpoint', opts.endpoint, '--service-user', us,
-        ...(opts.failClosed ? ['--fail-closed'] : []),
-      ]);
-      start([
-        'daemon', '--config', opts.config, '--rules', opts.rules, '--endpoint', opts.endpoint, '--socket', opts.socket,
-        '--state-dir', opts.stateDir,
-        ...(opts.mode ? ['--mode', opts.mode] : []),
-      ]);
-    });
+        // Both children run as we do: the service's user is ours.
+        const us = String(process.getuid?.() ?? 0);
+        start(['helper', '--queue', String(opts.queue), '--endpoint', opts.endpoint, '--service-user', us, ...(opts.failClosed ? ['--fail-closed'] : [])]);
+        start([
+          'daemon',
+          '--config',
+          opts.config,
+          '--rules',
+          opts.rules,
+          '--endpoint',
+          opts.endpoint,
+          '--socket',
+          opts.socket,
+          '--state-dir',
+          opts.stateDir,
+          ...(opts.mode ? ['--mode', opts.mode] : []),
+        ]);
+      },
+    );
 }
 
 /**

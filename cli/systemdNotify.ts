@@ -39,10 +39,7 @@ export function systemdNotifierFromEnv(
   for (const name of ['NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID']) delete env[name];
   if (!socketPath) return NOOP;
   // A watchdog meant for another process (WATCHDOG_PID) is not ours to feed.
-  const watchdogMs =
-    Number.isFinite(watchdogUsec) && watchdogUsec > 0 && (watchdogPid === undefined || Number(watchdogPid) === pid)
-      ? watchdogUsec / 1000
-      : 0;
+  const watchdogMs = Number.isFinite(watchdogUsec) && watchdogUsec > 0 && (watchdogPid === undefined || Number(watchdogPid) === pid) ? watchdogUsec / 1000 : 0;
 
   let warned = false;
   const notify = (state: string): void => {

@@ -157,11 +157,10 @@ function clampLimit(limit: number): number {
 export async function findDecisions(db: Db, q: HistoryQuery): Promise<{ rows: HistoryRow[]; more: boolean }> {
   const { sql, params } = whereOf(q);
   const limit = clampLimit(q.limit);
-  const rows = await all<Omit<HistoryRow, 'allow'> & { allow: number }>(
-    db,
-    `SELECT ${COLUMNS.join(', ')} FROM decisions${sql} ORDER BY id DESC LIMIT ?`,
-    [...params, limit + 1],
-  );
+  const rows = await all<Omit<HistoryRow, 'allow'> & { allow: number }>(db, `SELECT ${COLUMNS.join(', ')} FROM decisions${sql} ORDER BY id DESC LIMIT ?`, [
+    ...params,
+    limit + 1,
+  ]);
   const more = rows.length > limit;
   if (more) rows.pop();
   return { rows: rows.reverse().map((r) => ({ ...r, allow: r.allow === 1 })), more };

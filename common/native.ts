@@ -137,9 +137,7 @@ export function loadNative(): NativeAddon {
   if (cached) return cached;
   const path = addonCandidates().find((p) => existsSync(p));
   if (!path) {
-    throw new Error(
-      `the native addon is not built (looked in ${addonCandidates().join(', ')}): run "npm run build:native"`,
-    );
+    throw new Error(`the native addon is not built (looked in ${addonCandidates().join(', ')}): run "npm run build:native"`);
   }
   cached = createRequire(import.meta.url)(path) as NativeAddon;
   return cached;

@@ -10,9 +10,7 @@ import path from 'node:path';
 /** Why a read was refused; `missing` lets callers fall back to defaults. */
 export type ReadFailureReason = 'missing' | 'symlink' | 'not_regular' | 'too_large' | 'not_utf8' | 'io';
 
-export type ReadResult =
-  | { ok: true; text: string }
-  | { ok: false; error: string; reason: ReadFailureReason };
+export type ReadResult = { ok: true; text: string } | { ok: false; error: string; reason: ReadFailureReason };
 
 export interface WriteOptions {
   /** Exact permission bits of the new file (applied with fchmod, so the umask does not narrow them). */
@@ -28,9 +26,7 @@ const TEMP_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | c
 const DEFAULT_FILE_MODE = 0o644;
 
 function errnoCode(err: unknown): string | undefined {
-  return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string'
-    ? err.code
-    : undefined;
+  return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
 }
 
 function errorText(err: unknown): string {
@@ -107,11 +103,7 @@ async function readAtMost(fh: FileHandle, sizeHint: number, limit: number): Prom
  * temp file is removed and the old file is left as it was. Refuses a symlink (or any
  * non-regular file) at the target.
  */
-export async function writeFileAtomic(
-  filePath: string,
-  data: string | Uint8Array,
-  opts: WriteOptions = {},
-): Promise<void> {
+export async function writeFileAtomic(filePath: string, data: string | Uint8Array, opts: WriteOptions = {}): Promise<void> {
   await refuseNonRegularTarget(filePath);
 
   const dir = path.dirname(filePath);

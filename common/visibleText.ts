@@ -99,7 +99,13 @@ export function visibleFields<T>(value: T, depth = 0): T {
   if (proto !== Object.prototype && proto !== null) return value;
   const out: Record<string, unknown> = {};
   for (const [key, v] of Object.entries(value as Record<string, unknown>)) {
-    out[key] = key === 'stack' && typeof v === 'string' ? v.split('\n').map((line) => visible(line)).join('\n') : visibleFields(v, depth + 1);
+    out[key] =
+      key === 'stack' && typeof v === 'string'
+        ? v
+            .split('\n')
+            .map((line) => visible(line))
+            .join('\n')
+        : visibleFields(v, depth + 1);
   }
   return out as T;
 }

@@ -74,7 +74,7 @@ export class BusGatekeeper {
     this.lastRefusalLog = now;
     this.log.warn(
       { peer, serviceUid: this.serviceUid, refused: this.refused },
-      'refused a bus peer that is not the service user: something else tried to take the service\'s place',
+      "refused a bus peer that is not the service user: something else tried to take the service's place",
     );
   }
 }

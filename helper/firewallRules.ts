@@ -87,7 +87,15 @@ export class FirewallRules {
     // The system accounts' rule first: their connections never reach the main queue.
     const system = this.options.systemQueue;
     const targets = [
-      ...(system ? [{ owner: ['-m', 'owner', '--uid-owner', system.uids], comment: "bastion: system accounts' new connections to the helper", queueNum: system.queueNum }] : []),
+      ...(system
+        ? [
+            {
+              owner: ['-m', 'owner', '--uid-owner', system.uids],
+              comment: "bastion: system accounts' new connections to the helper",
+              queueNum: system.queueNum,
+            },
+          ]
+        : []),
       { owner: [], comment: this.options.comment ?? 'bastion: new connections to the helper', queueNum },
     ];
     const reject = this.options.rejectMark;
@@ -99,13 +107,23 @@ export class FirewallRules {
     }
     for (const matches of this.options.matches ?? NEW_CONNECTIONS) {
       for (const target of targets) {
-        lines.push([
-          '-A', chain,
-          ...matches,
-          ...target.owner,
-          '-m', 'comment', '--comment', JSON.stringify(target.comment),
-          '-j', 'NFQUEUE', '--queue-num', String(target.queueNum), ...(queueBypass ? ['--queue-bypass'] : []),
-        ].join(' '));
+        lines.push(
+          [
+            '-A',
+            chain,
+            ...matches,
+            ...target.owner,
+            '-m',
+            'comment',
+            '--comment',
+            JSON.stringify(target.comment),
+            '-j',
+            'NFQUEUE',
+            '--queue-num',
+            String(target.queueNum),
+            ...(queueBypass ? ['--queue-bypass'] : []),
+          ].join(' '),
+        );
       }
     }
     // Keep one jump where it is; a crashed run may have left several.

@@ -315,7 +315,16 @@ export class Helper {
     }
     const events = this.processEvents && { ...this.processEvents.counters, listenerErrors: this.processEvents.listenerErrors };
     this.log.info(
-      { counters: this.counters(), floodDrops: this.floodDrops, stalledMs: Math.round(this.pending.stalledMs), queue: queueCounters, systemQueue: systemQueueCounters, dns: this.dns?.counters, identify: this.resolver.index.counters, processEvents: events },
+      {
+        counters: this.counters(),
+        floodDrops: this.floodDrops,
+        stalledMs: Math.round(this.pending.stalledMs),
+        queue: queueCounters,
+        systemQueue: systemQueueCounters,
+        dns: this.dns?.counters,
+        identify: this.resolver.index.counters,
+        processEvents: events,
+      },
       'helper stopped',
     );
   }
@@ -538,7 +547,13 @@ export class Helper {
     record.lookupMicros = Math.round(found.lookupMicros);
     if (this.log.isLevelEnabled('debug')) {
       this.log.debug(
-        { packetId: record.packetId, dst: `${formatAddress(record.dstAddr)}:${record.dstPort}`, proto: record.protocol, exe: record.process?.exe, how: record.attribution },
+        {
+          packetId: record.packetId,
+          dst: `${formatAddress(record.dstAddr)}:${record.dstPort}`,
+          proto: record.protocol,
+          exe: record.process?.exe,
+          how: record.attribution,
+        },
         'packet',
       );
     }

@@ -30,12 +30,7 @@ export interface ParsedPacket {
   isFragment: boolean;
 }
 
-export type ParseError =
-  | 'truncated'
-  | 'bad-version'
-  | 'bad-header-length'
-  | 'bad-total-length'
-  | 'too-many-extension-headers';
+export type ParseError = 'truncated' | 'bad-version' | 'bad-header-length' | 'bad-total-length' | 'too-many-extension-headers';
 
 const IPV4_MIN_HEADER = 20;
 const IPV6_HEADER = 40;
@@ -163,23 +158,11 @@ function parseIpv6(data: Uint8Array, out: ParsedPacket): ParseError | null {
 }
 
 function isExtensionHeader(next: number): boolean {
-  return (
-    next === HOP_BY_HOP ||
-    next === ROUTING ||
-    next === FRAGMENT ||
-    next === AUTH_HEADER ||
-    next === DESTINATION_OPTIONS
-  );
+  return next === HOP_BY_HOP || next === ROUTING || next === FRAGMENT || next === AUTH_HEADER || next === DESTINATION_OPTIONS;
 }
 
 /** Reads the L4 header at `offset`, which must end by `end`; `icmp` is the family's ICMP number. */
-function parseTransport(
-  data: Uint8Array,
-  offset: number,
-  end: number,
-  icmp: number,
-  out: ParsedPacket,
-): ParseError | null {
+function parseTransport(data: Uint8Array, offset: number, end: number, icmp: number, out: ParsedPacket): ParseError | null {
   const protocol = out.protocol;
   out.l4Offset = offset;
   out.l4End = end;

@@ -134,11 +134,7 @@ export class PacketQueue {
    * Binds the queue. `onBatch` gets the packets of one wake-up; if it throws, the addon gives
    * every packet it did not answer the exception verdict and reports the error to `onError`.
    */
-  static open(
-    options: QueueOptions,
-    onBatch: (packets: readonly QueuedPacket[], count: number) => void,
-    onError: (err: Error) => void,
-  ): PacketQueue {
+  static open(options: QueueOptions, onBatch: (packets: readonly QueuedPacket[], count: number) => void, onError: (err: Error) => void): PacketQueue {
     const native = loadNative();
     if (native.slotHeaderSize !== SLOT.headerSize) {
       throw new Error(`native addon slot layout mismatch (${native.slotHeaderSize} != ${SLOT.headerSize}): rebuild it`);
@@ -187,9 +183,7 @@ export class PacketQueue {
   /** Applies a verdict; returns 0 or a negative errno (e.g. -EBADF after close). */
   verdict(packetId: number, accept: boolean, mark?: number): number {
     if (this.closed) return -9; // EBADF
-    return mark === undefined
-      ? this.native.queueVerdict(this.handle, packetId, accept)
-      : this.native.queueVerdict(this.handle, packetId, accept, mark);
+    return mark === undefined ? this.native.queueVerdict(this.handle, packetId, accept) : this.native.queueVerdict(this.handle, packetId, accept, mark);
   }
 
   /** Sends the packet through the hook again with `mark`, which selects our chain's REJECT rule. */

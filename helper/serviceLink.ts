@@ -65,8 +65,12 @@ export class ServiceLink {
     // sendTimeout 0: when the service cannot take a message now, fail at once so the packet
     // gets the fallback verdict instead of waiting in a queue for a peer that may never come.
     const socket = new Pair({
-      linger: 0, sendTimeout: 0, sendHighWaterMark: 10000, receiveHighWaterMark: 10000,
-      zapDomain: BUS_ZAP_DOMAIN, zapEnforceDomain: true,
+      linger: 0,
+      sendTimeout: 0,
+      sendHighWaterMark: 10000,
+      receiveHighWaterMark: 10000,
+      zapDomain: BUS_ZAP_DOMAIN,
+      zapEnforceDomain: true,
     });
     await socket.bind(options.endpoint);
     restrictSocket(path, options.socketGid);

@@ -93,8 +93,10 @@ export class PolkitAuthorizer implements Authorizer {
     }
     const { actionId } = this.options;
     const args = [
-      '--action-id', actionId,
-      '--process', `${peer.pid},${startTime},${peer.uid}`,
+      '--action-id',
+      actionId,
+      '--process',
+      `${peer.pid},${startTime},${peer.uid}`,
       ...(this.options.allowUserInteraction ? ['--allow-user-interaction'] : []),
     ];
     const outcome = await this.run(this.options.pkcheck, args, this.options.timeoutMs);
@@ -145,7 +147,12 @@ export function parseStartTime(stat: string): number | null {
 }
 
 function findExecutable(name: string, path: string): string | null {
-  const candidates = name.includes('/') ? [name] : path.split(delimiter).filter(Boolean).map((dir) => join(dir, name));
+  const candidates = name.includes('/')
+    ? [name]
+    : path
+        .split(delimiter)
+        .filter(Boolean)
+        .map((dir) => join(dir, name));
   for (const file of candidates) {
     try {
       accessSync(file, constants.X_OK);

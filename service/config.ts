@@ -84,9 +84,7 @@ const BOOLEAN_FIELDS: readonly BooleanField[] = [
   'journalDecisions',
 ];
 
-export type ParseConfigResult =
-  | { ok: true; config: BastionConfig; warnings: string[]; raw: Record<string, unknown> }
-  | { ok: false; error: string };
+export type ParseConfigResult = { ok: true; config: BastionConfig; warnings: string[]; raw: Record<string, unknown> } | { ok: false; error: string };
 
 /**
  * Validates config.json text. Every bad key is named with its value in one error, so the
@@ -121,9 +119,7 @@ export function parseConfig(text: string): ParseConfigResult {
     if (typeof v === 'number' && Number.isInteger(v)) {
       config.timeoutSeconds = clampTimeout(v);
       if (config.timeoutSeconds !== v) {
-        warnings.push(
-          `timeout_seconds ${v} is outside ${MIN_TIMEOUT_SECONDS}..${MAX_TIMEOUT_SECONDS}; using ${config.timeoutSeconds}`,
-        );
+        warnings.push(`timeout_seconds ${v} is outside ${MIN_TIMEOUT_SECONDS}..${MAX_TIMEOUT_SECONDS}; using ${config.timeoutSeconds}`);
       }
     } else {
       bad(JSON_NAMES.timeoutSeconds, 'a whole number of seconds');
@@ -196,9 +192,7 @@ export interface StoreLogger {
   error(obj: object, msg?: string): void;
 }
 
-export type ConfigLoadResult =
-  | { ok: true; config: BastionConfig; warnings: string[]; missing: boolean }
-  | { ok: false; error: string; config: BastionConfig };
+export type ConfigLoadResult = { ok: true; config: BastionConfig; warnings: string[]; missing: boolean } | { ok: false; error: string; config: BastionConfig };
 
 export type SaveResult = { ok: true } | { ok: false; error: string };
 
@@ -326,7 +320,10 @@ export class ConfigStore {
         this.config = copy.config;
         this.raw = copy.raw;
         this.loadedOnce = true;
-        this.logger?.error({ path: this.path, error, lastGood: this.lastGood?.path, mode: copy.config.mode }, 'config.json not loaded at start; the last good copy is in force');
+        this.logger?.error(
+          { path: this.path, error, lastGood: this.lastGood?.path, mode: copy.config.mode },
+          'config.json not loaded at start; the last good copy is in force',
+        );
         return { ok: false, error, config: this.config };
       }
       this.logger?.error({ path: this.path, error }, 'config.json not loaded at start and no last good copy: the defaults are in force');

@@ -70,8 +70,7 @@ export class PolicyDaemon {
     private readonly options: DaemonOptions,
     private readonly log: Logger,
   ) {
-    const lastGood = (name: string): { lastGood?: LastGoodCopy } =>
-      options.stateDir ? { lastGood: new LastGoodCopy(join(options.stateDir, name), log) } : {};
+    const lastGood = (name: string): { lastGood?: LastGoodCopy } => (options.stateDir ? { lastGood: new LastGoodCopy(join(options.stateDir, name), log) } : {});
     this.config = new ConfigStore({ path: options.configPath, logger: log, ...lastGood('config.last-good.json') });
     this.rules = new RulesStore({ path: options.rulesPath, logger: log, onChange: () => this.policyChanged(), ...lastGood('rules.last-good.json') });
     this.modeOverride = options.modeOverride;

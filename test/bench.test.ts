@@ -54,7 +54,10 @@ describe('bench harness (smoke)', () => {
       const credited = [...results.attribution.output.matchAll(/(\d+)\/(\d+) credited correctly/g)];
       assert.ok(credited.length >= 2, results.attribution.output);
       for (const [, right, all] of credited) assert.equal(right, all, results.attribution.output);
-      assert.deepEqual(results.soak.map((s) => s.connections), [0, 5000, 10_000, 15_000, 20_000]);
+      assert.deepEqual(
+        results.soak.map((s) => s.connections),
+        [0, 5000, 10_000, 15_000, 20_000],
+      );
       for (const s of results.soak) assert.ok(s.helper.rssKiB > 0 && s.service.rssKiB > 0);
     } finally {
       dir.remove();

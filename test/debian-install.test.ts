@@ -43,10 +43,10 @@ function run(cmd: string, args: string[], timeoutMs = 600_000): Ran {
  * namespace, so iptables touches only that (apt needs the host's network otherwise).
  */
 function inRoot(script: string, isolated = false): Ran {
-  const outer = `mount -t proc proc "$1/proc" && ${isolated ? 'ip link set lo up && ' : ''}exec chroot "$1" /usr/bin/env -i ` +
+  const outer =
+    `mount -t proc proc "$1/proc" && ${isolated ? 'ip link set lo up && ' : ''}exec chroot "$1" /usr/bin/env -i ` +
     'PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive sh -c "$2"';
-  return run('unshare', [...(isolated ? ['--net'] : []), '--mount', '--pid', '--fork', '--propagation', 'private',
-    'sh', '-c', outer, 'sh', root, script]);
+  return run('unshare', [...(isolated ? ['--net'] : []), '--mount', '--pid', '--fork', '--propagation', 'private', 'sh', '-c', outer, 'sh', root, script]);
 }
 
 const timings: string[] = [];
@@ -63,8 +63,7 @@ describe('installing the package into a fresh Debian 12 root', { skip: ENABLED ?
     const deb = timed('build the .deb', () => buildDeb());
     debName = basename(deb);
     root = join(work, 'root');
-    const boot = timed('debootstrap --variant=minbase bookworm', () =>
-      run('debootstrap', ['--variant=minbase', 'bookworm', root, MIRROR], 1_200_000));
+    const boot = timed('debootstrap --variant=minbase bookworm', () => run('debootstrap', ['--variant=minbase', 'bookworm', root, MIRROR], 1_200_000));
     assert.equal(boot.code, 0, boot.out.slice(-4000));
     copyFileSync('/etc/resolv.conf', join(root, 'etc', 'resolv.conf'));
     copyFileSync(deb, join(root, 'tmp', debName));
@@ -77,7 +76,8 @@ describe('installing the package into a fresh Debian 12 root', { skip: ENABLED ?
 
   it("installs with apt, pulling Debian's own nodejs, iptables and polkitd", () => {
     const r = timed('apt-get install ./bastion-firewall.deb', () =>
-      inRoot(`apt-get update -q && apt-get install -y -q --no-install-recommends /tmp/${debName}`));
+      inRoot(`apt-get update -q && apt-get install -y -q --no-install-recommends /tmp/${debName}`),
+    );
     assert.equal(r.code, 0, r.out.slice(-4000));
     const node = inRoot('node --version');
     assert.match(node.out.trim(), /^v18\./, 'Debian 12 ships nodejs 18');
@@ -110,20 +110,25 @@ describe('installing the package into a fresh Debian 12 root', { skip: ENABLED ?
       runuser -u outsider -- bastion log --history /var/lib/bastion/history.sqlite --json 2>&1 || echo "outsider: refused"
     `);
     assert.equal(r.code, 0, r.out);
-    assert.equal(r.out, [
-      'bastion:bastion:640',
-      'log: ok',
-      'group bastion: ok',
-      'bastion: cannot read /var/lib/bastion/history.sqlite (no history yet, or you are not in group bastion)',
-      'outsider: refused',
-      '',
-    ].join('\n'));
+    assert.equal(
+      r.out,
+      [
+        'bastion:bastion:640',
+        'log: ok',
+        'group bastion: ok',
+        'bastion: cannot read /var/lib/bastion/history.sqlite (no history yet, or you are not in group bastion)',
+        'outsider: refused',
+        '',
+      ].join('\n'),
+    );
   });
 
   it('creates the bastion user, gives it /etc/bastion, and enables both units', () => {
     assert.match(inRoot('id bastion').out, /^uid=\d+\(bastion\) gid=\d+\(bastion\)/);
-    assert.equal(inRoot('stat -c %U:%G:%a /etc/bastion /etc/bastion/rules.json /etc/bastion/config.json').out,
-      'bastion:bastion:755\nbastion:bastion:640\nbastion:bastion:644\n');
+    assert.equal(
+      inRoot('stat -c %U:%G:%a /etc/bastion /etc/bastion/rules.json /etc/bastion/config.json').out,
+      'bastion:bastion:755\nbastion:bastion:640\nbastion:bastion:644\n',
+    );
     for (const unit of ['bastion-firewall.service', 'bastion-helper.service']) {
       // An absolute link, meant for inside the root: read it, do not follow it.
       assert.equal(readlinkSync(join(root, 'etc/systemd/system/multi-user.target.wants', unit)), `/lib/systemd/system/${unit}`);
@@ -144,7 +149,9 @@ describe('installing the package into a fresh Debian 12 root', { skip: ENABLED ?
   });
 
   it('leaves no iptables rule behind on remove, even after the helper was killed, and purge clears /etc/bastion and the history', () => {
-    const r = timed('helper, kill -9, apt-get remove and purge', () => inRoot(`
+    const r = timed('helper, kill -9, apt-get remove and purge', () =>
+      inRoot(
+        `
       bastion helper --endpoint ipc:///run/bastion-helper/helper.sock > /tmp/helper.log 2>&1 &
       pid=$!
       for i in $(seq 100); do grep -q '"helper started"' /tmp/helper.log && break; sleep 0.2; done
@@ -155,7 +162,10 @@ describe('installing the package into a fresh Debian 12 root', { skip: ENABLED ?
       echo "after remove: $(iptables -S | grep -c BASTION-OUT) $(ip6tables -S | grep -c BASTION-OUT)"
       apt-get purge -y -q bastion-firewall > /tmp/purge.log 2>&1 || { cat /tmp/purge.log; exit 1; }
       echo "after purge: $(ls -d /etc/bastion 2>/dev/null || echo no /etc/bastion), $(ls -d /var/lib/bastion 2>/dev/null || echo no /var/lib/bastion)"
-    `, true));
+    `,
+        true,
+      ),
+    );
     assert.equal(r.code, 0, r.out);
     assert.equal(r.out, 'installed: 3 3\nafter kill -9: 3 3\nafter remove: 0 0\nafter purge: no /etc/bastion, no /var/lib/bastion\n');
   });

@@ -46,7 +46,10 @@ describe('the package postinst', () => {
     const cp = spawnSync('cp', ['-a', '/etc', join(work, 'etc')]);
     assert.equal(cp.status, 0, String(cp.stderr));
     mkdirSync(join(work, 'wrappers'));
-    for (const [name, real] of [['chmod', '/bin/chmod'], ['chown', '/bin/chown']] as const) {
+    for (const [name, real] of [
+      ['chmod', '/bin/chmod'],
+      ['chown', '/bin/chown'],
+    ] as const) {
       writeFileSync(join(work, 'wrappers', name), racingWrapper(name, real), { mode: 0o755 });
     }
   });

@@ -75,7 +75,14 @@ describe('the bastion-firewall package', () => {
     const files = listing
       .split('\n')
       .filter((line) => line !== '' && !line.startsWith('d'))
-      .map((line) => line.split(/\s+/).slice(5).join(' ').replace(/ -> .*$/, '').replace(/^\.\//, ''));
+      .map((line) =>
+        line
+          .split(/\s+/)
+          .slice(5)
+          .join(' ')
+          .replace(/ -> .*$/, '')
+          .replace(/^\.\//, ''),
+      );
     const installedKb = Number(execFileSync('dpkg-deb', ['-f', deb, 'Installed-Size'], { encoding: 'utf8' }).trim());
     t.diagnostic(`${files.length} files, installed size ${(installedKb / 1024).toFixed(1)} MiB`);
 
@@ -117,8 +124,18 @@ describe('the bastion-firewall package', () => {
     }
     // Only what is loaded: no browser bundles, no packages used only to build or install the
     // addons (prebuild-install, node-addon-api, tar), one zeromq addon for this architecture.
-    for (const dropped of ['protobufjs/dist/', 'node_modules/prebuild-install/', 'node_modules/node-addon-api/', 'node_modules/tar/', 'cmake-ts/build/main.js']) {
-      assert.deepEqual(files.filter((f) => f.includes(dropped)), [], `${dropped} is shipped`);
+    for (const dropped of [
+      'protobufjs/dist/',
+      'node_modules/prebuild-install/',
+      'node_modules/node-addon-api/',
+      'node_modules/tar/',
+      'cmake-ts/build/main.js',
+    ]) {
+      assert.deepEqual(
+        files.filter((f) => f.includes(dropped)),
+        [],
+        `${dropped} is shipped`,
+      );
     }
     assert.equal(files.filter((f) => f.endsWith('.node')).length, 3, 'bastion_native.node, node_sqlite3.node and one zeromq addon');
   });
@@ -126,10 +143,7 @@ describe('the bastion-firewall package', () => {
   it('marks the files in /etc/bastion as conffiles and depends on what it runs on', () => {
     const control = join(work, 'control');
     execFileSync('dpkg-deb', ['-e', deb, control]);
-    assert.deepEqual(readFileSync(join(control, 'conffiles'), 'utf8').trim().split('\n').sort(), [
-      '/etc/bastion/config.json',
-      '/etc/bastion/rules.json',
-    ]);
+    assert.deepEqual(readFileSync(join(control, 'conffiles'), 'utf8').trim().split('\n').sort(), ['/etc/bastion/config.json', '/etc/bastion/rules.json']);
     const depends = execFileSync('dpkg-deb', ['-f', deb, 'Depends'], { encoding: 'utf8' });
     for (const dep of ['nodejs (>= 18)', 'iptables', 'polkitd', 'adduser', 'libnetfilter-queue1', 'libmnl0', 'libsqlite3-0']) {
       assert.ok(depends.includes(dep), `Depends lacks ${dep}: ${depends}`);
@@ -173,12 +187,13 @@ describe('the bastion-firewall package', () => {
     assert.match(bad.stderr, new RegExp(`^${broken}: invalid: ${broken}: not valid JSON: `));
   });
 
-  it('searches a decision history with its own SQLite addon, linked to Debian\'s libsqlite3', () => {
+  it("searches a decision history with its own SQLite addon, linked to Debian's libsqlite3", () => {
     const addon = join(root, LIB, 'node_modules', 'sqlite3', 'build', 'Release', 'node_sqlite3.node');
     assert.match(execFileSync('ldd', [addon], { encoding: 'utf8' }), /libsqlite3\.so\.0 => /);
     assert.ok(!existsSync(join(root, LIB, 'node_modules', 'sqlite3', 'deps')), 'the bundled SQLite sources are shipped');
     const history = join(work, 'history.sqlite');
-    const sql = "CREATE TABLE decisions (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, pid INTEGER NOT NULL, uid INTEGER, program TEXT NOT NULL, comm TEXT, host TEXT, dest TEXT NOT NULL, port INTEGER NOT NULL, protocol TEXT NOT NULL, allow INTEGER NOT NULL, reason TEXT NOT NULL, rule TEXT, connections INTEGER NOT NULL);" +
+    const sql =
+      'CREATE TABLE decisions (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, pid INTEGER NOT NULL, uid INTEGER, program TEXT NOT NULL, comm TEXT, host TEXT, dest TEXT NOT NULL, port INTEGER NOT NULL, protocol TEXT NOT NULL, allow INTEGER NOT NULL, reason TEXT NOT NULL, rule TEXT, connections INTEGER NOT NULL);' +
       "INSERT INTO decisions VALUES (1, 1764936000000, 42, 1000, '/usr/bin/curl', 'curl', NULL, '192.0.2.1', 443, 'TCP', 0, 'rule', '/usr/bin/curl:443', 1);";
     execFileSync('sqlite3', [history, sql]);
     const cli = join(root, LIB, 'dist', 'cli', 'bastion.js');
@@ -230,12 +245,29 @@ describe('the bastion-firewall package', () => {
     const dir = join(work, 'daemon');
     mkdirSync(join(dir, 'state'), { recursive: true });
     const group = execFileSync('id', ['-gn'], { encoding: 'utf8' }).trim();
-    const child = spawn(process.execPath, [
-      join(root, LIB, 'dist', 'cli', 'bastion.js'), 'daemon', '--no-polkit',
-      '--config', join(root, 'etc', 'bastion', 'config.json'), '--rules', join(root, 'etc', 'bastion', 'rules.json'),
-      '--endpoint', `ipc://${dir}/helper.sock`, '--socket', join(dir, 'gui.sock'), '--socket-group', group,
-      '--state-dir', join(dir, 'state'), '--journal-socket', join(dir, 'no-journal'),
-    ], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [
+        join(root, LIB, 'dist', 'cli', 'bastion.js'),
+        'daemon',
+        '--no-polkit',
+        '--config',
+        join(root, 'etc', 'bastion', 'config.json'),
+        '--rules',
+        join(root, 'etc', 'bastion', 'rules.json'),
+        '--endpoint',
+        `ipc://${dir}/helper.sock`,
+        '--socket',
+        join(dir, 'gui.sock'),
+        '--socket-group',
+        group,
+        '--state-dir',
+        join(dir, 'state'),
+        '--journal-socket',
+        join(dir, 'no-journal'),
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));

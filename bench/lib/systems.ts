@@ -82,11 +82,24 @@ async function startBastionSystem(ctx: SystemContext): Promise<RunningSystem> {
   writeFileSync(join(ctx.dir, 'config.json'), JSON.stringify({ mode: 'enforcement', ...ctx.bastionConfig }));
   // BENCH_HELPER_ARGS: extra helper flags, to compare (e.g. "--no-caller-bpf").
   const extra = (process.env['BENCH_HELPER_ARGS'] ?? '').split(' ').filter(Boolean);
-  const helper = startBastion(['helper', '--queue', String(ctx.queueNum), '--endpoint', endpoint, '--socket-group', 'root', '--service-user', 'root', ...extra], ctx.net.client);
+  const helper = startBastion(
+    ['helper', '--queue', String(ctx.queueNum), '--endpoint', endpoint, '--socket-group', 'root', '--service-user', 'root', ...extra],
+    ctx.net.client,
+  );
   await helper.waitFor('helper started');
   const daemon = startBastion([
-    'daemon', '--config', join(ctx.dir, 'config.json'), '--rules', join(ctx.dir, 'rules.json'),
-    '--endpoint', endpoint, '--socket', join(ctx.dir, 'gui.sock'), '--socket-group', 'root', '--no-polkit',
+    'daemon',
+    '--config',
+    join(ctx.dir, 'config.json'),
+    '--rules',
+    join(ctx.dir, 'rules.json'),
+    '--endpoint',
+    endpoint,
+    '--socket',
+    join(ctx.dir, 'gui.sock'),
+    '--socket-group',
+    'root',
+    '--no-polkit',
   ]);
   await daemon.waitFor('helper connected');
   return {
@@ -128,8 +141,15 @@ async function startOpenSnitch(ctx: SystemContext): Promise<RunningSystem> {
   const rules = join(ctx.dir, 'opensnitch-rules');
   mkdirSync(rules, { recursive: true });
   const child = ctx.net.spawn(ctx.net.client, binary, [
-    '-rules-path', rules, '-queue-num', String(ctx.queueNum), '-process-monitor-method', 'proc',
-    '-ui-socket', `unix://${ctx.dir}/osui.sock`, '-warning',
+    '-rules-path',
+    rules,
+    '-queue-num',
+    String(ctx.queueNum),
+    '-process-monitor-method',
+    'proc',
+    '-ui-socket',
+    `unix://${ctx.dir}/osui.sock`,
+    '-warning',
   ]);
   await new Promise((r) => setTimeout(r, 3000)); // it prints nothing reliable when ready
   return {

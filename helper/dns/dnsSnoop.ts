@@ -37,9 +37,7 @@ const COPY_RANGE = 4096;
 const TCP_LENGTH_PREFIX = 2;
 
 // Replies (conntrack's reply direction, established) from port 53: answers to our queries.
-const ANSWER_MATCHES = (['udp', 'tcp'] as const).map((p) => [
-  '-p', p, '--sport', '53', '-m', 'conntrack', '--ctstate', 'ESTABLISHED', '--ctdir', 'REPLY',
-]);
+const ANSWER_MATCHES = (['udp', 'tcp'] as const).map((p) => ['-p', p, '--sport', '53', '-m', 'conntrack', '--ctstate', 'ESTABLISHED', '--ctdir', 'REPLY']);
 
 export interface DnsSnoopCounters {
   packets: number;

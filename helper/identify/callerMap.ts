@@ -15,8 +15,7 @@ import { loadNative } from '../../common/native.js';
  * sock_diag for them.
  */
 export type CallerMapState =
-  | { attached: true; cgroup: string; exe: boolean; exeRefused: string; byFlow: boolean }
-  | { attached: false; reason: string; log: string };
+  { attached: true; cgroup: string; exe: boolean; exeRefused: string; byFlow: boolean } | { attached: false; reason: string; log: string };
 
 /** The first cgroup v2 mount point in a /proc/PID/mounts text, or null. */
 export function cgroup2Mount(mounts: string): string | null {
@@ -30,7 +29,10 @@ export function cgroup2Mount(mounts: string): string | null {
 
 /** Where cgroup v2 is mounted in our mount namespace, else in init's (through its root). */
 function findCgroup2(): string | null {
-  for (const [mounts, root] of [['/proc/self/mounts', ''], ['/proc/1/mounts', '/proc/1/root']] as const) {
+  for (const [mounts, root] of [
+    ['/proc/self/mounts', ''],
+    ['/proc/1/mounts', '/proc/1/root'],
+  ] as const) {
     try {
       // `ip netns exec` mounts a new /sys, without the cgroup file systems: init still has them.
       const at = cgroup2Mount(readFileSync(mounts, 'utf8'));

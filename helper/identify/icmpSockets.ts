@@ -68,7 +68,10 @@ function findOne(table: string, packet: IcmpPacket, ports: readonly number[]): S
 
 function ownerOfLine(table: string, at: number): SocketOwner | null {
   const lineEnd = table.indexOf('\n', at);
-  const fields = table.slice(at + 2, lineEnd < 0 ? undefined : lineEnd).trim().split(/\s+/);
+  const fields = table
+    .slice(at + 2, lineEnd < 0 ? undefined : lineEnd)
+    .trim()
+    .split(/\s+/);
   const uid = Number(fields[UID_COLUMN - 1]);
   const inode = Number(fields[INODE_COLUMN - 1]);
   return Number.isInteger(uid) && Number.isInteger(inode) ? { inode, uid } : null;

@@ -56,7 +56,10 @@ function findLine(table: string, local: string, remote: string): SocketOwner | n
   let best: SocketOwner | null = null;
   for (let at = table.indexOf(key); at >= 0; at = table.indexOf(key, at + key.length)) {
     const lineEnd = table.indexOf('\n', at);
-    const fields = table.slice(at + 2, lineEnd < 0 ? undefined : lineEnd).trim().split(/\s+/);
+    const fields = table
+      .slice(at + 2, lineEnd < 0 ? undefined : lineEnd)
+      .trim()
+      .split(/\s+/);
     const uid = Number(fields[UID_COLUMN - 1]);
     const inode = Number(fields[INODE_COLUMN - 1]);
     if (!Number.isInteger(uid) || !Number.isInteger(inode)) continue;
@@ -66,14 +69,7 @@ function findLine(table: string, local: string, remote: string): SocketOwner | n
 }
 
 /** TCP: the exact 4-tuple. UDP: connected exactly, else unconnected on the local port. */
-function findInTable(
-  table: string,
-  protocol: 6 | 17,
-  src: Uint8Array,
-  srcPort: number,
-  dst: Uint8Array,
-  dstPort: number,
-): SocketOwner | null {
+function findInTable(table: string, protocol: 6 | 17, src: Uint8Array, srcPort: number, dst: Uint8Array, dstPort: number): SocketOwner | null {
   if (table === '') return null;
   const exact = findLine(table, endpoint(src, srcPort), endpoint(dst, dstPort));
   if (exact !== null || protocol === 6) return exact;

@@ -256,7 +256,6 @@ export function mappedFileDevice(pid: number, ino: number, procRoot = '/proc'): 
 
 /** glibc's makedev(): the dev_t stat(2) reports for a major and minor number. */
 export function makedev(major: number, minor: number): number {
-  const dev =
-    ((BigInt(major) & 0xfffff000n) << 32n) | ((BigInt(major) & 0xfffn) << 8n) | ((BigInt(minor) & 0xffffff00n) << 12n) | (BigInt(minor) & 0xffn);
+  const dev = ((BigInt(major) & 0xfffff000n) << 32n) | ((BigInt(major) & 0xfffn) << 8n) | ((BigInt(minor) & 0xffffff00n) << 12n) | (BigInt(minor) & 0xffn);
   return Number(dev);
 }

@@ -395,11 +395,6 @@ function rawExeLink(info: ProcessInfo): string {
   return info.exeDeleted ? `${info.exe} (deleted)` : info.exe;
 }
 
-function outcome(
-  attribution: Attribution,
-  process: ProcessInfo | null,
-  socketInode: number,
-  socketUid: number,
-): Resolution {
+function outcome(attribution: Attribution, process: ProcessInfo | null, socketInode: number, socketUid: number): Resolution {
   return { attribution, process, socketInode, socketUid, lookupMicros: 0 };
 }

@@ -94,7 +94,18 @@ const MAX_UNFINISHED_LISTINGS = 16;
 const FDS_PER_CLOCK_CHECK = 32;
 
 export class SocketOwnerIndex implements ProcessEventListener {
-  readonly counters: SocketOwnerIndexCounters = { scans: 0, fdReads: 0, hits: 0, misses: 0, guessed: 0, guessReads: 0, learned: 0, listings: 0, statReads: 0, timeouts: 0 };
+  readonly counters: SocketOwnerIndexCounters = {
+    scans: 0,
+    fdReads: 0,
+    hits: 0,
+    misses: 0,
+    guessed: 0,
+    guessReads: 0,
+    learned: 0,
+    listings: 0,
+    statReads: 0,
+    timeouts: 0,
+  };
   private readonly procRoot: string;
   private readonly maxScansPerMiss: number;
   private readonly maxFdsPerPid: number;

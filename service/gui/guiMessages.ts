@@ -46,8 +46,7 @@ const FEEDS = ['decisions'];
 type Msg = Record<string, unknown>;
 type Handler = (ctx: GuiContext, client: GuiClient, msg: Msg) => Promise<void> | void;
 
-const fail = (client: GuiClient, request: string | null, error: string): void =>
-  client.send({ type: 'error', error, request });
+const fail = (client: GuiClient, request: string | null, error: string): void => client.send({ type: 'error', error, request });
 
 function field<T extends 'string' | 'boolean' | 'number'>(
   msg: Msg,
@@ -238,4 +237,3 @@ export async function dispatchGuiMessage(ctx: GuiContext, client: GuiClient, mes
   if (!handler) return fail(client, msg['type'], `unknown message type "${msg['type']}"`);
   await handler(ctx, client, msg);
 }
-

@@ -94,8 +94,19 @@ export class HistoryWriter {
       return;
     }
     this.pending.push([
-      e.at, e.pid, e.uid >= 0 ? e.uid : null, e.exe ?? 'unknown', e.comm, e.host ?? null, e.destIp, e.port, e.protocol,
-      e.allow ? 1 : 0, e.reason, e.ruleKey, e.connections,
+      e.at,
+      e.pid,
+      e.uid >= 0 ? e.uid : null,
+      e.exe ?? 'unknown',
+      e.comm,
+      e.host ?? null,
+      e.destIp,
+      e.port,
+      e.protocol,
+      e.allow ? 1 : 0,
+      e.reason,
+      e.ruleKey,
+      e.connections,
     ]);
   }
 

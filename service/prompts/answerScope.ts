@@ -1,11 +1,7 @@
 // How long a prompt answer lasts (gui-protocol.md, gui_response): `once` = this connection
 // only, `session` = until the service restarts, `always` = saved as a rule (as is
 // `permanent: true` with an empty duration), and the extension "30s" / "5m" / "1h" / "2d".
-export type AnswerScope =
-  | { kind: 'once' }
-  | { kind: 'session' }
-  | { kind: 'timed'; ttlMs: number }
-  | { kind: 'always' };
+export type AnswerScope = { kind: 'once' } | { kind: 'session' } | { kind: 'timed'; ttlMs: number } | { kind: 'always' };
 
 export type ParsedScope = { ok: true; scope: AnswerScope } | { ok: false; error: string };
 

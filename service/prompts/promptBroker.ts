@@ -298,7 +298,11 @@ export class GuiPromptBroker implements PromptBroker {
     const decision = this.fallback('timeout');
     this.settle(prompt, decision, null);
     const m = prompt.message;
-    this.deps.notify?.('warning', 'No answer in time', `${m.app_name} → ${m.dest_ip}:${m.dest_port} (${m.protocol}) was ${decision.allow ? 'allowed' : 'blocked'} by default`);
+    this.deps.notify?.(
+      'warning',
+      'No answer in time',
+      `${m.app_name} → ${m.dest_ip}:${m.dest_port} (${m.protocol}) was ${decision.allow ? 'allowed' : 'blocked'} by default`,
+    );
   }
 
   /**
@@ -323,7 +327,11 @@ export class GuiPromptBroker implements PromptBroker {
     if (!this.dueAgain(this.limitNoticed, programKey(uid, program), this.limits.limitNoticeMs)) return;
     this.deps.log.warn({ program, uid, open: this.byId.size, openOfUid: this.perUid.get(uid) ?? 0 }, 'too many open prompts: new questions get the default');
     const action = this.fallback('default').allow ? 'allowed' : 'blocked';
-    this.deps.notify?.('warning', 'Too many questions at once', `${conn.comm ?? program} asks about many connections at once; until you answer, new ones are ${action} by default`);
+    this.deps.notify?.(
+      'warning',
+      'Too many questions at once',
+      `${conn.comm ?? program} asks about many connections at once; until you answer, new ones are ${action} by default`,
+    );
   }
 
   private settleIfNobodyAnswers(): void {

@@ -14,9 +14,7 @@ export type RulePort = number | '*';
 
 export type SubjectKind = 'path' | 'name' | 'dest' | 'host';
 
-export type ParsedRuleKey =
-  | { ok: true; subject: string; port: RulePort }
-  | { ok: false; error: string };
+export type ParsedRuleKey = { ok: true; subject: string; port: RulePort } | { ok: false; error: string };
 
 const NAME_PREFIX = '@name:';
 const DEST_PREFIX = '@dest:';

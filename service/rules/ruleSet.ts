@@ -39,9 +39,7 @@ export interface RuleEntry {
   allow: boolean;
 }
 
-export type FromJSONResult =
-  | { ok: true; rules: RuleSet; warnings: string[] }
-  | { ok: false; error: string };
+export type FromJSONResult = { ok: true; rules: RuleSet; warnings: string[] } | { ok: false; error: string };
 
 export type SetRuleResult = { ok: true; key: string } | { ok: false; error: string };
 

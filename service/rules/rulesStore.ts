@@ -27,9 +27,7 @@ export interface RulesStoreOptions {
   lastGood?: LastGoodCopy;
 }
 
-export type RulesLoadResult =
-  | { ok: true; count: number; warnings: string[]; missing: boolean }
-  | { ok: false; error: string; inForce: string };
+export type RulesLoadResult = { ok: true; count: number; warnings: string[]; missing: boolean } | { ok: false; error: string; inForce: string };
 
 export type SetRuleStoreResult = { ok: true; key: string } | { ok: false; error: string };
 export type DeleteRuleResult = { ok: true; deleted: boolean } | { ok: false; error: string };
@@ -190,9 +188,7 @@ export class RulesStore {
   }
 
   private refusal(): SaveFailure | null {
-    return this.saveBlocked === null
-      ? null
-      : { ok: false, error: `refusing to save ${this.path}: ${this.saveBlocked}` };
+    return this.saveBlocked === null ? null : { ok: false, error: `refusing to save ${this.path}: ${this.saveBlocked}` };
   }
 
   private async write(rules: RuleSet): Promise<SaveResult> {
@@ -223,7 +219,10 @@ export class RulesStore {
     const copy = text === null || text === undefined ? null : RuleSet.fromJSON(safeParse(text));
     if (copy?.ok) {
       this.replace(copy.rules);
-      this.logger?.error({ path: this.path, error, lastGood: this.lastGood?.path, rules: copy.rules.size }, 'rules.json not loaded at start; the last good copy is in force');
+      this.logger?.error(
+        { path: this.path, error, lastGood: this.lastGood?.path, rules: copy.rules.size },
+        'rules.json not loaded at start; the last good copy is in force',
+      );
       return { ok: false, error, inForce: `the last good copy (${copy.rules.size} rules, ${this.lastGood?.path}) is in force` };
     }
     this.logger?.error({ path: this.path, error }, 'rules.json not loaded at start and no last good copy: no rules in force');

@@ -36,13 +36,16 @@ describe('bastion check-config', () => {
   });
 
   it('validates host rules: a name or *.suffix counts, anything else is named in a warning', async () => {
-    const rules = file('r-host.json', JSON.stringify({
-      '@host:example.org:443': true,
-      '@host:*.ads.test:*': false,
-      '@dest:10.201.1.2:*:*': true,
-      '@host:bad name.test:443': true,
-      '@host:*:80': true,
-    }));
+    const rules = file(
+      'r-host.json',
+      JSON.stringify({
+        '@host:example.org:443': true,
+        '@host:*.ads.test:*': false,
+        '@dest:10.201.1.2:*:*': true,
+        '@host:bad name.test:443': true,
+        '@host:*:80': true,
+      }),
+    );
     const forms = 'an absolute path, @name:<comm>, @dest:<ip>:<port or *> or @host:<name or *.suffix>';
     assert.deepEqual(await checkConfigFiles({ rules }), {
       ok: true,
@@ -100,12 +103,17 @@ describe('bastion install-file', () => {
     chownSync(foreign, 65534, 65534);
     const cases: [Partial<InstallFileOptions>, string][] = [
       [{ source: good, target: '/etc/passwd' }, `refusing /etc/passwd: only ${join(dir, 'rules.json')} may be replaced`],
-      [{ source: good, kind: 'config', target: join(dir, 'rules.json') }, `refusing ${join(dir, 'rules.json')}: only ${join(dir, 'config.json')} may be replaced`],
+      [
+        { source: good, kind: 'config', target: join(dir, 'rules.json') },
+        `refusing ${join(dir, 'rules.json')}: only ${join(dir, 'config.json')} may be replaced`,
+      ],
       [{ source: link }, `${link} is a symlink; refusing to follow it`],
       [{ source: file('bad.json', '{"a": ') }, `${join(dir, 'bad.json')}: not valid JSON: `],
       [{ source: foreign, callerUid: 1000 }, `${foreign} does not belong to the calling user (uid 1000)`],
-      [{ source: file('bad-config.json', '{"mode": "off"}'), kind: 'config', target: join(dir, 'config.json') },
-        `${join(dir, 'bad-config.json')}: mode must be "learning" or "enforcement", got "off"`],
+      [
+        { source: file('bad-config.json', '{"mode": "off"}'), kind: 'config', target: join(dir, 'config.json') },
+        `${join(dir, 'bad-config.json')}: mode must be "learning" or "enforcement", got "off"`,
+      ],
     ];
     for (const [o, error] of cases) {
       const result = await installFile(options(o));

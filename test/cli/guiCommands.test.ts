@@ -32,14 +32,9 @@ describe('bastion status', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.equal(
       r.stdout,
-      [
-        'mode:     enforcement (default action: deny)',
-        'helper:   not connected',
-        'rules:    2',
-        'clients:  1',
-        'decided:  0 (allowed 0, blocked 0)',
-        '',
-      ].join('\n'),
+      ['mode:     enforcement (default action: deny)', 'helper:   not connected', 'rules:    2', 'clients:  1', 'decided:  0 (allowed 0, blocked 0)', ''].join(
+        '\n',
+      ),
     );
   });
 
@@ -89,7 +84,10 @@ describe('bastion rules for host names', () => {
     assert.match(bad.stderr, /rule subject "@host:bad name" is not an absolute path, @name:<comm>, @dest:<ip>:<port or \*> or @host:<name or \*\.suffix>/);
     assert.equal((await bastion('rules', 'delete', '@host:example.org:443', '--socket', daemon.socket)).code, 0);
     assert.equal((await bastion('rules', 'delete', '@host:*.ads.test:*', '--socket', daemon.socket)).code, 0);
-    assert.equal(Object.keys(await daemon.rules()).some((k) => k.startsWith('@host:')), false);
+    assert.equal(
+      Object.keys(await daemon.rules()).some((k) => k.startsWith('@host:')),
+      false,
+    );
   });
 });
 
@@ -108,18 +106,27 @@ describe('bastion mode', () => {
     const r = await bastion('status', '--socket', `${daemon.dir.path}/nothing.sock`);
     const path = `${daemon.dir.path}/nothing.sock`;
     assert.equal(r.code, 1);
-    assert.equal(r.stderr, `bastion: cannot connect to ${path}: the service is not running (no socket there)\nbastion: systemctl status bastion-firewall says why\n`);
+    assert.equal(
+      r.stderr,
+      `bastion: cannot connect to ${path}: the service is not running (no socket there)\nbastion: systemctl status bastion-firewall says why\n`,
+    );
   });
 });
 
-describe('the service\'s log of CLI calls', () => {
+describe("the service's log of CLI calls", () => {
   it('connects and disconnects at debug level only: a CLI call puts no line in the journal at info', async () => {
     const d = await GuiDaemon.start({ logLevel: 'debug' });
     try {
       assert.equal((await bastion('status', '--socket', d.socket)).code, 0);
       await d.proc!.waitFor('GUI client disconnected');
       const lines = d.proc!.lines.filter((l) => l.msg === 'GUI client connected' || l.msg === 'GUI client disconnected');
-      assert.deepEqual(lines.map((l) => [l.msg, l.level]), [['GUI client connected', 20], ['GUI client disconnected', 20]]);
+      assert.deepEqual(
+        lines.map((l) => [l.msg, l.level]),
+        [
+          ['GUI client connected', 20],
+          ['GUI client disconnected', 20],
+        ],
+      );
       assert.equal((lines[0]!['peer'] as { uid: number }).uid, 0, 'the peer is still logged, at debug');
     } finally {
       await d.stop();
@@ -174,15 +181,31 @@ describe('bastion config', () => {
   });
 
   it('set: saved in config.json (unknown keys kept) and in force at once', async () => {
-    for (const [key, value] of [['allow_lan', 'true'], ['default_action', 'allow'], ['timeout_seconds', '90'], ['history_retention_days', '7'], ['log_decisions', 'true']]) {
+    for (const [key, value] of [
+      ['allow_lan', 'true'],
+      ['default_action', 'allow'],
+      ['timeout_seconds', '90'],
+      ['history_retention_days', '7'],
+      ['log_decisions', 'true'],
+    ]) {
       const r = await bastion('config', 'set', key!, value!, '--socket', d.socket);
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stderr + r.stdout, '', `${key} ${value}`);
     }
     assert.deepEqual(file(), {
-      mode: 'enforcement', timeout_seconds: 90, gui_theme: 'dark', default_action: 'allow', allow_localhost: true, allow_lan: true,
-      popup_enabled: true, notifications_enabled: true, log_decisions: true, inbound_protection: false, journal_decisions: true,
-      history_max_entries: 1_000_000, history_retention_days: 7,
+      mode: 'enforcement',
+      timeout_seconds: 90,
+      gui_theme: 'dark',
+      default_action: 'allow',
+      allow_localhost: true,
+      allow_lan: true,
+      popup_enabled: true,
+      notifications_enabled: true,
+      log_decisions: true,
+      inbound_protection: false,
+      journal_decisions: true,
+      history_max_entries: 1_000_000,
+      history_retention_days: 7,
     });
     const status = await d.request({ type: 'status' }, 'status');
     assert.deepEqual([status['default_action'], status['timeout_seconds']], ['allow', 90]);
@@ -197,7 +220,7 @@ describe('bastion config', () => {
     assert.equal((await bastion('config', 'set', 'mode', 'enforcement', '--socket', d.socket)).code, 0);
   });
 
-  it('refuses a bad value with the config.json parser\'s own error, and changes nothing', async () => {
+  it("refuses a bad value with the config.json parser's own error, and changes nothing", async () => {
     const before = readFileSync(d.configPath, 'utf8');
     const cases: [string, string, string][] = [
       ['timeout_seconds', 'abc', 'timeout_seconds must be a whole number of seconds, got "abc"'],
@@ -208,7 +231,11 @@ describe('bastion config', () => {
       ['mode', 'paranoid', 'mode must be "learning" or "enforcement", got "paranoid"'],
       ['history_retention_days', '0', 'history_retention_days must be a whole number from 1 to 3650, got 0'],
       ['history_max_entries', '20000000', 'history_max_entries must be a whole number from 0 to 10000000, got 20000000'],
-      ['colour', 'blue', 'unknown config key "colour"; the keys: mode, timeout_seconds, default_action, allow_localhost, allow_lan, popup_enabled, notifications_enabled, log_decisions, inbound_protection, journal_decisions, history_max_entries, history_retention_days'],
+      [
+        'colour',
+        'blue',
+        'unknown config key "colour"; the keys: mode, timeout_seconds, default_action, allow_localhost, allow_lan, popup_enabled, notifications_enabled, log_decisions, inbound_protection, journal_decisions, history_max_entries, history_retention_days',
+      ],
     ];
     for (const [key, value, error] of cases) {
       const r = await bastion('config', 'set', key, value, '--socket', d.socket);
@@ -224,7 +251,7 @@ describe('bastion config', () => {
     assert.ok(check.stderr.endsWith(`${other}: timeout_seconds must be a whole number of seconds, got "abc"\n`), check.stderr);
   });
 
-  it('a timeout outside 5..300 is clamped, as in the file, with the parser\'s warning', async () => {
+  it("a timeout outside 5..300 is clamped, as in the file, with the parser's warning", async () => {
     const r = await bastion('config', 'set', 'timeout_seconds', '1000', '--socket', d.socket);
     assert.equal(r.code, 0);
     assert.equal(r.stderr, 'bastion: warning: timeout_seconds 1000 is outside 5..300; using 300\n');

@@ -25,13 +25,13 @@ describe('monitor lines', () => {
     assert.deepEqual(formatDecision(base, NO_COLORS), ['03:04:05 ALLOW curl /usr/bin/curl → 198.18.0.2:80 TCP  [rule /usr/bin/curl:80]']);
   });
 
-  it('shows the destination\'s host name before its address when the helper learned it', () => {
+  it("shows the destination's host name before its address when the helper learned it", () => {
     assert.deepEqual(formatDecision({ ...base, host: 'www.example.org' }, NO_COLORS), [
       '03:04:05 ALLOW curl /usr/bin/curl → www.example.org (198.18.0.2:80) TCP  [rule /usr/bin/curl:80]',
     ]);
   });
 
-  it('marks a name from a resolver that is not the system\'s as unverified', () => {
+  it("marks a name from a resolver that is not the system's as unverified", () => {
     assert.deepEqual(formatDecision({ ...base, allow: false, reason: 'default', rule_key: null, unverified_host: 'www.bank.example' }, NO_COLORS), [
       '03:04:05 DENY  curl /usr/bin/curl → www.bank.example (unverified) (198.18.0.2:80) TCP  [default action]',
     ]);
@@ -47,7 +47,9 @@ describe('monitor lines', () => {
   });
 
   it('says how many connections one line stands for when the helper grouped them', () => {
-    assert.deepEqual(formatDecision({ ...base, connections: 12 }, NO_COLORS), ['03:04:05 ALLOW curl /usr/bin/curl → 198.18.0.2:80 TCP ×12  [rule /usr/bin/curl:80]']);
+    assert.deepEqual(formatDecision({ ...base, connections: 12 }, NO_COLORS), [
+      '03:04:05 ALLOW curl /usr/bin/curl → 198.18.0.2:80 TCP ×12  [rule /usr/bin/curl:80]',
+    ]);
   });
 
   it('names the reason when no rule decided, brackets IPv6, and says how many were missed', () => {
@@ -72,12 +74,23 @@ describe('monitor lines', () => {
 });
 
 describe('bastion prompt: a request whose name is unverified', () => {
-  const req = { request_id: 'python3-1', app_name: 'python3 (www.bank.example, unverified)', app_path: '/usr/bin/python3.11', dest_ip: '198.18.0.4', dest_port: 80, protocol: 'TCP', learning_mode: false };
+  const req = {
+    request_id: 'python3-1',
+    app_name: 'python3 (www.bank.example, unverified)',
+    app_path: '/usr/bin/python3.11',
+    dest_ip: '198.18.0.4',
+    dest_port: 80,
+    protocol: 'TCP',
+    learning_mode: false,
+  };
 
   it('says the name is not from the system resolver; a verified name gets no such line', () => {
     const lines = requestLines(req, NO_COLORS);
     assert.equal(lines[0], '? python3 (www.bank.example, unverified) wants to connect');
     assert.ok(lines.includes('  name not from the system resolver: anyone may have forged it'));
-    assert.equal(requestLines({ ...req, app_name: 'python3 (www.bank.example)' }, NO_COLORS).some((l) => l.includes('forged')), false);
+    assert.equal(
+      requestLines({ ...req, app_name: 'python3 (www.bank.example)' }, NO_COLORS).some((l) => l.includes('forged')),
+      false,
+    );
   });
 });

@@ -21,9 +21,14 @@ const NODE_CLI = [process.execPath, '--import', TSX, CLI];
 
 function bastion(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(NODE_CLI[0]!, [...NODE_CLI.slice(1), ...args], { timeout: 30_000, maxBuffer: 1 << 26, env: { ...process.env, NO_COLOR: '1' } }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
+    execFile(
+      NODE_CLI[0]!,
+      [...NODE_CLI.slice(1), ...args],
+      { timeout: 30_000, maxBuffer: 1 << 26, env: { ...process.env, NO_COLOR: '1' } },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -44,8 +49,21 @@ const NAMELESS = 4000123;
 
 function decision(overrides: Partial<DecisionEvent> = {}): DecisionEvent {
   return {
-    at: T0, pid: 3131, uid: 0, exe: '/usr/bin/curl', comm: 'curl', destIp: '198.51.100.7', port: 443, protocol: 'TCP',
-    allow: true, reason: 'rule', ruleKey: '/usr/bin/curl:443', attribution: 'sock_diag', lookupMicros: 1, connections: 1, ...overrides,
+    at: T0,
+    pid: 3131,
+    uid: 0,
+    exe: '/usr/bin/curl',
+    comm: 'curl',
+    destIp: '198.51.100.7',
+    port: 443,
+    protocol: 'TCP',
+    allow: true,
+    reason: 'rule',
+    ruleKey: '/usr/bin/curl:443',
+    attribution: 'sock_diag',
+    lookupMicros: 1,
+    connections: 1,
+    ...overrides,
   };
 }
 
@@ -63,12 +81,35 @@ describe('bastion log', () => {
   before(async () => {
     await writeHistory(small, [
       decision(),
-      decision({ at: T0 + 1000, uid: NAMELESS, exe: '/usr/bin/wget', comm: 'wget', allow: false, ruleKey: '/usr/bin/wget:*', host: 'www.example.org', destIp: '192.0.2.1' }),
-      decision({ at: T0 + 2000, uid: -1, exe: null, comm: null, destIp: '2001:db8::1', port: 53, protocol: 'UDP', reason: 'default', ruleKey: null, allow: false }),
+      decision({
+        at: T0 + 1000,
+        uid: NAMELESS,
+        exe: '/usr/bin/wget',
+        comm: 'wget',
+        allow: false,
+        ruleKey: '/usr/bin/wget:*',
+        host: 'www.example.org',
+        destIp: '192.0.2.1',
+      }),
+      decision({
+        at: T0 + 2000,
+        uid: -1,
+        exe: null,
+        comm: null,
+        destIp: '2001:db8::1',
+        port: 53,
+        protocol: 'UDP',
+        reason: 'default',
+        ruleKey: null,
+        allow: false,
+      }),
       decision({ at: T0 + 3000, reason: 'prompt', destIp: '192.0.2.2' }),
       decision({ at: T0 + 4000, destIp: '192.0.2.3' }),
     ]);
-    await writeHistory(big, Array.from({ length: 3000 }, (_, i) => decision({ at: T0 + i })));
+    await writeHistory(
+      big,
+      Array.from({ length: 3000 }, (_, i) => decision({ at: T0 + i })),
+    );
   });
   after(() => dir.remove());
 
@@ -180,7 +221,10 @@ describe('a closed stdout, for every client command', () => {
     const listeners = (): number => process.stdout.listenerCount('error');
     const seen: Record<string, number> = {};
     for (const name of ['helper', 'daemon', 'run']) program.command(name).action(() => void (seen[name] = listeners()));
-    program.command('rules').command('list').action(() => void (seen['rules list'] = listeners()));
+    program
+      .command('rules')
+      .command('list')
+      .action(() => void (seen['rules list'] = listeners()));
     const before = listeners();
     const original = new Map([process.stdout, process.stderr].map((s) => [s, s.listeners('error')] as const));
     try {
@@ -190,7 +234,8 @@ describe('a closed stdout, for every client command', () => {
       assert.equal(seen['rules list'], before + 1);
     } finally {
       // This process's own streams: the handlers the test added go again.
-      for (const [stream, kept] of original) for (const l of stream.listeners('error')) if (!kept.includes(l)) stream.off('error', l as (...args: unknown[]) => void);
+      for (const [stream, kept] of original)
+        for (const l of stream.listeners('error')) if (!kept.includes(l)) stream.off('error', l as (...args: unknown[]) => void);
     }
   });
 });

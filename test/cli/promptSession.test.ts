@@ -66,7 +66,13 @@ describe('prompt keys', () => {
   it('in learning mode "always" is an add_rule, as the tray sends it, and the rest send nothing', () => {
     const learning = { ...REQ, learning_mode: true };
     assert.deepEqual(replyFor(learning, false, 'always', true), {
-      type: 'add_rule', app_name: 'curl', app_path: '/usr/bin/curl', port: 443, dest_ip: '198.18.0.2', allow: false, all_ports: true,
+      type: 'add_rule',
+      app_name: 'curl',
+      app_path: '/usr/bin/curl',
+      port: 443,
+      dest_ip: '198.18.0.2',
+      allow: false,
+      all_ports: true,
     });
     assert.equal(replyFor(learning, true, 'session', false), null);
     assert.equal(replyFor(learning, true, 'once', false), null);
@@ -159,7 +165,10 @@ describe('timed answers', () => {
     }
     s.onMessage({ ...REQ, request_id: 'again' });
     s.onKey('t');
-    assert.deepEqual(sent.map((m) => m['duration']), [...TIMED_CHOICES, TIMED_CHOICES[0]]);
+    assert.deepEqual(
+      sent.map((m) => m['duration']),
+      [...TIMED_CHOICES, TIMED_CHOICES[0]],
+    );
   });
 
   it('in learning mode a timed answer sends nothing, like once and session', () => {
@@ -182,7 +191,12 @@ describe('timed answers', () => {
     const broker = new GuiPromptBroker({
       config: () => cfg,
       clients: () => [prompt],
-      recorder: new AnswerRecorder({ sessions, rules: { setRule: async () => ({ ok: false, error: 'unused' }) }, authorizer: new FixedAuthorizer({ ok: true }), log: silentLog }),
+      recorder: new AnswerRecorder({
+        sessions,
+        rules: { setRule: async () => ({ ok: false, error: 'unused' }) },
+        authorizer: new FixedAuthorizer({ ok: true }),
+        log: silentLog,
+      }),
       log: silentLog,
       clock,
     });
@@ -194,7 +208,13 @@ describe('timed answers', () => {
     s.onKey('w');
     s.onKey('T');
     const reply = sent[0]!;
-    broker.answer(prompt, { requestId: reply['request_id'] as string, allow: reply['allow'] as boolean, permanent: reply['permanent'] as boolean, allPorts: reply['all_ports'] as boolean, duration: reply['duration'] as string });
+    broker.answer(prompt, {
+      requestId: reply['request_id'] as string,
+      allow: reply['allow'] as boolean,
+      permanent: reply['permanent'] as boolean,
+      allPorts: reply['all_ports'] as boolean,
+      duration: reply['duration'] as string,
+    });
     const next = () => connection({ exe: '/usr/bin/curl', port: 443 }).record;
     clock.advance(3_599_000);
     const before = next();

@@ -38,7 +38,7 @@ after(async () => {
 });
 
 describe('the GUI socket for a user outside its group', () => {
-  it('the socket is root\'s group, mode 0660, and the user is in neither', () => {
+  it("the socket is root's group, mode 0660, and the user is in neither", () => {
     assert.equal(execFileSync('stat', ['-c', '%a %G', daemon.socket], { encoding: 'utf8' }), '660 root\n');
     assert.equal(execFileSync('id', ['-Gn', user.name], { encoding: 'utf8' }), `${user.name}\n`);
   });
@@ -56,7 +56,7 @@ describe('the GUI socket for a user outside its group', () => {
     });
   }
 
-  it('in the socket\'s group the same user gets its answer (the step is the fix)', async () => {
+  it("in the socket's group the same user gets its answer (the step is the fix)", async () => {
     const r = await bastionAs('socket group', 'rules', 'list', '--socket', daemon.socket);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stderr, '');
@@ -69,11 +69,14 @@ describe('the GUI socket for a user outside its group', () => {
     chmodSync(stale, 0o666);
     const r = await bastionAs('own', 'status', '--socket', stale);
     assert.equal(r.code, 1);
-    assert.equal(r.stderr, `bastion: cannot connect to ${stale}: the service is not running (nothing listens there)\nbastion: systemctl status bastion-firewall says why\n`);
+    assert.equal(
+      r.stderr,
+      `bastion: cannot connect to ${stale}: the service is not running (nothing listens there)\nbastion: systemctl status bastion-firewall says why\n`,
+    );
   });
 });
 
-describe('bastion config for a user in the socket\'s group who may not change it', () => {
+describe("bastion config for a user in the socket's group who may not change it", () => {
   it('get works (reading needs only the socket); set is refused with the reason, logged as a warning, and nothing changes', async () => {
     const got = await bastionAs('socket group', 'config', 'get', 'allow_lan', '--socket', daemon.socket);
     assert.equal(got.code, 0, got.stderr);

@@ -18,8 +18,15 @@ const COMM_SHOWN = 'firefox\\x1b[2K\\x1b[1G\\x0d';
 const PATH_SHOWN = '/tmp/evil\\x1b]0;firefox\\x07\\x0d\\x1b[2K/usr/lib/firefox/firefox\\u0085\\u202e';
 
 const request: ConnectionRequest = {
-  type: 'connection_request', request_id: 'r1', app_name: COMM, app_path: PATH, app_category: 'unknown',
-  dest_ip: '198.51.100.7', dest_port: 443, protocol: 'TCP', learning_mode: false,
+  type: 'connection_request',
+  request_id: 'r1',
+  app_name: COMM,
+  app_path: PATH,
+  app_category: 'unknown',
+  dest_ip: '198.51.100.7',
+  dest_port: 443,
+  protocol: 'TCP',
+  learning_mode: false,
 } as ConnectionRequest;
 
 describe('terminal views of a program with escapes in its name and path', () => {
@@ -33,7 +40,7 @@ describe('terminal views of a program with escapes in its name and path', () => 
     ]);
   });
 
-  it('bastion prompt: the whole session\'s output holds no raw control character (a service error text included)', () => {
+  it("bastion prompt: the whole session's output holds no raw control character (a service error text included)", () => {
     let out = '';
     const session = new PromptSession({ send: () => undefined, write: (t) => (out += t), tty: false, colors: NO_COLORS, timeoutSeconds: 60, now: () => 0 });
     session.start();
@@ -44,8 +51,19 @@ describe('terminal views of a program with escapes in its name and path', () => 
   });
 
   const decision: DecisionMessage = {
-    time: '2026-12-05T13:10:53.000Z', pid: 7, app_name: COMM, app_path: PATH, dest_ip: '198.51.100.7', dest_port: 443, protocol: 'TCP',
-    allow: true, reason: 'rule', rule_key: `${PATH}:443`, connections: 1, missed: 0, host: 'www.example.org',
+    time: '2026-12-05T13:10:53.000Z',
+    pid: 7,
+    app_name: COMM,
+    app_path: PATH,
+    dest_ip: '198.51.100.7',
+    dest_port: 443,
+    protocol: 'TCP',
+    allow: true,
+    reason: 'rule',
+    rule_key: `${PATH}:443`,
+    connections: 1,
+    missed: 0,
+    host: 'www.example.org',
   } as DecisionMessage;
 
   it('bastion monitor: the decision line, exactly', () => {
@@ -61,7 +79,21 @@ describe('terminal views of a program with escapes in its name and path', () => 
   });
 
   it('bastion log --json: the real values, with C1 and bidi written as JSON escapes', () => {
-    const row = { at: Date.parse(decision.time), pid: 7, uid: 1000, comm: COMM, program: PATH, host: null, dest: '198.51.100.7', port: 443, protocol: 'TCP', allow: true, reason: 'rule', rule: null, connections: 1 };
+    const row = {
+      at: Date.parse(decision.time),
+      pid: 7,
+      uid: 1000,
+      comm: COMM,
+      program: PATH,
+      host: null,
+      dest: '198.51.100.7',
+      port: 443,
+      protocol: 'TCP',
+      allow: true,
+      reason: 'rule',
+      rule: null,
+      connections: 1,
+    };
     const text = visibleJson(rowJson(row as Parameters<typeof rowJson>[0]));
     assert.equal(rawControls(text), 0);
     assert.ok(text.includes('"app_path":"/tmp/evil\\u001b]0;firefox\\u0007\\r\\u001b[2K/usr/lib/firefox/firefox\\u0085\\u202e"'));

@@ -11,9 +11,25 @@ import { tempDir } from '../support/bastion.js';
 /** Each packet id its own destination port, so no two are grouped unless a test says so. */
 function record(packetId: number, helperVerdict?: 'accept' | 'drop', dstPort = 1000 + packetId): PacketRecord {
   return {
-    packetId, family: 4, protocol: 6, srcAddr: new Uint8Array([10, 0, 0, 1]), dstAddr: new Uint8Array([10, 0, 0, 2]),
-    srcPort: 40000 + packetId, dstPort, icmpType: -1, icmpCode: -1, inIfindex: 0, outIfindex: 2, uid: 0, gid: 0,
-    malformed: false, process: null, socketInode: 0, attribution: 'not_found', lookupMicros: 0, payloadLength: 60,
+    packetId,
+    family: 4,
+    protocol: 6,
+    srcAddr: new Uint8Array([10, 0, 0, 1]),
+    dstAddr: new Uint8Array([10, 0, 0, 2]),
+    srcPort: 40000 + packetId,
+    dstPort,
+    icmpType: -1,
+    icmpCode: -1,
+    inIfindex: 0,
+    outIfindex: 2,
+    uid: 0,
+    gid: 0,
+    malformed: false,
+    process: null,
+    socketInode: 0,
+    attribution: 'not_found',
+    lookupMicros: 0,
+    payloadLength: 60,
     ...(helperVerdict ? { helperVerdict } : {}),
   };
 }
@@ -62,7 +78,10 @@ describe('bus channel batching', () => {
     received.length = 0;
     for (let i = 1; i <= 5; i++) sender.sendReports([record(i, 'accept')]);
     const batches = await recordsArrived(5);
-    assert.deepEqual(batches.map((b) => b.map((r) => r.packetId)), [[1, 2, 3, 4, 5]]);
+    assert.deepEqual(
+      batches.map((b) => b.map((r) => r.packetId)),
+      [[1, 2, 3, 4, 5]],
+    );
     assert.ok(batches[0]!.every((r) => r.helperVerdict === 'accept'));
   });
 
@@ -84,7 +103,10 @@ describe('bus channel batching', () => {
     // Waiting for the timer would have sent all of them in one message.
     assert.equal(batches[0]!.length, REPORT_BATCH);
     assert.ok(batches.length >= 2);
-    assert.deepEqual(batches.flat().map((r) => r.packetId), reports.map((r) => r.packetId));
+    assert.deepEqual(
+      batches.flat().map((r) => r.packetId),
+      reports.map((r) => r.packetId),
+    );
   });
 
   it('reports of the same program, destination and verdict become one record with a count', async () => {

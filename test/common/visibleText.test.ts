@@ -9,7 +9,6 @@ import { VISIBLE_LOG_OPTIONS } from '../../common/log.js';
 import { visible, visibleFields, visibleJson } from '../../common/visibleText.js';
 import { RAW_CONTROL } from '../support/rawControl.js';
 
-
 const CASES: [name: string, input: string, output: string][] = [
   ['plain ASCII path', '/usr/bin/curl', '/usr/bin/curl'],
   ['spaces, quotes, brackets stay', '/opt/My App (x86)/"a" [b]', '/opt/My App (x86)/"a" [b]'],
@@ -44,7 +43,7 @@ describe('visible(): the escape table', () => {
     });
   }
 
-  it('extra ASCII on request (the journal line\'s syntax), as \\xNN', () => {
+  it("extra ASCII on request (the journal line's syntax), as \\xNN", () => {
     assert.equal(visible('a "b" [c] (d) -e', { also: '"[()' }), 'a \\x22b\\x22 \\x5bc] \\x28d\\x29 -e');
     assert.equal(visible('x]-^\\', { also: ']-^' }), 'x\\x5d\\x2d\\x5e\\\\');
     assert.throws(() => visible('a', { also: 'é' }));
@@ -90,7 +89,7 @@ describe('visibleJson(): JSON output for terminals', () => {
 });
 
 describe('log lines', () => {
-  it('visibleFields escapes strings at any depth and keeps numbers, errors and a stack\'s lines', () => {
+  it("visibleFields escapes strings at any depth and keeps numbers, errors and a stack's lines", () => {
     const err = new Error('x');
     const out = visibleFields({ exe: '/tmp/\x1b]0;t\x07', n: 3, list: ['\u202e'], nested: { key: '\u0085:80' }, err, stack: 'a\x1b\nb' });
     assert.deepEqual(out, { exe: '/tmp/\\x1b]0;t\\x07', n: 3, list: ['\\u202e'], nested: { key: '\\u0085:80' }, err, stack: 'a\\x1b\nb' });

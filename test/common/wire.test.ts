@@ -58,7 +58,21 @@ function plain(value: unknown): unknown {
 
 describe('bus codec', () => {
   it('round-trips a packet record with every field, uid 0 included', () => {
-    const icmp: PacketRecord = { ...record, packetId: 1, family: 4, protocol: 1, srcAddr: new Uint8Array([198, 18, 0, 1]), dstAddr: new Uint8Array([198, 18, 0, 2]), srcPort: 0, dstPort: 0, icmpType: 8, icmpCode: 0, uid: 0, process: null, attribution: 'unsupported' };
+    const icmp: PacketRecord = {
+      ...record,
+      packetId: 1,
+      family: 4,
+      protocol: 1,
+      srcAddr: new Uint8Array([198, 18, 0, 1]),
+      dstAddr: new Uint8Array([198, 18, 0, 2]),
+      srcPort: 0,
+      dstPort: 0,
+      icmpType: 8,
+      icmpCode: 0,
+      uid: 0,
+      process: null,
+      attribution: 'unsupported',
+    };
     const m = roundTrip({ kind: 'packets', records: [record, icmp] });
     assert.deepEqual(plain(m), plain({ kind: 'packets', records: [record, icmp] }));
   });
@@ -78,7 +92,13 @@ describe('bus codec', () => {
   });
 
   it('carries the destination host name, and drops one that breaks the host-name grammar', () => {
-    const named = roundTrip({ kind: 'packets', records: [{ ...record, host: 'www.example.org' }, { ...record, packetId: 3, host: 'bad\u001b[2J.org' }] });
+    const named = roundTrip({
+      kind: 'packets',
+      records: [
+        { ...record, host: 'www.example.org' },
+        { ...record, packetId: 3, host: 'bad\u001b[2J.org' },
+      ],
+    });
     assert.ok(named.kind === 'packets');
     assert.equal(named.records[0]!.host, 'www.example.org');
     assert.equal('host' in named.records[1]!, false);
@@ -121,10 +141,23 @@ describe('bus codec', () => {
   it('round-trips hello and heartbeat', () => {
     const hello: BusMessage = {
       kind: 'hello',
-      hello: { role: 'helper', softwareVersion: '0.1.0', protocolVersion: 1, pid: 7, capabilities: ['sock_diag', 'ipv6'], queueNum: 1, ackDeadlineMs: 1000, maxHoldMs: 310000 },
+      hello: {
+        role: 'helper',
+        softwareVersion: '0.1.0',
+        protocolVersion: 1,
+        pid: 7,
+        capabilities: ['sock_diag', 'ipv6'],
+        queueNum: 1,
+        ackDeadlineMs: 1000,
+        maxHoldMs: 310000,
+      },
     };
     assert.deepEqual(roundTrip(hello), hello);
-    const hb: BusMessage = { kind: 'heartbeat', sentAtMs: Date.now(), helper: { packets: 10, malformed: 1, overruns: 0, fallbackVerdicts: 2, pending: 3, badFrames: 4, cacheHits: 5, fastAnswered: 3 } };
+    const hb: BusMessage = {
+      kind: 'heartbeat',
+      sentAtMs: Date.now(),
+      helper: { packets: 10, malformed: 1, overruns: 0, fallbackVerdicts: 2, pending: 3, badFrames: 4, cacheHits: 5, fastAnswered: 3 },
+    };
     assert.deepEqual(roundTrip(hb), hb);
     assert.deepEqual(roundTrip({ kind: 'heartbeat', sentAtMs: 5, helper: null }), { kind: 'heartbeat', sentAtMs: 5, helper: null });
   });
@@ -136,7 +169,11 @@ describe('bus codec', () => {
     ['a frame over the size limit', new Uint8Array(MAX_FRAME_BYTES + 1), /exceeds/],
     ['a record without a family', encodeBusMessage({ kind: 'packets', records: [{ ...record, family: 0 as 4 }] }), /without an IP family/],
     ['a record with a 5-byte address', encodeBusMessage({ kind: 'packets', records: [{ ...record, family: 4 }] }), /bad address length/],
-    ['a verdict without an action', encodeBusMessage({ kind: 'verdicts', verdicts: [{ packetId: 1, action: 'unspecified' as 'accept' }] }), /without an action/],
+    [
+      'a verdict without an action',
+      encodeBusMessage({ kind: 'verdicts', verdicts: [{ packetId: 1, action: 'unspecified' as 'accept' }] }),
+      /without an action/,
+    ],
   ];
   for (const [name, frame, error] of refusals) {
     it(`refuses ${name} with a clear error`, () => {

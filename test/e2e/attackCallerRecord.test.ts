@@ -45,7 +45,10 @@ describe('the caller record cannot be pushed out or dodged (issue 18)', { skip: 
   }
 
   it('curl itself is let out over UDP (the rule works)', async () => {
-    const run = await attacker.run(fw.net.client, `python3 -c "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.connect(('${fw.net.serverV4}', 80)); s.send(b'x')"`);
+    const run = await attacker.run(
+      fw.net.client,
+      `python3 -c "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.connect(('${fw.net.serverV4}', 80)); s.send(b'x')"`,
+    );
     assert.equal(run.code, 0, run.stderr);
     await settle();
     assert.equal(fw.datagramsReceived(80), 0, 'python3 is not allowed');

@@ -36,7 +36,8 @@ const EVIL_NAME_SHOWN = 'ff\\x1b[2K\\x0d\\u0085\\u202e';
 const BAD_DIR_SHOWN = 'B\\ufffd\\x1b]0;title\\x07';
 const BAD_NAME_SHOWN = 'gg\\ufffd';
 /** What a journal line shows: also `"`, `[`, `(`, `)` escaped. */
-const EVIL_DIR_LINE = 'A fire\\x0afox\\x1b\\x5b2K\\x1b\\x5b1G\\x1b]0;firefox\\x07\\x0d\\u0085\\u202e\\x29 -> 10.9.9.9:443 \\x22 dst=\\x2210.9.9.9:443 \\x5bRULE:ALLOW] \\\\';
+const EVIL_DIR_LINE =
+  'A fire\\x0afox\\x1b\\x5b2K\\x1b\\x5b1G\\x1b]0;firefox\\x07\\x0d\\u0085\\u202e\\x29 -> 10.9.9.9:443 \\x22 dst=\\x2210.9.9.9:443 \\x5bRULE:ALLOW] \\\\';
 const EVIL_NAME_LINE = 'ff\\x1b\\x5b2K\\x0d\\u0085\\u202e';
 
 /** A CLI child (stdout and stderr piped, no colours), with everything it wrote. */
@@ -98,7 +99,10 @@ describe('text a program controls is shown escaped, and the journal keeps its fi
     // The user's own copies of curl (root makes them in the user's directory and hands them over).
     const home = Buffer.from(user.home);
     const slash = Buffer.from('/');
-    for (const [dir, name] of [[Buffer.from(EVIL_DIR), Buffer.from(EVIL_NAME)], [BAD_DIR, BAD_NAME]] as const) {
+    for (const [dir, name] of [
+      [Buffer.from(EVIL_DIR), Buffer.from(EVIL_NAME)],
+      [BAD_DIR, BAD_NAME],
+    ] as const) {
       const d = Buffer.concat([home, slash, dir]);
       const f = Buffer.concat([d, slash, name]);
       mkdirSync(d);
@@ -120,7 +124,9 @@ describe('text a program controls is shown escaped, and the journal keeps its fi
 
   /** The program under `glob` (in the user's directory) fetches from the server, as the user. */
   const fetchAs = (glob: string): Promise<string> =>
-    user.run(fw.net.client, `for f in ${glob}; do exec "$f" -s -o /dev/null -m 20 -w '%{http_code}' http://${fw.net.serverV4}/; done`, 40_000).then((r) => r.stdout);
+    user
+      .run(fw.net.client, `for f in ${glob}; do exec "$f" -s -o /dev/null -m 20 -w '%{http_code}' http://${fw.net.serverV4}/; done`, 40_000)
+      .then((r) => r.stdout);
 
   it('prompt, monitor, log and the journal: no raw control character, the true fields, the real path on the GUI socket', async () => {
     const gui = await GuiConnection.connect(fw.guiSocket, { client: 'test tray', answersPrompts: true });
@@ -185,8 +191,15 @@ describe('text a program controls is shown escaped, and the journal keeps its fi
         { type: 'POPUP', app: 'gg\\ufffd', path: 'unknown', ip, port: '80' },
         { type: 'USER', action: 'BLOCK', app: 'gg\\ufffd', ip, port: '80', user: uid },
       ]);
-      assert.equal(messages.reduce((n, m) => n + rawControls(m), 0), 0);
-      assert.equal(entries.flatMap((f) => Object.values(f)).reduce((n, v) => n + rawControls(v), 0), 0, 'a raw control in a BASTION_* field');
+      assert.equal(
+        messages.reduce((n, m) => n + rawControls(m), 0),
+        0,
+      );
+      assert.equal(
+        entries.flatMap((f) => Object.values(f)).reduce((n, v) => n + rawControls(v), 0),
+        0,
+        'a raw control in a BASTION_* field',
+      );
 
       // bastion log, as text and as JSON (the history is written every 500 ms).
       let text = '';
@@ -197,8 +210,14 @@ describe('text a program controls is shown escaped, and the journal keeps its fi
       assert.ok(text.includes(`ALLOW ${EVIL_NAME_SHOWN} ${evilShown} → ${ip}:80 TCP  [answered ${evilShown}:80]\n`), text);
       assert.ok(text.includes(`DENY  ${BAD_NAME_SHOWN} ${badShown} (other mount namespace: exe does not match path) → ${ip}:80 TCP  [answered]`), text);
       const json = await bastionLog(['--history', history, '--json']);
-      const rows = json.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-      assert.ok(rows.some((r) => r['app_path'] === evilPath && r['app_name'] === EVIL_NAME), 'bastion log --json lost the real path');
+      const rows = json
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      assert.ok(
+        rows.some((r) => r['app_path'] === evilPath && r['app_name'] === EVIL_NAME),
+        'bastion log --json lost the real path',
+      );
 
       // The service's own log (pino JSON lines): the prompt it opened names the path escaped.
       const opened = fw.daemon!.lines.find((l) => l.msg === 'prompt opened' && String(l['exe']).includes('fire'));
@@ -206,7 +225,13 @@ describe('text a program controls is shown escaped, and the journal keeps its fi
       const strings = (v: unknown): string[] => (typeof v === 'string' ? [v] : v && typeof v === 'object' ? Object.values(v).flatMap(strings) : []);
       const serviceLog = fw.daemon!.lines.flatMap(strings).join('\n');
 
-      const counts = { prompt: rawControls(prompt.out), monitor: rawControls(monitor.out), log: rawControls(text), logJson: rawControls(json), serviceLog: rawControls(serviceLog) };
+      const counts = {
+        prompt: rawControls(prompt.out),
+        monitor: rawControls(monitor.out),
+        log: rawControls(text),
+        logJson: rawControls(json),
+        serviceLog: rawControls(serviceLog),
+      };
       console.log(`# raw control characters printed: ${JSON.stringify(counts)}`);
       assert.deepEqual(counts, { prompt: 0, monitor: 0, log: 0, logJson: 0, serviceLog: 0 });
       prompt.child.stdin!.write('q');

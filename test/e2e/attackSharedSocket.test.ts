@@ -62,9 +62,12 @@ function attacksWith(title: string, helperArgs: string[], expectNone: boolean): 
     });
 
     const proven = !helperArgs.includes('--no-caller-bpf') || helperArgs.includes('--weak-identity');
-    it(proven ? 'curl itself is let out (the rule works)' : "curl itself is not let out either: nothing proves it connected its socket (the default applies)", () => {
-      assert.equal(fw.http(fw.net.serverV4, 5), proven);
-    });
+    it(
+      proven ? 'curl itself is let out (the rule works)' : 'curl itself is not let out either: nothing proves it connected its socket (the default applies)',
+      () => {
+        assert.equal(fw.http(fw.net.serverV4, 5), proven);
+      },
+    );
 
     for (const protocol of ['tcp', 'udp'] as const) {
       for (const mode of ['fork', 'scm'] as const) {

@@ -32,7 +32,12 @@ function rootCurls(fw: TestFirewall): { stop: () => Promise<RootConnects> } {
   let running = true;
   const loop = (async () => {
     while (running) {
-      const r = await fw.net.runAsync(fw.net.client, CURL, ['-s', '-o', '/dev/null', '-m', '10', '-w', '%{time_connect}', `http://${fw.net.serverV4}:80/`], 15_000);
+      const r = await fw.net.runAsync(
+        fw.net.client,
+        CURL,
+        ['-s', '-o', '/dev/null', '-m', '10', '-w', '%{time_connect}', `http://${fw.net.serverV4}:80/`],
+        15_000,
+      );
       if (r.code === 0) result.ms.push(Number(r.stdout) * 1000);
       else result.failed++;
       await new Promise((resolve) => setTimeout(resolve, 100));
@@ -53,7 +58,10 @@ function percentile(values: number[], p: number): number {
 }
 
 function describeConnects(r: RootConnects): string {
-  const slowest = r.ms.map((ms, i) => [ms, i + 1] as const).sort((a, b) => b[0] - a[0]).slice(0, 3);
+  const slowest = r.ms
+    .map((ms, i) => [ms, i + 1] as const)
+    .sort((a, b) => b[0] - a[0])
+    .slice(0, 3);
   return (
     `root's allowed connects: ${r.ms.length} ok, ${r.failed} failed, p50 ${percentile(r.ms, 50).toFixed(1)} ms, p99 ${percentile(r.ms, 99).toFixed(1)} ms; ` +
     `slowest ${slowest.map(([ms, n]) => `${ms.toFixed(1)} ms (#${n})`).join(', ')}`
@@ -90,7 +98,9 @@ describe('3. a stalled helper (issue 11)', { skip: !existsSync(CURL) && `${CURL}
       assert.match(attack.stdout, /^parked 200$/m, `the attack could not be set up: ${attack.stderr}`);
       const summary = await helperSummary(fw);
       const counters = summary['counters'] as { fallbackVerdicts: number };
-      t.diagnostic(`parked sockets: ${fw.connectionsReceived(DENIED_PORT)} of 200 got out; fallback verdicts ${counters.fallbackVerdicts}; helper blocked ${String(summary['stalledMs'])} ms in all`);
+      t.diagnostic(
+        `parked sockets: ${fw.connectionsReceived(DENIED_PORT)} of 200 got out; fallback verdicts ${counters.fallbackVerdicts}; helper blocked ${String(summary['stalledMs'])} ms in all`,
+      );
       t.diagnostic(describeConnects(root));
       assert.equal(fw.connectionsReceived(DENIED_PORT), 0);
       assert.equal(counters.fallbackVerdicts, 0, 'a packet got the fallback verdict');
@@ -108,7 +118,9 @@ describe('3. a stalled helper (issue 11)', { skip: !existsSync(CURL) && `${CURL}
       const sent = await flood;
       const root = await curls.stop();
       const summary = await helperSummary(fw);
-      t.diagnostic(`${sent.stdout.trim()} flood datagrams; ${denied.stdout.trim()}; the helper dropped ${String(summary['floodDrops'])} for their user's share`);
+      t.diagnostic(
+        `${sent.stdout.trim()} flood datagrams; ${denied.stdout.trim()}; the helper dropped ${String(summary['floodDrops'])} for their user's share`,
+      );
       t.diagnostic(describeConnects(root));
       assert.match(denied.stdout, /^connected 0 of 40$/m, denied.stderr);
       assert.equal(fw.connectionsReceived(DENIED_PORT), 0);

@@ -10,17 +10,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { TestFirewall } from '../support/firewall.js';
-import {
-  buildOneshot,
-  loggedDecisions,
-  nameCopies,
-  runJobs,
-  startServers,
-  tally,
-  type Job,
-  type JobResult,
-  type LoggedDecision,
-} from '../support/oneshot.js';
+import { buildOneshot, loggedDecisions, nameCopies, runJobs, startServers, tally, type Job, type JobResult, type LoggedDecision } from '../support/oneshot.js';
 
 const ONE_SHOTS = 200;
 const CONCURRENCY = 8;
@@ -104,7 +94,11 @@ describe('processes that live longer, fork or exec', () => {
     const ofHolder = decisions.filter((d) => d.exe === holder);
     assert.equal(ofHolder.length, 100);
     assert.deepEqual(new Set(ofHolder.map((d) => d.pid)), new Set([held!.pid]));
-    assertEachCredited(exes, results, decisions.filter((d) => d.exe !== holder));
+    assertEachCredited(
+      exes,
+      results,
+      decisions.filter((d) => d.exe !== holder),
+    );
   });
 
   it("forked children's connections are credited to each child, not to their parent", async () => {
@@ -113,7 +107,10 @@ describe('processes that live longer, fork or exec', () => {
     const [parent] = run([[forker!, 'fork', '10', host(4), String(TCP_PORT)]]);
     const children = parent!.stdout.trim().split('\n').map(Number);
     const decisions = await decisionsSince(since, 10, 'TCP', TCP_PORT);
-    assert.deepEqual(decisions.map((d) => d.exe), Array(10).fill(forker));
+    assert.deepEqual(
+      decisions.map((d) => d.exe),
+      Array(10).fill(forker),
+    );
     assert.deepEqual(new Set(decisions.map((d) => d.pid)), new Set(children));
     assert.equal(children.includes(parent!.pid), false);
   });

@@ -28,7 +28,9 @@ function hasCommand(cmd: string): boolean {
   }
 }
 
-const btrfsInKernel = readFileSync('/proc/filesystems', 'utf8').split('\n').some((l) => l.trim() === 'btrfs');
+const btrfsInKernel = readFileSync('/proc/filesystems', 'utf8')
+  .split('\n')
+  .some((l) => l.trim() === 'btrfs');
 const skip =
   (!existsSync(CURL) && `${CURL} is not installed`) ||
   (!btrfsInKernel && 'the kernel has no btrfs (/proc/filesystems)') ||
@@ -171,7 +173,13 @@ async function waitForLine(lines: LogLine[], from: number, test: (l: LogLine) =>
   for (;;) {
     const found = lines.slice(from).find(test);
     if (found) return found;
-    if (Date.now() > deadline) throw new Error(`no such log line within ${timeoutMs} ms; last lines:\n${lines.slice(-10).map((l) => JSON.stringify(l)).join('\n')}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `no such log line within ${timeoutMs} ms; last lines:\n${lines
+          .slice(-10)
+          .map((l) => JSON.stringify(l))
+          .join('\n')}`,
+      );
     await settle(50);
   }
 }

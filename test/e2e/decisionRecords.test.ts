@@ -20,7 +20,14 @@ function bastionLog(...args: string[]): Promise<Record<string, unknown>[]> {
   return new Promise((resolve, reject) => {
     execFile(process.execPath, ['--import', TSX, CLI, 'log', '--json', ...args], { timeout: 30_000 }, (err, stdout, stderr) => {
       if (err) reject(new Error(`bastion log failed: ${stderr}`));
-      else resolve(stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>));
+      else
+        resolve(
+          stdout
+            .trim()
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => JSON.parse(l) as Record<string, unknown>),
+        );
     });
   });
 }
@@ -40,13 +47,33 @@ describe('the service records real connections', () => {
       assert.notEqual((await fetchFrom(fw, exe['curl-no']!, 2)).code, 0);
 
       const deadline = Date.now() + 10_000;
-      const mine = () => receiver.received.map(parseNativeEntry).filter((f) => f['BASTION_PROGRAM'] === exe['curl-ok'] || f['BASTION_PROGRAM'] === exe['curl-no']);
+      const mine = () =>
+        receiver.received.map(parseNativeEntry).filter((f) => f['BASTION_PROGRAM'] === exe['curl-ok'] || f['BASTION_PROGRAM'] === exe['curl-no']);
       while (new Set(mine().map((f) => f['BASTION_PROGRAM'])).size < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
       const parsed = mine().map((f) => guiParse(journalctlLine(f)));
-      assert.ok(parsed.every((p) => p !== null), `unparsed: ${JSON.stringify(mine())}`);
+      assert.ok(
+        parsed.every((p) => p !== null),
+        `unparsed: ${JSON.stringify(mine())}`,
+      );
       const byProgram = new Map(parsed.map((p) => [p!['path'], p!]));
-      assert.deepEqual(byProgram.get(exe['curl-ok']), { type: 'RULE', action: 'ALLOW', app: 'curl-ok', path: exe['curl-ok'], ip: fw.net.serverV4, port: '80', user: '0' });
-      assert.deepEqual(byProgram.get(exe['curl-no']), { type: 'RULE', action: 'BLOCK', app: 'curl-no', path: exe['curl-no'], ip: fw.net.serverV4, port: '80', user: '0' });
+      assert.deepEqual(byProgram.get(exe['curl-ok']), {
+        type: 'RULE',
+        action: 'ALLOW',
+        app: 'curl-ok',
+        path: exe['curl-ok'],
+        ip: fw.net.serverV4,
+        port: '80',
+        user: '0',
+      });
+      assert.deepEqual(byProgram.get(exe['curl-no']), {
+        type: 'RULE',
+        action: 'BLOCK',
+        app: 'curl-no',
+        path: exe['curl-no'],
+        ip: fw.net.serverV4,
+        port: '80',
+        user: '0',
+      });
 
       // The history is written every 500 ms.
       let rows: Record<string, unknown>[] = [];
@@ -57,7 +84,13 @@ describe('the service records real connections', () => {
       }
       assert.ok(rows.length > 0, 'the deny is not in the history');
       assert.deepEqual(
-        { app_path: rows[0]!['app_path'], dest_ip: rows[0]!['dest_ip'], dest_port: rows[0]!['dest_port'], allow: rows[0]!['allow'], reason: rows[0]!['reason'] },
+        {
+          app_path: rows[0]!['app_path'],
+          dest_ip: rows[0]!['dest_ip'],
+          dest_port: rows[0]!['dest_port'],
+          allow: rows[0]!['allow'],
+          reason: rows[0]!['reason'],
+        },
         { app_path: exe['curl-no'], dest_ip: fw.net.serverV4, dest_port: 80, allow: false, reason: 'rule' },
       );
       const allowed = await bastionLog('--history', history, '--verdict', 'allow', '--program', 'curl-ok');

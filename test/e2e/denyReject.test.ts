@@ -77,7 +77,10 @@ describe('--deny-with drop', () => {
     const fw = await new TestFirewall({ config: { mode: 'enforcement', default_action: 'deny' }, helperArgs: ['--deny-with', 'drop'] }).start();
     try {
       const r = await fw.net.runAsync(fw.net.client, process.execPath, ['-e', CLIENT.replace('timeout: 3000', 'timeout: 1500'), fw.net.serverV4, '1'], 20_000);
-      assert.deepEqual((JSON.parse(r.stdout) as [string, number][]).map(([code]) => code), ['timeout']);
+      assert.deepEqual(
+        (JSON.parse(r.stdout) as [string, number][]).map(([code]) => code),
+        ['timeout'],
+      );
       assert.equal(fw.iptablesRules(4).includes('REJECT'), false);
     } finally {
       await fw.close();

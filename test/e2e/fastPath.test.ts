@@ -72,7 +72,7 @@ describe('the helper fast path', () => {
     await fw?.close();
   });
 
-  it('answers a known program\'s new connections itself, and each is still counted by the service', async () => {
+  it("answers a known program's new connections itself, and each is still counted by the service", async () => {
     client = new Client(fw);
     assert.deepEqual(await client.connect(fw.net.serverV4, 80, 20), Array(20).fill('ok'));
     const counters = await helperCounters(fw);
@@ -81,7 +81,7 @@ describe('the helper fast path', () => {
     assert.deepEqual(await fw.counters(), { total_connections: 20, allowed_connections: 20, blocked_connections: 0 });
   });
 
-  it('the same pid after an exec is not answered from the old program\'s verdict', async () => {
+  it("the same pid after an exec is not answered from the old program's verdict", async () => {
     assert.ok(client);
     assert.deepEqual(await client.connect(fw.net.serverV4, 80, 5), Array(5).fill('ok'));
     const before = (await helperCounters(fw)).fastAnswered;

@@ -111,8 +111,8 @@ describe('the service killed under load', () => {
       // The ack deadline is 1000 ms, checked every 50 ms: no packet may wait past it (plus
       // scheduling slack on a busy 2-core machine); with fail-open nothing is dropped.
       assert.ok(Math.max(...times) < 1500, `slowest connect ${Math.max(...times)} ms`);
-      const fallbacks = fw.helper!.lines
-        .filter((l) => l.msg === 'fallback verdicts applied')
+      const fallbacks = fw
+        .helper!.lines.filter((l) => l.msg === 'fallback verdicts applied')
         .reduce((sum, l) => sum + Object.values(l['byReason'] as Record<string, number>).reduce((a, b) => a + b, 0), 0);
       t.diagnostic(
         `service kill -9 under load: ${times.length} connections, all completed; slowest ${Math.max(...times)} ms ` +
@@ -132,7 +132,21 @@ describe('garbage on the ZeroMQ pair', () => {
       const rogue = new Pair({ linger: 0 });
       rogue.connect(fw.endpoint);
       for (const frame of [Buffer.from('not protobuf at all'), Buffer.from([0x08, 0xff]), Buffer.alloc(2 << 20)]) await rogue.send(frame);
-      await rogue.send(encodeBusMessage({ kind: 'hello', hello: { role: 'service', softwareVersion: 't', protocolVersion: PROTOCOL_VERSION, pid: 1, capabilities: [], queueNum: 0, ackDeadlineMs: 0, maxHoldMs: 0 } }));
+      await rogue.send(
+        encodeBusMessage({
+          kind: 'hello',
+          hello: {
+            role: 'service',
+            softwareVersion: 't',
+            protocolVersion: PROTOCOL_VERSION,
+            pid: 1,
+            capabilities: [],
+            queueNum: 0,
+            ackDeadlineMs: 0,
+            maxHoldMs: 0,
+          },
+        }),
+      );
       await fw.helper!.waitFor('policy service connected');
       assert.equal(fw.helper!.count('dropped a malformed frame'), 3);
       rogue.close();
@@ -149,12 +163,39 @@ describe('garbage on the ZeroMQ pair', () => {
     const endpoint = `ipc://${dir.path}/helper.sock`;
     const fake = new Pair({ linger: 0 });
     await fake.bind(endpoint);
-    const daemon = startBastion(['daemon', '--config', `${dir.path}/c.json`, '--rules', `${dir.path}/r.json`, '--endpoint', endpoint, '--socket', `${dir.path}/gui.sock`, '--socket-group', 'root', '--no-polkit']);
+    const daemon = startBastion([
+      'daemon',
+      '--config',
+      `${dir.path}/c.json`,
+      '--rules',
+      `${dir.path}/r.json`,
+      '--endpoint',
+      endpoint,
+      '--socket',
+      `${dir.path}/gui.sock`,
+      '--socket-group',
+      'root',
+      '--no-polkit',
+    ]);
     try {
       const [hello] = await fake.receive();
       assert.ok(hello);
       for (const frame of [Buffer.from('garbage'), Buffer.from([0x1a, 0x05, 0x0a, 0x03, 0x08])]) await fake.send(frame);
-      await fake.send(encodeBusMessage({ kind: 'hello', hello: { role: 'helper', softwareVersion: 't', protocolVersion: PROTOCOL_VERSION, pid: 1, capabilities: [], queueNum: 1, ackDeadlineMs: 1000, maxHoldMs: 1000 } }));
+      await fake.send(
+        encodeBusMessage({
+          kind: 'hello',
+          hello: {
+            role: 'helper',
+            softwareVersion: 't',
+            protocolVersion: PROTOCOL_VERSION,
+            pid: 1,
+            capabilities: [],
+            queueNum: 1,
+            ackDeadlineMs: 1000,
+            maxHoldMs: 1000,
+          },
+        }),
+      );
       await daemon.waitFor('helper connected');
       assert.equal(daemon.count('dropped a malformed frame'), 2);
     } finally {
@@ -172,11 +213,19 @@ describe('who may reach the helper', () => {
       await fw.startHelper();
       const path = fw.endpoint.slice('ipc://'.length);
       assert.equal(lstatSync(path).mode & 0o777, 0o660);
-      const probe = spawn(process.execPath, ['-e', `require('net').connect(process.argv[1]).on('connect', () => process.exit(0)).on('error', (e) => { console.log(e.code); process.exit(1); })`, path], {
-        uid: 65534,
-        gid: 65534,
-        stdio: ['ignore', 'pipe', 'ignore'],
-      });
+      const probe = spawn(
+        process.execPath,
+        [
+          '-e',
+          `require('net').connect(process.argv[1]).on('connect', () => process.exit(0)).on('error', (e) => { console.log(e.code); process.exit(1); })`,
+          path,
+        ],
+        {
+          uid: 65534,
+          gid: 65534,
+          stdio: ['ignore', 'pipe', 'ignore'],
+        },
+      );
       let out = '';
       probe.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
       const code = await new Promise<number | null>((r) => probe.once('exit', r));
@@ -195,7 +244,10 @@ describe('who may reach the helper', () => {
       symlinkSync(target, `${dir.path}/helper.sock`);
       const fw = new TestFirewall({});
       try {
-        const helper = startBastion(['helper', '--queue', String(fw.queue), '--endpoint', `ipc://${dir.path}/helper.sock`, '--socket-group', 'root', '--service-user', 'root'], fw.net.client);
+        const helper = startBastion(
+          ['helper', '--queue', String(fw.queue), '--endpoint', `ipc://${dir.path}/helper.sock`, '--socket-group', 'root', '--service-user', 'root'],
+          fw.net.client,
+        );
         const line = await helper.waitFor('refusing socket path');
         assert.equal(line.msg, `refusing socket path ${dir.path}/helper.sock: a symlink is planted there`);
         assert.equal(await helper.exited, 1);

@@ -18,8 +18,20 @@ interface Service {
 async function startService(dir: string, rulesPath = `${dir}/rules.json`, configPath = `${dir}/config.json`): Promise<Service> {
   const socket = `${dir}/gui.sock`;
   const daemon = startBastion([
-    'daemon', '--config', configPath, '--rules', rulesPath, '--endpoint', `ipc://${dir}/helper.sock`, '--socket', socket, '--socket-group', 'root', '--no-polkit',
-    '--state-dir', dir,
+    'daemon',
+    '--config',
+    configPath,
+    '--rules',
+    rulesPath,
+    '--endpoint',
+    `ipc://${dir}/helper.sock`,
+    '--socket',
+    socket,
+    '--socket-group',
+    'root',
+    '--no-polkit',
+    '--state-dir',
+    dir,
   ]);
   await daemon.waitFor('policy service started');
   return { daemon, socket };
@@ -34,7 +46,7 @@ async function request(socket: string, message: Record<string, unknown>, reply: 
   }
 }
 
-const ruleCount = async (socket: string): Promise<number> => ((await request(socket, { type: 'status' }, 'status'))['rules'] as number);
+const ruleCount = async (socket: string): Promise<number> => (await request(socket, { type: 'status' }, 'status'))['rules'] as number;
 
 describe('rule saves interrupted by kill -9', () => {
   it(`after ${SAVES} saves with kill -9 among them, rules.json is always a whole, valid file`, async (t: TestContext) => {
@@ -77,7 +89,10 @@ describe('rule saves interrupted by kill -9', () => {
       service = await startService(dir.path);
       assert.equal(await ruleCount(service.socket), SAVES);
       // Temp files of interrupted saves are gone once a save succeeded.
-      assert.deepEqual(readdirSync(dir.path).filter((n) => n.endsWith('.tmp')), []);
+      assert.deepEqual(
+        readdirSync(dir.path).filter((n) => n.endsWith('.tmp')),
+        [],
+      );
     } finally {
       await service?.daemon.stop();
       dir.remove();
@@ -90,15 +105,23 @@ describe('broken files at reload (SIGHUP)', () => {
     ['corrupt', (p) => writeFileSync(p, '{"/usr/bin/curl:80": tru'), /not valid JSON/],
     ['truncated (empty)', (p) => writeFileSync(p, ''), /not valid JSON/],
     ['non-object', (p) => writeFileSync(p, '[1, 2, 3]'), /must be a JSON object|not an object|array/],
-    ['100 MB', (p) => {
-      writeFileSync(p, '{}');
-      truncateSync(p, 100 * 1024 * 1024);
-    }, /too large/],
-    ['symlinked', (p) => {
-      rmSync(p);
-      writeFileSync(`${p}.target`, '{"/usr/bin/evil:*": true}');
-      symlinkSync(`${p}.target`, p);
-    }, /symlink/],
+    [
+      '100 MB',
+      (p) => {
+        writeFileSync(p, '{}');
+        truncateSync(p, 100 * 1024 * 1024);
+      },
+      /too large/,
+    ],
+    [
+      'symlinked',
+      (p) => {
+        rmSync(p);
+        writeFileSync(`${p}.target`, '{"/usr/bin/evil:*": true}');
+        symlinkSync(`${p}.target`, p);
+      },
+      /symlink/,
+    ],
   ];
 
   for (const [name, breakFile, message] of cases) {
@@ -202,7 +225,11 @@ describe('a full disk', () => {
       } catch {
         // ENOSPC once it is full: exactly what we want
       }
-      const reply = await request(service.socket, { type: 'add_rule', app_path: '/usr/bin/wget', app_name: 'wget', port: 443, allow: true, all_ports: false }, 'error');
+      const reply = await request(
+        service.socket,
+        { type: 'add_rule', app_path: '/usr/bin/wget', app_name: 'wget', port: 443, allow: true, all_ports: false },
+        'error',
+      );
       assert.equal(reply['type'], 'error');
       assert.match(String(reply['error']), /ENOSPC|no space/i);
       assert.equal(readFileSync(rulesPath, 'utf8'), original);

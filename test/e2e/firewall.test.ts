@@ -145,7 +145,10 @@ describe('faults', () => {
         const ours = rules.split('\n').filter((l) => l.startsWith(`-A ${fw.chain} `));
         assert.equal(ours.length, 4, rules);
         assert.match(ours[0]!, /^-A BASTION-OUT -p tcp -m mark --mark 0xb4570de1 .*-j REJECT --reject-with tcp-reset$/);
-        assert.match(ours[1]!, new RegExp(`^-A BASTION-OUT -m mark --mark 0xb4570de1 .*-j REJECT --reject-with icmp${family === 6 ? '6' : ''}-port-unreachable$`));
+        assert.match(
+          ours[1]!,
+          new RegExp(`^-A BASTION-OUT -m mark --mark 0xb4570de1 .*-j REJECT --reject-with icmp${family === 6 ? '6' : ''}-port-unreachable$`),
+        );
         assert.match(ours[2]!, /-m owner --uid-owner 0-999 .*-j NFQUEUE --queue-num 3 --queue-bypass$/);
         assert.match(ours[3]!, new RegExp(`-j NFQUEUE --queue-num ${fw.queue} --queue-bypass$`));
       }

@@ -56,17 +56,40 @@ describe('prompts in enforcement mode', () => {
         const b = fetchFrom(fw, exe['curl-b']!, 5);
         const reqA = await tray.nextRequest('curl-a');
         const reqB = await tray.nextRequest('curl-b');
-        assert.deepEqual(Object.keys(reqA), ['type', 'request_id', 'app_name', 'app_path', 'app_category', 'dest_ip', 'dest_port', 'protocol', 'learning_mode']);
+        assert.deepEqual(Object.keys(reqA), [
+          'type',
+          'request_id',
+          'app_name',
+          'app_path',
+          'app_category',
+          'dest_ip',
+          'dest_port',
+          'protocol',
+          'learning_mode',
+        ]);
         assert.deepEqual(
           { ...reqA, request_id: null },
-          { type: 'connection_request', request_id: null, app_name: 'curl-a', app_path: exe['curl-a'], app_category: 'unknown', dest_ip: fw.net.serverV4, dest_port: 80, protocol: 'TCP', learning_mode: false },
+          {
+            type: 'connection_request',
+            request_id: null,
+            app_name: 'curl-a',
+            app_path: exe['curl-a'],
+            app_category: 'unknown',
+            dest_ip: fw.net.serverV4,
+            dest_port: 80,
+            protocol: 'TCP',
+            learning_mode: false,
+          },
         );
         assert.match(String(reqA['request_id']), /^curl-a-[0-9a-f]+$/);
 
         // Both prompts are open: the third program's connections must not wait for them.
         const during: FetchResult[] = [];
         for (let i = 0; i < 20; i++) during.push(await fetchFrom(fw, exe['curl-c']!, 5));
-        assert.deepEqual(during.map((r) => r.code), during.map(() => 0));
+        assert.deepEqual(
+          during.map((r) => r.code),
+          during.map(() => 0),
+        );
         const latencies = during.map((r) => r.connectMs);
         assert.ok(percentile(latencies, 50) < 50, `p50 ${ms(percentile(latencies, 50))} while prompts were open`);
         assert.ok(Math.max(...latencies) < 900, 'a connection waited for a SYN retry');
@@ -164,9 +187,15 @@ describe('a program flooding new ports', () => {
         assert.equal((await b).code, 0, 'curl-b was not let through');
         const asked = tray.ofType('connection_request');
         assert.equal(asked.filter((m) => m['app_name'] === 'curl-a').length, 4);
-        assert.deepEqual(asked.filter((m) => m['app_name'] === 'curl-b').map((m) => m['dest_port']), [80]);
+        assert.deepEqual(
+          asked.filter((m) => m['app_name'] === 'curl-b').map((m) => m['dest_port']),
+          [80],
+        );
         // The user is told once, not once per dropped port.
-        assert.deepEqual(tray.ofType('notification').map((m) => [m['title'], m['level']]), [['Too many questions at once', 'warning']]);
+        assert.deepEqual(
+          tray.ofType('notification').map((m) => [m['title'], m['level']]),
+          [['Too many questions at once', 'warning']],
+        );
       } finally {
         flood.kill('SIGKILL');
         await tray.close();

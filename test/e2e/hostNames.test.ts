@@ -56,9 +56,10 @@ sys.exit(0)
 function resolveAndConnect(fw: TestFirewall, name: string, timeoutS = 2, resolver = fw.net.serverV4, asUid?: number): Promise<number | null> {
   const client = ['-c', CLIENT, resolver, name, '80', String(timeoutS)];
   // The user's own python3 by its path: root's PATH may lead where that user cannot go.
-  const [cmd, ...args] = asUid === undefined
-    ? ['python3', ...client]
-    : ['setpriv', '--reuid', String(asUid), '--regid', String(asUid), '--clear-groups', '/usr/bin/python3', ...client];
+  const [cmd, ...args] =
+    asUid === undefined
+      ? ['python3', ...client]
+      : ['setpriv', '--reuid', String(asUid), '--regid', String(asUid), '--clear-groups', '/usr/bin/python3', ...client];
   const child = fw.net.spawn(fw.net.client, cmd!, args);
   child.stdout?.resume();
   child.stderr?.resume();
@@ -121,8 +122,14 @@ describe('host names from snooped DNS answers', () => {
       for (const family of [4, 6] as const) {
         const rules = fw.net.run(fw.net.client, family === 4 ? 'iptables' : 'ip6tables', ['-t', 'mangle', '-S']).stdout;
         assert.match(rules, /^-A INPUT -j BASTION-DNS$/m);
-        assert.match(rules, /^-A BASTION-DNS -p udp -m udp --sport 53 -m conntrack --ctstate ESTABLISHED --ctdir REPLY .*-j NFQUEUE --queue-num 2 --queue-bypass$/m);
-        assert.match(rules, /^-A BASTION-DNS -p tcp -m tcp --sport 53 -m conntrack --ctstate ESTABLISHED --ctdir REPLY .*-j NFQUEUE --queue-num 2 --queue-bypass$/m);
+        assert.match(
+          rules,
+          /^-A BASTION-DNS -p udp -m udp --sport 53 -m conntrack --ctstate ESTABLISHED --ctdir REPLY .*-j NFQUEUE --queue-num 2 --queue-bypass$/m,
+        );
+        assert.match(
+          rules,
+          /^-A BASTION-DNS -p tcp -m tcp --sport 53 -m conntrack --ctstate ESTABLISHED --ctdir REPLY .*-j NFQUEUE --queue-num 2 --queue-bypass$/m,
+        );
       }
       await fw.helper!.stop();
       for (const family of [4, 6] as const) {
@@ -137,7 +144,7 @@ describe('host names from snooped DNS answers', () => {
     await withDns({ '@host:app.example.test:80': true }, async (fw) => {
       const drop = ['-p', 'udp', '--sport', '53', '-j', 'DROP'];
       fw.net.run(fw.net.client, 'iptables', ['-A', 'INPUT', ...drop]);
-      assert.equal(await resolveAndConnect(fw, 'app.example.test'), NO_ANSWER, 'the filter table\'s INPUT drop applies');
+      assert.equal(await resolveAndConnect(fw, 'app.example.test'), NO_ANSWER, "the filter table's INPUT drop applies");
       fw.net.run(fw.net.client, 'iptables', ['-D', 'INPUT', ...drop]);
       assert.equal(await resolveAndConnect(fw, 'app.example.test'), CONNECTED);
     });
@@ -243,17 +250,30 @@ describe('a forged host name from a resolver the attacker runs', () => {
   it(`the attacker's answer does not satisfy the @host rule: 0 of ${ATTEMPTS} connections out`, async () => {
     const codes: (number | null)[] = [];
     for (let i = 0; i < ATTEMPTS; i++) codes.push(await resolveAndConnect(fw, 'www.bank.example', 1, attackerResolver, uid));
-    assert.ok(codes.every((c) => c === CONNECTED || c === BLOCKED), `every query answered, every connection tried: ${codes.join(' ')}`);
+    assert.ok(
+      codes.every((c) => c === CONNECTED || c === BLOCKED),
+      `every query answered, every connection tried: ${codes.join(' ')}`,
+    );
     const out = codes.filter((c) => c === CONNECTED).length;
     assert.equal(out, 0, `connections out: ${out} of ${ATTEMPTS} (${codes.join(' ')})`);
     assert.equal(fw.connectionsReceived(80), 0, 'the server saw no connection');
   });
 
-  it('an answer nobody asked for, forged with the configured resolver\'s address, names nothing: 0 of 5 out', async () => {
+  it("an answer nobody asked for, forged with the configured resolver's address, names nothing: 0 of 5 out", async () => {
     const codes: (number | null)[] = [];
     for (let i = 0; i < 5; i++) {
       const port = String(41000 + i);
-      const target = fw.net.spawn(fw.net.client, 'setpriv', ['--reuid', String(uid), '--regid', String(uid), '--clear-groups', '/usr/bin/python3', '-c', UNASKED, port]);
+      const target = fw.net.spawn(fw.net.client, 'setpriv', [
+        '--reuid',
+        String(uid),
+        '--regid',
+        String(uid),
+        '--clear-groups',
+        '/usr/bin/python3',
+        '-c',
+        UNASKED,
+        port,
+      ]);
       target.stderr?.resume();
       const exited = new Promise<number | null>((resolve) => target.once('exit', (code) => resolve(code)));
       await new Promise<void>((resolve) => target.stdout!.once('data', () => resolve()));
@@ -261,7 +281,10 @@ describe('a forged host name from a resolver the attacker runs', () => {
       assert.equal(spoof.code, 0, spoof.stderr);
       codes.push(await exited);
     }
-    assert.ok(codes.every((c) => c === BLOCKED), `the forgery arrived and every connection was refused: ${codes.join(' ')}`);
+    assert.ok(
+      codes.every((c) => c === BLOCKED),
+      `the forgery arrived and every connection was refused: ${codes.join(' ')}`,
+    );
     assert.equal(fw.connectionsReceived(80), 0);
   });
 

@@ -76,7 +76,11 @@ async function waitForRule(fw: TestFirewall, key: string, allow: boolean): Promi
   assert.fail(`rule ${key} = ${allow} not saved; rules.json: ${JSON.stringify(rulesFile(fw))}`);
 }
 
-async function withFirewall(config: Record<string, unknown>, fn: (fw: TestFirewall, tray: TrayClient) => Promise<void>, before?: (fw: TestFirewall) => void): Promise<void> {
+async function withFirewall(
+  config: Record<string, unknown>,
+  fn: (fw: TestFirewall, tray: TrayClient) => Promise<void>,
+  before?: (fw: TestFirewall) => void,
+): Promise<void> {
   const fw = new TestFirewall({ config: { timeout_seconds: 60, ...config } });
   try {
     before?.(fw);

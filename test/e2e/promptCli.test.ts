@@ -85,7 +85,13 @@ describe('bastion prompt', () => {
       await prompt.waitFor('waiting for connection requests', 20_000);
       const fetch = fetchFrom(fw, exe['curl-a']!, 20);
       await prompt.waitFor('curl-a wants to connect');
-      for (const part of [`path         ${exe['curl-a']}`, `destination  ${fw.net.serverV4}:80`, 'port         80', 'protocol     TCP', ' 60 s  allow: o once']) {
+      for (const part of [
+        `path         ${exe['curl-a']}`,
+        `destination  ${fw.net.serverV4}:80`,
+        'port         80',
+        'protocol     TCP',
+        ' 60 s  allow: o once',
+      ]) {
         await prompt.waitFor(part);
       }
       prompt.keys('pa');

@@ -18,10 +18,26 @@ describe('bastion run, as the README starts it', () => {
   const server = net.spawn(net.server, process.execPath, ['-e', "require('http').createServer((q, r) => r.end('ok')).listen(80)"]);
 
   before(async () => {
-    run = startBastion([
-      'run', '--mode', 'learning', '--queue', '17', '--config', `${dir.path}/config.json`, '--rules', `${dir.path}/rules.json`,
-      '--socket', `${dir.path}/gui.sock`, '--endpoint', `ipc://${endpointDir}/helper.sock`, '--state-dir', stateDir,
-    ], net.client);
+    run = startBastion(
+      [
+        'run',
+        '--mode',
+        'learning',
+        '--queue',
+        '17',
+        '--config',
+        `${dir.path}/config.json`,
+        '--rules',
+        `${dir.path}/rules.json`,
+        '--socket',
+        `${dir.path}/gui.sock`,
+        '--endpoint',
+        `ipc://${endpointDir}/helper.sock`,
+        '--state-dir',
+        stateDir,
+      ],
+      net.client,
+    );
     await run.waitFor('helper connected', 30_000);
   });
   after(async () => {
@@ -43,7 +59,14 @@ describe('bastion run, as the README starts it', () => {
     await run.stop('SIGINT');
     assert.equal(statSync(stateDir).mode & 0o777, 0o750);
     const out = execFileSync(process.execPath, ['--import', TSX, CLI, 'log', '--history', `${stateDir}/history.sqlite`, '--json'], { encoding: 'utf8' });
-    const rows = out.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
-    assert.ok(rows.some((r) => r['dest_ip'] === net.serverV4 && r['dest_port'] === 80), out);
+    const rows = out
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.ok(
+      rows.some((r) => r['dest_ip'] === net.serverV4 && r['dest_port'] === 80),
+      out,
+    );
   });
 });

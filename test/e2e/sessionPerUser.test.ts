@@ -20,8 +20,16 @@ const sh = (cmd: string, args: string[]): string => execFileSync(cmd, args, { en
 function fetchAs(fw: TestFirewall, user: string, exe: string, timeoutS: number): Promise<FetchResult> {
   const started = performance.now();
   const child = fw.net.spawn(fw.net.client, 'setpriv', [
-    `--reuid=${user}`, `--regid=${sh('id', ['-g', user]).trim()}`, '--clear-groups',
-    exe, '-s', '-o', '/dev/null', '-m', String(timeoutS), `http://${fw.net.serverV4}/`,
+    `--reuid=${user}`,
+    `--regid=${sh('id', ['-g', user]).trim()}`,
+    '--clear-groups',
+    exe,
+    '-s',
+    '-o',
+    '/dev/null',
+    '-m',
+    String(timeoutS),
+    `http://${fw.net.serverV4}/`,
   ]);
   child.stdout?.resume();
   child.stderr?.resume();

@@ -53,7 +53,14 @@ function runAs(user: string, args: string[]): BastionProcess {
 }
 
 const hello: Hello = {
-  role: 'helper', softwareVersion: 'test', protocolVersion: 1, pid: process.pid, capabilities: [], queueNum: 1, ackDeadlineMs: 1000, maxHoldMs: 1000,
+  role: 'helper',
+  softwareVersion: 'test',
+  protocolVersion: 1,
+  pid: process.pid,
+  capabilities: [],
+  queueNum: 1,
+  ackDeadlineMs: 1000,
+  maxHoldMs: 1000,
 };
 
 describe('parseZapPeerAddress', () => {
@@ -80,7 +87,19 @@ describe('the helper bus admits only the service user', () => {
       created.groups.push(g);
     }
     const addUser = (name: string, extra: string[]): void => {
-      sh('useradd', ['--system', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', '-g', names.guiGroup, '-G', extra.join(','), name]);
+      sh('useradd', [
+        '--system',
+        '--no-create-home',
+        '--home-dir',
+        '/nonexistent',
+        '--shell',
+        '/usr/sbin/nologin',
+        '-g',
+        names.guiGroup,
+        '-G',
+        extra.join(','),
+        name,
+      ]);
       created.users.push(name);
     };
     addUser(names.service, [names.busGroup]);
@@ -119,9 +138,16 @@ describe('the helper bus admits only the service user', () => {
   });
 
   it('a member of the GUI group cannot even reach the socket (EACCES)', async () => {
-    const probe = runAs(names.guiUser, ['-e', `require('net').connect(process.argv[1]).on('connect', () => console.error('connected')).on('error', (e) => console.error(e.code))`, `${dir}/run/helper.sock`]);
+    const probe = runAs(names.guiUser, [
+      '-e',
+      `require('net').connect(process.argv[1]).on('connect', () => console.error('connected')).on('error', (e) => console.error(e.code))`,
+      `${dir}/run/helper.sock`,
+    ]);
     await probe.exited;
-    assert.deepEqual(probe.lines.map((l) => l.msg), ['EACCES']);
+    assert.deepEqual(
+      probe.lines.map((l) => l.msg),
+      ['EACCES'],
+    );
   });
 
   it('a user who can reach the socket but is not the service user is refused, logs why, and never becomes the peer', async () => {

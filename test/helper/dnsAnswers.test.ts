@@ -33,10 +33,14 @@ describe('addressesFromAnswer', () => {
   });
 
   it('ignores addresses for names the question does not lead to (no names slipped in)', () => {
-    const m = answer('www.example.org', [
-      { type: 'A', name: 'www.example.org', ttl: 20, data: '192.0.2.1' },
-      { type: 'A', name: 'bank.test', ttl: 20, data: '203.0.113.5' },
-    ], { additionals: [{ type: 'A', name: 'www.example.org', ttl: 20, data: '203.0.113.6' }] });
+    const m = answer(
+      'www.example.org',
+      [
+        { type: 'A', name: 'www.example.org', ttl: 20, data: '192.0.2.1' },
+        { type: 'A', name: 'bank.test', ttl: 20, data: '203.0.113.5' },
+      ],
+      { additionals: [{ type: 'A', name: 'www.example.org', ttl: 20, data: '203.0.113.6' }] },
+    );
     assert.deepEqual(learned(m), ['192.0.2.1=www.example.org/20']);
   });
 
@@ -51,7 +55,12 @@ describe('addressesFromAnswer', () => {
     assert.deepEqual(learned(query), []);
     const nxdomain = answer('example.org', [{ type: 'A', name: 'example.org', ttl: 20, data: '192.0.2.1' }], { flags: 3 });
     assert.deepEqual(learned(nxdomain), []);
-    const mx = encode({ type: 'response', id: 1, questions: [{ type: 'MX', name: 'example.org' }], answers: [{ type: 'A', name: 'example.org', ttl: 1, data: '192.0.2.1' }] });
+    const mx = encode({
+      type: 'response',
+      id: 1,
+      questions: [{ type: 'MX', name: 'example.org' }],
+      answers: [{ type: 'A', name: 'example.org', ttl: 1, data: '192.0.2.1' }],
+    });
     assert.deepEqual(learned(mx), []);
   });
 

@@ -13,7 +13,9 @@ const CASES = Number(process.env['BASTION_FUZZ_CASES'] ?? 100_000);
 
 const SEEDS: Uint8Array[] = [
   encode({
-    type: 'response', id: 1, flags: RECURSION_DESIRED,
+    type: 'response',
+    id: 1,
+    flags: RECURSION_DESIRED,
     questions: [{ type: 'A', name: 'www.example.org' }],
     answers: [
       { type: 'CNAME', name: 'www.example.org', ttl: 30, data: 'edge.cdn.test' },
@@ -22,13 +24,15 @@ const SEEDS: Uint8Array[] = [
     ],
   }),
   encode({
-    type: 'response', id: 2,
+    type: 'response',
+    id: 2,
     questions: [{ type: 'AAAA', name: 'six.example.org' }],
     answers: [{ type: 'AAAA', name: 'six.example.org', ttl: 30, data: '2001:db8::1' } as Answer],
     additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232, options: [] } as unknown as Answer],
   }),
   encode({
-    type: 'response', id: 3,
+    type: 'response',
+    id: 3,
     questions: [{ type: 'A', name: 'a.b.c.d.e.f.g.example.org' }],
     answers: Array.from({ length: 20 }, (_, i) => ({ type: 'A' as const, name: 'a.b.c.d.e.f.g.example.org', ttl: i, data: `198.51.100.${i}` })),
   }),
@@ -42,11 +46,22 @@ function mutate(rand: (n: number) => number): Uint8Array {
   for (let e = 0; e < edits; e++) {
     const at = rand(m.length);
     switch (rand(5)) {
-      case 0: m[at] = m[at]! ^ (1 << rand(8)); break; // bit flip
-      case 1: m[at] = rand(256); break; // byte
-      case 2: m[at] = 0xc0 | rand(64); if (at + 1 < m.length) m[at + 1] = rand(256); break; // a pointer anywhere
-      case 3: m[at] = rand(64); break; // a label length
-      default: m[4 + rand(4)] = rand(256); break; // header counts
+      case 0:
+        m[at] = m[at]! ^ (1 << rand(8));
+        break; // bit flip
+      case 1:
+        m[at] = rand(256);
+        break; // byte
+      case 2:
+        m[at] = 0xc0 | rand(64);
+        if (at + 1 < m.length) m[at + 1] = rand(256);
+        break; // a pointer anywhere
+      case 3:
+        m[at] = rand(64);
+        break; // a label length
+      default:
+        m[4 + rand(4)] = rand(256);
+        break; // header counts
     }
   }
   const cut = rand(4) === 0 ? rand(m.length + 1) : m.length;

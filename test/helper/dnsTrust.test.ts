@@ -93,7 +93,13 @@ describe('ResolverTrust', () => {
 
 /** An IPv4 UDP datagram from src:sport carrying a DNS answer: `name` is `address`. */
 function udpAnswer(src: string, sport: number, name: string, address: string): Uint8Array {
-  const dns = encode({ type: 'response', id: 7, flags: RECURSION_DESIRED, questions: [{ type: 'A', name }], answers: [{ type: 'A', name, ttl: 60, data: address }] });
+  const dns = encode({
+    type: 'response',
+    id: 7,
+    flags: RECURSION_DESIRED,
+    questions: [{ type: 'A', name }],
+    answers: [{ type: 'A', name, ttl: 60, data: address }],
+  });
   const p = new Uint8Array(20 + 8 + dns.length);
   p[0] = 0x45;
   p[2] = p.length >> 8;

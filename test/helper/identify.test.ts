@@ -181,8 +181,7 @@ after(async () => {
 // ---- lookups ---------------------------------------------------------------------------
 
 /** The sock_diag stand-in: same contract, answered from /proc/net. */
-const procNetLookup: SocketLookup = (family, protocol, src, srcPort, dst, dstPort) =>
-  lookupProcNet(family, protocol, src, srcPort, dst, dstPort);
+const procNetLookup: SocketLookup = (family, protocol, src, srcPort, dst, dstPort) => lookupProcNet(family, protocol, src, srcPort, dst, dstPort);
 
 function tcpOwner(clientPort: number, family: IpFamily = 4): SocketOwner {
   const [addr, server] = family === 4 ? [LOOPBACK4, tcp4] : [LOOPBACK6, tcp6];
@@ -358,9 +357,16 @@ describe('lookupProcNet', () => {
         path.join(root, 'net', 'udp'),
         tcpHeader + entries.map(([row, inode], i) => `   ${i}: ${row} 00000000:00000000 00:00000000 00000000  1000        0 ${inode} ${tail}`).join(''),
       );
-    rows([[wildcard, 1], [bound, 2], [connected, 3]]);
+    rows([
+      [wildcard, 1],
+      [bound, 2],
+      [connected, 3],
+    ]);
     assert.equal(lookup(), 3);
-    rows([[wildcard, 1], [bound, 2]]);
+    rows([
+      [wildcard, 1],
+      [bound, 2],
+    ]);
     assert.equal(lookup(), 2);
     rows([[wildcard, 1]]);
     assert.equal(lookup(), 1);
@@ -371,7 +377,10 @@ describe('lookupProcNet', () => {
   it('finds a real TCP socket over IPv4 and IPv6 with its uid', async () => {
     const v4 = await startClient(CLIENT, ['127.0.0.1', port(tcp4)]).next();
     const v6 = await startClient(CLIENT, ['::1', port(tcp6)]).next();
-    for (const [family, report] of [[4, v4], [6, v6]] as const) {
+    for (const [family, report] of [
+      [4, v4],
+      [6, v6],
+    ] as const) {
       const owner = tcpOwner(firstPort(report), family);
       assert.ok(owner.inode > 0);
       assert.equal(owner.uid, 0);
@@ -501,7 +510,7 @@ describe('SocketOwnerIndex', () => {
     assert.equal(index.counters.scans, scans + 1);
   });
 
-  it('finds a recent owner\'s new socket on its lowest free fd number with one readlink, listing nothing', () => {
+  it("finds a recent owner's new socket on its lowest free fd number with one readlink, listing nothing", () => {
     const sockets: Record<number, number> = { 3: 501 };
     for (let fd = 4; fd < 40; fd++) sockets[fd] = 1000 + fd;
     const root = fakeProc([{ pid: 100, startTime: 10, sockets, stdio: 3 }]);
@@ -516,7 +525,7 @@ describe('SocketOwnerIndex', () => {
     assert.equal(index.counters.guessed, 1);
   });
 
-  it('reads only the fds it has not read before when a known process\'s new socket is not where expected', () => {
+  it("reads only the fds it has not read before when a known process's new socket is not where expected", () => {
     const sockets: Record<number, number> = { 3: 501 };
     for (let fd = 4; fd < 40; fd++) sockets[fd] = 1000 + fd;
     const root = fakeProc([{ pid: 100, startTime: 10, sockets }]);
@@ -547,7 +556,10 @@ describe('SocketOwnerIndex', () => {
     const index = new SocketOwnerIndex({ procRoot: root });
     assert.equal(index.warm(), 3);
     const { scans } = index.counters;
-    assert.deepEqual([501, 502, 503].map((inode) => index.findPid(inode, null)?.pid), [100, 200, 200]);
+    assert.deepEqual(
+      [501, 502, 503].map((inode) => index.findPid(inode, null)?.pid),
+      [100, 200, 200],
+    );
     assert.deepEqual([index.counters.scans, index.counters.hits], [scans, 3]);
   });
 
@@ -694,7 +706,7 @@ describe('ProcessResolver', () => {
     assert.equal(resolver.index.counters.hits, 4);
   });
 
-  it("answers the same socket within the TTL from the cache, and looks again after it", () => {
+  it('answers the same socket within the TTL from the cache, and looks again after it', () => {
     const root = fakeProc([{ pid: 100, startTime: 10, uid: 1000, sockets: { 3: 501 } }]);
     const clock = fixedClock();
     const resolver = new ProcessResolver({ lookupSocket: () => ({ inode: 501, uid: 1000 }), procRoot: root, now: clock.now });

@@ -108,7 +108,10 @@ describe('UidQueues', () => {
 
   it("refuses a uid's packets beyond its maximum in flight until some are released, and only that uid's", () => {
     const q = new UidQueues<number>(3);
-    assert.deepEqual([1, 2, 3, 4].map((n) => q.push(1000, n)), [true, true, true, false]);
+    assert.deepEqual(
+      [1, 2, 3, 4].map((n) => q.push(1000, n)),
+      [true, true, true, false],
+    );
     assert.equal(q.push(0, 1), true, "another uid's packet is taken");
     q.next(); // taken out to be identified: still in flight (held for the service)
     assert.equal(q.push(1000, 5), false);

@@ -89,7 +89,10 @@ describe('SocketOwnerIndex with process events', () => {
   });
 
   it('forgets a process on its exit event without reading /proc', () => {
-    const root = fakeProc([{ pid: 100, startTime: 10 }, { pid: 200, startTime: 20 }]);
+    const root = fakeProc([
+      { pid: 100, startTime: 10 },
+      { pid: 200, startTime: 20 },
+    ]);
     const { index, events } = indexWithEvents(root);
     assert.equal(index.trackedPids, 3);
     events.exit(200).drain();
@@ -108,7 +111,7 @@ describe('SocketOwnerIndex with process events', () => {
 });
 
 describe('SocketOwnerIndex guesses', () => {
-  it("finds a program read ahead by learn() on its lowest free fd, after one guess at the recent owner: no scan", () => {
+  it('finds a program read ahead by learn() on its lowest free fd, after one guess at the recent owner: no scan', () => {
     const root = fakeProc([{ pid: 100, startTime: 10, sockets: { 3: 501 }, stdio: 3 }]);
     const { index, events } = indexWithEvents(root);
     writeFakeProcess(root, { pid: 300, startTime: 30, stdio: 3 });
@@ -169,7 +172,10 @@ describe('SocketOwnerIndex guesses', () => {
   it('stops trying a program read ahead that was not the owner twice', () => {
     /** fds read by each of 4 misses for new processes' sockets, with or without an idle program read ahead. */
     const readsPerMiss = (idleReadAhead: boolean): number[] => {
-      const root = fakeProc([{ pid: 100, startTime: 10, stdio: 3 }, { pid: 300, startTime: 30, stdio: 3 }]);
+      const root = fakeProc([
+        { pid: 100, startTime: 10, stdio: 3 },
+        { pid: 300, startTime: 30, stdio: 3 },
+      ]);
       const { index, events } = indexWithEvents(root);
       if (idleReadAhead) {
         events.exec(300).drain();
@@ -187,7 +193,10 @@ describe('SocketOwnerIndex guesses', () => {
     };
     const idle = readsPerMiss(true);
     const none = readsPerMiss(false);
-    assert.deepEqual(idle.map((reads, i) => reads - none[i]!), [1, 1, 0, 0]);
+    assert.deepEqual(
+      idle.map((reads, i) => reads - none[i]!),
+      [1, 1, 0, 0],
+    );
   });
 });
 
@@ -205,7 +214,7 @@ describe('ProcessResolver with process events', () => {
     assert.deepEqual([r.attribution, r.process], ['not_found', null]);
   });
 
-  it("reads a program ahead of its first packet, which then costs no scan and carries its details", async () => {
+  it('reads a program ahead of its first packet, which then costs no scan and carries its details', async () => {
     const root = fakeProc([{ pid: 100, startTime: 10, stdio: 3 }]);
     const events = new FakeEvents();
     const resolver = new ProcessResolver({ lookupSocket: () => ({ inode: 701, uid: 0 }), procRoot: root, events });
@@ -272,12 +281,23 @@ describe('ProcessFds', () => {
     p.set(3, 501);
     p.set(4, 0);
     const { order, closed } = p.rescanOrder(['0', '1', '3', '6', '7']);
-    assert.deepEqual([order, closed.sort((a, b) => a - b)], [[7, 6, 1, 3, 0], [2, 4]]);
+    assert.deepEqual(
+      [order, closed.sort((a, b) => a - b)],
+      [
+        [7, 6, 1, 3, 0],
+        [2, 4],
+      ],
+    );
   });
 
   it('keeps the fd numbers of the last two sockets, most recent first, and forgets a closed socket', () => {
     const p = new ProcessFds(10, 0, 0, -1);
-    for (const [fd, inode] of [[3, 501], [4, 502], [5, 503]] as const) p.set(fd, inode);
+    for (const [fd, inode] of [
+      [3, 501],
+      [4, 502],
+      [5, 503],
+    ] as const)
+      p.set(fd, inode);
     p.set(4, null);
     assert.deepEqual([p.socketFds, [...p.sockets.keys()], p.lowestUnrecorded()], [[5, 4], [501, 503], 0]);
   });
@@ -286,6 +306,12 @@ describe('ProcessFds', () => {
 describe('fake /proc sanity', () => {
   it('gives each fake process the fds it was asked for', () => {
     const root = fakeProc([{ pid: 100, startTime: 10, stdio: 3, sockets: { 7: 501 } }]);
-    assert.deepEqual(fs.readdirSync(path.join(root, '100', 'fd')).map(Number).sort((a, b) => a - b), [0, 1, 2, 7]);
+    assert.deepEqual(
+      fs
+        .readdirSync(path.join(root, '100', 'fd'))
+        .map(Number)
+        .sort((a, b) => a - b),
+      [0, 1, 2, 7],
+    );
   });
 });

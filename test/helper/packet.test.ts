@@ -463,14 +463,7 @@ describe('parsePacket', () => {
   it('never throws on 20,000 random buffers or on mutations of valid packets', () => {
     const random = mulberry32(0x5eed);
     const byte = () => Math.floor(random() * 256);
-    const errors = new Set<ParseError | null>([
-      null,
-      'truncated',
-      'bad-version',
-      'bad-header-length',
-      'bad-total-length',
-      'too-many-extension-headers',
-    ]);
+    const errors = new Set<ParseError | null>([null, 'truncated', 'bad-version', 'bad-header-length', 'bad-total-length', 'too-many-extension-headers']);
     const out = newParsedPacket();
     const check = (data: Uint8Array) => {
       let result: ParseError | null;

@@ -129,10 +129,7 @@ describe('parseConfig', () => {
     ['{"notifications_enabled": []}', 'notifications_enabled must be true or false, got []'],
     ['{"log_decisions": "false"}', 'log_decisions must be true or false, got "false"'],
     ['{"inbound_protection": {}}', 'inbound_protection must be true or false, got {}'],
-    [
-      '{"mode": "fast", "allow_lan": "no"}',
-      'mode must be "learning" or "enforcement", got "fast"; allow_lan must be true or false, got "no"',
-    ],
+    ['{"mode": "fast", "allow_lan": "no"}', 'mode must be "learning" or "enforcement", got "fast"; allow_lan must be true or false, got "no"'],
   ];
   for (const [text, error] of badValues) {
     it(`refuses ${text}, naming the key and value`, () => {
@@ -284,10 +281,7 @@ describe('ConfigStore', () => {
     const { store, file } = await storeWith('{"theme": "dark", "mode": "learning"}\n');
     await store.load();
     assert.deepEqual(await store.save({ ...DEFAULT_CONFIG, mode: 'enforcement' }), { ok: true });
-    assert.equal(
-      await fsp.readFile(file, 'utf8'),
-      serializeConfig({ ...DEFAULT_CONFIG, mode: 'enforcement' }, { theme: 'dark', mode: 'learning' }),
-    );
+    assert.equal(await fsp.readFile(file, 'utf8'), serializeConfig({ ...DEFAULT_CONFIG, mode: 'enforcement' }, { theme: 'dark', mode: 'learning' }));
     assert.deepEqual(await fsp.readdir(path.dirname(file)), ['config.json']);
     assert.equal(store.current.mode, 'enforcement');
 

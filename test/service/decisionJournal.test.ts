@@ -29,12 +29,20 @@ function setup(receiver: DatagramReceiver, cfg: BastionConfig, rules: Record<str
   const built = RuleSet.fromJSON(rules);
   assert.ok(built.ok);
   const policy = new Policy({ config: () => cfg, rules: () => built.rules, sessions, whitelist: new Whitelist() });
-  const journal = new DecisionJournal(new JournalWriter({ socketPath: receiver.path, log: silentLog, fallback: () => assert.fail('fell back to stdout') }), () => true);
+  const journal = new DecisionJournal(
+    new JournalWriter({ socketPath: receiver.path, log: silentLog, fallback: () => assert.fail('fell back to stdout') }),
+    () => true,
+  );
   const decider = new Decider({ policy, stats: new Stats(), log: silentLog, sendVerdicts: () => undefined, holdMs: () => 65_000, logDecisions: () => false });
   const broker = new GuiPromptBroker({
     config: () => cfg,
     clients: () => clients,
-    recorder: new AnswerRecorder({ sessions, rules: { setRule: async (subject, port) => ({ ok: true, key: `${subject}:${port}` }) }, authorizer: new FixedAuthorizer({ ok: true }), log: silentLog }),
+    recorder: new AnswerRecorder({
+      sessions,
+      rules: { setRule: async (subject, port) => ({ ok: true, key: `${subject}:${port}` }) },
+      authorizer: new FixedAuthorizer({ ok: true }),
+      log: silentLog,
+    }),
     onPromptOpened: (conn) => journal.promptOpened(conn),
     log: silentLog,
     clock,
@@ -48,7 +56,7 @@ function setup(receiver: DatagramReceiver, cfg: BastionConfig, rules: Record<str
   return { decider, broker, clock, answer };
 }
 
-describe('decision lines through the control panel\'s log patterns', () => {
+describe("decision lines through the control panel's log patterns", () => {
   let receiver: DatagramReceiver;
   before(async () => {
     receiver = await DatagramReceiver.bind();
@@ -133,13 +141,31 @@ describe('decision lines through the control panel\'s log patterns', () => {
 
 describe('decision lines that are hard to parse', () => {
   const base = {
-    at: 0, pid: 1, uid: 1000, exe: '/usr/bin/curl', comm: 'curl', destIp: '2001:db8::1', port: 443, protocol: 'TCP',
-    allow: true, reason: 'rule' as const, ruleKey: null, attribution: 'sock_diag' as const, lookupMicros: 1, connections: 1,
+    at: 0,
+    pid: 1,
+    uid: 1000,
+    exe: '/usr/bin/curl',
+    comm: 'curl',
+    destIp: '2001:db8::1',
+    port: 443,
+    protocol: 'TCP',
+    allow: true,
+    reason: 'rule' as const,
+    ruleKey: null,
+    attribution: 'sock_diag' as const,
+    lookupMicros: 1,
+    connections: 1,
   };
 
   it('an IPv6 destination splits into address and port at the last colon', () => {
     assert.deepEqual(guiParse(journalctlLine({ SYSLOG_IDENTIFIER, MESSAGE: decisionMessage(base) })), {
-      type: 'RULE', action: 'ALLOW', app: 'curl', path: '/usr/bin/curl', ip: '2001:db8::1', port: '443', user: '1000',
+      type: 'RULE',
+      action: 'ALLOW',
+      app: 'curl',
+      path: '/usr/bin/curl',
+      ip: '2001:db8::1',
+      port: '443',
+      user: '1000',
     });
   });
 
@@ -161,22 +187,49 @@ describe('decision lines that are hard to parse', () => {
 // and comm as escaped (common/visibleText.ts, plus the line's `"[()`), never anything else.
 describe('crafted paths and names do not change the fields the Logs tab parses', () => {
   const base = {
-    at: 0, pid: 1, uid: 1000, exe: '/usr/bin/curl', comm: 'curl', destIp: '198.51.100.7', port: 443, protocol: 'TCP',
-    allow: true, reason: 'rule' as DecisionEvent['reason'], ruleKey: null as string | null, attribution: 'sock_diag' as const, lookupMicros: 1, connections: 1,
+    at: 0,
+    pid: 1,
+    uid: 1000,
+    exe: '/usr/bin/curl',
+    comm: 'curl',
+    destIp: '198.51.100.7',
+    port: 443,
+    protocol: 'TCP',
+    allow: true,
+    reason: 'rule' as DecisionEvent['reason'],
+    ruleKey: null as string | null,
+    attribution: 'sock_diag' as const,
+    lookupMicros: 1,
+    connections: 1,
   };
   const DST = '198.51.100.7';
   const PORT = 8080;
   const ATTACKS: [name: string, exe: string, comm: string, shownExe: string, shownComm: string][] = [
     ['a path with ") -> 10.9.9.9:443 "', '/tmp/x) -> 10.9.9.9:443 (y', 'x', '/tmp/x\\x29 -> 10.9.9.9:443 \\x28y', 'x'],
     ['a path with \'" dst="\'', '/tmp/a" dst="10.9.9.9:443" user=0 b', 'a', '/tmp/a\\x22 dst=\\x2210.9.9.9:443\\x22 user=0 b', 'a'],
-    ['a path with newlines', '/tmp/a\nDec 05 13:10:53 h bastion-daemon[1]: [RULE:ALLOW] app="x" path="/y" dst="10.9.9.9:443" user=0\n', 'a',
-      '/tmp/a\\x0aDec 05 13:10:53 h bastion-daemon\\x5b1]: \\x5bRULE:ALLOW] app=\\x22x\\x22 path=\\x22/y\\x22 dst=\\x2210.9.9.9:443\\x22 user=0\\x0a', 'a'],
-    ['a path with [RULE:ALLOW] and [POPUP]', '/tmp/[RULE:ALLOW] app="f" path="/f" dst="10.9.9.9:443" user=0 [POPUP] f (/f) -> 10.9.9.9:443', 'b',
-      '/tmp/\\x5bRULE:ALLOW] app=\\x22f\\x22 path=\\x22/f\\x22 dst=\\x2210.9.9.9:443\\x22 user=0 \\x5bPOPUP] f \\x28/f\\x29 -> 10.9.9.9:443', 'b'],
+    [
+      'a path with newlines',
+      '/tmp/a\nDec 05 13:10:53 h bastion-daemon[1]: [RULE:ALLOW] app="x" path="/y" dst="10.9.9.9:443" user=0\n',
+      'a',
+      '/tmp/a\\x0aDec 05 13:10:53 h bastion-daemon\\x5b1]: \\x5bRULE:ALLOW] app=\\x22x\\x22 path=\\x22/y\\x22 dst=\\x2210.9.9.9:443\\x22 user=0\\x0a',
+      'a',
+    ],
+    [
+      'a path with [RULE:ALLOW] and [POPUP]',
+      '/tmp/[RULE:ALLOW] app="f" path="/f" dst="10.9.9.9:443" user=0 [POPUP] f (/f) -> 10.9.9.9:443',
+      'b',
+      '/tmp/\\x5bRULE:ALLOW] app=\\x22f\\x22 path=\\x22/f\\x22 dst=\\x2210.9.9.9:443\\x22 user=0 \\x5bPOPUP] f \\x28/f\\x29 -> 10.9.9.9:443',
+      'b',
+    ],
     ['a comm with " (" and " - "', '/tmp/c', 'a - (b', '/tmp/c', 'a - \\x28b'],
     ['a comm ending in " -"', '/tmp/d', 'firefox -', '/tmp/d', 'firefox -'],
-    ['terminal escapes, C1 and a bidi override', '/tmp/\x1b[2K\x1b[1G\x1b]0;firefox\x07\r\u0085\u202efirefox', 'firefox\x1b[2K\r',
-      '/tmp/\\x1b\\x5b2K\\x1b\\x5b1G\\x1b]0;firefox\\x07\\x0d\\u0085\\u202efirefox', 'firefox\\x1b\\x5b2K\\x0d'],
+    [
+      'terminal escapes, C1 and a bidi override',
+      '/tmp/\x1b[2K\x1b[1G\x1b]0;firefox\x07\r\u0085\u202efirefox',
+      'firefox\x1b[2K\r',
+      '/tmp/\\x1b\\x5b2K\\x1b\\x5b1G\\x1b]0;firefox\\x07\\x0d\\u0085\\u202efirefox',
+      'firefox\\x1b\\x5b2K\\x0d',
+    ],
     ['a backslash before a quote', '/tmp/a\\" dst="10.9.9.9:443', 'a', '/tmp/a\\\\\\x22 dst=\\x2210.9.9.9:443', 'a'],
   ];
 
@@ -194,7 +247,14 @@ describe('crafted paths and names do not change the fields the Logs tab parses',
         [decisionMessage({ ...event, reason: 'session', allow: false }), { type: 'SESSION', action: 'BLOCK', app: shownComm, ip: DST, port: String(PORT) }],
         [decisionMessage({ ...event, reason: 'learning' }), { type: 'LEARN', app: shownComm, path: shownExe, ...real }],
         [decisionMessage({ ...event, reason: 'default', allow: false }), { type: 'BLOCK', app: shownComm, ...real }],
-        [decisionMessage({ ...event, reason: 'lan' }), { type: 'AUTO', app: autoApp(shownComm), reason: `local network destination (allow_lan) dst="${DST}:${PORT}" user=1000 protocol="TCP" path="${shownExe}"` }],
+        [
+          decisionMessage({ ...event, reason: 'lan' }),
+          {
+            type: 'AUTO',
+            app: autoApp(shownComm),
+            reason: `local network destination (allow_lan) dst="${DST}:${PORT}" user=1000 protocol="TCP" path="${shownExe}"`,
+          },
+        ],
         [promptEntry(connection({ exe, comm, port: PORT })).message, { type: 'POPUP', app: shownComm, path: shownExe, ip: DST, port: String(PORT) }],
       ];
       for (const [message, expected] of lines) {
@@ -205,10 +265,16 @@ describe('crafted paths and names do not change the fields the Logs tab parses',
     });
   }
 
-  it('the exact POPUP line of the issue\'s path, which before read as a prompt to 10.9.9.9:443', () => {
+  it("the exact POPUP line of the issue's path, which before read as a prompt to 10.9.9.9:443", () => {
     const entry = promptEntry(connection({ exe: '/tmp/x) -> 10.9.9.9:443 ', comm: 'firefox', port: 80 }));
     assert.equal(entry.message, '[POPUP] firefox (/tmp/x\\x29 -> 10.9.9.9:443 ) -> 198.51.100.7:80 user=1000 protocol="TCP"');
-    assert.deepEqual(guiParse(journalctlLine({ SYSLOG_IDENTIFIER, MESSAGE: entry.message })), { type: 'POPUP', app: 'firefox', path: '/tmp/x\\x29 -> 10.9.9.9:443 ', ip: '198.51.100.7', port: '80' });
+    assert.deepEqual(guiParse(journalctlLine({ SYSLOG_IDENTIFIER, MESSAGE: entry.message })), {
+      type: 'POPUP',
+      app: 'firefox',
+      path: '/tmp/x\\x29 -> 10.9.9.9:443 ',
+      ip: '198.51.100.7',
+      port: '80',
+    });
   });
 
   it('the fields beside the line hold the same escapes (one line each, no raw control)', () => {

@@ -37,7 +37,15 @@ describe('a path rule, a session and the helper cache', () => {
       const p = policy();
       assert.deepEqual(p.decide(connection({ exe: '/usr/bin/curl', port: 80, identity })), { kind: 'ask' });
       assert.deepEqual(p.decide(connection({ exe: '/usr/bin/wget', port: 80, identity })), { kind: 'ask' });
-      const decider = new Decider({ policy: p, stats: new Stats(), log: silentLog, sendVerdicts: () => undefined, holdMs: () => 1000, logDecisions: () => false, helperCacheMs: () => 5000 });
+      const decider = new Decider({
+        policy: p,
+        stats: new Stats(),
+        log: silentLog,
+        sendVerdicts: () => undefined,
+        holdMs: () => 1000,
+        logDecisions: () => false,
+        helperCacheMs: () => 5000,
+      });
       const events: (string | null)[] = [];
       decider.onDecision((e) => events.push(e.exe));
       const [verdict] = decider.decideBatch([connection({ exe: '/usr/bin/curl', port: 80, identity }).record], 1);

@@ -74,8 +74,14 @@ describe('hostile clients', () => {
     await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
     socket.write('{"type": "list_rules", "pad": "' + 'x'.repeat(64 * 1024) + '"}\n');
     await closed;
-    const lines = reply.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
-    assert.deepEqual(lines.map((m) => m['type']), ['stats_update', 'error']);
+    const lines = reply
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.deepEqual(
+      lines.map((m) => m['type']),
+      ['stats_update', 'error'],
+    );
     assert.deepEqual(lines[1], { type: 'error', error: 'line longer than 65536 bytes', request: null });
   });
 

@@ -21,8 +21,8 @@ function normalizedRustRules(extra: Record<string, boolean> = {}): string {
   return JSON.stringify(sorted, null, 2) + '\n';
 }
 
-describe('the tray\'s own bytes', () => {
-  it('pyDumps writes every fixture line exactly as Python\'s json.dumps did', () => {
+describe("the tray's own bytes", () => {
+  it("pyDumps writes every fixture line exactly as Python's json.dumps did", () => {
     for (const line of TRAY_LINES) assert.equal(pyDumps(JSON.parse(line)), line);
   });
 });
@@ -87,9 +87,15 @@ describe('the Python tray and control panel against the service', () => {
       if (keys.every((k) => !(k in rules))) break;
       await new Promise((r) => setTimeout(r, 50));
     }
-    assert.deepEqual(keys.filter((k) => k in rules), []);
+    assert.deepEqual(
+      keys.filter((k) => k in rules),
+      [],
+    );
     const file = JSON.parse(daemon.rulesFile()) as Record<string, unknown>;
-    assert.deepEqual(keys.filter((k) => k in file), []);
+    assert.deepEqual(
+      keys.filter((k) => k in file),
+      [],
+    );
     assert.equal(daemon.proc!.count('GUI message handler failed'), 0);
   });
 });

@@ -43,7 +43,15 @@ function fuzzLine(rand: (n: number) => number): Buffer {
     case 3:
       return Buffer.from('['.repeat(rand(5000)) + ']'.repeat(rand(5000)));
     case 4:
-      return Buffer.from(JSON.stringify({ type: ['add_rule', 'delete_rule', 'gui_response', 'set_mode'][rand(4)], key: rand(2) ? 5 : null, port: 'x', allow: 'yes', request_id: {} }));
+      return Buffer.from(
+        JSON.stringify({
+          type: ['add_rule', 'delete_rule', 'gui_response', 'set_mode'][rand(4)],
+          key: rand(2) ? 5 : null,
+          port: 'x',
+          allow: 'yes',
+          request_id: {},
+        }),
+      );
     default:
       return Buffer.from(`{"type": "${'A'.repeat(rand(2000))}"}`);
   }

@@ -31,9 +31,12 @@ async function until<T>(read: () => Promise<T>, ok: (v: T) => boolean, what: str
 }
 
 describe('SIGHUP', () => {
-  it('the service\'s process name (comm) is bastion-daemon, so pkill -x finds it', () => {
+  it("the service's process name (comm) is bastion-daemon, so pkill -x finds it", () => {
     assert.equal(readFileSync(`/proc/${daemon.pid}/comm`, 'utf8').trim(), 'bastion-daemon');
-    const found = execFileSync('pgrep', ['-x', '-P', String(process.pid), 'bastion-daemon']).toString().trim().split('\n');
+    const found = execFileSync('pgrep', ['-x', '-P', String(process.pid), 'bastion-daemon'])
+      .toString()
+      .trim()
+      .split('\n');
     assert.deepEqual(found, [String(daemon.pid)]);
   });
 
@@ -43,10 +46,21 @@ describe('SIGHUP', () => {
     writeFileSync(daemon.rulesPath, JSON.stringify({ '/usr/bin/wget:*': false, applications: {}, services: {} }, null, 2));
     writeFileSync(daemon.configPath, JSON.stringify({ mode: 'learning', timeout_seconds: 90, popup_enabled: true }, null, 2));
     hangUp();
-    await until(() => daemon.rules(), (r) => '/usr/bin/wget:*' in r && !('/usr/bin/curl:443' in r), 'rules after SIGHUP');
-    const status = await until(() => daemon.request({ type: 'status' }, 'status'), (s) => s['mode'] === 'learning', 'mode after SIGHUP');
+    await until(
+      () => daemon.rules(),
+      (r) => '/usr/bin/wget:*' in r && !('/usr/bin/curl:443' in r),
+      'rules after SIGHUP',
+    );
+    const status = await until(
+      () => daemon.request({ type: 'status' }, 'status'),
+      (s) => s['mode'] === 'learning',
+      'mode after SIGHUP',
+    );
     assert.equal(status['timeout_seconds'], 90);
-    await tray.waitFor((m) => m['type'] === 'stats_update' && (m['stats'] as Record<string, unknown>)['learning_mode'] === true, 'stats_update in learning mode');
+    await tray.waitFor(
+      (m) => m['type'] === 'stats_update' && (m['stats'] as Record<string, unknown>)['learning_mode'] === true,
+      'stats_update in learning mode',
+    );
     await tray.close();
   });
 
@@ -57,7 +71,11 @@ describe('SIGHUP', () => {
     const errorsBefore = daemon.proc!.count('rules.json not loaded');
     hangUp();
     await daemon.proc!.waitFor('reloading');
-    await until(async () => daemon.proc!.count('rules.json not loaded'), (n) => n > errorsBefore, 'an error logged');
+    await until(
+      async () => daemon.proc!.count('rules.json not loaded'),
+      (n) => n > errorsBefore,
+      'an error logged',
+    );
     assert.deepEqual(await daemon.rules(), rulesBefore);
     assert.equal(readFileSync(daemon.rulesPath, 'utf8'), corrupt);
     // Edits are refused rather than overwriting what the user has to fix.

@@ -10,8 +10,18 @@ import { TrayClient } from '../support/guiTray.js';
 function daemonArgs(dir: string, socket: string): string[] {
   writeFileSync(`${dir}/config.json`, '{"mode": "enforcement"}');
   return [
-    'daemon', '--config', `${dir}/config.json`, '--rules', `${dir}/rules.json`, '--endpoint', `ipc://${dir}/helper.sock`,
-    '--socket', socket, '--socket-group', 'root', '--no-polkit',
+    'daemon',
+    '--config',
+    `${dir}/config.json`,
+    '--rules',
+    `${dir}/rules.json`,
+    '--endpoint',
+    `ipc://${dir}/helper.sock`,
+    '--socket',
+    socket,
+    '--socket-group',
+    'root',
+    '--no-polkit',
   ];
 }
 
@@ -19,7 +29,11 @@ function daemonArgs(dir: string, socket: string): string[] {
 function connectAs(uid: number, gid: number, path: string): Promise<string> {
   const probe = spawn(
     process.execPath,
-    ['-e', `require('net').connect(process.argv[1]).on('connect', () => { console.log('connected'); process.exit(0); }).on('error', (e) => { console.log(e.code); process.exit(1); })`, path],
+    [
+      '-e',
+      `require('net').connect(process.argv[1]).on('connect', () => { console.log('connected'); process.exit(0); }).on('error', (e) => { console.log(e.code); process.exit(1); })`,
+      path,
+    ],
     { uid, gid, stdio: ['ignore', 'pipe', 'ignore'] },
   );
   let out = '';
@@ -28,7 +42,7 @@ function connectAs(uid: number, gid: number, path: string): Promise<string> {
 }
 
 describe('the GUI socket on disk', () => {
-  it('is mode 0660: a user in the socket\'s group may connect, anyone else gets EACCES; peers are logged with their credentials', async () => {
+  it("is mode 0660: a user in the socket's group may connect, anyone else gets EACCES; peers are logged with their credentials", async () => {
     const dir = tempDir('bastion-gui-perm-');
     chmodSync(dir.path, 0o755);
     mkdirSync(`${dir.path}/run`, { mode: 0o755 }); // traversable, so only the socket's own mode decides
@@ -45,7 +59,13 @@ describe('the GUI socket on disk', () => {
       await tray.waitFor((m) => m['type'] === 'stats_update', 'stats_update');
       for (let i = 0; i < 100 && daemon.count('GUI client connected') < 2; i++) await new Promise((r) => setTimeout(r, 20));
       const peers = daemon.lines.filter((l) => l.msg === 'GUI client connected').map((l) => l['peer'] as { pid: number; uid: number; gid: number });
-      assert.deepEqual(peers.map((p) => [p.uid, p.gid]), [[65534, 0], [0, 0]]);
+      assert.deepEqual(
+        peers.map((p) => [p.uid, p.gid]),
+        [
+          [65534, 0],
+          [0, 0],
+        ],
+      );
       assert.ok(peers.every((p) => p.pid > 0));
       await tray.close();
     } finally {

@@ -27,8 +27,21 @@ const T0 = Date.parse('2026-12-05T12:00:00Z');
 
 function decision(overrides: Partial<DecisionEvent> = {}): DecisionEvent {
   return {
-    at: T0, pid: 3131, uid: 1000, exe: '/usr/bin/curl', comm: 'curl', destIp: '198.51.100.7', port: 443, protocol: 'TCP',
-    allow: true, reason: 'rule', ruleKey: '/usr/bin/curl:443', attribution: 'sock_diag', lookupMicros: 1, connections: 1, ...overrides,
+    at: T0,
+    pid: 3131,
+    uid: 1000,
+    exe: '/usr/bin/curl',
+    comm: 'curl',
+    destIp: '198.51.100.7',
+    port: 443,
+    protocol: 'TCP',
+    allow: true,
+    reason: 'rule',
+    ruleKey: '/usr/bin/curl:443',
+    attribution: 'sock_diag',
+    lookupMicros: 1,
+    connections: 1,
+    ...overrides,
   };
 }
 
@@ -46,25 +59,63 @@ describe('bastion log over the history the service wrote', () => {
     const writer = new HistoryWriter({ path, maxEntries: () => 1000, retentionDays: () => 3650, log: silentLog, now: () => T0 });
     assert.equal(await writer.open(), true);
     writer.add(decision());
-    writer.add(decision({ at: T0 + 1000, uid: 0, exe: '/usr/bin/wget', comm: 'wget', allow: false, ruleKey: '/usr/bin/wget:*', host: 'www.example.org', destIp: '192.0.2.1' }));
-    writer.add(decision({ at: T0 + 2000, exe: null, comm: null, uid: -1, destIp: '2001:db8::1', port: 53, protocol: 'UDP', reason: 'default', ruleKey: null, allow: false }));
+    writer.add(
+      decision({
+        at: T0 + 1000,
+        uid: 0,
+        exe: '/usr/bin/wget',
+        comm: 'wget',
+        allow: false,
+        ruleKey: '/usr/bin/wget:*',
+        host: 'www.example.org',
+        destIp: '192.0.2.1',
+      }),
+    );
+    writer.add(
+      decision({
+        at: T0 + 2000,
+        exe: null,
+        comm: null,
+        uid: -1,
+        destIp: '2001:db8::1',
+        port: 53,
+        protocol: 'UDP',
+        reason: 'default',
+        ruleKey: null,
+        allow: false,
+      }),
+    );
     writer.add(decision({ at: T0 + 3000, host: 'example.org', reason: 'prompt', destIp: '192.0.2.2' }));
     await writer.close();
   });
   after(() => dir.remove());
 
-  it('creates the file 0640 for the service\'s user and group only', () => {
+  it("creates the file 0640 for the service's user and group only", () => {
     assert.equal(lstatSync(path).mode & 0o777, 0o640);
   });
 
-  it('--json prints every decision, oldest first, with the live feed\'s field names', async () => {
+  it("--json prints every decision, oldest first, with the live feed's field names", async () => {
     const r = await bastion('log', '--history', path, '--json');
     assert.equal(r.code, 0, r.stderr);
-    const rows = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const rows = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.equal(rows.length, 4);
     assert.deepEqual(rows[1], {
-      time: '2026-12-05T12:00:01.000Z', pid: 3131, uid: 0, app_name: 'wget', app_path: '/usr/bin/wget', host: 'www.example.org',
-      dest_ip: '192.0.2.1', dest_port: 443, protocol: 'TCP', allow: false, reason: 'rule', rule_key: '/usr/bin/wget:*', connections: 1,
+      time: '2026-12-05T12:00:01.000Z',
+      pid: 3131,
+      uid: 0,
+      app_name: 'wget',
+      app_path: '/usr/bin/wget',
+      host: 'www.example.org',
+      dest_ip: '192.0.2.1',
+      dest_port: 443,
+      protocol: 'TCP',
+      allow: false,
+      reason: 'rule',
+      rule_key: '/usr/bin/wget:*',
+      connections: 1,
     });
     assert.equal(rows[2]!['uid'], null);
     assert.equal(rows[2]!['app_path'], 'unknown');
@@ -84,7 +135,11 @@ describe('bastion log over the history the service wrote', () => {
     it(what, async () => {
       const r = await bastion('log', '--history', path, '--json', ...args);
       assert.equal(r.code, 0, r.stderr);
-      const times = r.stdout.trim().split('\n').filter(Boolean).map((l) => (Date.parse((JSON.parse(l) as { time: string }).time) - T0) / 1000);
+      const times = r.stdout
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => (Date.parse((JSON.parse(l) as { time: string }).time) - T0) / 1000);
       assert.deepEqual(times, expected);
     });
   }
@@ -212,7 +267,10 @@ describe('the history writer', () => {
       writer.add(decision());
       await writer.close();
       assert.equal(readFileSync(target, 'utf8'), 'precious');
-      assert.ok(lines.some((l) => l.msg === 'no decision history: the file could not be opened'), JSON.stringify(lines));
+      assert.ok(
+        lines.some((l) => l.msg === 'no decision history: the file could not be opened'),
+        JSON.stringify(lines),
+      );
     } finally {
       dir.remove();
     }

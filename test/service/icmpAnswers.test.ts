@@ -83,7 +83,7 @@ describe('the prompt for a connection whose host name is known', () => {
   });
 });
 
-describe('a host name from a resolver that is not the system\'s (issue 18: forged names)', () => {
+describe("a host name from a resolver that is not the system's (issue 18: forged names)", () => {
   const forged = (): ReturnType<typeof connection> => {
     const conn = connection({ exe: '/usr/bin/python3', port: 80 });
     conn.record.unverifiedHost = 'www.bank.example';

@@ -21,7 +21,9 @@ import { GuiDaemon } from '../support/guiDaemon.js';
 import { TrayClient } from '../support/guiTray.js';
 import { config, connection, FakeClock, FixedAuthorizer, RecordingClient, silentLog } from '../support/promptFakes.js';
 
-const FIXTURE = readFileSync(new URL('../fixtures/tray-messages.jsonl', import.meta.url), 'utf8').split('\n').filter((l) => l !== '');
+const FIXTURE = readFileSync(new URL('../fixtures/tray-messages.jsonl', import.meta.url), 'utf8')
+  .split('\n')
+  .filter((l) => l !== '');
 const fixture = (start: string): string => {
   const line = FIXTURE.find((l) => l.startsWith(start));
   assert.ok(line, `no fixture line starting ${start}`);
@@ -104,7 +106,10 @@ describe('learning-mode popups on several trays', () => {
       const [firefoxReq, unknownReq] = b.ofType('connection_request');
       await trayWrites(a, ADD_FIREFOX);
       await trayWrites(a, ADD_UNKNOWN);
-      assert.deepEqual(b.ofType('cancel_popup').map((m) => m['request_id']), [firefoxReq!['request_id'], unknownReq!['request_id']]);
+      assert.deepEqual(
+        b.ofType('cancel_popup').map((m) => m['request_id']),
+        [firefoxReq!['request_id'], unknownReq!['request_id']],
+      );
       assert.deepEqual(a.ofType('error'), []);
     } finally {
       dir.remove();
@@ -142,7 +147,7 @@ describe('the control panel only listens', () => {
     dir.remove();
   });
 
-  it('tells the panel from a tray by the peer process\'s command line', () => {
+  it("tells the panel from a tray by the peer process's command line", () => {
     assert.equal(isControlPanel({ pid: panel.pid!, uid: 0, gid: 0, startTime: null }), true);
     assert.equal(isControlPanel({ pid: process.pid, uid: 0, gid: 0, startTime: null }), false);
     assert.equal(isControlPanelArgv(['/usr/bin/python3', '/usr/bin/bastion-gui']), false);
@@ -178,26 +183,29 @@ describe('the control panel only listens', () => {
   });
 });
 
-describe('the real service with the Python control panel\'s stats connection', () => {
+describe("the real service with the Python control panel's stats connection", () => {
   it('counts the panel as a client, not as one that could answer; a tray is one', async () => {
     const daemon = await GuiDaemon.start();
     const dir = tempDir('bastion-panel-');
     // DashboardWindow.connect_to_daemon: connect, never write, read stats_update lines.
     const script = `${dir.path}/bastion-control-panel`;
-    writeFileSync(script, [
-      'import json, socket, sys',
-      's = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)',
-      's.connect(sys.argv[1])',
-      'buf = ""',
-      'while True:',
-      '    data = s.recv(4096).decode()',
-      '    if not data: break',
-      '    buf += data',
-      '    while "\\n" in buf:',
-      '        line, buf = buf.split("\\n", 1)',
-      '        print(json.loads(line)["type"], flush=True)',
-      '',
-    ].join('\n'));
+    writeFileSync(
+      script,
+      [
+        'import json, socket, sys',
+        's = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)',
+        's.connect(sys.argv[1])',
+        'buf = ""',
+        'while True:',
+        '    data = s.recv(4096).decode()',
+        '    if not data: break',
+        '    buf += data',
+        '    while "\\n" in buf:',
+        '        line, buf = buf.split("\\n", 1)',
+        '        print(json.loads(line)["type"], flush=True)',
+        '',
+      ].join('\n'),
+    );
     const panel = spawn('python3', [script, daemon.socket], { stdio: ['ignore', 'pipe', 'inherit'] });
     let tray: TrayClient | null = null;
     try {

@@ -51,8 +51,18 @@ function addGroup(name: string): void {
 }
 
 function addUser(name: string, primary: string, extra: string[]): void {
-  sh('useradd', ['--system', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', '-g', primary,
-    ...(extra.length ? ['-G', extra.join(',')] : []), name]);
+  sh('useradd', [
+    '--system',
+    '--no-create-home',
+    '--home-dir',
+    '/nonexistent',
+    '--shell',
+    '/usr/sbin/nologin',
+    '-g',
+    primary,
+    ...(extra.length ? ['-G', extra.join(',')] : []),
+    name,
+  ]);
   created.users.push(name);
 }
 
@@ -129,9 +139,11 @@ async function startBusAndPolkit(): Promise<void> {
   mkdirSync(busDir, { mode: 0o755 });
   const socketPath = join(busDir, 'system_bus_socket');
   writeFileSync(join(busDir, 'system.conf'), busConfig(socketPath));
-  const bus = started(spawn('dbus-daemon', ['--config-file', join(busDir, 'system.conf'), '--nofork', '--print-address=1'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  }));
+  const bus = started(
+    spawn('dbus-daemon', ['--config-file', join(busDir, 'system.conf'), '--nofork', '--print-address=1'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
   busAddress = (await waitForOutput(bus, 'dbus-daemon', (l) => l.startsWith('unix:'))).trim();
   chmodSync(socketPath, 0o666); // as the real system bus: everyone may connect, the policy decides
 
@@ -143,12 +155,28 @@ async function startBusAndPolkit(): Promise<void> {
   const policy = readFileSync(POLICY, 'utf8').replace('unix-user:bastion', `unix-user:${names.service}`);
   writeFileSync(join(actions, 'com.bastion.firewall.policy'), policy, { mode: 0o644 });
   writeFileSync(join(rules, '50-bastion-test.rules'), grantRule(names.editGroup), { mode: 0o644 });
-  const polkitd = started(spawn('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c',
-    'mount --bind "$1" /usr/share/polkit-1/actions && mount --bind "$2" /etc/polkit-1/rules.d && ' +
-    'mount --bind "$2" /usr/share/polkit-1/rules.d && exec /usr/lib/polkit-1/polkitd --no-debug', 'sh', actions, rules], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, DBUS_SYSTEM_BUS_ADDRESS: busAddress },
-  }));
+  const polkitd = started(
+    spawn(
+      'unshare',
+      [
+        '--mount',
+        '--propagation',
+        'private',
+        '--',
+        'sh',
+        '-c',
+        'mount --bind "$1" /usr/share/polkit-1/actions && mount --bind "$2" /etc/polkit-1/rules.d && ' +
+          'mount --bind "$2" /usr/share/polkit-1/rules.d && exec /usr/lib/polkit-1/polkitd --no-debug',
+        'sh',
+        actions,
+        rules,
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, DBUS_SYSTEM_BUS_ADDRESS: busAddress },
+      },
+    ),
+  );
   // Ready when it answers for our action (root is always authorized once polkitd is up).
   const deadline = Date.now() + 20000;
   for (;;) {
@@ -184,17 +212,35 @@ async function startService(name: string, extraArgs: string[]): Promise<Service>
   writeFileSync(rulesPath, JSON.stringify({ '/usr/bin/existing:80': true, applications: {}, services: {} }, null, 2) + '\n');
   chownSync(rulesPath, svc.uid, svc.gid);
   const socket = join(run, 'bastion-daemon.sock');
-  const child = started(spawn(process.execPath, [
-    '--import', TSX, CLI, 'daemon',
-    '--config', join(etc, 'config.json'), '--rules', rulesPath, '--socket', socket, '--socket-group', names.socketGroup,
-    '--endpoint', `ipc://${join(run, 'helper.sock')}`, ...extraArgs,
-  ], {
-    uid: svc.uid,
-    gid: svc.gid,
-    cwd: base,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, DBUS_SYSTEM_BUS_ADDRESS: busAddress, HOME: base, BASTION_LOG_LEVEL: 'info' },
-  }));
+  const child = started(
+    spawn(
+      process.execPath,
+      [
+        '--import',
+        TSX,
+        CLI,
+        'daemon',
+        '--config',
+        join(etc, 'config.json'),
+        '--rules',
+        rulesPath,
+        '--socket',
+        socket,
+        '--socket-group',
+        names.socketGroup,
+        '--endpoint',
+        `ipc://${join(run, 'helper.sock')}`,
+        ...extraArgs,
+      ],
+      {
+        uid: svc.uid,
+        gid: svc.gid,
+        cwd: base,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, DBUS_SYSTEM_BUS_ADDRESS: busAddress, HOME: base, BASTION_LOG_LEVEL: 'info' },
+      },
+    ),
+  );
   const log: string[] = [];
   child.stderr?.on('data', (d: Buffer) => log.push(...d.toString('utf8').split('\n').filter(Boolean)));
   child.stdout?.on('data', (d: Buffer) => log.push(...d.toString('utf8').split('\n').filter(Boolean)));
@@ -342,7 +388,10 @@ describe('rule edits authorized by polkit', () => {
 
   it('a client in the granted group adds a rule, and it is saved', async () => {
     const replies = await runClient(names.member, service.socket, [addRule('/usr/bin/member-app')]);
-    assert.deepEqual(replies.filter((m) => m['type'] === 'error'), []);
+    assert.deepEqual(
+      replies.filter((m) => m['type'] === 'error'),
+      [],
+    );
     const listed = replies.at(-1)!['rules'] as Record<string, unknown>;
     assert.equal(listed['/usr/bin/member-app:443'], true);
     assert.equal(JSON.parse(readFileSync(service.rulesPath, 'utf8'))['/usr/bin/member-app:443'], true);
@@ -356,12 +405,18 @@ describe('rule edits authorized by polkit', () => {
       { type: 'set_mode', mode: 'enforcement' },
     ]);
     const errors = replies.filter((m) => m['type'] === 'error');
-    assert.deepEqual(errors.map((e) => e['request']), ['add_rule', 'delete_rule', 'set_mode']);
+    assert.deepEqual(
+      errors.map((e) => e['request']),
+      ['add_rule', 'delete_rule', 'set_mode'],
+    );
     const uid = ids(names.outsider).uid;
     assert.equal(errors[0]!['error'], `not authorized to add rules: ${ACTION} needs authentication and no polkit authentication agent of uid ${uid} answered`);
     assert.match(String(errors[1]!['error']), /^not authorized to delete rules: /);
     assert.match(String(errors[2]!['error']), /^not authorized to change the mode: /);
-    assert.equal(replies.some((m) => m['type'] === 'rule_deleted' || m['type'] === 'mode_changed'), false);
+    assert.equal(
+      replies.some((m) => m['type'] === 'rule_deleted' || m['type'] === 'mode_changed'),
+      false,
+    );
     const listed = replies.at(-1)!['rules'] as Record<string, unknown>;
     assert.equal(listed['/usr/bin/outsider-app:443'], undefined);
     assert.equal(listed['/usr/bin/existing:80'], true);
@@ -398,9 +453,10 @@ describe('rule edits authorized by polkit', () => {
     }
     const replies = JSON.parse(readFileSync(outPath, 'utf8').split('\n')[1]!) as Record<string, unknown>[];
     const errors = replies.filter((m) => m['type'] === 'error');
-    assert.deepEqual(errors.map((e) => e['error']), [
-      `not authorized to add rules: the process that connected (pid ${parentPid}) is gone; its pid now names another process`,
-    ]);
+    assert.deepEqual(
+      errors.map((e) => e['error']),
+      [`not authorized to add rules: the process that connected (pid ${parentPid}) is gone; its pid now names another process`],
+    );
     assert.equal((replies.at(-1)!['rules'] as Record<string, unknown>)['/usr/bin/handed-over:443'], undefined);
     assert.equal(readFileSync(service.rulesPath, 'utf8'), before);
   });
@@ -410,36 +466,55 @@ describe('rule edits authorized by polkit', () => {
     const replies = await runClient(names.outsider, service.socket, [addRule('/usr/bin/outsider-app')]);
     const error = `not authorized to add rules: ${ACTION} needs authentication and no polkit authentication agent of uid ${uid} answered`;
     // JSON.stringify of the parsed line gives back the service's bytes (plain ASCII, same key order).
-    assert.deepEqual(replies.filter((m) => m['type'] !== 'rules_list').map((m) => JSON.stringify(m)), [
-      `{"type":"error","error":"${error}","request":"add_rule"}`,
-      `{"type":"notification","title":"Bastion: change refused","message":"${error}","level":"warning"}`,
-    ]);
+    assert.deepEqual(
+      replies.filter((m) => m['type'] !== 'rules_list').map((m) => JSON.stringify(m)),
+      [
+        `{"type":"error","error":"${error}","request":"add_rule"}`,
+        `{"type":"notification","title":"Bastion: change refused","message":"${error}","level":"warning"}`,
+      ],
+    );
     const logged = service.log.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l['msg'] === 'refused a change from a GUI client');
-    assert.ok(logged.some((l) => l['request'] === 'add_rule' && l['error'] === error), service.log.slice(-5).join('\n'));
+    assert.ok(
+      logged.some((l) => l['request'] === 'add_rule' && l['error'] === error),
+      service.log.slice(-5).join('\n'),
+    );
   });
 
   it('clear_cache is a rule edit: refused for the outsider (error and notification), done for the granted user', async () => {
     const outsider = await runClient(names.outsider, service.socket, [{ type: 'clear_cache', cache_key: '/usr/bin/curl:443' }]);
-    assert.deepEqual(outsider.filter((m) => m['type'] === 'error').map((m) => m['request']), ['clear_cache']);
+    assert.deepEqual(
+      outsider.filter((m) => m['type'] === 'error').map((m) => m['request']),
+      ['clear_cache'],
+    );
     assert.match(String(outsider.find((m) => m['type'] === 'error')!['error']), /^not authorized to clear remembered answers: /);
     assert.equal(outsider.filter((m) => m['type'] === 'notification').length, 1);
     const member = await runClient(names.member, service.socket, [{ type: 'clear_cache', cache_key: '/usr/bin/curl:443' }]);
-    assert.deepEqual(member.filter((m) => m['type'] === 'error' || m['type'] === 'notification'), []);
+    assert.deepEqual(
+      member.filter((m) => m['type'] === 'error' || m['type'] === 'notification'),
+      [],
+    );
   });
 
   it('reading needs no authorization: the outsider still lists the rules', async () => {
     const replies = await runClient(names.outsider, service.socket, []);
-    assert.deepEqual(replies.map((m) => m['type']), ['rules_list']);
+    assert.deepEqual(
+      replies.map((m) => m['type']),
+      ['rules_list'],
+    );
   });
 
   it('with --no-polkit only root may edit: the granted client is refused, root is not', async () => {
     const rootOnly = await startService('no-polkit', ['--no-polkit']);
     const member = await runClient(names.member, rootOnly.socket, [addRule('/usr/bin/member-app')]);
-    assert.deepEqual(member.filter((m) => m['type'] === 'error').map((e) => e['error']), [
-      'not authorized to add rules: only root may change rules when polkit is disabled',
-    ]);
+    assert.deepEqual(
+      member.filter((m) => m['type'] === 'error').map((e) => e['error']),
+      ['not authorized to add rules: only root may change rules when polkit is disabled'],
+    );
     const root = await runClient(null, rootOnly.socket, [addRule('/usr/bin/root-app')]);
-    assert.deepEqual(root.filter((m) => m['type'] === 'error'), []);
+    assert.deepEqual(
+      root.filter((m) => m['type'] === 'error'),
+      [],
+    );
     assert.equal((root.at(-1)!['rules'] as Record<string, unknown>)['/usr/bin/root-app:443'], true);
   });
 });

@@ -5,13 +5,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import {
-  MANAGE_RULES_ACTION,
-  parseStartTime,
-  PolkitAuthorizer,
-  runPkcheck,
-  type PkcheckOutcome,
-} from '../../service/authorizer.js';
+import { MANAGE_RULES_ACTION, parseStartTime, PolkitAuthorizer, runPkcheck, type PkcheckOutcome } from '../../service/authorizer.js';
 
 const PEER = { pid: 4242, uid: 1000, gid: 1000, startTime: 987654 };
 // /proc/PID/stat with a comm holding spaces and a ')': fields are counted after the last ')'.

@@ -74,7 +74,7 @@ const answer = (requestId: string, a: Partial<PromptAnswer> = {}): PromptAnswer 
 });
 
 describe('opening prompts', () => {
-  it('sends every client a connection_request with the tray\'s fields, in order', () => {
+  it("sends every client a connection_request with the tray's fields, in order", () => {
     const h = harness();
     ask(h, connection({ exe: '/opt/My Tools/sync agent', comm: 'sync agent', port: 8443 }));
     for (const c of h.clients) {
@@ -220,7 +220,11 @@ describe('durations', () => {
     assert.deepEqual(h.sessions.lookup(1000, '/usr/bin/wget', 8080), { allow: true, key: '/usr/bin/wget:*' });
   });
 
-  for (const [duration, ms] of [['30s', 30_000], ['5m', 300_000], ['1h', 3_600_000]] as const) {
+  for (const [duration, ms] of [
+    ['30s', 30_000],
+    ['5m', 300_000],
+    ['1h', 3_600_000],
+  ] as const) {
     it(`"${duration}" holds for ${ms} ms and no longer`, () => {
       const h = harness();
       const got = ask(h);
@@ -266,15 +270,18 @@ describe('durations', () => {
     assert.deepEqual(h.sessions.lookup(1000, '/usr/bin/curl', 443), { allow: true, key: '/usr/bin/curl:443' });
     assert.equal(h.sessions.lookup(1001, '/usr/bin/curl', 443), null);
     assert.deepEqual(h.clients[0]!.ofType('error'), [{ type: 'error', error: 'not authorized to add rules', request: 'gui_response' }]);
-    assert.deepEqual(h.clients[0]!.ofType('notification'), [{
-      type: 'notification',
-      title: 'Bastion: rule not saved',
-      message: 'not authorized to add rules. The answer for /usr/bin/curl:443 holds for this session only, for uid 1000\'s programs; saving it as a rule needs an administrator.',
-      level: 'warning',
-    }]);
+    assert.deepEqual(h.clients[0]!.ofType('notification'), [
+      {
+        type: 'notification',
+        title: 'Bastion: rule not saved',
+        message:
+          "not authorized to add rules. The answer for /usr/bin/curl:443 holds for this session only, for uid 1000's programs; saving it as a rule needs an administrator.",
+        level: 'warning',
+      },
+    ]);
   });
 
-  it('a session answer about one user\'s program leaves another user\'s same program to its own prompt', () => {
+  it("a session answer about one user's program leaves another user's same program to its own prompt", () => {
     const h = harness();
     const alice = ask(h, connection({ uid: 1000 }));
     const bob = ask(h, connection({ uid: 1001 }));
@@ -286,7 +293,7 @@ describe('durations', () => {
     assert.equal(h.sessions.lookup(1001, '/usr/bin/curl', 443), null);
   });
 
-  it('an answer for all ports also closes that program\'s other open prompts', () => {
+  it("an answer for all ports also closes that program's other open prompts", () => {
     const h = harness();
     const p443 = ask(h, connection({ port: 443 }));
     const p80 = ask(h, connection({ port: 80 }));
@@ -355,7 +362,7 @@ describe('timeouts and leaving clients', () => {
     assert.deepEqual(h.broker.recall(retry), { kind: 'final', allow: false, reason: 'prompt', ruleKey: null });
     assert.equal(h.broker.recall(connection({ srcPort: 51001 })), null, 'another connection of the same program');
     h.clock.advance(130_000);
-    assert.equal(h.broker.recall(retry), null, 'remembered past the kernel\'s SYN retries');
+    assert.equal(h.broker.recall(retry), null, "remembered past the kernel's SYN retries");
   });
 
   it('switching to learning mode allows everything that waits', () => {
@@ -377,7 +384,7 @@ describe('timeouts and leaving clients', () => {
 });
 
 describe('limits', () => {
-  it('a program flooding new ports cannot bury another program\'s prompt', () => {
+  it("a program flooding new ports cannot bury another program's prompt", () => {
     const h = harness({ limits: { maxOpenPerProgram: 4, limitNoticeMs: 10_000 } });
     for (let port = 1; port <= 4; port++) ask(h, connection({ exe: '/usr/bin/flood', port }));
     assert.equal(h.broker.canAsk(connection({ exe: '/usr/bin/flood', port: 5 })), false);
@@ -385,7 +392,11 @@ describe('limits', () => {
     assert.equal(h.broker.canAsk(connection({ exe: '/usr/bin/curl', port: 443 })), true);
     assert.equal(h.broker.limited, 1);
     assert.equal(h.broker.canAsk(connection({ exe: '/usr/bin/flood', port: 6 })), false);
-    assert.deepEqual(h.notices, ['warning: Too many questions at once: flood asks about many connections at once; until you answer, new ones are blocked by default'], 'told once in limitNoticeMs');
+    assert.deepEqual(
+      h.notices,
+      ['warning: Too many questions at once: flood asks about many connections at once; until you answer, new ones are blocked by default'],
+      'told once in limitNoticeMs',
+    );
     h.clock.advance(10_000);
     assert.equal(h.broker.canAsk(connection({ exe: '/usr/bin/flood', port: 7 })), false);
     assert.equal(h.notices.length, 2);
@@ -443,7 +454,10 @@ describe('a program whose path is not believed', () => {
     const outcome = h.broker.answer(h.clients[0]!, answer(idOf(h.clients[0]!, 1), { allow: true, permanent: true, duration: 'always' }));
     assert.ok(outcome.applied);
     await outcome.saved;
-    assert.deepEqual(borrowed.map((d) => [d.allow, d.ruleKey]), [[true, null]]);
+    assert.deepEqual(
+      borrowed.map((d) => [d.allow, d.ruleKey]),
+      [[true, null]],
+    );
     assert.deepEqual([host, mismatched], [[], []], 'other prompts were answered too');
     assert.deepEqual(h.saved, [], 'a rule was saved');
     assert.equal(h.sessions.size, 0, 'a session was stored');

@@ -33,7 +33,12 @@ function setup(clientCount = 1) {
   const broker = new GuiPromptBroker({
     config: () => cfg,
     clients: () => clients,
-    recorder: new AnswerRecorder({ sessions, rules: { setRule: async () => ({ ok: false, error: 'unused' }) }, authorizer: new FixedAuthorizer({ ok: true }), log: silentLog }),
+    recorder: new AnswerRecorder({
+      sessions,
+      rules: { setRule: async () => ({ ok: false, error: 'unused' }) },
+      authorizer: new FixedAuthorizer({ ok: true }),
+      log: silentLog,
+    }),
     log: silentLog,
     clock,
   });
@@ -70,7 +75,10 @@ describe('decisions while prompts are open', () => {
     decider.decideBatch([retry, other], 1);
     const [req] = clients[0]!.ofType('connection_request');
     broker.answer(clients[0]!, { requestId: req!['request_id'] as string, allow: false, permanent: false, allPorts: false, duration: 'once' });
-    assert.deepEqual(later.map((l) => l.verdicts[0]!.packetId), [first.packetId, retry.packetId, other.packetId]);
+    assert.deepEqual(
+      later.map((l) => l.verdicts[0]!.packetId),
+      [first.packetId, retry.packetId, other.packetId],
+    );
     assert.deepEqual(stats.snapshot(), { total: 2, allowed: 0, blocked: 2 });
     const again = connection({ exe: '/usr/bin/curl', port: 80, srcPort: 50200 }).record;
     assert.deepEqual(decider.decideBatch([again], 1), [{ packetId: again.packetId, action: 'drop' }]);
@@ -94,7 +102,7 @@ describe('decisions while prompts are open', () => {
     assert.equal(clients[0]!.ofType('connection_request').length, 1);
   });
 
-  it('a session answer decides the program\'s next connection without asking', () => {
+  it("a session answer decides the program's next connection without asking", () => {
     const { decider, broker, clients } = setup();
     decider.decideBatch([connection({ exe: '/usr/bin/curl', port: 80 }).record], 1);
     const [req] = clients[0]!.ofType('connection_request');

@@ -50,14 +50,8 @@ describe('parseRuleKey', () => {
     ['/usr/bin/curl:65536', 'rule key "/usr/bin/curl:65536" has port part "65536"; expected 1-65535, "*" or "0"'],
     ['/usr/bin/curl:-1', 'rule key "/usr/bin/curl:-1" has port part "-1"; expected 1-65535, "*" or "0"'],
     ['/usr/bin/curl:', 'rule key "/usr/bin/curl:" has port part ""; expected 1-65535, "*" or "0"'],
-    [
-      'curl:443',
-      'rule key "curl:443" has subject "curl"; expected an absolute path, @name:<comm>, @dest:<ip>:<port or *> or @host:<name or *.suffix>',
-    ],
-    [
-      '@name::443',
-      'rule key "@name::443" has subject "@name:"; expected an absolute path, @name:<comm>, @dest:<ip>:<port or *> or @host:<name or *.suffix>',
-    ],
+    ['curl:443', 'rule key "curl:443" has subject "curl"; expected an absolute path, @name:<comm>, @dest:<ip>:<port or *> or @host:<name or *.suffix>'],
+    ['@name::443', 'rule key "@name::443" has subject "@name:"; expected an absolute path, @name:<comm>, @dest:<ip>:<port or *> or @host:<name or *.suffix>'],
     [
       '@dest:192.0.2.7:*',
       'rule key "@dest:192.0.2.7:*" has subject "@dest:192.0.2.7"; expected an absolute path, @name:<comm>, @dest:<ip>:<port or *> or @host:<name or *.suffix>',
@@ -67,10 +61,25 @@ describe('parseRuleKey', () => {
       'rule key "@dest:example.org:443:*" has subject "@dest:example.org:443"; expected an absolute path, @name:<comm>, @dest:<ip>:<port or *> or @host:<name or *.suffix>',
     ],
   ];
-  const badHosts = ['@host:', '@host:*', '@host:*.', '@host:a..b', '@host:-a.org', '@host:a-.org', '@host:exa mple.org',
-    '@host:a.*.org', '@host:**.org', '@host:ex\u001b[31m.org', `@host:${'a'.repeat(64)}.org`, `@host:${'a.'.repeat(127)}a`];
+  const badHosts = [
+    '@host:',
+    '@host:*',
+    '@host:*.',
+    '@host:a..b',
+    '@host:-a.org',
+    '@host:a-.org',
+    '@host:exa mple.org',
+    '@host:a.*.org',
+    '@host:**.org',
+    '@host:ex\u001b[31m.org',
+    `@host:${'a'.repeat(64)}.org`,
+    `@host:${'a.'.repeat(127)}a`,
+  ];
   for (const subject of badHosts) {
-    invalid.push([`${subject}:443`, `rule key ${JSON.stringify(`${subject}:443`)} has subject ${JSON.stringify(subject)}; expected an absolute path, @name:<comm>, @dest:<ip>:<port or *> or @host:<name or *.suffix>`]);
+    invalid.push([
+      `${subject}:443`,
+      `rule key ${JSON.stringify(`${subject}:443`)} has subject ${JSON.stringify(subject)}; expected an absolute path, @name:<comm>, @dest:<ip>:<port or *> or @host:<name or *.suffix>`,
+    ]);
   }
   for (const [key, error] of invalid) {
     it(`rejects ${JSON.stringify(key)}`, () => {

@@ -17,7 +17,7 @@ function query(q: Partial<RuleQuery> & { destPort: number }): RuleQuery {
   return { exe: null, comm: null, destIp: '198.51.100.1', ...q };
 }
 
-describe('RuleSet with the old daemon\'s rules.json', () => {
+describe("RuleSet with the old daemon's rules.json", () => {
   const loaded = RuleSet.fromJSON(JSON.parse(fixtureText));
 
   it('loads 10 rules and skips the meta keys without warnings', () => {
@@ -33,47 +33,19 @@ describe('RuleSet with the old daemon\'s rules.json', () => {
   });
 
   const matches: [name: string, q: RuleQuery, expected: { allow: boolean; key: string } | null][] = [
-    [
-      'the path with a space matches',
-      query({ exe: '/opt/tools/sync agent', destPort: 443 }),
-      { allow: true, key: '/opt/tools/sync agent:443' },
-    ],
+    ['the path with a space matches', query({ exe: '/opt/tools/sync agent', destPort: 443 }), { allow: true, key: '/opt/tools/sync agent:443' }],
     [
       '@name:IPC:CSteamEngin with port 27015 matches',
       query({ exe: '/home/u/.steam/steam', comm: 'IPC:CSteamEngin', destPort: 27015 }),
       { allow: true, key: '@name:IPC:CSteamEngin:27015' },
     ],
-    [
-      'the IPv6 @dest deny matches',
-      query({ destIp: '2001:db8::1', destPort: 443 }),
-      { allow: false, key: '@dest:2001:db8::1:443:*' },
-    ],
-    [
-      'the IPv4 @dest allow matches',
-      query({ destIp: '192.0.2.7', destPort: 8443 }),
-      { allow: true, key: '@dest:192.0.2.7:8443:*' },
-    ],
-    [
-      'the ":0" entry matches every port',
-      query({ exe: '/usr/bin/wget', destPort: 8080 }),
-      { allow: true, key: '/usr/bin/wget:*' },
-    ],
-    [
-      'the specific-port deny beats the wildcard allow',
-      query({ exe: '/usr/bin/curl', destPort: 25 }),
-      { allow: false, key: '/usr/bin/curl:25' },
-    ],
-    [
-      'the wildcard allow covers other ports',
-      query({ exe: '/usr/bin/curl', destPort: 587 }),
-      { allow: true, key: '/usr/bin/curl:*' },
-    ],
+    ['the IPv6 @dest deny matches', query({ destIp: '2001:db8::1', destPort: 443 }), { allow: false, key: '@dest:2001:db8::1:443:*' }],
+    ['the IPv4 @dest allow matches', query({ destIp: '192.0.2.7', destPort: 8443 }), { allow: true, key: '@dest:192.0.2.7:8443:*' }],
+    ['the ":0" entry matches every port', query({ exe: '/usr/bin/wget', destPort: 8080 }), { allow: true, key: '/usr/bin/wget:*' }],
+    ['the specific-port deny beats the wildcard allow', query({ exe: '/usr/bin/curl', destPort: 25 }), { allow: false, key: '/usr/bin/curl:25' }],
+    ['the wildcard allow covers other ports', query({ exe: '/usr/bin/curl', destPort: 587 }), { allow: true, key: '/usr/bin/curl:*' }],
     ['an unlisted program matches nothing', query({ exe: '/usr/bin/ssh', comm: 'ssh', destPort: 22 }), null],
-    [
-      'a listed program on an unlisted port matches nothing',
-      query({ exe: '/usr/lib/firefox/firefox', destPort: 8080 }),
-      null,
-    ],
+    ['a listed program on an unlisted port matches nothing', query({ exe: '/usr/lib/firefox/firefox', destPort: 8080 }), null],
   ];
   for (const [name, q, expected] of matches) {
     it(name, () => {
@@ -121,12 +93,7 @@ describe('RuleSet.match precedence', () => {
       query({ exe: '/usr/bin/curl', comm: 'curl', destPort: 443 }),
       { allow: true, key: '@name:curl:*' },
     ],
-    [
-      'an @dest rule matches only its own destination port',
-      { '@dest:192.0.2.1:443:*': true },
-      query({ destIp: '192.0.2.1', destPort: 80 }),
-      null,
-    ],
+    ['an @dest rule matches only its own destination port', { '@dest:192.0.2.1:443:*': true }, query({ destIp: '192.0.2.1', destPort: 80 }), null],
     [
       'an @dest rule matches a connection with no process',
       { '@dest:192.0.2.1:443:*': false },
@@ -259,28 +226,12 @@ describe('RuleSet.deleteKey', () => {
     '@dest:192.0.2.7:8443:*': true,
   };
   const cases: [key: string, deleted: boolean, remaining: string[]][] = [
-    [
-      '/usr/bin/curl:443',
-      true,
-      ['/usr/bin/curl:*', '/usr/bin/curl:25', '@dest:192.0.2.7:8443:*', '@name:IPC:CSteamEngin:*', '@name:IPC:CSteamEngin:27015'],
-    ],
-    [
-      '/usr/bin/curl:*',
-      true,
-      ['/usr/bin/curl:25', '/usr/bin/curl:443', '@dest:192.0.2.7:8443:*', '@name:IPC:CSteamEngin:*', '@name:IPC:CSteamEngin:27015'],
-    ],
-    [
-      '/usr/bin/curl:0',
-      true,
-      ['/usr/bin/curl:25', '/usr/bin/curl:443', '@dest:192.0.2.7:8443:*', '@name:IPC:CSteamEngin:*', '@name:IPC:CSteamEngin:27015'],
-    ],
+    ['/usr/bin/curl:443', true, ['/usr/bin/curl:*', '/usr/bin/curl:25', '@dest:192.0.2.7:8443:*', '@name:IPC:CSteamEngin:*', '@name:IPC:CSteamEngin:27015']],
+    ['/usr/bin/curl:*', true, ['/usr/bin/curl:25', '/usr/bin/curl:443', '@dest:192.0.2.7:8443:*', '@name:IPC:CSteamEngin:*', '@name:IPC:CSteamEngin:27015']],
+    ['/usr/bin/curl:0', true, ['/usr/bin/curl:25', '/usr/bin/curl:443', '@dest:192.0.2.7:8443:*', '@name:IPC:CSteamEngin:*', '@name:IPC:CSteamEngin:27015']],
     ['/usr/bin/curl', true, ['@dest:192.0.2.7:8443:*', '@name:IPC:CSteamEngin:*', '@name:IPC:CSteamEngin:27015']],
     ['@name:IPC:CSteamEngin', true, ['/usr/bin/curl:*', '/usr/bin/curl:25', '/usr/bin/curl:443', '@dest:192.0.2.7:8443:*']],
-    [
-      '@dest:192.0.2.7:8443',
-      true,
-      ['/usr/bin/curl:*', '/usr/bin/curl:25', '/usr/bin/curl:443', '@name:IPC:CSteamEngin:*', '@name:IPC:CSteamEngin:27015'],
-    ],
+    ['@dest:192.0.2.7:8443', true, ['/usr/bin/curl:*', '/usr/bin/curl:25', '/usr/bin/curl:443', '@name:IPC:CSteamEngin:*', '@name:IPC:CSteamEngin:27015']],
     [
       '/usr/bin/curl:80',
       false,
@@ -331,13 +282,7 @@ describe('RuleSet.toJSON and clone', () => {
     rules.set('@name:python3', 0, false);
     rules.set('/usr/bin/curl', 443, true);
     rules.set('/usr/bin/curl', '*', true);
-    assert.deepEqual(Object.keys(rules.toJSON()), [
-      '/usr/bin/curl:*',
-      '/usr/bin/curl:443',
-      '@name:python3:*',
-      'applications',
-      'services',
-    ]);
+    assert.deepEqual(Object.keys(rules.toJSON()), ['/usr/bin/curl:*', '/usr/bin/curl:443', '@name:python3:*', 'applications', 'services']);
   });
 
   it('an empty set is just the meta keys', () => {
@@ -390,7 +335,11 @@ describe('RuleSet @host', () => {
     ['the exact name on another port does not', query({ host: 'example.org', destPort: 80 }), null],
     ['a *.suffix matches a name below it', query({ host: 'www.example.org', destPort: 80 }), { allow: false, key: '@host:*.example.org:*' }],
     ['the longest *.suffix wins', query({ host: 'img.cdn.example.org', destPort: 443 }), { allow: true, key: '@host:*.cdn.example.org:443' }],
-    ['a longer suffix for another port leaves the shorter', query({ host: 'img.cdn.example.org', destPort: 80 }), { allow: false, key: '@host:*.example.org:*' }],
+    [
+      'a longer suffix for another port leaves the shorter',
+      query({ host: 'img.cdn.example.org', destPort: 80 }),
+      { allow: false, key: '@host:*.example.org:*' },
+    ],
     ['a different name does not match', query({ host: 'example.net', destPort: 443 }), null],
     ['a name that only ends like the suffix does not match', query({ host: 'badexample.org', destPort: 443 }), null],
     ['no snooped name: no host rule applies', query({ destPort: 443 }), null],

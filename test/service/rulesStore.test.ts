@@ -40,10 +40,7 @@ function recordingLogger(): StoreLogger & { calls: { level: string; obj: object;
 }
 
 /** A rules.json in its own directory (null: no file), and a store for it. */
-async function storeWith(
-  text: string | null,
-  opts: { maxBytes?: number; logger?: StoreLogger } = {},
-): Promise<{ store: RulesStore; file: string }> {
+async function storeWith(text: string | null, opts: { maxBytes?: number; logger?: StoreLogger } = {}): Promise<{ store: RulesStore; file: string }> {
   const d = await fsp.mkdtemp(path.join(dir, 'case-'));
   const file = path.join(d, 'rules.json');
   if (text !== null) await fsp.writeFile(file, text);
@@ -70,7 +67,7 @@ describe('RulesStore.load', () => {
     await assert.rejects(fsp.stat(file), { code: 'ENOENT' });
   });
 
-  it('loads the old daemon\'s rules.json: 10 rules, meta keys skipped', async () => {
+  it("loads the old daemon's rules.json: 10 rules, meta keys skipped", async () => {
     const { store } = await storeWith(fixtureText);
     assert.deepEqual(await store.load(), { ok: true, count: 10, warnings: [], missing: false });
     assert.deepEqual(store.rules.match({ exe: '/opt/tools/sync agent', comm: 'sync agent', destIp: '192.0.2.1', destPort: 443 }), {
@@ -239,7 +236,10 @@ describe('RulesStore saving', () => {
     const first = store.deleteKey(keys[0]!);
     await new Promise((r) => setImmediate(r)); // the first save is under way
     const rest = keys.slice(1).map((k) => store.deleteKey(k));
-    assert.deepEqual(await Promise.all([first, ...rest]), keys.map(() => ({ ok: true, deleted: true })));
+    assert.deepEqual(
+      await Promise.all([first, ...rest]),
+      keys.map(() => ({ ok: true, deleted: true })),
+    );
     assert.ok(saves >= 1 && saves <= 2, `${saves} saves`);
     assert.equal(store.rules.size, 0);
     assert.deepEqual(JSON.parse(await fsp.readFile(file, 'utf8')), { applications: {}, services: {} });
@@ -277,11 +277,7 @@ describe('RulesStore saving', () => {
     const reload = store.load();
     const after = store.setRule('/usr/bin/b', 2, true);
     await Promise.all([before, reload, after]);
-    assert.deepEqual(changes, [
-      '/usr/bin/a:1,applications,services',
-      '/usr/bin/a:1,applications,services',
-      '/usr/bin/a:1,/usr/bin/b:2,applications,services',
-    ]);
+    assert.deepEqual(changes, ['/usr/bin/a:1,applications,services', '/usr/bin/a:1,applications,services', '/usr/bin/a:1,/usr/bin/b:2,applications,services']);
   });
 
   it('refuses to save into a symlinked target and leaves the rules as they were', async () => {

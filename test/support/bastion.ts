@@ -74,7 +74,14 @@ export class BastionProcess {
     if (seen) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
-        reject(new Error(`no log line "${text}" within ${timeoutMs} ms; last lines:\n${this.lines.slice(-10).map((l) => JSON.stringify(l)).join('\n')}`));
+        reject(
+          new Error(
+            `no log line "${text}" within ${timeoutMs} ms; last lines:\n${this.lines
+              .slice(-10)
+              .map((l) => JSON.stringify(l))
+              .join('\n')}`,
+          ),
+        );
       }, timeoutMs);
       this.waiters.push({
         test,

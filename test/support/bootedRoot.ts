@@ -92,13 +92,22 @@ export class BootedRoot {
 
   /** Boots the root; resolves once systemd reports the system up (running or degraded). */
   async boot(): Promise<void> {
-    this.nspawn = spawn('systemd-nspawn', [
-      '-q', '--register=no', '--keep-unit', '-b', '-D', this.root,
-      `--network-namespace-path=/run/netns/${this.net.client}`,
-      `--capability=${CAPABILITIES}`,
-      // nspawn's own seccomp filter refuses bpf() to everything in the container.
-      '--system-call-filter=bpf',
-    ], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.nspawn = spawn(
+      'systemd-nspawn',
+      [
+        '-q',
+        '--register=no',
+        '--keep-unit',
+        '-b',
+        '-D',
+        this.root,
+        `--network-namespace-path=/run/netns/${this.net.client}`,
+        `--capability=${CAPABILITIES}`,
+        // nspawn's own seccomp filter refuses bpf() to everything in the container.
+        '--system-call-filter=bpf',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     this.nspawn.stdout?.setEncoding('utf8').on('data', (c: string) => (this.nspawnLog += c));
     this.nspawn.stderr?.setEncoding('utf8').on('data', (c: string) => (this.nspawnLog += c));
     const deadline = Date.now() + 60_000;
@@ -128,7 +137,11 @@ export class BootedRoot {
 
   /** A command entered into the container's namespaces (for systemctl, journalctl, files). */
   enter(argv: string[], timeoutMs = 60_000): Ran {
-    return run('nsenter', ['-t', String(this.initPid), '-a', '-r', '-w', '/usr/bin/env', '-i', 'PATH=/usr/sbin:/usr/bin:/sbin:/bin', 'LANG=C.UTF-8', ...argv], timeoutMs);
+    return run(
+      'nsenter',
+      ['-t', String(this.initPid), '-a', '-r', '-w', '/usr/bin/env', '-i', 'PATH=/usr/sbin:/usr/bin:/sbin:/bin', 'LANG=C.UTF-8', ...argv],
+      timeoutMs,
+    );
   }
 
   /**
@@ -136,26 +149,63 @@ export class BootedRoot {
    * the container's tree), as root or as `user`, with the exit code of the script.
    */
   sh(script: string, user?: string, timeoutMs = 120_000): Ran {
-    return this.enter([
-      'systemd-run', '--quiet', '--pipe', '--wait', '--collect', '--service-type=exec',
-      ...(user ? ['-p', `User=${user}`] : []),
-      '-E', 'LANG=C.UTF-8', '--', '/bin/sh', '-c', script,
-    ], timeoutMs);
+    return this.enter(
+      [
+        'systemd-run',
+        '--quiet',
+        '--pipe',
+        '--wait',
+        '--collect',
+        '--service-type=exec',
+        ...(user ? ['-p', `User=${user}`] : []),
+        '-E',
+        'LANG=C.UTF-8',
+        '--',
+        '/bin/sh',
+        '-c',
+        script,
+      ],
+      timeoutMs,
+    );
   }
 
   /** sh() without blocking this process: for a load that runs while the test does something else. */
   shAsync(script: string, timeoutMs = 120_000): Promise<Ran> {
-    const child = spawn('nsenter', ['-t', String(this.initPid), '-a', '-r', '-w', '/usr/bin/env', '-i', 'PATH=/usr/sbin:/usr/bin:/sbin:/bin',
-      'systemd-run', '--quiet', '--pipe', '--wait', '--collect', '--service-type=exec', '--', '/bin/sh', '-c', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      'nsenter',
+      [
+        '-t',
+        String(this.initPid),
+        '-a',
+        '-r',
+        '-w',
+        '/usr/bin/env',
+        '-i',
+        'PATH=/usr/sbin:/usr/bin:/sbin:/bin',
+        'systemd-run',
+        '--quiet',
+        '--pipe',
+        '--wait',
+        '--collect',
+        '--service-type=exec',
+        '--',
+        '/bin/sh',
+        '-c',
+        script,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
     child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    return new Promise((resolve) => child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    }));
+    return new Promise((resolve) =>
+      child.once('close', (code) => {
+        clearTimeout(timer);
+        resolve({ code, stdout, stderr });
+      }),
+    );
   }
 
   /** Starts a process in the server namespace (e.g. the listener the container's connections reach). */

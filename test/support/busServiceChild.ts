@@ -6,11 +6,7 @@ import { HelperLink } from '../../service/helperLink.js';
 
 const [endpoint, pairingTimeoutMs] = process.argv.slice(2);
 const log = createLogger({ name: 'bus-service', json: true });
-const link = new HelperLink(
-  { endpoint: endpoint!, version: 'test', heartbeatMs: 100, pairingTimeoutMs: Number(pairingTimeoutMs) },
-  () => [],
-  log,
-);
+const link = new HelperLink({ endpoint: endpoint!, version: 'test', heartbeatMs: 100, pairingTimeoutMs: Number(pairingTimeoutMs) }, () => [], log);
 link.start();
 process.on('SIGTERM', () => {
   link.stop();

@@ -72,7 +72,18 @@ export class TestFirewall {
 
   async startHelper(): Promise<BastionProcess> {
     this.helper = startBastion(
-      ['helper', '--queue', String(this.queue), '--endpoint', this.endpoint, '--socket-group', 'root', '--service-user', 'root', ...(this.setup.helperArgs ?? [])],
+      [
+        'helper',
+        '--queue',
+        String(this.queue),
+        '--endpoint',
+        this.endpoint,
+        '--socket-group',
+        'root',
+        '--service-user',
+        'root',
+        ...(this.setup.helperArgs ?? []),
+      ],
       this.net.client,
     );
     await this.helper.waitFor('helper started');
@@ -81,8 +92,21 @@ export class TestFirewall {
 
   async startDaemon(): Promise<BastionProcess> {
     this.daemon = startBastion([
-      'daemon', '--config', this.configPath, '--rules', this.rulesPath, '--endpoint', this.endpoint, '--socket', this.guiSocket,
-      '--socket-group', 'root', '--no-polkit', '--state-dir', this.dir.path, ...(this.setup.daemonArgs ?? []),
+      'daemon',
+      '--config',
+      this.configPath,
+      '--rules',
+      this.rulesPath,
+      '--endpoint',
+      this.endpoint,
+      '--socket',
+      this.guiSocket,
+      '--socket-group',
+      'root',
+      '--no-polkit',
+      '--state-dir',
+      this.dir.path,
+      ...(this.setup.daemonArgs ?? []),
     ]);
     await this.daemon.waitFor('helper connected');
     return this.daemon;

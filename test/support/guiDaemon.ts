@@ -30,11 +30,27 @@ export class GuiDaemon {
   static async start(setup: GuiDaemonSetup = {}): Promise<GuiDaemon> {
     const d = new GuiDaemon(setup);
     try {
-      d.proc = startBastion([
-        'daemon', '--config', d.configPath, '--rules', d.rulesPath, '--endpoint', `ipc://${d.dir.path}/helper.sock`,
-        '--socket', d.socket, '--socket-group', 'root', '--no-polkit', '--state-dir', d.dir.path,
-        ...(setup.args ?? []),
-      ], undefined, setup.logLevel);
+      d.proc = startBastion(
+        [
+          'daemon',
+          '--config',
+          d.configPath,
+          '--rules',
+          d.rulesPath,
+          '--endpoint',
+          `ipc://${d.dir.path}/helper.sock`,
+          '--socket',
+          d.socket,
+          '--socket-group',
+          'root',
+          '--no-polkit',
+          '--state-dir',
+          d.dir.path,
+          ...(setup.args ?? []),
+        ],
+        undefined,
+        setup.logLevel,
+      );
       await d.proc.waitFor('GUI socket listening');
     } catch (err) {
       await d.stop();

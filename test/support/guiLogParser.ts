@@ -35,4 +35,3 @@ export function guiParse(line: string): Parsed | null {
 export function journalctlLine(fields: Record<string, string>): string {
   return `Dec 05 13:10:53 testhost ${fields['SYSLOG_IDENTIFIER']}[4321]: ${fields['MESSAGE']}`;
 }
-

@@ -11,7 +11,9 @@ export function pyDumps(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return `[${value.map(pyDumps).join(', ')}]`;
   if (typeof value === 'object') {
-    return `{${Object.entries(value as Record<string, unknown>).map(([k, v]) => `${pyString(k)}: ${pyDumps(v)}`).join(', ')}}`;
+    return `{${Object.entries(value as Record<string, unknown>)
+      .map(([k, v]) => `${pyString(k)}: ${pyDumps(v)}`)
+      .join(', ')}}`;
   }
   if (typeof value === 'string') return pyString(value);
   return JSON.stringify(value);

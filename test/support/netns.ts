@@ -13,7 +13,10 @@ export class TestNetwork {
   readonly clientV6: string;
   readonly serverV6: string;
 
-  private constructor(readonly tag: string, subnet: number) {
+  private constructor(
+    readonly tag: string,
+    subnet: number,
+  ) {
     this.client = `bst-${tag}-c`;
     this.server = `bst-${tag}-s`;
     this.clientV4 = `198.18.${subnet}.1`;

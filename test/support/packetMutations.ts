@@ -1,6 +1,12 @@
 // Random and mutated packets for the parser fuzz tests (TS parser and the addon's fast-path parser).
 
-const hex = (s: string): Uint8Array => Uint8Array.from(s.replace(/\s+/g, '').match(/../g)!.map((b) => parseInt(b, 16)));
+const hex = (s: string): Uint8Array =>
+  Uint8Array.from(
+    s
+      .replace(/\s+/g, '')
+      .match(/../g)!
+      .map((b) => parseInt(b, 16)),
+  );
 
 export const SEEDS: Uint8Array[] = [
   // IPv4 TCP SYN 198.18.0.1:40000 -> 198.18.0.2:80
@@ -12,7 +18,9 @@ export const SEEDS: Uint8Array[] = [
   // IPv6 hop-by-hop -> dest options -> UDP
   hex('60000000 0020 00 40 fd0000b5000000000000000000000001 fd0000b5000000000000000000000002 3c 00 0000 00000000 11 00 0000 00000000 d431 0035 0008 0000'),
   // IPv6 fragment header (first fragment) -> TCP
-  hex('60000000 0020 2c 40 fd0000b5000000000000000000000001 fd0000b5000000000000000000000002 06 00 0001 12345678 9c40 0050 00000001 00000000 5002 faf0 0000 0000'),
+  hex(
+    '60000000 0020 2c 40 fd0000b5000000000000000000000001 fd0000b5000000000000000000000002 06 00 0001 12345678 9c40 0050 00000001 00000000 5002 faf0 0000 0000',
+  ),
   // IPv6 TCP SYN, no extension header
   hex('60000000 0014 06 40 fd0000b5000000000000000000000001 fd0000b5000000000000000000000002 9c40 0050 00000001 00000000 5002 faf0 0000 0000'),
 ];
@@ -63,4 +71,3 @@ export function mutate(rand: (n: number) => number): Uint8Array {
     }
   }
 }
-

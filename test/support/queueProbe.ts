@@ -19,7 +19,17 @@ export interface QueueProbe {
 export function startQueueProbe(netns: string, queueNum: number, mode: string): Promise<QueueProbe> {
   const child = spawn(
     'ip',
-    ['netns', 'exec', netns, process.execPath, '--import', join(REPO, 'node_modules/tsx/dist/loader.mjs'), join(REPO, 'test/support/queueProbeChild.ts'), String(queueNum), mode],
+    [
+      'netns',
+      'exec',
+      netns,
+      process.execPath,
+      '--import',
+      join(REPO, 'node_modules/tsx/dist/loader.mjs'),
+      join(REPO, 'test/support/queueProbeChild.ts'),
+      String(queueNum),
+      mode,
+    ],
     { stdio: ['pipe', 'pipe', 'pipe'] },
   );
   let out = '';

@@ -14,7 +14,14 @@ const queue = PacketQueue.open(
   (packets, count) => {
     for (let i = 0; i < count; i++) {
       const p = packets[i]!;
-      report.packets.push({ packetId: p.packetId, hwProtocol: p.hwProtocol, uid: p.uid, outIfindex: p.outIfindex, firstByte: p.payload[0] ?? 0, length: p.payload.length });
+      report.packets.push({
+        packetId: p.packetId,
+        hwProtocol: p.hwProtocol,
+        uid: p.uid,
+        outIfindex: p.outIfindex,
+        firstByte: p.payload[0] ?? 0,
+        length: p.payload.length,
+      });
       if (mode === 'drop-then-throw') queue.verdict(p.packetId, false);
       if (mode === 'close-then-throw') {
         queue.verdict(p.packetId, true);

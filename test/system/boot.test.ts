@@ -64,7 +64,16 @@ const mainPid = (unit: string): string => box.enter(['systemctl', 'show', '-P', 
 const journal = (unit: string): string => box.enter(['journalctl', '-u', unit, '--no-pager', '-o', 'short']).stdout;
 const paired = (): boolean => /helper:\s+connected/.test(box.sh('bastion status').stdout);
 const ourRules = (): string =>
-  ['iptables', 'ip6tables'].map((ipt) => box.enter([ipt, '-S']).stdout.split('\n').filter((l) => l.includes('BASTION')).join('\n')).join('\n').trim();
+  ['iptables', 'ip6tables']
+    .map((ipt) =>
+      box
+        .enter([ipt, '-S'])
+        .stdout.split('\n')
+        .filter((l) => l.includes('BASTION'))
+        .join('\n'),
+    )
+    .join('\n')
+    .trim();
 
 describe('the package installed with apt and booted with systemd', { skip: SKIP }, () => {
   before(async () => {
@@ -110,10 +119,15 @@ describe('the package installed with apt and booted with systemd', { skip: SKIP 
     ok(box.sh(`bastion rules add /usr/bin/curl ${ALLOWED_PORT}`), 'bastion rules add');
     assert.equal(connect(ALLOWED_PORT), true, 'curl, allowed by its rule, did not get out');
     assert.equal(connect(ALLOWED_PORT, OTHER, 2), false, 'a program without a rule got out');
-    const parsed = journal('bastion-firewall').split('\n').map(guiParse).filter((p) => p !== null);
+    const parsed = journal('bastion-firewall')
+      .split('\n')
+      .map(guiParse)
+      .filter((p) => p !== null);
     const server = box.net.serverV4;
     assert.ok(
-      parsed.some((p) => p.type === 'RULE' && p['action'] === 'ALLOW' && p['path'] === '/usr/bin/curl' && p['ip'] === server && p['port'] === String(ALLOWED_PORT)),
+      parsed.some(
+        (p) => p.type === 'RULE' && p['action'] === 'ALLOW' && p['path'] === '/usr/bin/curl' && p['ip'] === server && p['port'] === String(ALLOWED_PORT),
+      ),
       `no [RULE:ALLOW] line for curl: ${JSON.stringify(parsed)}`,
     );
     assert.ok(
@@ -123,11 +137,15 @@ describe('the package installed with apt and booted with systemd', { skip: SKIP 
   });
 
   it('a member of group bastion adds a rule only when polkit allows it', () => {
-    box.enter(['sh', '-c', `cat > /etc/polkit-1/rules.d/50-bastion-test.rules <<'EOF'
+    box.enter([
+      'sh',
+      '-c',
+      `cat > /etc/polkit-1/rules.d/50-bastion-test.rules <<'EOF'
 polkit.addRule(function (action, subject) {
   if (action.id == "com.bastion.firewall.manage-rules" && subject.user == "alice") return polkit.Result.YES;
 });
-EOF`]);
+EOF`,
+    ]);
     const bob = box.sh('bastion rules add /usr/bin/bobs-tool 443', 'bob');
     assert.notEqual(bob.code, 0, bob.stdout);
     assert.match(bob.stderr + bob.stdout, /not authorized|refused/i);
@@ -149,7 +167,11 @@ EOF`]);
   });
 
   it('fail-closed: nothing gets out during a restart of either unit, and the chain stays while no helper runs', async (t: TestContext) => {
-    box.enter(['sh', '-c', 'mkdir -p /etc/systemd/system/bastion-helper.service.d && printf "[Service]\\nExecStart=\\nExecStart=/usr/bin/bastion helper --endpoint ipc:///run/bastion-helper/helper.sock --fail-closed\\n" > /etc/systemd/system/bastion-helper.service.d/fail-closed.conf && systemctl daemon-reload']);
+    box.enter([
+      'sh',
+      '-c',
+      'mkdir -p /etc/systemd/system/bastion-helper.service.d && printf "[Service]\\nExecStart=\\nExecStart=/usr/bin/bastion helper --endpoint ipc:///run/bastion-helper/helper.sock --fail-closed\\n" > /etc/systemd/system/bastion-helper.service.d/fail-closed.conf && systemctl daemon-reload',
+    ]);
     ok(box.enter(['systemctl', 'restart', 'bastion-firewall']), 'restart into fail-closed');
     await waitFor('the helper paired', paired);
     // A program without a rule tries the blocked port in a loop while both units restart.
@@ -192,7 +214,10 @@ EOF`]);
     const newer = repackWithVersion(deb, '99.0.0', work);
     copyFileSync(newer, join(box.root, 'root/newer.deb'));
     const started = Date.now();
-    ok(box.enter(['sh', '-c', 'DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends /root/newer.deb'], 300_000), 'apt-get install newer');
+    ok(
+      box.enter(['sh', '-c', 'DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends /root/newer.deb'], 300_000),
+      'apt-get install newer',
+    );
     t.diagnostic(`upgrade with apt: ${((Date.now() - started) / 1000).toFixed(1)} s`);
     assert.equal(ok(box.enter(['cat', '/etc/bastion/rules.json', '/etc/bastion/config.json']), 'read files'), files);
     await waitFor('the helper paired after the upgrade', paired);
@@ -217,7 +242,11 @@ EOF`]);
     await waitFor('the helper stopped', () => active('bastion-helper') === 'inactive');
     assert.equal(ourRules(), '');
     ok(box.enter(['sh', '-c', 'DEBIAN_FRONTEND=noninteractive apt-get purge -y -q bastion-firewall'], 300_000), 'purge');
-    const left = box.enter(['sh', '-c', 'ls -d /etc/bastion /var/lib/bastion /run/bastion /run/bastion-helper /usr/lib/bastion-firewall /lib/systemd/system/bastion-*.service /usr/bin/bastion 2>/dev/null; true']);
+    const left = box.enter([
+      'sh',
+      '-c',
+      'ls -d /etc/bastion /var/lib/bastion /run/bastion /run/bastion-helper /usr/lib/bastion-firewall /lib/systemd/system/bastion-*.service /usr/bin/bastion 2>/dev/null; true',
+    ]);
     assert.equal(left.stdout, '');
     assert.equal(ourRules(), '');
   });
