@@ -152,7 +152,7 @@ export class Helper {
         fallbackAccept: options.fallbackAccept,
       },
       {
-        apply: (id, accept, mark, decided) => this.applyVerdict(id, accept, mark, decided),
+        apply: (id, accept, mark, final) => this.applyVerdict(id, accept, mark, final),
         onFallback: (id, reason) => this.onFallback(id, reason),
         onDecided: (key, accept, mark, cacheMs) => this.verdictCache.store(key, accept, mark, cacheMs),
         onReleased: (uid) => this.waiting.release(uid),
@@ -463,7 +463,7 @@ export class Helper {
       if (fastPath !== null) this.armFastPath(fastPath, record, cached);
       this.waiting.release(uid); // last: if anything above threw, the caller releases it instead
     } else {
-      this.pending.hold(record.packetId, cacheKey, uid);
+      this.pending.hold(record.packetId, cacheKey, uid, owner?.identity === 'host');
       records.push(record);
     }
   }
@@ -578,7 +578,7 @@ export class Helper {
   }
 
   /** Applies the verdict to the packet a record id stands for; the id is used up. */
-  private applyVerdict(packetId: number, accept: boolean, mark: number | undefined, decided: boolean): void {
+  private applyVerdict(packetId: number, accept: boolean, mark: number | undefined, final: boolean): void {
     const where = this.kernelIds.get(packetId);
     if (where === undefined) {
       this.log.warn({ packetId }, 'verdict for a packet not waiting');
@@ -590,8 +590,8 @@ export class Helper {
       this.log.warn({ packetId }, 'verdict not applied: its queue is closed');
       return;
     }
-    // A connection the service denied is rejected through our chain's rule when we installed one.
-    const rejectMark = this.options.manageRules && decided ? this.options.rules.rejectMark : null;
+    // A final denial is rejected through our chain's rule, when we installed one.
+    const rejectMark = this.options.manageRules && final ? this.options.rules.rejectMark : null;
     const rc =
       !accept && rejectMark !== undefined && rejectMark !== null
         ? queue.reject(where % QUEUE_ID_SPAN, rejectMark)

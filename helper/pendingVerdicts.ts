@@ -20,11 +20,12 @@ export interface PendingOptions {
 
 export interface PendingCallbacks {
   /**
-   * Sends the verdict to the kernel. `decided`: the service said so (a denial is then
-   * rejected, so the program fails at once); else it is a fallback (a denial is a drop, which
-   * the program retries: across a restart of the service it then gets through).
+   * Sends the verdict to the kernel. `final`: the service denied a program it knows (its path
+   * proven), so a denial is rejected and the program fails at once. Otherwise a denial is a
+   * drop, which the program retries: a fallback across a restart of the service, or a packet
+   * whose process was not identified this time (a lookup past its budget) may get through then.
    */
-  apply(packetId: number, accept: boolean, mark: number | undefined, decided: boolean): void;
+  apply(packetId: number, accept: boolean, mark: number | undefined, final: boolean): void;
   onFallback(packetId: number, reason: FallbackReason): void;
   /** The service's verdict for a packet held with a cache key, and how long it may be reused. */
   onDecided?(cacheKey: string, accept: boolean, mark: number | undefined, cacheMs: number): void;
@@ -40,6 +41,8 @@ interface Entry {
   cacheKey: string | null;
   /** The packet's socket uid (NFQA_UID), -1 when none. */
   uid: number;
+  /** The packet's program was identified, its path proven: a denial of it is final (rejected). */
+  knownProgram: boolean;
 }
 
 /** A sweep this much later than planned means the event loop was blocked (ms). */
@@ -83,9 +86,9 @@ export class PendingVerdicts {
   }
 
   /** Starts the clock for a packet that was just sent to the service. */
-  hold(packetId: number, cacheKey: string | null = null, uid = -1): void {
+  hold(packetId: number, cacheKey: string | null = null, uid = -1, knownProgram = false): void {
     const t = this.now();
-    this.entries.set(packetId, { deadline: t + this.options.ackDeadlineMs, limit: t + this.options.maxHoldMs, cacheKey, uid });
+    this.entries.set(packetId, { deadline: t + this.options.ackDeadlineMs, limit: t + this.options.maxHoldMs, cacheKey, uid, knownProgram });
   }
 
   /** Applies the service's answer. A verdict for a packet no longer held is counted and ignored. */
@@ -101,7 +104,7 @@ export class PendingVerdicts {
     }
     this.entries.delete(packetId);
     this.callbacks.onReleased?.(entry.uid);
-    this.callbacks.apply(packetId, action === 'accept', mark, true);
+    this.callbacks.apply(packetId, action === 'accept', mark, entry.knownProgram);
     if (entry.cacheKey !== null && cacheMs) this.callbacks.onDecided?.(entry.cacheKey, action === 'accept', mark, cacheMs);
   }
 

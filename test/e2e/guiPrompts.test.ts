@@ -96,7 +96,7 @@ describe('prompts in enforcement mode', () => {
         assert.equal(tray.ofType('connection_request').length, 2, 'the program with a rule was asked about');
 
         tray.answer(reqB, { allow: false, duration: 'once' });
-        assert.equal((await b).code, 28, 'curl-b was not blocked');
+        assert.equal((await b).code, 7, 'curl-b was not blocked');
         assert.equal(tray.ofType('connection_request').length, 2, 'a SYN retry of the denied connection opened a new prompt');
         assert.deepEqual(tray.ofType('cancel_popup'), [], 'answering B closed A');
         tray.answer(reqA, { allow: true, duration: 'once' });
@@ -218,7 +218,7 @@ describe('timeouts and clients that leave', () => {
       tray.writeLine({ type: 'list_rules' });
       const list = await tray.waitFor((m) => m['type'] === 'rules_list', 'rules_list');
       assert.deepEqual(list['rules'], { applications: {}, services: {} });
-      assert.equal((await fetch).code, 28, 'default deny did not apply');
+      assert.equal((await fetch).code, 7, 'default deny did not apply');
       const counters = await fw.counters();
       assert.deepEqual(counters, { total_connections: 1, allowed_connections: 0, blocked_connections: 1 });
       // No session either: the next connection is asked about again.
@@ -255,7 +255,7 @@ describe('timeouts and clients that leave', () => {
       }
       assert.equal(pending, 0, 'the helper still holds packets');
       assert.ok(performance.now() - left < 4000);
-      assert.equal((await b).code, 28, 'default deny did not apply');
+      assert.equal((await b).code, 7, 'default deny did not apply');
       assert.equal((await fw.counters()).blocked_connections, 1);
     });
   });

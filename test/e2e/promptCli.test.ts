@@ -116,7 +116,7 @@ describe('bastion prompt', () => {
       assert.ok(prompt.out.includes('\r\x1b[2K'), 'the countdown line was not redrawn in place');
       prompt.keys('O');
       await prompt.waitFor('→ denied once');
-      assert.equal((await fetch).code, 28, 'curl-b was not blocked');
+      assert.equal((await fetch).code, 7, 'curl-b was not blocked');
       prompt.keys('q');
       assert.equal(await prompt.exited, 0);
     } finally {
@@ -134,7 +134,7 @@ describe('bastion monitor', () => {
       assert.equal((await fetchFrom(fw, exe['curl-c']!, 5)).code, 0);
       await monitor.waitFor(`ALLOW curl-c ${exe['curl-c']} → ${fw.net.serverV4}:80 TCP  [rule ${exe['curl-c']}:80]`);
       const started = performance.now();
-      assert.equal((await fetchFrom(fw, exe['curl-b']!, 2)).code, 28);
+      assert.equal((await fetchFrom(fw, exe['curl-b']!, 2)).code, 7);
       await monitor.waitFor(`DENY  curl-b ${exe['curl-b']} → ${fw.net.serverV4}:80 TCP  [default action]`);
       assert.ok(performance.now() - started < 5000);
       assert.equal(((await fw.status())['prompts'] as { open: number }).open, 0, 'a prompt was opened for a monitor');
