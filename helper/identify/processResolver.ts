@@ -201,7 +201,9 @@ export class ProcessResolver implements ProcessEventListener {
       result = outcome('no_socket', null, 0, -1); // the kernel's own: errors, replies it makes itself
     } else {
       const owner = lookupIcmpSocket(packet, this.procRoot);
-      result = owner === null ? outcome('not_found', null, 0, -1) : this.ownerProcess(owner, 'proc_net', budgetMs);
+      // No caller program sees a ping or raw socket: its one holder is credited, as without eBPF
+      // under --weak-identity, and a socket held by several programs is still credited to none.
+      result = owner === null ? outcome('not_found', null, 0, -1) : this.ownerProcess(owner, 'proc_net', budgetMs, false);
     }
     result.lookupMicros = (performance.now() - started) * 1000;
     return result;
@@ -238,7 +240,8 @@ export class ProcessResolver implements ProcessEventListener {
    * past it the packet is credited to no one ('lookup_timeout'), and a later packet of the
    * same socket goes on from where this search stopped.
    */
-  private ownerProcess(owner: SocketOwner, via: Attribution, budgetMs: number): Resolution {
+  /** recordable: the kind of socket the caller programs record (TCP, UDP), else no record is expected. */
+  private ownerProcess(owner: SocketOwner, via: Attribution, budgetMs: number, recordable = true): Resolution {
     // Orphaned, TIME_WAIT and kernel sockets have no inode: nothing in user space sent it.
     if (owner.inode === 0) return outcome('no_socket', null, 0, owner.uid);
 
@@ -268,13 +271,13 @@ export class ProcessResolver implements ProcessEventListener {
       const cached = this.byInode.get(owner.inode);
       if (cached !== undefined && this.stillCurrent(cached, holder)) {
         if (caller === 0 && this.sharedWithOtherProgram(owner.inode, holder.pid, cached.exeLink)) return outcome('shared', null, owner.inode, owner.uid);
-        return this.credit(record, cached.info, 'cache', owner);
+        return this.credit(record, cached.info, 'cache', owner, recordable);
       }
       const info = this.processDetails(holder, now);
       if (info === null) continue; // exited (or pid reused) since the index saw it: look again
       if (caller === 0 && this.sharedWithOtherProgram(owner.inode, holder.pid, rawExeLink(info))) return outcome('shared', null, owner.inode, owner.uid);
       remember(this.byInode, owner.inode, info, now + this.ttlMs, this.maxCacheEntries);
-      return this.credit(record, info, via, owner);
+      return this.credit(record, info, via, owner, recordable);
     }
     return outcome('process_gone', null, owner.inode, owner.uid);
   }
@@ -285,12 +288,12 @@ export class ProcessResolver implements ProcessEventListener {
    * acted: one that exec'd since, or a pid reused, is credited to no one. Without a record, its
    * path is not proven unless weakIdentity.
    */
-  private credit(record: CallerRecord | undefined, info: ProcessInfo, via: Attribution, owner: SocketOwner): Resolution {
+  private credit(record: CallerRecord | undefined, info: ProcessInfo, via: Attribution, owner: SocketOwner, recordable: boolean): Resolution {
     if (record !== undefined) {
       if (!isRecordedCaller(record, info, this.procRoot)) return outcome('caller_unknown', null, owner.inode, owner.uid);
       return outcome(via, info, owner.inode, owner.uid);
     }
-    if (this.weakIdentity || info.identity !== 'host') return outcome(via, info, owner.inode, owner.uid);
+    if (this.weakIdentity || !recordable || info.identity !== 'host') return outcome(via, info, owner.inode, owner.uid);
     let unproven = this.unproven.get(info);
     if (unproven === undefined) {
       unproven = { ...info, identity: 'caller_unproven' };
