@@ -48,6 +48,7 @@ struct task_struct {
 	struct task_struct *group_leader;
 	struct pid *thread_pid;
 	__u64 start_boottime;
+	char comm[16];
 } __attribute__((preserve_access_index));
 
 #endif
