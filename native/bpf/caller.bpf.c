@@ -48,6 +48,11 @@ const volatile __u32 pidns_inum = 0;
  * whose queue this helper reads. Other namespaces' sockets go on undecided, as before. */
 const volatile bool kernel_verdicts = false;
 const volatile __u64 verdict_netns = 0;
+/* Set by the loader: the helper's user namespace (the inode of /proc/self/ns/user). A caller in
+ * another one may have mounted its own libraries (or anything) under the real executable, so its
+ * inode proves nothing about what runs: it goes to the queue, which does not credit it either
+ * (ExeIdentity 'other_user_ns'). */
+const volatile __u32 verdict_userns = 0;
 
 /* Pid namespaces nest 32 deep at most (the kernel's MAX_PID_NS_LEVEL). */
 #define BQ_MAX_PIDNS_LEVEL 32
@@ -287,6 +292,9 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, const struct bq_cal
 	if (!kernel_verdicts || !(r->flags & BQ_CALLER_F_EXE) || r->exe_ino == 0)
 		return 1;
 	if (bpf_get_netns_cookie(ctx) != verdict_netns)
+		return 1;
+	struct task_struct *task = bpf_get_current_task_btf();
+	if (BPF_CORE_READ(task, cred, user_ns, ns.inum) != verdict_userns)
 		return 1;
 	__u32 protocol = ctx->protocol;
 	if (protocol != IPPROTO_TCP && protocol != IPPROTO_UDP)

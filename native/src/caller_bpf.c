@@ -100,7 +100,7 @@ static int capture_print(enum libbpf_print_level level, const char *fmt, va_list
 
 /* One try at opening and loading the object: with or without the task reads and the sock_ops
  * program. NULL and *err (-errno) when the kernel refused it. */
-static struct caller_bpf *load(bool exe, bool flows, uint32_t pidns_inum, uint64_t verdict_netns, int *err)
+static struct caller_bpf *load(bool exe, bool flows, uint32_t pidns_inum, uint64_t verdict_netns, uint32_t userns_inum, int *err)
 {
 	struct caller_bpf *skel = caller_bpf__open();
 	if (!skel) {
@@ -112,6 +112,7 @@ static struct caller_bpf *load(bool exe, bool flows, uint32_t pidns_inum, uint64
 	/* Deciding needs the executable, and our network namespace's cookie to stay in it. */
 	skel->rodata->kernel_verdicts = exe && verdict_netns != 0;
 	skel->rodata->verdict_netns = verdict_netns;
+	skel->rodata->verdict_userns = userns_inum;
 	bpf_program__set_autoload(skel->progs.bastion_flows, flows);
 	*err = caller_bpf__load(skel);
 	if (*err) {
@@ -177,7 +178,10 @@ int bq_caller_open(struct bq_caller **out, const char *cgroup_path, bool verdict
 		goto fail;
 	*stage = "load programs";
 	bool flows = netns_cookie(&c->netns_cookie);
-	uint64_t verdict_netns = verdicts && flows ? c->netns_cookie : 0;
+	/* Verdicts need our network namespace's cookie (5.15) and our user namespace's inode. */
+	struct stat userns;
+	uint32_t userns_inum = stat("/proc/self/ns/user", &userns) == 0 ? (uint32_t)userns.st_ino : 0;
+	uint64_t verdict_netns = verdicts && flows && userns_inum != 0 ? c->netns_cookie : 0;
 	/* Best first: the executable needs CAP_PERFMON and BTF, the sock_ops program a 5.15 kernel;
 	 * the executable matters more. */
 	const struct {
@@ -197,7 +201,7 @@ int bq_caller_open(struct bq_caller **out, const char *cgroup_path, bool verdict
 		/* The first failure's log says what is missing (CAP_PERFMON, BTF): later tries add nothing. */
 		if (i > 0 && g_log.len > 0)
 			g_log.size = g_log.len + 1;
-		c->skel = load(tries[i].exe, tries[i].flows, pidns_inum, verdict_netns, &err);
+		c->skel = load(tries[i].exe, tries[i].flows, pidns_inum, verdict_netns, userns_inum, &err);
 		c->exe = tries[i].exe;
 		flows = tries[i].flows;
 	}
