@@ -274,6 +274,8 @@ export class Helper {
           { acceptMark: `0x${native.verdictEvent.acceptMark.toString(16)}` },
           "path rules decided in the kernel: the service's rules for known programs apply at connect()",
         );
+      } else if (verdicts && state.verdictsRefused !== '') {
+        this.log.warn({ libbpf: state.verdictsRefused }, 'the kernel refused in-kernel verdicts: every new connection goes to the queue');
       }
       this.log.info({ cgroup: state.cgroup, executable: state.exe, tcpByEnds: state.byFlow }, 'connect()/sendmsg() callers recorded by eBPF');
       if (!state.exe) {

@@ -326,7 +326,8 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, const struct bq_cal
 		report(r, family, protocol, dst, port, rule_port, verdict);
 		return 0;
 	}
-	if (protocol != IPPROTO_TCP)
+	/* connect is a constant per program: the sendmsg programs hold no socket option call. */
+	if (!connect || protocol != IPPROTO_TCP)
 		return 1;
 	int mark = 0;
 	if (bpf_getsockopt(ctx, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) != 0)

@@ -183,10 +183,12 @@ int bq_caller_open(struct bq_caller **out, const char *cgroup_path, bool verdict
 	uint32_t userns_inum = stat("/proc/self/ns/user", &userns) == 0 ? (uint32_t)userns.st_ino : 0;
 	uint64_t verdict_netns = verdicts && flows && userns_inum != 0 ? c->netns_cookie : 0;
 	/* Best first: the executable needs CAP_PERFMON and BTF, the sock_ops program a 5.15 kernel;
-	 * the executable matters more. */
+	 * the executable matters more. Verdicts need the executable; a kernel that refuses their
+	 * helpers (socket options, ring buffer) still gets the executable without them. */
 	const struct {
-		bool exe, flows;
-	} tries[] = {{true, true}, {true, false}, {false, true}, {false, false}};
+		bool exe, flows, verdicts;
+	} tries[] = {{true, true, true},  {true, false, true}, {true, true, false},
+		     {true, false, false}, {false, true, false}, {false, false, false}};
 	g_log.buf = log;
 	g_log.size = log_size;
 	g_log.len = 0;
@@ -195,13 +197,15 @@ int bq_caller_open(struct bq_caller **out, const char *cgroup_path, bool verdict
 	for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]) && !c->skel; i++) {
 		if (tries[i].flows && !can_flow)
 			continue;
+		if (tries[i].verdicts && verdict_netns == 0)
+			continue;
 		/* In a pid namespace of our own, only the task reads number a caller as we see it. */
 		if (!tries[i].exe && pidns_inum != 0)
 			continue;
 		/* The first failure's log says what is missing (CAP_PERFMON, BTF): later tries add nothing. */
 		if (i > 0 && g_log.len > 0)
 			g_log.size = g_log.len + 1;
-		c->skel = load(tries[i].exe, tries[i].flows, pidns_inum, verdict_netns, userns_inum, &err);
+		c->skel = load(tries[i].exe, tries[i].flows, pidns_inum, tries[i].verdicts ? verdict_netns : 0, userns_inum, &err);
 		c->exe = tries[i].exe;
 		flows = tries[i].flows;
 	}
