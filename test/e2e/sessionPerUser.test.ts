@@ -73,7 +73,7 @@ describe('session answers per user', () => {
       const reqBob = await tray.nextRequest('curl-shared');
       assert.notEqual(reqBob['request_id'], reqAlice['request_id']);
       tray.answer(reqBob, { allow: false, duration: 'once' });
-      assert.equal((await bob).code, 28, "bob's connection got out");
+      assert.equal((await bob).code, 7, "bob's connection got out (7: refused by --deny-with reject)");
       const answered = fw.daemon!.lines.filter((l) => l.msg === 'prompt answered');
       assert.equal(answered.length, 2);
       await tray.close();
