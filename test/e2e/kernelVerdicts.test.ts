@@ -47,7 +47,7 @@ async function withFirewall(setup: FirewallSetup, fn: (fw: TestFirewall) => Prom
   const fw = new TestFirewall({ ...setup, config: { mode: 'enforcement', log_decisions: true, ...setup.config } });
   try {
     await fw.start();
-    if (!(setup.helperArgs ?? []).includes('--no-kernel-verdicts')) await fw.helper!.waitFor('path rules for the kernel');
+    if (!(setup.helperArgs ?? []).includes('--no-kernel-verdicts') && setup.helperWrapper === undefined) await fw.helper!.waitFor('path rules for the kernel');
     await fn(fw);
   } finally {
     await fw.close();
@@ -171,6 +171,24 @@ describe('path rules decided in the kernel', () => {
       const helper = await helperStatus(fw);
       assert.equal(helper.capabilities.includes('kernel_verdicts'), false);
       assert.ok(helper.counters.packets >= 1);
+    });
+  });
+
+  it('without CAP_PERFMON the kernel decides nothing: the helper says so, and the queue decides as before', async () => {
+    // Root's permitted capabilities after exec are its bounding set; CAP_SYS_ADMIN would stand in for CAP_PERFMON.
+    const wrapper = ['setpriv', '--bounding-set=-perfmon,-sys_admin', '--inh-caps=-perfmon,-sys_admin', '--'];
+    await withFirewall({ rules: { [`${CURL}:80`]: true, [`${PYTHON}:80`]: false }, helperWrapper: wrapper }, async (fw) => {
+      await fw.helper!.waitFor('every new connection goes to the queue');
+      assert.doesNotMatch(fw.iptablesRules(4), /0x400000/);
+      assert.equal(fw.http(fw.net.serverV4), true);
+      const run = fw.net.run(fw.net.client, PYTHON, ['-c', TIMED_CONNECTS, fw.net.serverV4, '80', '1']);
+      // Denied by the service through the queue: our chain's reset, not the kernel's EPERM.
+      assert.equal((JSON.parse(run.stdout) as [number, string][])[0]![1], 'ECONNREFUSED', run.stderr);
+      const helper = await helperStatus(fw);
+      assert.equal(helper.capabilities.includes('kernel_verdicts'), false);
+      assert.equal(helper.capabilities.includes('caller_exe'), false);
+      assert.ok(helper.counters.packets >= 2);
+      assert.equal(helper.counters.kernelDecided, 0);
     });
   });
 });
