@@ -5,9 +5,10 @@
 // decision still reaches the service (counted, journaled). A copy of the program at another path
 // is another inode: it goes to the queue as before. Real helper and service, in namespaces.
 import assert from 'node:assert/strict';
-import { copyFileSync, realpathSync } from 'node:fs';
+import { copyFileSync, renameSync, realpathSync, writeFileSync } from 'node:fs';
 import { describe, it, type TestContext } from 'node:test';
 import { GuiConnection } from '../../cli/guiClient.js';
+import { REFRESH_MS } from '../../helper/kernelVerdicts.js';
 import { TestFirewall, type FirewallSetup } from '../support/firewall.js';
 
 const CURL = '/usr/bin/curl';
@@ -189,6 +190,27 @@ describe('path rules decided in the kernel', () => {
       assert.equal(helper.capabilities.includes('caller_exe'), false);
       assert.ok(helper.counters.packets >= 2);
       assert.equal(helper.counters.kernelDecided, 0);
+    });
+  });
+
+  it('a program replaced at its path (an upgrade: a new inode) is decided in the kernel again once the helper resolved the path anew', async () => {
+    await withFirewall({ rules: {} }, async (fw) => {
+      const exe = `${fw.dir.path}/curl-upgraded`;
+      copyFileSync(CURL, exe);
+      writeFileSync(fw.rulesPath, JSON.stringify({ [`${exe}:80`]: true }));
+      fw.daemon!.child.kill('SIGHUP');
+      // The reload's rules reach the helper: its second set (the first came at the service's hello).
+      for (let i = 0; i < 100 && fw.helper!.count('path rules for the kernel') < 2; i++) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(fw.helper!.count('path rules for the kernel'), 2);
+      const get = (): number => fw.net.run(fw.net.client, exe, ['-s', '-o', '/dev/null', '-m', '2', `http://${fw.net.serverV4}/`]).code;
+      assert.equal(get(), 0);
+      copyFileSync(CURL, `${exe}.new`);
+      renameSync(`${exe}.new`, exe);
+      await new Promise((r) => setTimeout(r, REFRESH_MS + 500));
+      assert.equal(get(), 0);
+      const helper = await helperStatus(fw);
+      assert.equal(helper.counters.kernelDecided, 2, 'the new file was not decided in the kernel');
+      assert.equal(helper.counters.packets, 0);
     });
   });
 });
