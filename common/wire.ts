@@ -11,6 +11,9 @@ import { normalizeHostName } from './hostName.js';
  * Bumped on incompatible changes to proto/bastion.proto. 2: grouped reports
  * (PacketRecord.repeats), which a version-1 service would count as one connection each.
  * 3: ProcessInfo.identity, without which a service believes no program's path.
+ * Kernel verdicts (PathRules, ATTRIBUTION_KERNEL, HelperCounters 9-10) need no bump: a service
+ * sends PathRules only to a helper announcing 'kernel_verdicts', and a helper decides nothing in
+ * the kernel (so reports none) until a service sent them.
  */
 export const PROTOCOL_VERSION = 3;
 /** A frame larger than this is dropped before decoding: 256 records of ~1 KiB fit well. */

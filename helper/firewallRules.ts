@@ -112,6 +112,7 @@ export class FirewallRules {
       lines.push(`-A ${chain} -p tcp -m mark --mark ${mark} -m comment --comment "bastion: denied, reset" -j REJECT --reject-with tcp-reset`);
       lines.push(`-A ${chain} -m mark --mark ${mark} -m comment --comment "bastion: denied, unreachable" -j REJECT --reject-with ${unreachable}`);
     }
+    // After the reject rules: REJECT_MARK, set whole on a denied packet, has this bit among its own.
     const accept = this.options.kernelAcceptMark;
     if (accept !== undefined && accept !== null) {
       const bit = `0x${accept.toString(16)}`;
