@@ -46,7 +46,7 @@ export function registerClientCommands(program: Command): void {
         [
           `mode:     ${String(status['mode'])} (default action: ${String(status['default_action'])})`,
           `helper:   ${helper['connected'] ? `connected (pid ${String(helper['pid'])}, queue ${String(helper['queue'])})` : 'not connected'}`,
-          ...(helper['connected'] ? [`identity: ${identityLine(helper['capabilities'])}`] : []),
+          ...(helper['connected'] ? [`identity: ${identityLine(helper['capabilities'])}`, `decides:  ${decisionPathLine(helper['capabilities'])}`] : []),
           `rules:    ${String(status['rules'])}`,
           `clients:  ${String(status['clients'])}`,
           `decided:  ${stats['total_connections']} (allowed ${stats['allowed_connections']}, blocked ${stats['blocked_connections']})`,
@@ -96,6 +96,14 @@ export function registerClientCommands(program: Command): void {
     });
 
   registerConfigCommand(program);
+}
+
+/** Where the helper's connections are decided (helper/kernelVerdicts.ts), from its capabilities. */
+export function decisionPathLine(capabilities: unknown): string {
+  const live = Array.isArray(capabilities) && capabilities.includes('kernel_verdicts');
+  return live
+    ? 'path rules in the kernel (eBPF), everything else in the queue'
+    : 'every new connection in the queue (no kernel verdicts: --no-kernel-verdicts, or eBPF without the executable)';
 }
 
 /**

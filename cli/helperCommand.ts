@@ -55,6 +55,10 @@ export function registerHelperCommand(program: Command): void {
       'do not ask the kernel which process connected a socket (eBPF); a holder found in /proc is shown but matches no rule, unless --weak-identity',
     )
     .option(
+      '--no-kernel-verdicts',
+      "send every new connection to the queue: by default the kernel applies the service's path rules itself (allowed connections pass at once, denied TCP connects fail with EPERM)",
+    )
+    .option(
       '--weak-identity',
       'where the kernel cannot say who connected a socket (no eBPF), believe a process found holding it (a program may then borrow the rule of another it handed its socket to)',
     )
@@ -80,6 +84,7 @@ export function registerHelperCommand(program: Command): void {
         resolvConf: string;
         hostNames: boolean;
         callerBpf: boolean;
+        kernelVerdicts: boolean;
         weakIdentity?: boolean;
         systemUids: string;
         systemQueue?: number;
@@ -160,6 +165,7 @@ export function registerHelperCommand(program: Command): void {
                 }
               : null,
             callerBpf: opts.callerBpf,
+            kernelVerdicts: opts.kernelVerdicts,
             weakIdentity: opts.weakIdentity === true,
           },
           log,

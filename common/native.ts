@@ -83,7 +83,18 @@ export interface NativeAddon {
    * libbpf's (and the verifier's) words about a load that failed on the way. Throws (errno, and
    * log) when refused.
    */
-  callerAttach(cgroup2Path: string): { exe: boolean; flows: boolean; log: string };
+  callerAttach(cgroup2Path: string, verdicts?: boolean): { exe: boolean; flows: boolean; verdicts: boolean; log: string };
+  /**
+   * In-kernel verdicts (native/bpf/caller.bpf.c decide()): by the executable's (dev, ino) as the
+   * kernel numbers them, protocol and destination port (0: every port). 0 or -errno.
+   */
+  kernelVerdictSet(dev: number, ino: bigint, protocol: number, port: number, allow: boolean): number;
+  kernelVerdictDelete(dev: number, ino: bigint, protocol: number, port: number): number;
+  kernelVerdictClear(): number;
+  /** The decisions reported since the last call, verdictEvent.bytes each, into out; lost: reports without room. */
+  kernelVerdictTake(out: Uint8Array): { count: number; lost: number };
+  /** Where each field of a kernelVerdictTake() event lies (bq_verdict_event), and its constants. */
+  readonly verdictEvent: VerdictEventLayout;
   /** Where sockDiagLookup writes each field in an out array of `length` elements. */
   readonly sockDiagOut: SockDiagOut;
   callerDetach(): void;
@@ -94,6 +105,28 @@ export interface NativeAddon {
   sdNotify(socketPath: string, state: string): number;
   /** One datagram to a Unix socket path, never blocking (MSG_DONTWAIT); 0 or -errno. */
   unixDatagramSend(socketPath: string, data: string): number;
+}
+
+export interface VerdictEventLayout {
+  bytes: number;
+  exeIno: number;
+  startNs: number;
+  exeDev: number;
+  tgid: number;
+  uid: number;
+  family: number;
+  protocol: number;
+  verdict: number;
+  dstPort: number;
+  rulePort: number;
+  dstAddr: number;
+  comm: number;
+  commBytes: number;
+  /** verdict values */
+  allow: number;
+  deny: number;
+  /** The socket mark bit of a TCP connection allowed in the kernel (BQ_KERNEL_ACCEPT_MARK). */
+  acceptMark: number;
 }
 
 export interface SockDiagOut {

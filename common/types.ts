@@ -17,6 +17,7 @@ export type Attribution =
   | 'not_found' // no socket matched the packet
   | 'lookup_timeout' // the socket's process was not found within the time one packet may take
   | 'caller_unknown' // the kernel recorded no caller for the socket, or the recorded one is not the process there now (exec, pid reused)
+  | 'kernel' // decided in the kernel (eBPF) by a path rule on the caller's executable inode, and reported
   | 'unsupported'; // nothing to look up (malformed packet, protocol without sockets)
 
 /**

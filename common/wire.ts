@@ -11,6 +11,9 @@ import { normalizeHostName } from './hostName.js';
  * Bumped on incompatible changes to proto/bastion.proto. 2: grouped reports
  * (PacketRecord.repeats), which a version-1 service would count as one connection each.
  * 3: ProcessInfo.identity, without which a service believes no program's path.
+ * Kernel verdicts (PathRules, ATTRIBUTION_KERNEL, HelperCounters 9-10) need no bump: a service
+ * sends PathRules only to a helper announcing 'kernel_verdicts', and a helper decides nothing in
+ * the kernel (so reports none) until a service sent them.
  */
 export const PROTOCOL_VERSION = 3;
 /** A frame larger than this is dropped before decoding: 256 records of ~1 KiB fit well. */
@@ -37,14 +40,28 @@ export interface HelperCounters {
   cacheHits: number;
   /** Of cacheHits: answered by the addon's fast path (native/src/fast_path.h) before JS ran. */
   fastAnswered: number;
+  /** Connections decided in the kernel by path rules (helper/kernelVerdicts.ts), and reports of them lost. */
+  kernelDecided: number;
+  kernelReportsLost: number;
 }
+
+/** A path rule the kernel may apply (proto PathRule): port 0 is every port. */
+export interface PathRule {
+  path: string;
+  port: number;
+  allow: boolean;
+}
+
+/** Path rules in one PathRules message at most (the kernel's map holds twice this: TCP and UDP). */
+export const MAX_PATH_RULES = 8192;
 
 export type BusMessage =
   | { kind: 'hello'; hello: Hello }
   | { kind: 'heartbeat'; sentAtMs: number; helper: HelperCounters | null }
   | { kind: 'packets'; records: PacketRecord[] }
   | { kind: 'verdicts'; verdicts: Verdict[] }
-  | { kind: 'cache_reset'; reason: string };
+  | { kind: 'cache_reset'; reason: string }
+  | { kind: 'path_rules'; rules: PathRule[] };
 
 export type DecodeResult = { ok: true; message: BusMessage } | { ok: false; error: string };
 
@@ -80,6 +97,7 @@ const NUMBERED_APART: ReadonlyMap<Attribution, number> = new Map([
   ['shared', 80],
   ['lookup_timeout', 81],
   ['caller_unknown', 82],
+  ['kernel', 83],
 ]);
 const BY_NUMBER_APART = new Map([...NUMBERED_APART].map(([name, n]) => [n, name]));
 const ACTIONS: readonly (VerdictAction | 'unspecified')[] = ['unspecified', 'accept', 'drop', 'hold'];
@@ -165,6 +183,8 @@ function toProto(m: BusMessage): Record<string, unknown> {
       };
     case 'cache_reset':
       return { cacheReset: { reason: m.reason } };
+    case 'path_rules':
+      return { pathRules: { rules: m.rules } };
   }
 }
 
@@ -299,6 +319,8 @@ export function decodeBusMessage(frame: Uint8Array, maxBytes = MAX_FRAME_BYTES):
                 badFrames: num(c['badFrames']),
                 cacheHits: num(c['cacheHits']),
                 fastAnswered: num(c['fastAnswered']),
+                kernelDecided: num(c['kernelDecided']),
+                kernelReportsLost: num(c['kernelReportsLost']),
               }
             : null,
         },
@@ -328,6 +350,18 @@ export function decodeBusMessage(frame: Uint8Array, maxBytes = MAX_FRAME_BYTES):
     }
     case 'cacheReset':
       return { ok: true, message: { kind: 'cache_reset', reason: str((env['cacheReset'] as Obj)['reason']) } };
+    case 'pathRules': {
+      const given = ((env['pathRules'] as Obj)['rules'] as Obj[] | undefined) ?? [];
+      if (given.length > MAX_PATH_RULES) return { ok: false, error: `${given.length} path rules exceed ${MAX_PATH_RULES}` };
+      const rules: PathRule[] = [];
+      for (const r of given) {
+        const path = str(r['path']);
+        const port = num(r['port']);
+        if (!path.startsWith('/') || port > 65535) return { ok: false, error: 'path rule without an absolute path or with a bad port' };
+        rules.push({ path, port, allow: bool(r['allow']) });
+      }
+      return { ok: true, message: { kind: 'path_rules', rules } };
+    }
     default:
       return { ok: false, error: 'empty envelope' };
   }

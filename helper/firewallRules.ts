@@ -38,6 +38,13 @@ export interface FirewallRulesOptions {
    * are dropped.
    */
   rejectMark?: number | null;
+  /**
+   * New connections whose packets carry this mark bit were allowed in the kernel by a path rule
+   * (native/bpf/caller.bpf.c sets it on the socket): accepted before the queue rules. Matched
+   * as a bit (mark/mask): the kernel sets it only on sockets without a mark of their own, and
+   * only a process with CAP_NET_ADMIN can set it itself. null: no such rule.
+   */
+  kernelAcceptMark?: number | null;
 }
 
 /** The mark a denied packet carries back to our chain (an arbitrary, unlikely value). */
@@ -104,6 +111,12 @@ export class FirewallRules {
       const unreachable = family === 4 ? 'icmp-port-unreachable' : 'icmp6-port-unreachable';
       lines.push(`-A ${chain} -p tcp -m mark --mark ${mark} -m comment --comment "bastion: denied, reset" -j REJECT --reject-with tcp-reset`);
       lines.push(`-A ${chain} -m mark --mark ${mark} -m comment --comment "bastion: denied, unreachable" -j REJECT --reject-with ${unreachable}`);
+    }
+    // After the reject rules: REJECT_MARK, set whole on a denied packet, has this bit among its own.
+    const accept = this.options.kernelAcceptMark;
+    if (accept !== undefined && accept !== null) {
+      const bit = `0x${accept.toString(16)}`;
+      lines.push(`-A ${chain} -m mark --mark ${bit}/${bit} -m conntrack --ctstate NEW -m comment --comment "bastion: allowed in the kernel" -j ACCEPT`);
     }
     for (const matches of this.options.matches ?? NEW_CONNECTIONS) {
       for (const target of targets) {

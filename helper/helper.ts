@@ -11,6 +11,8 @@ import { PROTOCOL_VERSION, type Hello, type HelperCounters } from '../common/wir
 import { FirewallRules, type FirewallRulesOptions } from './firewallRules.js';
 import { DnsSnoop, type DnsSnoopOptions } from './dns/dnsSnoop.js';
 import { FastPath } from './fastPath.js';
+import { KernelVerdicts, type KernelDecision } from './kernelVerdicts.js';
+import { loadNative } from '../common/native.js';
 import { IdentifyBudget } from './identifyBudget.js';
 import { ProcessResolver, type Resolution } from './identify/processResolver.js';
 import { ProcessEvents } from './identify/procEvents.js';
@@ -73,6 +75,8 @@ export interface HelperOptions {
   callerBpf?: boolean;
   /** Without that, believe a process found holding a socket connected it (ProcessResolverOptions.weakIdentity). */
   weakIdentity?: boolean;
+  /** Let the kernel apply the service's path rules (helper/kernelVerdicts.ts); default true. Needs callerBpf. */
+  kernelVerdicts?: boolean;
 }
 
 /** Record ids map to (queue, kernel packet id) as kernelId + QUEUE_ID_SPAN * queue index. */
@@ -94,7 +98,10 @@ export class Helper {
   private readonly kernelIds = new Map<number, number>();
   private lastRecordId = 0;
   private link: ServiceLink | null = null;
-  private readonly rules: FirewallRules;
+  private rules: FirewallRules;
+  /** The path rules the kernel applies; null when it decides nothing (queue only). */
+  private kernel: KernelVerdicts | null = null;
+  private kernelReportTimer: NodeJS.Timeout | null = null;
   private readonly resolver: ProcessResolver;
   private readonly processEvents: ProcessEvents | null;
   private readonly pending: PendingVerdicts;
@@ -127,7 +134,14 @@ export class Helper {
     const sockDiag = SockDiag.open();
     this.capabilities = ['uid_gid', 'fail_open', 'ipv6', ...(sockDiag ? ['sock_diag'] : ['proc_net'])];
     if (!sockDiag) log.warn('NETLINK_SOCK_DIAG unavailable: identifying processes through /proc/net (slower)');
-    const callers = sockDiag && options.callerBpf !== false ? this.attachCallerMap() : false;
+    const callers = sockDiag && options.callerBpf !== false ? this.attachCallerMap(options.kernelVerdicts !== false) : false;
+    if (this.kernel === null) {
+      this.log.info(
+        { requested: options.kernelVerdicts !== false },
+        'every new connection goes to the queue: no decisions in the kernel' +
+          (options.kernelVerdicts === false ? ' (--no-kernel-verdicts)' : ' (needs eBPF caller records with the executable: CAP_PERFMON, kernel BTF, 5.15)'),
+      );
+    }
     if (!callers) this.capabilities.push(options.weakIdentity === true ? 'weak_identity' : 'caller_unproven');
     if (!callers && options.weakIdentity !== true) {
       log.warn(
@@ -175,14 +189,23 @@ export class Helper {
       {
         onVerdicts: (verdicts) => this.onVerdicts(verdicts),
         onCacheReset: (reason) => {
-          this.log.debug({ reason, entries: this.verdictCache.size }, 'verdict cache reset by the service');
+          this.log.debug({ reason, entries: this.verdictCache.size, kernelEntries: this.kernel?.size }, 'verdict cache reset by the service');
           this.verdictCache.clear();
+          // The old rules leave the kernel here; the service's new ones follow this message.
+          this.kernel?.clear();
+        },
+        onPathRules: (rules) => {
+          if (this.kernel === null) return;
+          this.kernel.replace(rules);
+          // Once per rule change: rare, and what a reader of the journal wants to see.
+          this.log.info({ rules: rules.length, entries: this.kernel.size }, 'path rules for the kernel');
         },
         onServiceUp: (hello) => this.log.info({ pid: hello.pid, version: hello.softwareVersion }, 'policy service connected'),
         onServiceDown: (reason) => {
           this.log.warn({ reason, held: this.pending.size }, 'policy service gone: held packets get the fallback verdict');
           this.pending.fallbackAll('service_lost');
           this.verdictCache.clear(); // its entries were the service's word; the service is gone
+          this.kernel?.clear(); // so were these: new connections get the fallback, as in the queue
         },
         onRecordsLost: (records) => {
           // Reports already have their verdict; only packets still waiting need the fallback.
@@ -193,6 +216,11 @@ export class Helper {
       this.log,
     );
     this.pending.start();
+    if (this.kernel !== null) {
+      this.kernel.start();
+      // Collected in bulk, like the fast path's reports: JS is not woken per decision.
+      this.kernelReportTimer = setInterval(() => this.reportKernelDecisions(), FAST_REPORT_DELAY_MS);
+    }
     // Every process's sockets known before the first packet waits on a search (~30 ms per 200 processes).
     const warmed = this.resolver.index.warm();
     this.log.info({ processes: warmed, processEvents: this.processEvents !== null }, 'socket owners indexed');
@@ -232,11 +260,23 @@ export class Helper {
    * acted. Capabilities say which identity is live (`bastion status`): caller_bpf, with
    * caller_exe when records carry the executable.
    */
-  private attachCallerMap(): boolean {
-    const state = attachCallerMap();
+  private attachCallerMap(verdicts: boolean): boolean {
+    const state = attachCallerMap(verdicts);
     if (state.attached) {
       this.capabilities.push('caller_bpf');
       if (state.exe) this.capabilities.push('caller_exe');
+      if (state.verdicts) {
+        const native = loadNative();
+        this.kernel = new KernelVerdicts(native, this.log);
+        this.capabilities.push('kernel_verdicts');
+        this.rules = new FirewallRules({ ...this.options.rules, kernelAcceptMark: native.verdictEvent.acceptMark });
+        this.log.info(
+          { acceptMark: `0x${native.verdictEvent.acceptMark.toString(16)}` },
+          "path rules decided in the kernel: the service's rules for known programs apply at connect()",
+        );
+      } else if (verdicts && state.verdictsRefused !== '') {
+        this.log.warn({ libbpf: state.verdictsRefused }, 'the kernel refused in-kernel verdicts: every new connection goes to the queue');
+      }
       this.log.info({ cgroup: state.cgroup, executable: state.exe, tcpByEnds: state.byFlow }, 'connect()/sendmsg() callers recorded by eBPF');
       if (!state.exe) {
         this.log.warn(
@@ -289,6 +329,59 @@ export class Helper {
     if (!drained) setTimeout(() => this.reportFastAnswered(fastPath), FAST_REPORT_DELAY_MS);
   }
 
+  /** Reports what the kernel decided since the last call, as records the service counts and logs. */
+  private reportKernelDecisions(): void {
+    const kernel = this.kernel;
+    if (kernel === null) return;
+    const reports: PacketRecord[] = [];
+    for (let more = true, takes = 0; more && takes < 8; takes++) {
+      more = !kernel.take((d) => reports.push(this.kernelRecord(d)));
+    }
+    if (reports.length > 0) this.link?.sendReports(reports);
+  }
+
+  private kernelRecord(d: KernelDecision): PacketRecord {
+    const zeros = new Uint8Array(d.family === 4 ? 4 : 16);
+    const record: PacketRecord = {
+      packetId: this.nextRecordId(),
+      family: d.family,
+      protocol: d.protocol,
+      srcAddr: zeros,
+      dstAddr: d.dstAddr,
+      srcPort: 0,
+      dstPort: d.dstPort,
+      icmpType: -1,
+      icmpCode: -1,
+      inIfindex: 0,
+      outIfindex: 0,
+      uid: d.uid,
+      gid: -1,
+      malformed: false,
+      // The kernel proved the executable: its inode is the file at the rule's path.
+      process: {
+        pid: d.tgid,
+        uid: d.uid,
+        exe: d.exe,
+        exeDeleted: false,
+        comm: d.comm,
+        cmdline: [],
+        ppid: 0,
+        parentExe: '',
+        startTime: d.startTime,
+        identity: d.exe === '' ? 'unverified' : 'host',
+        otherMountNs: false,
+      },
+      socketInode: 0,
+      attribution: 'kernel',
+      lookupMicros: 0,
+      payloadLength: 0,
+      helperVerdict: d.allow ? 'accept' : 'drop',
+    };
+    const host = this.dns?.names.lookup(d.dstAddr);
+    if (host !== undefined) record.host = host;
+    return record;
+  }
+
   /** Answers every held packet, closes the queue and the bus, removes our rules. */
   async stop(): Promise<void> {
     this.waiting.drain((_uid, p) => this.pending.fallbackNow(p.record.packetId, 'shutdown'));
@@ -297,6 +390,9 @@ export class Helper {
     if (this.summaryTimer) clearInterval(this.summaryTimer);
     this.logFallbackSummary();
     for (const fastPath of this.fastPaths) if (fastPath) this.reportFastAnswered(fastPath); // counted before the bus closes
+    if (this.kernelReportTimer) clearInterval(this.kernelReportTimer);
+    this.kernel?.stop();
+    this.reportKernelDecisions();
     await this.dns?.stop().catch((err: unknown) => this.log.warn({ err }, 'removing the DNS rules failed'));
     const [queueCounters, systemQueueCounters] = this.queues.map((q) => q?.counters());
     for (const queue of this.queues) queue?.close();
@@ -346,6 +442,8 @@ export class Helper {
       badFrames: this.link?.badFrames ?? 0,
       cacheHits: this.verdictCache.hits + fastDecided,
       fastAnswered: fastDecided,
+      kernelDecided: this.kernel?.decided ?? 0,
+      kernelReportsLost: this.kernel?.lost ?? 0,
     };
   }
 

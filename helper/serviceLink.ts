@@ -5,7 +5,7 @@ import { BusChannel } from '../common/busChannel.js';
 import { ipcPathOf, prepareSocketPath, removeSocketPath, restrictSocket } from '../common/ipcPath.js';
 import type { Logger } from '../common/log.js';
 import type { PacketRecord, Verdict } from '../common/types.js';
-import type { BusMessage, Hello, HelperCounters } from '../common/wire.js';
+import type { BusMessage, Hello, HelperCounters, PathRule } from '../common/wire.js';
 import { BUS_ZAP_DOMAIN, BusGatekeeper } from './busGatekeeper.js';
 
 export interface ServiceLinkOptions {
@@ -23,6 +23,8 @@ export interface ServiceLinkOptions {
 export interface ServiceLinkEvents {
   onVerdicts(verdicts: Verdict[]): void;
   onCacheReset(reason: string): void;
+  /** The rules the kernel may apply (they replace the last set); sent after each hello and cache reset. */
+  onPathRules(rules: PathRule[]): void;
   onServiceUp(hello: Hello): void;
   onServiceDown(reason: string): void;
   /** Records that never reached the service: their packets need the fallback now. */
@@ -129,6 +131,9 @@ export class ServiceLink {
         return;
       case 'cache_reset':
         if (this.connected) this.events.onCacheReset(m.reason);
+        return;
+      case 'path_rules':
+        if (this.connected) this.events.onPathRules(m.rules);
         return;
       case 'heartbeat':
         return;

@@ -21,6 +21,7 @@ import { LastGoodCopy } from './lastGoodCopy.js';
 import { SessionDecisions } from './sessions.js';
 import { Stats } from './stats.js';
 import { Whitelist } from './whitelist.js';
+import { kernelPathRules } from './kernelRules.js';
 
 export interface DaemonOptions {
   version: string;
@@ -87,11 +88,12 @@ export class PolicyDaemon {
           log,
         })
       : null;
+    const whitelist = new Whitelist();
     const policy = new Policy({
       config: () => this.effectiveConfig,
       rules: () => this.rules.rules,
       sessions: this.sessions,
-      whitelist: new Whitelist(),
+      whitelist,
     });
     this.decider = new Decider({
       policy,
@@ -120,7 +122,17 @@ export class PolicyDaemon {
       if (event.reason === 'learning') this.prompts.inform(conn);
     });
     this.link = new HelperLink(
-      { endpoint: options.endpoint, version: options.version, heartbeatMs: 1000 },
+      {
+        endpoint: options.endpoint,
+        version: options.version,
+        heartbeatMs: 1000,
+        pathRules: () =>
+          kernelPathRules({
+            rules: this.rules.rules,
+            sessionNames: (subject) => this.sessions.names(subject),
+            whitelisted: (path) => whitelist.isSystemClient(path),
+          }),
+      },
       (records, epoch) => this.decider.decideBatch(records, epoch),
       log,
     );

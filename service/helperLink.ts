@@ -7,7 +7,7 @@ import { Pair } from 'zeromq';
 import { BusChannel } from '../common/busChannel.js';
 import type { Logger } from '../common/log.js';
 import type { PacketRecord, Verdict } from '../common/types.js';
-import { PROTOCOL_VERSION, type Hello, type HelperCounters } from '../common/wire.js';
+import { PROTOCOL_VERSION, type Hello, type HelperCounters, type PathRule } from '../common/wire.js';
 
 export interface HelperLinkOptions {
   endpoint: string;
@@ -15,6 +15,8 @@ export interface HelperLinkOptions {
   heartbeatMs: number;
   /** Unpaired for this long (no helper hello): logged as an error, and a silent connection is renewed. Default 5 s. */
   pairingTimeoutMs?: number;
+  /** The rules the helper may have the kernel apply (kernelRules.ts), sent when it decides in the kernel. */
+  pathRules?: () => PathRule[];
 }
 
 /** Why the service is not paired with a helper, as last seen. */
@@ -69,6 +71,7 @@ export class HelperLink {
             this.setUnpaired('no connection');
             this.state.hello = m.hello;
             this.log.info({ pid: m.hello.pid, queue: m.hello.queueNum, capabilities: m.hello.capabilities }, 'helper connected');
+            this.sendPathRules();
             if (!m.hello.capabilities.includes('caller_bpf')) {
               this.log.warn(
                 { pid: m.hello.pid },
@@ -81,6 +84,9 @@ export class HelperLink {
             return;
           case 'cache_reset':
             this.log.warn('the helper sent a cache reset: ignored');
+            return;
+          case 'path_rules':
+            this.log.warn('the helper sent path rules: ignored');
             return;
           case 'verdicts':
             this.log.warn('the helper sent verdicts: ignored');
@@ -176,9 +182,23 @@ export class HelperLink {
     this.channel.sendVerdicts(verdicts);
   }
 
-  /** Tells the helper to forget every cached verdict: the policy changed. */
+  /**
+   * Tells the helper to forget every cached verdict: the policy changed. A helper deciding in
+   * the kernel empties its kernel rules at the reset, and gets the new ones right after it.
+   */
   resetHelperCache(reason: string): void {
-    if (this.state.connected) this.channel.sendControl({ kind: 'cache_reset', reason });
+    if (!this.state.connected) return;
+    this.channel.sendControl({ kind: 'cache_reset', reason });
+    this.sendPathRules();
+  }
+
+  /** The kernel's path rules, to a helper that decides in the kernel; they replace what it had. */
+  private sendPathRules(): void {
+    if (!this.state.connected || this.options.pathRules === undefined) return;
+    if (!(this.state.hello?.capabilities.includes('kernel_verdicts') ?? false)) return;
+    const rules = this.options.pathRules();
+    this.channel.sendControl({ kind: 'path_rules', rules });
+    this.log.debug({ rules: rules.length }, 'path rules sent to the kernel');
   }
 
   helperState(): HelperState {

@@ -57,4 +57,10 @@ export class SessionDecisions {
   get size(): number {
     return this.decisions.size;
   }
+
+  /** Whether a decision (for any uid, expired or not) names this subject. */
+  names(subject: string): boolean {
+    for (const key of this.decisions.keys()) if (key.slice(0, key.lastIndexOf(':')) === subject) return true;
+    return false;
+  }
 }

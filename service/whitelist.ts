@@ -59,6 +59,11 @@ export class Whitelist {
     }
   }
 
+  /** Whether some connections of the executable at this path pass as a system service's. */
+  isSystemClient(path: string): boolean {
+    return SYSTEM_CLIENTS.some((c) => c.path === path);
+  }
+
   /** Why the connection passes without a rule, or null. */
   check(conn: Connection, config: Readonly<BastionConfig>): WhitelistReason | null {
     if (config.allowLocalhost && isLoopback(conn)) return 'localhost';

@@ -12,10 +12,12 @@ import { loadNative } from '../../common/native.js';
  * exe: records carry the caller's executable and start time (CAP_PERFMON and kernel BTF), so
  * one that exec'd or whose pid was reused is not taken for it; exeRefused: libbpf's words on
  * why not. byFlow: TCP connections are recorded by their ends too, so the fast path needs no
- * sock_diag for them.
+ * sock_diag for them. verdicts: the programs decide path rules in the kernel; verdictsRefused:
+ * libbpf's words on why not, when asked for.
  */
 export type CallerMapState =
-  { attached: true; cgroup: string; exe: boolean; exeRefused: string; byFlow: boolean } | { attached: false; reason: string; log: string };
+  | { attached: true; cgroup: string; exe: boolean; exeRefused: string; byFlow: boolean; verdicts: boolean; verdictsRefused: string }
+  | { attached: false; reason: string; log: string };
 
 /** The first cgroup v2 mount point in a /proc/PID/mounts text, or null. */
 export function cgroup2Mount(mounts: string): string | null {
@@ -46,15 +48,24 @@ function findCgroup2(): string | null {
 
 /**
  * Attaches the programs (needs CAP_BPF and CAP_NET_ADMIN, CAP_PERFMON for the executable, a
- * kernel >= 5.12 with BPF links, BTF and cgroup v2 mounted). They stay attached as long as this
+ * kernel >= 5.12 with BPF links, BTF and cgroup v2 mounted). verdicts: let them decide in the
+ * kernel too (helper/kernelVerdicts.ts), which needs the executable and SO_NETNS_COOKIE (5.15). They stay attached as long as this
  * process lives, and no longer.
  */
-export function attachCallerMap(): CallerMapState {
+export function attachCallerMap(verdicts = false): CallerMapState {
   const cgroup = findCgroup2();
   if (cgroup === null) return { attached: false, reason: 'no cgroup v2 mounted', log: '' };
   try {
-    const attached = loadNative().callerAttach(cgroup);
-    return { attached: true, cgroup, exe: attached.exe, exeRefused: attached.exe ? '' : attached.log, byFlow: attached.flows };
+    const attached = loadNative().callerAttach(cgroup, verdicts);
+    return {
+      attached: true,
+      cgroup,
+      exe: attached.exe,
+      exeRefused: attached.exe ? '' : attached.log,
+      byFlow: attached.flows,
+      verdicts: attached.verdicts,
+      verdictsRefused: verdicts && !attached.verdicts ? attached.log : '',
+    };
   } catch (err) {
     return { attached: false, reason: (err as Error).message, log: String((err as { log?: unknown }).log ?? '') };
   }

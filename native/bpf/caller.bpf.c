@@ -8,18 +8,27 @@
  *    and the map never needs to push one out (it is not an LRU);
  *  - sockops (TCP connect): flows[netns, ends] = the caller, so the fast path finds a SYN's
  *    caller without sock_diag.
- * They never block anything: each returns 1. In-kernel verdicts (issue 20) belong in the same
- * connect/sendmsg programs, after record_caller(), with their own maps beside these. */
+ * Recording never blocks anything. After it, connect and sendmsg decide (decide()): a caller
+ * whose executable's inode has a verdict (the service's path rules, written by the helper) is
+ * allowed (TCP: the socket marked, our chain accepts it) or denied (TCP connect and UDP sendmsg
+ * fail with EPERM); every such decision is reported through a ring buffer. Anything else goes
+ * on to the queue, as before. */
 #include <stdbool.h>
 #include <linux/types.h>
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
 
 #include "kernel_types.h"
 #include "caller_record.h"
 
+#define AF_INET 2
 #define AF_INET6 10
+#define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
+#define SOL_SOCKET 1
+#define SO_MARK 36
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -33,6 +42,17 @@ const volatile bool record_exe = false;
  * in a container reads /proc in its own, so there the caller's number is looked up in that
  * namespace instead (which needs record_exe's task reads: the loader insists on them). */
 const volatile __u32 pidns_inum = 0;
+
+/* Set by the loader: decide in the kernel (needs record_exe), for sockets of this network
+ * namespace only (its cookie): the one whose OUTPUT chain accepts the marked connections and
+ * whose queue this helper reads. Other namespaces' sockets go on undecided, as before. */
+const volatile bool kernel_verdicts = false;
+const volatile __u64 verdict_netns = 0;
+/* Set by the loader: the helper's user namespace (the inode of /proc/self/ns/user). A caller in
+ * another one may have mounted its own libraries (or anything) under the real executable, so its
+ * inode proves nothing about what runs: it goes to the queue, which does not credit it either
+ * (ExeIdentity 'other_user_ns'). */
+const volatile __u32 verdict_userns = 0;
 
 /* Pid namespaces nest 32 deep at most (the kernel's MAX_PID_NS_LEVEL). */
 #define BQ_MAX_PIDNS_LEVEL 32
@@ -62,6 +82,27 @@ struct {
 	__type(key, struct bq_flow_key);
 	__type(value, struct bq_flow_value);
 } flows SEC(".maps");
+
+/* The service's path rules by executable inode, protocol and port; written by the helper only. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, BQ_VERDICT_MAP_ENTRIES);
+	__type(key, struct bq_verdict_key);
+	__type(value, struct bq_verdict_value);
+} verdicts SEC(".maps");
+
+/* Every decision taken here, for the helper to report (nothing is decided silently). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, BQ_VERDICT_RING_BYTES);
+} verdict_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, BQ_VERDICT_STATS);
+	__type(key, __u32);
+	__type(value, __u64);
+} verdict_stats SEC(".maps");
 
 static __always_inline void read_task(struct bq_caller_record *r)
 {
@@ -141,61 +182,203 @@ static __always_inline int replace(__u64 *cookie, struct bq_caller_record *r)
 	return 0;
 }
 
-/* callers[socket] = the current process. When it cannot be recorded (the map or the uid's quota
- * is full), the socket has no record, which the helper reads as "caller unknown". */
-static __always_inline void record_caller(void *ctx)
+/* callers[socket] = the current process, which *r describes afterwards (its executable when
+ * BQ_CALLER_F_EXE is set, whether or not it could be recorded). When it cannot be recorded (the
+ * map or the uid's quota is full), the socket has no record, which the helper reads as "caller
+ * unknown". */
+static __always_inline void record_caller(void *ctx, struct bq_caller_record *r)
 {
 	__u64 cookie = bpf_get_socket_cookie(ctx);
-	struct bq_caller_record r = {};
-	r.tgid = bpf_get_current_pid_tgid() >> 32;
+	r->tgid = bpf_get_current_pid_tgid() >> 32;
 	if (pidns_inum != 0) {
 		if (!record_exe)
 			return;
-		r.tgid = tgid_in_helper_pidns();
-		if (r.tgid == 0)
+		r->tgid = tgid_in_helper_pidns();
+		if (r->tgid == 0)
 			return; /* a process the helper cannot see: unknown */
 	}
-	r.uid = (__u32)bpf_get_current_uid_gid();
+	r->uid = (__u32)bpf_get_current_uid_gid();
 	if (record_exe)
-		read_task(&r);
-	if (replace(&cookie, &r) == 0)
+		read_task(r);
+	if (replace(&cookie, r) == 0)
 		return;
-	if (charge(r.uid, &r.charged_uid) != 0)
+	if (charge(r->uid, &r->charged_uid) != 0)
 		return;
-	if (bpf_map_update_elem(&callers, &cookie, &r, BPF_NOEXIST) == 0)
+	if (bpf_map_update_elem(&callers, &cookie, r, BPF_NOEXIST) == 0)
 		return;
-	uncharge(r.charged_uid);
+	uncharge(r->charged_uid);
 	/* Full, or another thread recorded it meanwhile: then this caller replaces that one. */
-	replace(&cookie, &r);
+	replace(&cookie, r);
+}
+
+/* Destinations the service's whitelist may allow whatever a rule says (loopback, and the LAN
+ * when allow_lan is set: service/whitelist.ts), and the unspecified address, which means this
+ * host: a deny there is left to the queue, where the service decides it. */
+static __always_inline bool local_v4(__u32 addr)
+{
+	__u8 a0 = addr & 0xff, a1 = (addr >> 8) & 0xff; /* network order: the first byte is lowest */
+	return addr == 0 || a0 == 127 || a0 == 10 || (a0 == 172 && a1 >= 16 && a1 <= 31) || (a0 == 192 && a1 == 168) ||
+	       (a0 == 169 && a1 == 254);
+}
+
+static __always_inline bool local_v6(const __u32 *w)
+{
+	__u8 b0 = w[0] & 0xff, b1 = (w[0] >> 8) & 0xff;
+	if (w[0] == 0 && w[1] == 0) {
+		if (w[2] == 0 && (w[3] == 0 || w[3] == 0x01000000)) /* :: and ::1 */
+			return true;
+		if (w[2] == 0xffff0000) /* ::ffff:a.b.c.d */
+			return local_v4(w[3]);
+	}
+	return (b0 & 0xfe) == 0xfc || (b0 == 0xfe && (b1 & 0xc0) == 0x80);
+}
+
+/* Reports one decision; counted as lost when the ring is full (the decision stands). */
+static __always_inline void report(const struct bq_caller_record *r, __u32 family, __u32 protocol, const __u32 *dst,
+				   __u16 port, __u16 rule_port, __u32 verdict)
+{
+	struct bq_verdict_event *e = bpf_ringbuf_reserve(&verdict_events, sizeof(*e), 0);
+	if (!e) {
+		__u32 slot = BQ_VERDICT_STAT_LOST;
+		__u64 *lost = bpf_map_lookup_elem(&verdict_stats, &slot);
+		if (lost)
+			__sync_fetch_and_add(lost, 1);
+		return;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->exe_ino = r->exe_ino;
+	e->exe_dev = r->exe_dev;
+	e->start_ns = r->start_ns;
+	e->tgid = r->tgid;
+	e->uid = r->uid;
+	e->family = family;
+	e->protocol = protocol;
+	e->verdict = verdict;
+	e->dst_port = port;
+	e->rule_port = rule_port;
+	__builtin_memcpy(e->dst_addr, dst, 16);
+	struct task_struct *task = bpf_get_current_task_btf();
+	bpf_core_read(&e->comm, sizeof(e->comm), &task->comm);
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* The verdict for this caller's executable, protocol and destination port (the exact port
+ * before every port, as rules match), or 0 when the service has none to give the kernel. */
+static __always_inline __u32 lookup_verdict(const struct bq_caller_record *r, __u32 protocol, __u16 port, __u16 *rule_port)
+{
+	struct bq_verdict_key key = {.exe_ino = r->exe_ino, .exe_dev = r->exe_dev, .port = port, .protocol = protocol};
+	struct bq_verdict_value *v = bpf_map_lookup_elem(&verdicts, &key);
+	*rule_port = port;
+	if (!v) {
+		key.port = 0;
+		*rule_port = 0;
+		v = bpf_map_lookup_elem(&verdicts, &key);
+	}
+	return v ? v->verdict : 0;
+}
+
+/*
+ * The in-kernel decision after record_caller(): 1 lets the call go on (to the queue unless the
+ * socket got our mark), 0 fails it with EPERM.
+ *  - TCP connect: deny fails it; allow marks the socket (only one without a mark of its own), and
+ *    a reconnect that is no longer allowed loses the mark we set.
+ *  - UDP connect: never failed (a program must be able to connect a UDP socket it may only
+ *    send some datagrams on) and never marked: a connected socket may still sendto() elsewhere.
+ *  - UDP sendmsg: deny fails that datagram; allow is left to the queue (a mark would stay on the
+ *    socket for its next datagram to another destination).
+ */
+static __always_inline int decide(struct bpf_sock_addr *ctx, const struct bq_caller_record *r, bool connect, __u32 family)
+{
+	if (!kernel_verdicts || !(r->flags & BQ_CALLER_F_EXE) || r->exe_ino == 0)
+		return 1;
+	if (bpf_get_netns_cookie(ctx) != verdict_netns)
+		return 1;
+	struct task_struct *task = bpf_get_current_task_btf();
+	if (BPF_CORE_READ(task, cred, user_ns, ns.inum) != verdict_userns)
+		return 1;
+	__u32 protocol = ctx->protocol;
+	if (protocol != IPPROTO_TCP && protocol != IPPROTO_UDP)
+		return 1;
+	if (connect && protocol == IPPROTO_UDP)
+		return 1;
+	/* family: the program's own (a constant): a connect4 program may not read user_ip6. */
+	__u32 dst[4] = {};
+	bool local;
+	if (family == AF_INET) {
+		dst[0] = ctx->user_ip4;
+		local = local_v4(dst[0]);
+	} else if (family == AF_INET6) {
+		dst[0] = ctx->user_ip6[0];
+		dst[1] = ctx->user_ip6[1];
+		dst[2] = ctx->user_ip6[2];
+		dst[3] = ctx->user_ip6[3];
+		local = local_v6(dst);
+	} else {
+		return 1;
+	}
+	__u16 port = bpf_ntohs((__u16)ctx->user_port); /* user_port: network order */
+	if (port == 0)
+		return 1;
+	__u16 rule_port = 0;
+	__u32 verdict = lookup_verdict(r, protocol, port, &rule_port);
+
+	if (verdict == BQ_VERDICT_DENY && !local) {
+		report(r, family, protocol, dst, port, rule_port, verdict);
+		return 0;
+	}
+	/* connect is a constant per program: the sendmsg programs hold no socket option call. */
+	if (!connect || protocol != IPPROTO_TCP)
+		return 1;
+	int mark = 0;
+	if (bpf_getsockopt(ctx, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) != 0)
+		return 1;
+	if (verdict == BQ_VERDICT_ALLOW) {
+		if (mark == 0) {
+			mark = BQ_KERNEL_ACCEPT_MARK;
+			if (bpf_setsockopt(ctx, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) != 0)
+				return 1;
+		} else if (mark != (int)BQ_KERNEL_ACCEPT_MARK) {
+			return 1; /* another tool's mark: left alone, the queue decides */
+		}
+		report(r, family, protocol, dst, port, rule_port, verdict);
+	} else if (mark == (int)BQ_KERNEL_ACCEPT_MARK) {
+		mark = 0;
+		bpf_setsockopt(ctx, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
+	}
+	return 1;
 }
 
 SEC("cgroup/connect4")
 int bastion_connect4(struct bpf_sock_addr *ctx)
 {
-	record_caller(ctx);
-	return 1;
+	struct bq_caller_record r = {};
+	record_caller(ctx, &r);
+	return decide(ctx, &r, true, AF_INET);
 }
 
 SEC("cgroup/connect6")
 int bastion_connect6(struct bpf_sock_addr *ctx)
 {
-	record_caller(ctx);
-	return 1;
+	struct bq_caller_record r = {};
+	record_caller(ctx, &r);
+	return decide(ctx, &r, true, AF_INET6);
 }
 
 /* Only unconnected UDP sends come here (a connected socket's caller was recorded at connect). */
 SEC("cgroup/sendmsg4")
 int bastion_sendmsg4(struct bpf_sock_addr *ctx)
 {
-	record_caller(ctx);
-	return 1;
+	struct bq_caller_record r = {};
+	record_caller(ctx, &r);
+	return decide(ctx, &r, false, AF_INET);
 }
 
 SEC("cgroup/sendmsg6")
 int bastion_sendmsg6(struct bpf_sock_addr *ctx)
 {
-	record_caller(ctx);
-	return 1;
+	struct bq_caller_record r = {};
+	record_caller(ctx, &r);
+	return decide(ctx, &r, false, AF_INET6);
 }
 
 SEC("cgroup/sock_release")

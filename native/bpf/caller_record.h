@@ -54,4 +54,55 @@ struct bq_flow_value {
 	__u32 pad;
 };
 
+/* ---- In-kernel verdicts (issue 20) ---- */
+
+/* (executable, protocol, port) verdicts at most: the service's path rules, twice (TCP and UDP). */
+#define BQ_VERDICT_MAP_ENTRIES 16384
+/* The decisions' ring buffer: 256 KiB holds ~3,200 reports, collected every 100 ms by the helper
+ * (FAST_REPORT_DELAY_MS), so 32,000 decisions a second before one is lost (and counted). */
+#define BQ_VERDICT_RING_BYTES (256 * 1024)
+/* bq_verdict_value.verdict and bq_verdict_event.verdict */
+#define BQ_VERDICT_ALLOW 1u
+#define BQ_VERDICT_DENY 2u
+/* The socket mark bit of a TCP connection allowed in the kernel, which our chain accepts before
+ * the queue (helper/firewallRules.ts, kernelAcceptMark). Set only on a socket without a mark, so
+ * no other tool's mark (routing, VPNs, kube-proxy's 0x4000/0x8000) is ever changed; bit 22 is
+ * outside the bits those tools set on unmarked sockets. */
+#define BQ_KERNEL_ACCEPT_MARK 0x00400000u
+
+/* A path rule as the kernel sees it: the executable's inode, as mm->exe_file names it. */
+struct bq_verdict_key {
+	__u64 exe_ino;
+	__u32 exe_dev;  /* super_block s_dev: MAJOR << 20 | MINOR */
+	__u16 port;     /* destination port, host order; 0: every port */
+	__u8 protocol;  /* IPPROTO_TCP / IPPROTO_UDP */
+	__u8 pad;
+};
+
+struct bq_verdict_value {
+	__u32 verdict; /* BQ_VERDICT_ALLOW / BQ_VERDICT_DENY */
+	__u32 pad;
+};
+
+/* One decision taken in the kernel, for the helper to report to the service. */
+struct bq_verdict_event {
+	__u64 exe_ino;
+	__u64 start_ns;   /* the caller's thread group leader's start (CLOCK_BOOTTIME ns) */
+	__u32 exe_dev;
+	__u32 tgid;       /* as the helper's pid namespace numbers it (record_caller) */
+	__u32 uid;
+	__u16 family;     /* AF_INET / AF_INET6 */
+	__u8 protocol;
+	__u8 verdict;
+	__u16 dst_port;   /* host order */
+	__u16 rule_port;  /* the entry that decided: its port, 0 for every port */
+	__u8 dst_addr[16]; /* IPv4 in the first 4 bytes */
+	char comm[16];
+	__u32 pad;
+};
+
+/* verdict_stats slots */
+#define BQ_VERDICT_STAT_LOST 0 /* decisions applied whose report did not fit in the ring */
+#define BQ_VERDICT_STATS 1
+
 #endif

@@ -897,21 +897,22 @@ static napi_value sock_diag_lookup(napi_env env, napi_callback_info info)
  * the kernel or our capabilities allow none of it. Attached already: the same answer. */
 static napi_value caller_attach(napi_env env, napi_callback_info info)
 {
-	size_t argc = 1;
-	napi_value argv[1];
+	size_t argc = 2;
+	napi_value argv[2];
 	NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
 	char path[4096];
 	size_t len;
+	bool verdicts = false;
 	if (argc < 1 || napi_get_value_string_utf8(env, argv[0], path, sizeof(path), &len) != napi_ok || len == 0 ||
-	    len >= sizeof(path) - 1) {
-		napi_throw_type_error(env, "EINVAL", "callerAttach(cgroup2Path)");
+	    len >= sizeof(path) - 1 || (argc >= 2 && napi_get_value_bool(env, argv[1], &verdicts) != napi_ok)) {
+		napi_throw_type_error(env, "EINVAL", "callerAttach(cgroup2Path, verdicts)");
 		return NULL;
 	}
 	static char log[8192];
 	if (!g_caller) {
 		const char *stage = NULL;
 		struct bq_caller *caller = NULL;
-		int err = bq_caller_open(&caller, path, &stage, log, sizeof(log));
+		int err = bq_caller_open(&caller, path, verdicts, &stage, log, sizeof(log));
 		pthread_mutex_lock(&g_fast_lock);
 		g_caller = caller;
 		pthread_mutex_unlock(&g_fast_lock);
@@ -933,6 +934,8 @@ static napi_value caller_attach(napi_env env, napi_callback_info info)
 	napi_set_named_property(env, out, "exe", v);
 	napi_get_boolean(env, bq_caller_has_flows(g_caller), &v);
 	napi_set_named_property(env, out, "flows", v);
+	napi_get_boolean(env, bq_caller_has_verdicts(g_caller), &v);
+	napi_set_named_property(env, out, "verdicts", v);
 	napi_create_string_utf8(env, log, NAPI_AUTO_LENGTH, &v);
 	napi_set_named_property(env, out, "log", v);
 	return out;
@@ -990,6 +993,95 @@ static napi_value caller_detach(napi_env env, napi_callback_info info)
 	pthread_mutex_unlock(&g_fast_lock);
 	bq_caller_close(caller);
 	return NULL;
+}
+
+/* ---- In-kernel verdicts (caller_bpf.h) ---- */
+
+/* argv[0..3] = (dev, ino: bigint, protocol, port) -> *key; false when one is out of range. */
+static bool verdict_key(napi_env env, napi_value *argv, struct bq_verdict_key *key)
+{
+	uint32_t dev = 0, protocol = 0, port = 0;
+	uint64_t ino = 0;
+	bool lossless = false;
+	if (napi_get_value_uint32(env, argv[0], &dev) != napi_ok ||
+	    napi_get_value_bigint_uint64(env, argv[1], &ino, &lossless) != napi_ok || !lossless ||
+	    napi_get_value_uint32(env, argv[2], &protocol) != napi_ok || napi_get_value_uint32(env, argv[3], &port) != napi_ok ||
+	    protocol > 255 || port > 65535)
+		return false;
+	memset(key, 0, sizeof(*key));
+	key->exe_dev = dev;
+	key->exe_ino = ino;
+	key->protocol = (uint8_t)protocol;
+	key->port = (uint16_t)port;
+	return true;
+}
+
+/* kernelVerdictSet(dev, ino: bigint, protocol, port, allow) -> 0 or -errno (-EBADF: nothing attached). */
+static napi_value kernel_verdict_set(napi_env env, napi_callback_info info)
+{
+	size_t argc = 5;
+	napi_value argv[5], ret;
+	NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+	struct bq_verdict_key key;
+	bool allow = false;
+	if (argc < 5 || !verdict_key(env, argv, &key) || napi_get_value_bool(env, argv[4], &allow) != napi_ok) {
+		napi_throw_type_error(env, "EINVAL", "kernelVerdictSet(dev, ino, protocol, port, allow)");
+		return NULL;
+	}
+	int rc = g_caller ? bq_caller_verdict_set(g_caller, &key, allow ? BQ_VERDICT_ALLOW : BQ_VERDICT_DENY) : -EBADF;
+	NAPI_CALL(env, napi_create_int32(env, rc, &ret));
+	return ret;
+}
+
+/* kernelVerdictDelete(dev, ino: bigint, protocol, port) -> 0 (also when absent) or -errno. */
+static napi_value kernel_verdict_delete(napi_env env, napi_callback_info info)
+{
+	size_t argc = 4;
+	napi_value argv[4], ret;
+	NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+	struct bq_verdict_key key;
+	if (argc < 4 || !verdict_key(env, argv, &key)) {
+		napi_throw_type_error(env, "EINVAL", "kernelVerdictDelete(dev, ino, protocol, port)");
+		return NULL;
+	}
+	int rc = g_caller ? bq_caller_verdict_delete(g_caller, &key) : -EBADF;
+	NAPI_CALL(env, napi_create_int32(env, rc, &ret));
+	return ret;
+}
+
+/* kernelVerdictClear() -> 0 or -errno: the kernel decides nothing until verdicts are set again. */
+static napi_value kernel_verdict_clear(napi_env env, napi_callback_info info)
+{
+	(void)info;
+	napi_value ret;
+	NAPI_CALL(env, napi_create_int32(env, g_caller ? bq_caller_verdict_clear(g_caller) : 0, &ret));
+	return ret;
+}
+
+/* kernelVerdictTake(out: Uint8Array) -> {count, lost}: the decisions reported since the last call,
+ * BQ_VERDICT_EVENT_BYTES each (bq_verdict_event), and how many reports found no room; count
+ * -errno on error. */
+static napi_value kernel_verdict_take(napi_env env, napi_callback_info info)
+{
+	size_t argc = 1;
+	napi_value argv[1], out, v;
+	NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+	napi_typedarray_type type = napi_int8_array;
+	size_t len = 0;
+	void *data = NULL;
+	if (argc < 1 || napi_get_typedarray_info(env, argv[0], &type, &len, &data, NULL, NULL) != napi_ok ||
+	    type != napi_uint8_array) {
+		napi_throw_type_error(env, "EINVAL", "kernelVerdictTake(out: Uint8Array)");
+		return NULL;
+	}
+	uint64_t lost = 0;
+	int count = g_caller ? bq_caller_verdict_take(g_caller, data, len / BQ_VERDICT_EVENT_BYTES, &lost) : 0;
+	NAPI_CALL(env, napi_create_object(env, &out));
+	napi_create_int32(env, count, &v);
+	napi_set_named_property(env, out, "count", v);
+	napi_create_double(env, (double)lost, &v);
+	napi_set_named_property(env, out, "lost", v);
+	return out;
 }
 
 /* ---- SO_PEERCRED ---- */
@@ -1385,6 +1477,10 @@ static napi_value init(napi_env env, napi_value exports)
 		{"callerDetach", NULL, caller_detach, NULL, NULL, NULL, napi_default, NULL},
 		{"callerFlowLookup", NULL, caller_flow_lookup, NULL, NULL, NULL, napi_default, NULL},
 		{"callerHasFlows", NULL, caller_has_flows, NULL, NULL, NULL, napi_default, NULL},
+		{"kernelVerdictSet", NULL, kernel_verdict_set, NULL, NULL, NULL, napi_default, NULL},
+		{"kernelVerdictDelete", NULL, kernel_verdict_delete, NULL, NULL, NULL, napi_default, NULL},
+		{"kernelVerdictClear", NULL, kernel_verdict_clear, NULL, NULL, NULL, napi_default, NULL},
+		{"kernelVerdictTake", NULL, kernel_verdict_take, NULL, NULL, NULL, napi_default, NULL},
 	};
 	napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
 	napi_value v;
@@ -1420,6 +1516,36 @@ static napi_value init(napi_env env, napi_value exports)
 		napi_set_named_property(env, layout, fields[i].name, v);
 	}
 	napi_set_named_property(env, exports, "sockDiagOut", layout);
+	/* The in-kernel decisions' report (bq_verdict_event) as kernelVerdictTake() copies it. */
+	static const struct {
+		const char *name;
+		uint32_t value;
+	} event_fields[] = {
+		{"bytes", BQ_VERDICT_EVENT_BYTES},
+		{"exeIno", offsetof(struct bq_verdict_event, exe_ino)},
+		{"startNs", offsetof(struct bq_verdict_event, start_ns)},
+		{"exeDev", offsetof(struct bq_verdict_event, exe_dev)},
+		{"tgid", offsetof(struct bq_verdict_event, tgid)},
+		{"uid", offsetof(struct bq_verdict_event, uid)},
+		{"family", offsetof(struct bq_verdict_event, family)},
+		{"protocol", offsetof(struct bq_verdict_event, protocol)},
+		{"verdict", offsetof(struct bq_verdict_event, verdict)},
+		{"dstPort", offsetof(struct bq_verdict_event, dst_port)},
+		{"rulePort", offsetof(struct bq_verdict_event, rule_port)},
+		{"dstAddr", offsetof(struct bq_verdict_event, dst_addr)},
+		{"comm", offsetof(struct bq_verdict_event, comm)},
+		{"commBytes", sizeof(((struct bq_verdict_event *)0)->comm)},
+		{"allow", BQ_VERDICT_ALLOW},
+		{"deny", BQ_VERDICT_DENY},
+		{"acceptMark", BQ_KERNEL_ACCEPT_MARK},
+	};
+	napi_value event_layout;
+	napi_create_object(env, &event_layout);
+	for (size_t i = 0; i < sizeof(event_fields) / sizeof(event_fields[0]); i++) {
+		napi_create_uint32(env, event_fields[i].value, &v);
+		napi_set_named_property(env, event_layout, event_fields[i].name, v);
+	}
+	napi_set_named_property(env, exports, "verdictEvent", event_layout);
 	return exports;
 }
 

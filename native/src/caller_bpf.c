@@ -26,14 +26,44 @@ _Static_assert(sizeof(struct bq_flow_key) == 56, "flow key layout");
 _Static_assert(offsetof(struct bq_flow_key, local_ip) == 20, "flow key layout");
 _Static_assert(offsetof(struct bq_flow_key, remote_ip) == 36, "flow key layout");
 _Static_assert(sizeof(struct bq_flow_value) == 16, "flow value layout");
+_Static_assert(sizeof(struct bq_verdict_key) == 16, "verdict key layout");
+_Static_assert(offsetof(struct bq_verdict_key, port) == 12, "verdict key layout");
+_Static_assert(sizeof(struct bq_verdict_event) == BQ_VERDICT_EVENT_BYTES, "verdict event layout");
+_Static_assert(offsetof(struct bq_verdict_event, exe_dev) == 16, "verdict event layout");
+_Static_assert(offsetof(struct bq_verdict_event, family) == 28, "verdict event layout");
+_Static_assert(offsetof(struct bq_verdict_event, dst_port) == 32, "verdict event layout");
+_Static_assert(offsetof(struct bq_verdict_event, dst_addr) == 36, "verdict event layout");
+_Static_assert(offsetof(struct bq_verdict_event, comm) == 52, "verdict event layout");
+
+/* Where take_event() copies the ring's events during one bq_caller_verdict_take(). */
+struct take_state {
+	uint8_t *out;
+	size_t capacity, count;
+	uint64_t overflow;
+};
 
 struct bq_caller {
+	struct take_state take;
 	struct caller_bpf *skel;
 	int callers_fd;
 	int flows_fd; /* -1 without the sock_ops program */
 	bool exe;
+	bool verdicts; /* the programs decide in the kernel (bq_caller_verdict_*) */
+	struct ring_buffer *events; /* their decisions, NULL without verdicts */
 	uint64_t netns_cookie; /* this process's network namespace, as the sock_ops program sees it */
 };
+
+static int take_event(void *ctx, void *data, size_t size)
+{
+	struct take_state *t = ctx;
+	if (size < sizeof(struct bq_verdict_event) || t->count >= t->capacity) {
+		t->overflow++; /* consumed all the same: counted as a lost report */
+		return 0;
+	}
+	memcpy(t->out + t->count * sizeof(struct bq_verdict_event), data, sizeof(struct bq_verdict_event));
+	t->count++;
+	return 0;
+}
 
 /* libbpf's messages during one load, for the caller to log: the tail, where the verifier says
  * what it refused. Loads run on the JS thread only (callerAttach), never two at once. */
@@ -70,7 +100,7 @@ static int capture_print(enum libbpf_print_level level, const char *fmt, va_list
 
 /* One try at opening and loading the object: with or without the task reads and the sock_ops
  * program. NULL and *err (-errno) when the kernel refused it. */
-static struct caller_bpf *load(bool exe, bool flows, uint32_t pidns_inum, int *err)
+static struct caller_bpf *load(bool exe, bool flows, uint32_t pidns_inum, uint64_t verdict_netns, uint32_t userns_inum, int *err)
 {
 	struct caller_bpf *skel = caller_bpf__open();
 	if (!skel) {
@@ -79,6 +109,10 @@ static struct caller_bpf *load(bool exe, bool flows, uint32_t pidns_inum, int *e
 	}
 	skel->rodata->record_exe = exe;
 	skel->rodata->pidns_inum = pidns_inum;
+	/* Deciding needs the executable, and our network namespace's cookie to stay in it. */
+	skel->rodata->kernel_verdicts = exe && verdict_netns != 0;
+	skel->rodata->verdict_netns = verdict_netns;
+	skel->rodata->verdict_userns = userns_inum;
 	bpf_program__set_autoload(skel->progs.bastion_flows, flows);
 	*err = caller_bpf__load(skel);
 	if (*err) {
@@ -119,7 +153,7 @@ static int attach(struct bpf_program *prog, int cgroup_fd, struct bpf_link **lin
 	return *link ? 0 : -errno;
 }
 
-int bq_caller_open(struct bq_caller **out, const char *cgroup_path, const char **stage, char *log, size_t log_size)
+int bq_caller_open(struct bq_caller **out, const char *cgroup_path, bool verdicts, const char **stage, char *log, size_t log_size)
 {
 	*out = NULL;
 	if (log_size > 0)
@@ -144,11 +178,17 @@ int bq_caller_open(struct bq_caller **out, const char *cgroup_path, const char *
 		goto fail;
 	*stage = "load programs";
 	bool flows = netns_cookie(&c->netns_cookie);
+	/* Verdicts need our network namespace's cookie (5.15) and our user namespace's inode. */
+	struct stat userns;
+	uint32_t userns_inum = stat("/proc/self/ns/user", &userns) == 0 ? (uint32_t)userns.st_ino : 0;
+	uint64_t verdict_netns = verdicts && flows && userns_inum != 0 ? c->netns_cookie : 0;
 	/* Best first: the executable needs CAP_PERFMON and BTF, the sock_ops program a 5.15 kernel;
-	 * the executable matters more. */
+	 * the executable matters more. Verdicts need the executable; a kernel that refuses their
+	 * helpers (socket options, ring buffer) still gets the executable without them. */
 	const struct {
-		bool exe, flows;
-	} tries[] = {{true, true}, {true, false}, {false, true}, {false, false}};
+		bool exe, flows, verdicts;
+	} tries[] = {{true, true, true},  {true, false, true}, {true, true, false},
+		     {true, false, false}, {false, true, false}, {false, false, false}};
 	g_log.buf = log;
 	g_log.size = log_size;
 	g_log.len = 0;
@@ -157,13 +197,15 @@ int bq_caller_open(struct bq_caller **out, const char *cgroup_path, const char *
 	for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]) && !c->skel; i++) {
 		if (tries[i].flows && !can_flow)
 			continue;
+		if (tries[i].verdicts && verdict_netns == 0)
+			continue;
 		/* In a pid namespace of our own, only the task reads number a caller as we see it. */
 		if (!tries[i].exe && pidns_inum != 0)
 			continue;
 		/* The first failure's log says what is missing (CAP_PERFMON, BTF): later tries add nothing. */
 		if (i > 0 && g_log.len > 0)
 			g_log.size = g_log.len + 1;
-		c->skel = load(tries[i].exe, tries[i].flows, pidns_inum, &err);
+		c->skel = load(tries[i].exe, tries[i].flows, pidns_inum, tries[i].verdicts ? verdict_netns : 0, userns_inum, &err);
 		c->exe = tries[i].exe;
 		flows = tries[i].flows;
 	}
@@ -184,6 +226,15 @@ int bq_caller_open(struct bq_caller **out, const char *cgroup_path, const char *
 	c->callers_fd = bpf_map__fd(s->maps.callers);
 	if (flows && attach(s->progs.bastion_flows, cgroup_fd, &s->links.bastion_flows) == 0)
 		c->flows_fd = bpf_map__fd(s->maps.flows);
+	if (s->rodata->kernel_verdicts) {
+		*stage = "verdict reports";
+		c->events = ring_buffer__new(bpf_map__fd(s->maps.verdict_events), take_event, &c->take, NULL);
+		if (!c->events) {
+			err = -errno;
+			goto fail;
+		}
+		c->verdicts = true;
+	}
 	close(cgroup_fd);
 	*stage = NULL;
 	*out = c;
@@ -201,6 +252,7 @@ void bq_caller_close(struct bq_caller *c)
 		return;
 	/* Destroying the links detaches the programs; then the maps go with the object. */
 	caller_bpf__destroy(c->skel);
+	ring_buffer__free(c->events);
 	free(c);
 }
 
@@ -238,4 +290,62 @@ int bq_caller_flow_lookup(const struct bq_caller *c, uint8_t family, const uint8
 		return -errno;
 	*tgid = value.tgid;
 	return 0;
+}
+
+bool bq_caller_has_verdicts(const struct bq_caller *c)
+{
+	return c->verdicts;
+}
+
+int bq_caller_verdict_set(const struct bq_caller *c, const struct bq_verdict_key *key, uint32_t verdict)
+{
+	if (!c->verdicts)
+		return -ENOTSUP;
+	struct bq_verdict_value value = {.verdict = verdict};
+	return bpf_map_update_elem(bpf_map__fd(c->skel->maps.verdicts), key, &value, BPF_ANY) < 0 ? -errno : 0;
+}
+
+int bq_caller_verdict_delete(const struct bq_caller *c, const struct bq_verdict_key *key)
+{
+	if (!c->verdicts)
+		return -ENOTSUP;
+	int rc = bpf_map_delete_elem(bpf_map__fd(c->skel->maps.verdicts), key);
+	return rc < 0 && errno != ENOENT ? -errno : 0;
+}
+
+int bq_caller_verdict_clear(const struct bq_caller *c)
+{
+	if (!c->verdicts)
+		return 0;
+	int fd = bpf_map__fd(c->skel->maps.verdicts);
+	struct bq_verdict_key key, next;
+	/* Deleting the first key each time: iterating while deleting would skip entries. */
+	while (bpf_map_get_next_key(fd, NULL, &next) == 0) {
+		key = next;
+		if (bpf_map_delete_elem(fd, &key) < 0 && errno != ENOENT)
+			return -errno;
+	}
+	return errno == ENOENT ? 0 : -errno;
+}
+
+int bq_caller_verdict_take(struct bq_caller *c, uint8_t *out, size_t capacity, uint64_t *lost)
+{
+	*lost = 0;
+	if (!c->verdicts)
+		return 0;
+	c->take.out = out;
+	c->take.capacity = capacity;
+	c->take.count = 0;
+	c->take.overflow = 0;
+	int rc = ring_buffer__consume(c->events);
+	c->take.out = NULL;
+	uint32_t slot = BQ_VERDICT_STAT_LOST;
+	uint64_t ring_lost = 0;
+	if (bpf_map_lookup_elem(bpf_map__fd(c->skel->maps.verdict_stats), &slot, &ring_lost) == 0 && ring_lost > 0) {
+		uint64_t zero = 0;
+		bpf_map_update_elem(bpf_map__fd(c->skel->maps.verdict_stats), &slot, &zero, BPF_ANY);
+		/* Reports lost between the read and the reset are lost from the count too: rare, and a count only. */
+	}
+	*lost = ring_lost + c->take.overflow;
+	return rc < 0 ? rc : (int)c->take.count;
 }

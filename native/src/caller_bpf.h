@@ -22,9 +22,10 @@ struct bq_caller;
 /* cgroup_path: the cgroup v2 mount point. 0, or -errno (EPERM without CAP_BPF/CAP_NET_ADMIN,
  * EINVAL/ENOSYS/ESRCH on kernels without these hooks, links or BTF); *stage names the step
  * that failed. log (log_size bytes, NUL-terminated) gets libbpf's messages of the first load
- * that failed, the verifier's log included: why the executable is not recorded when the open
+ * that failed, the verifier's log included. verdicts: let the programs decide in the kernel for
+ * this process's network namespace (needs the executable and SO_NETNS_COOKIE): why the executable is not recorded when the open
  * succeeded without it, why nothing loaded when it failed. */
-int bq_caller_open(struct bq_caller **out, const char *cgroup_path, const char **stage, char *log, size_t log_size);
+int bq_caller_open(struct bq_caller **out, const char *cgroup_path, bool verdicts, const char **stage, char *log, size_t log_size);
 void bq_caller_close(struct bq_caller *c);
 
 /* 0 and *record when a process connected or sent on the socket with this cookie since the
@@ -43,5 +44,22 @@ bool bq_caller_has_flows(const struct bq_caller *c);
  * One map lookup in place of sock_diag plus the caller map. */
 int bq_caller_flow_lookup(const struct bq_caller *c, uint8_t family, const uint8_t *src, uint16_t src_port,
 			  const uint8_t *dst, uint16_t dst_port, uint32_t *tgid);
+
+/* ---- In-kernel verdicts (caller.bpf.c decide()) ---- */
+
+/* The size of one bq_verdict_event as bq_caller_verdict_take() copies it. */
+#define BQ_VERDICT_EVENT_BYTES 72
+
+/* Whether the programs decide in the kernel (verdicts were asked for and the kernel allowed it). */
+bool bq_caller_has_verdicts(const struct bq_caller *c);
+
+/* Writes, deletes or forgets every verdict the programs apply: 0 or -errno (-ENOTSUP without verdicts). */
+int bq_caller_verdict_set(const struct bq_caller *c, const struct bq_verdict_key *key, uint32_t verdict);
+int bq_caller_verdict_delete(const struct bq_caller *c, const struct bq_verdict_key *key);
+int bq_caller_verdict_clear(const struct bq_caller *c);
+
+/* Copies the decisions reported since the last call into out (capacity events of
+ * BQ_VERDICT_EVENT_BYTES): how many, or -errno; *lost: reports the ring or out had no room for. */
+int bq_caller_verdict_take(struct bq_caller *c, uint8_t *out, size_t capacity, uint64_t *lost);
 
 #endif

@@ -156,10 +156,38 @@ describe('bus codec', () => {
     const hb: BusMessage = {
       kind: 'heartbeat',
       sentAtMs: Date.now(),
-      helper: { packets: 10, malformed: 1, overruns: 0, fallbackVerdicts: 2, pending: 3, badFrames: 4, cacheHits: 5, fastAnswered: 3 },
+      helper: {
+        packets: 10,
+        malformed: 1,
+        overruns: 0,
+        fallbackVerdicts: 2,
+        pending: 3,
+        badFrames: 4,
+        cacheHits: 5,
+        fastAnswered: 3,
+        kernelDecided: 7,
+        kernelReportsLost: 1,
+      },
     };
     assert.deepEqual(roundTrip(hb), hb);
     assert.deepEqual(roundTrip({ kind: 'heartbeat', sentAtMs: 5, helper: null }), { kind: 'heartbeat', sentAtMs: 5, helper: null });
+  });
+
+  it('round-trips path rules for the kernel, port 0 meaning every port', () => {
+    const rules: BusMessage = {
+      kind: 'path_rules',
+      rules: [
+        { path: '/usr/bin/curl', port: 80, allow: true },
+        { path: '/usr/bin/nc', port: 0, allow: false },
+      ],
+    };
+    assert.deepEqual(roundTrip(rules), rules);
+    assert.deepEqual(roundTrip({ kind: 'path_rules', rules: [] }), { kind: 'path_rules', rules: [] });
+  });
+
+  it('round-trips a report of a decision taken in the kernel', () => {
+    const kernel = { ...record, attribution: 'kernel' as const, helperVerdict: 'drop' as const };
+    assert.deepEqual(plain(roundTrip({ kind: 'packets', records: [kernel] })), plain({ kind: 'packets', records: [kernel] }));
   });
 
   const refusals: [string, Uint8Array, RegExp][] = [
@@ -169,6 +197,11 @@ describe('bus codec', () => {
     ['a frame over the size limit', new Uint8Array(MAX_FRAME_BYTES + 1), /exceeds/],
     ['a record without a family', encodeBusMessage({ kind: 'packets', records: [{ ...record, family: 0 as 4 }] }), /without an IP family/],
     ['a record with a 5-byte address', encodeBusMessage({ kind: 'packets', records: [{ ...record, family: 4 }] }), /bad address length/],
+    [
+      'a path rule with a relative path',
+      encodeBusMessage({ kind: 'path_rules', rules: [{ path: 'curl', port: 80, allow: true }] }),
+      /^path rule without an absolute path or with a bad port$/,
+    ],
     [
       'a verdict without an action',
       encodeBusMessage({ kind: 'verdicts', verdicts: [{ packetId: 1, action: 'unspecified' as 'accept' }] }),

@@ -65,7 +65,8 @@ describe('the helper fast path', () => {
   let fw: TestFirewall;
   let client: Client | null = null;
   before(async () => {
-    fw = await new TestFirewall({ rules: { [`${PYTHON}:80`]: true } }).start();
+    // The queue's fast path: the kernel would decide these connections itself (kernelVerdicts.test.ts).
+    fw = await new TestFirewall({ rules: { [`${PYTHON}:80`]: true }, helperArgs: ['--no-kernel-verdicts'] }).start();
   });
   after(async () => {
     client?.kill();

@@ -75,8 +75,9 @@ describe('rules and modes', () => {
 });
 
 describe('the helper verdict cache', () => {
+  // The kernel would decide curl's connections itself (kernelVerdicts.test.ts): this is the queue's own cache.
   it('a second connection allowed by the same path rule is answered by the helper, and deleting the rule takes effect at once', async () => {
-    await withFirewall({ rules: { [`${CURL}:80`]: true } }, async (fw) => {
+    await withFirewall({ rules: { [`${CURL}:80`]: true }, helperArgs: ['--no-kernel-verdicts'] }, async (fw) => {
       assert.equal(fw.http(fw.net.serverV4), true);
       assert.equal(fw.http(fw.net.serverV4), true);
       await new Promise((r) => setTimeout(r, 700)); // a helper heartbeat carries its counters
@@ -140,17 +141,18 @@ describe('faults', () => {
       for (const family of [4, 6] as const) {
         const rules = fw.iptablesRules(family);
         assert.equal(jumps(rules, fw.chain), 1, `IPv${family}: ${rules}`);
-        // One set: the two rules that reject what the helper denied, the system accounts' queue
-        // rule, then the main one.
+        // One set: the two rules that reject what the helper denied, the one that accepts what
+        // the kernel allowed, the system accounts' queue rule, then the main one.
         const ours = rules.split('\n').filter((l) => l.startsWith(`-A ${fw.chain} `));
-        assert.equal(ours.length, 4, rules);
+        assert.equal(ours.length, 5, rules);
         assert.match(ours[0]!, /^-A BASTION-OUT -p tcp -m mark --mark 0xb4570de1 .*-j REJECT --reject-with tcp-reset$/);
         assert.match(
           ours[1]!,
           new RegExp(`^-A BASTION-OUT -m mark --mark 0xb4570de1 .*-j REJECT --reject-with icmp${family === 6 ? '6' : ''}-port-unreachable$`),
         );
-        assert.match(ours[2]!, /-m owner --uid-owner 0-999 .*-j NFQUEUE --queue-num 3 --queue-bypass$/);
-        assert.match(ours[3]!, new RegExp(`-j NFQUEUE --queue-num ${fw.queue} --queue-bypass$`));
+        assert.match(ours[2]!, /^-A BASTION-OUT -m mark --mark 0x400000\/0x400000 -m conntrack --ctstate NEW .*-j ACCEPT$/);
+        assert.match(ours[3]!, /-m owner --uid-owner 0-999 .*-j NFQUEUE --queue-num 3 --queue-bypass$/);
+        assert.match(ours[4]!, new RegExp(`-j NFQUEUE --queue-num ${fw.queue} --queue-bypass$`));
       }
       await fw.helper!.stop();
       for (const family of [4, 6] as const) {

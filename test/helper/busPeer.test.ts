@@ -113,6 +113,7 @@ describe('the helper bus admits only the service user', () => {
       {
         onVerdicts: () => undefined,
         onCacheReset: () => undefined,
+        onPathRules: () => undefined,
         onServiceUp: (h) => up.push(h),
         onServiceDown: () => undefined,
         onRecordsLost: () => undefined,

@@ -110,11 +110,11 @@ export class BastionProcess {
 let logCounter = 0;
 
 /** `bastion <args>` as a child process, optionally inside a network namespace. */
-/** `logLevel`: the child's BASTION_LOG_LEVEL (default: ours, else info). */
-export function startBastion(args: string[], netns?: string, logLevel?: string): BastionProcess {
+/** `logLevel`: the child's BASTION_LOG_LEVEL (default: ours, else info); `wrapper`: a command that runs node (setpriv ...). */
+export function startBastion(args: string[], netns?: string, logLevel?: string, wrapper: readonly string[] = []): BastionProcess {
   // BASTION_NODE_ARGS: extra node flags for profiling (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
   const extraNodeArgs = (process.env['BASTION_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
-  const node = [process.execPath, ...extraNodeArgs, '--import', TSX, CLI, ...args];
+  const node = [...wrapper, process.execPath, ...extraNodeArgs, '--import', TSX, CLI, ...args];
   // nsenter, not `ip netns exec`: only the network namespace changes, as for the real unit;
   // ip netns exec also mounts a new /sys, without the cgroup v2 the helper's eBPF attaches to.
   const [cmd, ...rest] = netns ? ['nsenter', `--net=/run/netns/${netns}`, '--', ...node] : node;

@@ -24,6 +24,8 @@ export interface FirewallSetup {
   rules?: Record<string, unknown>;
   config?: Record<string, unknown>;
   helperArgs?: string[];
+  /** A command the helper's node runs under (e.g. setpriv dropping a capability). */
+  helperWrapper?: string[];
   daemonArgs?: string[];
   /** Ports the server namespace's HTTP server listens on; default [80]. */
   serverPorts?: number[];
@@ -85,6 +87,8 @@ export class TestFirewall {
         ...(this.setup.helperArgs ?? []),
       ],
       this.net.client,
+      undefined,
+      this.setup.helperWrapper,
     );
     await this.helper.waitFor('helper started');
     return this.helper;
