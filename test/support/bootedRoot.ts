@@ -137,11 +137,7 @@ export class BootedRoot {
 
   /** A command entered into the container's namespaces (for systemctl, journalctl, files). */
   enter(argv: string[], timeoutMs = 60_000): Ran {
-    return run(
-      'nsenter',
-      ['-t', String(this.initPid), '-a', '-r', '-w', '/usr/bin/env', '-i', 'PATH=/usr/sbin:/usr/bin:/sbin:/bin', 'LANG=C.UTF-8', ...argv],
-      timeoutMs,
-    );
+    return run('nsenter', this.enterArgs(argv), timeoutMs);
   }
 
   /**
@@ -149,52 +145,12 @@ export class BootedRoot {
    * the container's tree), as root or as `user`, with the exit code of the script.
    */
   sh(script: string, user?: string, timeoutMs = 120_000): Ran {
-    return this.enter(
-      [
-        'systemd-run',
-        '--quiet',
-        '--pipe',
-        '--wait',
-        '--collect',
-        '--service-type=exec',
-        ...(user ? ['-p', `User=${user}`] : []),
-        '-E',
-        'LANG=C.UTF-8',
-        '--',
-        '/bin/sh',
-        '-c',
-        script,
-      ],
-      timeoutMs,
-    );
+    return this.enter(transientService(script, user), timeoutMs);
   }
 
   /** sh() without blocking this process: for a load that runs while the test does something else. */
   shAsync(script: string, timeoutMs = 120_000): Promise<Ran> {
-    const child = spawn(
-      'nsenter',
-      [
-        '-t',
-        String(this.initPid),
-        '-a',
-        '-r',
-        '-w',
-        '/usr/bin/env',
-        '-i',
-        'PATH=/usr/sbin:/usr/bin:/sbin:/bin',
-        'systemd-run',
-        '--quiet',
-        '--pipe',
-        '--wait',
-        '--collect',
-        '--service-type=exec',
-        '--',
-        '/bin/sh',
-        '-c',
-        script,
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const child = spawn('nsenter', this.enterArgs(transientService(script)), { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
@@ -206,6 +162,11 @@ export class BootedRoot {
         resolve({ code, stdout, stderr });
       }),
     );
+  }
+
+  /** nsenter's arguments for argv in all of the container's namespaces, with a clean environment. */
+  private enterArgs(argv: string[]): string[] {
+    return ['-t', String(this.initPid), '-a', '-r', '-w', '/usr/bin/env', '-i', 'PATH=/usr/sbin:/usr/bin:/sbin:/bin', 'LANG=C.UTF-8', ...argv];
   }
 
   /** Starts a process in the server namespace (e.g. the listener the container's connections reach). */
@@ -241,4 +202,23 @@ export function repackWithVersion(deb: string, version: string, outDir: string):
   execFileSync('dpkg-deb', ['--root-owner-group', '-b', tree, out], { stdio: 'pipe' });
   rmSync(tree, { recursive: true, force: true });
   return out;
+}
+
+/** systemd-run's command line for a shell script as a transient service, as root or `user`. */
+function transientService(script: string, user?: string): string[] {
+  return [
+    'systemd-run',
+    '--quiet',
+    '--pipe',
+    '--wait',
+    '--collect',
+    '--service-type=exec',
+    ...(user ? ['-p', `User=${user}`] : []),
+    '-E',
+    'LANG=C.UTF-8',
+    '--',
+    '/bin/sh',
+    '-c',
+    script,
+  ];
 }
