@@ -50,6 +50,7 @@ export function registerClientCommands(program: Command): void {
           `rules:    ${String(status['rules'])}`,
           `clients:  ${String(status['clients'])}`,
           `decided:  ${stats['total_connections']} (allowed ${stats['allowed_connections']}, blocked ${stats['blocked_connections']})`,
+          `metrics:  ${metricsLine(status['metrics'])}`,
         ].join('\n') + '\n',
       );
     });
@@ -96,6 +97,14 @@ export function registerClientCommands(program: Command): void {
     });
 
   registerConfigCommand(program);
+}
+
+/** Where the metrics go (service/metrics/metricsFile.ts): the file, or why it is not written. */
+export function metricsLine(metrics: unknown): string {
+  if (typeof metrics !== 'object' || metrics === null) return 'none (bastion daemon --metrics-dir DIR writes bastion.prom for node_exporter)';
+  const m = metrics as { file?: unknown; error?: unknown };
+  const file = visible(String(m.file));
+  return typeof m.error === 'string' ? `${file} NOT WRITTEN: ${visible(m.error)}` : file;
 }
 
 /** Where the helper's connections are decided (helper/kernelVerdicts.ts), from its capabilities. */

@@ -43,6 +43,8 @@ export interface HelperCounters {
   /** Connections decided in the kernel by path rules (helper/kernelVerdicts.ts), and reports of them lost. */
   kernelDecided: number;
   kernelReportsLost: number;
+  /** New connections dropped unasked because their user had too many waiting (helper/uidQueues.ts). */
+  floodDrops: number;
 }
 
 /** A path rule the kernel may apply (proto PathRule): port 0 is every port. */
@@ -321,6 +323,7 @@ export function decodeBusMessage(frame: Uint8Array, maxBytes = MAX_FRAME_BYTES):
                 fastAnswered: num(c['fastAnswered']),
                 kernelDecided: num(c['kernelDecided']),
                 kernelReportsLost: num(c['kernelReportsLost']),
+                floodDrops: num(c['floodDrops']),
               }
             : null,
         },

@@ -444,6 +444,7 @@ export class Helper {
       fastAnswered: fastDecided,
       kernelDecided: this.kernel?.decided ?? 0,
       kernelReportsLost: this.kernel?.lost ?? 0,
+      floodDrops: this.floodDrops,
     };
   }
 

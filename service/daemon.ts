@@ -22,6 +22,9 @@ import { SessionDecisions } from './sessions.js';
 import { Stats } from './stats.js';
 import { Whitelist } from './whitelist.js';
 import { kernelPathRules } from './kernelRules.js';
+import { bastionMetrics } from './metrics/bastionMetrics.js';
+import { MetricsFile } from './metrics/metricsFile.js';
+import { promText } from './metrics/promText.js';
 
 export interface DaemonOptions {
   version: string;
@@ -40,6 +43,8 @@ export interface DaemonOptions {
   historyPath?: string | null;
   /** Where the last good rules.json and config.json are kept (a start with a broken file uses them); null: nowhere. */
   stateDir?: string | null;
+  /** node_exporter's textfile directory to write bastion.prom into, and how often; absent: no metrics file. */
+  metrics?: { dir: string; intervalMs: number } | null;
 }
 
 /**
@@ -61,6 +66,7 @@ export class PolicyDaemon {
   private readonly history: HistoryWriter | null;
   private readonly link: HelperLink;
   private readonly gui: GuiServer;
+  private readonly metricsFile: MetricsFile | null;
   private statsTimer: NodeJS.Timeout | null = null;
   private readonly startedAt = Date.now();
   private effectiveConfig: BastionConfig;
@@ -136,6 +142,7 @@ export class PolicyDaemon {
       (records, epoch) => this.decider.decideBatch(records, epoch),
       log,
     );
+    this.metricsFile = options.metrics ? new MetricsFile({ ...options.metrics, text: () => this.metricsText(), log }) : null;
     const ctx: GuiContext = {
       rules: this.rules,
       config: this.config,
@@ -177,6 +184,7 @@ export class PolicyDaemon {
     await this.gui.listen();
     this.link.start();
     this.statsTimer = setInterval(() => this.gui.broadcast(this.statsMessage()), this.options.statsIntervalMs);
+    this.metricsFile?.start();
     this.log.info({ mode: this.effectiveConfig.mode, rules: this.rules.rules.size }, 'policy service started');
   }
 
@@ -202,6 +210,7 @@ export class PolicyDaemon {
     if (this.statsTimer) clearInterval(this.statsTimer);
     this.prompts.stop();
     this.link.stop();
+    await this.metricsFile?.stop();
     await this.gui.close();
     await this.history?.close();
     this.log.info({ stats: this.stats.snapshot() }, 'policy service stopped');
@@ -227,7 +236,24 @@ export class PolicyDaemon {
         counters: helper.counters,
         bad_frames: helper.badFrames,
       },
+      metrics: this.metricsFile ? { file: this.metricsFile.path, writes: this.metricsFile.writes, error: this.metricsFile.lastError } : null,
     };
+  }
+
+  /** The counters in Prometheus' text format (service/metrics). */
+  metricsText(): string {
+    const helper = this.link.helperState();
+    return promText(
+      bastionMetrics({
+        decisionsByVerdictReason: this.stats.byVerdictReason,
+        decisionsByAttribution: this.stats.byAttribution,
+        prompts: { ...this.prompts.counts, limited: this.prompts.limited, open: this.prompts.openCount },
+        helperConnected: helper.connected,
+        helper: helper.connected ? helper.counters : null,
+        inbound: null,
+        startedAtMs: this.startedAt,
+      }),
+    );
   }
 
   /** `notification` to every client (the tray shows a balloon), unless notifications_enabled is false. */

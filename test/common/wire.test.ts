@@ -167,6 +167,7 @@ describe('bus codec', () => {
         fastAnswered: 3,
         kernelDecided: 7,
         kernelReportsLost: 1,
+        floodDrops: 2,
       },
     };
     assert.deepEqual(roundTrip(hb), hb);
