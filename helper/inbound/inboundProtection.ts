@@ -8,8 +8,11 @@ import type { InboundState } from '../../common/wire.js';
 import type { OtherFirewall } from './inboundDetect.js';
 import type { InboundRules } from './inboundRules.js';
 
+/** What this needs of InboundRules (tests give a fake). */
+export type InboundChains = Pick<InboundRules, 'chain' | 'install' | 'remove' | 'allInstalled' | 'anyInstalled'>;
+
 export interface InboundProtectionDeps {
-  rules: InboundRules;
+  rules: InboundChains;
   detect: () => Promise<OtherFirewall | null>;
   report: (state: InboundState) => void;
   log: Logger;
