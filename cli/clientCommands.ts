@@ -52,7 +52,7 @@ export function registerClientCommands(program: Command): void {
           `clients:  ${String(status['clients'])}`,
           `decided:  ${stats['total_connections']} (allowed ${stats['allowed_connections']}, blocked ${stats['blocked_connections']})`,
           `inbound:  ${inboundLine(status['inbound'])}`,
-          `forwarded: ${typeof status['forwarded'] === 'string' ? visible(status['forwarded']) : 'unknown (an older service)'}`,
+          `forward:  ${typeof status['forwarded'] === 'string' ? visible(status['forwarded']) : 'unknown (an older service)'}`,
           `metrics:  ${metricsLine(status['metrics'])}`,
         ].join('\n') + '\n',
       );
