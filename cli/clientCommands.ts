@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { visible, visibleJson } from '../common/visibleText.js';
 import { registerConfigCommand } from './configCommand.js';
+import { inboundLine, registerInboundCommand } from './inboundCommand.js';
 import { DEFAULTS } from './defaults.js';
 import { connectOrExit, type GuiConnection } from './guiClient.js';
 import { registerMonitorCommand } from './monitorCommand.js';
@@ -50,6 +51,9 @@ export function registerClientCommands(program: Command): void {
           `rules:    ${String(status['rules'])}`,
           `clients:  ${String(status['clients'])}`,
           `decided:  ${stats['total_connections']} (allowed ${stats['allowed_connections']}, blocked ${stats['blocked_connections']})`,
+          `inbound:  ${inboundLine(status['inbound'])}`,
+          `forward:  ${typeof status['forwarded'] === 'string' ? visible(status['forwarded']) : 'unknown (an older service)'}`,
+          `metrics:  ${metricsLine(status['metrics'])}`,
         ].join('\n') + '\n',
       );
     });
@@ -96,6 +100,15 @@ export function registerClientCommands(program: Command): void {
     });
 
   registerConfigCommand(program);
+  registerInboundCommand(program);
+}
+
+/** Where the metrics go (service/metrics/metricsFile.ts): the file, or why it is not written. */
+export function metricsLine(metrics: unknown): string {
+  if (typeof metrics !== 'object' || metrics === null) return 'none (bastion daemon --metrics-dir DIR writes bastion.prom for node_exporter)';
+  const m = metrics as { file?: unknown; error?: unknown };
+  const file = visible(String(m.file));
+  return typeof m.error === 'string' ? `${file} NOT WRITTEN: ${visible(m.error)}` : file;
 }
 
 /** Where the helper's connections are decided (helper/kernelVerdicts.ts), from its capabilities. */

@@ -57,7 +57,7 @@ export function registerConfigCommand(program: Command): void {
 }
 
 /** Sends one message and waits for its reply; an `error` is printed and exits 1. */
-async function request(socket: string, message: Record<string, unknown>, replyType: string): Promise<Record<string, unknown>> {
+export async function request(socket: string, message: Record<string, unknown>, replyType: string): Promise<Record<string, unknown>> {
   const conn = await connectOrExit(socket, { client: 'bastion config' });
   let reply: Record<string, unknown>;
   try {

@@ -7,6 +7,7 @@ import { createLogger } from '../common/log.js';
 import { groupId, packageVersion } from '../common/system.js';
 import { PolkitAuthorizer, RootOnlyAuthorizer, type Authorizer } from '../service/authorizer.js';
 import { PolicyDaemon } from '../service/daemon.js';
+import { DEFAULT_METRICS_INTERVAL_S } from '../service/metrics/metricsFile.js';
 import { DEFAULTS } from './defaults.js';
 import { runUntilSignal } from './run.js';
 import { systemdNotifierFromEnv } from './systemdNotify.js';
@@ -25,6 +26,11 @@ export function registerDaemonCommand(program: Command): void {
     .option('--state-dir <dir>', `the service's own files (the history, the last good rules and config); default: $STATE_DIRECTORY, else ${DEFAULT_STATE_DIR}`)
     .option('--history <path>', 'the decision history (SQLite); default: history.sqlite in the state directory')
     .option('--no-history', 'keep no decision history')
+    .option(
+      '--metrics-dir <dir>',
+      "write bastion.prom (Prometheus text format) into this directory, e.g. node_exporter's /var/lib/prometheus/node-exporter; default: no metrics file",
+    )
+    .option('--metrics-interval <seconds>', 'how often the metrics file is rewritten', String(DEFAULT_METRICS_INTERVAL_S))
     .option('--no-polkit', 'without polkit (minimal systems): only root may change rules or mode')
     .action(
       async (opts: {
@@ -38,12 +44,19 @@ export function registerDaemonCommand(program: Command): void {
         journalSocket: string;
         history?: string | false;
         stateDir?: string;
+        metricsDir?: string;
+        metricsInterval: string;
       }) => {
         // The GUI's helper scripts signal `pkill -HUP -x bastion-daemon`.
         process.title = 'bastion-daemon';
         const log = createLogger({ name: 'bastion-daemon' });
         if (opts.mode !== undefined && opts.mode !== 'learning' && opts.mode !== 'enforcement') {
           log.fatal(`--mode must be learning or enforcement, not "${opts.mode}"`);
+          process.exit(2);
+        }
+        const metricsInterval = Number(opts.metricsInterval);
+        if (!Number.isInteger(metricsInterval) || metricsInterval < 1 || metricsInterval > 3600) {
+          log.fatal(`--metrics-interval must be a whole number of seconds from 1 to 3600, not "${opts.metricsInterval}"`);
           process.exit(2);
         }
         const notifier = systemdNotifierFromEnv(log);
@@ -71,6 +84,7 @@ export function registerDaemonCommand(program: Command): void {
             journalSocketPath: opts.journalSocket,
             historyPath: historyPath(opts.history, stateDir),
             stateDir: existsSync(stateDir) ? stateDir : null,
+            metrics: opts.metricsDir === undefined ? null : { dir: opts.metricsDir, intervalMs: metricsInterval * 1000 },
           },
           log,
         );

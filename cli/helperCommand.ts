@@ -5,6 +5,7 @@ import { groupId, packageVersion, userId } from '../common/system.js';
 import { DEFAULT_DNS_SNOOP } from '../helper/dns/dnsSnoop.js';
 import { DEFAULT_FIREWALL_RULES, REJECT_MARK } from '../helper/firewallRules.js';
 import { Helper } from '../helper/helper.js';
+import { DEFAULT_INBOUND_CHAIN } from '../helper/inbound/inboundRules.js';
 import { DEFAULT_QUEUE_OPTIONS } from '../helper/queue.js';
 import { DEFAULTS } from './defaults.js';
 import { intOption, runUntilSignal } from './run.js';
@@ -34,6 +35,18 @@ export function registerHelperCommand(program: Command): void {
       'no --queue-bypass, and the queue rules stay when the helper stops: while no helper runs (crash, restart, stop), new connections are dropped',
     )
     .option('--no-rules', 'do not install iptables rules (they are managed elsewhere)')
+    .option(
+      '--inbound-chain <name>',
+      "iptables chain of our own (filter, end of INPUT) for inbound protection when config.json's inbound_protection asks for it",
+      DEFAULT_INBOUND_CHAIN,
+    )
+    .option(
+      '--inbound-recheck <seconds>',
+      'how often inbound protection is re-checked while wanted (another firewall enabled later takes over)',
+      intOption(1, 3600),
+      30,
+    )
+    .option('--no-inbound', "never touch inbound traffic, whatever config.json's inbound_protection says")
     .option('--no-ipv6', 'leave IPv6 alone')
     .option(
       '--dns-queue <n>',
@@ -86,6 +99,9 @@ export function registerHelperCommand(program: Command): void {
         callerBpf: boolean;
         kernelVerdicts: boolean;
         weakIdentity?: boolean;
+        inbound: boolean;
+        inboundChain: string;
+        inboundRecheck: number;
         systemUids: string;
         systemQueue?: number;
       }) => {
@@ -167,6 +183,7 @@ export function registerHelperCommand(program: Command): void {
             callerBpf: opts.callerBpf,
             kernelVerdicts: opts.kernelVerdicts,
             weakIdentity: opts.weakIdentity === true,
+            inbound: opts.inbound ? { chain: opts.inboundChain, nft: 'nft', recheckMs: opts.inboundRecheck * 1000 } : null,
           },
           log,
         );

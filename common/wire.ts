@@ -13,7 +13,8 @@ import { normalizeHostName } from './hostName.js';
  * 3: ProcessInfo.identity, without which a service believes no program's path.
  * Kernel verdicts (PathRules, ATTRIBUTION_KERNEL, HelperCounters 9-10) need no bump: a service
  * sends PathRules only to a helper announcing 'kernel_verdicts', and a helper decides nothing in
- * the kernel (so reports none) until a service sent them.
+ * the kernel (so reports none) until a service sent them. Nor do InboundPolicy and InboundState:
+ * a service sends the policy only to a helper announcing 'inbound', which reports only in reply.
  */
 export const PROTOCOL_VERSION = 3;
 /** A frame larger than this is dropped before decoding: 256 records of ~1 KiB fit well. */
@@ -43,6 +44,8 @@ export interface HelperCounters {
   /** Connections decided in the kernel by path rules (helper/kernelVerdicts.ts), and reports of them lost. */
   kernelDecided: number;
   kernelReportsLost: number;
+  /** New connections dropped unasked because their user had too many waiting (helper/uidQueues.ts). */
+  floodDrops: number;
 }
 
 /** A path rule the kernel may apply (proto PathRule): port 0 is every port. */
@@ -50,6 +53,16 @@ export interface PathRule {
   path: string;
   port: number;
   allow: boolean;
+}
+
+/** What the helper's inbound policy came to (proto InboundState). */
+export type InboundStateKind = 'off' | 'bastion' | 'other' | 'error';
+
+export interface InboundState {
+  state: InboundStateKind;
+  /** For 'other': ufw, firewalld, nftables or iptables. */
+  firewall: string;
+  detail: string;
 }
 
 /** Path rules in one PathRules message at most (the kernel's map holds twice this: TCP and UDP). */
@@ -61,7 +74,9 @@ export type BusMessage =
   | { kind: 'packets'; records: PacketRecord[] }
   | { kind: 'verdicts'; verdicts: Verdict[] }
   | { kind: 'cache_reset'; reason: string }
-  | { kind: 'path_rules'; rules: PathRule[] };
+  | { kind: 'path_rules'; rules: PathRule[] }
+  | { kind: 'inbound_policy'; enabled: boolean }
+  | { kind: 'inbound_state'; inbound: InboundState };
 
 export type DecodeResult = { ok: true; message: BusMessage } | { ok: false; error: string };
 
@@ -100,6 +115,9 @@ const NUMBERED_APART: ReadonlyMap<Attribution, number> = new Map([
   ['kernel', 83],
 ]);
 const BY_NUMBER_APART = new Map([...NUMBERED_APART].map(([name, n]) => [n, name]));
+const INBOUND_STATES: readonly (InboundStateKind | 'unspecified')[] = ['unspecified', 'off', 'bastion', 'other', 'error'];
+/** An inbound state's firewall name and detail are cut to this many characters (they are shown). */
+const MAX_INBOUND_TEXT = 1024;
 const ACTIONS: readonly (VerdictAction | 'unspecified')[] = ['unspecified', 'accept', 'drop', 'hold'];
 
 // ---- encode ----
@@ -185,6 +203,10 @@ function toProto(m: BusMessage): Record<string, unknown> {
       return { cacheReset: { reason: m.reason } };
     case 'path_rules':
       return { pathRules: { rules: m.rules } };
+    case 'inbound_policy':
+      return { inboundPolicy: { enabled: m.enabled } };
+    case 'inbound_state':
+      return { inboundState: { state: INBOUND_STATES.indexOf(m.inbound.state), firewall: m.inbound.firewall, detail: m.inbound.detail } };
   }
 }
 
@@ -321,6 +343,7 @@ export function decodeBusMessage(frame: Uint8Array, maxBytes = MAX_FRAME_BYTES):
                 fastAnswered: num(c['fastAnswered']),
                 kernelDecided: num(c['kernelDecided']),
                 kernelReportsLost: num(c['kernelReportsLost']),
+                floodDrops: num(c['floodDrops']),
               }
             : null,
         },
@@ -361,6 +384,20 @@ export function decodeBusMessage(frame: Uint8Array, maxBytes = MAX_FRAME_BYTES):
         rules.push({ path, port, allow: bool(r['allow']) });
       }
       return { ok: true, message: { kind: 'path_rules', rules } };
+    }
+    case 'inboundPolicy':
+      return { ok: true, message: { kind: 'inbound_policy', enabled: bool((env['inboundPolicy'] as Obj)['enabled']) } };
+    case 'inboundState': {
+      const s = env['inboundState'] as Obj;
+      const state = INBOUND_STATES[num(s['state'])];
+      if (state === undefined || state === 'unspecified') return { ok: false, error: 'inbound state without a state' };
+      return {
+        ok: true,
+        message: {
+          kind: 'inbound_state',
+          inbound: { state, firewall: str(s['firewall']).slice(0, MAX_INBOUND_TEXT), detail: str(s['detail']).slice(0, MAX_INBOUND_TEXT) },
+        },
+      };
     }
     default:
       return { ok: false, error: 'empty envelope' };

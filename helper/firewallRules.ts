@@ -1,10 +1,7 @@
 // The helper's iptables/ip6tables rules: one chain of our own per family, jumped to from
 // OUTPUT, queuing only new connections. We touch nothing but our chain and our jump. The same
 // class installs the DNS snooping chain (helper/dns/dnsSnoop.ts) on INPUT with its own matches.
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
-
-const run = promisify(execFile);
+import { xtables, xtablesRestore } from './xtables.js';
 
 export interface FirewallRulesOptions {
   queueNum: number;
@@ -185,25 +182,10 @@ export class FirewallRules {
   }
 
   private async restore(family: 4 | 6, script: string): Promise<void> {
-    const bin = `${family === 4 ? this.options.iptables : this.options.ip6tables}-restore`;
-    await new Promise<void>((resolve, reject) => {
-      // -w: wait for the xtables lock; --noflush: leave every other chain and rule alone.
-      const child = execFile(bin, ['-w', '5', '--noflush'], { timeout: 15000 }, (err, _stdout, stderr) => {
-        if (err) reject(new Error(`${bin}: ${(stderr || err.message).trim()}`));
-        else resolve();
-      });
-      child.stdin?.end(script);
-    });
+    await xtablesRestore(`${family === 4 ? this.options.iptables : this.options.ip6tables}-restore`, script);
   }
 
   private async ipt(family: 4 | 6, args: string[]): Promise<{ stdout: string }> {
-    const bin = family === 4 ? this.options.iptables : this.options.ip6tables;
-    // -w: wait for the xtables lock instead of failing when another program edits rules.
-    try {
-      return await run(bin, ['-w', '5', '-t', this.options.table ?? 'filter', ...args], { timeout: 15000 });
-    } catch (err) {
-      const e = err as { stderr?: string; message: string };
-      throw new Error(`${bin} ${args.join(' ')}: ${(e.stderr ?? e.message).trim()}`);
-    }
+    return xtables(family === 4 ? this.options.iptables : this.options.ip6tables, this.options.table ?? 'filter', args);
   }
 }

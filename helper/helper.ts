@@ -10,6 +10,9 @@ import { FAST_REPORT_DELAY_MS } from '../common/busChannel.js';
 import { PROTOCOL_VERSION, type Hello, type HelperCounters } from '../common/wire.js';
 import { FirewallRules, type FirewallRulesOptions } from './firewallRules.js';
 import { DnsSnoop, type DnsSnoopOptions } from './dns/dnsSnoop.js';
+import { detectOtherFirewall } from './inbound/inboundDetect.js';
+import { InboundProtection } from './inbound/inboundProtection.js';
+import { InboundRules } from './inbound/inboundRules.js';
 import { FastPath } from './fastPath.js';
 import { KernelVerdicts, type KernelDecision } from './kernelVerdicts.js';
 import { loadNative } from '../common/native.js';
@@ -77,6 +80,8 @@ export interface HelperOptions {
   weakIdentity?: boolean;
   /** Let the kernel apply the service's path rules (helper/kernelVerdicts.ts); default true. Needs callerBpf. */
   kernelVerdicts?: boolean;
+  /** Apply the service's inbound policy with chains of our own (helper/inbound); null: never touch inbound. Needs manageRules. */
+  inbound?: { chain: string; nft: string; recheckMs: number } | null;
 }
 
 /** Record ids map to (queue, kernel packet id) as kernelId + QUEUE_ID_SPAN * queue index. */
@@ -124,6 +129,7 @@ export class Helper {
   private floodDropsSinceSummary = 0;
   private floodDrops = 0;
   private summaryTimer: NodeJS.Timeout | null = null;
+  private readonly inbound: InboundProtection | null;
 
   constructor(
     private readonly options: HelperOptions,
@@ -133,6 +139,8 @@ export class Helper {
     this.dns = options.dnsSnoop ? new DnsSnoop(options.dnsSnoop, log) : null;
     const sockDiag = SockDiag.open();
     this.capabilities = ['uid_gid', 'fail_open', 'ipv6', ...(sockDiag ? ['sock_diag'] : ['proc_net'])];
+    this.inbound = options.manageRules && options.inbound ? this.inboundProtection(options.inbound) : null;
+    if (this.inbound) this.capabilities.push('inbound');
     if (!sockDiag) log.warn('NETLINK_SOCK_DIAG unavailable: identifying processes through /proc/net (slower)');
     const callers = sockDiag && options.callerBpf !== false ? this.attachCallerMap(options.kernelVerdicts !== false) : false;
     if (this.kernel === null) {
@@ -200,6 +208,7 @@ export class Helper {
           // Once per rule change: rare, and what a reader of the journal wants to see.
           this.log.info({ rules: rules.length, entries: this.kernel.size }, 'path rules for the kernel');
         },
+        onInboundPolicy: (enabled) => void this.inbound?.apply(enabled),
         onServiceUp: (hello) => this.log.info({ pid: hello.pid, version: hello.softwareVersion }, 'policy service connected'),
         onServiceDown: (reason) => {
           this.log.warn({ reason, held: this.pending.size }, 'policy service gone: held packets get the fallback verdict');
@@ -394,6 +403,7 @@ export class Helper {
     this.kernel?.stop();
     this.reportKernelDecisions();
     await this.dns?.stop().catch((err: unknown) => this.log.warn({ err }, 'removing the DNS rules failed'));
+    await this.inbound?.stop();
     const [queueCounters, systemQueueCounters] = this.queues.map((q) => q?.counters());
     for (const queue of this.queues) queue?.close();
     this.queues.fill(null);
@@ -425,6 +435,17 @@ export class Helper {
     );
   }
 
+  private inboundProtection(options: NonNullable<HelperOptions['inbound']>): InboundProtection {
+    const { iptables, ip6tables, families } = this.options.rules;
+    return new InboundProtection({
+      rules: new InboundRules({ chain: options.chain, families, iptables, ip6tables }),
+      detect: () => detectOtherFirewall({ iptables, ip6tables, nft: options.nft, ownChain: options.chain, families }),
+      report: (state) => this.link?.sendInboundState(state),
+      log: this.log,
+      recheckMs: options.recheckMs,
+    });
+  }
+
   counters(): HelperCounters {
     let fastDecided = 0;
     let overruns = 0;
@@ -444,6 +465,7 @@ export class Helper {
       fastAnswered: fastDecided,
       kernelDecided: this.kernel?.decided ?? 0,
       kernelReportsLost: this.kernel?.lost ?? 0,
+      floodDrops: this.floodDrops,
     };
   }
 

@@ -5,7 +5,7 @@ import { BusChannel } from '../common/busChannel.js';
 import { ipcPathOf, prepareSocketPath, removeSocketPath, restrictSocket } from '../common/ipcPath.js';
 import type { Logger } from '../common/log.js';
 import type { PacketRecord, Verdict } from '../common/types.js';
-import type { BusMessage, Hello, HelperCounters, PathRule } from '../common/wire.js';
+import type { BusMessage, Hello, HelperCounters, InboundState, PathRule } from '../common/wire.js';
 import { BUS_ZAP_DOMAIN, BusGatekeeper } from './busGatekeeper.js';
 
 export interface ServiceLinkOptions {
@@ -25,6 +25,8 @@ export interface ServiceLinkEvents {
   onCacheReset(reason: string): void;
   /** The rules the kernel may apply (they replace the last set); sent after each hello and cache reset. */
   onPathRules(rules: PathRule[]): void;
+  /** Whether inbound protection is wanted (config.json inbound_protection); sent after each hello and change. */
+  onInboundPolicy(enabled: boolean): void;
   onServiceUp(hello: Hello): void;
   onServiceDown(reason: string): void;
   /** Records that never reached the service: their packets need the fallback now. */
@@ -107,6 +109,11 @@ export class ServiceLink {
     this.channel.sendReports(reports);
   }
 
+  /** What the inbound policy came to (helper/inbound/inboundProtection.ts). */
+  sendInboundState(inbound: InboundState): void {
+    if (this.connected) this.channel.sendControl({ kind: 'inbound_state', inbound });
+  }
+
   close(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
@@ -135,7 +142,13 @@ export class ServiceLink {
       case 'path_rules':
         if (this.connected) this.events.onPathRules(m.rules);
         return;
+      case 'inbound_policy':
+        if (this.connected) this.events.onInboundPolicy(m.enabled);
+        return;
       case 'heartbeat':
+        return;
+      case 'inbound_state':
+        this.log.warn('the service sent an inbound state: ignored');
         return;
       case 'packets':
         this.log.warn('the service sent packet records: ignored');

@@ -18,5 +18,7 @@ packages="$packages passwd adduser"
 packages="$packages clang llvm libbpf-dev bpftool"
 # test/e2e/btrfsIdentity.test.ts makes a btrfs image (mkfs.btrfs) and a subvolume (btrfs) on it.
 packages="$packages btrfs-progs"
+# test/e2e/inbound.test.ts: inbound protection beside a real ufw (run only inside a test namespace) and an nftables input chain.
+packages="$packages ufw nftables"
 # shellcheck disable=SC2086
 apt-get install -y --no-install-recommends $packages

@@ -19,7 +19,7 @@ export interface BastionConfig {
   popupEnabled: boolean;
   notificationsEnabled: boolean;
   logDecisions: boolean;
-  /** Read and kept; this project does not filter inbound traffic. */
+  /** Inbound protection: leave an inbound firewall that drops alone, else chains of our own (helper/inbound). */
   inboundProtection: boolean;
   /** Each decision as a line in the journal, in the words the control panel's Logs tab reads. */
   journalDecisions: boolean;

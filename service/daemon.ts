@@ -1,5 +1,5 @@
 // The policy service: wires config, rules, decisions, the helper link and the GUI socket.
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 // Construction only; the policy itself lives in policy.ts and decider.ts.
 import type { Logger } from '../common/log.js';
 import type { Authorizer } from './authorizer.js';
@@ -22,6 +22,10 @@ import { SessionDecisions } from './sessions.js';
 import { Stats } from './stats.js';
 import { Whitelist } from './whitelist.js';
 import { kernelPathRules } from './kernelRules.js';
+import { INBOUND_STATE_FILE_NAME, InboundStatus } from './inboundState.js';
+import { bastionMetrics } from './metrics/bastionMetrics.js';
+import { MetricsFile } from './metrics/metricsFile.js';
+import { promText } from './metrics/promText.js';
 
 export interface DaemonOptions {
   version: string;
@@ -40,6 +44,10 @@ export interface DaemonOptions {
   historyPath?: string | null;
   /** Where the last good rules.json and config.json are kept (a start with a broken file uses them); null: nowhere. */
   stateDir?: string | null;
+  /** node_exporter's textfile directory to write bastion.prom into, and how often; absent: no metrics file. */
+  metrics?: { dir: string; intervalMs: number } | null;
+  /** The old GUI's inbound state file; absent: inbound-active beside the GUI socket; null: none. */
+  inboundStateFile?: string | null;
 }
 
 /**
@@ -47,6 +55,9 @@ export interface DaemonOptions {
  * or session change resets its cache at once; this bounds what a missed change could cost.
  */
 const HELPER_CACHE_MS = 5000;
+
+/** What becomes of containers' and VMs' forwarded traffic (README, "Forwarded traffic"). */
+const FORWARDED_TRAFFIC = 'not decided: traffic forwarded for containers and VMs (FORWARD) passes without rules, prompts or log';
 
 export class PolicyDaemon {
   readonly stats = new Stats();
@@ -61,6 +72,8 @@ export class PolicyDaemon {
   private readonly history: HistoryWriter | null;
   private readonly link: HelperLink;
   private readonly gui: GuiServer;
+  private readonly metricsFile: MetricsFile | null;
+  readonly inbound: InboundStatus;
   private statsTimer: NodeJS.Timeout | null = null;
   private readonly startedAt = Date.now();
   private effectiveConfig: BastionConfig;
@@ -88,6 +101,10 @@ export class PolicyDaemon {
           log,
         })
       : null;
+    this.inbound = new InboundStatus(
+      options.inboundStateFile === undefined ? join(dirname(options.guiSocketPath), INBOUND_STATE_FILE_NAME) : options.inboundStateFile,
+      log,
+    );
     const whitelist = new Whitelist();
     const policy = new Policy({
       config: () => this.effectiveConfig,
@@ -132,10 +149,13 @@ export class PolicyDaemon {
             sessionNames: (subject) => this.sessions.names(subject),
             whitelisted: (path) => whitelist.isSystemClient(path),
           }),
+        inboundWanted: () => this.effectiveConfig.inboundProtection,
+        onInboundState: (state) => void this.inbound.update(state),
       },
       (records, epoch) => this.decider.decideBatch(records, epoch),
       log,
     );
+    this.metricsFile = options.metrics ? new MetricsFile({ ...options.metrics, text: () => this.metricsText(), log }) : null;
     const ctx: GuiContext = {
       rules: this.rules,
       config: this.config,
@@ -177,6 +197,7 @@ export class PolicyDaemon {
     await this.gui.listen();
     this.link.start();
     this.statsTimer = setInterval(() => this.gui.broadcast(this.statsMessage()), this.options.statsIntervalMs);
+    this.metricsFile?.start();
     this.log.info({ mode: this.effectiveConfig.mode, rules: this.rules.rules.size }, 'policy service started');
   }
 
@@ -202,6 +223,8 @@ export class PolicyDaemon {
     if (this.statsTimer) clearInterval(this.statsTimer);
     this.prompts.stop();
     this.link.stop();
+    await this.metricsFile?.stop();
+    await this.inbound.stop();
     await this.gui.close();
     await this.history?.close();
     this.log.info({ stats: this.stats.snapshot() }, 'policy service stopped');
@@ -227,7 +250,38 @@ export class PolicyDaemon {
         counters: helper.counters,
         bad_frames: helper.badFrames,
       },
+      inbound: this.inboundJson(),
+      forwarded: FORWARDED_TRAFFIC,
+      metrics: this.metricsFile ? { file: this.metricsFile.path, writes: this.metricsFile.writes, error: this.metricsFile.lastError } : null,
     };
+  }
+
+  /** `bastion inbound status`: the policy asked for, and what the helper made of it. */
+  private inboundJson(): Record<string, unknown> {
+    const s = this.inbound.state;
+    return {
+      wanted: this.effectiveConfig.inboundProtection,
+      helper_applies: this.link.helperDoesInbound,
+      state: s?.state ?? null,
+      firewall: s?.firewall || null,
+      detail: s?.detail ?? null,
+    };
+  }
+
+  /** The counters in Prometheus' text format (service/metrics). */
+  metricsText(): string {
+    const helper = this.link.helperState();
+    return promText(
+      bastionMetrics({
+        decisionsByVerdictReason: this.stats.byVerdictReason,
+        decisionsByAttribution: this.stats.byAttribution,
+        prompts: { ...this.prompts.counts, limited: this.prompts.limited, open: this.prompts.openCount },
+        helperConnected: helper.connected,
+        helper: helper.connected ? helper.counters : null,
+        inbound: this.inbound.state?.state ?? null,
+        startedAtMs: this.startedAt,
+      }),
+    );
   }
 
   /** `notification` to every client (the tray shows a balloon), unless notifications_enabled is false. */
@@ -248,7 +302,9 @@ export class PolicyDaemon {
   /** A new config (reload or set_mode): prompts follow a switch to learning, clients see the mode. */
   private configChanged(config: Readonly<BastionConfig>): void {
     const before = this.effectiveConfig.mode;
+    const inboundBefore = this.effectiveConfig.inboundProtection;
     this.effectiveConfig = this.applyOverride(config);
+    if (inboundBefore !== this.effectiveConfig.inboundProtection) this.link.sendInboundPolicy();
     this.prompts.configChanged(this.effectiveConfig);
     if (before !== this.effectiveConfig.mode) this.gui.broadcast(this.statsMessage());
   }

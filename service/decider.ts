@@ -155,8 +155,8 @@ export class Decider {
    * already counted (stats count connections), more than 1 for a helper's grouped report.
    */
   private finish(conn: Connection, decision: FinalDecision, connections = 1): Verdict {
-    this.deps.stats.count(decision.allow, connections);
     const r = conn.record;
+    this.deps.stats.countDecision({ allow: decision.allow, reason: decision.reason, attribution: r.attribution, connections });
     const event: DecisionEvent = {
       at: Date.now(),
       pid: r.process?.pid ?? 0,

@@ -7,7 +7,7 @@ import { Pair } from 'zeromq';
 import { BusChannel } from '../common/busChannel.js';
 import type { Logger } from '../common/log.js';
 import type { PacketRecord, Verdict } from '../common/types.js';
-import { PROTOCOL_VERSION, type Hello, type HelperCounters, type PathRule } from '../common/wire.js';
+import { PROTOCOL_VERSION, type Hello, type HelperCounters, type InboundState, type PathRule } from '../common/wire.js';
 
 export interface HelperLinkOptions {
   endpoint: string;
@@ -17,6 +17,10 @@ export interface HelperLinkOptions {
   pairingTimeoutMs?: number;
   /** The rules the helper may have the kernel apply (kernelRules.ts), sent when it decides in the kernel. */
   pathRules?: () => PathRule[];
+  /** Whether inbound protection is wanted (config.json inbound_protection), sent to a helper that can apply it. */
+  inboundWanted?: () => boolean;
+  /** The helper's report of what the inbound policy came to. */
+  onInboundState?: (state: InboundState) => void;
 }
 
 /** Why the service is not paired with a helper, as last seen. */
@@ -72,6 +76,7 @@ export class HelperLink {
             this.state.hello = m.hello;
             this.log.info({ pid: m.hello.pid, queue: m.hello.queueNum, capabilities: m.hello.capabilities }, 'helper connected');
             this.sendPathRules();
+            this.sendInboundPolicy();
             if (!m.hello.capabilities.includes('caller_bpf')) {
               this.log.warn(
                 { pid: m.hello.pid },
@@ -87,6 +92,12 @@ export class HelperLink {
             return;
           case 'path_rules':
             this.log.warn('the helper sent path rules: ignored');
+            return;
+          case 'inbound_policy':
+            this.log.warn('the helper sent an inbound policy: ignored');
+            return;
+          case 'inbound_state':
+            this.options.onInboundState?.(m.inbound);
             return;
           case 'verdicts':
             this.log.warn('the helper sent verdicts: ignored');
@@ -199,6 +210,17 @@ export class HelperLink {
     const rules = this.options.pathRules();
     this.channel.sendControl({ kind: 'path_rules', rules });
     this.log.debug({ rules: rules.length }, 'path rules sent to the kernel');
+  }
+
+  /** Whether the connected helper applies inbound policies ('inbound' among its capabilities). */
+  get helperDoesInbound(): boolean {
+    return this.state.connected && (this.state.hello?.capabilities.includes('inbound') ?? false);
+  }
+
+  /** The inbound policy in force, to a helper that applies it; after each hello and each change. */
+  sendInboundPolicy(): void {
+    if (!this.helperDoesInbound || this.options.inboundWanted === undefined) return;
+    this.channel.sendControl({ kind: 'inbound_policy', enabled: this.options.inboundWanted() });
   }
 
   helperState(): HelperState {

@@ -127,6 +127,8 @@ export class GuiPromptBroker implements PromptBroker {
   private readonly learning: LearningPrompts;
   /** Questions decided by default because a limit was reached. */
   limited = 0;
+  /** Prompts opened, answered by a person, and fallen to the default at timeout_seconds (the metrics). */
+  readonly counts = { asked: 0, answered: 0, timedOut: 0 };
 
   constructor(private readonly deps: PromptBrokerDeps) {
     this.clock = deps.clock ?? REAL_CLOCK;
@@ -203,6 +205,7 @@ export class GuiPromptBroker implements PromptBroker {
     this.byKey.set(key, prompt);
     count(this.perProgram, programKey(prompt.uid, prompt.program), 1);
     count(this.perUid, prompt.uid, 1);
+    this.counts.asked++;
     this.deps.log.info({ requestId, exe: displayPath(conn), uid: conn.uid, dest: conn.destIp, port: conn.port, protocol: conn.protocol }, 'prompt opened');
     for (const client of this.answeringClients()) client.send(prompt.message);
     this.deps.onPromptOpened?.(conn);
@@ -242,6 +245,7 @@ export class GuiPromptBroker implements PromptBroker {
     const recorded = this.deps.recorder.record(client, prompt.uid, prompt.subject, port, a.allow, scope);
     const decision: FinalDecision = { kind: 'final', allow: a.allow, reason: 'prompt', ruleKey: recorded.key };
     this.deps.log.info({ requestId: a.requestId, client: client.id, allow: a.allow, duration: parsed.scope.kind, key: recorded.key }, 'prompt answered');
+    this.counts.answered++;
     this.settle(prompt, decision, client);
     // An answer for all ports also answers this program's other open prompts.
     if (port === '*' && recorded.key !== null) {
@@ -296,6 +300,7 @@ export class GuiPromptBroker implements PromptBroker {
     if (this.byId.get(prompt.requestId) !== prompt) return;
     this.deps.log.info({ requestId: prompt.requestId, waiting: prompt.waiters.length }, 'prompt timed out: default applies');
     const decision = this.fallback('timeout');
+    this.counts.timedOut++;
     this.settle(prompt, decision, null);
     const m = prompt.message;
     this.deps.notify?.(

@@ -167,6 +167,7 @@ describe('bus codec', () => {
         fastAnswered: 3,
         kernelDecided: 7,
         kernelReportsLost: 1,
+        floodDrops: 2,
       },
     };
     assert.deepEqual(roundTrip(hb), hb);
@@ -190,6 +191,12 @@ describe('bus codec', () => {
     assert.deepEqual(plain(roundTrip({ kind: 'packets', records: [kernel] })), plain({ kind: 'packets', records: [kernel] }));
   });
 
+  it('round-trips the inbound policy and what the helper made of it', () => {
+    for (const enabled of [true, false]) assert.deepEqual(roundTrip({ kind: 'inbound_policy', enabled }), { kind: 'inbound_policy', enabled });
+    const inbound = { state: 'other' as const, firewall: 'ufw', detail: 'iptables INPUT policy DROP' };
+    assert.deepEqual(roundTrip({ kind: 'inbound_state', inbound }), { kind: 'inbound_state', inbound });
+  });
+
   const refusals: [string, Uint8Array, RegExp][] = [
     ['an empty frame', new Uint8Array(0), /^empty envelope$/],
     ['a truncated varint', new Uint8Array([0x08, 0xff]), /^undecodable frame/],
@@ -201,6 +208,11 @@ describe('bus codec', () => {
       'a path rule with a relative path',
       encodeBusMessage({ kind: 'path_rules', rules: [{ path: 'curl', port: 80, allow: true }] }),
       /^path rule without an absolute path or with a bad port$/,
+    ],
+    [
+      'an inbound state without a state',
+      encodeBusMessage({ kind: 'inbound_state', inbound: { state: 'unspecified' as 'off', firewall: '', detail: '' } }),
+      /^inbound state without a state$/,
     ],
     [
       'a verdict without an action',

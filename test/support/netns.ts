@@ -13,9 +13,12 @@ export class TestNetwork {
   readonly clientV6: string;
   readonly serverV6: string;
 
+  /** Namespaces added later (containers), removed with the others. */
+  private readonly extra: string[] = [];
+
   private constructor(
     readonly tag: string,
-    subnet: number,
+    private readonly subnet: number,
   ) {
     this.client = `bst-${tag}-c`;
     this.server = `bst-${tag}-s`;
@@ -102,8 +105,44 @@ export class TestNetwork {
     return new Promise((resolve) => child.once('exit', (code) => resolve(code === 0)));
   }
 
+  /**
+   * A third namespace standing for a container: behind a bridge in the client namespace,
+   * which forwards its IPv4 traffic and masquerades it (as Docker, Podman and libvirt's NAT
+   * networks do). Its address is in 198.19.<subnet>.0/24 (RFC 2544 as well).
+   */
+  addContainer(): { ns: string; v4: string } {
+    const ns = `bst-${this.tag}-k`;
+    const v4 = `198.19.${this.subnet}.2`;
+    const gateway = `198.19.${this.subnet}.1`;
+    const bridge = `b${this.tag}`.slice(0, 15);
+    const hostEnd = `v${this.tag}h`.slice(0, 15);
+    const ip = (...args: string[]): void => {
+      execFileSync('ip', args, { stdio: 'pipe' });
+    };
+    ip('netns', 'add', ns);
+    this.extra.push(ns);
+    ip('-n', this.client, 'link', 'add', bridge, 'type', 'bridge');
+    ip('-n', this.client, 'addr', 'add', `${gateway}/24`, 'dev', bridge);
+    ip('-n', this.client, 'link', 'set', bridge, 'up');
+    ip('link', 'add', hostEnd, 'netns', this.client, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns);
+    ip('-n', this.client, 'link', 'set', hostEnd, 'master', bridge, 'up');
+    ip('-n', ns, 'link', 'set', 'lo', 'up');
+    ip('-n', ns, 'addr', 'add', `${v4}/24`, 'dev', 'eth0');
+    ip('-n', ns, 'link', 'set', 'eth0', 'up');
+    ip('-n', ns, 'route', 'add', 'default', 'via', gateway);
+    execFileSync('ip', ['netns', 'exec', this.client, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1'], { stdio: 'pipe' });
+    execFileSync(
+      'ip',
+      ['netns', 'exec', this.client, 'iptables', '-w', '5', '-t', 'nat', '-A', 'POSTROUTING', '-s', `198.19.${this.subnet}.0/24`, '-j', 'MASQUERADE'],
+      {
+        stdio: 'pipe',
+      },
+    );
+    return { ns, v4 };
+  }
+
   destroy(): void {
-    for (const ns of [this.client, this.server]) {
+    for (const ns of [...this.extra, this.client, this.server]) {
       try {
         execFileSync('ip', ['netns', 'del', ns], { stdio: 'pipe' });
       } catch {
