@@ -32,7 +32,8 @@ export interface QueueCountersRaw {
 }
 
 export interface NativeAddon {
-  slotHeaderSize: number;
+  /** Where each field of a packet slot's header lies (struct bq_slot_header), and its flags. */
+  readonly slotLayout: SlotLayout;
   /** fd numbers the fast path tries per armed process at most (BQ_FAST_FDS). */
   fastPathFds: number;
   queueOpen(
@@ -97,6 +98,8 @@ export interface NativeAddon {
   readonly verdictEvent: VerdictEventLayout;
   /** Where sockDiagLookup writes each field in an out array of `length` elements. */
   readonly sockDiagOut: SockDiagOut;
+  /** Where procEventsRead writes each field of an event. */
+  readonly procEvent: ProcEventLayout;
   callerDetach(): void;
   callerFlowLookup(family: 2 | 10, src: Uint8Array, srcPort: number, dst: Uint8Array, dstPort: number): number;
   callerHasFlows(): boolean;
@@ -105,6 +108,43 @@ export interface NativeAddon {
   sdNotify(socketPath: string, state: string): number;
   /** One datagram to a Unix socket path, never blocking (MSG_DONTWAIT); 0 or -errno. */
   unixDatagramSend(socketPath: string, data: string): number;
+}
+
+/** Byte offsets of struct bq_slot_header (native/src/queue.h) in each slot, and its flag bits. */
+export interface SlotLayout {
+  /** The payload follows the header. */
+  headerSize: number;
+  packetId: number;
+  hwProtocol: number;
+  hook: number;
+  flags: number;
+  mark: number;
+  indev: number;
+  outdev: number;
+  uid: number;
+  gid: number;
+  capLen: number;
+  origLen: number;
+  fastInode: number;
+  fastToken: number;
+  fastRepeats: number;
+  flagUid: number;
+  flagGid: number;
+  /** Already answered by the fast path; flagFastAccept: with accept. */
+  flagFast: number;
+  flagFastAccept: number;
+}
+
+/** Int32Array indices of one process event as procEventsRead writes it, and the event types. */
+export interface ProcEventLayout {
+  /** Elements per event. */
+  length: number;
+  type: number;
+  pid: number;
+  ppid: number;
+  fork: number;
+  exec: number;
+  exit: number;
 }
 
 export interface VerdictEventLayout {

@@ -1,10 +1,8 @@
 // The protobuf codec for the helper <-> service bus: domain types in, bytes out, and back.
-// The only module that touches generated/reflected protobuf types (proto/bastion.proto).
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import protobuf from 'protobufjs';
-import type { Attribution, ExeIdentity, PacketRecord, ProcessInfo, Verdict, VerdictAction } from './types.js';
+// The only module that touches the generated protobuf types (common/generated/bus.ts, from
+// proto/bastion.proto); what is written here by hand is the mapping to the domain's names.
+import * as pb from './generated/bus.js';
+import { IPPROTO, type Attribution, type ExeIdentity, type PacketRecord, type ProcessInfo, type Verdict, type VerdictAction } from './types.js';
 import { normalizeHostName } from './hostName.js';
 
 /**
@@ -65,6 +63,9 @@ export interface InboundState {
   detail: string;
 }
 
+/** An inbound state's firewall name and detail are cut to this many characters (they are shown). */
+const MAX_INBOUND_TEXT = 1024;
+
 /** Path rules in one PathRules message at most (the kernel's map holds twice this: TCP and UDP). */
 export const MAX_PATH_RULES = 8192;
 
@@ -80,49 +81,87 @@ export type BusMessage =
 
 export type DecodeResult = { ok: true; message: BusMessage } | { ok: false; error: string };
 
-// uint64 fields as plain numbers (start times, counters all fit in 2^53).
-protobuf.util.Long = undefined as unknown as typeof protobuf.util.Long;
-protobuf.configure();
+/** A domain enum's proto numbers both ways, from a table the compiler checks is complete. */
+class EnumMapping<Name extends string> {
+  private readonly byName: ReadonlyMap<string, number>;
+  private readonly byNumber: ReadonlyMap<number, Name>;
 
-function protoPath(): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  const candidates = [join(here, '..', 'proto', 'bastion.proto'), join(here, '..', '..', 'proto', 'bastion.proto')];
-  const found = candidates.find((p) => existsSync(p));
-  if (!found) throw new Error(`proto/bastion.proto not found (looked in ${candidates.join(', ')})`);
-  return found;
+  constructor(
+    table: Record<Name, number>,
+    /** What a name outside the domain type (a bug, a fuzzer) is sent as: the enum's UNSPECIFIED. */
+    private readonly unspecified: number,
+  ) {
+    const entries = Object.entries(table) as [Name, number][];
+    this.byName = new Map(entries);
+    this.byNumber = new Map(entries.map(([name, n]) => [n, name]));
+  }
+
+  toProto(name: Name): number {
+    return this.byName.get(name) ?? this.unspecified;
+  }
+
+  /** undefined for UNSPECIFIED and for numbers this side does not know (a newer peer's). */
+  fromProto(n: number): Name | undefined {
+    return this.byNumber.get(n);
+  }
 }
 
-const root = protobuf.loadSync(protoPath());
-const Envelope = root.lookupType('bastion.v1.Envelope');
+const ROLES = new EnumMapping<Hello['role']>(
+  { helper: pb.Hello_Role.ROLE_HELPER, service: pb.Hello_Role.ROLE_SERVICE } satisfies Record<Hello['role'], pb.Hello_Role>,
+  pb.Hello_Role.ROLE_UNSPECIFIED,
+);
+const ATTRIBUTIONS = new EnumMapping<Attribution>(
+  {
+    sock_diag: pb.Attribution.ATTRIBUTION_SOCK_DIAG,
+    proc_net: pb.Attribution.ATTRIBUTION_PROC_NET,
+    cache: pb.Attribution.ATTRIBUTION_CACHE,
+    no_socket: pb.Attribution.ATTRIBUTION_NO_SOCKET,
+    process_gone: pb.Attribution.ATTRIBUTION_PROCESS_GONE,
+    not_found: pb.Attribution.ATTRIBUTION_NOT_FOUND,
+    unsupported: pb.Attribution.ATTRIBUTION_UNSUPPORTED,
+    shared: pb.Attribution.ATTRIBUTION_SHARED,
+    lookup_timeout: pb.Attribution.ATTRIBUTION_LOOKUP_TIMEOUT,
+    caller_unknown: pb.Attribution.ATTRIBUTION_CALLER_UNKNOWN,
+    kernel: pb.Attribution.ATTRIBUTION_KERNEL,
+  } satisfies Record<Attribution, pb.Attribution>,
+  pb.Attribution.ATTRIBUTION_UNSPECIFIED,
+);
+const IDENTITIES = new EnumMapping<ExeIdentity>(
+  {
+    host: pb.ExeIdentity.EXE_IDENTITY_HOST,
+    other_user_ns: pb.ExeIdentity.EXE_IDENTITY_OTHER_USER_NS,
+    exe_mismatch: pb.ExeIdentity.EXE_IDENTITY_EXE_MISMATCH,
+    unverified: pb.ExeIdentity.EXE_IDENTITY_UNVERIFIED,
+    caller_unproven: pb.ExeIdentity.EXE_IDENTITY_CALLER_UNPROVEN,
+  } satisfies Record<ExeIdentity, pb.ExeIdentity>,
+  pb.ExeIdentity.EXE_IDENTITY_UNSPECIFIED,
+);
+const ACTIONS = new EnumMapping<VerdictAction>(
+  {
+    accept: pb.Verdict_Action.ACTION_ACCEPT,
+    drop: pb.Verdict_Action.ACTION_DROP,
+    hold: pb.Verdict_Action.ACTION_HOLD,
+  } satisfies Record<VerdictAction, pb.Verdict_Action>,
+  pb.Verdict_Action.ACTION_UNSPECIFIED,
+);
+const INBOUND_STATES = new EnumMapping<InboundStateKind>(
+  {
+    off: pb.InboundState_State.STATE_OFF,
+    bastion: pb.InboundState_State.STATE_BASTION,
+    other: pb.InboundState_State.STATE_OTHER,
+    error: pb.InboundState_State.STATE_ERROR,
+  } satisfies Record<InboundStateKind, pb.InboundState_State>,
+  pb.InboundState_State.STATE_UNSPECIFIED,
+);
 
-const ROLES = ['unspecified', 'helper', 'service'] as const;
-const ATTRIBUTIONS: readonly (Attribution | 'unspecified')[] = [
-  'unspecified',
-  'sock_diag',
-  'proc_net',
-  'cache',
-  'no_socket',
-  'process_gone',
-  'not_found',
-  'unsupported',
-];
-const IDENTITIES: readonly (ExeIdentity | 'unspecified')[] = ['unspecified', 'host', 'other_user_ns', 'exe_mismatch', 'unverified', 'caller_unproven'];
-/** Attributions numbered apart from the list above (see the proto). */
-const NUMBERED_APART: ReadonlyMap<Attribution, number> = new Map([
-  ['shared', 80],
-  ['lookup_timeout', 81],
-  ['caller_unknown', 82],
-  ['kernel', 83],
+const FAMILIES: ReadonlyMap<number, pb.IpFamily> = new Map([
+  [4, pb.IpFamily.FAMILY_IPV4],
+  [6, pb.IpFamily.FAMILY_IPV6],
 ]);
-const BY_NUMBER_APART = new Map([...NUMBERED_APART].map(([name, n]) => [n, name]));
-const INBOUND_STATES: readonly (InboundStateKind | 'unspecified')[] = ['unspecified', 'off', 'bastion', 'other', 'error'];
-/** An inbound state's firewall name and detail are cut to this many characters (they are shown). */
-const MAX_INBOUND_TEXT = 1024;
-const ACTIONS: readonly (VerdictAction | 'unspecified')[] = ['unspecified', 'accept', 'drop', 'hold'];
 
 // ---- encode ----
 
-function processToProto(p: ProcessInfo): Record<string, unknown> {
+function processToProto(p: ProcessInfo): pb.ProcessInfo {
   return {
     pid: p.pid,
     uid: p.uid,
@@ -133,16 +172,16 @@ function processToProto(p: ProcessInfo): Record<string, unknown> {
     ppid: p.ppid,
     parentExe: p.parentExe,
     startTime: p.startTime,
-    identity: IDENTITIES.indexOf(p.identity),
+    identity: IDENTITIES.toProto(p.identity),
     otherMountNs: p.otherMountNs,
   };
 }
 
-function recordToProto(r: PacketRecord): Record<string, unknown> {
+function recordToProto(r: PacketRecord): pb.PacketRecord {
   return {
     packetId: r.packetId,
     // A record from outside the type (a bug, a fuzzer) is encoded as no family, which the decoder refuses.
-    family: familyCode(r.family as number),
+    family: FAMILIES.get(r.family) ?? pb.IpFamily.FAMILY_UNSPECIFIED,
     transport: transportOf(r.protocol, r.family),
     ipProtocol: r.protocol,
     srcAddr: r.srcAddr,
@@ -159,7 +198,7 @@ function recordToProto(r: PacketRecord): Record<string, unknown> {
     malformed: r.malformed,
     process: r.process ? processToProto(r.process) : null,
     socketInode: r.socketInode,
-    attribution: NUMBERED_APART.get(r.attribution) ?? ATTRIBUTIONS.indexOf(r.attribution),
+    attribution: ATTRIBUTIONS.toProto(r.attribution),
     lookupMicros: r.lookupMicros,
     payloadLength: r.payloadLength,
     decidedByHelper: r.helperVerdict !== undefined,
@@ -170,18 +209,18 @@ function recordToProto(r: PacketRecord): Record<string, unknown> {
   };
 }
 
-function transportOf(protocol: number, family: 4 | 6): number {
-  if (protocol === 6) return 1;
-  if (protocol === 17) return 2;
-  if (protocol === 1 && family === 4) return 3;
-  if (protocol === 58 && family === 6) return 4;
-  return 0;
+function transportOf(protocol: number, family: 4 | 6): pb.Transport {
+  if (protocol === IPPROTO.TCP) return pb.Transport.TRANSPORT_TCP;
+  if (protocol === IPPROTO.UDP) return pb.Transport.TRANSPORT_UDP;
+  if (protocol === IPPROTO.ICMP && family === 4) return pb.Transport.TRANSPORT_ICMP;
+  if (protocol === IPPROTO.ICMPV6 && family === 6) return pb.Transport.TRANSPORT_ICMPV6;
+  return pb.Transport.TRANSPORT_OTHER;
 }
 
-function toProto(m: BusMessage): Record<string, unknown> {
+function toProto(m: BusMessage): pb.Envelope {
   switch (m.kind) {
     case 'hello':
-      return { hello: { ...m.hello, role: ROLES.indexOf(m.hello.role) } };
+      return { hello: { ...m.hello, role: ROLES.toProto(m.hello.role) } };
     case 'heartbeat':
       return { heartbeat: { sentAtMs: m.sentAtMs, helper: m.helper } };
     case 'packets':
@@ -191,7 +230,7 @@ function toProto(m: BusMessage): Record<string, unknown> {
         verdicts: {
           verdicts: m.verdicts.map((v) => ({
             packetId: v.packetId,
-            action: ACTIONS.indexOf(v.action),
+            action: ACTIONS.toProto(v.action),
             hasMark: v.mark !== undefined,
             mark: v.mark ?? 0,
             holdMs: v.holdMs ?? 0,
@@ -206,204 +245,179 @@ function toProto(m: BusMessage): Record<string, unknown> {
     case 'inbound_policy':
       return { inboundPolicy: { enabled: m.enabled } };
     case 'inbound_state':
-      return { inboundState: { state: INBOUND_STATES.indexOf(m.inbound.state), firewall: m.inbound.firewall, detail: m.inbound.detail } };
+      return { inboundState: { state: INBOUND_STATES.toProto(m.inbound.state), firewall: m.inbound.firewall, detail: m.inbound.detail } };
   }
 }
 
-/** Encodes straight from plain objects: fromObject's validation pass would double the cost. */
 export function encodeBusMessage(m: BusMessage): Uint8Array {
-  return Envelope.encode(toProto(m)).finish();
+  return pb.encodeEnvelope(toProto(m));
 }
 
 // ---- decode ----
+// Fields are read straight off the decoded messages (unset ones come from their prototypes'
+// defaults); a toObject() copy would cost as much as the decode itself.
 
-type Obj = Record<string, unknown>;
-const num = (v: unknown): number => (typeof v === 'number' ? v : 0);
-const str = (v: unknown): string => (typeof v === 'string' ? v : '');
-const bool = (v: unknown): boolean => v === true;
-const bytes = (v: unknown): Uint8Array => (v instanceof Uint8Array ? v : new Uint8Array(0));
-
-function processFromProto(p: Obj): ProcessInfo {
+function processFromProto(p: pb.ProcessInfo): ProcessInfo {
   return {
-    pid: num(p['pid']),
-    uid: num(p['uid']),
-    exe: str(p['exe']),
-    exeDeleted: bool(p['exeDeleted']),
-    comm: str(p['comm']),
-    cmdline: Array.isArray(p['cmdline']) ? p['cmdline'].map(str) : [],
-    ppid: num(p['ppid']),
-    parentExe: str(p['parentExe']),
-    startTime: num(p['startTime']),
-    identity: identityFromProto(p['identity']),
-    otherMountNs: bool(p['otherMountNs']),
+    pid: p.pid,
+    uid: p.uid,
+    exe: p.exe,
+    exeDeleted: p.exeDeleted,
+    comm: p.comm,
+    cmdline: [...p.cmdline],
+    ppid: p.ppid,
+    parentExe: p.parentExe,
+    startTime: p.startTime,
+    // Anything but a known value (an older helper sends none) is 'unverified': never trusted.
+    identity: IDENTITIES.fromProto(p.identity) ?? 'unverified',
+    otherMountNs: p.otherMountNs,
   };
 }
 
-/** Anything but a known value (an older helper sends none) is 'unverified': never trusted. */
-function identityFromProto(v: unknown): ExeIdentity {
-  const identity = IDENTITIES[num(v)];
-  return identity === undefined || identity === 'unspecified' ? 'unverified' : identity;
-}
-
-function recordFromProto(r: Obj): PacketRecord | string {
-  const family = r['family'] === 1 ? 4 : r['family'] === 2 ? 6 : 0;
+function recordFromProto(r: pb.PacketRecord): PacketRecord | string {
+  const family = r.family === pb.IpFamily.FAMILY_IPV4 ? 4 : r.family === pb.IpFamily.FAMILY_IPV6 ? 6 : 0;
   if (family === 0) return 'record without an IP family';
-  const src = bytes(r['srcAddr']);
-  const dst = bytes(r['dstAddr']);
+  const src = r.srcAddr;
+  const dst = r.dstAddr;
   const addrLen = family === 4 ? 4 : 16;
-  const malformed = bool(r['malformed']);
+  const malformed = r.malformed;
   if (!malformed && (src.length !== addrLen || dst.length !== addrLen)) return 'record with a bad address length';
-  const attribution = BY_NUMBER_APART.get(num(r['attribution'])) ?? ATTRIBUTIONS[num(r['attribution'])];
-  const isIcmp = r['transport'] === 3 || r['transport'] === 4;
+  const isIcmp = r.transport === pb.Transport.TRANSPORT_ICMP || r.transport === pb.Transport.TRANSPORT_ICMPV6;
   const record: PacketRecord = {
-    packetId: num(r['packetId']),
+    packetId: r.packetId,
     family,
-    protocol: num(r['ipProtocol']),
+    protocol: r.ipProtocol,
     srcAddr: src,
     dstAddr: dst,
-    srcPort: num(r['srcPort']),
-    dstPort: num(r['dstPort']),
-    icmpType: isIcmp ? num(r['icmpType']) : -1,
-    icmpCode: isIcmp ? num(r['icmpCode']) : -1,
-    inIfindex: num(r['inIfindex']),
-    outIfindex: num(r['outIfindex']),
-    uid: bool(r['hasUid']) ? num(r['uid']) : -1,
-    gid: bool(r['hasUid']) ? num(r['gid']) : -1,
+    srcPort: r.srcPort,
+    dstPort: r.dstPort,
+    icmpType: isIcmp ? r.icmpType : -1,
+    icmpCode: isIcmp ? r.icmpCode : -1,
+    inIfindex: r.inIfindex,
+    outIfindex: r.outIfindex,
+    uid: r.hasUid ? r.uid : -1,
+    gid: r.hasUid ? r.gid : -1,
     malformed,
-    process: r['process'] ? processFromProto(r['process'] as Obj) : null,
-    socketInode: num(r['socketInode']),
-    attribution: attribution === undefined || attribution === 'unspecified' ? 'not_found' : attribution,
-    lookupMicros: num(r['lookupMicros']),
-    payloadLength: num(r['payloadLength']),
+    process: r.process ? processFromProto(r.process) : null,
+    socketInode: r.socketInode,
+    attribution: ATTRIBUTIONS.fromProto(r.attribution) ?? 'not_found',
+    lookupMicros: r.lookupMicros,
+    payloadLength: r.payloadLength,
   };
-  if (bool(r['decidedByHelper'])) {
-    record.helperVerdict = bool(r['helperAccepted']) ? 'accept' : 'drop';
-    if (num(r['repeats']) > 1) record.repeats = num(r['repeats']);
+  if (r.decidedByHelper) {
+    record.helperVerdict = r.helperAccepted ? 'accept' : 'drop';
+    if (r.repeats > 1) record.repeats = r.repeats;
   }
   // Checked here too: the name ends up in prompts, terminals and journal lines.
-  const host = typeof r['host'] === 'string' && r['host'] !== '' ? normalizeHostName(r['host']) : null;
+  const host = r.host !== '' ? normalizeHostName(r.host) : null;
   if (host !== null) record.host = host;
   else {
-    const unverified = typeof r['unverifiedHost'] === 'string' && r['unverifiedHost'] !== '' ? normalizeHostName(r['unverifiedHost']) : null;
+    const unverified = r.unverifiedHost !== '' ? normalizeHostName(r.unverifiedHost) : null;
     if (unverified !== null) record.unverifiedHost = unverified;
   }
   return record;
 }
 
+function helloFromProto(h: pb.Hello): DecodeResult {
+  const role = ROLES.fromProto(h.role);
+  if (role === undefined) return { ok: false, error: 'hello without a role' };
+  const hello: Hello = {
+    role,
+    softwareVersion: h.softwareVersion,
+    protocolVersion: h.protocolVersion,
+    pid: h.pid,
+    capabilities: [...h.capabilities],
+    queueNum: h.queueNum,
+    ackDeadlineMs: h.ackDeadlineMs,
+    maxHoldMs: h.maxHoldMs,
+  };
+  return { ok: true, message: { kind: 'hello', hello } };
+}
+
+function countersFromProto(c: pb.HelperCounters): HelperCounters {
+  return {
+    packets: c.packets,
+    malformed: c.malformed,
+    overruns: c.overruns,
+    fallbackVerdicts: c.fallbackVerdicts,
+    pending: c.pending,
+    badFrames: c.badFrames,
+    cacheHits: c.cacheHits,
+    fastAnswered: c.fastAnswered,
+    kernelDecided: c.kernelDecided,
+    kernelReportsLost: c.kernelReportsLost,
+    floodDrops: c.floodDrops,
+  };
+}
+
+function verdictsFromProto(given: readonly pb.Verdict[]): DecodeResult {
+  const verdicts: Verdict[] = [];
+  for (const v of given) {
+    const action = ACTIONS.fromProto(v.action);
+    if (action === undefined) return { ok: false, error: 'verdict without an action' };
+    const verdict: Verdict = { packetId: v.packetId, action };
+    if (v.hasMark) verdict.mark = v.mark;
+    if (action === 'hold') verdict.holdMs = v.holdMs;
+    else if (v.cacheMs > 0) verdict.cacheMs = v.cacheMs;
+    verdicts.push(verdict);
+  }
+  return { ok: true, message: { kind: 'verdicts', verdicts } };
+}
+
+function pathRulesFromProto(given: readonly pb.PathRule[]): DecodeResult {
+  if (given.length > MAX_PATH_RULES) return { ok: false, error: `${given.length} path rules exceed ${MAX_PATH_RULES}` };
+  const rules: PathRule[] = [];
+  for (const { path, port, allow } of given) {
+    if (!path.startsWith('/') || port > 65535) return { ok: false, error: 'path rule without an absolute path or with a bad port' };
+    rules.push({ path, port, allow });
+  }
+  return { ok: true, message: { kind: 'path_rules', rules } };
+}
+
 /** Decodes one frame; never throws. A frame over maxBytes is refused before decoding. */
 export function decodeBusMessage(frame: Uint8Array, maxBytes = MAX_FRAME_BYTES): DecodeResult {
   if (frame.length > maxBytes) return { ok: false, error: `frame of ${frame.length} bytes exceeds ${maxBytes}` };
-  // Fields are read straight off the decoded message (unset ones come from its prototype's
-  // defaults); a toObject() copy would cost as much as the decode itself.
-  let env: Obj;
+  let env: pb.Envelope;
   try {
-    env = Envelope.decode(frame) as unknown as Obj;
+    env = pb.decodeEnvelope(frame);
   } catch (err) {
     return { ok: false, error: `undecodable frame: ${(err as Error).message}` };
   }
-  switch (env['body']) {
-    case 'hello': {
-      const h = env['hello'] as Obj;
-      const role = ROLES[num(h['role'])];
-      if (role !== 'helper' && role !== 'service') return { ok: false, error: 'hello without a role' };
+  switch (env.body) {
+    case 'hello':
+      return helloFromProto(env.hello);
+    case 'heartbeat':
       return {
         ok: true,
-        message: {
-          kind: 'hello',
-          hello: {
-            role,
-            softwareVersion: str(h['softwareVersion']),
-            protocolVersion: num(h['protocolVersion']),
-            pid: num(h['pid']),
-            capabilities: Array.isArray(h['capabilities']) ? h['capabilities'].map(str) : [],
-            queueNum: num(h['queueNum']),
-            ackDeadlineMs: num(h['ackDeadlineMs']),
-            maxHoldMs: num(h['maxHoldMs']),
-          },
-        },
+        message: { kind: 'heartbeat', sentAtMs: env.heartbeat.sentAtMs, helper: env.heartbeat.helper ? countersFromProto(env.heartbeat.helper) : null },
       };
-    }
-    case 'heartbeat': {
-      const hb = env['heartbeat'] as Obj;
-      const c = hb['helper'] as Obj | null | undefined;
-      return {
-        ok: true,
-        message: {
-          kind: 'heartbeat',
-          sentAtMs: num(hb['sentAtMs']),
-          helper: c
-            ? {
-                packets: num(c['packets']),
-                malformed: num(c['malformed']),
-                overruns: num(c['overruns']),
-                fallbackVerdicts: num(c['fallbackVerdicts']),
-                pending: num(c['pending']),
-                badFrames: num(c['badFrames']),
-                cacheHits: num(c['cacheHits']),
-                fastAnswered: num(c['fastAnswered']),
-                kernelDecided: num(c['kernelDecided']),
-                kernelReportsLost: num(c['kernelReportsLost']),
-                floodDrops: num(c['floodDrops']),
-              }
-            : null,
-        },
-      };
-    }
     case 'packets': {
       const records: PacketRecord[] = [];
-      for (const r of ((env['packets'] as Obj)['records'] as Obj[] | undefined) ?? []) {
+      for (const r of env.packets.records) {
         const rec = recordFromProto(r);
         if (typeof rec === 'string') return { ok: false, error: rec };
         records.push(rec);
       }
       return { ok: true, message: { kind: 'packets', records } };
     }
-    case 'verdicts': {
-      const verdicts: Verdict[] = [];
-      for (const v of ((env['verdicts'] as Obj)['verdicts'] as Obj[] | undefined) ?? []) {
-        const action = ACTIONS[num(v['action'])];
-        if (action === undefined || action === 'unspecified') return { ok: false, error: 'verdict without an action' };
-        const verdict: Verdict = { packetId: num(v['packetId']), action };
-        if (bool(v['hasMark'])) verdict.mark = num(v['mark']);
-        if (action === 'hold') verdict.holdMs = num(v['holdMs']);
-        else if (num(v['cacheMs']) > 0) verdict.cacheMs = num(v['cacheMs']);
-        verdicts.push(verdict);
-      }
-      return { ok: true, message: { kind: 'verdicts', verdicts } };
-    }
+    case 'verdicts':
+      return verdictsFromProto(env.verdicts.verdicts);
     case 'cacheReset':
-      return { ok: true, message: { kind: 'cache_reset', reason: str((env['cacheReset'] as Obj)['reason']) } };
-    case 'pathRules': {
-      const given = ((env['pathRules'] as Obj)['rules'] as Obj[] | undefined) ?? [];
-      if (given.length > MAX_PATH_RULES) return { ok: false, error: `${given.length} path rules exceed ${MAX_PATH_RULES}` };
-      const rules: PathRule[] = [];
-      for (const r of given) {
-        const path = str(r['path']);
-        const port = num(r['port']);
-        if (!path.startsWith('/') || port > 65535) return { ok: false, error: 'path rule without an absolute path or with a bad port' };
-        rules.push({ path, port, allow: bool(r['allow']) });
-      }
-      return { ok: true, message: { kind: 'path_rules', rules } };
-    }
+      return { ok: true, message: { kind: 'cache_reset', reason: env.cacheReset.reason } };
+    case 'pathRules':
+      return pathRulesFromProto(env.pathRules.rules);
     case 'inboundPolicy':
-      return { ok: true, message: { kind: 'inbound_policy', enabled: bool((env['inboundPolicy'] as Obj)['enabled']) } };
+      return { ok: true, message: { kind: 'inbound_policy', enabled: env.inboundPolicy.enabled } };
     case 'inboundState': {
-      const s = env['inboundState'] as Obj;
-      const state = INBOUND_STATES[num(s['state'])];
-      if (state === undefined || state === 'unspecified') return { ok: false, error: 'inbound state without a state' };
+      const state = INBOUND_STATES.fromProto(env.inboundState.state);
+      if (state === undefined) return { ok: false, error: 'inbound state without a state' };
+      const { firewall, detail } = env.inboundState;
       return {
         ok: true,
-        message: {
-          kind: 'inbound_state',
-          inbound: { state, firewall: str(s['firewall']).slice(0, MAX_INBOUND_TEXT), detail: str(s['detail']).slice(0, MAX_INBOUND_TEXT) },
-        },
+        message: { kind: 'inbound_state', inbound: { state, firewall: firewall.slice(0, MAX_INBOUND_TEXT), detail: detail.slice(0, MAX_INBOUND_TEXT) } },
       };
     }
-    default:
+    case undefined:
       return { ok: false, error: 'empty envelope' };
   }
-}
-
-function familyCode(family: number): number {
-  return family === 4 ? 1 : family === 6 ? 2 : 0;
 }

@@ -1,7 +1,7 @@
 // The NFQUEUE stage: the addon's reader thread answers what the fast path can and hands the
 // rest to JS in batches; verdicts go back by packet id, in any order. Packet payloads are views into one buffer the addon reuses each wake-up, so a
 // handler must finish reading them before it returns.
-import { loadNative, type NativeAddon, type QueueOpenOptions } from '../common/native.js';
+import { loadNative, type NativeAddon, type QueueOpenOptions, type SlotLayout } from '../common/native.js';
 
 export type QueueOptions = QueueOpenOptions;
 
@@ -71,31 +71,10 @@ export interface FastPathEntry {
   ttlMs: number;
 }
 
-// Offsets of struct bq_slot_header (native/src/queue.h).
-const SLOT = {
-  packetId: 0,
-  hwProtocol: 4,
-  hook: 6,
-  flags: 7,
-  mark: 8,
-  indev: 12,
-  outdev: 16,
-  uid: 20,
-  gid: 24,
-  capLen: 28,
-  origLen: 32,
-  fastInode: 36,
-  fastToken: 40,
-  fastRepeats: 44,
-  headerSize: 48,
-} as const;
-const FLAG_UID = 1;
-const FLAG_GID = 2;
-const FLAG_FAST = 8;
-const FLAG_FAST_ACCEPT = 16;
-
 export class PacketQueue {
   private readonly view: DataView;
+  /** Where the addon puts each field of a slot's header. */
+  private readonly at: SlotLayout;
   private readonly bytes: Uint8Array;
   /** Reused packet objects, one per slot: nothing is allocated per packet but the payload view. */
   private readonly packets: QueuedPacket[];
@@ -110,6 +89,7 @@ export class PacketQueue {
     private readonly slotSize: number,
     batchMax: number,
   ) {
+    this.at = native.slotLayout;
     this.view = new DataView(slots);
     this.bytes = new Uint8Array(slots);
     this.packets = Array.from({ length: batchMax }, () => ({
@@ -136,9 +116,6 @@ export class PacketQueue {
    */
   static open(options: QueueOptions, onBatch: (packets: readonly QueuedPacket[], count: number) => void, onError: (err: Error) => void): PacketQueue {
     const native = loadNative();
-    if (native.slotHeaderSize !== SLOT.headerSize) {
-      throw new Error(`native addon slot layout mismatch (${native.slotHeaderSize} != ${SLOT.headerSize}): rebuild it`);
-    }
     let queue: PacketQueue | null = null;
     const opened = native.queueOpen(
       options,
@@ -154,28 +131,28 @@ export class PacketQueue {
   }
 
   private decode(count: number): readonly QueuedPacket[] {
-    const v = this.view;
+    const { view: v, at } = this;
     for (let i = 0; i < count; i++) {
       const base = i * this.slotSize;
       const p = this.packets[i]!;
-      const flags = v.getUint8(base + SLOT.flags);
-      p.packetId = v.getUint32(base + SLOT.packetId, true);
-      p.hwProtocol = v.getUint16(base + SLOT.hwProtocol, true);
-      p.hook = v.getUint8(base + SLOT.hook);
-      p.mark = v.getUint32(base + SLOT.mark, true);
-      p.inIfindex = v.getUint32(base + SLOT.indev, true);
-      p.outIfindex = v.getUint32(base + SLOT.outdev, true);
-      p.uid = flags & FLAG_UID ? v.getUint32(base + SLOT.uid, true) : -1;
-      p.gid = flags & FLAG_GID ? v.getUint32(base + SLOT.gid, true) : -1;
-      p.origLen = v.getUint32(base + SLOT.origLen, true);
-      const fast = (flags & FLAG_FAST) !== 0;
-      p.fastVerdict = fast ? (flags & FLAG_FAST_ACCEPT ? 'accept' : 'drop') : null;
-      p.fastInode = fast ? v.getUint32(base + SLOT.fastInode, true) : 0;
-      p.fastToken = fast ? v.getUint32(base + SLOT.fastToken, true) : 0;
-      p.fastRepeats = fast ? v.getUint32(base + SLOT.fastRepeats, true) : 0;
-      const capLen = v.getUint32(base + SLOT.capLen, true);
-      const start = base + SLOT.headerSize;
-      p.payload = this.bytes.subarray(start, start + Math.min(capLen, this.slotSize - SLOT.headerSize));
+      const flags = v.getUint8(base + at.flags);
+      p.packetId = v.getUint32(base + at.packetId, true);
+      p.hwProtocol = v.getUint16(base + at.hwProtocol, true);
+      p.hook = v.getUint8(base + at.hook);
+      p.mark = v.getUint32(base + at.mark, true);
+      p.inIfindex = v.getUint32(base + at.indev, true);
+      p.outIfindex = v.getUint32(base + at.outdev, true);
+      p.uid = flags & at.flagUid ? v.getUint32(base + at.uid, true) : -1;
+      p.gid = flags & at.flagGid ? v.getUint32(base + at.gid, true) : -1;
+      p.origLen = v.getUint32(base + at.origLen, true);
+      const fast = (flags & at.flagFast) !== 0;
+      p.fastVerdict = fast ? (flags & at.flagFastAccept ? 'accept' : 'drop') : null;
+      p.fastInode = fast ? v.getUint32(base + at.fastInode, true) : 0;
+      p.fastToken = fast ? v.getUint32(base + at.fastToken, true) : 0;
+      p.fastRepeats = fast ? v.getUint32(base + at.fastRepeats, true) : 0;
+      const capLen = v.getUint32(base + at.capLen, true);
+      const start = base + at.headerSize;
+      p.payload = this.bytes.subarray(start, start + Math.min(capLen, this.slotSize - at.headerSize));
     }
     return this.packets;
   }

@@ -1,5 +1,6 @@
 #!/bin/sh
-# The addon built with AddressSanitizer, run through the queue and sock_diag tests.
+# The addon built with AddressSanitizer (every source in native/src: the kernel families, the
+# queue reader and the bindings), run through the tests of test/native.
 # Node itself is not instrumented, so the ASan runtime is preloaded; leak checking is off
 # because node's own allocations at exit would drown ours.
 set -eu

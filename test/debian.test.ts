@@ -206,7 +206,7 @@ describe('the bastion-firewall package', () => {
     // Each module resolved from the unpacked package (never the source tree's node_modules),
     // then used: a ZeroMQ message over inproc, an SQLite query through the addon built against
     // libsqlite3, and a bus message encoded and decoded by the shipped wire code (protobufjs
-    // with the shipped proto/bastion.proto).
+    // with the descriptor generated from proto/bastion.proto into dist/common/generated).
     const lib = join(root, LIB);
     const script = `
       import { createRequire } from 'node:module';

@@ -7,16 +7,18 @@
 // verified by reading its fd link, and the index falls back to listing /proc whenever events
 // may have been lost (the kernel reports an overflow) or the search comes up empty.
 
-import { loadNative, type NativeAddon } from '../../common/native.js';
+import { loadNative, type NativeAddon, type ProcEventLayout } from '../../common/native.js';
 import { readProcFile } from './processInfo.js';
 
-/** The addon's process-event functions (native/src/addon.c). */
+/** The addon's process-event functions (native/src/bind_proc_events.c). */
 interface ProcEventsAddon {
   /** onReadable runs on the event loop whenever events are waiting. */
   procEventsOpen(onReadable: () => void): object;
   /** Fills out with (type, pid, ppid) triples; returns how many, or -errno. */
   procEventsRead(handle: object, out: Int32Array): number;
   procEventsClose(handle: object): void;
+  /** Where each field of an event lies in out, and the event types. */
+  readonly procEvent: ProcEventLayout;
 }
 
 export interface ProcessEventListener {
@@ -46,9 +48,6 @@ export interface ProcessEventCounters {
   overflows: number;
 }
 
-const FORK = 1;
-const EXEC = 2;
-const EXIT = 3;
 const ENOBUFS = 105;
 const ENOTRECOVERABLE = 131;
 /** Events taken per read call: one call drains a burst of this many. */
@@ -58,7 +57,7 @@ export type ProcessEventsOpenResult = { events: ProcessEvents; reason: null } | 
 
 export class ProcessEvents implements ProcessEventSource {
   readonly counters: ProcessEventCounters = { forks: 0, execs: 0, exits: 0, overflows: 0 };
-  private readonly out = new Int32Array(EVENTS_PER_READ * 3);
+  private readonly out: Int32Array;
   private readonly listeners: ProcessEventListener[] = [];
   private handle: object | null = null;
   /**
@@ -68,7 +67,9 @@ export class ProcessEvents implements ProcessEventSource {
    */
   listenerErrors = 0;
 
-  private constructor(private readonly native: ProcEventsAddon) {}
+  private constructor(private readonly native: ProcEventsAddon) {
+    this.out = new Int32Array(EVENTS_PER_READ * native.procEvent.length);
+  }
 
   /**
    * Subscribes, or says why not. The kernel reports pids of the initial pid namespace and
@@ -111,7 +112,12 @@ export class ProcessEvents implements ProcessEventSource {
         this.tellAll((l) => l.onLost());
         continue;
       }
-      for (let i = 0; i < n; i++) this.dispatch(this.out[i * 3]!, this.out[i * 3 + 1]!, this.out[i * 3 + 2]!);
+      const { out } = this;
+      const at = this.native.procEvent;
+      for (let i = 0; i < n; i++) {
+        const base = i * at.length;
+        this.dispatch(out[base + at.type]!, out[base + at.pid]!, out[base + at.ppid]!);
+      }
       if (n < EVENTS_PER_READ) return;
     }
   }
@@ -133,13 +139,14 @@ export class ProcessEvents implements ProcessEventSource {
   }
 
   private dispatch(type: number, pid: number, ppid: number): void {
-    if (type === FORK) {
+    const types = this.native.procEvent;
+    if (type === types.fork) {
       this.counters.forks++;
       this.tellAll((l) => l.onFork(pid, ppid));
-    } else if (type === EXEC) {
+    } else if (type === types.exec) {
       this.counters.execs++;
       this.tellAll((l) => l.onExec(pid));
-    } else if (type === EXIT) {
+    } else if (type === types.exit) {
       this.counters.exits++;
       this.tellAll((l) => l.onExit(pid));
     }

@@ -8,7 +8,7 @@
  *    that socket (the pid holds it now);
  *  - the process connector's socket has nothing unread and no error: every fork, exec and exit
  *    up to now has been read, and its reader disarmed the pids they name in the same step
- *    (addon.c, under the lock the caller holds here), clearing the table when events were
+ *    (fast_registry.c, under the lock the caller holds here), clearing the table when events were
  *    lost. So the pid still runs the program JS armed it for.
  * Not thread-safe: the addon serializes every call under one lock.
  * Anything else (no entry, another fd, an IPv6 extension header, a fragment, an unread event)

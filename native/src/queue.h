@@ -16,7 +16,7 @@ struct bq_queue_options {
 };
 
 /* Fixed layout of one packet slot in the batch buffer handed to JS (little endian host).
- * Kept in sync with helper/queue.ts (SLOT_* offsets). */
+ * JS reads it by the offsets the addon exports (slotLayout, bind_queue.c, which pins them). */
 struct bq_slot_header {
 	uint32_t packet_id;
 	uint16_t hw_protocol; /* ETH_P_IP / ETH_P_IPV6, host order */

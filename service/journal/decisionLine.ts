@@ -28,7 +28,7 @@ export const PROMPT_MESSAGE_ID = '9e1d4c7b2a5f4038a6b1c0d9e8f7a6b5';
  */
 const NO_UID_TEXT = '4294967295';
 
-/** Longest value written, escapes included: a journal entry is one datagram (native/src/addon.c caps it at 8 KiB). */
+/** Longest value written, escapes included: a journal entry is one datagram (native/src/bind_unix_sockets.c caps it at 8 KiB). */
 const MAX_VALUE_CHARS = 512;
 
 /**
