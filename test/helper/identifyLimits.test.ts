@@ -84,7 +84,13 @@ describe('the resolver when time runs out, or the connecting process let go of i
     // The kernel says pid 100 connected socket 9003, but pid 100 holds no such socket any more
     // (it passed it on in an SCM_RIGHTS message nobody reads, and closed it).
     const root = fakeProc([{ pid: 100, startTime: 10, stdio: 500 }]);
-    const resolver = new ProcessResolver({ lookupSocket: () => ({ inode: 9003, uid: 0, caller: { pid: 100, uid: 0, process: null } }), procRoot: root });
+    // A clock that stands still: this is about retransmissions, not time (a loaded machine could
+    // take more than the 10 ms budget to read 500 fds, and the answer would be 'lookup_timeout').
+    const resolver = new ProcessResolver({
+      lookupSocket: () => ({ inode: 9003, uid: 0, caller: { pid: 100, uid: 0, process: null } }),
+      procRoot: root,
+      index: { now: () => 0 },
+    });
     resolver.index.warm();
     const first = resolver.resolve(4, 6, LOOPBACK4, 40001, LOOPBACK4, 80, 0, 10);
     assert.equal(first.attribution, 'process_gone');
