@@ -14,6 +14,8 @@ import { normalizeHostName } from './hostName.js';
  * Kernel verdicts (PathRules, ATTRIBUTION_KERNEL, HelperCounters 9-10) need no bump: a service
  * sends PathRules only to a helper announcing 'kernel_verdicts', and a helper decides nothing in
  * the kernel (so reports none) until a service sent them.
+ * ProcessInfo 10-13 (cwd, app id, exe dev/ino) need none either: from an older helper they are
+ * absent, and a rule that needs them (script, app_id, sha256) then matches nothing.
  */
 export const PROTOCOL_VERSION = 3;
 /** A frame larger than this is dropped before decoding: 256 records of ~1 KiB fit well. */
@@ -117,6 +119,10 @@ function processToProto(p: ProcessInfo): Record<string, unknown> {
     startTime: p.startTime,
     identity: IDENTITIES.indexOf(p.identity),
     otherMountNs: p.otherMountNs,
+    cwd: p.cwd ?? '',
+    appId: p.appId ?? '',
+    exeDev: p.exeFile?.dev ?? 0,
+    exeIno: p.exeFile?.ino ?? 0,
   };
 }
 
@@ -202,7 +208,7 @@ const bool = (v: unknown): boolean => v === true;
 const bytes = (v: unknown): Uint8Array => (v instanceof Uint8Array ? v : new Uint8Array(0));
 
 function processFromProto(p: Obj): ProcessInfo {
-  return {
+  const info: ProcessInfo = {
     pid: num(p['pid']),
     uid: num(p['uid']),
     exe: str(p['exe']),
@@ -215,6 +221,12 @@ function processFromProto(p: Obj): ProcessInfo {
     identity: identityFromProto(p['identity']),
     otherMountNs: bool(p['otherMountNs']),
   };
+  if (str(p['cwd']) !== '') info.cwd = str(p['cwd']);
+  if (str(p['appId']) !== '') info.appId = str(p['appId']);
+  const dev = num(p['exeDev']);
+  const ino = num(p['exeIno']);
+  if (ino !== 0) info.exeFile = { dev, ino };
+  return info;
 }
 
 /** Anything but a known value (an older helper sends none) is 'unverified': never trusted. */

@@ -22,6 +22,10 @@ import { SessionDecisions } from './sessions.js';
 import { Stats } from './stats.js';
 import { Whitelist } from './whitelist.js';
 import { kernelPathRules } from './kernelRules.js';
+import { ExtendedRulesStore } from './rules/extendedRulesStore.js';
+import { ProcessFacts } from './rules/processFacts.js';
+import type { ExtendedRule } from './rules/extendedRule.js';
+import type { Connection } from './connection.js';
 
 export interface DaemonOptions {
   version: string;
@@ -40,7 +44,16 @@ export interface DaemonOptions {
   historyPath?: string | null;
   /** Where the last good rules.json and config.json are kept (a start with a broken file uses them); null: nowhere. */
   stateDir?: string | null;
+  /** rules.d: extended rules deployed by the administrator (docs/rules.md). */
+  rulesDir: string;
+  /** The service's own file of imported extended rules; null: none. */
+  importedRulesPath: string | null;
+  /** lists.d: host and IP lists that rules name (service/lists). */
+  listsDir: string;
 }
+
+/** A changed program's pinned-hash notice is repeated at most this often per rule and program. */
+const PIN_NOTICE_MS = 60_000;
 
 /**
  * How long the helper may reuse a path rule's allow without asking (Verdict.cache_ms). Any rule
@@ -52,6 +65,9 @@ export class PolicyDaemon {
   readonly stats = new Stats();
   readonly config: ConfigStore;
   readonly rules: RulesStore;
+  readonly extended: ExtendedRulesStore;
+  readonly facts = new ProcessFacts();
+  private readonly pinNotices = new Map<string, number>();
   /** A changed rule or session decision resets the helper's verdict cache at once. */
   readonly sessions = new SessionDecisions(undefined, () => this.policyChanged());
   readonly decider: Decider;
@@ -74,6 +90,12 @@ export class PolicyDaemon {
     const lastGood = (name: string): { lastGood?: LastGoodCopy } => (options.stateDir ? { lastGood: new LastGoodCopy(join(options.stateDir, name), log) } : {});
     this.config = new ConfigStore({ path: options.configPath, logger: log, ...lastGood('config.last-good.json') });
     this.rules = new RulesStore({ path: options.rulesPath, logger: log, onChange: () => this.policyChanged(), ...lastGood('rules.last-good.json') });
+    this.extended = new ExtendedRulesStore({
+      dir: options.rulesDir,
+      importedPath: options.importedRulesPath,
+      logger: log,
+      onChange: () => this.policyChanged(),
+    });
     this.modeOverride = options.modeOverride;
     this.effectiveConfig = this.applyOverride(this.config.current);
     this.journal = new DecisionJournal(
@@ -94,6 +116,9 @@ export class PolicyDaemon {
       rules: () => this.rules.rules,
       sessions: this.sessions,
       whitelist,
+      extended: () => this.extended.rules,
+      facts: this.facts,
+      onPinMismatch: (rule, conn, why) => this.pinMismatch(rule, conn, why),
     });
     this.decider = new Decider({
       policy,
@@ -131,6 +156,7 @@ export class PolicyDaemon {
             rules: this.rules.rules,
             sessionNames: (subject) => this.sessions.names(subject),
             whitelisted: (path) => whitelist.isSystemClient(path),
+            pathRulesFinal: (path) => policy.pathRulesFinal(path),
           }),
       },
       (records, epoch) => this.decider.decideBatch(records, epoch),
@@ -138,6 +164,7 @@ export class PolicyDaemon {
     );
     const ctx: GuiContext = {
       rules: this.rules,
+      extended: this.extended,
       config: this.config,
       sessions: this.sessions,
       authorizer: options.authorizer,
@@ -191,6 +218,20 @@ export class PolicyDaemon {
     const rules = await this.rules.load();
     if (!rules.ok) this.notify('error', 'rules.json not loaded', `${rules.error}; ${rules.inForce}`);
     else this.log.info({ rules: rules.count, path: this.options.rulesPath }, 'rules loaded');
+    const extended = await this.extended.load();
+    this.log.info({ rules: extended.count, files: extended.files, skipped: extended.errors.length, dir: this.options.rulesDir }, 'extended rules loaded');
+    if (extended.errors.length > 0) this.notify('error', 'extended rules skipped', `${extended.errors.length} skipped; bastion check-config names them`);
+  }
+
+  /** A pinned executable changed: asked about again, and people told why (not more than once a minute). */
+  private pinMismatch(rule: ExtendedRule, conn: Connection, why: string): void {
+    const key = `${rule.source}\0${conn.exe ?? ''}`;
+    const now = Date.now();
+    if ((this.pinNotices.get(key) ?? 0) > now - PIN_NOTICE_MS) return;
+    if (this.pinNotices.size > 1024) this.pinNotices.clear();
+    this.pinNotices.set(key, now);
+    this.log.warn({ rule: rule.source, exe: conn.exe, why }, 'pinned SHA-256 does not hold; asking again');
+    this.notify('warning', 'program changed since its rule was written', `${rule.source}: ${why}`);
   }
 
   /** The helper's cached verdicts came from the old rules or session decisions: drop them. */
@@ -216,6 +257,7 @@ export class PolicyDaemon {
       uptime_seconds: Math.round((Date.now() - this.startedAt) / 1000),
       stats: this.countersJson(),
       rules: this.rules.rules.size,
+      extended_rules: this.extended.rules.size,
       clients: this.gui.clientCount,
       prompts: { open: this.prompts.openCount, limited: this.prompts.limited, answering: this.prompts.answeringCount },
       monitors: this.feed.size,
