@@ -8,7 +8,8 @@ import { visible } from '../common/visibleText.js';
 import { ConfigStore, type ConfigLoadResult } from '../service/config.js';
 import { RulesStore, type RulesLoadResult } from '../service/rules/rulesStore.js';
 import { besideRules, DEFAULTS } from './defaults.js';
-import { ExtendedRulesStore } from '../service/rules/extendedRulesStore.js';
+import { ExtendedRulesStore, unknownLists } from '../service/rules/extendedRulesStore.js';
+import { HostLists } from '../service/lists/hostLists.js';
 
 export interface CheckReport {
   ok: boolean;
@@ -32,6 +33,8 @@ export async function checkConfigFiles(paths: CheckPaths): Promise<CheckReport> 
   // A rules.json named alone may be a new file about to be installed: rules.d is checked when named, or by default.
   const rulesDir = paths.rulesDir ?? (all ? beside.rulesDir : undefined);
   const importedRules = paths.importedRules ?? (all ? beside.importedRulesPath : undefined);
+  const listsDir = paths.listsDir ?? (all ? beside.listsDir : undefined);
+  const lists = listsDir === undefined ? null : new HostLists({ dir: listsDir });
   const reports: CheckReport[] = [];
   if (configPath !== undefined) {
     const result = await new ConfigStore({ path: configPath }).load();
@@ -49,15 +52,24 @@ export async function checkConfigFiles(paths: CheckPaths): Promise<CheckReport> 
     reports.push(report);
   }
   if (rulesDir !== undefined || importedRules !== undefined) {
-    const store = new ExtendedRulesStore({ dir: rulesDir ?? '/nonexistent', importedPath: importedRules ?? null });
+    const store = new ExtendedRulesStore({ dir: rulesDir ?? null, importedPath: importedRules ?? null });
     const loaded = await store.load();
+    // A list is known when lists.d is checked too and has it.
+    if (lists !== null) await lists.load();
+    const missing = lists === null ? [] : unknownLists(store.rules.ordered, (name) => lists.has(name));
+    const errors = [...loaded.errors, ...missing];
     reports.push({
-      ok: loaded.errors.length === 0,
+      ok: errors.length === 0,
       lines: [
-        ...loaded.errors.map((e) => `error: ${e}`),
+        ...errors.map((e) => `error: ${e}`),
         `${rulesDir ?? ''}${importedRules ? ` + ${importedRules}` : ''}: ${loaded.count} extended rules from ${loaded.files} files`,
       ],
     });
+  }
+  if (lists !== null) {
+    const loaded = await lists.load();
+    const names = loaded.lists.map((l) => `${l.name} (${l.names + l.addresses} entries)`).join(', ');
+    reports.push({ ok: loaded.errors.length === 0, lines: [...loaded.errors.map((e) => `error: ${e}`), `${listsDir!}: ${names || 'no lists'}`] });
   }
   return { ok: reports.every((r) => r.ok), lines: reports.flatMap((r) => r.lines) };
 }

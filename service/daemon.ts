@@ -24,8 +24,10 @@ import { Whitelist } from './whitelist.js';
 import { kernelPathRules } from './kernelRules.js';
 import { ExtendedRulesStore } from './rules/extendedRulesStore.js';
 import { ProcessFacts } from './rules/processFacts.js';
+import { HostLists } from './lists/hostLists.js';
 import type { ExtendedRule } from './rules/extendedRule.js';
 import type { Connection } from './connection.js';
+import { unknownLists } from './rules/extendedRulesStore.js';
 
 export interface DaemonOptions {
   version: string;
@@ -66,7 +68,8 @@ export class PolicyDaemon {
   readonly config: ConfigStore;
   readonly rules: RulesStore;
   readonly extended: ExtendedRulesStore;
-  readonly facts = new ProcessFacts();
+  readonly lists: HostLists;
+  readonly facts: ProcessFacts;
   private readonly pinNotices = new Map<string, number>();
   /** A changed rule or session decision resets the helper's verdict cache at once. */
   readonly sessions = new SessionDecisions(undefined, () => this.policyChanged());
@@ -90,6 +93,8 @@ export class PolicyDaemon {
     const lastGood = (name: string): { lastGood?: LastGoodCopy } => (options.stateDir ? { lastGood: new LastGoodCopy(join(options.stateDir, name), log) } : {});
     this.config = new ConfigStore({ path: options.configPath, logger: log, ...lastGood('config.last-good.json') });
     this.rules = new RulesStore({ path: options.rulesPath, logger: log, onChange: () => this.policyChanged(), ...lastGood('rules.last-good.json') });
+    this.lists = new HostLists({ dir: options.listsDir, logger: log, onChange: () => this.policyChanged() });
+    this.facts = new ProcessFacts(() => this.lists);
     this.extended = new ExtendedRulesStore({
       dir: options.rulesDir,
       importedPath: options.importedRulesPath,
@@ -200,6 +205,7 @@ export class PolicyDaemon {
 
   async start(): Promise<void> {
     await this.reload();
+    this.lists.watch();
     if (this.history && (await this.history.open())) this.log.info({ path: this.options.historyPath }, 'decision history open');
     await this.gui.listen();
     this.link.start();
@@ -218,7 +224,12 @@ export class PolicyDaemon {
     const rules = await this.rules.load();
     if (!rules.ok) this.notify('error', 'rules.json not loaded', `${rules.error}; ${rules.inForce}`);
     else this.log.info({ rules: rules.count, path: this.options.rulesPath }, 'rules loaded');
+    const lists = await this.lists.load();
+    if (lists.errors.length > 0)
+      this.notify('warning', 'lists: lines skipped', `${lists.errors.length} files with skipped lines or files; bastion check-config names them`);
     const extended = await this.extended.load();
+    const missing = unknownLists(this.extended.rules.ordered, (name) => this.lists.has(name));
+    if (missing.length > 0) this.log.warn({ missing }, 'rules name lists that lists.d does not have: they match nothing');
     this.log.info({ rules: extended.count, files: extended.files, skipped: extended.errors.length, dir: this.options.rulesDir }, 'extended rules loaded');
     if (extended.errors.length > 0) this.notify('error', 'extended rules skipped', `${extended.errors.length} skipped; bastion check-config names them`);
   }
@@ -243,6 +254,7 @@ export class PolicyDaemon {
     if (this.statsTimer) clearInterval(this.statsTimer);
     this.prompts.stop();
     this.link.stop();
+    this.lists.close();
     await this.gui.close();
     await this.history?.close();
     this.log.info({ stats: this.stats.snapshot() }, 'policy service stopped');

@@ -10,7 +10,8 @@ import { DEFAULT_RULES_FILE_MAX_BYTES, loadRulesDir, parseRulesText, passwdLooku
 export const DEFAULT_IMPORTED_RULES_PATH = '/etc/bastion/rules.imported.json';
 
 export interface ExtendedRulesStoreOptions {
-  dir: string;
+  /** rules.d; null: none. */
+  dir: string | null;
   /** The service's own rules file in the rules.d format; null: importing is refused. */
   importedPath: string | null;
   lookupUser?: () => UserLookup;
@@ -48,7 +49,7 @@ export class ExtendedRulesStore {
   load(): Promise<ExtendedLoadResult> {
     return this.serialized(async () => {
       const lookup = (this.opts.lookupUser ?? passwdLookup)();
-      const dir = await loadRulesDir(this.opts.dir, lookup);
+      const dir = this.opts.dir === null ? { rules: [], errors: [], files: 0 } : await loadRulesDir(this.opts.dir, lookup);
       const errors = [...dir.errors];
       let imported: ExtendedRule[] = [];
       let files = dir.files;
@@ -127,4 +128,9 @@ export class ExtendedRulesStore {
     this.tail = run.catch(() => undefined);
     return run;
   }
+}
+
+/** The rules that name a list nobody loaded, as `<source>: list "<name>"` lines. */
+export function unknownLists(rules: readonly ExtendedRule[], known: (name: string) => boolean): string[] {
+  return rules.filter((r) => r.list !== undefined && !known(r.list)).map((r) => `${r.source}: list "${r.list!}" is not in lists.d; the rule matches nothing`);
 }

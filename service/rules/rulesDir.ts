@@ -47,7 +47,7 @@ export function parseRulesText(text: string, label: string, lookupUser: UserLook
 
 /** Loads every `*.json` file of dir in name order. A missing directory holds no rules. */
 export async function loadRulesDir(dir: string, lookupUser: UserLookup, maxBytes = DEFAULT_RULES_FILE_MAX_BYTES): Promise<RulesDirResult> {
-  const names = await listJsonFiles(dir);
+  const names = await listDirFiles(dir);
   if (!names.ok) return { rules: [], errors: names.errors, files: 0 };
   const out: RulesDirResult = { rules: [], errors: [], files: 0 };
   for (const name of names.files) {
@@ -66,7 +66,7 @@ export async function loadRulesDir(dir: string, lookupUser: UserLookup, maxBytes
 }
 
 /** The names of a directory's regular-looking `*.json` entries, sorted; a symlinked directory is refused. */
-export async function listJsonFiles(dir: string, suffix = '.json'): Promise<{ ok: true; files: string[] } | { ok: false; errors: string[] }> {
+export async function listDirFiles(dir: string, suffix = '.json'): Promise<{ ok: true; files: string[] } | { ok: false; errors: string[] }> {
   try {
     const st = await fsp.lstat(dir);
     if (st.isSymbolicLink()) return { ok: false, errors: [`${dir} is a symlink; refusing to follow it`] };

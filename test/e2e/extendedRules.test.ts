@@ -151,6 +151,34 @@ describe('precedence end to end, and rules.d read-only to GUI clients', () => {
   });
 });
 
+describe('a list of 1,000,000 entries', () => {
+  const fw = new TestFirewall({ rules: { [`${CURL}:*`]: true } });
+
+  before(async () => {
+    mkdirSync(`${fw.dir.path}/lists.d`);
+    writeRulesD(fw, '30-list.json', [{ action: 'deny', list: 'big' }]);
+    await fw.start();
+  });
+  after(() => fw.close());
+
+  it('is loaded when it appears in lists.d: a listed address is denied, an unlisted one allowed', { timeout: 180_000 }, async () => {
+    assert.equal(fw.http(fw.net.serverV4), true, 'before the list: rules.json allows curl');
+    const lines: string[] = ['# 999,998 addresses, the server, and one line that is not an entry'];
+    for (let i = 0; i < 999_998; i++) lines.push(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`);
+    lines.push(`0.0.0.0 ${fw.net.serverV4}.sslip.test`, fw.net.serverV4, 'not an entry');
+    // Written aside and renamed in, as a deployment tool would: the watcher sees one complete file.
+    writeFileSync(`${fw.dir.path}/lists.d/.big.tmp`, lines.join('\n') + '\n');
+    spawnSync('mv', [`${fw.dir.path}/lists.d/.big.tmp`, `${fw.dir.path}/lists.d/big.list`]);
+    const withBig = (): Record<string, unknown> | undefined => fw.daemon!.lines.find((l) => l.msg === 'lists loaded' && (l['lists'] as string[]).length > 0);
+    for (let waited = 0; withBig() === undefined && waited < 170_000; waited += 200) await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual(withBig()?.['lists'], ['big:1000000']);
+    const skipped = await fw.daemon!.waitFor('lists: lines or files skipped');
+    assert.match(String((skipped['errors'] as string[])[0]), /big\.list: 1 bad lines skipped \(line 1000002: not an entry\)/);
+    assert.equal(fw.http(fw.net.serverV4, 1), false, 'the listed address was not denied');
+    assert.equal(fw.http(fw.net.serverV6), true, 'an unlisted address was denied');
+  });
+});
+
 describe('bastion check-config exit codes', () => {
   it('exits 0 for a good rules.d and 1 when a rule would be skipped', () => {
     const fw = { dir: `${process.env['TMPDIR'] ?? '/tmp'}/bastion-check-${process.pid}` };
