@@ -9,7 +9,19 @@ import { parseCidr } from '../../common/cidr.js';
 /** The addresses a hosts file maps blocked names to: the line names hosts, not an address to block. */
 const SINKHOLES = new Set(['0.0.0.0', '127.0.0.1', '::', '::1', '0:0:0:0:0:0:0:0', '0:0:0:0:0:0:0:1']);
 /** Names every hosts file has for the machine itself: never list entries. */
-const LOCAL_NAMES = new Set(['localhost', 'localhost.localdomain', 'local', 'broadcasthost', 'ip6-localhost', 'ip6-loopback', 'ip6-localnet', 'ip6-mcastprefix', 'ip6-allnodes', 'ip6-allrouters', '0.0.0.0']);
+const LOCAL_NAMES = new Set([
+  'localhost',
+  'localhost.localdomain',
+  'local',
+  'broadcasthost',
+  'ip6-localhost',
+  'ip6-loopback',
+  'ip6-localnet',
+  'ip6-mcastprefix',
+  'ip6-allnodes',
+  'ip6-allrouters',
+  '0.0.0.0',
+]);
 
 export interface ListStats {
   names: number;
