@@ -48,7 +48,7 @@ export function registerClientCommands(program: Command): void {
           `mode:     ${String(status['mode'])} (default action: ${String(status['default_action'])})`,
           `helper:   ${helper['connected'] ? `connected (pid ${String(helper['pid'])}, queue ${String(helper['queue'])})` : 'not connected'}`,
           ...(helper['connected'] ? [`identity: ${identityLine(helper['capabilities'])}`, `decides:  ${decisionPathLine(helper['capabilities'])}`] : []),
-          `rules:    ${String(status['rules'])}`,
+          `rules:    ${String(status['rules'])}${Number(status['extended_rules'] ?? 0) > 0 ? ` (and ${String(status['extended_rules'])} extended: bastion rules list)` : ''}`,
           `clients:  ${String(status['clients'])}`,
           `decided:  ${stats['total_connections']} (allowed ${stats['allowed_connections']}, blocked ${stats['blocked_connections']})`,
         ].join('\n') + '\n',
