@@ -63,6 +63,20 @@ describe('export and import', () => {
         const refused = bastion('rules', 'import', `${file}.bad`, '--socket', fw.guiSocket);
         assert.equal(refused.code, 1);
         assert.match(refused.stderr, /refused: rule 1: .*rules\.d\/a\.json#1 allows the same connections/);
+        // `rules add` with a criterion makes an extended rule; @dest:<ip> PORT a rules.json one.
+        assert.equal(bastion('rules', 'add', '*', '83', '--user', '0', '--deny', '--socket', fw.guiSocket).code, 0);
+        assert.equal(bastion('rules', 'add', `@dest:${fw.net.serverV6}`, '83', '--socket', fw.guiSocket).code, 0);
+        const listed = bastion('rules', 'list', '--socket', fw.guiSocket).stdout.split('\n');
+        assert.ok(listed.includes(`allow  @dest:${fw.net.serverV6}:83:*`), listed.join('\n'));
+        assert.ok(
+          listed.some((l) => l.startsWith('deny   {"user":0,"port":83}') && l.endsWith('(imported)')),
+          listed.join('\n'),
+        );
+        assert.ok(
+          listed.some((l) => l.includes('rules.d/a.json#1 (read-only)')),
+          listed.join('\n'),
+        );
+        assert.equal(bastion('rules', 'add', `@dest:${fw.net.serverV4}:83`, '83', '--socket', fw.guiSocket).code, 2);
         // An invalid file changes nothing and names the rule.
         writeFileSync(
           `${file}.bad`,
