@@ -2,6 +2,8 @@
 // (device, inode, mtime): a program that connects often costs one stat per connection after the
 // first. The file hashed is the one at the path, checked to be the running one (the helper's
 // stat of /proc/PID/exe), so a file put at the path after the program started is not vouched for.
+// Synchronous, on the decision path: measured here, the first hash of node (94 MiB) took 123 ms
+// and of curl (0.3 MiB) 1.2 ms; a cached one costs an open, fstat and close (~10 µs).
 import { createHash } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readSync, constants } from 'node:fs';
 
