@@ -151,6 +151,23 @@ describe('precedence end to end, and rules.d read-only to GUI clients', () => {
   });
 });
 
+describe('rules.d on SIGHUP', () => {
+  const fw = new TestFirewall({ rules: { [`${CURL}:*`]: true } });
+  before(() => fw.start());
+  after(() => fw.close());
+
+  it('a file added to rules.d takes effect at the reload, also over a path rule the kernel applied', async () => {
+    assert.equal(curlVia(fw, 'exec ', 80), true);
+    writeRulesD(fw, '40-late.json', [{ action: 'deny', dest: `${fw.net.serverV4}/32` }]);
+    fw.daemon!.child.kill('SIGHUP');
+    for (let i = 0; i < 100 && fw.daemon!.count('extended rules loaded') < 2; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(fw.daemon!.count('extended rules loaded'), 2);
+    await new Promise((r) => setTimeout(r, 300)); // the helper gets the new kernel rules right after the reset
+    assert.equal(curlVia(fw, 'exec ', 80), false, 'the rules.d deny did not take over from the rules.json allow');
+    assert.equal(curlVia(fw, 'exec ', 80, fw.net.serverV6), true, 'the rules.json allow stopped applying elsewhere');
+  });
+});
+
 describe('a list of 1,000,000 entries', () => {
   const fw = new TestFirewall({ rules: { [`${CURL}:*`]: true } });
 
