@@ -7,6 +7,7 @@ import { DEFAULTS } from './defaults.js';
 import { connectOrExit, type GuiConnection } from './guiClient.js';
 import { registerMonitorCommand } from './monitorCommand.js';
 import { registerPromptCommand } from './promptCommand.js';
+import { registerRulesCommand } from './rulesCommand.js';
 
 async function withConnection<T>(socket: string, fn: (c: GuiConnection) => Promise<T>): Promise<T> {
   const conn = await connectOrExit(socket);
@@ -48,7 +49,7 @@ export function registerClientCommands(program: Command): void {
           `mode:     ${String(status['mode'])} (default action: ${String(status['default_action'])})`,
           `helper:   ${helper['connected'] ? `connected (pid ${String(helper['pid'])}, queue ${String(helper['queue'])})` : 'not connected'}`,
           ...(helper['connected'] ? [`identity: ${identityLine(helper['capabilities'])}`, `decides:  ${decisionPathLine(helper['capabilities'])}`] : []),
-          `rules:    ${String(status['rules'])}`,
+          `rules:    ${String(status['rules'])}${Number(status['extended_rules'] ?? 0) > 0 ? ` (and ${String(status['extended_rules'])} extended: bastion rules list)` : ''}`,
           `clients:  ${String(status['clients'])}`,
           `decided:  ${stats['total_connections']} (allowed ${stats['allowed_connections']}, blocked ${stats['blocked_connections']})`,
           `inbound:  ${inboundLine(status['inbound'])}`,
@@ -58,38 +59,7 @@ export function registerClientCommands(program: Command): void {
       );
     });
 
-  const rules = program.command('rules').description('list, add or delete rules (rules.json keys)');
-  rules
-    .command('list')
-    .option(...socketOption)
-    .action(async (opts: { socket: string }) => {
-      const reply = failOnError(await withConnection(opts.socket, (c) => c.request({ type: 'list_rules' }, 'rules_list')));
-      const entries = Object.entries(reply['rules'] as Record<string, unknown>).filter(([, v]) => typeof v === 'boolean');
-      // Keys name paths that programs chose (an "always" answer saves them): shown escaped.
-      for (const [key, allow] of entries) process.stdout.write(`${allow ? 'allow' : 'deny '}  ${visible(key)}\n`);
-    });
-  rules
-    .command('add <subject> <port>')
-    .description('add a rule for an executable path, or a destination host name as @host:<name or *.suffix> ("*" or 0 = all ports)')
-    .option('--deny', 'a deny rule (default: allow)')
-    .option(...socketOption)
-    .action(async (path: string, port: string, opts: { socket: string; deny?: boolean }) => {
-      const all = port === '*' || port === '0';
-      await withConnection(opts.socket, async (c) => {
-        c.send({ type: 'add_rule', app_path: path, app_name: '', port: all ? 0 : Number(port), allow: !opts.deny, all_ports: all });
-        failOnError(await c.request({ type: 'list_rules' }, 'rules_list'));
-      });
-    });
-  rules
-    .command('delete <key>')
-    .option(...socketOption)
-    .action(async (key: string, opts: { socket: string }) => {
-      const reply = failOnError(await withConnection(opts.socket, (c) => c.request({ type: 'delete_rule', key }, 'rule_deleted')));
-      if (!reply['success']) {
-        process.stderr.write(`bastion: no rule "${visible(key)}"\n`);
-        process.exit(1);
-      }
-    });
+  registerRulesCommand(program);
 
   program
     .command('mode <mode>')

@@ -8,7 +8,7 @@ import { groupId, packageVersion } from '../common/system.js';
 import { PolkitAuthorizer, RootOnlyAuthorizer, type Authorizer } from '../service/authorizer.js';
 import { PolicyDaemon } from '../service/daemon.js';
 import { DEFAULT_METRICS_INTERVAL_S } from '../service/metrics/metricsFile.js';
-import { DEFAULTS } from './defaults.js';
+import { besideRules, DEFAULTS } from './defaults.js';
 import { runUntilSignal } from './run.js';
 import { systemdNotifierFromEnv } from './systemdNotify.js';
 
@@ -18,6 +18,9 @@ export function registerDaemonCommand(program: Command): void {
     .description('run the policy service: rules, verdicts, prompts, the GUI socket')
     .option('--config <path>', 'config.json', DEFAULTS.configPath)
     .option('--rules <path>', 'rules.json', DEFAULTS.rulesPath)
+    .option('--rules-dir <dir>', 'extended rules deployed as files (default: rules.d beside rules.json)')
+    .option('--imported-rules <path>', 'where `bastion rules import` keeps extended rules (default: rules.imported.json beside rules.json)')
+    .option('--lists-dir <dir>', 'host and IP lists (default: lists.d beside rules.json)')
     .option('--endpoint <ipc>', 'ZeroMQ endpoint of the helper', DEFAULTS.endpoint)
     .option('--socket <path>', 'GUI socket path', DEFAULTS.guiSocketPath)
     .option('--socket-group <name>', 'group allowed to use the GUI socket', DEFAULTS.socketGroup)
@@ -36,6 +39,9 @@ export function registerDaemonCommand(program: Command): void {
       async (opts: {
         config: string;
         rules: string;
+        rulesDir?: string;
+        importedRules?: string;
+        listsDir?: string;
         endpoint: string;
         socket: string;
         socketGroup: string;
@@ -85,6 +91,7 @@ export function registerDaemonCommand(program: Command): void {
             historyPath: historyPath(opts.history, stateDir),
             stateDir: existsSync(stateDir) ? stateDir : null,
             metrics: opts.metricsDir === undefined ? null : { dir: opts.metricsDir, intervalMs: metricsInterval * 1000 },
+            ...besideRules(opts),
           },
           log,
         );

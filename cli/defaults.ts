@@ -1,4 +1,6 @@
 // Default paths: the ones the existing Python GUI and its helper scripts hard-code.
+import { dirname, join } from 'node:path';
+
 export const DEFAULTS = {
   configPath: '/etc/bastion/config.json',
   rulesPath: '/etc/bastion/rules.json',
@@ -11,3 +13,17 @@ export const DEFAULTS = {
   busGroup: 'bastion-bus',
   serviceUser: 'bastion',
 } as const;
+
+/** rules.d, lists.d and the imported rules live beside rules.json unless named. */
+export function besideRules(opts: { rules: string; rulesDir?: string; importedRules?: string; listsDir?: string }): {
+  rulesDir: string;
+  importedRulesPath: string;
+  listsDir: string;
+} {
+  const dir = dirname(opts.rules);
+  return {
+    rulesDir: opts.rulesDir ?? join(dir, 'rules.d'),
+    importedRulesPath: opts.importedRules ?? join(dir, 'rules.imported.json'),
+    listsDir: opts.listsDir ?? join(dir, 'lists.d'),
+  };
+}

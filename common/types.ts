@@ -50,6 +50,10 @@ export interface ProcessInfo {
   exeFile?: { dev: number; ino: number };
   /** In another mount namespace than the helper's (containers, sandboxed services): shown, not judged alone. */
   otherMountNs: boolean;
+  /** readlink(/proc/PID/cwd), for a script path an interpreter was given relative to it; absent when unread. */
+  cwd?: string;
+  /** Flatpak or Snap application id from /proc/PID/cgroup (helper/identify/appId.ts); absent when none. */
+  appId?: string;
 }
 
 /**

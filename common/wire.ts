@@ -13,6 +13,8 @@ import { normalizeHostName } from './hostName.js';
  * sends PathRules only to a helper announcing 'kernel_verdicts', and a helper decides nothing in
  * the kernel (so reports none) until a service sent them. Nor do InboundPolicy and InboundState:
  * a service sends the policy only to a helper announcing 'inbound', which reports only in reply.
+ * ProcessInfo 10-13 (cwd, app id, exe dev/ino) need none either: from an older helper they are
+ * absent, and a rule that needs them (script, app_id, sha256) then matches nothing.
  */
 export const PROTOCOL_VERSION = 3;
 /** A frame larger than this is dropped before decoding: 256 records of ~1 KiB fit well. */
@@ -174,6 +176,10 @@ function processToProto(p: ProcessInfo): pb.ProcessInfo {
     startTime: p.startTime,
     identity: IDENTITIES.toProto(p.identity),
     otherMountNs: p.otherMountNs,
+    cwd: p.cwd ?? '',
+    appId: p.appId ?? '',
+    exeDev: p.exeFile?.dev ?? 0,
+    exeIno: p.exeFile?.ino ?? 0,
   };
 }
 
@@ -258,7 +264,7 @@ export function encodeBusMessage(m: BusMessage): Uint8Array {
 // defaults); a toObject() copy would cost as much as the decode itself.
 
 function processFromProto(p: pb.ProcessInfo): ProcessInfo {
-  return {
+  const info: ProcessInfo = {
     pid: p.pid,
     uid: p.uid,
     exe: p.exe,
@@ -272,6 +278,10 @@ function processFromProto(p: pb.ProcessInfo): ProcessInfo {
     identity: IDENTITIES.fromProto(p.identity) ?? 'unverified',
     otherMountNs: p.otherMountNs,
   };
+  if (p.cwd !== '') info.cwd = p.cwd;
+  if (p.appId !== '') info.appId = p.appId;
+  if (p.exeIno !== 0) info.exeFile = { dev: p.exeDev, ino: p.exeIno };
+  return info;
 }
 
 function recordFromProto(r: pb.PacketRecord): PacketRecord | string {

@@ -26,6 +26,12 @@ import { INBOUND_STATE_FILE_NAME, InboundStatus } from './inboundState.js';
 import { bastionMetrics } from './metrics/bastionMetrics.js';
 import { MetricsFile } from './metrics/metricsFile.js';
 import { promText } from './metrics/promText.js';
+import { ExtendedRulesStore } from './rules/extendedRulesStore.js';
+import { ProcessFacts } from './rules/processFacts.js';
+import { HostLists } from './lists/hostLists.js';
+import type { ExtendedRule } from './rules/extendedRule.js';
+import type { Connection } from './connection.js';
+import { unknownLists } from './rules/extendedRulesStore.js';
 
 export interface DaemonOptions {
   version: string;
@@ -48,7 +54,16 @@ export interface DaemonOptions {
   metrics?: { dir: string; intervalMs: number } | null;
   /** The old GUI's inbound state file; absent: inbound-active beside the GUI socket; null: none. */
   inboundStateFile?: string | null;
+  /** rules.d: extended rules deployed by the administrator (docs/rules.md). */
+  rulesDir: string;
+  /** The service's own file of imported extended rules; null: none. */
+  importedRulesPath: string | null;
+  /** lists.d: host and IP lists that rules name (service/lists). */
+  listsDir: string;
 }
+
+/** A changed program's pinned-hash notice is repeated at most this often per rule and program. */
+const PIN_NOTICE_MS = 60_000;
 
 /**
  * How long the helper may reuse a path rule's allow without asking (Verdict.cache_ms). Any rule
@@ -63,6 +78,10 @@ export class PolicyDaemon {
   readonly stats = new Stats();
   readonly config: ConfigStore;
   readonly rules: RulesStore;
+  readonly extended: ExtendedRulesStore;
+  readonly lists: HostLists;
+  readonly facts: ProcessFacts;
+  private readonly pinNotices = new Map<string, number>();
   /** A changed rule or session decision resets the helper's verdict cache at once. */
   readonly sessions = new SessionDecisions(undefined, () => this.policyChanged());
   readonly decider: Decider;
@@ -87,6 +106,14 @@ export class PolicyDaemon {
     const lastGood = (name: string): { lastGood?: LastGoodCopy } => (options.stateDir ? { lastGood: new LastGoodCopy(join(options.stateDir, name), log) } : {});
     this.config = new ConfigStore({ path: options.configPath, logger: log, ...lastGood('config.last-good.json') });
     this.rules = new RulesStore({ path: options.rulesPath, logger: log, onChange: () => this.policyChanged(), ...lastGood('rules.last-good.json') });
+    this.lists = new HostLists({ dir: options.listsDir, logger: log, onChange: () => this.policyChanged() });
+    this.facts = new ProcessFacts(() => this.lists);
+    this.extended = new ExtendedRulesStore({
+      dir: options.rulesDir,
+      importedPath: options.importedRulesPath,
+      logger: log,
+      onChange: () => this.policyChanged(),
+    });
     this.modeOverride = options.modeOverride;
     this.effectiveConfig = this.applyOverride(this.config.current);
     this.journal = new DecisionJournal(
@@ -111,6 +138,9 @@ export class PolicyDaemon {
       rules: () => this.rules.rules,
       sessions: this.sessions,
       whitelist,
+      extended: () => this.extended.rules,
+      facts: this.facts,
+      onPinMismatch: (rule, conn, why) => this.pinMismatch(rule, conn, why),
     });
     this.decider = new Decider({
       policy,
@@ -148,6 +178,7 @@ export class PolicyDaemon {
             rules: this.rules.rules,
             sessionNames: (subject) => this.sessions.names(subject),
             whitelisted: (path) => whitelist.isSystemClient(path),
+            pathRulesFinal: (path) => policy.pathRulesFinal(path),
           }),
         inboundWanted: () => this.effectiveConfig.inboundProtection,
         onInboundState: (state) => void this.inbound.update(state),
@@ -158,6 +189,7 @@ export class PolicyDaemon {
     this.metricsFile = options.metrics ? new MetricsFile({ ...options.metrics, text: () => this.metricsText(), log }) : null;
     const ctx: GuiContext = {
       rules: this.rules,
+      extended: this.extended,
       config: this.config,
       sessions: this.sessions,
       authorizer: options.authorizer,
@@ -193,6 +225,7 @@ export class PolicyDaemon {
 
   async start(): Promise<void> {
     await this.reload();
+    this.lists.watch();
     if (this.history && (await this.history.open())) this.log.info({ path: this.options.historyPath }, 'decision history open');
     await this.gui.listen();
     this.link.start();
@@ -212,6 +245,25 @@ export class PolicyDaemon {
     const rules = await this.rules.load();
     if (!rules.ok) this.notify('error', 'rules.json not loaded', `${rules.error}; ${rules.inForce}`);
     else this.log.info({ rules: rules.count, path: this.options.rulesPath }, 'rules loaded');
+    const lists = await this.lists.load();
+    if (lists.errors.length > 0)
+      this.notify('warning', 'lists: lines skipped', `${lists.errors.length} files with skipped lines or files; bastion check-config names them`);
+    const extended = await this.extended.load();
+    const missing = unknownLists(this.extended.rules.ordered, (name) => this.lists.has(name));
+    if (missing.length > 0) this.log.warn({ missing }, 'rules name lists that lists.d does not have: they match nothing');
+    this.log.info({ rules: extended.count, files: extended.files, skipped: extended.errors.length, dir: this.options.rulesDir }, 'extended rules loaded');
+    if (extended.errors.length > 0) this.notify('error', 'extended rules skipped', `${extended.errors.length} skipped; bastion check-config names them`);
+  }
+
+  /** A pinned executable changed: asked about again, and people told why (not more than once a minute). */
+  private pinMismatch(rule: ExtendedRule, conn: Connection, why: string): void {
+    const key = `${rule.source}\0${conn.exe ?? ''}`;
+    const now = Date.now();
+    if ((this.pinNotices.get(key) ?? 0) > now - PIN_NOTICE_MS) return;
+    if (this.pinNotices.size > 1024) this.pinNotices.clear();
+    this.pinNotices.set(key, now);
+    this.log.warn({ rule: rule.source, exe: conn.exe, why }, 'pinned SHA-256 does not hold; asking again');
+    this.notify('warning', 'program changed since its rule was written', `${rule.source}: ${why}`);
   }
 
   /** The helper's cached verdicts came from the old rules or session decisions: drop them. */
@@ -225,6 +277,7 @@ export class PolicyDaemon {
     this.link.stop();
     await this.metricsFile?.stop();
     await this.inbound.stop();
+    this.lists.close();
     await this.gui.close();
     await this.history?.close();
     this.log.info({ stats: this.stats.snapshot() }, 'policy service stopped');
@@ -239,6 +292,7 @@ export class PolicyDaemon {
       uptime_seconds: Math.round((Date.now() - this.startedAt) / 1000),
       stats: this.countersJson(),
       rules: this.rules.rules.size,
+      extended_rules: this.extended.rules.size,
       clients: this.gui.clientCount,
       prompts: { open: this.prompts.openCount, limited: this.prompts.limited, answering: this.prompts.answeringCount },
       monitors: this.feed.size,

@@ -146,7 +146,8 @@ export class Decider {
       conn.exe !== null &&
       (conn.protocol === 'TCP' || conn.protocol === 'UDP') &&
       decision.ruleKey !== null &&
-      ruleKeySubject(decision.ruleKey) === conn.exe
+      ruleKeySubject(decision.ruleKey) === conn.exe &&
+      this.deps.policy.pathRulesFinal(conn.exe)
     );
   }
 

@@ -4,7 +4,8 @@
 // whitelist -> session decisions -> rules -> mode, and a path subject ranks first among rules,
 // so a subject's rules are sent whole, or not at all when:
 //  - a session decision names the subject (for any uid): it ranks above the rules;
-//  - it is one of the whitelist's system clients: the whitelist would allow what a rule denies.
+//  - it is one of the whitelist's system clients: the whitelist would allow what a rule denies;
+//  - an extended rule (rules.d, imported) could match its connections: those rank above rules.json.
 // Loopback and LAN destinations, which the whitelist may allow too, are never denied in the
 // kernel (caller.bpf.c local_v4/local_v6). Learning mode changes nothing here: rules rank above
 // the mode, so a path rule decides alike in both modes.
@@ -18,9 +19,11 @@ export interface KernelRuleSources {
   sessionNames: (subject: string) => boolean;
   /** Whether the whitelist passes some connections of this executable path. */
   whitelisted: (path: string) => boolean;
+  /** Whether rules.json's path rules for this executable are final (Policy.pathRulesFinal). */
+  pathRulesFinal?: (path: string) => boolean;
 }
 
-export function kernelPathRules({ rules, sessionNames, whitelisted }: KernelRuleSources): PathRule[] {
+export function kernelPathRules({ rules, sessionNames, whitelisted, pathRulesFinal }: KernelRuleSources): PathRule[] {
   const bySubject = new Map<string, PathRule[]>();
   for (const entry of rules.entries()) {
     if (subjectKind(entry.subject) !== 'path') continue;
@@ -30,7 +33,7 @@ export function kernelPathRules({ rules, sessionNames, whitelisted }: KernelRule
   }
   const out: PathRule[] = [];
   for (const [subject, list] of bySubject) {
-    if (sessionNames(subject) || whitelisted(subject)) continue;
+    if (sessionNames(subject) || whitelisted(subject) || pathRulesFinal?.(subject) === false) continue;
     out.push(...list);
   }
   return out;

@@ -286,8 +286,18 @@ export interface ProcessInfo {
   cmdline: string[];
   ppid: number;
   parentExe: string;
-  /** field 22 of /proc/PID/stat (clock ticks since boot): guards pid reuse */
+  /** proc/PID/stat field 22 (clock ticks since boot): guards pid reuse */
   startTime: number;
+  /**
+   * For extended rules (docs/rules.md): the working directory (a script path given to an
+   * interpreter relative to it), the Flatpak/Snap app id from /proc/PID/cgroup ('' when none),
+   * and stat of /proc/PID/exe (the running file; 0 when unread), so a pinned SHA-256 is checked
+   * against the file that runs and not one put at its path since.
+   */
+  cwd: string;
+  appId: string;
+  exeDev: number;
+  exeIno: number;
   /**
    * Whether exe can be believed (the helper's user namespace, and /proc/PID/exe is the same
    * device and inode as exe seen from the helper). Only HOST matches path rules, the whitelist
@@ -436,6 +446,10 @@ const descriptor = {
                 ppid: { type: 'uint32', id: 7 },
                 parentExe: { type: 'string', id: 8 },
                 startTime: { type: 'uint64', id: 9 },
+                cwd: { type: 'string', id: 10 },
+                appId: { type: 'string', id: 11 },
+                exeDev: { type: 'uint64', id: 12 },
+                exeIno: { type: 'uint64', id: 13 },
                 identity: { type: 'ExeIdentity', id: 70 },
                 otherMountNs: { type: 'bool', id: 71 },
               },

@@ -5,6 +5,7 @@
 import { closeSync, existsSync, lstatSync, openSync, readSync, readlinkSync, statSync } from 'node:fs';
 import { parseStat, type StatFields } from '../../common/procStat.js';
 import type { ExeIdentity, ProcessInfo } from '../../common/types.js';
+import { appIdFromCgroup } from './appId.js';
 
 /** The kernel appends this to /proc/PID/exe once the binary has been unlinked. */
 const DELETED_SUFFIX = ' (deleted)';
@@ -176,6 +177,25 @@ function readParentExe(ppid: number, procRoot: string): string {
   }
 }
 
+/** The Flatpak/Snap app id of pid (appId.ts), or null when it has none or its cgroup is unreadable. */
+function readAppId(pid: number, procRoot: string): string | null {
+  try {
+    return appIdFromCgroup(readProcFile(`${procRoot}/${pid}/cgroup`));
+  } catch {
+    return null;
+  }
+}
+
+/** The working directory (script rules resolve a relative script path against it), or null. */
+function readCwd(dir: string): string | null {
+  try {
+    const cwd = readlinkSync(`${dir}/cwd`);
+    return cwd.startsWith('/') && !cwd.endsWith(DELETED_SUFFIX) ? cwd : null;
+  } catch {
+    return null;
+  }
+}
+
 function splitCmdline(raw: string): string[] {
   const args = raw.split('\0');
   // Arguments are NUL-terminated, so split leaves one empty string at the end.
@@ -207,6 +227,8 @@ export function readProcessInfo(pid: number, procRoot = '/proc', stat?: StatFiel
       if (!isDeniedError(err)) throw err;
     }
     const parentExe = readParentExe(first.ppid, procRoot);
+    const cwd = readCwd(dir);
+    const appId = readAppId(pid, procRoot);
     if (readStartTime(pid, procRoot) !== first.startTime) return null;
     const info: ProcessInfo = {
       pid,
@@ -222,6 +244,8 @@ export function readProcessInfo(pid: number, procRoot = '/proc', stat?: StatFiel
       otherMountNs: check.otherMountNs,
     };
     if (check.exeFile) info.exeFile = check.exeFile;
+    if (cwd !== null) info.cwd = cwd;
+    if (appId !== null) info.appId = appId;
     return info;
   } catch (err) {
     // A zombie has no exe (ENOENT) and owns no sockets: treating it as gone is right too.

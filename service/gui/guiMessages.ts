@@ -6,13 +6,16 @@ import { configJson, CONFIG_KEYS, unknownConfigKey, withConfigValue, type Bastio
 import type { PromptAnswer } from '../prompts/answerScope.js';
 import type { AnswerOutcome } from '../prompts/promptBroker.js';
 import type { RulesStore } from '../rules/rulesStore.js';
+import type { ExtendedRulesStore } from '../rules/extendedRulesStore.js';
+import { ruleHandlers } from './ruleMessages.js';
 import { destSubject, nameSubject, type RulePort } from '../rules/ruleKey.js';
 import type { SessionDecisions } from '../sessions.js';
 import type { GuiClient } from './guiServer.js';
-import { reportRefusal } from './refusal.js';
+import { authorized, fail, field, type Msg } from './guiReply.js';
 
 export interface GuiContext {
   rules: RulesStore;
+  extended: ExtendedRulesStore;
   config: ConfigStore;
   sessions: SessionDecisions;
   authorizer: Authorizer;
@@ -43,29 +46,7 @@ export interface FeedForGui {
 
 const FEEDS = ['decisions'];
 
-type Msg = Record<string, unknown>;
 type Handler = (ctx: GuiContext, client: GuiClient, msg: Msg) => Promise<void> | void;
-
-const fail = (client: GuiClient, request: string | null, error: string): void => client.send({ type: 'error', error, request });
-
-function field<T extends 'string' | 'boolean' | 'number'>(
-  msg: Msg,
-  name: string,
-  kind: T,
-  required: boolean,
-): { ok: true; value: (T extends 'string' ? string : T extends 'boolean' ? boolean : number) | undefined } | { ok: false; error: string } {
-  const v = msg[name];
-  if (v === undefined || v === null) return required ? { ok: false, error: `missing field "${name}"` } : { ok: true, value: undefined };
-  if (typeof v !== kind) return { ok: false, error: `field "${name}" must be a ${kind}` };
-  return { ok: true, value: v as never };
-}
-
-/** A refusal is an `error` plus a `notification` the tray shows, and a log line (refusal.ts). */
-async function authorized(ctx: GuiContext, client: GuiClient, type: string, action: string): Promise<boolean> {
-  const result = await ctx.authorizer.authorize(client.peer, action);
-  if (!result.ok) reportRefusal(client, ctx.log, type, result.error);
-  return result.ok;
-}
 
 /** Strips the tray's display suffix: "firefox (www.example.org.)" -> "firefox". */
 function bareName(appName: string): string {
@@ -147,6 +128,8 @@ const handlers: Record<string, Handler> = {
   },
 
   // ---- extensions for the bastion CLI ----
+
+  ...ruleHandlers,
 
   /** Optional self-description; `answers_prompts: false` = send no prompts, do not wait for me. */
   hello: (ctx, client, msg) => {

@@ -124,6 +124,23 @@ export function ruleKeySubject(key: string): string | null {
   return colon < 0 ? null : key.slice(0, colon);
 }
 
+/**
+ * A `@dest` rule's one spelling: the destination port belongs to the subject and the key's own
+ * port is '*' (`@dest:192.0.2.7:53:*`). `@dest:<ip>:53:53` and `@dest:<ip>:*:53` say the same
+ * and are stored so; `@dest:<ip>:53:80` could match nothing and is an error. Other subjects are
+ * returned as given.
+ */
+export function canonicalDestRule(subject: string, port: RulePort): { ok: true; subject: string; port: RulePort } | { ok: false; error: string } {
+  const dest = parseDestSubject(subject);
+  if (dest === null || port === '*' || port === 0) return { ok: true, subject, port: port === 0 ? '*' : port };
+  if (dest.port === '*') return { ok: true, subject: destSubject(dest.ip, port), port: '*' };
+  if (dest.port === port) return { ok: true, subject: destSubject(dest.ip, port), port: '*' };
+  return {
+    ok: false,
+    error: `rule ${JSON.stringify(formatRuleKey(subject, port))} names port ${dest.port} in its subject and port ${port} after it; write ${JSON.stringify(formatRuleKey(subject, '*'))}`,
+  };
+}
+
 export function parseRuleKey(key: string): ParsedRuleKey {
   const subject = ruleKeySubject(key);
   if (subject === null) return { ok: false, error: `rule key ${JSON.stringify(key)} has no ":<port>" part` };
@@ -141,5 +158,7 @@ export function parseRuleKey(key: string): ParsedRuleKey {
       error: `rule key ${JSON.stringify(key)} has subject ${JSON.stringify(subject)}; expected ${SUBJECT_FORMS}`,
     };
   }
-  return { ok: true, subject: canonicalSubject(subject), port };
+  const dest = canonicalDestRule(canonicalSubject(subject), port);
+  if (!dest.ok) return dest;
+  return { ok: true, subject: dest.subject, port: dest.port };
 }

@@ -3,6 +3,7 @@
 // Semantics: gui-protocol.md, "rules.json".
 import { wildcardsFor } from '../../common/hostName.js';
 import {
+  canonicalDestRule,
   canonicalSubject,
   formatRuleKey,
   hostOfSubject,
@@ -145,11 +146,12 @@ export class RuleSet {
     if (subjectKind(given) === null) {
       return { ok: false, error: `rule subject ${JSON.stringify(given)} is not ${SUBJECT_FORMS}` };
     }
-    const subject = canonicalSubject(given);
     if (port !== '*' && !(Number.isInteger(port) && port >= 0 && port <= 65535)) {
       return { ok: false, error: `rule port ${port} is not 1-65535 or "*"` };
     }
-    return { ok: true, key: this.put(subject, port === 0 ? '*' : port, allow) };
+    const rule = canonicalDestRule(canonicalSubject(given), port);
+    if (!rule.ok) return rule;
+    return { ok: true, key: this.put(rule.subject, rule.port, allow) };
   }
 
   /**

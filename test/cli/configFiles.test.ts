@@ -21,11 +21,11 @@ function file(name: string, text: string): string {
 }
 
 describe('bastion check-config', () => {
-  it('reports each file named: its mode and timeout, its rule count, and skipped entries as warnings', async () => {
+  it('reports each file named: its mode and timeout, its rule count, and skipped entries as warnings that fail the check', async () => {
     const config = file('c1.json', '{"mode": "enforcement", "timeout_seconds": 2}');
     const rules = file('r1.json', '{"/usr/bin/curl:80": true, "/usr/bin/x:port": true}');
     assert.deepEqual(await checkConfigFiles({ config, rules }), {
-      ok: true,
+      ok: false,
       lines: [
         `${config}: warning: timeout_seconds 2 is outside 5..300; using 5`,
         `${config}: ok (mode enforcement, prompts time out after 5 s)`,
@@ -48,7 +48,7 @@ describe('bastion check-config', () => {
     );
     const forms = 'an absolute path, @name:<comm>, @dest:<ip>:<port or *> or @host:<name or *.suffix>';
     assert.deepEqual(await checkConfigFiles({ rules }), {
-      ok: true,
+      ok: false,
       lines: [
         `${rules}: warning: skipped: rule key "@host:bad name.test:443" has subject "@host:bad name.test"; expected ${forms}`,
         `${rules}: warning: skipped: rule key "@host:*:80" has subject "@host:*"; expected ${forms}`,

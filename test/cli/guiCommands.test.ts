@@ -32,9 +32,17 @@ describe('bastion status', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.equal(
       r.stdout,
-      ['mode:     enforcement (default action: deny)', 'helper:   not connected', 'rules:    2', 'clients:  1', 'decided:  0 (allowed 0, blocked 0)', ''].join(
-        '\n',
-      ),
+      [
+        'mode:     enforcement (default action: deny)',
+        'helper:   not connected',
+        'rules:    2',
+        'clients:  1',
+        'decided:  0 (allowed 0, blocked 0)',
+        'inbound:  not filtered by Bastion (inbound_protection is false; `bastion inbound enable` turns it on)',
+        'forward:  not decided: traffic forwarded for containers and VMs (FORWARD) passes without rules, prompts or log',
+        'metrics:  none (bastion daemon --metrics-dir DIR writes bastion.prom for node_exporter)',
+        '',
+      ].join('\n'),
     );
   });
 

@@ -84,6 +84,15 @@ describe('bus codec', () => {
     assert.deepEqual(plain(m), plain({ kind: 'packets', records: [report, single] }));
   });
 
+  it('round-trips what extended rules read of a process: its cwd, app id and running file', () => {
+    const rich: PacketRecord = {
+      ...record,
+      process: { ...record.process!, cwd: '/srv/app', appId: 'org.example.App', exeFile: { dev: 2049, ino: 2 ** 40 + 7 } },
+    };
+    const m = roundTrip({ kind: 'packets', records: [rich] });
+    assert.deepEqual(plain(m), plain({ kind: 'packets', records: [rich] }));
+  });
+
   it("reads a process without an identity (an older helper's record) as unverified, never as the host's", () => {
     const old = encodeBusMessage({ kind: 'packets', records: [{ ...record, process: { ...record.process!, identity: 'unspecified' as 'host' } }] });
     const decoded = decodeBusMessage(old);

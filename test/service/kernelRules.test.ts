@@ -3,6 +3,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { kernelPathRules } from '../../service/kernelRules.js';
+import { Policy } from '../../service/policy.js';
+import { parseExtendedRule } from '../../service/rules/extendedRule.js';
+import { ExtendedRuleSet } from '../../service/rules/extendedRuleSet.js';
 import { RuleSet } from '../../service/rules/ruleSet.js';
 import { SessionDecisions } from '../../service/sessions.js';
 import { Whitelist } from '../../service/whitelist.js';
@@ -41,5 +44,23 @@ describe('path rules for the kernel', () => {
     assert.deepEqual(rulesFor({ '/usr/bin/curl:80': true, '/usr/bin/curl:*': false, '/usr/bin/wget:80': true }, sessions), [
       { path: '/usr/bin/wget', port: 80, allow: true },
     ]);
+  });
+});
+
+describe('path rules for the kernel beside extended rules', () => {
+  it('leaves out the rules of an executable that an extended rule could match, and keeps the others', () => {
+    const built = RuleSet.fromJSON({ '/usr/bin/curl:*': true, '/usr/bin/nc:443': false });
+    assert.ok(built.ok);
+    const parsed = parseExtendedRule({ action: 'deny', exe: '/usr/bin/curl', user: 1000 }, 'rules.d/a.json#1', () => null);
+    assert.ok(parsed.ok);
+    const policy = new Policy({
+      config: () => ({}) as never,
+      rules: () => built.rules,
+      sessions: new SessionDecisions(),
+      whitelist: new Whitelist(() => 0),
+      extended: () => new ExtendedRuleSet([parsed.rule]),
+    });
+    const sent = kernelPathRules({ rules: built.rules, sessionNames: () => false, whitelisted: () => false, pathRulesFinal: (p) => policy.pathRulesFinal(p) });
+    assert.deepEqual(sent, [{ path: '/usr/bin/nc', port: 443, allow: false }]);
   });
 });

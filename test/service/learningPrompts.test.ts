@@ -1,5 +1,6 @@
 // Learning-mode popups on several trays, and the control panel, which only listens. The trays'
 // answers are the fixture lines byte for byte, through the real dispatcher and rules store.
+import { ExtendedRulesStore } from '../../service/rules/extendedRulesStore.js';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -58,6 +59,7 @@ async function setup(cfg: BastionConfig, clients: RecordingClient[], listensOnly
   const ctx: GuiContext = {
     log: silentLog,
     rules,
+    extended: new ExtendedRulesStore({ dir: `${dir.path}/rules.d`, importedPath: null }),
     config: new ConfigStore({ path: `${dir.path}/config.json` }),
     sessions,
     authorizer,
