@@ -101,6 +101,18 @@ struct bq_verdict_event {
 	__u32 pad;
 };
 
+/* UDP flows whose kernel allow was reported, remembered at most (caller.bpf.c udp_reported). */
+#define BQ_UDP_REPORTED_ENTRIES 16384
+
+/* A UDP flow as reported: the socket, and where its datagram went. */
+struct bq_udp_flow_key {
+	__u64 cookie;
+	__u32 family;
+	__u16 port;    /* host order */
+	__u16 pad;
+	__u32 dst[4];  /* IPv4 in the first word */
+};
+
 /* verdict_stats slots */
 #define BQ_VERDICT_STAT_LOST 0 /* decisions applied whose report did not fit in the ring */
 #define BQ_VERDICT_STATS 1

@@ -1084,6 +1084,25 @@ static napi_value kernel_verdict_take(napi_env env, napi_callback_info info)
 	return out;
 }
 
+/* kernelUdpAllowPin(path) -> 0 or -errno: the UDP allow filter pinned there (caller_bpf.h);
+ * -ENOTSUP when the kernel refused it, -EBADF when nothing is attached. */
+static napi_value kernel_udp_allow_pin(napi_env env, napi_callback_info info)
+{
+	size_t argc = 1;
+	napi_value argv[1], ret;
+	NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+	char path[4096];
+	size_t len = 0;
+	if (argc < 1 || napi_get_value_string_utf8(env, argv[0], path, sizeof(path), &len) != napi_ok || len == 0 ||
+	    len >= sizeof(path) - 1) {
+		napi_throw_type_error(env, "EINVAL", "kernelUdpAllowPin(path)");
+		return NULL;
+	}
+	int rc = g_caller ? bq_caller_udp_allow_pin(g_caller, path) : -EBADF;
+	NAPI_CALL(env, napi_create_int32(env, rc, &ret));
+	return ret;
+}
+
 /* ---- SO_PEERCRED ---- */
 
 static napi_value peer_cred(napi_env env, napi_callback_info info)
@@ -1481,6 +1500,7 @@ static napi_value init(napi_env env, napi_value exports)
 		{"kernelVerdictDelete", NULL, kernel_verdict_delete, NULL, NULL, NULL, napi_default, NULL},
 		{"kernelVerdictClear", NULL, kernel_verdict_clear, NULL, NULL, NULL, napi_default, NULL},
 		{"kernelVerdictTake", NULL, kernel_verdict_take, NULL, NULL, NULL, napi_default, NULL},
+		{"kernelUdpAllowPin", NULL, kernel_udp_allow_pin, NULL, NULL, NULL, napi_default, NULL},
 	};
 	napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
 	napi_value v;
