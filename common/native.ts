@@ -98,6 +98,8 @@ export interface NativeAddon {
    * our chain's `-m bpf --object-pinned` match. 0 or -errno: -ENOTSUP when the kernel refused it.
    */
   kernelUdpAllowPin(path: string): number;
+  /** The helper's sign of life, without which (5 s) the UDP allow filter allows nothing. 0 or -errno. */
+  kernelVerdictAlive(): number;
   /** Where each field of a kernelVerdictTake() event lies (bq_verdict_event), and its constants. */
   readonly verdictEvent: VerdictEventLayout;
   /** Where sockDiagLookup writes each field in an out array of `length` elements. */

@@ -17,6 +17,8 @@ import type { PathRule } from '../common/wire.js';
 
 /** How often rule paths are resolved again, to follow a file replaced at its path. */
 export const REFRESH_MS = 2000;
+/** How often the helper tells the UDP allow filter it lives (the filter gives up after 5 s: BQ_VERDICT_ALIVE_NS). */
+const ALIVE_MS = 1000;
 /** Decisions read from the ring per take at most (the ring holds ~3,200). */
 const TAKE_EVENTS = 4096;
 /** Executables remembered for reports at most (more than the map's rules can name at once). */
@@ -118,6 +120,7 @@ export class KernelVerdicts {
    */
   private readonly paths = new Map<string, string>();
   private refreshTimer: NodeJS.Timeout | null = null;
+  private aliveTimer: NodeJS.Timeout | null = null;
   private readonly events: Uint8Array;
   private readonly view: DataView;
   private readonly layout: VerdictEventLayout;
@@ -126,7 +129,10 @@ export class KernelVerdicts {
   lost = 0;
 
   constructor(
-    private readonly native: Pick<NativeAddon, 'kernelVerdictSet' | 'kernelVerdictDelete' | 'kernelVerdictClear' | 'kernelVerdictTake' | 'verdictEvent'>,
+    private readonly native: Pick<
+      NativeAddon,
+      'kernelVerdictSet' | 'kernelVerdictDelete' | 'kernelVerdictClear' | 'kernelVerdictTake' | 'verdictEvent' | 'kernelVerdictAlive'
+    >,
     private readonly log: Logger,
     private readonly resolve: (path: string) => ResolvedPath = resolvePath,
   ) {
@@ -138,11 +144,16 @@ export class KernelVerdicts {
   start(): void {
     this.refreshTimer = setInterval(() => this.refresh(), REFRESH_MS);
     this.refreshTimer.unref();
+    this.alive();
+    this.aliveTimer = setInterval(() => this.alive(), ALIVE_MS);
+    this.aliveTimer.unref();
   }
 
   stop(): void {
     if (this.refreshTimer) clearInterval(this.refreshTimer);
+    if (this.aliveTimer) clearInterval(this.aliveTimer);
     this.refreshTimer = null;
+    this.aliveTimer = null;
     this.clear();
   }
 
@@ -162,6 +173,12 @@ export class KernelVerdicts {
     const rc = this.native.kernelVerdictClear();
     if (rc !== 0) this.log.error({ rc }, 'emptying the kernel verdict map failed');
     this.entries.clear();
+  }
+
+  /** The UDP allow filter, held by our chain's rule, allows nothing once these stop (the helper gone). */
+  private alive(): void {
+    const rc = this.native.kernelVerdictAlive();
+    if (rc !== 0) this.log.error({ rc }, 'the UDP allow filter cannot be told the helper lives: UDP allows go to the queue');
   }
 
   /** Paths resolved again: a file replaced at its path is decided by its new inode only. */

@@ -94,6 +94,14 @@ struct {
 	__type(value, struct bq_verdict_value);
 } verdicts SEC(".maps");
 
+/* The helper's last sign of life (CLOCK_MONOTONIC ns, as bpf_ktime_get_ns() reads it). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} verdict_alive SEC(".maps");
+
 /* UDP flows (socket, destination) whose allow was reported already: an unanswered flow's every
  * datagram is a new connection to conntrack, reported once here. An LRU: a flow pushed out is
  * reported again, never lost. */
@@ -500,11 +508,17 @@ static __always_inline bool udp_destination(struct __sk_buff *skb, __u32 *family
  * passed over SCM_RIGHTS, or handed to another program by exec) is not its to use, and a context
  * that is not the sender (a packet reinjected later by another queue) names no caller at all.
  * Anything else, and every deny (decided at sendmsg by decide()), is left to the rules after it.
+ * The chain's rule holds this filter and its maps after the helper is gone (killed: the cgroup
+ * programs go with its links, this does not): without a recent sign of life it allows nothing.
  */
 SEC("socket")
 int bastion_udp_allow(struct __sk_buff *skb)
 {
 	if (!kernel_verdicts)
+		return 0;
+	__u32 zero = 0;
+	__u64 *alive = bpf_map_lookup_elem(&verdict_alive, &zero);
+	if (!alive || bpf_ktime_get_ns() - *alive > BQ_VERDICT_ALIVE_NS)
 		return 0;
 	__u32 family = 0, dst[4] = {};
 	__u16 port = 0;

@@ -101,6 +101,11 @@ struct bq_verdict_event {
 	__u32 pad;
 };
 
+/* How long the UDP allow filter trusts the helper's last sign of life (bq_caller_verdict_alive(),
+ * every second): the filter outlives the helper in our chain's rule, the cgroup programs do not;
+ * a helper gone (killed, or stalled past this) lets it allow nothing. */
+#define BQ_VERDICT_ALIVE_NS (5ull * 1000 * 1000 * 1000)
+
 /* UDP flows whose kernel allow was reported, remembered at most (caller.bpf.c udp_reported). */
 #define BQ_UDP_REPORTED_ENTRIES 16384
 

@@ -1103,6 +1103,16 @@ static napi_value kernel_udp_allow_pin(napi_env env, napi_callback_info info)
 	return ret;
 }
 
+/* kernelVerdictAlive() -> 0 or -errno: the helper's sign of life, which the UDP allow filter
+ * needs (caller_bpf.h, BQ_VERDICT_ALIVE_NS). */
+static napi_value kernel_verdict_alive(napi_env env, napi_callback_info info)
+{
+	(void)info;
+	napi_value ret;
+	NAPI_CALL(env, napi_create_int32(env, g_caller ? bq_caller_verdict_alive(g_caller) : -EBADF, &ret));
+	return ret;
+}
+
 /* ---- SO_PEERCRED ---- */
 
 static napi_value peer_cred(napi_env env, napi_callback_info info)
@@ -1501,6 +1511,7 @@ static napi_value init(napi_env env, napi_value exports)
 		{"kernelVerdictClear", NULL, kernel_verdict_clear, NULL, NULL, NULL, napi_default, NULL},
 		{"kernelVerdictTake", NULL, kernel_verdict_take, NULL, NULL, NULL, napi_default, NULL},
 		{"kernelUdpAllowPin", NULL, kernel_udp_allow_pin, NULL, NULL, NULL, napi_default, NULL},
+		{"kernelVerdictAlive", NULL, kernel_verdict_alive, NULL, NULL, NULL, napi_default, NULL},
 	};
 	napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
 	napi_value v;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <sys/socket.h>
@@ -308,6 +309,18 @@ int bq_caller_udp_allow_pin(const struct bq_caller *c, const char *path)
 	if (!c->verdicts || !c->udp_allow)
 		return -ENOTSUP;
 	return bpf_obj_pin(bpf_program__fd(c->skel->progs.bastion_udp_allow), path) < 0 ? -errno : 0;
+}
+
+int bq_caller_verdict_alive(const struct bq_caller *c)
+{
+	if (!c->verdicts)
+		return -ENOTSUP;
+	struct timespec now;
+	if (clock_gettime(CLOCK_MONOTONIC, &now) != 0)
+		return -errno;
+	uint32_t zero = 0;
+	uint64_t ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+	return bpf_map_update_elem(bpf_map__fd(c->skel->maps.verdict_alive), &zero, &ns, BPF_ANY) < 0 ? -errno : 0;
 }
 
 int bq_caller_verdict_set(const struct bq_caller *c, const struct bq_verdict_key *key, uint32_t verdict)

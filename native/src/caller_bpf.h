@@ -64,6 +64,9 @@ int bq_caller_verdict_clear(const struct bq_caller *c);
  * its own reference. */
 int bq_caller_udp_allow_pin(const struct bq_caller *c, const char *path);
 
+/* The helper's sign of life for the UDP allow filter (BQ_VERDICT_ALIVE_NS): 0 or -errno. */
+int bq_caller_verdict_alive(const struct bq_caller *c);
+
 /* Copies the decisions reported since the last call into out (capacity events of
  * BQ_VERDICT_EVENT_BYTES): how many, or -errno; *lost: reports the ring or out had no room for. */
 int bq_caller_verdict_take(struct bq_caller *c, uint8_t *out, size_t capacity, uint64_t *lost);

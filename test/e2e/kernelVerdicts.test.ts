@@ -354,6 +354,22 @@ describe('path rules decided in the kernel', () => {
       });
     });
 
+    it('a helper killed with SIGKILL leaves its filter in the chain (--strict keeps it), which allows nothing once the helper stopped saying it lives', async () => {
+      await withFirewall({ rules: { [`${PYTHON}:9999`]: true }, udpPorts: [9999], helperArgs: ['--strict'] }, async (fw) => {
+        // One socket, recorded and allowed before the kill, sends again past BQ_VERDICT_ALIVE_NS (5 s):
+        // its record and the allow are still in the maps the chain's filter holds.
+        const script = `SCRIPT = ${JSON.stringify(UDP_STEPS)}\n${UDP_STEPS}`;
+        const sender = fw.net.runAsync(fw.net.client, PYTHON, ['-c', script, fw.net.serverV4, 'sendto:9999', 'sleep:8', 'sendto:9999'], 30_000);
+        assert.equal(await datagramsOn(fw, 9999, 1), 1);
+        fw.helper!.child.kill('SIGKILL');
+        await fw.helper!.exited;
+        assert.match(fw.iptablesRules(4), /-m bpf --object-pinned/);
+        const run = await sender;
+        assert.equal(run.stdout.trim(), '["ok", "ok", "ok"]', run.stderr);
+        assert.equal(await datagramsOn(fw, 9999, 2), 1, 'the filter of a dead helper still allowed a datagram');
+      });
+    });
+
     it('without a bpf file system the helper says so, and UDP allows go to the queue (TCP stays in the kernel)', async () => {
       await withFirewall(
         { rules: { [`${PYTHON}:9999`]: true, [`${CURL}:80`]: true }, udpPorts: [9999], bpfFs: false, helperArgs: ['--bpf-fs', '/proc'] },

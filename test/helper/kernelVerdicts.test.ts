@@ -19,8 +19,12 @@ class FakeMap {
   events: Uint8Array[] = [];
   lost = 0;
   private key = (dev: number, ino: bigint, protocol: number, port: number): string => `${dev}:${ino}:${protocol}:${port}`;
-  readonly native: Pick<NativeAddon, 'kernelVerdictSet' | 'kernelVerdictDelete' | 'kernelVerdictClear' | 'kernelVerdictTake' | 'verdictEvent'> = {
+  readonly native: Pick<
+    NativeAddon,
+    'kernelVerdictSet' | 'kernelVerdictDelete' | 'kernelVerdictClear' | 'kernelVerdictTake' | 'verdictEvent' | 'kernelVerdictAlive'
+  > = {
     verdictEvent: layout,
+    kernelVerdictAlive: () => 0,
     kernelVerdictSet: (dev, ino, protocol, port, allow) => {
       this.calls.push(`set ${this.key(dev, ino, protocol, port)} ${allow}`);
       this.entries.set(this.key(dev, ino, protocol, port), allow);
