@@ -102,14 +102,15 @@ struct {
 	__type(value, __u64);
 } verdict_alive SEC(".maps");
 
-/* UDP flows (socket, destination) whose allow was reported already: an unanswered flow's every
- * datagram is a new connection to conntrack, reported once here. An LRU: a flow pushed out is
- * reported again, never lost. */
+/* UDP flows (socket, destination) whose allow was reported, and when (bpf_ktime_get_ns()): an
+ * unanswered flow's every datagram is a new connection to conntrack, reported once per
+ * BQ_UDP_REPORT_AGAIN_NS here (so a flow allowed again after a rule came back is reported within
+ * that). An LRU: a flow pushed out is reported again, never lost. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, BQ_UDP_REPORTED_ENTRIES);
 	__type(key, struct bq_udp_flow_key);
-	__type(value, __u8);
+	__type(value, __u64);
 } udp_reported SEC(".maps");
 
 /* Every decision taken here, for the helper to report (nothing is decided silently). */
@@ -517,8 +518,9 @@ int bastion_udp_allow(struct __sk_buff *skb)
 	if (!kernel_verdicts)
 		return 0;
 	__u32 zero = 0;
+	__u64 now = bpf_ktime_get_ns();
 	__u64 *alive = bpf_map_lookup_elem(&verdict_alive, &zero);
-	if (!alive || bpf_ktime_get_ns() - *alive > BQ_VERDICT_ALIVE_NS)
+	if (!alive || now - *alive > BQ_VERDICT_ALIVE_NS)
 		return 0;
 	__u32 family = 0, dst[4] = {};
 	__u16 port = 0;
@@ -544,8 +546,10 @@ int bastion_udp_allow(struct __sk_buff *skb)
 		return 0;
 	struct bq_udp_flow_key flow = {.cookie = cookie, .family = family, .port = port};
 	__builtin_memcpy(flow.dst, dst, 16);
-	__u8 seen = 1;
-	if (bpf_map_update_elem(&udp_reported, &flow, &seen, BPF_NOEXIST) == 0)
+	__u64 *reported = bpf_map_lookup_elem(&udp_reported, &flow);
+	if (!reported || now - *reported > BQ_UDP_REPORT_AGAIN_NS) {
+		bpf_map_update_elem(&udp_reported, &flow, &now, BPF_ANY);
 		report(&r, family, IPPROTO_UDP, dst, port, rule_port, BQ_VERDICT_ALLOW);
+	}
 	return 1;
 }

@@ -106,8 +106,10 @@ struct bq_verdict_event {
  * a helper gone (killed, or stalled past this) lets it allow nothing. */
 #define BQ_VERDICT_ALIVE_NS (5ull * 1000 * 1000 * 1000)
 
-/* UDP flows whose kernel allow was reported, remembered at most (caller.bpf.c udp_reported). */
+/* UDP flows whose kernel allow was reported, remembered at most (caller.bpf.c udp_reported), and
+ * how often one flow's allowed datagrams are reported again while it sends unanswered. */
 #define BQ_UDP_REPORTED_ENTRIES 16384
+#define BQ_UDP_REPORT_AGAIN_NS (10ull * 1000 * 1000 * 1000)
 
 /* A UDP flow as reported: the socket, and where its datagram went. */
 struct bq_udp_flow_key {

@@ -192,8 +192,8 @@ int bq_caller_open(struct bq_caller **out, const char *cgroup_path, bool verdict
 	 * refuses the UDP allow filter (a socket filter reading the task) still gets the rest. */
 	const struct {
 		bool exe, flows, verdicts, udp;
-	} tries[] = {{true, true, true, true},    {true, true, true, false},	{true, false, true, true},
-		     {true, false, true, false},  {true, true, false, false},	{true, false, false, false},
+	} tries[] = {{true, true, true, true},   {true, true, true, false},   {true, false, true, true},
+		     {true, false, true, false},  {true, true, false, false},  {true, false, false, false},
 		     {false, true, false, false}, {false, false, false, false}};
 	g_log.buf = log;
 	g_log.size = log_size;
