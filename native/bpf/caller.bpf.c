@@ -14,7 +14,7 @@
  * fail with EPERM); every such decision is reported through a ring buffer. Anything else goes
  * on to the queue, as before.
  * UDP allows are decided per datagram by a socket filter our chain runs before its queue rule
- * (iptables -m bpf, udp_allow() below): a cgroup_skb/egress program would come too late, the
+ * (iptables -m bpf, bastion_udp_allow() below): a cgroup_skb/egress program would come too late, the
  * cgroup egress hook runs after netfilter's OUTPUT and POSTROUTING (ip_finish_output). */
 #include <stdbool.h>
 #include <linux/types.h>
@@ -307,8 +307,8 @@ static __always_inline __u32 lookup_verdict(const struct bq_caller_record *r, __
  *    a reconnect that is no longer allowed loses the mark we set.
  *  - UDP connect: never failed (a program must be able to connect a UDP socket it may only
  *    send some datagrams on) and never marked: a connected socket may still sendto() elsewhere.
- *  - UDP sendmsg: deny fails that datagram; allow is left to the queue (a mark would stay on the
- *    socket for its next datagram to another destination).
+ *  - UDP sendmsg: deny fails that datagram; allow is decided per datagram by bastion_udp_allow
+ *    in our chain (a mark would stay on the socket for its next datagram to another destination).
  */
 static __always_inline int decide(struct bpf_sock_addr *ctx, const struct bq_caller_record *r, bool connect, __u32 family)
 {
