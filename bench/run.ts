@@ -1,24 +1,27 @@
-// npm run bench [-- --smoke] [-- --with-opensnitch] [-- --only=seq,par,udp,prompt,attribution,soak] [-- --rounds=N]
-//               [-- --systems=none,c-queue,js-queue,bastion,opensnitch] [-- --out=FILE]
-// Runs each scenario against no firewall, the C accept-all queue reader, Bastion with a rule
-// allowing the client, and (when asked) OpenSnitch, all in namespaces of its own, in one run.
+// npm run bench [-- --smoke] [-- --with-opensnitch] [-- --only=seq,par,udp,eperm,prompt,attribution,soak] [-- --rounds=N]
+//               [-- --systems=none,c-queue,js-queue,bastion,bastion-kernel,opensnitch] [-- --out=FILE]
+// Runs each scenario against no firewall, the C and JS accept-all queue readers, Bastion with a
+// path rule allowing the client decided by the queue ("bastion", --no-kernel-verdicts) and in
+// the kernel ("bastion-kernel": allowed by rule), and (when asked) OpenSnitch, all in namespaces
+// of its own, in one run. "time to EPERM" (eperm): how long a connect() of a program a path rule
+// denies takes to fail, against bastion-kernel.
 // Prints a table and writes bench/results.json. Figures are ratios within this run: the load
 // scenarios run in rounds (every system once per round), each system is compared with the
 // baseline of its own round, and the table gives the median over the rounds.
-import { writeFileSync } from 'node:fs';
+import { copyFileSync, writeFileSync } from 'node:fs';
 import { GuiConnection } from '../cli/guiClient.js';
 import { tempDir } from '../test/support/bastion.js';
 import { TestNetwork } from '../test/support/netns.js';
 import { runAttribution } from './lib/attributionScenario.js';
 import { runLoad, type LoadResult } from './lib/load.js';
-import { sampleProcess, startSystem, type SystemContext, type SystemName } from './lib/systems.js';
+import { releaseBpfFs, sampleProcess, startSystem, type SystemContext, type SystemName } from './lib/systems.js';
 import { buildTools } from './lib/tools.js';
 
 const args = process.argv.slice(2);
 const smoke = args.includes('--smoke');
 const withOpenSnitch = args.includes('--with-opensnitch');
 const onlyArg = args.find((a) => a.startsWith('--only='))?.slice('--only='.length);
-const only = new Set((onlyArg ?? 'seq,par,udp,prompt,attribution,soak').split(','));
+const only = new Set((onlyArg ?? 'seq,par,udp,eperm,prompt,attribution,soak').split(','));
 const outArg = args.find((a) => a.startsWith('--out='))?.slice('--out='.length);
 const systemsArg = args.find((a) => a.startsWith('--systems='))?.slice('--systems='.length);
 const roundsArg = args.find((a) => a.startsWith('--rounds='))?.slice('--rounds='.length);
@@ -27,8 +30,10 @@ const ROUNDS = roundsArg !== undefined ? Math.max(1, Number(roundsArg) || 1) : s
 const resultsPath = outArg ?? new URL('./results.json', import.meta.url);
 
 const SIZES = smoke
-  ? { warmup: 200, seq: 2000, par: 2000, udp: 1000, prompt: 1000, attribution: 50, soak: 20_000, soakStep: 5_000 }
-  : { warmup: 2000, seq: 20_000, par: 20_000, udp: 10_000, prompt: 5_000, attribution: 1_000, soak: 1_000_000, soakStep: 100_000 };
+  ? { warmup: 200, seq: 2000, par: 2000, udp: 1000, eperm: 200, prompt: 1000, attribution: 50, soak: 20_000, soakStep: 5_000 }
+  : { warmup: 2000, seq: 20_000, par: 20_000, udp: 10_000, eperm: 5_000, prompt: 5_000, attribution: 1_000, soak: 1_000_000, soakStep: 100_000 };
+/** Goals (README, "Performance"): allowed by rule against no firewall; the queue against the C accept-all reader; the time to EPERM. */
+const GOALS = { kernelVsNone: 0.9, queuedVsCQueue: 0.85, epermP99Micros: 1000 };
 const PORT = 9000;
 
 interface Row {
@@ -48,7 +53,10 @@ const tools = buildTools(dir.path);
 // connections: the overflow drops SYNs, and a 1 s retransmit would be measured as our cost.
 net.run(net.server, 'sysctl', ['-qw', 'net.core.somaxconn=65535']);
 const server = net.spawn(net.server, tools.servers, [String(PORT)]);
-const ctx: SystemContext = { net, dir: dir.path, client: tools.connect, port: PORT, queueNum: 20, nfqAccept: tools.nfqAccept };
+// The same client at another path is another file: Bastion's path rule denies that one.
+const deniedClient = `${dir.path}/bench-client-denied`;
+copyFileSync(tools.connect, deniedClient);
+const ctx: SystemContext = { net, dir: dir.path, client: tools.connect, deniedClient, port: PORT, queueNum: 20, nfqAccept: tools.nfqAccept };
 
 /** CPU time (user + system) the firewall's own processes have used so far. */
 function firewallCpuMs(pids: Record<string, number>): number {
@@ -70,6 +78,11 @@ async function loadScenarios(system: SystemName, round: number): Promise<void> {
     if (only.has('seq')) rows.push({ scenario: 'tcp sequential', system, round, result: await measured('tcp', SIZES.seq) });
     if (only.has('par')) rows.push({ scenario: 'tcp 16 parallel', system, round, result: await measured('tcp', SIZES.par, 16) });
     if (only.has('udp')) rows.push({ scenario: 'udp new flows', system, round, result: await measured('udp', SIZES.udp) });
+    if (only.has('eperm') && system === 'bastion-kernel') {
+      // Every connect() must fail with EPERM (the C client counts anything else as a failure).
+      const result = await runLoad(net, deniedClient, 'tcp-eperm', host, PORT, SIZES.eperm);
+      rows.push({ scenario: 'time to EPERM', system, round, result });
+    }
   } finally {
     await sys.stop();
   }
@@ -138,8 +151,8 @@ function summarize(): Record<string, unknown>[] {
   for (const key of keys) {
     const [scenario, system] = key.split('\t') as [string, SystemName];
     const mine = rows.filter((r) => r.scenario === scenario && r.system === system);
-    const against = (r: Row, f: (own: LoadResult, base: LoadResult) => number): number => {
-      const base = rows.find((b) => b.scenario === scenario && b.system === 'none' && b.round === r.round)?.result;
+    const against = (r: Row, f: (own: LoadResult, base: LoadResult) => number, baseline: SystemName = 'none'): number => {
+      const base = rows.find((b) => b.scenario === scenario && b.system === baseline && b.round === r.round)?.result;
       return base ? f(r.result, base) : NaN;
     };
     out.push({
@@ -151,6 +164,7 @@ function summarize(): Record<string, unknown>[] {
       perSecond: median(mine.map((r) => r.result.perSecond)),
       vsNone: median(mine.map((r) => against(r, (own, base) => own.perSecond / base.perSecond))),
       vsNoneByRound: mine.map((r) => against(r, (own, base) => own.perSecond / base.perSecond)),
+      vsCQueue: median(mine.map((r) => against(r, (own, base) => own.perSecond / base.perSecond, 'c-queue'))),
       addedP50: median(mine.map((r) => against(r, (own, base) => own.p50 - base.p50))),
       addedP99: median(mine.map((r) => against(r, (own, base) => own.p99 - base.p99))),
       firewallCpuMicros: median(mine.map((r) => r.result.firewallCpuMicros ?? NaN)),
@@ -165,14 +179,47 @@ function printTable(summary: Record<string, unknown>[]): void {
   const signed = (n: unknown): string => (typeof n === 'number' && Number.isFinite(n) ? `${n >= 0 ? '+' : ''}${n.toFixed(0)}` : '-');
   const percent = (n: unknown): string => (typeof n === 'number' && Number.isFinite(n) ? `${(n * 100).toFixed(0)}%` : '-');
   console.log(`\nmedians over ${ROUNDS} round(s); "vs none" and "added" against the baseline of the same round`);
-  console.log('| scenario | system | p50 µs | p99 µs | conn/s | vs none | vs none by round | added p50 | added p99 | firewall CPU µs/conn | failures |');
-  console.log('|---|---|---|---|---|---|---|---|---|---|---|');
+  console.log('bastion: the queue decides (Bastion queued); bastion-kernel: the same path rule decided in the kernel (allowed by rule)');
+  console.log(
+    '| scenario | system | p50 µs | p99 µs | conn/s | vs none | vs none by round | vs C reader | added p50 | added p99 | firewall CPU µs/conn | failures |',
+  );
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of summary) {
     const byRound = (r['vsNoneByRound'] as number[]).map(percent).join(' ');
     console.log(
-      `| ${String(r['scenario'])} | ${String(r['system'])} | ${fmt(r['p50'])} | ${fmt(r['p99'])} | ${fmt(r['perSecond'])} | ${percent(r['vsNone'])} | ${byRound} | ${signed(r['addedP50'])} | ${signed(r['addedP99'])} | ${fmt(r['firewallCpuMicros'], 1)} | ${fmt(r['failures'])} |`,
+      `| ${String(r['scenario'])} | ${String(r['system'])} | ${fmt(r['p50'])} | ${fmt(r['p99'])} | ${fmt(r['perSecond'])} | ${percent(r['vsNone'])} | ${byRound} | ${percent(r['vsCQueue'])} | ${signed(r['addedP50'])} | ${signed(r['addedP99'])} | ${fmt(r['firewallCpuMicros'], 1)} | ${fmt(r['failures'])} |`,
     );
   }
+  const goals = goalLines(summary);
+  if (goals.length > 0) console.log(`\ngoals:\n${goals.join('\n')}`);
+}
+
+/** Each goal beside what this run measured (medians over its rounds). */
+function goalLines(summary: Record<string, unknown>[]): string[] {
+  const percent = (n: unknown): string => (typeof n === 'number' && Number.isFinite(n) ? `${(n * 100).toFixed(0)}%` : '-');
+  const mark = (ok: boolean): string => (ok ? 'met' : 'NOT met');
+  const lines: string[] = [];
+  for (const r of summary) {
+    const vsNone = r['vsNone'] as number;
+    const vsCQueue = r['vsCQueue'] as number;
+    if (r['system'] === 'bastion-kernel' && r['scenario'] !== 'time to EPERM' && Number.isFinite(vsNone)) {
+      lines.push(
+        `  allowed by rule, ${String(r['scenario'])}: ${percent(vsNone)} of none (goal >= ${percent(GOALS.kernelVsNone)}): ${mark(vsNone >= GOALS.kernelVsNone)}`,
+      );
+    }
+    if (r['system'] === 'bastion' && Number.isFinite(vsCQueue)) {
+      lines.push(
+        `  Bastion queued, ${String(r['scenario'])}: ${percent(vsCQueue)} of the C reader (goal >= ${percent(GOALS.queuedVsCQueue)}): ${mark(vsCQueue >= GOALS.queuedVsCQueue)}`,
+      );
+    }
+    if (r['scenario'] === 'time to EPERM') {
+      const p99 = r['p99'] as number;
+      lines.push(
+        `  time to EPERM: p50 ${(r['p50'] as number).toFixed(0)} µs, p99 ${p99.toFixed(0)} µs (goal p99 <= ${GOALS.epermP99Micros} µs): ${mark(p99 <= GOALS.epermP99Micros)}`,
+      );
+    }
+  }
+  return lines;
 }
 
 /** One scenario's failure is reported and recorded; the others still run and are kept. */
@@ -188,9 +235,9 @@ async function scenario(name: string, run: () => Promise<void>): Promise<void> {
 
 try {
   await new Promise((r) => setTimeout(r, 300));
-  const allSystems: SystemName[] = ['none', 'c-queue', 'js-queue', 'bastion', ...(withOpenSnitch ? (['opensnitch'] as const) : [])];
+  const allSystems: SystemName[] = ['none', 'c-queue', 'js-queue', 'bastion', 'bastion-kernel', ...(withOpenSnitch ? (['opensnitch'] as const) : [])];
   const systems = systemsArg === undefined ? allSystems : allSystems.filter((s) => systemsArg.split(',').includes(s));
-  if (only.has('seq') || only.has('par') || only.has('udp')) {
+  if (only.has('seq') || only.has('par') || only.has('udp') || only.has('eperm')) {
     for (let round = 1; round <= ROUNDS; round++) {
       for (const system of systems) await scenario(`load scenarios against ${system} (round ${round})`, () => loadScenarios(system, round));
     }
@@ -211,9 +258,17 @@ try {
     console.error(`failed: ${failed.join(', ')}`);
     process.exitCode = 1;
   }
-  writeFileSync(resultsPath, JSON.stringify({ smoke, date: new Date().toISOString(), sizes: SIZES, rounds: ROUNDS, summary, rows, ...extra }, null, 2) + '\n');
+  writeFileSync(
+    resultsPath,
+    JSON.stringify(
+      { smoke, date: new Date().toISOString(), sizes: SIZES, rounds: ROUNDS, goals: GOALS, goalLines: goalLines(summary), summary, rows, ...extra },
+      null,
+      2,
+    ) + '\n',
+  );
 } finally {
   server.kill('SIGKILL');
   net.destroy();
+  releaseBpfFs(dir.path);
   dir.remove();
 }

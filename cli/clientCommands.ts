@@ -83,10 +83,11 @@ export function metricsLine(metrics: unknown): string {
 
 /** Where the helper's connections are decided (helper/kernelVerdicts.ts), from its capabilities. */
 export function decisionPathLine(capabilities: unknown): string {
-  const live = Array.isArray(capabilities) && capabilities.includes('kernel_verdicts');
-  return live
+  const has = (name: string): boolean => Array.isArray(capabilities) && capabilities.includes(name);
+  if (!has('kernel_verdicts')) return 'every new connection in the queue (no kernel verdicts: --no-kernel-verdicts, or eBPF without the executable)';
+  return has('kernel_udp_allow')
     ? 'path rules in the kernel (eBPF), everything else in the queue'
-    : 'every new connection in the queue (no kernel verdicts: --no-kernel-verdicts, or eBPF without the executable)';
+    : 'path rules in the kernel (eBPF) but UDP allows in the queue (no bpf file system for the UDP filter: --bpf-fs), everything else in the queue';
 }
 
 /**

@@ -72,6 +72,11 @@ export function registerHelperCommand(program: Command): void {
       "send every new connection to the queue: by default the kernel applies the service's path rules itself (allowed connections pass at once, denied TCP connects fail with EPERM)",
     )
     .option(
+      '--bpf-fs <dir>',
+      'a bpf file system where the in-kernel UDP allow filter is pinned for our chain (without one, UDP allows go to the queue)',
+      '/sys/fs/bpf',
+    )
+    .option(
       '--weak-identity',
       'where the kernel cannot say who connected a socket (no eBPF), believe a process found holding it (a program may then borrow the rule of another it handed its socket to)',
     )
@@ -98,6 +103,7 @@ export function registerHelperCommand(program: Command): void {
         hostNames: boolean;
         callerBpf: boolean;
         kernelVerdicts: boolean;
+        bpfFs: string;
         weakIdentity?: boolean;
         inbound: boolean;
         inboundChain: string;
@@ -182,6 +188,7 @@ export function registerHelperCommand(program: Command): void {
               : null,
             callerBpf: opts.callerBpf,
             kernelVerdicts: opts.kernelVerdicts,
+            bpfFs: opts.bpfFs,
             weakIdentity: opts.weakIdentity === true,
             inbound: opts.inbound ? { chain: opts.inboundChain, nft: 'nft', recheckMs: opts.inboundRecheck * 1000 } : null,
           },

@@ -94,6 +94,13 @@ export interface NativeAddon {
   kernelVerdictClear(): number;
   /** The decisions reported since the last call, verdictEvent.bytes each, into out; lost: reports without room. */
   kernelVerdictTake(out: Uint8Array): { count: number; lost: number };
+  /**
+   * Pins the UDP allow filter (caller.bpf.c bastion_udp_allow) at path in a bpf file system, for
+   * our chain's `-m bpf --object-pinned` match. 0 or -errno: -ENOTSUP when the kernel refused it.
+   */
+  kernelUdpAllowPin(path: string): number;
+  /** The helper's sign of life, without which (5 s) the UDP allow filter allows nothing. 0 or -errno. */
+  kernelVerdictAlive(): number;
   /** Where each field of a kernelVerdictTake() event lies (bq_verdict_event), and its constants. */
   readonly verdictEvent: VerdictEventLayout;
   /** Where sockDiagLookup writes each field in an out array of `length` elements. */

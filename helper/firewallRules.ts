@@ -42,6 +42,12 @@ export interface FirewallRulesOptions {
    * only a process with CAP_NET_ADMIN can set it itself. null: no such rule.
    */
   kernelAcceptMark?: number | null;
+  /**
+   * New UDP datagrams that this pinned socket filter matches were allowed in the kernel by a
+   * path rule (native/bpf/caller.bpf.c bastion_udp_allow, per datagram): accepted before the
+   * queue rules. null: UDP allows go to the queue.
+   */
+  kernelUdpAllowFilter?: string | null;
 }
 
 /** The mark a denied packet carries back to our chain (an arbitrary, unlikely value). */
@@ -59,6 +65,8 @@ export const DEFAULT_FIREWALL_RULES: FirewallRulesOptions = {
 };
 
 const CHAIN_NAME = /^[A-Za-z0-9_-]{1,28}$/;
+/** A pinned filter's path: one word in iptables-restore's input. */
+const PINNED_PATH = /^\/[A-Za-z0-9_./-]{1,200}$/;
 
 export class FirewallRules {
   constructor(private readonly options: FirewallRulesOptions) {
@@ -66,6 +74,8 @@ export class FirewallRules {
     if (!Number.isInteger(options.queueNum) || options.queueNum < 0 || options.queueNum > 65535) {
       throw new Error(`invalid queue number ${options.queueNum}`);
     }
+    const filter = options.kernelUdpAllowFilter;
+    if (filter !== undefined && filter !== null && !PINNED_PATH.test(filter)) throw new Error(`invalid pinned filter path ${JSON.stringify(filter)}`);
   }
 
   private get hook(): 'OUTPUT' | 'INPUT' {
@@ -114,6 +124,12 @@ export class FirewallRules {
     if (accept !== undefined && accept !== null) {
       const bit = `0x${accept.toString(16)}`;
       lines.push(`-A ${chain} -m mark --mark ${bit}/${bit} -m conntrack --ctstate NEW -m comment --comment "bastion: allowed in the kernel" -j ACCEPT`);
+    }
+    const udpAllow = this.options.kernelUdpAllowFilter;
+    if (udpAllow !== undefined && udpAllow !== null) {
+      lines.push(
+        `-A ${chain} -p udp -m conntrack --ctstate NEW -m bpf --object-pinned ${udpAllow} -m comment --comment "bastion: UDP allowed in the kernel" -j ACCEPT`,
+      );
     }
     for (const matches of this.options.matches ?? NEW_CONNECTIONS) {
       for (const target of targets) {

@@ -14,7 +14,7 @@ import { detectOtherFirewall } from './inbound/inboundDetect.js';
 import { InboundProtection } from './inbound/inboundProtection.js';
 import { InboundRules } from './inbound/inboundRules.js';
 import { FastPath } from './fastPath.js';
-import { KernelVerdicts, type KernelDecision } from './kernelVerdicts.js';
+import { KernelVerdicts, pinUdpAllow, unpinUdpAllow, type KernelDecision } from './kernelVerdicts.js';
 import { loadNative } from '../common/native.js';
 import { IdentifyBudget } from './identifyBudget.js';
 import { ProcessResolver, type Resolution } from './identify/processResolver.js';
@@ -82,7 +82,12 @@ export interface HelperOptions {
   kernelVerdicts?: boolean;
   /** Apply the service's inbound policy with chains of our own (helper/inbound); null: never touch inbound. Needs manageRules. */
   inbound?: { chain: string; nft: string; recheckMs: number } | null;
+  /** A bpf file system where the UDP allow filter is pinned for our chain (default /sys/fs/bpf); without one, UDP allows go to the queue. */
+  bpfFs?: string;
 }
+
+/** Where systemd mounts the bpf file system. */
+const DEFAULT_BPF_FS = '/sys/fs/bpf';
 
 /** Record ids map to (queue, kernel packet id) as kernelId + QUEUE_ID_SPAN * queue index. */
 const QUEUE_ID_SPAN = 2 ** 32;
@@ -107,6 +112,8 @@ export class Helper {
   /** The path rules the kernel applies; null when it decides nothing (queue only). */
   private kernel: KernelVerdicts | null = null;
   private kernelReportTimer: NodeJS.Timeout | null = null;
+  /** Where the UDP allow filter is pinned for our chain's match; null: UDP allows go to the queue. */
+  private udpAllowPin: string | null = null;
   private readonly resolver: ProcessResolver;
   private readonly processEvents: ProcessEvents | null;
   private readonly pending: PendingVerdicts;
@@ -278,10 +285,17 @@ export class Helper {
         const native = loadNative();
         this.kernel = new KernelVerdicts(native, this.log);
         this.capabilities.push('kernel_verdicts');
-        this.rules = new FirewallRules({ ...this.options.rules, kernelAcceptMark: native.verdictEvent.acceptMark });
+        const udp = pinUdpAllow(native, this.options.bpfFs ?? DEFAULT_BPF_FS, this.options.rules.chain);
+        if (udp.ok) {
+          this.udpAllowPin = udp.path;
+          this.capabilities.push('kernel_udp_allow');
+        } else {
+          this.log.warn({ reason: udp.reason }, 'UDP datagrams allowed by path rules go to the queue: no in-kernel UDP allow filter');
+        }
+        this.rules = new FirewallRules({ ...this.options.rules, kernelAcceptMark: native.verdictEvent.acceptMark, kernelUdpAllowFilter: this.udpAllowPin });
         this.log.info(
-          { acceptMark: `0x${native.verdictEvent.acceptMark.toString(16)}` },
-          "path rules decided in the kernel: the service's rules for known programs apply at connect()",
+          { acceptMark: `0x${native.verdictEvent.acceptMark.toString(16)}`, udpAllowFilter: this.udpAllowPin },
+          "path rules decided in the kernel: the service's rules for known programs apply at connect(), and to each UDP datagram",
         );
       } else if (verdicts && state.verdictsRefused !== '') {
         this.log.warn({ libbpf: state.verdictsRefused }, 'the kernel refused in-kernel verdicts: every new connection goes to the queue');
@@ -412,8 +426,11 @@ export class Helper {
     detachCallerMap();
     this.link?.close();
     this.link = null;
-    if (this.options.manageRules && this.options.rules.queueBypass) await this.rules.remove();
-    else if (this.options.manageRules) {
+    if (this.options.manageRules && this.options.rules.queueBypass) {
+      await this.rules.remove();
+      // Kept while our chain names it: an iptables-save/restore of the remaining rules reads it.
+      if (this.udpAllowPin !== null) unpinUdpAllow(this.udpAllowPin);
+    } else if (this.options.manageRules) {
       // Without --queue-bypass the chain holds new connections while no helper reads the
       // queue: left in place, a restart or an upgrade lets nothing out. The next start
       // replaces it; removing the package removes it.

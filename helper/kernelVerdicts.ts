@@ -8,7 +8,8 @@
 // before the new rules) and whenever the service is gone, so a changed or deleted rule is out of
 // the kernel before the service decides by the new ones. A file replaced at its path (an
 // upgrade) gets a new inode: the paths are resolved again every REFRESH_MS.
-import { lstatSync } from 'node:fs';
+import { lstatSync, unlinkSync } from 'node:fs';
+import { constants } from 'node:os';
 import type { Logger } from '../common/log.js';
 import type { NativeAddon, VerdictEventLayout } from '../common/native.js';
 import { IPPROTO } from '../common/types.js';
@@ -16,6 +17,8 @@ import type { PathRule } from '../common/wire.js';
 
 /** How often rule paths are resolved again, to follow a file replaced at its path. */
 export const REFRESH_MS = 2000;
+/** How often the helper tells the UDP allow filter it lives (the filter gives up after 5 s: BQ_VERDICT_ALIVE_NS). */
+const ALIVE_MS = 1000;
 /** Decisions read from the ring per take at most (the ring holds ~3,200). */
 const TAKE_EVENTS = 4096;
 /** Executables remembered for reports at most (more than the map's rules can name at once). */
@@ -70,6 +73,43 @@ export function resolvePath(path: string): ResolvedPath {
   return { ok: true, dev: kernelDev(st.dev), ino: st.ino };
 }
 
+/** Where the UDP allow filter may be pinned: a path iptables-restore reads as one word. */
+const PIN_DIR = /^\/[A-Za-z0-9_./-]*$/;
+
+/** The UDP allow filter pinned for our chain's match, or why UDP allows stay on the queue. */
+export type UdpAllowPin = { ok: true; path: string } | { ok: false; reason: string };
+
+/**
+ * Pins the UDP allow filter (caller.bpf.c bastion_udp_allow) in the bpf file system at dir, for
+ * our chain's `-m bpf --object-pinned` match (FirewallRulesOptions.kernelUdpAllowFilter): a
+ * cgroup program cannot mark a datagram before netfilter's OUTPUT, so the chain asks the filter.
+ * One pin per chain; a pin left by a helper that died is replaced.
+ */
+export function pinUdpAllow(native: Pick<NativeAddon, 'kernelUdpAllowPin'>, dir: string, chain: string): UdpAllowPin {
+  if (!PIN_DIR.test(dir) || dir.split('/').includes('..')) return { ok: false, reason: `unusable bpf file system path ${JSON.stringify(dir)}` };
+  const path = `${dir.replace(/\/+$/, '')}/bastion-${chain}-udp-allow`;
+  try {
+    unlinkSync(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT') return { ok: false, reason: `${path}: ${code ?? 'cannot replace'}` };
+  }
+  const rc = native.kernelUdpAllowPin(path);
+  if (rc === 0) return { ok: true, path };
+  if (rc === -constants.errno.ENOTSUP) return { ok: false, reason: 'the kernel refused the UDP allow filter (a socket filter reading the task)' };
+  if (rc === -constants.errno.EPERM) return { ok: false, reason: `${dir} is not a bpf file system, or not writable` };
+  return { ok: false, reason: `pinning ${path} failed: errno ${-rc}` };
+}
+
+/** Removes the pin (our chain's match holds the filter as long as the rule exists). */
+export function unpinUdpAllow(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // gone already
+  }
+}
+
 export class KernelVerdicts {
   private rules: PathRule[] = [];
   /** Map key -> what it holds now. */
@@ -80,6 +120,7 @@ export class KernelVerdicts {
    */
   private readonly paths = new Map<string, string>();
   private refreshTimer: NodeJS.Timeout | null = null;
+  private aliveTimer: NodeJS.Timeout | null = null;
   private readonly events: Uint8Array;
   private readonly view: DataView;
   private readonly layout: VerdictEventLayout;
@@ -88,7 +129,10 @@ export class KernelVerdicts {
   lost = 0;
 
   constructor(
-    private readonly native: Pick<NativeAddon, 'kernelVerdictSet' | 'kernelVerdictDelete' | 'kernelVerdictClear' | 'kernelVerdictTake' | 'verdictEvent'>,
+    private readonly native: Pick<
+      NativeAddon,
+      'kernelVerdictSet' | 'kernelVerdictDelete' | 'kernelVerdictClear' | 'kernelVerdictTake' | 'verdictEvent' | 'kernelVerdictAlive'
+    >,
     private readonly log: Logger,
     private readonly resolve: (path: string) => ResolvedPath = resolvePath,
   ) {
@@ -100,11 +144,16 @@ export class KernelVerdicts {
   start(): void {
     this.refreshTimer = setInterval(() => this.refresh(), REFRESH_MS);
     this.refreshTimer.unref();
+    this.alive();
+    this.aliveTimer = setInterval(() => this.alive(), ALIVE_MS);
+    this.aliveTimer.unref();
   }
 
   stop(): void {
     if (this.refreshTimer) clearInterval(this.refreshTimer);
+    if (this.aliveTimer) clearInterval(this.aliveTimer);
     this.refreshTimer = null;
+    this.aliveTimer = null;
     this.clear();
   }
 
@@ -124,6 +173,12 @@ export class KernelVerdicts {
     const rc = this.native.kernelVerdictClear();
     if (rc !== 0) this.log.error({ rc }, 'emptying the kernel verdict map failed');
     this.entries.clear();
+  }
+
+  /** The UDP allow filter, held by our chain's rule, allows nothing once these stop (the helper gone). */
+  private alive(): void {
+    const rc = this.native.kernelVerdictAlive();
+    if (rc !== 0) this.log.error({ rc }, 'the UDP allow filter cannot be told the helper lives: UDP allows go to the queue');
   }
 
   /** Paths resolved again: a file replaced at its path is decided by its new inode only. */

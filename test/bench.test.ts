@@ -23,7 +23,7 @@ interface Row {
 }
 
 describe('bench harness (smoke)', () => {
-  it('runs every scenario against no firewall, both accept-all readers and Bastion, and records it', { timeout: 600_000 }, async () => {
+  it('runs every scenario against no firewall, both readers and Bastion queued and in the kernel', { timeout: 600_000 }, async () => {
     const dir = tempDir('bastion-bench-smoke-');
     try {
       const out = join(dir.path, 'results.json');
@@ -32,6 +32,7 @@ describe('bench harness (smoke)', () => {
       const results = JSON.parse(readFileSync(out, 'utf8')) as {
         smoke: boolean;
         sizes: Record<string, number>;
+        goalLines: string[];
         rows: Row[];
         prompt_isolation: { prompt: { app_name: string; learning_mode: boolean } };
         attribution: { output: string };
@@ -39,7 +40,7 @@ describe('bench harness (smoke)', () => {
       };
       assert.equal(results.smoke, true);
       const sizes = { 'tcp sequential': results.sizes['seq'], 'tcp 16 parallel': results.sizes['par'], 'udp new flows': results.sizes['udp'] };
-      for (const system of ['none', 'c-queue', 'js-queue', 'bastion']) {
+      for (const system of ['none', 'c-queue', 'js-queue', 'bastion', 'bastion-kernel']) {
         for (const [scenario, count] of Object.entries(sizes)) {
           const row = results.rows.find((r) => r.system === system && r.scenario === scenario);
           assert.ok(row, `no ${scenario} row for ${system}`);
@@ -48,6 +49,22 @@ describe('bench harness (smoke)', () => {
           assert.ok(row.result.perSecond > 0 && row.result.p50 > 0 && row.result.p99 >= row.result.p50);
         }
       }
+      // A program denied by a path rule: every connect() failed with EPERM, and was timed.
+      const eperm = results.rows.filter((r) => r.scenario === 'time to EPERM');
+      assert.deepEqual(
+        eperm.map((r) => [r.system, r.result.count, r.result.failures]),
+        [['bastion-kernel', results.sizes['eperm'], 0]],
+      );
+      assert.ok(eperm[0]!.result.p99 >= eperm[0]!.result.p50 && eperm[0]!.result.p50 > 0);
+      // Each goal is stated beside its figure (whether met is for the real run to say).
+      assert.ok(
+        results.goalLines.some((l) => l.includes('allowed by rule, udp new flows')),
+        results.goalLines.join('\n'),
+      );
+      assert.ok(
+        results.goalLines.some((l) => l.includes('Bastion queued, tcp 16 parallel')),
+        results.goalLines.join('\n'),
+      );
       // The prompt was really open (curl has no rule) while the allowed connections were measured.
       assert.deepEqual([results.prompt_isolation.prompt.app_name, results.prompt_isolation.prompt.learning_mode], ['curl', false]);
       assert.equal(results.rows.filter((r) => r.scenario.startsWith('tcp seq, ')).length, 2);

@@ -1,10 +1,13 @@
 /* Load client for bench/: new connections to a server, each timed from socket() to
- * established (TCP) or to the reply (UDP). Prints one latency in microseconds per line.
- * Usage: connect tcp|udp HOST PORT COUNT [PARALLEL]
+ * established (TCP) or to the reply (UDP), or (tcp-eperm) to a connect() that fails with EPERM,
+ * as a firewall's in-kernel deny makes it (anything else counts as a failure). Prints one
+ * latency in microseconds per line.
+ * Usage: connect tcp|udp|tcp-eperm HOST PORT COUNT [PARALLEL]
  * A C client keeps the measuring side light: on 2 cores a Node client would compete with
  * the firewall it measures. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -18,6 +21,7 @@
 
 struct job {
 	int udp;
+	int eperm; /* success is a connect() failing with EPERM */
 	struct sockaddr_storage addr;
 	socklen_t addr_len;
 	long count;
@@ -54,7 +58,8 @@ static void *worker(void *arg)
 			/* RST on close: no TIME_WAIT pile-up on the client over a long soak. */
 			struct linger lg = {1, 0};
 			setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-			ok = connect(fd, (struct sockaddr *)&j->addr, j->addr_len) == 0;
+			int rc = connect(fd, (struct sockaddr *)&j->addr, j->addr_len);
+			ok = j->eperm ? rc < 0 && errno == EPERM : rc == 0;
 		}
 		j->lat[i] = ok ? now_us() - start : -1;
 		if (!ok)
@@ -67,10 +72,11 @@ static void *worker(void *arg)
 int main(int argc, char **argv)
 {
 	if (argc < 5) {
-		fprintf(stderr, "usage: %s tcp|udp HOST PORT COUNT [PARALLEL]\n", argv[0]);
+		fprintf(stderr, "usage: %s tcp|udp|tcp-eperm HOST PORT COUNT [PARALLEL]\n", argv[0]);
 		return 2;
 	}
 	int udp = strcmp(argv[1], "udp") == 0;
+	int eperm = strcmp(argv[1], "tcp-eperm") == 0;
 	long count = atol(argv[4]);
 	int parallel = argc > 5 ? atoi(argv[5]) : 1;
 	if (count <= 0 || parallel <= 0 || parallel > 256)
@@ -98,6 +104,7 @@ int main(int argc, char **argv)
 	double t0 = now_us();
 	for (int t = 0; t < parallel; t++) {
 		jobs[t].udp = udp;
+		jobs[t].eperm = eperm;
 		jobs[t].addr = addr;
 		jobs[t].addr_len = addr_len;
 		jobs[t].count = count / parallel + (t < count % parallel);

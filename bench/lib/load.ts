@@ -12,7 +12,7 @@ export interface LoadResult extends LatencySummary {
 export async function runLoad(
   net: TestNetwork,
   client: string,
-  protocol: 'tcp' | 'udp',
+  protocol: 'tcp' | 'udp' | 'tcp-eperm',
   host: string,
   port: number,
   count: number,

@@ -21,6 +21,8 @@ export interface SystemContext {
   dir: string;
   /** The load client's executable: Bastion gets a rule allowing it. */
   client: string;
+  /** A copy of it (another file) that Bastion's rules deny, for the time to EPERM. */
+  deniedClient?: string;
   port: number;
   queueNum: number;
   nfqAccept: string;
@@ -28,7 +30,12 @@ export interface SystemContext {
   bastionConfig?: Record<string, unknown>;
 }
 
-export type SystemName = 'none' | 'c-queue' | 'js-queue' | 'bastion' | 'opensnitch';
+/**
+ * bastion: the queue decides (--no-kernel-verdicts), its path rule allowing the client;
+ * bastion-kernel: the same rule, decided in the kernel (TCP by the socket mark, UDP by the
+ * pinned filter in a bpf file system of the run's own).
+ */
+export type SystemName = 'none' | 'c-queue' | 'js-queue' | 'bastion' | 'bastion-kernel' | 'opensnitch';
 
 export async function startSystem(name: SystemName, ctx: SystemContext): Promise<RunningSystem> {
   switch (name) {
@@ -39,7 +46,9 @@ export async function startSystem(name: SystemName, ctx: SystemContext): Promise
     case 'js-queue':
       return startQueueReader(ctx, 'js-queue', [process.execPath, '--import', TSX_LOADER, JS_ACCEPT_READER]);
     case 'bastion':
-      return startBastionSystem(ctx);
+      return startBastionSystem(ctx, false);
+    case 'bastion-kernel':
+      return startBastionSystem(ctx, true);
     case 'opensnitch':
       return startOpenSnitch(ctx);
   }
@@ -76,14 +85,44 @@ async function startQueueReader(ctx: SystemContext, name: SystemName, command: s
   };
 }
 
-async function startBastionSystem(ctx: SystemContext): Promise<RunningSystem> {
+/** A bpf file system of the run's own, as systemd mounts one at /sys/fs/bpf: where the helper pins its UDP filter. */
+function bpfFs(ctx: SystemContext): string {
+  const dir = join(ctx.dir, 'bpf');
+  if (!existsSync(dir)) {
+    mkdirSync(dir);
+    execFileSync('mount', ['-t', 'bpf', 'bpf', dir]);
+  }
+  return dir;
+}
+
+/** Unmounts what bpfFs() mounted, if anything. */
+export function releaseBpfFs(dir: string): void {
+  const at = join(dir, 'bpf');
+  if (existsSync(at)) execFileSync('umount', ['-l', at]);
+}
+
+async function startBastionSystem(ctx: SystemContext, kernel: boolean): Promise<RunningSystem> {
   const endpoint = `ipc://${ctx.dir}/helper.sock`;
-  writeFileSync(join(ctx.dir, 'rules.json'), JSON.stringify({ [`${ctx.client}:${ctx.port}`]: true }));
+  const rules: Record<string, boolean> = { [`${ctx.client}:${ctx.port}`]: true };
+  if (ctx.deniedClient !== undefined) rules[`${ctx.deniedClient}:${ctx.port}`] = false;
+  writeFileSync(join(ctx.dir, 'rules.json'), JSON.stringify(rules));
   writeFileSync(join(ctx.dir, 'config.json'), JSON.stringify({ mode: 'enforcement', ...ctx.bastionConfig }));
   // BENCH_HELPER_ARGS: extra helper flags, to compare (e.g. "--no-caller-bpf").
   const extra = (process.env['BENCH_HELPER_ARGS'] ?? '').split(' ').filter(Boolean);
   const helper = startBastion(
-    ['helper', '--queue', String(ctx.queueNum), '--endpoint', endpoint, '--socket-group', 'root', '--service-user', 'root', ...extra],
+    [
+      'helper',
+      '--queue',
+      String(ctx.queueNum),
+      '--endpoint',
+      endpoint,
+      '--socket-group',
+      'root',
+      '--service-user',
+      'root',
+      ...(kernel ? ['--bpf-fs', bpfFs(ctx)] : ['--no-kernel-verdicts']),
+      ...extra,
+    ],
     ctx.net.client,
   );
   await helper.waitFor('helper started');
@@ -102,8 +141,10 @@ async function startBastionSystem(ctx: SystemContext): Promise<RunningSystem> {
     '--no-polkit',
   ]);
   await daemon.waitFor('helper connected');
+  // Decided in the kernel only once the service's path rules reached it.
+  if (kernel) await helper.waitFor('path rules for the kernel');
   return {
-    name: 'bastion',
+    name: kernel ? 'bastion-kernel' : 'bastion',
     pids: () => ({ helper: helper.child.pid ?? 0, service: daemon.child.pid ?? 0 }),
     stop: async () => {
       await Promise.all([helper.stop(), daemon.stop()]);

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 const SRC = join(dirname(fileURLToPath(import.meta.url)), '..', 'c');
 
 export interface Tools {
-  /** connect tcp|udp HOST PORT COUNT [PARALLEL]: latencies on stdout, summary JSON on stderr. */
+  /** connect tcp|udp|tcp-eperm HOST PORT COUNT [PARALLEL]: latencies on stdout, summary JSON on stderr. */
   connect: string;
   /** servers PORT: TCP accept-and-close plus UDP echo. */
   servers: string;

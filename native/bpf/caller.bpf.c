@@ -12,7 +12,10 @@
  * whose executable's inode has a verdict (the service's path rules, written by the helper) is
  * allowed (TCP: the socket marked, our chain accepts it) or denied (TCP connect and UDP sendmsg
  * fail with EPERM); every such decision is reported through a ring buffer. Anything else goes
- * on to the queue, as before. */
+ * on to the queue, as before.
+ * UDP allows are decided per datagram by a socket filter our chain runs before its queue rule
+ * (iptables -m bpf, bastion_udp_allow() below): a cgroup_skb/egress program would come too late, the
+ * cgroup egress hook runs after netfilter's OUTPUT and POSTROUTING (ip_finish_output). */
 #include <stdbool.h>
 #include <linux/types.h>
 #include <linux/bpf.h>
@@ -90,6 +93,25 @@ struct {
 	__type(key, struct bq_verdict_key);
 	__type(value, struct bq_verdict_value);
 } verdicts SEC(".maps");
+
+/* The helper's last sign of life (CLOCK_MONOTONIC ns, as bpf_ktime_get_ns() reads it). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} verdict_alive SEC(".maps");
+
+/* UDP flows (socket, destination) whose allow was reported, and when (bpf_ktime_get_ns()): an
+ * unanswered flow's every datagram is a new connection to conntrack, reported once per
+ * BQ_UDP_REPORT_AGAIN_NS here (so a flow allowed again after a rule came back is reported within
+ * that). An LRU: a flow pushed out is reported again, never lost. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, BQ_UDP_REPORTED_ENTRIES);
+	__type(key, struct bq_udp_flow_key);
+	__type(value, __u64);
+} udp_reported SEC(".maps");
 
 /* Every decision taken here, for the helper to report (nothing is decided silently). */
 struct {
@@ -257,6 +279,7 @@ static __always_inline void report(const struct bq_caller_record *r, __u32 famil
 	e->dst_port = port;
 	e->rule_port = rule_port;
 	__builtin_memcpy(e->dst_addr, dst, 16);
+	/* The comm of the current task: the caller in every program here (udp_allow() checks it is). */
 	struct task_struct *task = bpf_get_current_task_btf();
 	bpf_core_read(&e->comm, sizeof(e->comm), &task->comm);
 	bpf_ringbuf_submit(e, 0);
@@ -284,8 +307,8 @@ static __always_inline __u32 lookup_verdict(const struct bq_caller_record *r, __
  *    a reconnect that is no longer allowed loses the mark we set.
  *  - UDP connect: never failed (a program must be able to connect a UDP socket it may only
  *    send some datagrams on) and never marked: a connected socket may still sendto() elsewhere.
- *  - UDP sendmsg: deny fails that datagram; allow is left to the queue (a mark would stay on the
- *    socket for its next datagram to another destination).
+ *  - UDP sendmsg: deny fails that datagram; allow is decided per datagram by bastion_udp_allow
+ *    in our chain (a mark would stay on the socket for its next datagram to another destination).
  */
 static __always_inline int decide(struct bpf_sock_addr *ctx, const struct bq_caller_record *r, bool connect, __u32 family)
 {
@@ -429,5 +452,104 @@ int bastion_flows(struct bpf_sock_ops *ops)
 	}
 	struct bq_flow_value v = {.cookie = cookie, .tgid = r->tgid};
 	bpf_map_update_elem(&flows, &key, &v, BPF_ANY);
+	return 1;
+}
+
+/* ---- UDP allowed in the kernel, per datagram ---- */
+
+#define ETH_P_IP_VERSION 4
+#define ETH_P_IPV6_VERSION 6
+#define IPV4_FRAG_OFFSET_MASK 0x1fff
+#define IPV6_HEADER_BYTES 40
+
+/* The datagram's family, destination address and port, read from the packet (the network
+ * header first, as netfilter hands it to the match). false: not a first UDP fragment whose
+ * ports are readable, or an IPv6 header chain (left to the queue, which parses it). */
+static __always_inline bool udp_destination(struct __sk_buff *skb, __u32 *family, __u32 *dst, __u16 *port)
+{
+	__u8 first = 0;
+	if (bpf_skb_load_bytes(skb, 0, &first, 1) != 0)
+		return false;
+	__u32 l4;
+	if (first >> 4 == ETH_P_IP_VERSION) {
+		__u8 protocol = 0;
+		__u16 frag = 0;
+		if (bpf_skb_load_bytes(skb, 9, &protocol, 1) != 0 || protocol != IPPROTO_UDP)
+			return false;
+		if (bpf_skb_load_bytes(skb, 6, &frag, 2) != 0 || (bpf_ntohs(frag) & IPV4_FRAG_OFFSET_MASK) != 0)
+			return false;
+		if (bpf_skb_load_bytes(skb, 16, dst, 4) != 0)
+			return false;
+		l4 = (__u32)(first & 0x0f) * 4;
+		*family = AF_INET;
+	} else if (first >> 4 == ETH_P_IPV6_VERSION) {
+		__u8 next = 0;
+		if (bpf_skb_load_bytes(skb, 6, &next, 1) != 0 || next != IPPROTO_UDP)
+			return false;
+		if (bpf_skb_load_bytes(skb, 24, dst, 16) != 0)
+			return false;
+		l4 = IPV6_HEADER_BYTES;
+		*family = AF_INET6;
+	} else {
+		return false;
+	}
+	__u16 be_port = 0;
+	if (l4 < 20 || l4 > 60 || bpf_skb_load_bytes(skb, l4 + 2, &be_port, 2) != 0)
+		return false;
+	*port = bpf_ntohs(be_port);
+	return *port != 0;
+}
+
+/*
+ * A match of our chain (iptables -m bpf, before the queue rule): true lets a new UDP datagram out
+ * without the queue. Per datagram: the sending process's executable, taken from the current task
+ * (the OUTPUT hook of a local UDP send runs in the sender's sendmsg()), must have an allow for
+ * this destination port. And that process must be the socket's recorded caller (its last
+ * connect(), or this very sendto()): a socket it did not connect or send on itself (inherited,
+ * passed over SCM_RIGHTS, or handed to another program by exec) is not its to use, and a context
+ * that is not the sender (a packet reinjected later by another queue) names no caller at all.
+ * Anything else, and every deny (decided at sendmsg by decide()), is left to the rules after it.
+ * The chain's rule holds this filter and its maps after the helper is gone (killed: the cgroup
+ * programs go with its links, this does not): without a recent sign of life it allows nothing.
+ */
+SEC("socket")
+int bastion_udp_allow(struct __sk_buff *skb)
+{
+	if (!kernel_verdicts)
+		return 0;
+	__u32 zero = 0;
+	__u64 now = bpf_ktime_get_ns();
+	__u64 *alive = bpf_map_lookup_elem(&verdict_alive, &zero);
+	if (!alive || now - *alive > BQ_VERDICT_ALIVE_NS)
+		return 0;
+	__u32 family = 0, dst[4] = {};
+	__u16 port = 0;
+	if (!udp_destination(skb, &family, dst, &port))
+		return 0;
+	__u64 cookie = bpf_get_socket_cookie(skb);
+	struct bq_caller_record *recorded = bpf_map_lookup_elem(&callers, &cookie);
+	if (!recorded)
+		return 0;
+	struct bq_caller_record r = {};
+	r.tgid = pidns_inum != 0 ? tgid_in_helper_pidns() : bpf_get_current_pid_tgid() >> 32;
+	if (r.tgid == 0 || r.tgid != recorded->tgid)
+		return 0;
+	r.uid = (__u32)bpf_get_current_uid_gid();
+	read_task(&r);
+	if (r.exe_ino == 0)
+		return 0;
+	struct task_struct *task = bpf_get_current_task_btf();
+	if (BPF_CORE_READ(task, cred, user_ns, ns.inum) != verdict_userns)
+		return 0;
+	__u16 rule_port = 0;
+	if (lookup_verdict(&r, IPPROTO_UDP, port, &rule_port) != BQ_VERDICT_ALLOW)
+		return 0;
+	struct bq_udp_flow_key flow = {.cookie = cookie, .family = family, .port = port};
+	__builtin_memcpy(flow.dst, dst, 16);
+	__u64 *reported = bpf_map_lookup_elem(&udp_reported, &flow);
+	if (!reported || now - *reported > BQ_UDP_REPORT_AGAIN_NS) {
+		bpf_map_update_elem(&udp_reported, &flow, &now, BPF_ANY);
+		report(&r, family, IPPROTO_UDP, dst, port, rule_port, BQ_VERDICT_ALLOW);
+	}
 	return 1;
 }

@@ -101,6 +101,25 @@ struct bq_verdict_event {
 	__u32 pad;
 };
 
+/* How long the UDP allow filter trusts the helper's last sign of life (bq_caller_verdict_alive(),
+ * every second): the filter outlives the helper in our chain's rule, the cgroup programs do not;
+ * a helper gone (killed, or stalled past this) lets it allow nothing. */
+#define BQ_VERDICT_ALIVE_NS (5ull * 1000 * 1000 * 1000)
+
+/* UDP flows whose kernel allow was reported, remembered at most (caller.bpf.c udp_reported), and
+ * how often one flow's allowed datagrams are reported again while it sends unanswered. */
+#define BQ_UDP_REPORTED_ENTRIES 16384
+#define BQ_UDP_REPORT_AGAIN_NS (10ull * 1000 * 1000 * 1000)
+
+/* A UDP flow as reported: the socket, and where its datagram went. */
+struct bq_udp_flow_key {
+	__u64 cookie;
+	__u32 family;
+	__u16 port;    /* host order */
+	__u16 pad;
+	__u32 dst[4];  /* IPv4 in the first word */
+};
+
 /* verdict_stats slots */
 #define BQ_VERDICT_STAT_LOST 0 /* decisions applied whose report did not fit in the ring */
 #define BQ_VERDICT_STATS 1

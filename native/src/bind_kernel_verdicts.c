@@ -85,6 +85,31 @@ static napi_value kernel_verdict_take(napi_env env, napi_callback_info info)
 	return out;
 }
 
+/* kernelUdpAllowPin(path) -> 0 or -errno: the UDP allow filter pinned there (caller_bpf.h);
+ * -ENOTSUP when the kernel refused it, -EBADF when nothing is attached. */
+static napi_value kernel_udp_allow_pin(napi_env env, napi_callback_info info)
+{
+	size_t argc = 1;
+	napi_value argv[1];
+	char path[4096];
+	size_t len = 0;
+	if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
+	    napi_get_value_string_utf8(env, argv[0], path, sizeof(path), &len) != napi_ok || len == 0 ||
+	    len >= sizeof(path) - 1)
+		return throw_usage(env, "kernelUdpAllowPin(path)");
+	const struct bq_caller *caller = bq_registry_caller();
+	return int32_result(env, caller ? bq_caller_udp_allow_pin(caller, path) : -EBADF);
+}
+
+/* kernelVerdictAlive() -> 0 or -errno: the helper's sign of life, which the UDP allow filter
+ * needs (caller_bpf.h, BQ_VERDICT_ALIVE_NS). */
+static napi_value kernel_verdict_alive(napi_env env, napi_callback_info info)
+{
+	(void)info;
+	const struct bq_caller *caller = bq_registry_caller();
+	return int32_result(env, caller ? bq_caller_verdict_alive(caller) : -EBADF);
+}
+
 napi_status bind_kernel_verdicts_register(napi_env env, napi_value exports)
 {
 	static const struct named_function functions[] = {
@@ -92,6 +117,8 @@ napi_status bind_kernel_verdicts_register(napi_env env, napi_value exports)
 		{"kernelVerdictDelete", kernel_verdict_delete},
 		{"kernelVerdictClear", kernel_verdict_clear},
 		{"kernelVerdictTake", kernel_verdict_take},
+		{"kernelUdpAllowPin", kernel_udp_allow_pin},
+		{"kernelVerdictAlive", kernel_verdict_alive},
 	};
 	/* The in-kernel decisions' report (bq_verdict_event, its layout asserted in caller_bpf.c) as
 	 * kernelVerdictTake() copies it. */

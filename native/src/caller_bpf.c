@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <sys/socket.h>
@@ -34,6 +35,7 @@ _Static_assert(offsetof(struct bq_verdict_event, family) == 28, "verdict event l
 _Static_assert(offsetof(struct bq_verdict_event, dst_port) == 32, "verdict event layout");
 _Static_assert(offsetof(struct bq_verdict_event, dst_addr) == 36, "verdict event layout");
 _Static_assert(offsetof(struct bq_verdict_event, comm) == 52, "verdict event layout");
+_Static_assert(sizeof(struct bq_udp_flow_key) == 32, "UDP flow key layout");
 
 /* Where take_event() copies the ring's events during one bq_caller_verdict_take(). */
 struct take_state {
@@ -49,6 +51,7 @@ struct bq_caller {
 	int flows_fd; /* -1 without the sock_ops program */
 	bool exe;
 	bool verdicts; /* the programs decide in the kernel (bq_caller_verdict_*) */
+	bool udp_allow; /* the UDP allow filter loaded (bq_caller_udp_allow_pin) */
 	struct ring_buffer *events; /* their decisions, NULL without verdicts */
 	uint64_t netns_cookie; /* this process's network namespace, as the sock_ops program sees it */
 };
@@ -100,7 +103,7 @@ static int capture_print(enum libbpf_print_level level, const char *fmt, va_list
 
 /* One try at opening and loading the object: with or without the task reads and the sock_ops
  * program. NULL and *err (-errno) when the kernel refused it. */
-static struct caller_bpf *load(bool exe, bool flows, uint32_t pidns_inum, uint64_t verdict_netns, uint32_t userns_inum, int *err)
+static struct caller_bpf *load(bool exe, bool flows, bool udp_allow, uint32_t pidns_inum, uint64_t verdict_netns, uint32_t userns_inum, int *err)
 {
 	struct caller_bpf *skel = caller_bpf__open();
 	if (!skel) {
@@ -114,6 +117,7 @@ static struct caller_bpf *load(bool exe, bool flows, uint32_t pidns_inum, uint64
 	skel->rodata->verdict_netns = verdict_netns;
 	skel->rodata->verdict_userns = userns_inum;
 	bpf_program__set_autoload(skel->progs.bastion_flows, flows);
+	bpf_program__set_autoload(skel->progs.bastion_udp_allow, udp_allow && skel->rodata->kernel_verdicts);
 	*err = caller_bpf__load(skel);
 	if (*err) {
 		caller_bpf__destroy(skel);
@@ -184,11 +188,13 @@ int bq_caller_open(struct bq_caller **out, const char *cgroup_path, bool verdict
 	uint64_t verdict_netns = verdicts && flows && userns_inum != 0 ? c->netns_cookie : 0;
 	/* Best first: the executable needs CAP_PERFMON and BTF, the sock_ops program a 5.15 kernel;
 	 * the executable matters more. Verdicts need the executable; a kernel that refuses their
-	 * helpers (socket options, ring buffer) still gets the executable without them. */
+	 * helpers (socket options, ring buffer) still gets the executable without them; one that
+	 * refuses the UDP allow filter (a socket filter reading the task) still gets the rest. */
 	const struct {
-		bool exe, flows, verdicts;
-	} tries[] = {{true, true, true},  {true, false, true}, {true, true, false},
-		     {true, false, false}, {false, true, false}, {false, false, false}};
+		bool exe, flows, verdicts, udp;
+	} tries[] = {{true, true, true, true},   {true, true, true, false},   {true, false, true, true},
+		     {true, false, true, false},  {true, true, false, false},  {true, false, false, false},
+		     {false, true, false, false}, {false, false, false, false}};
 	g_log.buf = log;
 	g_log.size = log_size;
 	g_log.len = 0;
@@ -205,8 +211,9 @@ int bq_caller_open(struct bq_caller **out, const char *cgroup_path, bool verdict
 		/* The first failure's log says what is missing (CAP_PERFMON, BTF): later tries add nothing. */
 		if (i > 0 && g_log.len > 0)
 			g_log.size = g_log.len + 1;
-		c->skel = load(tries[i].exe, tries[i].flows, pidns_inum, tries[i].verdicts ? verdict_netns : 0, userns_inum, &err);
+		c->skel = load(tries[i].exe, tries[i].flows, tries[i].udp, pidns_inum, tries[i].verdicts ? verdict_netns : 0, userns_inum, &err);
 		c->exe = tries[i].exe;
+		c->udp_allow = tries[i].udp && tries[i].verdicts;
 		flows = tries[i].flows;
 	}
 	libbpf_set_print(previous);
@@ -295,6 +302,25 @@ int bq_caller_flow_lookup(const struct bq_caller *c, uint8_t family, const uint8
 bool bq_caller_has_verdicts(const struct bq_caller *c)
 {
 	return c->verdicts;
+}
+
+int bq_caller_udp_allow_pin(const struct bq_caller *c, const char *path)
+{
+	if (!c->verdicts || !c->udp_allow)
+		return -ENOTSUP;
+	return bpf_obj_pin(bpf_program__fd(c->skel->progs.bastion_udp_allow), path) < 0 ? -errno : 0;
+}
+
+int bq_caller_verdict_alive(const struct bq_caller *c)
+{
+	if (!c->verdicts)
+		return -ENOTSUP;
+	struct timespec now;
+	if (clock_gettime(CLOCK_MONOTONIC, &now) != 0)
+		return -errno;
+	uint32_t zero = 0;
+	uint64_t ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+	return bpf_map_update_elem(bpf_map__fd(c->skel->maps.verdict_alive), &zero, &ns, BPF_ANY) < 0 ? -errno : 0;
 }
 
 int bq_caller_verdict_set(const struct bq_caller *c, const struct bq_verdict_key *key, uint32_t verdict)

@@ -58,6 +58,15 @@ int bq_caller_verdict_set(const struct bq_caller *c, const struct bq_verdict_key
 int bq_caller_verdict_delete(const struct bq_caller *c, const struct bq_verdict_key *key);
 int bq_caller_verdict_clear(const struct bq_caller *c);
 
+/* Pins the UDP allow filter (caller.bpf.c bastion_udp_allow, a socket filter) at path in a bpf
+ * file system, for our chain's `-m bpf --object-pinned` match: 0, or -errno (-ENOTSUP when the
+ * kernel refused the filter or decides nothing). Unlinking the path unpins it; the match keeps
+ * its own reference. */
+int bq_caller_udp_allow_pin(const struct bq_caller *c, const char *path);
+
+/* The helper's sign of life for the UDP allow filter (BQ_VERDICT_ALIVE_NS): 0 or -errno. */
+int bq_caller_verdict_alive(const struct bq_caller *c);
+
 /* Copies the decisions reported since the last call into out (capacity events of
  * BQ_VERDICT_EVENT_BYTES): how many, or -errno; *lost: reports the ring or out had no room for. */
 int bq_caller_verdict_take(struct bq_caller *c, uint8_t *out, size_t capacity, uint64_t *lost);

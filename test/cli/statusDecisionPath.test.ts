@@ -4,8 +4,18 @@ import { describe, it } from 'node:test';
 import { decisionPathLine } from '../../cli/clientCommands.js';
 
 describe('bastion status: the decision path line', () => {
-  it('names the kernel when the helper announced kernel_verdicts', () => {
-    assert.equal(decisionPathLine(['caller_bpf', 'caller_exe', 'kernel_verdicts']), 'path rules in the kernel (eBPF), everything else in the queue');
+  it('names the kernel when the helper announced kernel_verdicts and its UDP allow filter', () => {
+    assert.equal(
+      decisionPathLine(['caller_bpf', 'caller_exe', 'kernel_verdicts', 'kernel_udp_allow']),
+      'path rules in the kernel (eBPF), everything else in the queue',
+    );
+  });
+
+  it('says UDP allows go to the queue when the UDP allow filter could not be pinned', () => {
+    assert.match(
+      decisionPathLine(['caller_bpf', 'caller_exe', 'kernel_verdicts']),
+      /UDP allows in the queue \(no bpf file system for the UDP filter: --bpf-fs\)/,
+    );
   });
 
   it('names the queue otherwise, and for an older helper', () => {

@@ -5,7 +5,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import pino from 'pino';
 import { loadNative, type NativeAddon } from '../../common/native.js';
-import { kernelDev, KernelVerdicts, resolvePath, type KernelDecision, type ResolvedPath } from '../../helper/kernelVerdicts.js';
+import { existsSync, writeFileSync } from 'node:fs';
+import { constants } from 'node:os';
+import { tempDir } from '../support/bastion.js';
+import { kernelDev, KernelVerdicts, pinUdpAllow, resolvePath, type KernelDecision, type ResolvedPath } from '../../helper/kernelVerdicts.js';
 
 const layout = loadNative().verdictEvent;
 const log = pino({ level: 'silent' });
@@ -16,8 +19,12 @@ class FakeMap {
   events: Uint8Array[] = [];
   lost = 0;
   private key = (dev: number, ino: bigint, protocol: number, port: number): string => `${dev}:${ino}:${protocol}:${port}`;
-  readonly native: Pick<NativeAddon, 'kernelVerdictSet' | 'kernelVerdictDelete' | 'kernelVerdictClear' | 'kernelVerdictTake' | 'verdictEvent'> = {
+  readonly native: Pick<
+    NativeAddon,
+    'kernelVerdictSet' | 'kernelVerdictDelete' | 'kernelVerdictClear' | 'kernelVerdictTake' | 'verdictEvent' | 'kernelVerdictAlive'
+  > = {
     verdictEvent: layout,
+    kernelVerdictAlive: () => 0,
     kernelVerdictSet: (dev, ino, protocol, port, allow) => {
       this.calls.push(`set ${this.key(dev, ino, protocol, port)} ${allow}`);
       this.entries.set(this.key(dev, ino, protocol, port), allow);
@@ -137,5 +144,43 @@ describe('kernel verdicts in the helper', () => {
     ]);
     assert.equal(kernel.decided, 1);
     assert.equal(kernel.lost, 2);
+  });
+});
+
+describe('pinning the UDP allow filter', () => {
+  const pinned: string[] = [];
+  const native = (rc: number) => ({
+    kernelUdpAllowPin: (path: string): number => {
+      pinned.push(path);
+      return rc;
+    },
+  });
+
+  it('pins it once per chain, replacing a pin a dead helper left', () => {
+    const dir = tempDir('bastion-pin-');
+    try {
+      writeFileSync(`${dir.path}/bastion-BASTION-OUT-udp-allow`, 'stale');
+      assert.deepEqual(pinUdpAllow(native(0), `${dir.path}/`, 'BASTION-OUT'), { ok: true, path: `${dir.path}/bastion-BASTION-OUT-udp-allow` });
+      assert.equal(existsSync(`${dir.path}/bastion-BASTION-OUT-udp-allow`), false, 'the stale pin was not removed first');
+      assert.equal(pinned.at(-1), `${dir.path}/bastion-BASTION-OUT-udp-allow`);
+    } finally {
+      dir.remove();
+    }
+  });
+
+  it('says why UDP allows stay on the queue', () => {
+    assert.deepEqual(pinUdpAllow(native(-constants.errno.EPERM), '/proc', 'BASTION-OUT'), {
+      ok: false,
+      reason: '/proc is not a bpf file system, or not writable',
+    });
+    assert.match((pinUdpAllow(native(-constants.errno.ENOTSUP), '/proc', 'X') as { reason: string }).reason, /^the kernel refused the UDP allow filter/);
+  });
+
+  it('refuses a directory iptables-restore would not read as one word, before pinning anything', () => {
+    const before = pinned.length;
+    for (const dir of ['relative', '/tmp/a b', '/tmp/"x', '/tmp/../etc', '/tmp/a\nb']) {
+      assert.deepEqual(pinUdpAllow(native(0), dir, 'BASTION-OUT'), { ok: false, reason: `unusable bpf file system path ${JSON.stringify(dir)}` });
+    }
+    assert.equal(pinned.length, before);
   });
 });

@@ -1,8 +1,8 @@
 // A whole firewall for one test: a two-namespace network, an HTTP server in the server
 // namespace, the real helper in the client namespace and the real service, with their files
 // in a temporary directory. close() always removes all of it.
-import type { ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { GuiConnection } from '../../cli/guiClient.js';
 import { FAST_REPORT_DELAY_MS, REPORT_DELAY_MS } from '../../common/busChannel.js';
 import { startBastion, tempDir, type BastionProcess } from './bastion.js';
@@ -31,6 +31,11 @@ export interface FirewallSetup {
   serverPorts?: number[];
   /** UDP ports the server namespace counts datagrams on (datagramsReceived); default none. */
   udpPorts?: number[];
+  /**
+   * A bpf file system of the test's own for the helper's UDP allow filter (--bpf-fs), as systemd
+   * mounts one at /sys/fs/bpf; default true. false: none, so UDP allows go to the queue.
+   */
+  bpfFs?: boolean;
 }
 
 interface Counters {
@@ -56,6 +61,8 @@ export class TestFirewall {
   private readonly udpServer: ChildProcess | null = null;
   /** The same per datagram received. */
   private udpLog = '';
+  /** The bpf file system mounted for the helper, or null. */
+  private bpfFs: string | null = null;
 
   constructor(private readonly setup: FirewallSetup = {}) {
     const ports = (setup.serverPorts ?? [80]).map(String);
@@ -73,6 +80,12 @@ export class TestFirewall {
   }
 
   async startHelper(): Promise<BastionProcess> {
+    if (this.setup.bpfFs !== false && this.bpfFs === null) {
+      const dir = `${this.dir.path}/bpf`;
+      mkdirSync(dir);
+      execFileSync('mount', ['-t', 'bpf', 'bpf', dir]);
+      this.bpfFs = dir;
+    }
     this.helper = startBastion(
       [
         'helper',
@@ -84,6 +97,7 @@ export class TestFirewall {
         'root',
         '--service-user',
         'root',
+        ...(this.bpfFs !== null ? ['--bpf-fs', this.bpfFs] : []),
         ...(this.setup.helperArgs ?? []),
       ],
       this.net.client,
@@ -205,6 +219,7 @@ export class TestFirewall {
     this.server.kill('SIGKILL');
     this.udpServer?.kill('SIGKILL');
     this.net.destroy();
+    if (this.bpfFs !== null) execFileSync('umount', ['-l', this.bpfFs]);
     this.dir.remove();
   }
 }
