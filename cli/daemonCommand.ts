@@ -25,6 +25,7 @@ export function registerDaemonCommand(program: Command): void {
     .option('--state-dir <dir>', `the service's own files (the history, the last good rules and config); default: $STATE_DIRECTORY, else ${DEFAULT_STATE_DIR}`)
     .option('--history <path>', 'the decision history (SQLite); default: history.sqlite in the state directory')
     .option('--no-history', 'keep no decision history')
+    .option('--resolv-conf <path>', 'the resolv.conf whose nameservers every program may ask when allow_dns is on', '/etc/resolv.conf')
     .option('--no-polkit', 'without polkit (minimal systems): only root may change rules or mode')
     .action(
       async (opts: {
@@ -38,6 +39,7 @@ export function registerDaemonCommand(program: Command): void {
         journalSocket: string;
         history?: string | false;
         stateDir?: string;
+        resolvConf: string;
       }) => {
         // The GUI's helper scripts signal `pkill -HUP -x bastion-daemon`.
         process.title = 'bastion-daemon';
@@ -71,6 +73,7 @@ export function registerDaemonCommand(program: Command): void {
             journalSocketPath: opts.journalSocket,
             historyPath: historyPath(opts.history, stateDir),
             stateDir: existsSync(stateDir) ? stateDir : null,
+            resolvConfPath: opts.resolvConf,
           },
           log,
         );

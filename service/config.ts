@@ -16,6 +16,8 @@ export interface BastionConfig {
   defaultAction: DefaultAction;
   allowLocalhost: boolean;
   allowLan: boolean;
+  /** Every program's DNS (port 53) to the nameservers resolv.conf names passes without rules. */
+  allowDns: boolean;
   popupEnabled: boolean;
   notificationsEnabled: boolean;
   logDecisions: boolean;
@@ -35,6 +37,7 @@ export const DEFAULT_CONFIG: Readonly<BastionConfig> = Object.freeze({
   defaultAction: 'deny',
   allowLocalhost: true,
   allowLan: false,
+  allowDns: true,
   popupEnabled: true,
   notificationsEnabled: true,
   logDecisions: false,
@@ -61,6 +64,7 @@ const JSON_NAMES = {
   defaultAction: 'default_action',
   allowLocalhost: 'allow_localhost',
   allowLan: 'allow_lan',
+  allowDns: 'allow_dns',
   popupEnabled: 'popup_enabled',
   notificationsEnabled: 'notifications_enabled',
   logDecisions: 'log_decisions',
@@ -77,6 +81,7 @@ type BooleanField = {
 const BOOLEAN_FIELDS: readonly BooleanField[] = [
   'allowLocalhost',
   'allowLan',
+  'allowDns',
   'popupEnabled',
   'notificationsEnabled',
   'logDecisions',

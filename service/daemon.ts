@@ -21,6 +21,7 @@ import { LastGoodCopy } from './lastGoodCopy.js';
 import { SessionDecisions } from './sessions.js';
 import { Stats } from './stats.js';
 import { Whitelist } from './whitelist.js';
+import { Nameservers } from './nameservers.js';
 import { kernelPathRules } from './kernelRules.js';
 
 export interface DaemonOptions {
@@ -40,6 +41,8 @@ export interface DaemonOptions {
   historyPath?: string | null;
   /** Where the last good rules.json and config.json are kept (a start with a broken file uses them); null: nowhere. */
   stateDir?: string | null;
+  /** The resolv.conf whose nameservers allow_dns opens to every program; default /etc/resolv.conf. */
+  resolvConfPath?: string;
 }
 
 /**
@@ -61,6 +64,7 @@ export class PolicyDaemon {
   private readonly history: HistoryWriter | null;
   private readonly link: HelperLink;
   private readonly gui: GuiServer;
+  private readonly nameservers: Nameservers;
   private statsTimer: NodeJS.Timeout | null = null;
   private readonly startedAt = Date.now();
   private effectiveConfig: BastionConfig;
@@ -88,7 +92,14 @@ export class PolicyDaemon {
           log,
         })
       : null;
-    const whitelist = new Whitelist();
+    this.nameservers = new Nameservers({
+      ...(options.resolvConfPath !== undefined && { path: options.resolvConfPath }),
+      onChange: (addresses, problem) => {
+        if (problem !== null) log.warn({ problem }, 'no nameserver allowed for every program (allow_dns)');
+        else log.info({ nameservers: addresses }, 'DNS to these nameservers passes for every program (allow_dns)');
+      },
+    });
+    const whitelist = new Whitelist(undefined, this.nameservers);
     const policy = new Policy({
       config: () => this.effectiveConfig,
       rules: () => this.rules.rules,
@@ -219,6 +230,7 @@ export class PolicyDaemon {
       clients: this.gui.clientCount,
       prompts: { open: this.prompts.openCount, limited: this.prompts.limited, answering: this.prompts.answeringCount },
       monitors: this.feed.size,
+      dns: { allowed: this.effectiveConfig.allowDns, nameservers: this.effectiveConfig.allowDns ? this.nameservers.list : [] },
       helper: {
         connected: helper.connected,
         pid: helper.hello?.pid ?? null,
