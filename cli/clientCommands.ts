@@ -1,4 +1,5 @@
 // CLI commands that talk to the running service over the GUI socket.
+import { resolveProgramPath } from '../common/programPath.js';
 import type { Command } from 'commander';
 import { visible, visibleJson } from '../common/visibleText.js';
 import { registerConfigCommand } from './configCommand.js';
@@ -69,9 +70,11 @@ export function registerClientCommands(program: Command): void {
     .command('add <subject> <port>')
     .description('add a rule for an executable path, or a destination host name as @host:<name or *.suffix> ("*" or 0 = all ports)')
     .option('--deny', 'a deny rule (default: allow)')
+    .option('--force', 'keep a path that does not exist (a program not installed yet)')
     .option(...socketOption)
-    .action(async (path: string, port: string, opts: { socket: string; deny?: boolean }) => {
+    .action(async (subject: string, port: string, opts: { socket: string; deny?: boolean; force?: boolean }) => {
       const all = port === '*' || port === '0';
+      const path = await ruleProgramPath(subject, opts.force === true);
       await withConnection(opts.socket, async (c) => {
         c.send({ type: 'add_rule', app_path: path, app_name: '', port: all ? 0 : Number(port), allow: !opts.deny, all_ports: all });
         failOnError(await c.request({ type: 'list_rules' }, 'rules_list'));
@@ -97,6 +100,27 @@ export function registerClientCommands(program: Command): void {
     });
 
   registerConfigCommand(program);
+}
+
+/**
+ * The path a rule must name (common/programPath.ts): links resolved, shown as "given → saved";
+ * a path that does not exist is refused (a typo would make a rule that never matches) unless
+ * --force. Subjects that are not paths (@host:, @name:, …) pass unchanged.
+ */
+export async function ruleProgramPath(subject: string, force: boolean): Promise<string> {
+  if (!subject.startsWith('/')) return subject;
+  const resolved = await resolveProgramPath(subject);
+  if (resolved.ok) {
+    if (resolved.linkedFrom !== null) process.stdout.write(`${visible(resolved.linkedFrom)} → ${visible(resolved.path)}: the rule names the program itself\n`);
+    return resolved.path;
+  }
+  if (resolved.missing && force) {
+    process.stderr.write(`bastion: warning: ${visible(subject)}: no such file; kept as given (--force)\n`);
+    return subject;
+  }
+  const hint = resolved.missing ? ' (--force keeps it, for a program not installed yet)' : '';
+  process.stderr.write(`bastion: ${visible(subject)}: ${visible(resolved.error)}: a rule for it would never match${hint}\n`);
+  process.exit(1);
 }
 
 /** Whether every program's DNS to the nameservers passes (allow_dns, service/nameservers.ts). */
