@@ -26,6 +26,7 @@ export function registerDaemonCommand(program: Command): void {
     .option('--history <path>', 'the decision history (SQLite); default: history.sqlite in the state directory')
     .option('--no-history', 'keep no decision history')
     .option('--resolv-conf <path>', 'the resolv.conf whose nameservers every program may ask when allow_dns is on', '/etc/resolv.conf')
+    .option('--passwd <path>', 'the accounts file naming the users system services run as (watched for changes)', '/etc/passwd')
     .option('--no-polkit', 'without polkit (minimal systems): only root may change rules or mode')
     .action(
       async (opts: {
@@ -40,6 +41,7 @@ export function registerDaemonCommand(program: Command): void {
         history?: string | false;
         stateDir?: string;
         resolvConf: string;
+        passwd: string;
       }) => {
         // The GUI's helper scripts signal `pkill -HUP -x bastion-daemon`.
         process.title = 'bastion-daemon';
@@ -74,6 +76,7 @@ export function registerDaemonCommand(program: Command): void {
             historyPath: historyPath(opts.history, stateDir),
             stateDir: existsSync(stateDir) ? stateDir : null,
             resolvConfPath: opts.resolvConf,
+            passwdPath: opts.passwd,
           },
           log,
         );

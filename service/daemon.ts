@@ -22,6 +22,8 @@ import { SessionDecisions } from './sessions.js';
 import { Stats } from './stats.js';
 import { Whitelist } from './whitelist.js';
 import { Nameservers } from './nameservers.js';
+import { AccountWatch } from './accountWatch.js';
+import { userId } from '../common/system.js';
 import { kernelPathRules } from './kernelRules.js';
 
 export interface DaemonOptions {
@@ -43,7 +45,12 @@ export interface DaemonOptions {
   stateDir?: string | null;
   /** The resolv.conf whose nameservers allow_dns opens to every program; default /etc/resolv.conf. */
   resolvConfPath?: string;
+  /** The accounts file whose users the whitelist's system services run as; default /etc/passwd (watched). */
+  passwdPath?: string;
 }
+
+/** useradd writes passwd, shadow, group and gshadow in turn: one re-read after they settle. */
+const ACCOUNT_DEBOUNCE_MS = 300;
 
 /**
  * How long the helper may reuse a path rule's allow without asking (Verdict.cache_ms). Any rule
@@ -65,6 +72,8 @@ export class PolicyDaemon {
   private readonly link: HelperLink;
   private readonly gui: GuiServer;
   private readonly nameservers: Nameservers;
+  private readonly whitelist: Whitelist;
+  private readonly accounts: AccountWatch;
   private statsTimer: NodeJS.Timeout | null = null;
   private readonly startedAt = Date.now();
   private effectiveConfig: BastionConfig;
@@ -99,7 +108,10 @@ export class PolicyDaemon {
         else log.info({ nameservers: addresses }, 'DNS to these nameservers passes for every program (allow_dns)');
       },
     });
-    const whitelist = new Whitelist(undefined, this.nameservers);
+    const passwd = options.passwdPath ?? '/etc/passwd';
+    const whitelist = new Whitelist((user) => userId(user, passwd), this.nameservers);
+    this.whitelist = whitelist;
+    this.accounts = new AccountWatch({ path: passwd, debounceMs: ACCOUNT_DEBOUNCE_MS, onChange: () => this.accountsChanged(), log });
     const policy = new Policy({
       config: () => this.effectiveConfig,
       rules: () => this.rules.rules,
@@ -187,6 +199,7 @@ export class PolicyDaemon {
     if (this.history && (await this.history.open())) this.log.info({ path: this.options.historyPath }, 'decision history open');
     await this.gui.listen();
     this.link.start();
+    this.accounts.start();
     this.statsTimer = setInterval(() => this.gui.broadcast(this.statsMessage()), this.options.statsIntervalMs);
     this.log.info({ mode: this.effectiveConfig.mode, rules: this.rules.rules.size }, 'policy service started');
   }
@@ -199,9 +212,16 @@ export class PolicyDaemon {
       this.notify('error', 'config.json not loaded', `${config.error}; the previous settings stay in force`);
     }
     this.configChanged(this.config.current);
+    this.whitelist.refresh();
     const rules = await this.rules.load();
     if (!rules.ok) this.notify('error', 'rules.json not loaded', `${rules.error}; ${rules.inForce}`);
     else this.log.info({ rules: rules.count, path: this.options.rulesPath }, 'rules loaded');
+  }
+
+  /** An account was added or removed: the system services' users are looked up again. */
+  private accountsChanged(): void {
+    const users = this.whitelist.refresh();
+    this.log.info({ users }, 'accounts changed: system services allowed for these users');
   }
 
   /** The helper's cached verdicts came from the old rules or session decisions: drop them. */
@@ -210,6 +230,7 @@ export class PolicyDaemon {
   }
 
   async stop(): Promise<void> {
+    this.accounts.stop();
     if (this.statsTimer) clearInterval(this.statsTimer);
     this.prompts.stop();
     this.link.stop();

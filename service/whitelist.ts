@@ -54,24 +54,38 @@ export type WhitelistReason = 'localhost' | 'lan' | 'system-service' | 'dns';
 
 export class Whitelist {
   /** `<path>|<protocol>|<port>` -> the uids allowed to send there. */
-  private readonly allowed = new Map<string, Set<number>>();
+  private allowed = new Map<string, Set<number>>();
 
   /**
-   * uidOf: a user's uid, null when there is no such user (its entry then allows nobody).
-   * nameservers: where allow_dns lets every program ask; none by default.
+   * uidOf: a user's uid, null when there is no such user (its entry then allows nobody until
+   * refresh() finds it). nameservers: where allow_dns lets every program ask; none by default.
    */
   constructor(
-    uidOf: (user: string) => number | null = (user) => userId(user),
+    private readonly uidOf: (user: string) => number | null = (user) => userId(user),
     private readonly nameservers: NameserverList = { has: () => false },
   ) {
+    this.refresh();
+  }
+
+  /**
+   * Looks the system services' users up again (accountWatch.ts: a package installed since
+   * added one). Returns the users found, for the log.
+   */
+  refresh(): string[] {
+    const allowed = new Map<string, Set<number>>();
+    const found = new Set<string>();
     for (const c of SYSTEM_CLIENTS) {
       const uids = new Set<number>();
       for (const user of c.users) {
-        const uid = uidOf(user);
-        if (uid !== null) uids.add(uid);
+        const uid = this.uidOf(user);
+        if (uid === null) continue;
+        uids.add(uid);
+        found.add(user);
       }
-      for (const s of c.services) for (const port of s.ports) this.allowed.set(`${c.path}|${s.protocol}|${port}`, uids);
+      for (const s of c.services) for (const port of s.ports) allowed.set(`${c.path}|${s.protocol}|${port}`, uids);
     }
+    this.allowed = allowed;
+    return [...found];
   }
 
   /** Whether some connections of the executable at this path pass as a system service's. */
