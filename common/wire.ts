@@ -55,13 +55,27 @@ export interface PathRule {
 /** Path rules in one PathRules message at most (the kernel's map holds twice this: TCP and UDP). */
 export const MAX_PATH_RULES = 8192;
 
+/** An open connection, oriented as its packets leave this host (proto Flow). */
+export interface Flow {
+  family: 4 | 6;
+  protocol: number;
+  srcAddr: Uint8Array;
+  srcPort: number;
+  dstAddr: Uint8Array;
+  dstPort: number;
+}
+
+/** Flows in one EndConnections message at most. */
+export const MAX_END_FLOWS = 4096;
+
 export type BusMessage =
   | { kind: 'hello'; hello: Hello }
   | { kind: 'heartbeat'; sentAtMs: number; helper: HelperCounters | null }
   | { kind: 'packets'; records: PacketRecord[] }
   | { kind: 'verdicts'; verdicts: Verdict[] }
   | { kind: 'cache_reset'; reason: string }
-  | { kind: 'path_rules'; rules: PathRule[] };
+  | { kind: 'path_rules'; rules: PathRule[] }
+  | { kind: 'end_connections'; flows: Flow[] };
 
 export type DecodeResult = { ok: true; message: BusMessage } | { ok: false; error: string };
 
@@ -185,6 +199,19 @@ function toProto(m: BusMessage): Record<string, unknown> {
       return { cacheReset: { reason: m.reason } };
     case 'path_rules':
       return { pathRules: { rules: m.rules } };
+    case 'end_connections':
+      return {
+        endConnections: {
+          flows: m.flows.map((f) => ({
+            family: familyCode(f.family),
+            ipProtocol: f.protocol,
+            srcAddr: f.srcAddr,
+            srcPort: f.srcPort,
+            dstAddr: f.dstAddr,
+            dstPort: f.dstPort,
+          })),
+        },
+      };
   }
 }
 
@@ -361,6 +388,24 @@ export function decodeBusMessage(frame: Uint8Array, maxBytes = MAX_FRAME_BYTES):
         rules.push({ path, port, allow: bool(r['allow']) });
       }
       return { ok: true, message: { kind: 'path_rules', rules } };
+    }
+    case 'endConnections': {
+      const given = ((env['endConnections'] as Obj)['flows'] as Obj[] | undefined) ?? [];
+      if (given.length > MAX_END_FLOWS) return { ok: false, error: `${given.length} flows exceed ${MAX_END_FLOWS}` };
+      const flows: Flow[] = [];
+      for (const f of given) {
+        const family = f['family'] === 1 ? 4 : f['family'] === 2 ? 6 : 0;
+        const src = bytes(f['srcAddr']);
+        const dst = bytes(f['dstAddr']);
+        const srcPort = num(f['srcPort']);
+        const dstPort = num(f['dstPort']);
+        const len = family === 4 ? 4 : 16;
+        if (family === 0 || src.length !== len || dst.length !== len || srcPort > 65535 || dstPort > 65535) {
+          return { ok: false, error: 'flow with a bad family, address or port' };
+        }
+        flows.push({ family, protocol: num(f['ipProtocol']), srcAddr: src, srcPort, dstAddr: dst, dstPort });
+      }
+      return { ok: true, message: { kind: 'end_connections', flows } };
     }
     default:
       return { ok: false, error: 'empty envelope' };

@@ -12,6 +12,7 @@ import { FirewallRules, type FirewallRulesOptions } from './firewallRules.js';
 import { DnsSnoop, type DnsSnoopOptions } from './dns/dnsSnoop.js';
 import { FastPath } from './fastPath.js';
 import { KernelVerdicts, type KernelDecision } from './kernelVerdicts.js';
+import { LiveConnections } from './liveConnections.js';
 import { loadNative } from '../common/native.js';
 import { IdentifyBudget } from './identifyBudget.js';
 import { ProcessResolver, type Resolution } from './identify/processResolver.js';
@@ -110,6 +111,8 @@ export class Helper {
   /** Answers cached verdicts in the addon, before JS runs; null without process events. */
   private readonly fastPaths: (FastPath | null)[] = [null, null];
   private readonly dns: DnsSnoop | null;
+  /** TCP flows this helper passed on, which the service may ask to end (EndConnections). */
+  private readonly live: LiveConnections;
   private readonly parsed = newParsedPacket();
   private readonly capabilities: string[];
   private packets = 0;
@@ -132,6 +135,7 @@ export class Helper {
     this.rules = new FirewallRules(options.rules);
     this.dns = options.dnsSnoop ? new DnsSnoop(options.dnsSnoop, log) : null;
     const sockDiag = SockDiag.open();
+    this.live = new LiveConnections(sockDiag, log);
     this.capabilities = ['uid_gid', 'fail_open', 'ipv6', ...(sockDiag ? ['sock_diag'] : ['proc_net'])];
     if (!sockDiag) log.warn('NETLINK_SOCK_DIAG unavailable: identifying processes through /proc/net (slower)');
     const callers = sockDiag && options.callerBpf !== false ? this.attachCallerMap(options.kernelVerdicts !== false) : false;
@@ -200,6 +204,7 @@ export class Helper {
           // Once per rule change: rare, and what a reader of the journal wants to see.
           this.log.info({ rules: rules.length, entries: this.kernel.size }, 'path rules for the kernel');
         },
+        onEndConnections: (flows) => this.live.end(flows),
         onServiceUp: (hello) => this.log.info({ pid: hello.pid, version: hello.softwareVersion }, 'policy service connected'),
         onServiceDown: (reason) => {
           this.log.warn({ reason, held: this.pending.size }, 'policy service gone: held packets get the fallback verdict');
@@ -325,7 +330,7 @@ export class Helper {
       if (packet.fastRepeats > 1) record.repeats = packet.fastRepeats;
       reports.push(record);
     });
-    if (reports.length > 0) this.link?.sendReports(reports);
+    if (reports.length > 0) this.sendReports(reports);
     if (!drained) setTimeout(() => this.reportFastAnswered(fastPath), FAST_REPORT_DELAY_MS);
   }
 
@@ -337,7 +342,7 @@ export class Helper {
     for (let more = true, takes = 0; more && takes < 8; takes++) {
       more = !kernel.take((d) => reports.push(this.kernelRecord(d)));
     }
-    if (reports.length > 0) this.link?.sendReports(reports);
+    if (reports.length > 0) this.sendReports(reports);
   }
 
   private kernelRecord(d: KernelDecision): PacketRecord {
@@ -519,8 +524,8 @@ export class Helper {
         break;
       }
     }
-    if (records.length > 0) this.link?.sendRecords(records);
-    if (reports.length > 0) this.link?.sendReports(reports);
+    if (records.length > 0) this.sendRecords(records);
+    if (reports.length > 0) this.sendReports(reports);
   }
 
   private continueLater(): void {
@@ -667,6 +672,23 @@ export class Helper {
 
   private onVerdicts(verdicts: Verdict[]): void {
     for (const v of verdicts) this.pending.resolve(v.packetId, v.action, v.mark, v.holdMs, v.cacheMs);
+  }
+
+  /** Records to the service; their TCP flows may be ended later at its request. */
+  private sendRecords(records: PacketRecord[]): void {
+    for (const r of records) this.sawFlow(r);
+    this.link?.sendRecords(records);
+  }
+
+  private sendReports(reports: PacketRecord[]): void {
+    for (const r of reports) if (r.helperVerdict === 'accept') this.sawFlow(r);
+    this.link?.sendReports(reports);
+  }
+
+  private sawFlow(r: PacketRecord): void {
+    if (r.protocol === 6 && !r.malformed) {
+      this.live.saw({ family: r.family, protocol: r.protocol, srcAddr: r.srcAddr, srcPort: r.srcPort, dstAddr: r.dstAddr, dstPort: r.dstPort });
+    }
   }
 
   /** A record id of its own per packet, never 0 (uint32 on the wire, wrapping). */

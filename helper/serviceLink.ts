@@ -5,7 +5,7 @@ import { BusChannel } from '../common/busChannel.js';
 import { ipcPathOf, prepareSocketPath, removeSocketPath, restrictSocket } from '../common/ipcPath.js';
 import type { Logger } from '../common/log.js';
 import type { PacketRecord, Verdict } from '../common/types.js';
-import type { BusMessage, Hello, HelperCounters, PathRule } from '../common/wire.js';
+import type { BusMessage, Flow, Hello, HelperCounters, PathRule } from '../common/wire.js';
 import { BUS_ZAP_DOMAIN, BusGatekeeper } from './busGatekeeper.js';
 
 export interface ServiceLinkOptions {
@@ -25,6 +25,8 @@ export interface ServiceLinkEvents {
   onCacheReset(reason: string): void;
   /** The rules the kernel may apply (they replace the last set); sent after each hello and cache reset. */
   onPathRules(rules: PathRule[]): void;
+  /** The service asks to end these open connections (the helper checks each one: helper/liveConnections.ts). */
+  onEndConnections(flows: Flow[]): void;
   onServiceUp(hello: Hello): void;
   onServiceDown(reason: string): void;
   /** Records that never reached the service: their packets need the fallback now. */
@@ -134,6 +136,9 @@ export class ServiceLink {
         return;
       case 'path_rules':
         if (this.connected) this.events.onPathRules(m.rules);
+        return;
+      case 'end_connections':
+        if (this.connected) this.events.onEndConnections(m.flows);
         return;
       case 'heartbeat':
         return;

@@ -18,6 +18,8 @@ export interface BastionConfig {
   allowLan: boolean;
   /** Every program's DNS (port 53) to the nameservers resolv.conf names passes without rules. */
   allowDns: boolean;
+  /** Withdrawing an allowance (a rule deleted or narrowed, a timed answer run out) ends the open TCP connections it let out. */
+  endConnections: boolean;
   popupEnabled: boolean;
   notificationsEnabled: boolean;
   logDecisions: boolean;
@@ -38,6 +40,7 @@ export const DEFAULT_CONFIG: Readonly<BastionConfig> = Object.freeze({
   allowLocalhost: true,
   allowLan: false,
   allowDns: true,
+  endConnections: true,
   popupEnabled: true,
   notificationsEnabled: true,
   logDecisions: false,
@@ -65,6 +68,7 @@ const JSON_NAMES = {
   allowLocalhost: 'allow_localhost',
   allowLan: 'allow_lan',
   allowDns: 'allow_dns',
+  endConnections: 'end_connections',
   popupEnabled: 'popup_enabled',
   notificationsEnabled: 'notifications_enabled',
   logDecisions: 'log_decisions',
@@ -82,6 +86,7 @@ const BOOLEAN_FIELDS: readonly BooleanField[] = [
   'allowLocalhost',
   'allowLan',
   'allowDns',
+  'endConnections',
   'popupEnabled',
   'notificationsEnabled',
   'logDecisions',

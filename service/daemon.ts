@@ -22,6 +22,7 @@ import { SessionDecisions } from './sessions.js';
 import { Stats } from './stats.js';
 import { Whitelist } from './whitelist.js';
 import { Nameservers } from './nameservers.js';
+import { LiveFlows, SESSION_RECHECK_MS } from './liveFlows.js';
 import { AccountWatch } from './accountWatch.js';
 import { userId } from '../common/system.js';
 import { kernelPathRules } from './kernelRules.js';
@@ -74,6 +75,9 @@ export class PolicyDaemon {
   private readonly nameservers: Nameservers;
   private readonly whitelist: Whitelist;
   private readonly accounts: AccountWatch;
+  /** Open connections a lasting allowance let out: ended when it is withdrawn (end_connections). */
+  private readonly liveFlows: LiveFlows;
+  private sessionTimer: NodeJS.Timeout | null = null;
   private statsTimer: NodeJS.Timeout | null = null;
   private readonly startedAt = Date.now();
   private effectiveConfig: BastionConfig;
@@ -118,6 +122,7 @@ export class PolicyDaemon {
       sessions: this.sessions,
       whitelist,
     });
+    this.liveFlows = new LiveFlows(policy);
     this.decider = new Decider({
       policy,
       stats: this.stats,
@@ -139,6 +144,7 @@ export class PolicyDaemon {
     });
     this.decider.setPromptBroker(this.prompts);
     this.decider.onDecision((event, conn) => {
+      this.liveFlows.decided(event, conn);
       this.feed.publish(event);
       this.journal.decision(event);
       this.history?.add(event);
@@ -200,6 +206,10 @@ export class PolicyDaemon {
     await this.gui.listen();
     this.link.start();
     this.accounts.start();
+    // A session or timed answer runs out without an event: the connections it allowed are checked.
+    this.sessionTimer = setInterval(() => {
+      if (this.liveFlows.anyBySession) this.endWithdrawn(true);
+    }, SESSION_RECHECK_MS);
     this.statsTimer = setInterval(() => this.gui.broadcast(this.statsMessage()), this.options.statsIntervalMs);
     this.log.info({ mode: this.effectiveConfig.mode, rules: this.rules.rules.size }, 'policy service started');
   }
@@ -227,10 +237,21 @@ export class PolicyDaemon {
   /** The helper's cached verdicts came from the old rules or session decisions: drop them. */
   private policyChanged(): void {
     this.link.resetHelperCache('rules or session decisions changed');
+    this.endWithdrawn(false);
+  }
+
+  /** Ends the open connections whose allowance was withdrawn (config end_connections). */
+  private endWithdrawn(sessionsOnly: boolean): void {
+    if (!this.effectiveConfig.endConnections || this.liveFlows.size === 0) return;
+    const flows = this.liveFlows.noLongerAllowed(sessionsOnly);
+    if (flows.length === 0) return;
+    this.log.info({ connections: flows.length }, 'ending open connections the policy no longer allows');
+    this.link.endConnections(flows);
   }
 
   async stop(): Promise<void> {
     this.accounts.stop();
+    if (this.sessionTimer) clearInterval(this.sessionTimer);
     if (this.statsTimer) clearInterval(this.statsTimer);
     this.prompts.stop();
     this.link.stop();

@@ -7,7 +7,7 @@ import { Pair } from 'zeromq';
 import { BusChannel } from '../common/busChannel.js';
 import type { Logger } from '../common/log.js';
 import type { PacketRecord, Verdict } from '../common/types.js';
-import { PROTOCOL_VERSION, type Hello, type HelperCounters, type PathRule } from '../common/wire.js';
+import { MAX_END_FLOWS, PROTOCOL_VERSION, type Flow, type Hello, type HelperCounters, type PathRule } from '../common/wire.js';
 
 export interface HelperLinkOptions {
   endpoint: string;
@@ -87,6 +87,9 @@ export class HelperLink {
             return;
           case 'path_rules':
             this.log.warn('the helper sent path rules: ignored');
+            return;
+          case 'end_connections':
+            this.log.warn('the helper sent connections to end: ignored');
             return;
           case 'verdicts':
             this.log.warn('the helper sent verdicts: ignored');
@@ -199,6 +202,12 @@ export class HelperLink {
     const rules = this.options.pathRules();
     this.channel.sendControl({ kind: 'path_rules', rules });
     this.log.debug({ rules: rules.length }, 'path rules sent to the kernel');
+  }
+
+  /** Asks the helper to end these open connections (the policy that allowed them changed). */
+  endConnections(flows: Flow[]): void {
+    if (!this.state.connected || flows.length === 0) return;
+    for (let i = 0; i < flows.length; i += MAX_END_FLOWS) this.channel.sendControl({ kind: 'end_connections', flows: flows.slice(i, i + MAX_END_FLOWS) });
   }
 
   helperState(): HelperState {

@@ -889,6 +889,40 @@ static napi_value sock_diag_lookup(napi_env env, napi_callback_info info)
 	return ret;
 }
 
+/* sockDiagDestroy(handle, family(2|10), protocol, src: Uint8Array, sport, dst: Uint8Array, dport) -> 0 or -errno */
+static napi_value sock_diag_destroy(napi_env env, napi_callback_info info)
+{
+	size_t argc = 7;
+	napi_value argv[7];
+	NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+	if (argc < 7) {
+		napi_throw_type_error(env, "EINVAL", "sockDiagDestroy(handle, family, protocol, src, sport, dst, dport)");
+		return NULL;
+	}
+	struct sock_diag_wrap *w = get_handle(env, argv[0], KIND_SOCK_DIAG, "expected a sock_diag handle");
+	if (!w)
+		return NULL;
+	uint32_t family, protocol, sport, dport;
+	NAPI_CALL(env, napi_get_value_uint32(env, argv[1], &family));
+	NAPI_CALL(env, napi_get_value_uint32(env, argv[2], &protocol));
+	NAPI_CALL(env, napi_get_value_uint32(env, argv[4], &sport));
+	NAPI_CALL(env, napi_get_value_uint32(env, argv[6], &dport));
+	napi_typedarray_type t1, t2;
+	size_t src_len, dst_len;
+	void *src, *dst;
+	NAPI_CALL(env, napi_get_typedarray_info(env, argv[3], &t1, &src_len, &src, NULL, NULL));
+	NAPI_CALL(env, napi_get_typedarray_info(env, argv[5], &t2, &dst_len, &dst, NULL, NULL));
+	size_t want = family == 2 ? 4 : 16;
+	if (t1 != napi_uint8_array || t2 != napi_uint8_array || src_len < want || dst_len < want || sport > 65535 || dport > 65535) {
+		napi_throw_range_error(env, "EINVAL", "sockDiagDestroy: bad address or port");
+		return NULL;
+	}
+	int rc = bq_sock_diag_destroy(w->d, (uint8_t)family, (uint8_t)protocol, src, (uint16_t)sport, dst, (uint16_t)dport);
+	napi_value ret;
+	NAPI_CALL(env, napi_create_int32(env, rc, &ret));
+	return ret;
+}
+
 /* ---- connect()/sendmsg() callers (caller_bpf.h) ---- */
 
 /* callerAttach(cgroup2Path) -> {exe, flows, log}: whether records carry the executable, whether
@@ -1462,6 +1496,7 @@ static napi_value init(napi_env env, napi_value exports)
 		{"queueClose", NULL, queue_close, NULL, NULL, NULL, napi_default, NULL},
 		{"sockDiagOpen", NULL, sock_diag_open, NULL, NULL, NULL, napi_default, NULL},
 		{"sockDiagLookup", NULL, sock_diag_lookup, NULL, NULL, NULL, napi_default, NULL},
+		{"sockDiagDestroy", NULL, sock_diag_destroy, NULL, NULL, NULL, napi_default, NULL},
 		{"peerCred", NULL, peer_cred, NULL, NULL, NULL, napi_default, NULL},
 		{"sdNotify", NULL, sd_notify, NULL, NULL, NULL, napi_default, NULL},
 		{"unixDatagramSend", NULL, unix_datagram_send, NULL, NULL, NULL, napi_default, NULL},

@@ -174,6 +174,7 @@ describe('bastion config', () => {
         'allow_localhost         true',
         'allow_lan               false',
         'allow_dns               true',
+        'end_connections         true',
         'popup_enabled           true',
         'notifications_enabled   true',
         'log_decisions           false',
@@ -193,7 +194,7 @@ describe('bastion config', () => {
     assert.equal(bad.code, 1);
     assert.equal(
       bad.stderr,
-      'bastion: unknown config key "colour"; the keys: mode, timeout_seconds, default_action, allow_localhost, allow_lan, allow_dns, popup_enabled, ' +
+      'bastion: unknown config key "colour"; the keys: mode, timeout_seconds, default_action, allow_localhost, allow_lan, allow_dns, end_connections, popup_enabled, ' +
         'notifications_enabled, log_decisions, inbound_protection, journal_decisions, history_max_entries, history_retention_days\n',
     );
   });
@@ -218,6 +219,7 @@ describe('bastion config', () => {
       allow_localhost: true,
       allow_lan: true,
       allow_dns: true,
+      end_connections: true,
       popup_enabled: true,
       notifications_enabled: true,
       log_decisions: true,
@@ -253,7 +255,7 @@ describe('bastion config', () => {
       [
         'colour',
         'blue',
-        'unknown config key "colour"; the keys: mode, timeout_seconds, default_action, allow_localhost, allow_lan, allow_dns, popup_enabled, notifications_enabled, log_decisions, inbound_protection, journal_decisions, history_max_entries, history_retention_days',
+        'unknown config key "colour"; the keys: mode, timeout_seconds, default_action, allow_localhost, allow_lan, allow_dns, end_connections, popup_enabled, notifications_enabled, log_decisions, inbound_protection, journal_decisions, history_max_entries, history_retention_days',
       ],
     ];
     for (const [key, value, error] of cases) {

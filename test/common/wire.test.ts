@@ -185,6 +185,17 @@ describe('bus codec', () => {
     assert.deepEqual(roundTrip({ kind: 'path_rules', rules: [] }), { kind: 'path_rules', rules: [] });
   });
 
+  it('round-trips connections to end, IPv4 and IPv6', () => {
+    const end: BusMessage = {
+      kind: 'end_connections',
+      flows: [
+        { family: 4, protocol: 6, srcAddr: new Uint8Array([192, 0, 2, 1]), srcPort: 40001, dstAddr: new Uint8Array([198, 51, 100, 7]), dstPort: 22 },
+        { family: 6, protocol: 6, srcAddr: new Uint8Array(16).fill(1), srcPort: 40002, dstAddr: new Uint8Array(16).fill(2), dstPort: 443 },
+      ],
+    };
+    assert.deepEqual(plain(roundTrip(end)), plain(end));
+  });
+
   it('round-trips a report of a decision taken in the kernel', () => {
     const kernel = { ...record, attribution: 'kernel' as const, helperVerdict: 'drop' as const };
     assert.deepEqual(plain(roundTrip({ kind: 'packets', records: [kernel] })), plain({ kind: 'packets', records: [kernel] }));
@@ -201,6 +212,14 @@ describe('bus codec', () => {
       'a path rule with a relative path',
       encodeBusMessage({ kind: 'path_rules', rules: [{ path: 'curl', port: 80, allow: true }] }),
       /^path rule without an absolute path or with a bad port$/,
+    ],
+    [
+      'a flow to end with a 4-byte address in IPv6',
+      encodeBusMessage({
+        kind: 'end_connections',
+        flows: [{ family: 6, protocol: 6, srcAddr: new Uint8Array(4), srcPort: 1, dstAddr: new Uint8Array(16), dstPort: 2 }],
+      }),
+      /^flow with a bad family, address or port$/,
     ],
     [
       'a verdict without an action',

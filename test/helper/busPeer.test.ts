@@ -114,6 +114,7 @@ describe('the helper bus admits only the service user', () => {
         onVerdicts: () => undefined,
         onCacheReset: () => undefined,
         onPathRules: () => undefined,
+        onEndConnections: () => undefined,
         onServiceUp: (h) => up.push(h),
         onServiceDown: () => undefined,
         onRecordsLost: () => undefined,
