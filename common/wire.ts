@@ -63,6 +63,11 @@ export interface Flow {
   srcPort: number;
   dstAddr: Uint8Array;
   dstPort: number;
+  /**
+   * With srcPort 0 (srcAddr empty): every connection to dst that the kernel allowed this
+   * program to open (their source ports are known to the helper only).
+   */
+  exe?: string;
 }
 
 /** Flows in one EndConnections message at most. */
@@ -209,6 +214,7 @@ function toProto(m: BusMessage): Record<string, unknown> {
             srcPort: f.srcPort,
             dstAddr: f.dstAddr,
             dstPort: f.dstPort,
+            exe: f.exe ?? '',
           })),
         },
       };
@@ -399,11 +405,13 @@ export function decodeBusMessage(frame: Uint8Array, maxBytes = MAX_FRAME_BYTES):
         const dst = bytes(f['dstAddr']);
         const srcPort = num(f['srcPort']);
         const dstPort = num(f['dstPort']);
+        const exe = str(f['exe']);
         const len = family === 4 ? 4 : 16;
-        if (family === 0 || src.length !== len || dst.length !== len || srcPort > 65535 || dstPort > 65535) {
+        const byProgram = srcPort === 0 && src.length === 0 && exe.startsWith('/');
+        if (family === 0 || (!byProgram && src.length !== len) || dst.length !== len || srcPort > 65535 || dstPort > 65535) {
           return { ok: false, error: 'flow with a bad family, address or port' };
         }
-        flows.push({ family, protocol: num(f['ipProtocol']), srcAddr: src, srcPort, dstAddr: dst, dstPort });
+        flows.push({ family, protocol: num(f['ipProtocol']), srcAddr: src, srcPort, dstAddr: dst, dstPort, ...(byProgram && { exe }) });
       }
       return { ok: true, message: { kind: 'end_connections', flows } };
     }

@@ -13,6 +13,7 @@ import { DnsSnoop, type DnsSnoopOptions } from './dns/dnsSnoop.js';
 import { FastPath } from './fastPath.js';
 import { KernelVerdicts, type KernelDecision } from './kernelVerdicts.js';
 import { LiveConnections } from './liveConnections.js';
+import { tcpConnectionsTo } from './identify/procNet.js';
 import { loadNative } from '../common/native.js';
 import { IdentifyBudget } from './identifyBudget.js';
 import { ProcessResolver, type Resolution } from './identify/processResolver.js';
@@ -27,6 +28,7 @@ import { UidQueues } from './uidQueues.js';
 import { VerdictCache, type CachedVerdict } from './verdictCache.js';
 
 const ETH_P_IP = 0x0800;
+const IPPROTO_TCP = 6;
 const ETH_P_IPV6 = 0x86dd;
 /** Longest one packet's lookup may search (a first lookup takes ~0.2 ms, p99 ~1 ms, at most ~2 ms). */
 const PACKET_LOOKUP_BUDGET_MS = 5;
@@ -135,7 +137,18 @@ export class Helper {
     this.rules = new FirewallRules(options.rules);
     this.dns = options.dnsSnoop ? new DnsSnoop(options.dnsSnoop, log) : null;
     const sockDiag = SockDiag.open();
-    this.live = new LiveConnections(sockDiag, log);
+    this.live = new LiveConnections(
+      sockDiag,
+      log,
+      sockDiag && {
+        connectionsTo: (family, dst, dstPort) => tcpConnectionsTo(family, dst, dstPort),
+        callerOf: (family, src, srcPort, dst, dstPort) => {
+          const owner = sockDiag.lookup(family, IPPROTO_TCP, src, srcPort, dst, dstPort);
+          const caller = owner === null || owner === 'unavailable' ? null : owner.caller;
+          return caller?.process ? { pid: caller.pid, startTime: caller.process.startTime } : null;
+        },
+      },
+    );
     this.capabilities = ['uid_gid', 'fail_open', 'ipv6', ...(sockDiag ? ['sock_diag'] : ['proc_net'])];
     if (!sockDiag) log.warn('NETLINK_SOCK_DIAG unavailable: identifying processes through /proc/net (slower)');
     const callers = sockDiag && options.callerBpf !== false ? this.attachCallerMap(options.kernelVerdicts !== false) : false;
@@ -340,7 +353,10 @@ export class Helper {
     if (kernel === null) return;
     const reports: PacketRecord[] = [];
     for (let more = true, takes = 0; more && takes < 8; takes++) {
-      more = !kernel.take((d) => reports.push(this.kernelRecord(d)));
+      more = !kernel.take((d) => {
+        if (d.allow) this.live.sawKernel(d);
+        reports.push(this.kernelRecord(d));
+      });
     }
     if (reports.length > 0) this.sendReports(reports);
   }

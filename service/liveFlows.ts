@@ -30,10 +30,13 @@ export class LiveFlows {
   /** A decision: remembered when a lasting allowance let a TCP connection out. */
   decided(event: DecisionEvent, conn: Connection): void {
     const r = conn.record;
-    if (!event.allow || conn.protocol !== 'TCP' || r.srcPort === 0 || r.malformed) return;
+    if (!event.allow || conn.protocol !== 'TCP' || r.malformed) return;
     const lasting = event.reason === 'rule' || event.reason === 'session' || (event.reason === 'prompt' && event.ruleKey !== null);
     if (!lasting) return;
-    const key = `${r.family}|${conn.destIp}|${r.dstPort}|${r.srcPort}`;
+    // Decided in the kernel: no source port; the helper finds the program's connections itself.
+    const byProgram = r.attribution === 'kernel';
+    if (r.srcPort === 0 && !(byProgram && conn.exe !== null)) return;
+    const key = byProgram ? `${r.family}|${conn.destIp}|${r.dstPort}|${conn.exe}` : `${r.family}|${conn.destIp}|${r.dstPort}|${r.srcPort}`;
     this.flows.delete(key); // re-inserted as the newest
     this.flows.set(key, { conn, bySession: event.reason !== 'rule' });
     if (this.flows.size > MAX_FLOWS) this.flows.delete(this.flows.keys().next().value!);
@@ -61,7 +64,11 @@ export class LiveFlows {
       if (now.kind === 'final' && now.allow) continue;
       this.flows.delete(key);
       const r = f.conn.record;
-      out.push({ family: r.family, protocol: r.protocol, srcAddr: r.srcAddr, srcPort: r.srcPort, dstAddr: r.dstAddr, dstPort: r.dstPort });
+      if (r.attribution === 'kernel') {
+        out.push({ family: r.family, protocol: r.protocol, srcAddr: new Uint8Array(0), srcPort: 0, dstAddr: r.dstAddr, dstPort: r.dstPort, exe: f.conn.exe! });
+      } else {
+        out.push({ family: r.family, protocol: r.protocol, srcAddr: r.srcAddr, srcPort: r.srcPort, dstAddr: r.dstAddr, dstPort: r.dstPort });
+      }
     }
     return out;
   }
