@@ -49,6 +49,7 @@ export function registerClientCommands(program: Command): void {
           `mode:     ${String(status['mode'])} (default action: ${String(status['default_action'])})`,
           `helper:   ${helper['connected'] ? `connected (pid ${String(helper['pid'])}, queue ${String(helper['queue'])})` : 'not connected'}`,
           ...(helper['connected'] ? [`identity: ${identityLine(helper['capabilities'])}`, `decides:  ${decisionPathLine(helper['capabilities'])}`] : []),
+          `dns:      ${dnsLine(status['dns'])}`,
           `rules:    ${String(status['rules'])}${Number(status['extended_rules'] ?? 0) > 0 ? ` (and ${String(status['extended_rules'])} extended: bastion rules list)` : ''}`,
           `clients:  ${String(status['clients'])}`,
           `decided:  ${stats['total_connections']} (allowed ${stats['allowed_connections']}, blocked ${stats['blocked_connections']})`,
@@ -79,6 +80,15 @@ export function metricsLine(metrics: unknown): string {
   const m = metrics as { file?: unknown; error?: unknown };
   const file = visible(String(m.file));
   return typeof m.error === 'string' ? `${file} NOT WRITTEN: ${visible(m.error)}` : file;
+}
+
+/** Whether every program's DNS to the nameservers passes (allow_dns, service/nameservers.ts). */
+export function dnsLine(dns: unknown): string {
+  const d = (typeof dns === 'object' && dns !== null ? dns : {}) as { allowed?: unknown; nameservers?: unknown };
+  if (d.allowed !== true) return 'each program needs a rule for its own queries (allow_dns false)';
+  const list = Array.isArray(d.nameservers) ? d.nameservers.map((a) => visible(String(a))) : [];
+  if (list.length === 0) return 'allowed to the nameservers, but resolv.conf names none the service believes (see its log)';
+  return `port 53 to ${list.join(', ')} passes for every program, decided in the queue (allow_dns)`;
 }
 
 /** Where the helper's connections are decided (helper/kernelVerdicts.ts), from its capabilities. */

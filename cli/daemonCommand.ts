@@ -34,6 +34,8 @@ export function registerDaemonCommand(program: Command): void {
       "write bastion.prom (Prometheus text format) into this directory, e.g. node_exporter's /var/lib/prometheus/node-exporter; default: no metrics file",
     )
     .option('--metrics-interval <seconds>', 'how often the metrics file is rewritten', String(DEFAULT_METRICS_INTERVAL_S))
+    .option('--resolv-conf <path>', 'the resolv.conf whose nameservers every program may ask when allow_dns is on', '/etc/resolv.conf')
+    .option('--passwd <path>', 'the accounts file naming the users system services run as (watched for changes)', '/etc/passwd')
     .option('--no-polkit', 'without polkit (minimal systems): only root may change rules or mode')
     .action(
       async (opts: {
@@ -52,6 +54,8 @@ export function registerDaemonCommand(program: Command): void {
         stateDir?: string;
         metricsDir?: string;
         metricsInterval: string;
+        resolvConf: string;
+        passwd: string;
       }) => {
         // The GUI's helper scripts signal `pkill -HUP -x bastion-daemon`.
         process.title = 'bastion-daemon';
@@ -92,6 +96,8 @@ export function registerDaemonCommand(program: Command): void {
             stateDir: existsSync(stateDir) ? stateDir : null,
             metrics: opts.metricsDir === undefined ? null : { dir: opts.metricsDir, intervalMs: metricsInterval * 1000 },
             ...besideRules(opts),
+            resolvConfPath: opts.resolvConf,
+            passwdPath: opts.passwd,
           },
           log,
         );

@@ -19,6 +19,7 @@ const REASONS: Record<string, string> = {
   localhost: 'loopback',
   lan: 'local network',
   'system-service': 'system service',
+  dns: 'DNS to a nameserver',
 };
 
 export function hostPort(ip: string, port: number): string {

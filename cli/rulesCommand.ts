@@ -4,6 +4,7 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { resolveProgramPath } from '../common/programPath.js';
 import { closeDatabase, DEFAULT_HISTORY_PATH, HistoryError, openDatabase } from '../common/history.js';
 import { visible, visibleJson } from '../common/visibleText.js';
 import { DEFAULTS } from './defaults.js';
@@ -37,6 +38,7 @@ function die(message: string, code = 1): never {
 interface AddOptions {
   socket: string;
   deny?: boolean;
+  force?: boolean;
   user?: string;
   dest?: string;
   proto?: string;
@@ -128,6 +130,7 @@ export function registerRulesCommand(program: Command): void {
       'add a rule: subject an executable path, @name:<comm>, @host:<name or *.suffix>, @dest:<ip>, or * with a criterion; port 1-65535, or * / 0 for all ports',
     )
     .option('--deny', 'a deny rule (default: allow)')
+    .option('--force', 'keep a path that does not exist (a program not installed yet)')
     .option('--user <user>', 'only this user (name or uid)')
     .option('--dest <cidr>', 'only to this address or block (192.0.2.0/24, 2001:db8::/32)')
     .option('--list <name>', 'only to a host or address on this list of lists.d')
@@ -137,10 +140,12 @@ export function registerRulesCommand(program: Command): void {
     .option('--app-id <id>', 'only this Flatpak or Snap application')
     .option('--sha256 <hex>', "only while the executable's SHA-256 is this (a changed program is asked about again)")
     .option(...socketOption)
-    .action(async (subject: string, port: string, opts: AddOptions) => {
-      const rule = ruleFromArgs(subject, port, opts);
+    .action(async (given: string, port: string, opts: AddOptions) => {
+      const { socket, deny, force, ...criteria } = opts;
+      const subject = await ruleProgramPath(given, force === true);
+      if (criteria.parent !== undefined) criteria.parent = await ruleProgramPath(criteria.parent, force === true);
+      const rule = ruleFromArgs(subject, port, { deny, ...criteria });
       if (typeof rule === 'string') die(rule, 2);
-      const { socket, deny, ...criteria } = opts;
       if (Object.keys(criteria).length > 0) {
         // An extended rule: import_rules keeps it beside rules.json (docs/rules.md).
         await importRules(socket, [rule]);
@@ -214,4 +219,25 @@ export function registerRulesCommand(program: Command): void {
       }
       process.stdout.write(visibleJson(suggested, 2) + '\n');
     });
+}
+
+/**
+ * The path a rule must name (common/programPath.ts): links resolved, shown as "given → saved";
+ * a path that does not exist is refused (a typo would make a rule that never matches) unless
+ * --force. Subjects that are not paths (@host:, @name:, …) pass unchanged.
+ */
+export async function ruleProgramPath(subject: string, force: boolean): Promise<string> {
+  if (!subject.startsWith('/')) return subject;
+  const resolved = await resolveProgramPath(subject);
+  if (resolved.ok) {
+    if (resolved.linkedFrom !== null) process.stdout.write(`${visible(resolved.linkedFrom)} → ${visible(resolved.path)}: the rule names the program itself\n`);
+    return resolved.path;
+  }
+  if (resolved.missing && force) {
+    process.stderr.write(`bastion: warning: ${visible(subject)}: no such file; kept as given (--force)\n`);
+    return subject;
+  }
+  const hint = resolved.missing ? ' (--force keeps it, for a program not installed yet)' : '';
+  process.stderr.write(`bastion: ${visible(subject)}: ${visible(resolved.error)}: a rule for it would never match${hint}\n`);
+  process.exit(1);
 }

@@ -10,7 +10,7 @@ export type DecisionMessage = {
   dest_port: number;
   protocol: string;
   allow: boolean;
-  /** What decided: rule, session, prompt, timeout, default, learning, localhost, lan, system-service. */
+  /** What decided: rule, session, prompt, timeout, default, learning, localhost, lan, system-service, dns. */
   reason: string;
   rule_key: string | null;
   /** The destination's host name from snooped DNS answers; absent when unknown (docs/host-names.md). */

@@ -77,6 +77,8 @@ export interface NativeAddon {
     dstPort: number,
     out: Uint32Array,
   ): number;
+  /** SOCK_DESTROY of the one socket with these ends (oriented as sockDiagLookup's): 0 or -errno. */
+  sockDiagDestroy(handle: object, family: number, protocol: number, src: Uint8Array, srcPort: number, dst: Uint8Array, dstPort: number): number;
   /**
    * Attaches the connect()/sendmsg() caller-recording programs to the cgroup v2 at that path
    * (native/src/caller_bpf.h); sockDiagLookup then reports callers. exe: records carry the

@@ -71,6 +71,24 @@ const MAX_INBOUND_TEXT = 1024;
 /** Path rules in one PathRules message at most (the kernel's map holds twice this: TCP and UDP). */
 export const MAX_PATH_RULES = 8192;
 
+/** An open connection, oriented as its packets leave this host (proto Flow). */
+export interface Flow {
+  family: 4 | 6;
+  protocol: number;
+  srcAddr: Uint8Array;
+  srcPort: number;
+  dstAddr: Uint8Array;
+  dstPort: number;
+  /**
+   * With srcPort 0 (srcAddr empty): every connection to dst that the kernel allowed this
+   * program to open (their source ports are known to the helper only).
+   */
+  exe?: string;
+}
+
+/** Flows in one EndConnections message at most. */
+export const MAX_END_FLOWS = 4096;
+
 export type BusMessage =
   | { kind: 'hello'; hello: Hello }
   | { kind: 'heartbeat'; sentAtMs: number; helper: HelperCounters | null }
@@ -79,7 +97,8 @@ export type BusMessage =
   | { kind: 'cache_reset'; reason: string }
   | { kind: 'path_rules'; rules: PathRule[] }
   | { kind: 'inbound_policy'; enabled: boolean }
-  | { kind: 'inbound_state'; inbound: InboundState };
+  | { kind: 'inbound_state'; inbound: InboundState }
+  | { kind: 'end_connections'; flows: Flow[] };
 
 export type DecodeResult = { ok: true; message: BusMessage } | { ok: false; error: string };
 
@@ -252,6 +271,20 @@ function toProto(m: BusMessage): pb.Envelope {
       return { inboundPolicy: { enabled: m.enabled } };
     case 'inbound_state':
       return { inboundState: { state: INBOUND_STATES.toProto(m.inbound.state), firewall: m.inbound.firewall, detail: m.inbound.detail } };
+    case 'end_connections':
+      return {
+        endConnections: {
+          flows: m.flows.map((f) => ({
+            family: FAMILIES.get(f.family) ?? pb.IpFamily.FAMILY_UNSPECIFIED,
+            ipProtocol: f.protocol,
+            srcAddr: f.srcAddr,
+            srcPort: f.srcPort,
+            dstAddr: f.dstAddr,
+            dstPort: f.dstPort,
+            exe: f.exe ?? '',
+          })),
+        },
+      };
   }
 }
 
@@ -384,6 +417,22 @@ function pathRulesFromProto(given: readonly pb.PathRule[]): DecodeResult {
   return { ok: true, message: { kind: 'path_rules', rules } };
 }
 
+function endConnectionsFromProto(given: readonly pb.Flow[]): DecodeResult {
+  if (given.length > MAX_END_FLOWS) return { ok: false, error: `${given.length} flows exceed ${MAX_END_FLOWS}` };
+  const flows: Flow[] = [];
+  for (const f of given) {
+    const family = f.family === pb.IpFamily.FAMILY_IPV4 ? 4 : f.family === pb.IpFamily.FAMILY_IPV6 ? 6 : 0;
+    const { srcAddr, dstAddr, srcPort, dstPort, exe } = f;
+    const len = family === 4 ? 4 : 16;
+    const byProgram = srcPort === 0 && srcAddr.length === 0 && exe.startsWith('/');
+    if (family === 0 || (!byProgram && srcAddr.length !== len) || dstAddr.length !== len || srcPort > 65535 || dstPort > 65535) {
+      return { ok: false, error: 'flow with a bad family, address or port' };
+    }
+    flows.push({ family, protocol: f.ipProtocol, srcAddr, srcPort, dstAddr, dstPort, ...(byProgram && { exe }) });
+  }
+  return { ok: true, message: { kind: 'end_connections', flows } };
+}
+
 /** Decodes one frame; never throws. A frame over maxBytes is refused before decoding. */
 export function decodeBusMessage(frame: Uint8Array, maxBytes = MAX_FRAME_BYTES): DecodeResult {
   if (frame.length > maxBytes) return { ok: false, error: `frame of ${frame.length} bytes exceeds ${maxBytes}` };
@@ -427,6 +476,8 @@ export function decodeBusMessage(frame: Uint8Array, maxBytes = MAX_FRAME_BYTES):
         message: { kind: 'inbound_state', inbound: { state, firewall: firewall.slice(0, MAX_INBOUND_TEXT), detail: detail.slice(0, MAX_INBOUND_TEXT) } },
       };
     }
+    case 'endConnections':
+      return endConnectionsFromProto(env.endConnections.flows);
     case undefined:
       return { ok: false, error: 'empty envelope' };
   }

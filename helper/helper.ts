@@ -15,6 +15,8 @@ import { InboundProtection } from './inbound/inboundProtection.js';
 import { InboundRules } from './inbound/inboundRules.js';
 import { FastPath } from './fastPath.js';
 import { KernelVerdicts, pinUdpAllow, unpinUdpAllow, type KernelDecision } from './kernelVerdicts.js';
+import { LiveConnections } from './liveConnections.js';
+import { tcpConnectionsTo } from './identify/procNet.js';
 import { loadNative } from '../common/native.js';
 import { IdentifyBudget } from './identifyBudget.js';
 import { ProcessResolver, type Resolution } from './identify/processResolver.js';
@@ -29,6 +31,7 @@ import { UidQueues } from './uidQueues.js';
 import { VerdictCache, type CachedVerdict } from './verdictCache.js';
 
 const ETH_P_IP = 0x0800;
+const IPPROTO_TCP = 6;
 const ETH_P_IPV6 = 0x86dd;
 /** Longest one packet's lookup may search (a first lookup takes ~0.2 ms, p99 ~1 ms, at most ~2 ms). */
 const PACKET_LOOKUP_BUDGET_MS = 5;
@@ -122,6 +125,8 @@ export class Helper {
   /** Answers cached verdicts in the addon, before JS runs; null without process events. */
   private readonly fastPaths: (FastPath | null)[] = [null, null];
   private readonly dns: DnsSnoop | null;
+  /** TCP flows this helper passed on, which the service may ask to end (EndConnections). */
+  private readonly live: LiveConnections;
   private readonly parsed = newParsedPacket();
   private readonly capabilities: string[];
   private packets = 0;
@@ -145,6 +150,18 @@ export class Helper {
     this.rules = new FirewallRules(options.rules);
     this.dns = options.dnsSnoop ? new DnsSnoop(options.dnsSnoop, log) : null;
     const sockDiag = SockDiag.open();
+    this.live = new LiveConnections(
+      sockDiag,
+      log,
+      sockDiag && {
+        connectionsTo: (family, dst, dstPort) => tcpConnectionsTo(family, dst, dstPort),
+        callerOf: (family, src, srcPort, dst, dstPort) => {
+          const owner = sockDiag.lookup(family, IPPROTO_TCP, src, srcPort, dst, dstPort);
+          const caller = owner === null || owner === 'unavailable' ? null : owner.caller;
+          return caller?.process ? { pid: caller.pid, startTime: caller.process.startTime } : null;
+        },
+      },
+    );
     this.capabilities = ['uid_gid', 'fail_open', 'ipv6', ...(sockDiag ? ['sock_diag'] : ['proc_net'])];
     this.inbound = options.manageRules && options.inbound ? this.inboundProtection(options.inbound) : null;
     if (this.inbound) this.capabilities.push('inbound');
@@ -216,6 +233,7 @@ export class Helper {
           this.log.info({ rules: rules.length, entries: this.kernel.size }, 'path rules for the kernel');
         },
         onInboundPolicy: (enabled) => void this.inbound?.apply(enabled),
+        onEndConnections: (flows) => this.live.end(flows),
         onServiceUp: (hello) => this.log.info({ pid: hello.pid, version: hello.softwareVersion }, 'policy service connected'),
         onServiceDown: (reason) => {
           this.log.warn({ reason, held: this.pending.size }, 'policy service gone: held packets get the fallback verdict');
@@ -348,7 +366,7 @@ export class Helper {
       if (packet.fastRepeats > 1) record.repeats = packet.fastRepeats;
       reports.push(record);
     });
-    if (reports.length > 0) this.link?.sendReports(reports);
+    if (reports.length > 0) this.sendReports(reports);
     if (!drained) setTimeout(() => this.reportFastAnswered(fastPath), FAST_REPORT_DELAY_MS);
   }
 
@@ -358,9 +376,12 @@ export class Helper {
     if (kernel === null) return;
     const reports: PacketRecord[] = [];
     for (let more = true, takes = 0; more && takes < 8; takes++) {
-      more = !kernel.take((d) => reports.push(this.kernelRecord(d)));
+      more = !kernel.take((d) => {
+        if (d.allow) this.live.sawKernel(d);
+        reports.push(this.kernelRecord(d));
+      });
     }
-    if (reports.length > 0) this.link?.sendReports(reports);
+    if (reports.length > 0) this.sendReports(reports);
   }
 
   private kernelRecord(d: KernelDecision): PacketRecord {
@@ -558,8 +579,8 @@ export class Helper {
         break;
       }
     }
-    if (records.length > 0) this.link?.sendRecords(records);
-    if (reports.length > 0) this.link?.sendReports(reports);
+    if (records.length > 0) this.sendRecords(records);
+    if (reports.length > 0) this.sendReports(reports);
   }
 
   private continueLater(): void {
@@ -706,6 +727,23 @@ export class Helper {
 
   private onVerdicts(verdicts: Verdict[]): void {
     for (const v of verdicts) this.pending.resolve(v.packetId, v.action, v.mark, v.holdMs, v.cacheMs);
+  }
+
+  /** Records to the service; their TCP flows may be ended later at its request. */
+  private sendRecords(records: PacketRecord[]): void {
+    for (const r of records) this.sawFlow(r);
+    this.link?.sendRecords(records);
+  }
+
+  private sendReports(reports: PacketRecord[]): void {
+    for (const r of reports) if (r.helperVerdict === 'accept') this.sawFlow(r);
+    this.link?.sendReports(reports);
+  }
+
+  private sawFlow(r: PacketRecord): void {
+    if (r.protocol === 6 && !r.malformed) {
+      this.live.saw({ family: r.family, protocol: r.protocol, srcAddr: r.srcAddr, srcPort: r.srcPort, dstAddr: r.dstAddr, dstPort: r.dstPort });
+    }
   }
 
   /** A record id of its own per packet, never 0 (uint32 on the wire, wrapping). */

@@ -5,7 +5,7 @@ import { BusChannel } from '../common/busChannel.js';
 import { ipcPathOf, prepareSocketPath, removeSocketPath, restrictSocket } from '../common/ipcPath.js';
 import type { Logger } from '../common/log.js';
 import type { PacketRecord, Verdict } from '../common/types.js';
-import type { BusMessage, Hello, HelperCounters, InboundState, PathRule } from '../common/wire.js';
+import type { BusMessage, Flow, Hello, HelperCounters, InboundState, PathRule } from '../common/wire.js';
 import { BUS_ZAP_DOMAIN, BusGatekeeper } from './busGatekeeper.js';
 
 export interface ServiceLinkOptions {
@@ -27,6 +27,8 @@ export interface ServiceLinkEvents {
   onPathRules(rules: PathRule[]): void;
   /** Whether inbound protection is wanted (config.json inbound_protection); sent after each hello and change. */
   onInboundPolicy(enabled: boolean): void;
+  /** The service asks to end these open connections (the helper checks each one: helper/liveConnections.ts). */
+  onEndConnections(flows: Flow[]): void;
   onServiceUp(hello: Hello): void;
   onServiceDown(reason: string): void;
   /** Records that never reached the service: their packets need the fallback now. */
@@ -144,6 +146,9 @@ export class ServiceLink {
         return;
       case 'inbound_policy':
         if (this.connected) this.events.onInboundPolicy(m.enabled);
+        return;
+      case 'end_connections':
+        if (this.connected) this.events.onEndConnections(m.flows);
         return;
       case 'heartbeat':
         return;

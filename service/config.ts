@@ -16,6 +16,10 @@ export interface BastionConfig {
   defaultAction: DefaultAction;
   allowLocalhost: boolean;
   allowLan: boolean;
+  /** Every program's DNS (port 53) to the nameservers resolv.conf names passes without rules. */
+  allowDns: boolean;
+  /** Withdrawing an allowance (a rule deleted or narrowed, a timed answer run out) ends the open TCP connections it let out. */
+  endConnections: boolean;
   popupEnabled: boolean;
   notificationsEnabled: boolean;
   logDecisions: boolean;
@@ -35,6 +39,8 @@ export const DEFAULT_CONFIG: Readonly<BastionConfig> = Object.freeze({
   defaultAction: 'deny',
   allowLocalhost: true,
   allowLan: false,
+  allowDns: true,
+  endConnections: true,
   popupEnabled: true,
   notificationsEnabled: true,
   logDecisions: false,
@@ -61,6 +67,8 @@ const JSON_NAMES = {
   defaultAction: 'default_action',
   allowLocalhost: 'allow_localhost',
   allowLan: 'allow_lan',
+  allowDns: 'allow_dns',
+  endConnections: 'end_connections',
   popupEnabled: 'popup_enabled',
   notificationsEnabled: 'notifications_enabled',
   logDecisions: 'log_decisions',
@@ -77,6 +85,8 @@ type BooleanField = {
 const BOOLEAN_FIELDS: readonly BooleanField[] = [
   'allowLocalhost',
   'allowLan',
+  'allowDns',
+  'endConnections',
   'popupEnabled',
   'notificationsEnabled',
   'logDecisions',

@@ -21,6 +21,10 @@ import { LastGoodCopy } from './lastGoodCopy.js';
 import { SessionDecisions } from './sessions.js';
 import { Stats } from './stats.js';
 import { Whitelist } from './whitelist.js';
+import { Nameservers } from './nameservers.js';
+import { LiveFlows, SESSION_RECHECK_MS } from './liveFlows.js';
+import { AccountWatch } from './accountWatch.js';
+import { userId } from '../common/system.js';
 import { kernelPathRules } from './kernelRules.js';
 import { INBOUND_STATE_FILE_NAME, InboundStatus } from './inboundState.js';
 import { bastionMetrics } from './metrics/bastionMetrics.js';
@@ -60,10 +64,17 @@ export interface DaemonOptions {
   importedRulesPath: string | null;
   /** lists.d: host and IP lists that rules name (service/lists). */
   listsDir: string;
+  /** The resolv.conf whose nameservers allow_dns opens to every program; default /etc/resolv.conf. */
+  resolvConfPath?: string;
+  /** The accounts file whose users the whitelist's system services run as; default /etc/passwd (watched). */
+  passwdPath?: string;
 }
 
 /** A changed program's pinned-hash notice is repeated at most this often per rule and program. */
 const PIN_NOTICE_MS = 60_000;
+
+/** useradd writes passwd, shadow, group and gshadow in turn: one re-read after they settle. */
+const ACCOUNT_DEBOUNCE_MS = 300;
 
 /**
  * How long the helper may reuse a path rule's allow without asking (Verdict.cache_ms). Any rule
@@ -93,6 +104,12 @@ export class PolicyDaemon {
   private readonly gui: GuiServer;
   private readonly metricsFile: MetricsFile | null;
   readonly inbound: InboundStatus;
+  private readonly nameservers: Nameservers;
+  private readonly whitelist: Whitelist;
+  private readonly accounts: AccountWatch;
+  /** Open connections a lasting allowance let out: ended when it is withdrawn (end_connections). */
+  private readonly liveFlows: LiveFlows;
+  private sessionTimer: NodeJS.Timeout | null = null;
   private statsTimer: NodeJS.Timeout | null = null;
   private readonly startedAt = Date.now();
   private effectiveConfig: BastionConfig;
@@ -132,7 +149,17 @@ export class PolicyDaemon {
       options.inboundStateFile === undefined ? join(dirname(options.guiSocketPath), INBOUND_STATE_FILE_NAME) : options.inboundStateFile,
       log,
     );
-    const whitelist = new Whitelist();
+    this.nameservers = new Nameservers({
+      ...(options.resolvConfPath !== undefined && { path: options.resolvConfPath }),
+      onChange: (addresses, problem) => {
+        if (problem !== null) log.warn({ problem }, 'no nameserver allowed for every program (allow_dns)');
+        else log.info({ nameservers: addresses }, 'DNS to these nameservers passes for every program (allow_dns)');
+      },
+    });
+    const passwd = options.passwdPath ?? '/etc/passwd';
+    const whitelist = new Whitelist((user) => userId(user, passwd), this.nameservers);
+    this.whitelist = whitelist;
+    this.accounts = new AccountWatch({ path: passwd, debounceMs: ACCOUNT_DEBOUNCE_MS, onChange: () => this.accountsChanged(), log });
     const policy = new Policy({
       config: () => this.effectiveConfig,
       rules: () => this.rules.rules,
@@ -142,6 +169,7 @@ export class PolicyDaemon {
       facts: this.facts,
       onPinMismatch: (rule, conn, why) => this.pinMismatch(rule, conn, why),
     });
+    this.liveFlows = new LiveFlows(policy);
     this.decider = new Decider({
       policy,
       stats: this.stats,
@@ -163,6 +191,7 @@ export class PolicyDaemon {
     });
     this.decider.setPromptBroker(this.prompts);
     this.decider.onDecision((event, conn) => {
+      this.liveFlows.decided(event, conn);
       this.feed.publish(event);
       this.journal.decision(event);
       this.history?.add(event);
@@ -229,6 +258,11 @@ export class PolicyDaemon {
     if (this.history && (await this.history.open())) this.log.info({ path: this.options.historyPath }, 'decision history open');
     await this.gui.listen();
     this.link.start();
+    this.accounts.start();
+    // A session or timed answer runs out without an event: the connections it allowed are checked.
+    this.sessionTimer = setInterval(() => {
+      if (this.liveFlows.anyBySession) this.endWithdrawn(true);
+    }, SESSION_RECHECK_MS);
     this.statsTimer = setInterval(() => this.gui.broadcast(this.statsMessage()), this.options.statsIntervalMs);
     this.metricsFile?.start();
     this.log.info({ mode: this.effectiveConfig.mode, rules: this.rules.rules.size }, 'policy service started');
@@ -242,6 +276,7 @@ export class PolicyDaemon {
       this.notify('error', 'config.json not loaded', `${config.error}; the previous settings stay in force`);
     }
     this.configChanged(this.config.current);
+    this.whitelist.refresh();
     const rules = await this.rules.load();
     if (!rules.ok) this.notify('error', 'rules.json not loaded', `${rules.error}; ${rules.inForce}`);
     else this.log.info({ rules: rules.count, path: this.options.rulesPath }, 'rules loaded');
@@ -266,12 +301,30 @@ export class PolicyDaemon {
     this.notify('warning', 'program changed since its rule was written', `${rule.source}: ${why}`);
   }
 
+  /** An account was added or removed: the system services' users are looked up again. */
+  private accountsChanged(): void {
+    const users = this.whitelist.refresh();
+    this.log.info({ users }, 'accounts changed: system services allowed for these users');
+  }
+
   /** The helper's cached verdicts came from the old rules or session decisions: drop them. */
   private policyChanged(): void {
     this.link.resetHelperCache('rules or session decisions changed');
+    this.endWithdrawn(false);
+  }
+
+  /** Ends the open connections whose allowance was withdrawn (config end_connections). */
+  private endWithdrawn(sessionsOnly: boolean): void {
+    if (!this.effectiveConfig.endConnections || this.liveFlows.size === 0) return;
+    const flows = this.liveFlows.noLongerAllowed(sessionsOnly);
+    if (flows.length === 0) return;
+    this.log.info({ connections: flows.length }, 'ending open connections the policy no longer allows');
+    this.link.endConnections(flows);
   }
 
   async stop(): Promise<void> {
+    this.accounts.stop();
+    if (this.sessionTimer) clearInterval(this.sessionTimer);
     if (this.statsTimer) clearInterval(this.statsTimer);
     this.prompts.stop();
     this.link.stop();
@@ -296,6 +349,7 @@ export class PolicyDaemon {
       clients: this.gui.clientCount,
       prompts: { open: this.prompts.openCount, limited: this.prompts.limited, answering: this.prompts.answeringCount },
       monitors: this.feed.size,
+      dns: { allowed: this.effectiveConfig.allowDns, nameservers: this.effectiveConfig.allowDns ? this.nameservers.list : [] },
       helper: {
         connected: helper.connected,
         pid: helper.hello?.pid ?? null,

@@ -7,7 +7,7 @@ import { Pair } from 'zeromq';
 import { BusChannel } from '../common/busChannel.js';
 import type { Logger } from '../common/log.js';
 import type { PacketRecord, Verdict } from '../common/types.js';
-import { PROTOCOL_VERSION, type Hello, type HelperCounters, type InboundState, type PathRule } from '../common/wire.js';
+import { MAX_END_FLOWS, PROTOCOL_VERSION, type Flow, type Hello, type HelperCounters, type InboundState, type PathRule } from '../common/wire.js';
 
 export interface HelperLinkOptions {
   endpoint: string;
@@ -98,6 +98,9 @@ export class HelperLink {
             return;
           case 'inbound_state':
             this.options.onInboundState?.(m.inbound);
+            return;
+          case 'end_connections':
+            this.log.warn('the helper sent connections to end: ignored');
             return;
           case 'verdicts':
             this.log.warn('the helper sent verdicts: ignored');
@@ -221,6 +224,12 @@ export class HelperLink {
   sendInboundPolicy(): void {
     if (!this.helperDoesInbound || this.options.inboundWanted === undefined) return;
     this.channel.sendControl({ kind: 'inbound_policy', enabled: this.options.inboundWanted() });
+  }
+
+  /** Asks the helper to end these open connections (the policy that allowed them changed). */
+  endConnections(flows: Flow[]): void {
+    if (!this.state.connected || flows.length === 0) return;
+    for (let i = 0; i < flows.length; i += MAX_END_FLOWS) this.channel.sendControl({ kind: 'end_connections', flows: flows.slice(i, i + MAX_END_FLOWS) });
   }
 
   helperState(): HelperState {

@@ -7,7 +7,8 @@
 //  - it is one of the whitelist's system clients: the whitelist would allow what a rule denies;
 //  - an extended rule (rules.d, imported) could match its connections: those rank above rules.json.
 // Loopback and LAN destinations, which the whitelist may allow too, are never denied in the
-// kernel (caller.bpf.c local_v4/local_v6). Learning mode changes nothing here: rules rank above
+// kernel (caller.bpf.c local_v4/local_v6), nor is port 53 (allow_dns passes DNS to the
+// nameservers before any rule, and only the service knows them). Learning mode changes nothing here: rules rank above
 // the mode, so a path rule decides alike in both modes.
 import type { PathRule } from '../common/wire.js';
 import type { RuleSet } from './rules/ruleSet.js';

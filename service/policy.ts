@@ -1,5 +1,5 @@
 // The decide stage: one synchronous function from a connection to a decision. Order:
-// whitelist (system services, loopback, LAN) -> session decisions -> rules -> mode.
+// whitelist (system services, loopback, LAN, DNS to the nameservers) -> session decisions -> rules -> mode.
 // Nothing here waits: a connection that needs a person comes back as 'ask'.
 import type { BastionConfig } from './config.js';
 import { connectionSubject, type Connection } from './connection.js';
@@ -9,7 +9,7 @@ import type { RuleSet } from './rules/ruleSet.js';
 import type { SessionDecisions } from './sessions.js';
 import type { Whitelist } from './whitelist.js';
 
-export type DecisionReason = 'localhost' | 'lan' | 'system-service' | 'session' | 'rule' | 'learning' | 'default' | 'prompt' | 'timeout';
+export type DecisionReason = 'localhost' | 'lan' | 'system-service' | 'dns' | 'session' | 'rule' | 'learning' | 'default' | 'prompt' | 'timeout';
 
 export type FinalDecision = { kind: 'final'; allow: boolean; reason: DecisionReason; ruleKey: string | null };
 

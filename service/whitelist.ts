@@ -1,12 +1,21 @@
 // What is allowed before any rule: the system's own DNS/DHCP/NTP clients (by executable path,
-// the user their service runs as AND their service's ports, never by port alone) and loopback /
-// LAN per config. The old daemon's holes are deliberately absent: no pass for any *.255
+// the user their service runs as AND their service's ports, never by port alone), loopback /
+// LAN per config, and every program's DNS to the nameservers resolv.conf names (allow_dns:
+// those addresses and port 53 only, nameservers.ts). The old daemon's holes are deliberately absent: no pass for any *.255
 // address, none for unidentified processes to port 53. A path counts only when the helper
 // proved it (Connection.exe is null otherwise): a copy named dnsmasq in a user namespace of its
 // own, or run by another user, is not the system's dnsmasq.
 import { userId } from '../common/system.js';
 import type { BastionConfig } from './config.js';
 import type { Connection } from './connection.js';
+
+/** The nameservers programs may ask (nameservers.ts). */
+export interface NameserverList {
+  has(destIp: string): boolean;
+}
+
+/** The port glibc asks nameservers on (resolv.conf cannot name another). */
+const DNS_PORT = 53;
 
 interface SystemClient {
   path: string;
@@ -41,22 +50,42 @@ const SYSTEM_CLIENTS: readonly SystemClient[] = [
   { path: '/usr/sbin/ntpsec', users: ['ntpsec'], services: NTP },
 ];
 
-export type WhitelistReason = 'localhost' | 'lan' | 'system-service';
+export type WhitelistReason = 'localhost' | 'lan' | 'system-service' | 'dns';
 
 export class Whitelist {
   /** `<path>|<protocol>|<port>` -> the uids allowed to send there. */
-  private readonly allowed = new Map<string, Set<number>>();
+  private allowed = new Map<string, Set<number>>();
 
-  /** uidOf: a user's uid, null when there is no such user (its entry then allows nobody). */
-  constructor(uidOf: (user: string) => number | null = (user) => userId(user)) {
+  /**
+   * uidOf: a user's uid, null when there is no such user (its entry then allows nobody until
+   * refresh() finds it). nameservers: where allow_dns lets every program ask; none by default.
+   */
+  constructor(
+    private readonly uidOf: (user: string) => number | null = (user) => userId(user),
+    private readonly nameservers: NameserverList = { has: () => false },
+  ) {
+    this.refresh();
+  }
+
+  /**
+   * Looks the system services' users up again (accountWatch.ts: a package installed since
+   * added one). Returns the users found, for the log.
+   */
+  refresh(): string[] {
+    const allowed = new Map<string, Set<number>>();
+    const found = new Set<string>();
     for (const c of SYSTEM_CLIENTS) {
       const uids = new Set<number>();
       for (const user of c.users) {
-        const uid = uidOf(user);
-        if (uid !== null) uids.add(uid);
+        const uid = this.uidOf(user);
+        if (uid === null) continue;
+        uids.add(uid);
+        found.add(user);
       }
-      for (const s of c.services) for (const port of s.ports) this.allowed.set(`${c.path}|${s.protocol}|${port}`, uids);
+      for (const s of c.services) for (const port of s.ports) allowed.set(`${c.path}|${s.protocol}|${port}`, uids);
     }
+    this.allowed = allowed;
+    return [...found];
   }
 
   /** Whether some connections of the executable at this path pass as a system service's. */
@@ -67,6 +96,7 @@ export class Whitelist {
   /** Why the connection passes without a rule, or null. */
   check(conn: Connection, config: Readonly<BastionConfig>): WhitelistReason | null {
     if (config.allowLocalhost && isLoopback(conn)) return 'localhost';
+    if (config.allowDns && conn.port === DNS_PORT && (conn.protocol === 'UDP' || conn.protocol === 'TCP') && this.nameservers.has(conn.destIp)) return 'dns';
     if (conn.exe && (conn.protocol === 'TCP' || conn.protocol === 'UDP')) {
       const uids = this.allowed.get(`${conn.exe}|${conn.protocol}|${conn.port}`);
       // The process's own uid: a service whose socket was made before it dropped privileges still sends as its user.

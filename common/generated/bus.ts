@@ -117,6 +117,7 @@ export type Envelope =
   | { body?: 'pathRules'; pathRules: PathRules }
   | { body?: 'inboundPolicy'; inboundPolicy: InboundPolicy }
   | { body?: 'inboundState'; inboundState: InboundState }
+  | { body?: 'endConnections'; endConnections: EndConnections }
   | { body?: undefined };
 
 /**
@@ -139,6 +140,34 @@ export interface InboundState {
   firewall: string;
   /** what was found, or the error */
   detail: string;
+}
+
+/**
+ * Service -> helper: end these open connections (their sockets are destroyed through
+ * sock_diag: the program sees a reset, the peer an RST). The policy that allowed them changed
+ * (a rule deleted or narrowed, a timed answer ran out). The helper ends only TCP flows it
+ * queued or reported itself (outbound, seen by it), or that the kernel allowed the named
+ * program to open, and ignores any other.
+ */
+export interface EndConnections {
+  flows: Flow[];
+}
+
+export interface Flow {
+  /** Values from IpFamily. */
+  family: number;
+  /** 6 (TCP) only, for now */
+  ipProtocol: number;
+  /** this host's end */
+  srcAddr: Uint8Array;
+  srcPort: number;
+  dstAddr: Uint8Array;
+  dstPort: number;
+  /**
+   * With src_port 0 (and src_addr empty): every connection to dst that the kernel allowed this
+   * program (an absolute path) to open; the helper knows their source ports, the service not.
+   */
+  exe: string;
 }
 
 /**
@@ -337,7 +366,9 @@ const descriptor = {
         v1: {
           nested: {
             Envelope: {
-              oneofs: { body: { oneof: ['hello', 'heartbeat', 'packets', 'verdicts', 'cacheReset', 'pathRules', 'inboundPolicy', 'inboundState'] } },
+              oneofs: {
+                body: { oneof: ['hello', 'heartbeat', 'packets', 'verdicts', 'cacheReset', 'pathRules', 'inboundPolicy', 'inboundState', 'endConnections'] },
+              },
               fields: {
                 hello: { type: 'Hello', id: 1 },
                 heartbeat: { type: 'Heartbeat', id: 2 },
@@ -347,12 +378,25 @@ const descriptor = {
                 pathRules: { type: 'PathRules', id: 6 },
                 inboundPolicy: { type: 'InboundPolicy', id: 7 },
                 inboundState: { type: 'InboundState', id: 8 },
+                endConnections: { type: 'EndConnections', id: 9 },
               },
             },
             InboundPolicy: { fields: { enabled: { type: 'bool', id: 1 } } },
             InboundState: {
               fields: { state: { type: 'State', id: 1 }, firewall: { type: 'string', id: 2 }, detail: { type: 'string', id: 3 } },
               nested: { State: { values: { STATE_UNSPECIFIED: 0, STATE_OFF: 1, STATE_BASTION: 2, STATE_OTHER: 3, STATE_ERROR: 4 } } },
+            },
+            EndConnections: { fields: { flows: { rule: 'repeated', type: 'Flow', id: 1 } } },
+            Flow: {
+              fields: {
+                family: { type: 'IpFamily', id: 1 },
+                ipProtocol: { type: 'uint32', id: 2 },
+                srcAddr: { type: 'bytes', id: 3 },
+                srcPort: { type: 'uint32', id: 4 },
+                dstAddr: { type: 'bytes', id: 5 },
+                dstPort: { type: 'uint32', id: 6 },
+                exe: { type: 'string', id: 7 },
+              },
             },
             PathRules: { fields: { rules: { rule: 'repeated', type: 'PathRule', id: 1 } } },
             PathRule: { fields: { path: { type: 'string', id: 1 }, port: { type: 'uint32', id: 2 }, allow: { type: 'bool', id: 3 } } },

@@ -17,7 +17,9 @@
 // resolvconf put there).
 import { readFileSync, statSync } from 'node:fs';
 import { formatAddress } from '../../common/address.js';
-import { ipv4Bytes, ipv6Bytes } from './dnsAnswers.js';
+import { nameserversOf } from '../../common/resolvConf.js';
+
+export { nameserversOf };
 
 export interface ResolverTrustOptions {
   resolvConf: string;
@@ -93,20 +95,6 @@ export class ResolverTrust {
     this.trusted = trusted;
     this.options.onChange?.([...trusted], warning);
   }
-}
-
-/** The `nameserver` addresses of a resolv.conf text, as formatAddress writes them. */
-export function nameserversOf(text: string): string[] {
-  const out: string[] = [];
-  for (const raw of text.split('\n')) {
-    const line = raw.replace(/[#;].*$/, '').trim();
-    const m = /^nameserver\s+(\S+)$/.exec(line);
-    if (m === null) continue;
-    const text = m[1]!.replace(/%.*$/, ''); // a link-local address's %scope
-    const bytes = text.includes(':') ? ipv6Bytes(text) : ipv4Bytes(text);
-    if (bytes !== null) out.push(formatAddress(bytes));
-  }
-  return [...new Set(out)];
 }
 
 function isLoopback(address: string): boolean {

@@ -99,3 +99,50 @@ export function lookupProcNet(
     findInTable(readTable(`${procRoot}/net/${name}6`), protocol, v4Mapped(src), srcPort, v4Mapped(dst), dstPort)
   );
 }
+
+/** The bytes of an address as the kernel prints it (procNetAddress's inverse). */
+function parseProcNetAddress(text: string): Uint8Array {
+  const out = new Uint8Array(text.length / 2);
+  for (let word = 0; word * 8 < text.length; word++) {
+    for (let i = 0; i < 4; i++) {
+      const byte = parseInt(text.slice(word * 8 + i * 2, word * 8 + i * 2 + 2), 16);
+      out[word * 4 + (LITTLE_ENDIAN ? 3 - i : i)] = byte;
+    }
+  }
+  return out;
+}
+
+/** TCP states in /proc/net/tcp: connected, or connecting. */
+const ESTABLISHED = '01';
+const SYN_SENT = '02';
+
+/**
+ * The local ends of the TCP sockets connected (or connecting) to dst:dstPort, from
+ * /proc/net/tcp{,6} (an IPv4 destination also as v4-mapped, from dual-stack sockets): for
+ * ending connections whose source port nobody recorded (helper/liveConnections.ts). Rare:
+ * only when a kernel-allowed program's allowance is withdrawn.
+ */
+export function tcpConnectionsTo(
+  family: IpFamily,
+  dst: Uint8Array,
+  dstPort: number,
+  procRoot = '/proc',
+): { family: IpFamily; src: Uint8Array; srcPort: number }[] {
+  const out: { family: IpFamily; src: Uint8Array; srcPort: number }[] = [];
+  const scan = (table: string, remote: string, as: IpFamily): void => {
+    for (const line of table.split('\n')) {
+      const fields = line.trim().split(/\s+/);
+      if (fields[2] !== remote || (fields[3] !== ESTABLISHED && fields[3] !== SYN_SENT)) continue;
+      const [addr, port] = (fields[1] ?? '').split(':');
+      if (addr === undefined || port === undefined) continue;
+      const src = parseProcNetAddress(addr);
+      out.push(as === 6 && family === 4 ? { family: 4, src: src.slice(12), srcPort: parseInt(port, 16) } : { family: as, src, srcPort: parseInt(port, 16) });
+    }
+  };
+  if (family === 6) scan(readTable(`${procRoot}/net/tcp6`), endpoint(dst, dstPort), 6);
+  else {
+    scan(readTable(`${procRoot}/net/tcp`), endpoint(dst, dstPort), 4);
+    scan(readTable(`${procRoot}/net/tcp6`), endpoint(v4Mapped(dst), dstPort), 6);
+  }
+  return out;
+}

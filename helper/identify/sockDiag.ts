@@ -58,6 +58,20 @@ export class SockDiag {
     return null;
   }
 
+  /**
+   * Destroys the socket with these ends (an IPv4 flow may belong to a dual-stack IPv6 socket):
+   * 0 when one was destroyed, else the negative errno (-ENOENT: none has these ends).
+   */
+  destroy(family: 4 | 6, protocol: number, src: Uint8Array, srcPort: number, dst: Uint8Array, dstPort: number): number {
+    const rc = this.native.sockDiagDestroy(this.handle, family === 4 ? AF_INET : AF_INET6, protocol, src, srcPort, dst, dstPort);
+    if (rc !== -ENOENT || family !== 4) return rc;
+    const mappedSrc = this.mappedSrc.slice();
+    const mappedDst = this.mappedDst.slice();
+    mappedSrc.set(src.subarray(0, 4), 12);
+    mappedDst.set(dst.subarray(0, 4), 12);
+    return this.native.sockDiagDestroy(this.handle, AF_INET6, protocol, mappedSrc, srcPort, mappedDst, dstPort);
+  }
+
   private query(af: number, protocol: number, src: Uint8Array, srcPort: number, dst: Uint8Array, dstPort: number): number {
     return this.native.sockDiagLookup(this.handle, af, protocol, src, srcPort, dst, dstPort, this.out);
   }

@@ -233,6 +233,9 @@ static __always_inline void record_caller(void *ctx, struct bq_caller_record *r)
 	replace(&cookie, r);
 }
 
+/* DNS: the whitelist may allow it to the nameservers whatever a rule says. */
+#define DNS_PORT 53
+
 /* Destinations the service's whitelist may allow whatever a rule says (loopback, and the LAN
  * when allow_lan is set: service/whitelist.ts), and the unspecified address, which means this
  * host: a deny there is left to the queue, where the service decides it. */
@@ -345,7 +348,9 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, const struct bq_cal
 	__u16 rule_port = 0;
 	__u32 verdict = lookup_verdict(r, protocol, port, &rule_port);
 
-	if (verdict == BQ_VERDICT_DENY && !local) {
+	/* Port 53 is left to the queue too: DNS to the configured nameservers passes there before
+	 * any rule (allow_dns, service/nameservers.ts), and only the service knows them. */
+	if (verdict == BQ_VERDICT_DENY && !local && port != DNS_PORT) {
 		report(r, family, protocol, dst, port, rule_port, verdict);
 		return 0;
 	}

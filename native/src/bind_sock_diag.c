@@ -1,6 +1,7 @@
 /* sock_diag (sock_diag.h) for JS: a socket's owner, and the caller the kernel recorded for it
  * (caller_bpf.h). */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/sysmacros.h>
@@ -98,8 +99,29 @@ static void put_caller(uint32_t *o, const struct bq_socket_owner *owner)
 	o[OUT_CALLER_EXE_INO_HI] = (uint32_t)(r.exe_ino >> 32);
 }
 
-/* sockDiagLookup(handle, family(2|10), protocol, src: Uint8Array, sport, dst: Uint8Array, dport, out: Uint32Array(3|sockDiagOut.length)) -> 0 or -errno
- * out: inode, uid, state and, when long enough, the caller the kernel recorded (sockDiagOut). */
+/* A flow's ends, as sockDiagLookup and sockDiagDestroy take them in argv[1..6]. */
+struct flow_args {
+	uint32_t family, protocol, sport, dport;
+	void *src, *dst;
+};
+
+/* argv[1..6] = (family(2|10), protocol, src: Uint8Array, sport, dst: Uint8Array, dport) -> *f;
+ * false (nothing thrown) when one is missing, of the wrong type or out of range. */
+static bool flow_args(napi_env env, napi_value *argv, struct flow_args *f)
+{
+	napi_typedarray_type src_type, dst_type;
+	size_t src_len, dst_len;
+	if (napi_get_value_uint32(env, argv[1], &f->family) != napi_ok || napi_get_value_uint32(env, argv[2], &f->protocol) != napi_ok ||
+	    napi_get_value_uint32(env, argv[4], &f->sport) != napi_ok || napi_get_value_uint32(env, argv[6], &f->dport) != napi_ok ||
+	    napi_get_typedarray_info(env, argv[3], &src_type, &src_len, &f->src, NULL, NULL) != napi_ok ||
+	    napi_get_typedarray_info(env, argv[5], &dst_type, &dst_len, &f->dst, NULL, NULL) != napi_ok)
+		return false;
+	size_t want = f->family == 2 ? 4 : 16;
+	return (f->family == 2 || f->family == 10) && f->protocol <= 255 && src_type == napi_uint8_array &&
+	       dst_type == napi_uint8_array && src_len >= want && dst_len >= want && f->sport <= 65535 && f->dport <= 65535;
+}
+
+/* sockDiagLookup(handle, family(2|10), protocol, src: Uint8Array, sport, dst: Uint8Array, dport, out: Uint32Array(3|sockDiagOut.length)) -> 0 or -errno */
 static napi_value sock_diag_lookup(napi_env env, napi_callback_info info)
 {
 	size_t argc = 8;
@@ -110,25 +132,17 @@ static napi_value sock_diag_lookup(napi_env env, napi_callback_info info)
 	struct sock_diag_wrap *w = get_handle(env, argv[0], KIND_SOCK_DIAG, "expected a sock_diag handle");
 	if (!w)
 		return NULL;
-	uint32_t family, protocol, sport, dport;
-	NAPI_CALL(env, napi_get_value_uint32(env, argv[1], &family));
-	NAPI_CALL(env, napi_get_value_uint32(env, argv[2], &protocol));
-	NAPI_CALL(env, napi_get_value_uint32(env, argv[4], &sport));
-	NAPI_CALL(env, napi_get_value_uint32(env, argv[6], &dport));
-
-	napi_typedarray_type t;
-	size_t src_len, dst_len, out_len;
-	void *src, *dst, *out;
-	NAPI_CALL(env, napi_get_typedarray_info(env, argv[3], &t, &src_len, &src, NULL, NULL));
-	NAPI_CALL(env, napi_get_typedarray_info(env, argv[5], &t, &dst_len, &dst, NULL, NULL));
-	NAPI_CALL(env, napi_get_typedarray_info(env, argv[7], &t, &out_len, &out, NULL, NULL));
-	size_t want = family == 2 ? 4 : 16;
-	if (t != napi_uint32_array || out_len < 3 || src_len < want || dst_len < want || sport > 65535 || dport > 65535) {
+	struct flow_args f;
+	napi_typedarray_type out_type;
+	size_t out_len;
+	void *out;
+	if (!flow_args(env, argv, &f) || napi_get_typedarray_info(env, argv[7], &out_type, &out_len, &out, NULL, NULL) != napi_ok ||
+	    out_type != napi_uint32_array || out_len < 3) {
 		napi_throw_range_error(env, "EINVAL", "sockDiagLookup: bad address, port or output array");
 		return NULL;
 	}
 	struct bq_socket_owner owner = {0};
-	int rc = bq_sock_diag_lookup(w->d, (uint8_t)family, (uint8_t)protocol, src, (uint16_t)sport, dst, (uint16_t)dport, &owner);
+	int rc = bq_sock_diag_lookup(w->d, (uint8_t)f.family, (uint8_t)f.protocol, f.src, (uint16_t)f.sport, f.dst, (uint16_t)f.dport, &owner);
 	if (rc == 0) {
 		uint32_t *o = out;
 		o[OUT_INODE] = owner.inode;
@@ -140,11 +154,32 @@ static napi_value sock_diag_lookup(napi_env env, napi_callback_info info)
 	return int32_result(env, rc);
 }
 
+/* sockDiagDestroy(handle, family(2|10), protocol, src: Uint8Array, sport, dst: Uint8Array, dport) -> 0 or -errno:
+ * the socket is destroyed (SOCK_DESTROY: the program sees ECONNABORTED, the peer a reset). */
+static napi_value sock_diag_destroy(napi_env env, napi_callback_info info)
+{
+	size_t argc = 7;
+	napi_value argv[7];
+	NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+	if (argc < 7)
+		return throw_usage(env, "sockDiagDestroy(handle, family, protocol, src, sport, dst, dport)");
+	struct sock_diag_wrap *w = get_handle(env, argv[0], KIND_SOCK_DIAG, "expected a sock_diag handle");
+	if (!w)
+		return NULL;
+	struct flow_args f;
+	if (!flow_args(env, argv, &f)) {
+		napi_throw_range_error(env, "EINVAL", "sockDiagDestroy: bad address or port");
+		return NULL;
+	}
+	return int32_result(env, bq_sock_diag_destroy(w->d, (uint8_t)f.family, (uint8_t)f.protocol, f.src, (uint16_t)f.sport, f.dst, (uint16_t)f.dport));
+}
+
 napi_status bind_sock_diag_register(napi_env env, napi_value exports)
 {
 	static const struct named_function functions[] = {
 		{"sockDiagOpen", sock_diag_open},
 		{"sockDiagLookup", sock_diag_lookup},
+		{"sockDiagDestroy", sock_diag_destroy},
 	};
 	static const struct named_u32 out_layout[] = {
 		{"inode", OUT_INODE},

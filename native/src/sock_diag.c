@@ -79,18 +79,18 @@ static int diag_cb(const struct nlmsghdr *nlh, void *data)
 	return MNL_CB_STOP;
 }
 
-int bq_sock_diag_lookup(struct bq_sock_diag *d, uint8_t family, uint8_t protocol,
-			const uint8_t *src, uint16_t src_port, const uint8_t *dst, uint16_t dst_port,
-			struct bq_socket_owner *owner)
+/* One exact request for a socket by its ends (type SOCK_DIAG_BY_FAMILY or SOCK_DESTROY), sent;
+ * 0 or a negative errno. */
+static int send_exact(struct bq_sock_diag *d, char *req_buf, uint16_t type, uint16_t flags, uint8_t family,
+		      uint8_t protocol, const uint8_t *src, uint16_t src_port, const uint8_t *dst, uint16_t dst_port)
 {
 	if ((family != AF_INET && family != AF_INET6) || (protocol != IPPROTO_TCP && protocol != IPPROTO_UDP))
 		return -EINVAL;
 	size_t addr_len = family == AF_INET ? 4 : 16;
 
-	char req_buf[MNL_SOCKET_BUFFER_SIZE];
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(req_buf);
-	nlh->nlmsg_type = SOCK_DIAG_BY_FAMILY;
-	nlh->nlmsg_flags = NLM_F_REQUEST; /* no NLM_F_DUMP: an exact lookup */
+	nlh->nlmsg_type = type;
+	nlh->nlmsg_flags = flags; /* no NLM_F_DUMP: one socket */
 	nlh->nlmsg_seq = ++d->seq;
 
 	struct inet_diag_req_v2 *req = mnl_nlmsg_put_extra_header(nlh, sizeof(*req));
@@ -112,12 +112,16 @@ int bq_sock_diag_lookup(struct bq_sock_diag *d, uint8_t family, uint8_t protocol
 
 	for (;;) {
 		if (mnl_socket_sendto(d->nl, nlh, nlh->nlmsg_len) >= 0)
-			break;
+			return 0;
 		if (errno != EINTR)
 			return -errno;
 	}
+}
 
-	struct lookup_result res = {0, owner};
+/* Reads replies to the last request until cb has what it wants (1) or the kernel says it is
+ * done; 0, or a negative errno (ENOENT: no such socket). */
+static int receive_reply(struct bq_sock_diag *d, mnl_cb_t cb, void *data, const int *found)
+{
 	for (;;) {
 		ssize_t n = mnl_socket_recvfrom(d->nl, d->buf, sizeof(d->buf));
 		if (n < 0) {
@@ -130,12 +134,35 @@ int bq_sock_diag_lookup(struct bq_sock_diag *d, uint8_t family, uint8_t protocol
 		const struct nlmsghdr *reply = (const struct nlmsghdr *)d->buf;
 		if (n >= (ssize_t)sizeof(*reply) && reply->nlmsg_seq != d->seq)
 			continue;
-		int ret = mnl_cb_run(d->buf, (size_t)n, d->seq, d->portid, diag_cb, &res);
+		int ret = mnl_cb_run(d->buf, (size_t)n, d->seq, d->portid, cb, data);
 		if (ret == MNL_CB_ERROR)
-			return -errno; /* ENOENT: no such socket */
-		if (res.found)
+			return -errno;
+		if (found == NULL ? ret == MNL_CB_STOP : *found)
 			return 0;
 		if (ret == MNL_CB_STOP)
 			return -ENOENT;
 	}
+}
+
+int bq_sock_diag_lookup(struct bq_sock_diag *d, uint8_t family, uint8_t protocol,
+			const uint8_t *src, uint16_t src_port, const uint8_t *dst, uint16_t dst_port,
+			struct bq_socket_owner *owner)
+{
+	char req_buf[MNL_SOCKET_BUFFER_SIZE];
+	int err = send_exact(d, req_buf, SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, family, protocol, src, src_port, dst, dst_port);
+	if (err < 0)
+		return err;
+	struct lookup_result res = {0, owner};
+	return receive_reply(d, diag_cb, &res, &res.found);
+}
+
+int bq_sock_diag_destroy(struct bq_sock_diag *d, uint8_t family, uint8_t protocol,
+			 const uint8_t *src, uint16_t src_port, const uint8_t *dst, uint16_t dst_port)
+{
+	char req_buf[MNL_SOCKET_BUFFER_SIZE];
+	/* NLM_F_ACK: success is otherwise silent, and a silent failure would look like one. */
+	int err = send_exact(d, req_buf, SOCK_DESTROY, NLM_F_REQUEST | NLM_F_ACK, family, protocol, src, src_port, dst, dst_port);
+	if (err < 0)
+		return err;
+	return receive_reply(d, NULL, NULL, NULL);
 }

@@ -23,6 +23,13 @@ int bq_sock_diag_lookup(struct bq_sock_diag *d, uint8_t family, uint8_t protocol
 			const uint8_t *src, uint16_t src_port, const uint8_t *dst, uint16_t dst_port,
 			struct bq_socket_owner *owner);
 
+/* Ends one socket by its ends, oriented as in bq_sock_diag_lookup (SOCK_DESTROY: the kernel
+ * needs CONFIG_INET_DIAG_DESTROY and the caller CAP_NET_ADMIN). A TCP socket's program sees
+ * ECONNABORTED and its peer a reset. Returns 0, -ENOENT when no socket matches, -EOPNOTSUPP
+ * when the kernel cannot destroy sockets, or another negative errno. */
+int bq_sock_diag_destroy(struct bq_sock_diag *d, uint8_t family, uint8_t protocol,
+			 const uint8_t *src, uint16_t src_port, const uint8_t *dst, uint16_t dst_port);
+
 void bq_sock_diag_close(struct bq_sock_diag *d);
 
 #endif

@@ -1,5 +1,6 @@
 // One handler per GUI message type (gui-protocol.md, "Client -> service messages"), behind one
 // dispatcher. Every reply carries "type"; bad input gets an `error` and changes nothing.
+import { resolveProgramPath } from '../../common/programPath.js';
 import type { Logger } from '../../common/log.js';
 import type { Authorizer } from '../authorizer.js';
 import { configJson, CONFIG_KEYS, unknownConfigKey, withConfigValue, type BastionConfig, type ConfigStore } from '../config.js';
@@ -83,13 +84,16 @@ const handlers: Record<string, Handler> = {
     // Subject choice: gui-protocol.md, add_rule.
     let subject: string;
     let rulePort: RulePort = (allPorts.ok && allPorts.value) || p === 0 ? '*' : p;
-    if (path !== '' && path !== 'unknown') subject = path;
+    const isPath = path !== '' && path !== 'unknown';
+    if (isPath) subject = path;
     else if (name === 'unknown' && dest !== '') {
       subject = destSubject(dest, p);
       rulePort = '*';
     } else if (name !== '' && name !== 'unknown') subject = nameSubject(name);
     else return fail(client, 'add_rule', 'add_rule needs app_path, app_name or dest_ip');
     if (!(await authorized(ctx, client, 'add_rule', 'add rules'))) return;
+    // Only for an authorized client: resolving tells whether a file exists.
+    if (isPath) subject = await programSubject(ctx, path);
     const result = await ctx.rules.setRule(subject, rulePort, allow.ok ? allow.value! : false);
     if (!result.ok) fail(client, 'add_rule', result.error);
     else ctx.prompts.ruleSaved(client, subject, rulePort);
@@ -219,4 +223,21 @@ export async function dispatchGuiMessage(ctx: GuiContext, client: GuiClient, mes
   const handler = Object.prototype.hasOwnProperty.call(handlers, msg['type']) ? handlers[msg['type']] : undefined;
   if (!handler) return fail(client, msg['type'], `unknown message type "${msg['type']}"`);
   await handler(ctx, client, msg);
+}
+
+/**
+ * A path rule names the file the kernel reports for a process, links resolved
+ * (common/programPath.ts): /usr/bin/python3 is saved as /usr/bin/python3.11. A path the service
+ * cannot find is saved as given: it does not see /home (ProtectHome=), and the GUI's add_rule
+ * has no refusal for it; the CLI refuses a missing path before it asks (--force keeps it).
+ */
+async function programSubject(ctx: GuiContext, path: string): Promise<string> {
+  if (!path.startsWith('/')) return path;
+  const resolved = await resolveProgramPath(path);
+  if (resolved.ok) {
+    if (resolved.linkedFrom !== null) ctx.log.info({ given: resolved.linkedFrom, saved: resolved.path }, 'rule path is a link: the rule names its target');
+    return resolved.path;
+  }
+  ctx.log.info({ path, reason: resolved.error }, 'rule path not found by the service: saved as given');
+  return path;
 }

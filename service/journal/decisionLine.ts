@@ -105,6 +105,7 @@ const WHITELIST_WORDS: Record<string, string> = {
   localhost: 'loopback destination',
   lan: 'local network destination (allow_lan)',
   'system-service': 'system service',
+  dns: 'DNS to a configured nameserver (allow_dns)',
 };
 
 /**
@@ -131,6 +132,7 @@ export function decisionMessage(e: DecisionEvent): string {
     case 'localhost':
     case 'lan':
     case 'system-service':
+    case 'dns':
       return `[AUTO] ${autoApp(p.appText)} - ${WHITELIST_WORDS[e.reason]} ${dst} ${tail} path=${quoted(p.pathText)}`;
     case 'default':
     case 'timeout': {

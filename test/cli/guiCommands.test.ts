@@ -1,7 +1,8 @@
 // `bastion status | rules | mode` as child processes against the real service's socket.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { REPO } from '../support/bastion.js';
@@ -19,11 +20,20 @@ function bastion(...args: string[]): Promise<{ code: number; stdout: string; std
 }
 
 let daemon: GuiDaemon;
+const RESOLV_DIR = mkdtempSync(join(tmpdir(), 'bastion-resolv-'));
+const RESOLV_CONF = join(RESOLV_DIR, 'resolv.conf');
 before(async () => {
-  daemon = await GuiDaemon.start({ rules: { '/usr/bin/curl:443': true, '@name:python3:*': false }, config: { mode: 'enforcement', timeout_seconds: 45 } });
+  // A resolv.conf of the test's own (the host's names other nameservers): the status shows its nameserver.
+  writeFileSync(RESOLV_CONF, 'nameserver 192.0.2.53\n', { mode: 0o644 });
+  daemon = await GuiDaemon.start({
+    rules: { '/usr/bin/curl:443': true, '@name:python3:*': false },
+    config: { mode: 'enforcement', timeout_seconds: 45 },
+    args: ['--resolv-conf', RESOLV_CONF],
+  });
 });
 after(async () => {
   await daemon?.stop();
+  rmSync(RESOLV_DIR, { recursive: true, force: true });
 });
 
 describe('bastion status', () => {
@@ -35,6 +45,7 @@ describe('bastion status', () => {
       [
         'mode:     enforcement (default action: deny)',
         'helper:   not connected',
+        'dns:      port 53 to 192.0.2.53 passes for every program, decided in the queue (allow_dns)',
         'rules:    2',
         'clients:  1',
         'decided:  0 (allowed 0, blocked 0)',
@@ -62,11 +73,12 @@ describe('bastion rules', () => {
   });
 
   it('add and delete use the rules.json key grammar', async () => {
-    assert.equal((await bastion('rules', 'add', '/usr/bin/wget', '*', '--deny', '--socket', daemon.socket)).code, 0);
-    assert.equal((await bastion('rules', 'add', '/usr/bin/nc', '8080', '--socket', daemon.socket)).code, 0);
+    // --force: wget need not be installed (test/cli/rulePaths.test.ts tests the path checks).
+    assert.equal((await bastion('rules', 'add', '/usr/bin/wget', '*', '--deny', '--force', '--socket', daemon.socket)).code, 0);
+    assert.equal((await bastion('rules', 'add', '/usr/bin/curl', '8080', '--socket', daemon.socket)).code, 0);
     assert.deepEqual(await daemon.rules(), {
       '/usr/bin/curl:443': true,
-      '/usr/bin/nc:8080': true,
+      '/usr/bin/curl:8080': true,
       '/usr/bin/wget:*': false,
       '@name:python3:*': false,
       applications: {},
@@ -164,6 +176,8 @@ describe('bastion config', () => {
         'default_action          deny',
         'allow_localhost         true',
         'allow_lan               false',
+        'allow_dns               true',
+        'end_connections         true',
         'popup_enabled           true',
         'notifications_enabled   true',
         'log_decisions           false',
@@ -183,7 +197,7 @@ describe('bastion config', () => {
     assert.equal(bad.code, 1);
     assert.equal(
       bad.stderr,
-      'bastion: unknown config key "colour"; the keys: mode, timeout_seconds, default_action, allow_localhost, allow_lan, popup_enabled, ' +
+      'bastion: unknown config key "colour"; the keys: mode, timeout_seconds, default_action, allow_localhost, allow_lan, allow_dns, end_connections, popup_enabled, ' +
         'notifications_enabled, log_decisions, inbound_protection, journal_decisions, history_max_entries, history_retention_days\n',
     );
   });
@@ -207,6 +221,8 @@ describe('bastion config', () => {
       default_action: 'allow',
       allow_localhost: true,
       allow_lan: true,
+      allow_dns: true,
+      end_connections: true,
       popup_enabled: true,
       notifications_enabled: true,
       log_decisions: true,
@@ -242,7 +258,7 @@ describe('bastion config', () => {
       [
         'colour',
         'blue',
-        'unknown config key "colour"; the keys: mode, timeout_seconds, default_action, allow_localhost, allow_lan, popup_enabled, notifications_enabled, log_decisions, inbound_protection, journal_decisions, history_max_entries, history_retention_days',
+        'unknown config key "colour"; the keys: mode, timeout_seconds, default_action, allow_localhost, allow_lan, allow_dns, end_connections, popup_enabled, notifications_enabled, log_decisions, inbound_protection, journal_decisions, history_max_entries, history_retention_days',
       ],
     ];
     for (const [key, value, error] of cases) {

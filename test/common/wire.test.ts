@@ -195,6 +195,17 @@ describe('bus codec', () => {
     assert.deepEqual(roundTrip({ kind: 'path_rules', rules: [] }), { kind: 'path_rules', rules: [] });
   });
 
+  it('round-trips connections to end, IPv4 and IPv6', () => {
+    const end: BusMessage = {
+      kind: 'end_connections',
+      flows: [
+        { family: 4, protocol: 6, srcAddr: new Uint8Array([192, 0, 2, 1]), srcPort: 40001, dstAddr: new Uint8Array([198, 51, 100, 7]), dstPort: 22 },
+        { family: 6, protocol: 6, srcAddr: new Uint8Array(16).fill(1), srcPort: 40002, dstAddr: new Uint8Array(16).fill(2), dstPort: 443 },
+      ],
+    };
+    assert.deepEqual(plain(roundTrip(end)), plain(end));
+  });
+
   it('round-trips a report of a decision taken in the kernel', () => {
     const kernel = { ...record, attribution: 'kernel' as const, helperVerdict: 'drop' as const };
     assert.deepEqual(plain(roundTrip({ kind: 'packets', records: [kernel] })), plain({ kind: 'packets', records: [kernel] }));
@@ -222,6 +233,14 @@ describe('bus codec', () => {
       'an inbound state without a state',
       encodeBusMessage({ kind: 'inbound_state', inbound: { state: 'unspecified' as 'off', firewall: '', detail: '' } }),
       /^inbound state without a state$/,
+    ],
+    [
+      'a flow to end with a 4-byte address in IPv6',
+      encodeBusMessage({
+        kind: 'end_connections',
+        flows: [{ family: 6, protocol: 6, srcAddr: new Uint8Array(4), srcPort: 1, dstAddr: new Uint8Array(16), dstPort: 2 }],
+      }),
+      /^flow with a bad family, address or port$/,
     ],
     [
       'a verdict without an action',

@@ -115,6 +115,7 @@ describe('the helper bus admits only the service user', () => {
         onCacheReset: () => undefined,
         onPathRules: () => undefined,
         onInboundPolicy: () => undefined,
+        onEndConnections: () => undefined,
         onServiceUp: (h) => up.push(h),
         onServiceDown: () => undefined,
         onRecordsLost: () => undefined,
