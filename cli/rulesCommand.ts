@@ -144,7 +144,7 @@ export function registerRulesCommand(program: Command): void {
       const { socket, deny, force, ...criteria } = opts;
       const subject = await ruleProgramPath(given, force === true);
       if (criteria.parent !== undefined) criteria.parent = await ruleProgramPath(criteria.parent, force === true);
-      const rule = ruleFromArgs(subject, port, { deny, ...criteria });
+      const rule = ruleFromArgs(subject, port, deny === undefined ? criteria : { ...criteria, deny });
       if (typeof rule === 'string') die(rule, 2);
       if (Object.keys(criteria).length > 0) {
         // An extended rule: import_rules keeps it beside rules.json (docs/rules.md).

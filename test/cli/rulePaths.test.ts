@@ -105,6 +105,10 @@ describe('bastion rules add with a path', () => {
     } finally {
       conn.close();
     }
-    assert.ok(daemon.proc!.lines.some((l) => l.msg === 'rule path is a link: the rule names its target' && l['given'] === NC && l['saved'] === NC_OPENBSD));
+    // The log line comes through a pipe, the reply through the socket: it may come a moment later.
+    const logged = (): boolean =>
+      daemon.proc!.lines.some((l) => l.msg === 'rule path is a link: the rule names its target' && l['given'] === NC && l['saved'] === NC_OPENBSD);
+    for (let i = 0; i < 100 && !logged(); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(logged());
   });
 });

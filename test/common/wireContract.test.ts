@@ -127,6 +127,15 @@ const samples: Record<Exclude<pb.Envelope['body'], undefined>, BusMessage[]> = {
   cacheReset: [{ kind: 'cache_reset', reason: 'rules changed' }],
   pathRules: [{ kind: 'path_rules', rules: [{ path: '/usr/bin/curl', port: 0, allow: true }] }],
   inboundPolicy: [true, false].map((enabled) => ({ kind: 'inbound_policy', enabled })),
+  endConnections: [
+    {
+      kind: 'end_connections',
+      flows: [
+        { family: 4, protocol: 6, srcAddr: new Uint8Array([10, 0, 0, 1]), srcPort: 40000, dstAddr: new Uint8Array([192, 0, 2, 7]), dstPort: 443 },
+        { family: 6, protocol: 6, srcAddr: new Uint8Array(0), srcPort: 0, dstAddr: new Uint8Array(16).fill(3), dstPort: 80, exe: '/usr/bin/curl' },
+      ],
+    },
+  ],
   inboundState: (['off', 'bastion', 'other', 'error'] as const).map((state) => ({
     kind: 'inbound_state',
     inbound: { state, firewall: 'ufw', detail: 'found' },
