@@ -18,5 +18,8 @@ packages="$packages passwd adduser"
 packages="$packages clang llvm libbpf-dev bpftool"
 # test/e2e/btrfsIdentity.test.ts makes a btrfs image (mkfs.btrfs) and a subvolume (btrfs) on it.
 packages="$packages btrfs-progs"
+# The desktop agent's tests: the panel in a real browser (Debian's chromium, driven by
+# playwright-core, which downloads no browser of its own), on a private session bus (dbus-daemon).
+packages="$packages chromium"
 # shellcheck disable=SC2086
 apt-get install -y --no-install-recommends $packages
