@@ -81,6 +81,17 @@ export function registerAgentCommands(program: Command): void {
 }
 
 async function runAgent(opts: AgentOptions, log: Logger): Promise<void> {
+  const controlPath = opts.control ?? controlSocketPath();
+  // The autostart entry and the user unit may both start an agent: the second one leaves.
+  if (
+    await askLoginUrl(controlPath).then(
+      () => true,
+      () => false,
+    )
+  ) {
+    log.info({ control: controlPath }, 'an agent already runs in this session');
+    process.exit(0);
+  }
   const port = Number(opts.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error('--port must be 0..65535');
   const names = new Map<number, string | null>();
@@ -109,6 +120,10 @@ async function runAgent(opts: AgentOptions, log: Logger): Promise<void> {
     openPanel,
     log,
     now: Date.now,
+    onNoAccess: (message) => {
+      process.stderr.write(`bastion agent: ${visible(message)}\n`);
+      process.exit(0);
+    },
   });
   if (opts.notifications) {
     try {
@@ -125,7 +140,7 @@ async function runAgent(opts: AgentOptions, log: Logger): Promise<void> {
 
   panel = new PanelServer({ agent, assetsDir: opts.assets ?? defaultAssetsDir(), historyPath: opts.history, port, log });
   const listening = await panel.listen();
-  const control = await serveControl(opts.control ?? controlSocketPath(), panel);
+  const control = await serveControl(controlPath, panel);
   await agent.start();
   log.info({ port: listening, notifications: notifier ? notifier.capabilities : 'none' }, 'agent started');
 

@@ -52,6 +52,8 @@ export interface DesktopAgentDeps {
   log: Logger;
   now(): number;
   reconnectMs?: number;
+  /** The GUI socket refused this user (not in group bastion). */
+  onNoAccess?(message: string): void;
 }
 
 export class DesktopAgent {
@@ -103,7 +105,10 @@ export class DesktopAgent {
     try {
       conn = await GuiConnection.connect(this.deps.socketPath, { answersPrompts: true, details: true, client: 'bastion agent' });
     } catch (err) {
-      this.deps.log.warn({ err: (err as Error).message }, 'GUI socket not reachable; trying again');
+      const message = (err as Error).message;
+      // Not in group bastion: nothing changes until the user logs in again.
+      if (message.includes('permission denied')) this.deps.onNoAccess?.(message);
+      this.deps.log.warn({ err: message }, 'GUI socket not reachable; trying again');
       this.retry();
       return;
     }

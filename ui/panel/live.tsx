@@ -24,8 +24,8 @@ export function LivePage(props: { live: Live }): preact.JSX.Element {
           {rows
             .slice()
             .reverse()
-            .map((d, i) => (
-              <tr key={i} class={d.allow ? 'allow' : 'deny'}>
+            .map((d) => (
+              <tr key={d.seq} class={d.allow ? 'allow' : 'deny'}>
                 <td>{d.time.slice(11, 19)}</td>
                 <td>{d.allow ? 'allow' : 'deny'}</td>
                 <td title={d.app_path}>{d.app_name}</td>

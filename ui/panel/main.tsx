@@ -15,10 +15,13 @@ const PAGES = ['Prompts', 'Live', 'Rules', 'History', 'Status'] as const;
 type Page = (typeof PAGES)[number];
 
 /** Decisions kept for the live page. */
-const LIVE_ROWS = 200;
+const LIVE_ROWS = 100;
+
+/** A decision with the number it arrived as: a stable key, so a redraw only adds and drops rows. */
+export type LiveRow = Decision & { seq: number };
 
 export interface Live {
-  rows: Decision[];
+  rows: LiveRow[];
   perSecond: number;
   skipped: number;
 }
@@ -35,7 +38,8 @@ function App(): preact.JSX.Element {
       setState(s);
       setPrompts(s.prompts);
     });
-    let rows: Decision[] = [];
+    let rows: LiveRow[] = [];
+    let seq = 0;
     let skipped = 0;
     let frame = 0;
     let count = 0;
@@ -53,7 +57,8 @@ function App(): preact.JSX.Element {
         for (const d of b.decisions) count += d.connections;
         count += b.skipped;
         skipped += b.skipped;
-        rows = b.decisions.length >= LIVE_ROWS ? b.decisions.slice(-LIVE_ROWS) : rows.concat(b.decisions).slice(-LIVE_ROWS);
+        const fresh = b.decisions.slice(-LIVE_ROWS).map((d) => ({ ...d, seq: seq++ }));
+        rows = fresh.length >= LIVE_ROWS ? fresh : rows.concat(fresh).slice(-LIVE_ROWS);
         const now = performance.now();
         if (now - since >= 1000) {
           perSecond = Math.round((count * 1000) / (now - since));
