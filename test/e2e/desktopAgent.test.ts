@@ -6,7 +6,7 @@
 // without its secret or from another origin or host. Screenshots go to docs/screenshots/.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -212,5 +212,41 @@ describe('bastion agent', () => {
     // The page itself: a strict Content-Security-Policy.
     const res = await page.request.get(`${origin}/`);
     assert.match(res.headers()['content-security-policy'] ?? '', /default-src 'none'; script-src 'self'/);
+  });
+});
+
+describe('bastion agent without a notification server', () => {
+  it('opens the panel for a prompt (once, through --open-with), where it is answered', async () => {
+    const dir = join(fw.dir.path, 'quiet');
+    mkdirSync(dir, { mode: 0o700 });
+    const opened = join(dir, 'opened');
+    const opener = join(dir, 'open');
+    writeFileSync(opener, `#!/bin/sh\necho "$1" >> '${opened}'\n`, { mode: 0o755 });
+    const quiet = startBastion([
+      'agent',
+      '--socket',
+      fw.guiSocket,
+      '--no-notifications',
+      '--control',
+      join(dir, 'agent.sock'),
+      '--assets',
+      ASSETS,
+      '--open-with',
+      opener,
+    ]);
+    const second = await browser.context.newPage();
+    try {
+      await quiet.waitFor('agent started', 20_000);
+      const fetch = fetchFrom(fw, exe['curl-c']!, 30);
+      await until('the panel opened', () => existsSync(opened) && readFileSync(opened, 'utf8').includes('/login?t='), 20_000);
+      await second.goto(readFileSync(opened, 'utf8').trim().split('\n')[0]!);
+      await second.locator('article.prompt:focus', { hasText: 'curl-c' }).waitFor();
+      await second.keyboard.press('Shift+O'); // deny once
+      assert.equal((await fetch).code, 7, 'curl-c was not denied');
+      assert.equal(readFileSync(opened, 'utf8').trim().split('\n').length, 1, 'the panel was opened more than once');
+    } finally {
+      await second.close();
+      await quiet.stop();
+    }
   });
 });
