@@ -101,9 +101,10 @@ async function runAgent(opts: AgentOptions, log: Logger): Promise<void> {
   };
   let panel: PanelServer | null = null;
   let lastOpened = 0;
-  const openPanel = (): void => {
-    // At most every 30 s, and never while a page is open: it would take the focus from the user.
-    if (!panel || opts.openWith === '' || panel.pages > 0 || Date.now() - lastOpened < 30_000) return;
+  const openPanel = (asked: boolean): void => {
+    // Unasked, at most every 30 s and never while a page is open: it would take the focus from the user.
+    if (!panel || opts.openWith === '') return;
+    if (!asked && (panel.pages > 0 || Date.now() - lastOpened < 30_000)) return;
     lastOpened = Date.now();
     openUrl(opts.openWith, panel.auth.loginUrl());
   };

@@ -16,7 +16,9 @@ export const NOTIFICATION_ACTIONS = [
   ['allow-once', 'Allow once'],
   ['allow-always', 'Allow always'],
   ['deny', 'Deny'],
-  ['default', 'More…'],
+  ['more', 'More…'],
+  // A click on the notification itself (most servers show no button for it).
+  ['default', 'Open the firewall panel'],
 ] as const;
 
 export interface PendingPrompt {
@@ -47,8 +49,11 @@ export interface DesktopAgentDeps {
   notifier: DesktopNotifier | null;
   entries: DesktopEntries;
   userName(uid: number): string | null;
-  /** "More…" (or a prompt with no notification server and no panel open): show the panel. */
-  openPanel(): void;
+  /**
+   * Show the panel: `asked` when the user clicked for it ("More…"); otherwise a prompt found no
+   * notification server, and the panel opens only if no page shows it already.
+   */
+  openPanel(asked: boolean): void;
   log: Logger;
   now(): number;
   reconnectMs?: number;
@@ -183,7 +188,7 @@ export class DesktopAgent {
     this.emit({ kind: 'prompt', prompt });
     const notifier = this.deps.notifier;
     if (!notifier) {
-      this.deps.openPanel();
+      this.deps.openPanel(false);
       return;
     }
     const text = notificationText(prompt.facts, request.learning_mode, notifier.markup);
@@ -205,7 +210,7 @@ export class DesktopAgent {
       if (early !== undefined) this.onNotificationAction(id, early);
     } catch (err) {
       this.deps.log.warn({ err: (err as Error).message }, 'the notification server refused a notification: the panel shows the prompt');
-      this.deps.openPanel();
+      this.deps.openPanel(false);
     }
   }
 
@@ -234,8 +239,12 @@ export class DesktopAgent {
         return this.answer({ requestId, allow: true, duration: 'always', allPorts: false });
       case 'deny':
         return this.answer({ requestId, allow: false, duration: 'once', allPorts: false });
+      case 'more':
+      case 'default':
+        this.deps.openPanel(true);
+        return;
       default:
-        this.deps.openPanel();
+        return;
     }
   }
 

@@ -31,6 +31,7 @@ let browser: TestBrowser;
 let page: Page;
 let control: string;
 let origin: string;
+let openedUrls: string;
 
 function rulesFile(): Record<string, unknown> {
   try {
@@ -88,7 +89,11 @@ before(async () => {
   process.env['XDG_DATA_DIRS'] = join(fw.dir.path, 'no-system-share');
   process.env['XDG_RUNTIME_DIR'] = runtime;
   control = join(runtime, 'bastion-agent.sock');
-  agent = startBastion(['agent', '--socket', fw.guiSocket, '--history', join(fw.dir.path, 'history.sqlite'), '--assets', ASSETS, '--open-with', '']);
+  // The "browser" More… opens: a script that writes down the URL it was given.
+  openedUrls = join(fw.dir.path, 'opened-urls');
+  const opener = join(fw.dir.path, 'open-url');
+  writeFileSync(opener, `#!/bin/sh\necho "$1" >> '${openedUrls}'\n`, { mode: 0o755 });
+  agent = startBastion(['agent', '--socket', fw.guiSocket, '--history', join(fw.dir.path, 'history.sqlite'), '--assets', ASSETS, '--open-with', opener]);
   await agent.waitFor('agent started', 20_000);
   browser = await TestBrowser.launch();
   page = await browser.context.newPage();
@@ -114,7 +119,7 @@ describe('bastion agent', () => {
     assert.equal(n.icon, 'curl-alpha');
     assert.deepEqual(
       n.actions.map((a) => a[0]),
-      ['allow-once', 'allow-always', 'deny', 'default'],
+      ['allow-once', 'allow-always', 'deny', 'more', 'default'],
     );
     assert.ok(n.body.includes(`<b>${fw.net.serverV4}:80</b> TCP`), n.body);
     assert.ok(n.body.includes(exe['curl-a']!), n.body);
@@ -129,11 +134,14 @@ describe('bastion agent', () => {
     await card.waitFor({ state: 'detached' });
   });
 
-  it('escapes a program name that is markup in the notification body', async () => {
+  it('escapes a program name that is markup in the notification body; More… opens the panel; Deny denies', async () => {
     const fetch = fetchFrom(fw, exe['marked']!, 30);
     const n = await notifications.waitFor((x) => x.body.includes('x&#60;i&#62;&#38;y'));
     assert.ok(!n.body.includes('x<i>'), n.body);
     assert.equal(n.summary, 'x&#60;i&#62;&#38;y wants to connect');
+    // More… opens the panel (a one-time login URL) and answers nothing.
+    notifications.invoke(n.id, 'more');
+    await until('the panel opened', () => existsSync(openedUrls) && /^http:\/\/127\.0\.0\.1:[0-9]+\/login\?t=/.test(readFileSync(openedUrls, 'utf8')));
     notifications.invoke(n.id, 'deny');
     assert.equal((await fetch).code, 7, 'the denied program connected');
   });
