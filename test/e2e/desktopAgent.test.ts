@@ -258,3 +258,17 @@ describe('bastion agent without a notification server', () => {
     }
   });
 });
+
+describe('bastion agent across a service restart', () => {
+  it('connects again when the service is back, and its next prompt is answered from the notification', async () => {
+    await fw.daemon!.stop();
+    await page.locator('.link.down').waitFor();
+    await fw.startDaemon();
+    await page.locator('.link.ok').waitFor({ timeout: 20_000 });
+    const before = notifications.notified.length;
+    const fetch = fetchFrom(fw, exe['curl-c']!, 30);
+    const n = await notifications.waitFor((x) => x.id > before && x.summary.startsWith('curl-c'));
+    notifications.invoke(n.id, 'allow-once');
+    assert.equal((await fetch).code, 0, 'curl-c did not get through');
+  });
+});
