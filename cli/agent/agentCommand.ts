@@ -134,7 +134,7 @@ async function runAgent(opts: AgentOptions, log: Logger): Promise<void> {
         onClosed: (id) => agent.onNotificationClosed(id),
       });
     } catch (err) {
-      log.warn({ err: (err as Error).message }, 'no session bus');
+      log.warn({ reason: (err as Error).message }, 'no session bus');
     }
     if (!notifier) log.warn('no notification server on the session bus: prompts are shown in the panel (bastion ui)');
   }

@@ -73,6 +73,8 @@ export class DesktopAgent {
   private stopped = false;
   private listeners = new Set<(e: AgentEvent) => void>();
   private feedWanted = false;
+  /** Connection attempts that failed since the socket was last reachable. */
+  private failures = 0;
   stats: (Counters & { learning_mode: boolean }) | null = null;
   connected = false;
   timeoutSeconds = 60;
@@ -113,11 +115,14 @@ export class DesktopAgent {
       const message = (err as Error).message;
       // Not in group bastion: nothing changes until the user logs in again.
       if (message.includes('permission denied')) this.deps.onNoAccess?.(message);
-      this.deps.log.warn({ err: message }, 'GUI socket not reachable; trying again');
+      // Said once per outage; the retries wait longer each time, up to 30 s.
+      if (this.failures++ === 0) this.deps.log.warn({ reason: message }, 'GUI socket not reachable; trying again');
       this.retry();
       return;
     }
     this.conn = conn;
+    if (this.failures > 0) this.deps.log.info({ after: this.failures }, 'GUI socket reachable again');
+    this.failures = 0;
     conn.onServiceMessage((m) => this.onMessage(m));
     if (this.feedWanted) conn.send({ type: 'subscribe', feed: 'decisions' });
     this.setConnected(true);
@@ -137,7 +142,8 @@ export class DesktopAgent {
 
   private retry(): void {
     if (this.stopped) return;
-    setTimeout(() => void this.connectOnce(), this.deps.reconnectMs ?? 2000).unref();
+    const base = this.deps.reconnectMs ?? 1000;
+    setTimeout(() => void this.connectOnce(), Math.min(30_000, base * 2 ** Math.min(this.failures, 5))).unref();
   }
 
   private setConnected(connected: boolean): void {
@@ -209,7 +215,7 @@ export class DesktopAgent {
       this.earlyActions.clear();
       if (early !== undefined) this.onNotificationAction(id, early);
     } catch (err) {
-      this.deps.log.warn({ err: (err as Error).message }, 'the notification server refused a notification: the panel shows the prompt');
+      this.deps.log.warn({ reason: (err as Error).message }, 'the notification server refused a notification: the panel shows the prompt');
       this.deps.openPanel(false);
     }
   }
