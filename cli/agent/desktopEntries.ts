@@ -18,10 +18,44 @@ export interface DesktopEntry {
 const MAX_ENTRY_BYTES = 64 * 1024;
 const MAX_ENTRIES = 5000;
 
-export function applicationDirs(env: NodeJS.ProcessEnv = process.env): string[] {
+function dataDirs(env: NodeJS.ProcessEnv): string[] {
   const home = env['XDG_DATA_HOME'] || join(env['HOME'] || homedir(), '.local/share');
   const system = (env['XDG_DATA_DIRS'] || '/usr/local/share:/usr/share').split(':').filter((d) => isAbsolute(d));
-  return [home, ...system].map((d) => join(d, 'applications'));
+  return [home, ...system];
+}
+
+export function applicationDirs(env: NodeJS.ProcessEnv = process.env): string[] {
+  return dataDirs(env).map((d) => join(d, 'applications'));
+}
+
+/** Icons larger than this are not served to the panel. */
+const MAX_ICON_BYTES = 256 * 1024;
+const ICON_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+const ICON_SIZES = ['scalable', '256x256', '128x128', '64x64', '48x48', '32x32'];
+
+/**
+ * The file of an icon for the panel: an absolute path from the entry, or a theme name looked up
+ * in the hicolor theme (every desktop's fallback theme) and pixmaps; SVG or PNG only.
+ */
+export function iconFile(icon: string, env: NodeJS.ProcessEnv = process.env): string | null {
+  const candidates: string[] = [];
+  if (isAbsolute(icon)) candidates.push(icon);
+  else if (ICON_NAME.test(icon)) {
+    for (const d of dataDirs(env)) {
+      for (const size of ICON_SIZES) for (const ext of ['svg', 'png']) candidates.push(join(d, 'icons/hicolor', size, 'apps', `${icon}.${ext}`));
+    }
+    for (const ext of ['svg', 'png']) candidates.push(`/usr/share/pixmaps/${icon}.${ext}`);
+  }
+  for (const c of candidates) {
+    if (!/\.(svg|png)$/.test(c)) continue;
+    try {
+      const st = statSync(c);
+      if (st.isFile() && st.size <= MAX_ICON_BYTES) return c;
+    } catch {
+      // not there
+    }
+  }
+  return null;
 }
 
 /** The [Desktop Entry] group's keys (unlocalized) of one file's text. */

@@ -9,6 +9,7 @@ import { parseClientMessage, type ClientMessageType, type DecisionMessage } from
 import type { Logger } from '../../common/log.js';
 import type { Duration } from '../promptKeys.js';
 import type { AgentEvent, DesktopAgent, PendingPrompt } from './desktopAgent.js';
+import { iconFile } from './desktopEntries.js';
 import { searchFromParams, searchHistoryFile } from './historyView.js';
 import { PanelAuth, SECURITY_HEADERS } from './panelAuth.js';
 
@@ -143,6 +144,8 @@ export class PanelServer {
           return this.send(res, 503, { error: `cannot read the history: ${(err as Error).message}` });
         }
       }
+      case 'GET /api/icon':
+        return this.icon(url.searchParams.get('r') ?? '', res);
       case 'POST /api/answer':
         return this.answer(req, res);
       case 'POST /api/send':
@@ -171,6 +174,22 @@ export class PanelServer {
       stats: a.stats,
       prompts: [...a.prompts.values()].map(promptJson),
     };
+  }
+
+  /** A prompt's program icon (from its desktop entry), for the page's <img>. */
+  private icon(requestId: string, res: ServerResponse): void {
+    const icon = this.o.agent.prompts.get(requestId)?.facts.icon ?? null;
+    const file = icon === null ? null : iconFile(icon);
+    if (file === null) return this.send(res, 404, { error: 'no icon' });
+    let data: Buffer;
+    try {
+      data = readFileSync(file);
+    } catch {
+      return this.send(res, 404, { error: 'no icon' });
+    }
+    // An SVG under this page's policy runs no script even when opened by itself.
+    res.writeHead(200, { ...SECURITY_HEADERS, 'Content-Type': file.endsWith('.svg') ? 'image/svg+xml' : 'image/png' });
+    res.end(data);
   }
 
   private async answer(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -80,6 +80,9 @@ before(async () => {
     join(share, 'applications', 'curl-alpha.desktop'),
     `[Desktop Entry]\nType=Application\nName=Curl Alpha\nIcon=curl-alpha\nExec=${exe['curl-a']} %u\n`,
   );
+  const icons = join(share, 'icons', 'hicolor', 'scalable', 'apps');
+  mkdirSync(icons, { recursive: true });
+  copyFileSync(join(REPO, 'ui', 'bastion-firewall.svg'), join(icons, 'curl-alpha.svg'));
   const runtime = join(fw.dir.path, 'runtime');
   mkdirSync(runtime, { mode: 0o700 });
   bus = await PrivateSessionBus.start();
@@ -127,6 +130,13 @@ describe('bastion agent', () => {
     const card = page.locator('article.prompt', { hasText: 'Curl Alpha' });
     await card.waitFor();
     assert.match(await card.innerText(), new RegExp(`${fw.net.serverV4}:80`));
+    // The desktop entry's icon, found in the hicolor theme and served by the agent.
+    await page.waitForFunction(() => {
+      const img = (
+        globalThis as unknown as { document: { querySelector(s: string): { complete: boolean; naturalWidth: number } | null } }
+      ).document.querySelector('img.program-icon');
+      return img !== null && img.complete && img.naturalWidth > 0;
+    });
     await page.screenshot({ path: join(SCREENSHOTS, 'panel-prompts.png') });
     notifications.invoke(n.id, 'allow-always');
     assert.equal((await fetch).code, 0, 'curl-a did not get through');

@@ -81,6 +81,7 @@ function PromptCard(props: { prompt: Prompt; first: boolean; timeout: number; on
       data-request={p.request_id}
     >
       <div class="prompt-head">
+        {p.icon !== null ? <ProgramIcon requestId={p.request_id} /> : null}
         <strong class="program">{p.program}</strong>
         <span>{p.learning_mode ? 'connected (learning mode: allowed)' : 'wants to connect'}</span>
         {left !== null ? <span class="clock">{left} s</span> : null}
@@ -126,4 +127,11 @@ function PromptCard(props: { prompt: Prompt; first: boolean; timeout: number; on
       </div>
     </article>
   );
+}
+
+/** The icon of the program's desktop entry; nothing when the agent has no file for it. */
+function ProgramIcon(props: { requestId: string }): preact.JSX.Element | null {
+  const [failed, setFailed] = useState(false);
+  if (failed) return null;
+  return <img class="program-icon" src={`/api/icon?r=${encodeURIComponent(props.requestId)}`} alt="" width={32} height={32} onError={() => setFailed(true)} />;
 }
