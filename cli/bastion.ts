@@ -2,6 +2,7 @@
 // The `bastion` command: starts either process, or talks to the service over its GUI socket.
 import { Command } from 'commander';
 import { packageVersion } from '../common/system.js';
+import { registerAgentCommands } from './agent/agentCommand.js';
 import { registerCheckConfigCommand } from './checkConfigCommand.js';
 import { registerClientCommands } from './clientCommands.js';
 import { handleClosedOutput } from './closedOutput.js';
@@ -20,4 +21,5 @@ registerClientCommands(program);
 registerCheckConfigCommand(program);
 registerInstallFileCommand(program);
 registerLogCommand(program);
+registerAgentCommands(program);
 await program.parseAsync(process.argv);

@@ -1,5 +1,6 @@
 // A minimal client of the GUI socket for the CLI: send JSON lines, wait for typed replies.
 import net from 'node:net';
+import { parseServiceMessage, type ClientMessage, type ServiceMessage } from '../common/guiProtocol.js';
 import { visible } from '../common/visibleText.js';
 
 /**
@@ -35,12 +36,15 @@ export interface ConnectOptions {
   answersPrompts?: boolean;
   /** Shown in the service's log. */
   client?: string;
+  /** Prompts carry pid, uid, argv and host (docs/gui-extensions.md, hello). */
+  details?: boolean;
 }
 
 export class GuiConnection {
   private buffer = '';
   private readonly waiters: { type: string; resolve: (m: Record<string, unknown>) => void }[] = [];
   private readonly listeners: ((m: Record<string, unknown>) => void)[] = [];
+  private readonly typedListeners: ((m: ServiceMessage) => void)[] = [];
   readonly closed: Promise<void>;
 
   private constructor(private readonly socket: net.Socket) {
@@ -60,6 +64,11 @@ export class GuiConnection {
           continue;
         }
         for (const l of this.listeners) l(msg);
+        if (this.typedListeners.length > 0) {
+          // Checked by the protocol module; a type it does not know (a newer service) is skipped.
+          const typed = parseServiceMessage(msg);
+          if (typed.ok) for (const l of this.typedListeners) l(typed.message);
+        }
         const i = this.waiters.findIndex((w) => w.type === msg['type'] || msg['type'] === 'error');
         if (i >= 0) this.waiters.splice(i, 1)[0]!.resolve(msg);
       }
@@ -68,7 +77,9 @@ export class GuiConnection {
 
   static async connect(path: string, options: ConnectOptions = {}): Promise<GuiConnection> {
     const conn = await GuiConnection.open(path, options.timeoutMs ?? 5000);
-    conn.send({ type: 'hello', client: options.client ?? 'bastion', answers_prompts: options.answersPrompts ?? false });
+    const hello: ClientMessage = { type: 'hello', client: options.client ?? 'bastion', answers_prompts: options.answersPrompts ?? false };
+    if (options.details) hello.details = true;
+    conn.send(hello);
     return conn;
   }
 
@@ -94,7 +105,12 @@ export class GuiConnection {
     this.listeners.push(listener);
   }
 
-  send(message: Record<string, unknown>): void {
+  /** Every message the service sends, checked by common/guiProtocol.ts. */
+  onServiceMessage(listener: (m: ServiceMessage) => void): void {
+    this.typedListeners.push(listener);
+  }
+
+  send(message: Record<string, unknown> | ClientMessage): void {
     if (this.socket.destroyed) return;
     this.socket.write(JSON.stringify(message) + '\n');
   }

@@ -34,7 +34,7 @@ export function registerPromptCommand(program: Command): void {
         conn.close();
         process.exit(code);
       };
-      conn.onMessage((m) => session.onMessage(m));
+      conn.onServiceMessage((m) => session.onMessage(m));
       void conn.closed.then(() => {
         process.stderr.write('bastion: the service closed the connection\n');
         done(1);

@@ -1,9 +1,10 @@
 // The logic of `bastion prompt`, apart from the terminal and the socket: a queue of connection
 // requests shown one at a time with a countdown, answered by single keys. The service closes a
 // request (cancel_popup) when another client answered it first or it timed out.
+import type { ServiceMessage } from '../common/guiProtocol.js';
 import { visible } from '../common/visibleText.js';
 import type { Colors } from './colors.js';
-import { actionForKey, describeAnswer, isConnectionRequest, replyFor, TIMED_CHOICES, type ConnectionRequest, type Duration } from './promptKeys.js';
+import { actionForKey, describeAnswer, replyFor, TIMED_CHOICES, type ConnectionRequest, type Duration } from './promptKeys.js';
 import { keysLine, requestLines } from './promptView.js';
 
 export interface PromptSessionDeps {
@@ -38,25 +39,32 @@ export class PromptSession {
     this.showWaiting();
   }
 
-  onMessage(m: Record<string, unknown>): void {
-    if (isConnectionRequest(m)) {
-      if (this.queue.some((q) => q.req.request_id === m.request_id)) return;
-      this.queue.push({ req: m, receivedAt: this.deps.now() });
-      if (this.queue.length === 1) this.show();
-      else if (this.deps.tty) this.redraw(); // the "+N waiting" count
-      return;
-    }
-    if (m['type'] === 'cancel_popup' && typeof m['request_id'] === 'string') {
-      const i = this.queue.findIndex((q) => q.req.request_id === m['request_id']);
-      if (i < 0) return;
-      this.queue.splice(i, 1);
-      if (i === 0) {
-        this.finishLine(this.deps.colors.dim('→ decided elsewhere, or no answer in time'));
-        this.showNext();
+  /** A message from the service, checked by common/guiProtocol.ts. */
+  onMessage(m: ServiceMessage): void {
+    switch (m.type) {
+      case 'connection_request': {
+        if (this.queue.some((q) => q.req.request_id === m.request_id)) return;
+        this.queue.push({ req: m, receivedAt: this.deps.now() });
+        if (this.queue.length === 1) this.show();
+        else if (this.deps.tty) this.redraw(); // the "+N waiting" count
+        return;
       }
-      return;
+      case 'cancel_popup': {
+        const i = this.queue.findIndex((q) => q.req.request_id === m.request_id);
+        if (i < 0) return;
+        this.queue.splice(i, 1);
+        if (i === 0) {
+          this.finishLine(this.deps.colors.dim('→ decided elsewhere, or no answer in time'));
+          this.showNext();
+        }
+        return;
+      }
+      case 'error':
+        this.note(this.deps.colors.red(`service: ${visible(m.error)}`));
+        return;
+      default:
+        return;
     }
-    if (m['type'] === 'error') this.note(this.deps.colors.red(`service: ${visible(String(m['error']))}`));
   }
 
   /** Handles one key; returns 'quit' when the user wants out. */

@@ -30,6 +30,9 @@ const NOT_AT_RUN_TIME = {
   zeromq: ['node-addon-api'],
   // Used by bin.js only, the pino-pretty command; we use pino-pretty as a library.
   'pino-pretty': ['help-me', 'joycon', 'minimist', 'strip-json-comments'],
+  // The desktop agent's D-Bus client: event-stream only for unixexec: bus addresses (never a
+  // session bus's), hexy and minimist only for its dbus2js command.
+  '@homebridge/dbus-native': ['event-stream', 'hexy', 'minimist'],
 };
 
 /** package -> the only files it needs (paths in the package), when that is simpler to say. */
@@ -53,6 +56,8 @@ const NOT_LOADED = {
   '@pinojs/redact': ['scripts'],
   // A script that checks sonic-boom by hand.
   'sonic-boom': ['check.js'],
+  // The dbus2js command.
+  '@homebridge/dbus-native': ['bin'],
 };
 
 const LICENSE = /^(licen[cs]e|copying|notice)([-._].*)?$/i;

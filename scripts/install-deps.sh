@@ -20,5 +20,8 @@ packages="$packages clang llvm libbpf-dev bpftool"
 packages="$packages btrfs-progs"
 # test/e2e/inbound.test.ts: inbound protection beside a real ufw (run only inside a test namespace) and an nftables input chain.
 packages="$packages ufw nftables"
+# The desktop agent's tests: the panel in a real browser (Debian's chromium, driven by
+# playwright-core, which downloads no browser of its own), on a private session bus (dbus-daemon).
+packages="$packages chromium"
 # shellcheck disable=SC2086
 apt-get install -y --no-install-recommends $packages

@@ -60,6 +60,16 @@ describe('the bastion-firewall package', () => {
       'usr/share/polkit-1/actions/com.bastion.firewall.policy',
       'etc/bastion/config.json',
       'etc/bastion/rules.json',
+      // The desktop agent: its user unit, autostart entry, the panel's launcher, icon and assets.
+      'usr/lib/systemd/user/bastion-agent.service',
+      'etc/xdg/autostart/bastion-agent.desktop',
+      'usr/share/applications/bastion-firewall.desktop',
+      'usr/share/icons/hicolor/scalable/apps/bastion-firewall.svg',
+      `${LIB}/dist/cli/agent/agentCommand.js`,
+      `${LIB}/dist/ui/panel.js`,
+      `${LIB}/dist/ui/panel.css`,
+      `${LIB}/dist/ui/index.html`,
+      `${LIB}/dist/ui/icon.svg`,
     ]) {
       assert.ok(existsSync(join(root, path)), `${path} is missing`);
     }
@@ -103,6 +113,12 @@ describe('the bastion-firewall package', () => {
       /^usr\/bin\/bastion(-reload-rules|-reload-config)?$/,
       /^usr\/lib\/(sysusers|tmpfiles)\.d\/bastion-firewall\.conf$/,
       /^usr\/share\/polkit-1\/actions\/com\.bastion\.firewall\.policy$/,
+      /^usr\/lib\/systemd\/user\/bastion-agent\.service$/,
+      /^etc\/xdg\/autostart\/bastion-agent\.desktop$/,
+      /^usr\/share\/applications\/bastion-firewall\.desktop$/,
+      /^usr\/share\/icons\/hicolor\/scalable\/apps\/bastion-firewall\.svg$/,
+      // The control panel, bundled at package time (scripts/build-ui.mjs).
+      new RegExp(`^${LIB}/dist/ui/(index\\.html|panel\\.js|panel\\.css|icon\\.svg)$`),
       /^usr\/share\/doc\/bastion-firewall\/(copyright|changelog(\.Debian)?\.gz|README\.md\.gz)$/,
       /^usr\/share\/man\/man1\/bastion(-reload-rules|-reload-config)?\.1\.gz$/,
       new RegExp(`^${LIB}/(package\\.json|proto/bastion\\.proto|native/build/Release/bastion_native\\.node)$`),
@@ -143,7 +159,11 @@ describe('the bastion-firewall package', () => {
   it('marks the files in /etc/bastion as conffiles and depends on what it runs on', () => {
     const control = join(work, 'control');
     execFileSync('dpkg-deb', ['-e', deb, control]);
-    assert.deepEqual(readFileSync(join(control, 'conffiles'), 'utf8').trim().split('\n').sort(), ['/etc/bastion/config.json', '/etc/bastion/rules.json']);
+    assert.deepEqual(readFileSync(join(control, 'conffiles'), 'utf8').trim().split('\n').sort(), [
+      '/etc/bastion/config.json',
+      '/etc/bastion/rules.json',
+      '/etc/xdg/autostart/bastion-agent.desktop',
+    ]);
     const depends = execFileSync('dpkg-deb', ['-f', deb, 'Depends'], { encoding: 'utf8' });
     for (const dep of ['nodejs (>= 18)', 'iptables', 'polkitd', 'adduser', 'libnetfilter-queue1', 'libmnl0', 'libsqlite3-0']) {
       assert.ok(depends.includes(dep), `Depends lacks ${dep}: ${depends}`);
@@ -234,7 +254,7 @@ describe('the bastion-firewall package', () => {
     const r = run(process.execPath, ['--input-type=module', '-e', script, lib], { cwd: work });
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout) as { deps: string[]; where: Record<string, boolean>; zmq: string; sqlite: number; proto: number | false };
-    assert.deepEqual(out.deps.sort(), ['commander', 'dns-packet', 'pino', 'pino-pretty', 'protobufjs', 'sqlite3', 'zeromq']);
+    assert.deepEqual(out.deps.sort(), ['@homebridge/dbus-native', 'commander', 'dns-packet', 'pino', 'pino-pretty', 'protobufjs', 'sqlite3', 'zeromq']);
     for (const dep of out.deps) assert.equal(out.where[dep], true, `${dep} was not loaded from the package`);
     assert.deepEqual({ zmq: out.zmq, sqlite: out.sqlite, proto: out.proto }, { zmq: 'ping', sqlite: 42, proto: 2 });
   });

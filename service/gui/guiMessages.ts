@@ -34,6 +34,8 @@ export interface GuiContext {
 export interface PromptsForGui {
   answer(client: GuiClient, answer: PromptAnswer): AnswerOutcome;
   setAnswering(client: GuiClient, answers: boolean): void;
+  /** hello's `details` (docs/gui-extensions.md): prompts to this client carry pid, uid, argv, host. */
+  setDetails?(client: GuiClient, details: boolean): void;
   /** A rule was saved: learning-mode popups it answers close on the other clients. */
   ruleSaved(client: GuiClient, subject: string, port: RulePort): void;
   forgetKey(key: string): void;
@@ -139,8 +141,10 @@ const handlers: Record<string, Handler> = {
   hello: (ctx, client, msg) => {
     const answers = field(msg, 'answers_prompts', 'boolean', false);
     const name = field(msg, 'client', 'string', false);
-    for (const f of [answers, name]) if (!f.ok) return fail(client, 'hello', f.error);
+    const details = field(msg, 'details', 'boolean', false);
+    for (const f of [answers, name, details]) if (!f.ok) return fail(client, 'hello', f.error);
     if (answers.ok && answers.value !== undefined) ctx.prompts.setAnswering(client, answers.value);
+    if (details.ok && details.value !== undefined) ctx.prompts.setDetails?.(client, details.value);
   },
 
   subscribe: (ctx, client, msg) => {

@@ -1,5 +1,6 @@
 // Builds the `connection_request` message (common/connectionRequestMessage.ts) for a connection.
 import type { ConnectionRequestMessage } from '../../common/connectionRequestMessage.js';
+import type { PromptDetails } from '../../common/guiProtocol.js';
 import { displayPath, type Connection } from '../connection.js';
 
 export type { ConnectionRequestMessage };
@@ -20,6 +21,25 @@ export function connectionRequest(requestId: string, conn: Connection, learningM
     protocol: conn.protocol,
     learning_mode: learningMode,
   };
+}
+
+/** Words of argv a prompt shows (an interpreter's script is among the first), and their length. */
+const DETAIL_ARGS = 4;
+const DETAIL_ARG_CHARS = 512;
+
+/**
+ * Who asks, for clients that said hello with `details: true` (docs/gui-extensions.md): the Python
+ * tray never does, so its `connection_request` keeps exactly the fields it reads.
+ */
+export function promptDetails(conn: Connection): PromptDetails {
+  const p = conn.record.process;
+  const details: PromptDetails = {
+    pid: p?.pid ?? -1,
+    uid: conn.uid,
+    args: (p?.cmdline ?? []).slice(0, DETAIL_ARGS).map((a) => a.slice(0, DETAIL_ARG_CHARS)),
+  };
+  if (conn.host) details.host = conn.host;
+  return details;
 }
 
 /** What the tray shows as the program: comm, and the destination's name when one is known. */

@@ -4,6 +4,7 @@
 // nothing else waits. Unanswered prompts fall to the default at `timeout_seconds`, or at once
 // when the last answering client leaves, so no held packet is ever forgotten.
 import type { Logger } from '../../common/log.js';
+import type { PromptDetails } from '../../common/guiProtocol.js';
 import type { BastionConfig } from '../config.js';
 import { connectionKey, connectionSubject, displayPath, isVerifiedSubject, programOf, type Connection } from '../connection.js';
 import type { PromptBroker } from '../decider.js';
@@ -12,7 +13,7 @@ import type { FinalDecision } from '../policy.js';
 import type { RulePort } from '../rules/ruleKey.js';
 import { parseAnswerScope, type PromptAnswer } from './answerScope.js';
 import type { AnswerRecorder } from './answerRecorder.js';
-import { connectionRequest, RequestIds, type ConnectionRequestMessage } from './connectionRequest.js';
+import { connectionRequest, promptDetails, RequestIds, type ConnectionRequestMessage } from './connectionRequest.js';
 import { FlowMemory, flowKey } from './flowMemory.js';
 import { LearningPrompts } from './learningPrompts.js';
 
@@ -106,6 +107,8 @@ interface OpenPrompt {
   /** False for a program whose path is not believed: answers to it hold for its connections only. */
   verified: boolean;
   message: ConnectionRequestMessage;
+  /** The same with `details`, for clients that asked for them. */
+  detailed: ConnectionRequestMessage & { details: PromptDetails };
   waiters: Waiter[];
   timer: unknown;
 }
@@ -118,6 +121,8 @@ export class GuiPromptBroker implements PromptBroker {
   private readonly perProgram = new Map<string, number>();
   private readonly perUid = new Map<number, number>();
   private readonly silent = new Set<number>();
+  /** Clients that said hello with `details: true`. */
+  private readonly wantsDetails = new Set<number>();
   private readonly informed = new Map<string, number>();
   private readonly limitNoticed = new Map<string, number>();
   private readonly clock: PromptClock;
@@ -196,6 +201,7 @@ export class GuiPromptBroker implements PromptBroker {
       uid: conn.uid,
       verified: isVerifiedSubject(conn),
       message: connectionRequest(requestId, conn, false),
+      detailed: { ...connectionRequest(requestId, conn, false), details: promptDetails(conn) },
       waiters: [{ conn, answer, flow: flowKey(conn), retry: false }],
       timer: null,
     };
@@ -207,7 +213,7 @@ export class GuiPromptBroker implements PromptBroker {
     count(this.perUid, prompt.uid, 1);
     this.counts.asked++;
     this.deps.log.info({ requestId, exe: displayPath(conn), uid: conn.uid, dest: conn.destIp, port: conn.port, protocol: conn.protocol }, 'prompt opened');
-    for (const client of this.answeringClients()) client.send(prompt.message);
+    for (const client of this.answeringClients()) this.sendPrompt(client, prompt);
     this.deps.onPromptOpened?.(conn);
   }
 
@@ -216,7 +222,8 @@ export class GuiPromptBroker implements PromptBroker {
     if (!this.deps.config().popupEnabled || !this.hasAnsweringClient()) return;
     if (!this.dueAgain(this.informed, connectionKey(conn), this.limits.learningRepeatMs)) return;
     const message = connectionRequest(this.ids.next(conn.comm), conn, true);
-    for (const client of this.answeringClients()) client.send(message);
+    const detailed = { ...message, details: promptDetails(conn) };
+    for (const client of this.answeringClients()) client.send(this.wantsDetails.has(client.id) ? detailed : message);
     this.learning.add(message.request_id, conn);
   }
 
@@ -261,7 +268,17 @@ export class GuiPromptBroker implements PromptBroker {
       this.deps.log.info({ client: client.id }, 'GUI client only listens (the control panel): not asked about connections');
       return;
     }
-    for (const prompt of this.byId.values()) client.send(prompt.message);
+    for (const prompt of this.byId.values()) this.sendPrompt(client, prompt);
+  }
+
+  /** hello with `details`: this client's prompts carry pid, uid, argv and host (docs/gui-extensions.md). */
+  setDetails(client: GuiClient, details: boolean): void {
+    if (details) this.wantsDetails.add(client.id);
+    else this.wantsDetails.delete(client.id);
+  }
+
+  private sendPrompt(client: GuiClient, prompt: OpenPrompt): void {
+    client.send(this.wantsDetails.has(client.id) ? prompt.detailed : prompt.message);
   }
 
   /** `answers_prompts: false` (the CLI's own connections): no prompts, and not counted as someone to ask. */
@@ -273,6 +290,7 @@ export class GuiPromptBroker implements PromptBroker {
 
   clientGone(client: GuiClient): void {
     this.silent.delete(client.id);
+    this.wantsDetails.delete(client.id);
     this.settleIfNobodyAnswers();
   }
 

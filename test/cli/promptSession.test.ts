@@ -2,7 +2,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { NO_COLORS } from '../../cli/colors.js';
-import { actionForKey, KEYS, replyFor, TIMED_CHOICES, type ConnectionRequest } from '../../cli/promptKeys.js';
+import { parseServiceMessage, type ConnectionRequestMessage } from '../../common/guiProtocol.js';
+import { actionForKey, KEYS, replyFor, TIMED_CHOICES } from '../../cli/promptKeys.js';
 import { PromptSession } from '../../cli/promptSession.js';
 import { Decider } from '../../service/decider.js';
 import { Policy } from '../../service/policy.js';
@@ -15,7 +16,7 @@ import { Stats } from '../../service/stats.js';
 import { Whitelist } from '../../service/whitelist.js';
 import { config, connection, FakeClock, FixedAuthorizer, RecordingClient, silentLog } from '../support/promptFakes.js';
 
-const REQ: ConnectionRequest & { type: string; app_category: string } = {
+const REQ: ConnectionRequestMessage = {
   type: 'connection_request',
   request_id: 'curl-6790a1b21a2b3c',
   app_name: 'curl',
@@ -204,7 +205,9 @@ describe('timed answers', () => {
     decider.decideBatch([connection({ exe: '/usr/bin/curl', port: 443 }).record], 1);
     // What `bastion prompt` sends for "t" after one "w", as the service's socket reader parses it.
     const { s, sent } = session();
-    s.onMessage(prompt.ofType('connection_request')[0]!);
+    const parsed = parseServiceMessage(prompt.ofType('connection_request')[0]!);
+    assert.ok(parsed.ok);
+    s.onMessage(parsed.message);
     s.onKey('w');
     s.onKey('T');
     const reply = sent[0]!;

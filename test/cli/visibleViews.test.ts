@@ -9,6 +9,7 @@ import { rowJson } from '../../cli/logCommand.js';
 import type { ConnectionRequest } from '../../cli/promptKeys.js';
 import { PromptSession } from '../../cli/promptSession.js';
 import { requestLines } from '../../cli/promptView.js';
+import { parseServiceMessage } from '../../common/guiProtocol.js';
 import { visibleJson } from '../../common/visibleText.js';
 import { rawControls } from '../support/rawControl.js';
 
@@ -44,8 +45,10 @@ describe('terminal views of a program with escapes in its name and path', () => 
     let out = '';
     const session = new PromptSession({ send: () => undefined, write: (t) => (out += t), tty: false, colors: NO_COLORS, timeoutSeconds: 60, now: () => 0 });
     session.start();
-    session.onMessage(request as unknown as Record<string, unknown>);
-    session.onMessage({ type: 'error', error: `rule not saved: ${PATH}:443` });
+    const parsed = parseServiceMessage({ ...request, app_category: 'unknown' });
+    assert.ok(parsed.ok, parsed.ok ? '' : parsed.error);
+    session.onMessage(parsed.message);
+    session.onMessage({ type: 'error', error: `rule not saved: ${PATH}:443`, request: 'gui_response' });
     assert.equal(rawControls(out), 0, out);
     assert.ok(out.includes(`service: rule not saved: ${PATH_SHOWN}:443`));
   });

@@ -74,6 +74,20 @@ const answer = (requestId: string, a: Partial<PromptAnswer> = {}): PromptAnswer 
 });
 
 describe('opening prompts', () => {
+  it('adds pid, uid, argv and host only for clients that asked for details (hello details: true)', () => {
+    const h = harness();
+    h.broker.setDetails(h.clients[1]!, true);
+    const conn = connection({ exe: '/usr/bin/python3.11', comm: 'python3', pid: 4242, uid: 1001 });
+    conn.record.process!.cmdline = ['python3', '-u', '/home/b/sync.py', 'a', 'b', 'c'];
+    conn.host = 'example.org';
+    ask(h, conn);
+    const plain = h.clients[0]!.ofType('connection_request')[0]!;
+    const detailed = h.clients[1]!.ofType('connection_request')[0]!;
+    assert.equal(plain['details'], undefined);
+    assert.deepEqual(detailed['details'], { pid: 4242, uid: 1001, args: ['python3', '-u', '/home/b/sync.py', 'a'], host: 'example.org' });
+    assert.deepEqual({ ...detailed, details: undefined }, { ...plain, details: undefined });
+  });
+
   it("sends every client a connection_request with the tray's fields, in order", () => {
     const h = harness();
     ask(h, connection({ exe: '/opt/My Tools/sync agent', comm: 'sync agent', port: 8443 }));
