@@ -3,10 +3,12 @@
 // chromium through playwright-core). A curl prompt appears as a notification and in the page;
 // "Allow always" from either saves the rule and the connection goes through; the keyboard alone
 // answers; rules are listed and deleted; the history chart draws; the panel refuses requests
-// without its secret or from another origin or host. Screenshots go to docs/screenshots/.
+// without its secret or from another origin or host. Screenshots go to a temporary folder, or
+// with BASTION_UPDATE_SCREENSHOTS=1 to docs/screenshots/ (which the docs show).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import http from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -19,7 +21,7 @@ import { copyPrograms, fetchFrom } from '../support/guiPrograms.js';
 import { TestNotificationServer } from '../support/notificationServer.js';
 import { PrivateSessionBus } from '../support/sessionBus.js';
 
-const SCREENSHOTS = join(REPO, 'docs', 'screenshots');
+const SCREENSHOTS = process.env['BASTION_UPDATE_SCREENSHOTS'] === '1' ? join(REPO, 'docs', 'screenshots') : mkdtempSync(join(tmpdir(), 'bastion-panel-'));
 const ASSETS = join(REPO, 'dist', 'ui');
 
 let fw: TestFirewall;
@@ -112,6 +114,7 @@ after(async () => {
   notifications?.stop();
   await bus?.stop();
   await fw?.close();
+  if (!SCREENSHOTS.startsWith(REPO)) rmSync(SCREENSHOTS, { recursive: true, force: true });
 });
 
 describe('bastion agent', () => {
