@@ -4,27 +4,10 @@ import { visible, visibleJson } from '../common/visibleText.js';
 import { registerConfigCommand } from './configCommand.js';
 import { inboundLine, registerInboundCommand } from './inboundCommand.js';
 import { DEFAULTS } from './defaults.js';
-import { connectOrExit, type GuiConnection } from './guiClient.js';
+import { failOnError, withConnection } from './commandRequests.js';
 import { registerMonitorCommand } from './monitorCommand.js';
 import { registerPromptCommand } from './promptCommand.js';
 import { registerRulesCommand } from './rulesCommand.js';
-
-async function withConnection<T>(socket: string, fn: (c: GuiConnection) => Promise<T>): Promise<T> {
-  const conn = await connectOrExit(socket);
-  try {
-    return await fn(conn);
-  } finally {
-    conn.close();
-  }
-}
-
-function failOnError(reply: Record<string, unknown>): Record<string, unknown> {
-  if (reply['type'] === 'error') {
-    process.stderr.write(`bastion: ${visible(String(reply['error']))}\n`);
-    process.exit(1);
-  }
-  return reply;
-}
 
 export function registerClientCommands(program: Command): void {
   registerMonitorCommand(program);

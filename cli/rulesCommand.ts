@@ -8,32 +8,13 @@ import { resolveProgramPath } from '../common/programPath.js';
 import { closeDatabase, DEFAULT_HISTORY_PATH, HistoryError, openDatabase } from '../common/history.js';
 import { visible, visibleJson } from '../common/visibleText.js';
 import { DEFAULTS } from './defaults.js';
-import { connectOrExit, type GuiConnection } from './guiClient.js';
+import { die, failOnError, withConnection } from './commandRequests.js';
 import { parseSince } from './logCommand.js';
 import { learnedDecisions, suggestRules } from './rulesSuggest.js';
 
 /** polkit may ask for a password before an import is applied. */
 const IMPORT_REPLY_MS = 120_000;
 const DEST_PREFIX = '@dest:';
-
-async function withConnection<T>(socket: string, fn: (c: GuiConnection) => Promise<T>): Promise<T> {
-  const conn = await connectOrExit(socket);
-  try {
-    return await fn(conn);
-  } finally {
-    conn.close();
-  }
-}
-
-function failOnError(reply: Record<string, unknown>): Record<string, unknown> {
-  if (reply['type'] === 'error') die(String(reply['error']));
-  return reply;
-}
-
-function die(message: string, code = 1): never {
-  process.stderr.write(`bastion: ${visible(message)}\n`);
-  process.exit(code);
-}
 
 interface AddOptions {
   socket: string;
