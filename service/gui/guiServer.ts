@@ -3,6 +3,7 @@
 // and it is dropped when it stops reading.
 import { lstatSync } from 'node:fs';
 import net from 'node:net';
+import { claimedType } from '../../common/guiProtocol.js';
 import { prepareSocketPath, removeSocketPath, restrictSocket } from '../../common/ipcPath.js';
 import type { Logger } from '../../common/log.js';
 import { loadNative } from '../../common/native.js';
@@ -258,16 +259,9 @@ export class GuiServer {
       await this.handlers.onMessage(client, message, text);
     } catch (err) {
       this.log.error({ err, client: client.id }, 'GUI message handler failed');
-      client.send({ type: 'error', error: 'internal error', request: typeOf(message) });
+      client.send({ type: 'error', error: 'internal error', request: claimedType(message) });
     }
   }
-}
-
-function typeOf(message: unknown): string | null {
-  if (message && typeof message === 'object' && typeof (message as { type?: unknown }).type === 'string') {
-    return (message as { type: string }).type;
-  }
-  return null;
 }
 
 /** SO_PEERCRED of the client, and its start time now: who is asking, for logs and authorization. */

@@ -44,7 +44,7 @@ describe('guiProtocol', () => {
     });
     assert.deepEqual(parseClientMessage({ type: 'add_rule', app_path: '@host:example.org', port: 1.5, allow: true }), {
       ok: false,
-      error: 'add_rule: field "port" must be an integer',
+      error: 'add_rule: field "port" must be 0..65535',
     });
     assert.deepEqual(parseClientMessage({ type: 'set_config', key: 'allow_lan', value: false }), {
       ok: true,
