@@ -6,6 +6,7 @@
 // reply, which tests and scripts match word for word.
 import type { ConnectionRequestMessage } from './connectionRequestMessage.js';
 import type { DecisionMessage } from './decisionMessage.js';
+import type { HelperCounters } from './wire.js';
 
 export type { ConnectionRequestMessage, DecisionMessage };
 
@@ -40,7 +41,20 @@ export interface StatusReply {
   clients: number;
   prompts: { open: number; limited: number; answering: number };
   monitors: number;
-  helper: { connected: boolean; pid: number | null; capabilities: string[] };
+  helper: {
+    connected: boolean;
+    pid: number | null;
+    capabilities: string[];
+    queue?: number | null;
+    counters?: HelperCounters | null;
+    bad_frames?: number;
+  };
+  // What `bastion status` shows besides; optional, so a client reads an older service's status.
+  extended_rules?: number;
+  dns?: { allowed: boolean; nameservers: string[] };
+  inbound?: { wanted: boolean; helper_applies: boolean; state: string | null; firewall: string | null; detail: string | null };
+  forwarded?: string;
+  metrics?: { file: string; writes: number; error: string | null } | null;
 }
 
 /** Every message the service sends. */

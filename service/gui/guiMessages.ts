@@ -2,7 +2,7 @@
 // dispatcher that reads each message with common/guiProtocol.ts, so a handler receives its own
 // message, checked and typed. Every reply carries "type"; bad input gets an `error` and changes
 // nothing.
-import { readClientMessage, type ClientMessage } from '../../common/guiProtocol.js';
+import { readClientMessage, type ClientMessage, type StatusReply } from '../../common/guiProtocol.js';
 import { resolveProgramPath } from '../../common/programPath.js';
 import type { Logger } from '../../common/log.js';
 import type { Authorizer } from '../authorizer.js';
@@ -23,7 +23,7 @@ export interface GuiContext {
   config: ConfigStore;
   sessions: SessionDecisions;
   authorizer: Authorizer;
-  status: () => Record<string, unknown>;
+  status: () => Omit<StatusReply, 'type'>;
   prompts: PromptsForGui;
   feed: FeedForGui;
   /** The config in force: config.json's, with the mode of `bastion daemon --mode` if one was given. */

@@ -3,7 +3,7 @@
 // and it is dropped when it stops reading.
 import { lstatSync } from 'node:fs';
 import net from 'node:net';
-import { claimedType } from '../../common/guiProtocol.js';
+import { claimedType, type ServiceMessage } from '../../common/guiProtocol.js';
 import { prepareSocketPath, removeSocketPath, restrictSocket } from '../../common/ipcPath.js';
 import type { Logger } from '../../common/log.js';
 import { loadNative } from '../../common/native.js';
@@ -23,7 +23,7 @@ export interface GuiClient {
   readonly peer: PeerCredentials | null;
   /** Bytes written to this client that it has not read yet. */
   readonly backlogBytes: number;
-  send(message: Record<string, unknown> & { type: string }): void;
+  send(message: ServiceMessage): void;
   close(): void;
 }
 
@@ -73,7 +73,7 @@ class Client implements GuiClient {
     return this.socket.writableLength + this.queuedBytes;
   }
 
-  send(message: Record<string, unknown> & { type: string }): void {
+  send(message: ServiceMessage): void {
     if (this.closed || this.socket.destroyed) return;
     if (this.backlogBytes > this.maxPending) {
       this.log.warn({ client: this.id, pending: this.backlogBytes }, 'GUI client stopped reading: dropped');
@@ -153,7 +153,7 @@ export class GuiServer {
     return [...this.clients];
   }
 
-  broadcast(message: Record<string, unknown> & { type: string }): void {
+  broadcast(message: ServiceMessage): void {
     for (const c of this.clients) c.send(message);
   }
 

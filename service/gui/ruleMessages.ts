@@ -23,7 +23,7 @@ export const ruleHandlers: Handlers<'list_extended_rules' | 'export_rules' | 'im
     client.send({
       type: 'extended_rules',
       rules: [...deployed.map((r) => listedRule(r, 'rules.d')), ...imported.map((r) => listedRule(r, 'imported'))],
-      errors,
+      errors: [...errors],
     });
   },
 
