@@ -5,8 +5,6 @@
 import { parseExtendedRule, ruleToJson, type ExtendedRule } from '../rules/extendedRule.js';
 import { extendedToLegacy, legacyToExtended } from '../rules/legacyRules.js';
 import { passwdLookup } from '../rules/rulesDir.js';
-import type { GuiContext } from './guiMessages.js';
-import type { GuiClient } from './guiServer.js';
 import { authorized, fail, type Handlers } from './guiReply.js';
 
 /** An import larger than this is refused before it is validated: rules.d's per-file limit. */
