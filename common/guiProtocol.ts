@@ -1,9 +1,12 @@
 // The GUI socket protocol as one typed module (docs/gui-protocol.md, docs/gui-extensions.md):
 // a discriminated union per direction and one validating parser, shared by the CLI, the desktop
-// agent and its browser panel. Field names and JSON types are the Python tray's; a field this
-// module does not know is dropped, so nothing unchecked crosses a process boundary.
+// agent and its browser panel, and the daemon, which reads every client line through it. Field
+// names and JSON types are the Python tray's; a field this module does not know is dropped, so
+// nothing unchecked crosses a process boundary. A client's error wording is the daemon's `error`
+// reply, which tests and scripts match word for word.
 import type { ConnectionRequestMessage } from './connectionRequestMessage.js';
 import type { DecisionMessage } from './decisionMessage.js';
+import type { HelperCounters } from './wire.js';
 
 export type { ConnectionRequestMessage, DecisionMessage };
 
@@ -38,7 +41,20 @@ export interface StatusReply {
   clients: number;
   prompts: { open: number; limited: number; answering: number };
   monitors: number;
-  helper: { connected: boolean; pid: number | null; capabilities: string[] };
+  helper: {
+    connected: boolean;
+    pid: number | null;
+    capabilities: string[];
+    queue?: number | null;
+    counters?: HelperCounters | null;
+    bad_frames?: number;
+  };
+  // What `bastion status` shows besides; optional, so a client reads an older service's status.
+  extended_rules?: number;
+  dns?: { allowed: boolean; nameservers: string[] };
+  inbound?: { wanted: boolean; helper_applies: boolean; state: string | null; firewall: string | null; detail: string | null };
+  forwarded?: string;
+  metrics?: { file: string; writes: number; error: string | null } | null;
 }
 
 /** Every message the service sends. */
@@ -56,11 +72,15 @@ export type ServiceMessage =
   | { type: 'config_changed'; key: string; value: unknown; warnings: string[] }
   | DecisionMessage
   | { type: 'subscribed'; feed: string }
-  | { type: 'unsubscribed'; feed: string };
+  | { type: 'unsubscribed'; feed: string }
+  | { type: 'extended_rules'; rules: Record<string, unknown>[]; errors: string[] }
+  | { type: 'rules_export'; rules: Record<string, unknown>[] }
+  | { type: 'rules_imported'; added: number; replaced: number; unchanged: number; refused: string[] };
 
 /** Every message a client sends. */
 export type ClientMessage =
   | { type: 'gui_response'; request_id: string; allow: boolean; permanent?: boolean; all_ports?: boolean; duration?: string }
+  /** `port`: 0..65535, 0 = every port. */
   | { type: 'add_rule'; app_path?: string; app_name?: string; port?: number; allow: boolean; all_ports?: boolean; dest_ip?: string }
   | { type: 'delete_rule'; key: string }
   | { type: 'list_rules' }
@@ -71,16 +91,22 @@ export type ClientMessage =
   | { type: 'set_mode'; mode: Mode }
   | { type: 'get_config'; key?: string }
   | { type: 'set_config'; key: string; value: unknown }
-  | { type: 'subscribe'; feed: 'decisions' }
-  | { type: 'unsubscribe'; feed: 'decisions' };
+  /** The service knows the feed `decisions` (its handler names the feeds for another). */
+  | { type: 'subscribe'; feed: string }
+  | { type: 'unsubscribe'; feed: string }
+  | { type: 'list_extended_rules' }
+  | { type: 'export_rules' }
+  /** Each rule is checked by the rules.d parser (service/rules/extendedRule.ts), with its words. */
+  | { type: 'import_rules'; rules: unknown[] };
 
 export type ServiceMessageType = ServiceMessage['type'];
 export type ClientMessageType = ClientMessage['type'];
 export type ServiceMessageOf<T extends ServiceMessageType> = Extract<ServiceMessage, { type: T }>;
+export type ClientMessageOf<T extends ClientMessageType> = Extract<ClientMessage, { type: T }>;
 
 // ---- the schema: one table per direction, read by one parser ----
 
-type Kind = 'string' | 'number' | 'integer' | 'boolean' | 'object' | 'strings' | 'any' | 'string|null' | 'mode';
+type Kind = 'string' | 'number' | 'integer' | 'port' | 'boolean' | 'object' | 'array' | 'strings' | 'rules' | 'any' | 'string|null' | 'mode';
 /** A field: its kind, and `?` when it may be absent. */
 type FieldSpec = Kind | `${Kind}?`;
 type Schema = Readonly<Record<string, FieldSpec>>;
@@ -136,11 +162,14 @@ const SERVICE: Readonly<Record<ServiceMessageType, Schema>> = {
   },
   subscribed: { feed: 'string' },
   unsubscribed: { feed: 'string' },
+  extended_rules: { rules: 'array', errors: 'strings' },
+  rules_export: { rules: 'array' },
+  rules_imported: { added: 'integer', replaced: 'integer', unchanged: 'integer', refused: 'strings' },
 };
 
 const CLIENT: Readonly<Record<ClientMessageType, Schema>> = {
   gui_response: { request_id: 'string', allow: 'boolean', permanent: 'boolean?', all_ports: 'boolean?', duration: 'string?' },
-  add_rule: { app_path: 'string?', app_name: 'string?', port: 'integer?', allow: 'boolean', all_ports: 'boolean?', dest_ip: 'string?' },
+  add_rule: { app_path: 'string?', app_name: 'string?', port: 'port?', allow: 'boolean', all_ports: 'boolean?', dest_ip: 'string?' },
   delete_rule: { key: 'string' },
   list_rules: {},
   clear_cache: { cache_key: 'string' },
@@ -152,61 +181,76 @@ const CLIENT: Readonly<Record<ClientMessageType, Schema>> = {
   set_config: { key: 'string', value: 'any' },
   subscribe: { feed: 'string' },
   unsubscribe: { feed: 'string' },
+  list_extended_rules: {},
+  export_rules: {},
+  import_rules: { rules: 'rules' },
 };
 
 export type Parsed<T> = { ok: true; message: T } | { ok: false; error: string };
 
-function kindOk(kind: Kind, v: unknown): boolean {
+/** Why the service refuses a client's message: the `error` and `request` fields of its `error` reply. */
+export interface Refusal {
+  error: string;
+  /** The message's type, null when it has none. */
+  request: string | null;
+}
+
+type Checked<T> = { ok: true; message: T } | { ok: false; refusal: Refusal; field: boolean };
+
+/** What a value of this kind must be, as the end of `field "x" must be ...`, or null when it is one. */
+function kindProblem(kind: Kind, v: unknown): string | null {
   switch (kind) {
     case 'string':
-      return typeof v === 'string';
+      return typeof v === 'string' ? null : 'a string';
     case 'number':
-      return typeof v === 'number' && Number.isFinite(v);
+      return typeof v === 'number' && Number.isFinite(v) ? null : 'a number';
     case 'integer':
-      return Number.isInteger(v);
+      return Number.isInteger(v) ? null : 'an integer';
+    case 'port':
+      if (typeof v !== 'number') return 'a number';
+      return Number.isInteger(v) && v >= 0 && v <= 65535 ? null : '0..65535';
     case 'boolean':
-      return typeof v === 'boolean';
+      return typeof v === 'boolean' ? null : 'a boolean';
     case 'object':
-      return typeof v === 'object' && v !== null && !Array.isArray(v);
+      return typeof v === 'object' && v !== null && !Array.isArray(v) ? null : 'an object';
+    case 'array':
+      return Array.isArray(v) ? null : 'an array';
     case 'strings':
-      return Array.isArray(v) && v.every((s) => typeof s === 'string');
+      return Array.isArray(v) && v.every((s) => typeof s === 'string') ? null : 'a list of strings';
+    case 'rules':
+      return Array.isArray(v) ? null : 'an array of rules';
     case 'any':
-      return v !== undefined;
+      return v !== undefined ? null : 'present';
     case 'string|null':
-      return v === null || typeof v === 'string';
+      return v === null || typeof v === 'string' ? null : 'a string or null';
     case 'mode':
-      return v === 'learning' || v === 'enforcement';
+      if (typeof v !== 'string') return 'a string';
+      return v === 'learning' || v === 'enforcement' ? null : '"learning" or "enforcement"';
   }
 }
 
-const KIND_WORDS: Record<Kind, string> = {
-  string: 'a string',
-  number: 'a number',
-  integer: 'an integer',
-  boolean: 'a boolean',
-  object: 'an object',
-  strings: 'a list of strings',
-  any: 'present',
-  'string|null': 'a string or null',
-  mode: '"learning" or "enforcement"',
-};
+/** Kinds for which null is a value; for the others a client's null means "not given" (the service always read it so). */
+const NULL_IS_VALUE: ReadonlySet<Kind> = new Set(['any', 'string|null']);
 
-function parseWith<T>(tables: Readonly<Record<string, Schema>>, value: unknown): Parsed<T> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { ok: false, error: 'a message must be a JSON object' };
+function parseWith<T>(tables: Readonly<Record<string, Schema>>, value: unknown, nullIsAbsent: boolean): Checked<T> {
+  const refuse = (error: string, request: string | null = null, field = false): Checked<T> => ({ ok: false, refusal: { error, request }, field });
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return refuse('a message must be a JSON object');
   const msg = value as Record<string, unknown>;
   const type = msg['type'];
-  if (typeof type !== 'string') return { ok: false, error: 'missing field "type"' };
-  if (!Object.prototype.hasOwnProperty.call(tables, type)) return { ok: false, error: `unknown message type "${type}"` };
+  if (typeof type !== 'string') return refuse('missing field "type"');
+  if (!Object.prototype.hasOwnProperty.call(tables, type)) return refuse(`unknown message type "${type}"`, type);
   const out: Record<string, unknown> = { type };
   for (const [name, spec] of Object.entries(tables[type]!)) {
     const optional = spec.endsWith('?');
     const kind = (optional ? spec.slice(0, -1) : spec) as Kind;
-    const v = msg[name];
+    let v = msg[name];
+    if (v === null && nullIsAbsent && !NULL_IS_VALUE.has(kind)) v = undefined;
     if (v === undefined) {
       if (optional) continue;
-      return { ok: false, error: `${type}: missing field "${name}"` };
+      return refuse(`missing field "${name}"`, type, true);
     }
-    if (!kindOk(kind, v)) return { ok: false, error: `${type}: field "${name}" must be ${KIND_WORDS[kind]}` };
+    const problem = kindProblem(kind, v);
+    if (problem !== null) return refuse(`field "${name}" must be ${problem}`, type, true);
     out[name] = v;
   }
   if (type === 'connection_request' && out['details'] !== undefined) {
@@ -215,6 +259,13 @@ function parseWith<T>(tables: Readonly<Record<string, Schema>>, value: unknown):
     else out['details'] = details;
   }
   return { ok: true, message: out as T };
+}
+
+/** The one-line error of a failed parse: a field's problem is prefixed with the message type. */
+function asParsed<T>(checked: Checked<T>): Parsed<T> {
+  if (checked.ok) return checked;
+  const { error, request } = checked.refusal;
+  return { ok: false, error: checked.field ? `${request}: ${error}` : error };
 }
 
 function parseDetails(v: unknown): PromptDetails | null {
@@ -228,12 +279,28 @@ function parseDetails(v: unknown): PromptDetails | null {
 
 /** A message from the service, checked against its type's fields; unknown fields are dropped. */
 export function parseServiceMessage(value: unknown): Parsed<ServiceMessage> {
-  return parseWith<ServiceMessage>(SERVICE, value);
+  return asParsed(parseWith<ServiceMessage>(SERVICE, value, false));
 }
 
 /** A message from a client (the agent checks what its browser panel asks it to send). */
 export function parseClientMessage(value: unknown): Parsed<ClientMessage> {
-  return parseWith<ClientMessage>(CLIENT, value);
+  return asParsed(parseWith<ClientMessage>(CLIENT, value, true));
+}
+
+/**
+ * A client's message as the service reads it: a refusal is the body of its `error` reply. Lenient
+ * where the Python tray needs it: unknown fields are ignored, and null is an absent field.
+ */
+export function readClientMessage(value: unknown): { ok: true; message: ClientMessage } | { ok: false; refusal: Refusal } {
+  const checked = parseWith<ClientMessage>(CLIENT, value, true);
+  return checked.ok ? checked : { ok: false, refusal: checked.refusal };
+}
+
+/** The type a message claims, for an error reply about it (null when it has none). */
+export function claimedType(value: unknown): string | null {
+  if (typeof value !== 'object' || value === null) return null;
+  const type = (value as { type?: unknown }).type;
+  return typeof type === 'string' ? type : null;
 }
 
 /** One line of the socket, parsed and checked. */

@@ -2,6 +2,7 @@
 import { dirname, join } from 'node:path';
 // Construction only; the policy itself lives in policy.ts and decider.ts.
 import type { Logger } from '../common/log.js';
+import type { Counters, ServiceMessageOf, StatusReply } from '../common/guiProtocol.js';
 import type { Authorizer } from './authorizer.js';
 import { ConfigStore, type BastionConfig } from './config.js';
 import { Decider } from './decider.js';
@@ -336,7 +337,7 @@ export class PolicyDaemon {
     this.log.info({ stats: this.stats.snapshot() }, 'policy service stopped');
   }
 
-  status(): Record<string, unknown> {
+  status(): Omit<StatusReply, 'type'> {
     const helper = this.link.helperState();
     return {
       mode: this.effectiveConfig.mode,
@@ -365,7 +366,7 @@ export class PolicyDaemon {
   }
 
   /** `bastion inbound status`: the policy asked for, and what the helper made of it. */
-  private inboundJson(): Record<string, unknown> {
+  private inboundJson(): NonNullable<StatusReply['inbound']> {
     const s = this.inbound.state;
     return {
       wanted: this.effectiveConfig.inboundProtection,
@@ -398,12 +399,12 @@ export class PolicyDaemon {
     this.gui.broadcast({ type: 'notification', title, message, level });
   }
 
-  private countersJson(): Record<string, number> {
+  private countersJson(): Counters {
     const s = this.stats.snapshot();
     return { total_connections: s.total, allowed_connections: s.allowed, blocked_connections: s.blocked };
   }
 
-  private statsMessage(): { type: string; stats: Record<string, unknown> } {
+  private statsMessage(): ServiceMessageOf<'stats_update'> {
     return { type: 'stats_update', stats: { ...this.countersJson(), learning_mode: this.effectiveConfig.mode === 'learning' } };
   }
 

@@ -1,5 +1,8 @@
 // One handler per GUI message type (gui-protocol.md, "Client -> service messages"), behind one
-// dispatcher. Every reply carries "type"; bad input gets an `error` and changes nothing.
+// dispatcher that reads each message with common/guiProtocol.ts, so a handler receives its own
+// message, checked and typed. Every reply carries "type"; bad input gets an `error` and changes
+// nothing.
+import { readClientMessage, type ClientMessage, type StatusReply } from '../../common/guiProtocol.js';
 import { resolveProgramPath } from '../../common/programPath.js';
 import type { Logger } from '../../common/log.js';
 import type { Authorizer } from '../authorizer.js';
@@ -12,7 +15,7 @@ import { ruleHandlers } from './ruleMessages.js';
 import { destSubject, nameSubject, type RulePort } from '../rules/ruleKey.js';
 import type { SessionDecisions } from '../sessions.js';
 import type { GuiClient } from './guiServer.js';
-import { authorized, fail, field, type Msg } from './guiReply.js';
+import { authorized, fail, type Handler, type Handlers } from './guiReply.js';
 
 export interface GuiContext {
   rules: RulesStore;
@@ -20,7 +23,7 @@ export interface GuiContext {
   config: ConfigStore;
   sessions: SessionDecisions;
   authorizer: Authorizer;
-  status: () => Record<string, unknown>;
+  status: () => Omit<StatusReply, 'type'>;
   prompts: PromptsForGui;
   feed: FeedForGui;
   /** The config in force: config.json's, with the mode of `bastion daemon --mode` if one was given. */
@@ -49,43 +52,31 @@ export interface FeedForGui {
 
 const FEEDS = ['decisions'];
 
-type Handler = (ctx: GuiContext, client: GuiClient, msg: Msg) => Promise<void> | void;
-
 /** Strips the tray's display suffix: "firefox (www.example.org.)" -> "firefox". */
 function bareName(appName: string): string {
   return appName.replace(/ \([^()]*\)$/, '');
 }
 
-const handlers: Record<string, Handler> = {
+const handlers: Handlers = {
   list_rules: (ctx, client) => {
     client.send({ type: 'rules_list', rules: ctx.rules.rules.toJSON() });
   },
 
   delete_rule: async (ctx, client, msg) => {
-    const key = field(msg, 'key', 'string', true);
-    if (!key.ok) return fail(client, 'delete_rule', key.error);
     if (!(await authorized(ctx, client, 'delete_rule', 'delete rules'))) return;
-    const result = await ctx.rules.deleteKey(key.value!);
+    const result = await ctx.rules.deleteKey(msg.key);
     if (!result.ok) fail(client, 'delete_rule', result.error);
-    client.send({ type: 'rule_deleted', key: key.value!, success: result.ok && result.deleted });
+    client.send({ type: 'rule_deleted', key: msg.key, success: result.ok && result.deleted });
   },
 
   add_rule: async (ctx, client, msg) => {
-    const appPath = field(msg, 'app_path', 'string', false);
-    const appName = field(msg, 'app_name', 'string', false);
-    const port = field(msg, 'port', 'number', false);
-    const allow = field(msg, 'allow', 'boolean', true);
-    const allPorts = field(msg, 'all_ports', 'boolean', false);
-    const destIp = field(msg, 'dest_ip', 'string', false);
-    for (const f of [appPath, appName, port, allow, allPorts, destIp]) if (!f.ok) return fail(client, 'add_rule', f.error);
-    const p = (port.ok && port.value) || 0;
-    if (!Number.isInteger(p) || p < 0 || p > 65535) return fail(client, 'add_rule', `field "port" must be 0..65535`);
-    const path = (appPath.ok && appPath.value) || '';
-    const name = bareName((appName.ok && appName.value) || '');
-    const dest = (destIp.ok && destIp.value) || '';
+    const p = msg.port ?? 0;
+    const path = msg.app_path ?? '';
+    const name = bareName(msg.app_name ?? '');
+    const dest = msg.dest_ip ?? '';
     // Subject choice: gui-protocol.md, add_rule.
     let subject: string;
-    let rulePort: RulePort = (allPorts.ok && allPorts.value) || p === 0 ? '*' : p;
+    let rulePort: RulePort = msg.all_ports === true || p === 0 ? '*' : p;
     const isPath = path !== '' && path !== 'unknown';
     if (isPath) subject = path;
     else if (name === 'unknown' && dest !== '') {
@@ -96,18 +87,16 @@ const handlers: Record<string, Handler> = {
     if (!(await authorized(ctx, client, 'add_rule', 'add rules'))) return;
     // Only for an authorized client: resolving tells whether a file exists.
     if (isPath) subject = await programSubject(ctx, path);
-    const result = await ctx.rules.setRule(subject, rulePort, allow.ok ? allow.value! : false);
+    const result = await ctx.rules.setRule(subject, rulePort, msg.allow);
     if (!result.ok) fail(client, 'add_rule', result.error);
     else ctx.prompts.ruleSaved(client, subject, rulePort);
   },
 
   // Forgetting a remembered answer (a deny, too) changes what the firewall decides: a rule edit.
   clear_cache: async (ctx, client, msg) => {
-    const key = field(msg, 'cache_key', 'string', true);
-    if (!key.ok) return fail(client, 'clear_cache', key.error);
     if (!(await authorized(ctx, client, 'clear_cache', 'clear remembered answers'))) return;
-    ctx.sessions.forget(key.value!);
-    ctx.prompts.forgetKey(key.value!);
+    ctx.sessions.forget(msg.cache_key);
+    ctx.prompts.forgetKey(msg.cache_key);
   },
 
   cancel_popup: () => {
@@ -115,18 +104,12 @@ const handlers: Record<string, Handler> = {
   },
 
   gui_response: async (ctx, client, msg) => {
-    const requestId = field(msg, 'request_id', 'string', true);
-    const allow = field(msg, 'allow', 'boolean', true);
-    const permanent = field(msg, 'permanent', 'boolean', false);
-    const allPorts = field(msg, 'all_ports', 'boolean', false);
-    const duration = field(msg, 'duration', 'string', false);
-    for (const f of [requestId, allow, permanent, allPorts, duration]) if (!f.ok) return fail(client, 'gui_response', f.error);
     const outcome = ctx.prompts.answer(client, {
-      requestId: requestId.ok ? requestId.value! : '',
-      allow: allow.ok ? allow.value! : false,
-      permanent: (permanent.ok && permanent.value) || false,
-      allPorts: (allPorts.ok && allPorts.value) || false,
-      duration: (duration.ok && duration.value) || '',
+      requestId: msg.request_id,
+      allow: msg.allow,
+      permanent: msg.permanent ?? false,
+      allPorts: msg.all_ports ?? false,
+      duration: msg.duration ?? '',
     });
     // The verdicts are already out; this client's next message waits until an "always" rule is
     // saved, so a list_rules right after the answer shows it.
@@ -139,27 +122,19 @@ const handlers: Record<string, Handler> = {
 
   /** Optional self-description; `answers_prompts: false` = send no prompts, do not wait for me. */
   hello: (ctx, client, msg) => {
-    const answers = field(msg, 'answers_prompts', 'boolean', false);
-    const name = field(msg, 'client', 'string', false);
-    const details = field(msg, 'details', 'boolean', false);
-    for (const f of [answers, name, details]) if (!f.ok) return fail(client, 'hello', f.error);
-    if (answers.ok && answers.value !== undefined) ctx.prompts.setAnswering(client, answers.value);
-    if (details.ok && details.value !== undefined) ctx.prompts.setDetails?.(client, details.value);
+    if (msg.answers_prompts !== undefined) ctx.prompts.setAnswering(client, msg.answers_prompts);
+    if (msg.details !== undefined) ctx.prompts.setDetails?.(client, msg.details);
   },
 
   subscribe: (ctx, client, msg) => {
-    const feed = field(msg, 'feed', 'string', true);
-    if (!feed.ok) return fail(client, 'subscribe', feed.error);
-    if (!FEEDS.includes(feed.value!)) return fail(client, 'subscribe', `unknown feed "${feed.value!}"; feeds: ${FEEDS.join(', ')}`);
+    if (!FEEDS.includes(msg.feed)) return fail(client, 'subscribe', `unknown feed "${msg.feed}"; feeds: ${FEEDS.join(', ')}`);
     ctx.feed.subscribe(client);
-    client.send({ type: 'subscribed', feed: feed.value! });
+    client.send({ type: 'subscribed', feed: msg.feed });
   },
 
   unsubscribe: (ctx, client, msg) => {
-    const feed = field(msg, 'feed', 'string', true);
-    if (!feed.ok) return fail(client, 'unsubscribe', feed.error);
     ctx.feed.unsubscribe(client);
-    client.send({ type: 'unsubscribed', feed: feed.value! });
+    client.send({ type: 'unsubscribed', feed: msg.feed });
   },
 
   status: (ctx, client) => {
@@ -167,27 +142,20 @@ const handlers: Record<string, Handler> = {
   },
 
   set_mode: async (ctx, client, msg) => {
-    const mode = field(msg, 'mode', 'string', true);
-    if (!mode.ok) return fail(client, 'set_mode', mode.error);
-    if (mode.value !== 'learning' && mode.value !== 'enforcement') {
-      return fail(client, 'set_mode', 'field "mode" must be "learning" or "enforcement"');
-    }
     if (!(await authorized(ctx, client, 'set_mode', 'change the mode'))) return;
-    const next: BastionConfig = { ...ctx.config.current, mode: mode.value };
+    const next: BastionConfig = { ...ctx.config.current, mode: msg.mode };
     const saved = await ctx.config.save(next);
     if (!saved.ok) return fail(client, 'set_mode', saved.error);
     ctx.onConfigChanged(ctx.config.current, 'mode');
-    client.send({ type: 'mode_changed', mode: mode.value });
+    client.send({ type: 'mode_changed', mode: msg.mode });
   },
 
   /** Every config.json key in force, or the one named. Reading needs no authorization. */
   get_config: (ctx, client, msg) => {
-    const key = field(msg, 'key', 'string', false);
-    if (!key.ok) return fail(client, 'get_config', key.error);
     const all = configJson(ctx.inForce());
-    if (key.value === undefined) return client.send({ type: 'config', config: all });
-    if (!CONFIG_KEYS.includes(key.value)) return fail(client, 'get_config', unknownConfigKey(key.value));
-    client.send({ type: 'config', config: { [key.value]: all[key.value]! } });
+    if (msg.key === undefined) return client.send({ type: 'config', config: all });
+    if (!CONFIG_KEYS.includes(msg.key)) return fail(client, 'get_config', unknownConfigKey(msg.key));
+    client.send({ type: 'config', config: { [msg.key]: all[msg.key]! } });
   },
 
   /**
@@ -195,11 +163,7 @@ const handlers: Record<string, Handler> = {
    * authorized like a rule change, saved atomically and in force at once.
    */
   set_config: async (ctx, client, msg) => {
-    const key = field(msg, 'key', 'string', true);
-    if (!key.ok) return fail(client, 'set_config', key.error);
-    if (!Object.prototype.hasOwnProperty.call(msg, 'value')) return fail(client, 'set_config', 'missing field "value"');
-    const name = key.value!;
-    const value = msg['value'];
+    const { key: name, value } = msg;
     // Checked before polkit may ask for a password, and again on the config in force when saved.
     const checked = withConfigValue(ctx.config.current, name, value);
     if (!checked.ok) return fail(client, 'set_config', checked.error);
@@ -218,15 +182,13 @@ const handlers: Record<string, Handler> = {
   },
 };
 
+/** Reads one message (JSON.parse's value) and hands it to its type's handler; bad input gets an `error`. */
 export async function dispatchGuiMessage(ctx: GuiContext, client: GuiClient, message: unknown): Promise<void> {
-  if (!message || typeof message !== 'object' || Array.isArray(message)) {
-    return fail(client, null, 'a message must be a JSON object');
-  }
-  const msg = message as Msg;
-  if (typeof msg['type'] !== 'string') return fail(client, null, 'missing field "type"');
-  const handler = Object.prototype.hasOwnProperty.call(handlers, msg['type']) ? handlers[msg['type']] : undefined;
-  if (!handler) return fail(client, msg['type'], `unknown message type "${msg['type']}"`);
-  await handler(ctx, client, msg);
+  const read = readClientMessage(message);
+  if (!read.ok) return client.send({ type: 'error', ...read.refusal });
+  // The table gives each type its own handler; TypeScript cannot pair them through a variable.
+  const handler = handlers[read.message.type] as Handler<ClientMessage['type']>;
+  await handler(ctx, client, read.message);
 }
 
 /**

@@ -3,6 +3,7 @@
 // and it is dropped when it stops reading.
 import { lstatSync } from 'node:fs';
 import net from 'node:net';
+import { claimedType, type ServiceMessage } from '../../common/guiProtocol.js';
 import { prepareSocketPath, removeSocketPath, restrictSocket } from '../../common/ipcPath.js';
 import type { Logger } from '../../common/log.js';
 import { loadNative } from '../../common/native.js';
@@ -22,7 +23,7 @@ export interface GuiClient {
   readonly peer: PeerCredentials | null;
   /** Bytes written to this client that it has not read yet. */
   readonly backlogBytes: number;
-  send(message: Record<string, unknown> & { type: string }): void;
+  send(message: ServiceMessage): void;
   close(): void;
 }
 
@@ -72,7 +73,7 @@ class Client implements GuiClient {
     return this.socket.writableLength + this.queuedBytes;
   }
 
-  send(message: Record<string, unknown> & { type: string }): void {
+  send(message: ServiceMessage): void {
     if (this.closed || this.socket.destroyed) return;
     if (this.backlogBytes > this.maxPending) {
       this.log.warn({ client: this.id, pending: this.backlogBytes }, 'GUI client stopped reading: dropped');
@@ -152,7 +153,7 @@ export class GuiServer {
     return [...this.clients];
   }
 
-  broadcast(message: Record<string, unknown> & { type: string }): void {
+  broadcast(message: ServiceMessage): void {
     for (const c of this.clients) c.send(message);
   }
 
@@ -258,16 +259,9 @@ export class GuiServer {
       await this.handlers.onMessage(client, message, text);
     } catch (err) {
       this.log.error({ err, client: client.id }, 'GUI message handler failed');
-      client.send({ type: 'error', error: 'internal error', request: typeOf(message) });
+      client.send({ type: 'error', error: 'internal error', request: claimedType(message) });
     }
   }
-}
-
-function typeOf(message: unknown): string | null {
-  if (message && typeof message === 'object' && typeof (message as { type?: unknown }).type === 'string') {
-    return (message as { type: string }).type;
-  }
-  return null;
 }
 
 /** SO_PEERCRED of the client, and its start time now: who is asking, for logs and authorization. */

@@ -5,27 +5,23 @@
 import { parseExtendedRule, ruleToJson, type ExtendedRule } from '../rules/extendedRule.js';
 import { extendedToLegacy, legacyToExtended } from '../rules/legacyRules.js';
 import { passwdLookup } from '../rules/rulesDir.js';
-import type { GuiContext } from './guiMessages.js';
-import type { GuiClient } from './guiServer.js';
-import { authorized, fail, type Msg } from './guiReply.js';
+import { authorized, fail, type Handlers } from './guiReply.js';
 
 /** An import larger than this is refused before it is validated: rules.d's per-file limit. */
 const MAX_IMPORTED_RULES = 10_000;
-
-type Handler = (ctx: GuiContext, client: GuiClient, msg: Msg) => Promise<void> | void;
 
 function listedRule(rule: ExtendedRule, origin: 'rules.d' | 'imported'): Record<string, unknown> {
   return { ...ruleToJson(rule), source: rule.source, origin, read_only: origin === 'rules.d' };
 }
 
-export const ruleHandlers: Record<string, Handler> = {
+export const ruleHandlers: Handlers<'list_extended_rules' | 'export_rules' | 'import_rules'> = {
   /** rules.d and imported rules with their sources; reading needs only the socket. */
   list_extended_rules: (ctx, client) => {
     const { deployed, imported, errors } = ctx.extended.listed();
     client.send({
       type: 'extended_rules',
       rules: [...deployed.map((r) => listedRule(r, 'rules.d')), ...imported.map((r) => listedRule(r, 'imported'))],
-      errors,
+      errors: [...errors],
     });
   },
 
@@ -42,8 +38,7 @@ export const ruleHandlers: Record<string, Handler> = {
    * imported file. Importing the same list again changes nothing.
    */
   import_rules: async (ctx, client, msg) => {
-    const list = msg['rules'];
-    if (!Array.isArray(list)) return fail(client, 'import_rules', 'field "rules" must be an array of rules');
+    const list = msg.rules;
     if (list.length > MAX_IMPORTED_RULES) return fail(client, 'import_rules', `${list.length} rules, more than ${MAX_IMPORTED_RULES}`);
     const lookup = passwdLookup();
     const rules: ExtendedRule[] = [];

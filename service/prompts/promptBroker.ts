@@ -384,7 +384,7 @@ export class GuiPromptBroker implements PromptBroker {
 
   /** `cancel_popup` (what closes a popup on the tray) to every client that was asked, but `except`. */
   private cancelPopup(requestId: string, except: GuiClient | null): void {
-    const cancel = { type: 'cancel_popup', request_id: requestId };
+    const cancel = { type: 'cancel_popup', request_id: requestId } as const;
     for (const client of this.answeringClients()) if (client !== except) client.send(cancel);
   }
 

@@ -48,17 +48,24 @@ describe('malformed messages get an error and the connection stays', () => {
     ['{"type": "set_mode", "mode": "paranoid"}', 'field "mode" must be "learning" or "enforcement"', 'set_mode'],
     ['{"type": "subscribe", "feed": "packets"}', 'unknown feed "packets"; feeds: decisions', 'subscribe'],
     ['{"type": "hello", "answers_prompts": "no"}', 'field "answers_prompts" must be a boolean', 'hello'],
+    ['{"type": "add_rule", "app_path": "/usr/bin/x", "port": "443", "allow": true}', 'field "port" must be a number', 'add_rule'],
+    ['{"type": "set_mode", "mode": 1}', 'field "mode" must be a string', 'set_mode'],
+    ['{"type": "set_config", "key": "allow_lan"}', 'missing field "value"', 'set_config'],
+    ['{"type": "import_rules", "rules": {"action": "allow"}}', 'field "rules" must be an array of rules', 'import_rules'],
   ];
+  /** Written between the bad lines: null is an absent field, as the service always read it; no error. */
+  const accepted = ['{"type": "hello", "answers_prompts": null, "client": null, "details": null}', '{"type": "get_config", "key": null}'];
 
   it('answers each with the exact error, in order, on one connection that keeps working', async () => {
     const tray = await TrayClient.connect(daemon.socket);
-    for (const [line] of cases) tray.writeRaw(line + '\n');
+    for (const [i, [line]] of cases.entries()) tray.writeRaw(line + '\n' + (accepted[i] !== undefined ? accepted[i] + '\n' : ''));
     tray.writeLine({ type: 'list_rules' });
     await tray.waitFor((m) => m['type'] === 'rules_list', 'rules_list after the bad lines');
     assert.deepEqual(
       tray.ofType('error'),
       cases.map(([, error, request]) => ({ type: 'error', error, request })),
     );
+    assert.equal(tray.ofType('config').length, 1, 'get_config with a null key: every key');
     await tray.close();
     await assertServed('after malformed lines');
   });

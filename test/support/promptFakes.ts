@@ -2,6 +2,7 @@
 // they were sent, and connections as the helper would report them.
 import pino from 'pino';
 import type { Logger } from '../../common/log.js';
+import type { ServiceMessage } from '../../common/guiProtocol.js';
 import type { ExeIdentity, PacketRecord } from '../../common/types.js';
 import type { AuthorizationResult, Authorizer } from '../../service/authorizer.js';
 import { DEFAULT_CONFIG, type BastionConfig } from '../../service/config.js';
@@ -63,8 +64,9 @@ export class RecordingClient implements GuiClient {
 
   constructor(readonly peer: PeerCredentials | null = { pid: 4242, uid: 0, gid: 0, startTime: 1 }) {}
 
-  send(message: Record<string, unknown> & { type: string }): void {
-    this.sent.push(message);
+  send(message: ServiceMessage): void {
+    // Tests read the fields by name, whatever the type.
+    this.sent.push(message as unknown as Record<string, unknown>);
   }
 
   close(): void {
