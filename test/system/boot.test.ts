@@ -156,6 +156,35 @@ EOF`,
     assert.doesNotMatch(rules, /bobs-tool/);
   });
 
+  it("the packaged desktop agent runs on Debian's Node 18 for a member of group bastion: its panel lets in the one-time login only", () => {
+    // No desktop here: the panel alone (--no-notifications), in a runtime directory of alice's own.
+    const script = [
+      'set -e',
+      'export XDG_RUNTIME_DIR=$(mktemp -d)',
+      "bastion agent --no-notifications --open-with '' >$XDG_RUNTIME_DIR/agent.log 2>&1 &",
+      'agent=$!',
+      'for i in $(seq 50); do [ -S $XDG_RUNTIME_DIR/bastion-agent.sock ] && break; sleep 0.2; done',
+      'url=$(bastion ui --print)',
+      'base=${url%%/login*}',
+      'echo "anonymous $(curl -s -o /dev/null -w %{http_code} $base/)"',
+      'echo "login $(curl -s -c $XDG_RUNTIME_DIR/jar -o /dev/null -w %{http_code} $url)"',
+      'echo "page $(curl -s -b $XDG_RUNTIME_DIR/jar -o /dev/null -w %{http_code} $base/)"',
+      'echo "again $(curl -s -o /dev/null -w %{http_code} $url)"',
+      'kill $agent',
+    ].join('\n');
+    const r = ok(box.sh(script, 'alice'), 'the agent and bastion ui');
+    const codes = Object.fromEntries(
+      r
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => l.split(' ') as [string, string]),
+    );
+    assert.equal(codes['anonymous'], '403', r);
+    assert.match(codes['login'] ?? '', /^30[23]$/, r);
+    assert.equal(codes['page'], '200', r);
+    assert.equal(codes['again'], '403', 'a login URL works once');
+  });
+
   it('systemctl restart bastion-firewall: both units come back, the helper pairs again, the rules are kept', async () => {
     const before = [mainPid('bastion-firewall'), mainPid('bastion-helper')];
     ok(box.enter(['systemctl', 'restart', 'bastion-firewall']), 'restart');
