@@ -1,7 +1,7 @@
 // Address blocks (CIDR) as bytes, for rules that name a destination network and for host/IP
 // lists. Parsed once when rules or lists load; matching compares bytes and allocates nothing.
 import { isIP } from 'node:net';
-import { formatAddress } from './address.js';
+import { formatAddress, ipv4Bytes, ipv6Bytes } from './address.js';
 
 export interface Cidr {
   /** 4 or 16 bytes, network order, host bits cleared. */
@@ -13,32 +13,10 @@ export interface Cidr {
 
 /** The bytes of an IPv4 or IPv6 address in text, or null when it is not one (zone ids refused). */
 export function parseAddress(text: string): Uint8Array | null {
+  // isIP first: it refuses what the byte parsers would let through (leading zeros, zone ids).
   const family = isIP(text);
-  if (family === 4) return new Uint8Array(text.split('.').map(Number));
-  if (family !== 6 || text.includes('%')) return null;
-  let head = text;
-  const lastColon = text.lastIndexOf(':');
-  if (text.slice(lastColon + 1).includes('.')) {
-    // An embedded dotted quad (::ffff:192.0.2.1) stands for the last two groups.
-    const q = text
-      .slice(lastColon + 1)
-      .split('.')
-      .map(Number);
-    head = `${text.slice(0, lastColon + 1)}${((q[0]! << 8) | q[1]!).toString(16)}:${((q[2]! << 8) | q[3]!).toString(16)}`;
-  }
-  const halves = head.split('::');
-  const parse = (part: string): number[] => (part === '' ? [] : part.split(':').map((g) => parseInt(g, 16)));
-  const left = parse(halves[0]!);
-  const right = halves.length > 1 ? parse(halves[1]!) : [];
-  const fill = 8 - left.length - right.length;
-  const groups = halves.length > 1 ? [...left, ...new Array<number>(Math.max(fill, 0)).fill(0), ...right] : left;
-  if (groups.length !== 8) return null;
-  const bytes = new Uint8Array(16);
-  groups.forEach((g, i) => {
-    bytes[i * 2] = g >> 8;
-    bytes[i * 2 + 1] = g & 0xff;
-  });
-  return bytes;
+  if (family === 4) return ipv4Bytes(text);
+  return family === 6 && !text.includes('%') ? ipv6Bytes(text) : null;
 }
 
 /** `<address>` or `<address>/<prefix>`; null when it is neither. Host bits are cleared. */

@@ -175,10 +175,15 @@ const INBOUND_STATES = new EnumMapping<InboundStateKind>(
   pb.InboundState_State.STATE_UNSPECIFIED,
 );
 
-const FAMILIES: ReadonlyMap<number, pb.IpFamily> = new Map([
-  [4, pb.IpFamily.FAMILY_IPV4],
-  [6, pb.IpFamily.FAMILY_IPV6],
-]);
+/** An IP family (4 or 6) on the wire; anything else (a bug, a fuzzer) as none, which the decoder refuses. */
+function familyToProto(family: number): pb.IpFamily {
+  return family === 4 ? pb.IpFamily.FAMILY_IPV4 : family === 6 ? pb.IpFamily.FAMILY_IPV6 : pb.IpFamily.FAMILY_UNSPECIFIED;
+}
+
+/** 4 or 6, or 0 for none or a value this side does not know. */
+function familyFromProto(family: number): 4 | 6 | 0 {
+  return family === pb.IpFamily.FAMILY_IPV4 ? 4 : family === pb.IpFamily.FAMILY_IPV6 ? 6 : 0;
+}
 
 // ---- encode ----
 
@@ -206,7 +211,7 @@ function recordToProto(r: PacketRecord): pb.PacketRecord {
   return {
     packetId: r.packetId,
     // A record from outside the type (a bug, a fuzzer) is encoded as no family, which the decoder refuses.
-    family: FAMILIES.get(r.family) ?? pb.IpFamily.FAMILY_UNSPECIFIED,
+    family: familyToProto(r.family),
     transport: transportOf(r.protocol, r.family),
     ipProtocol: r.protocol,
     srcAddr: r.srcAddr,
@@ -275,7 +280,7 @@ function toProto(m: BusMessage): pb.Envelope {
       return {
         endConnections: {
           flows: m.flows.map((f) => ({
-            family: FAMILIES.get(f.family) ?? pb.IpFamily.FAMILY_UNSPECIFIED,
+            family: familyToProto(f.family),
             ipProtocol: f.protocol,
             srcAddr: f.srcAddr,
             srcPort: f.srcPort,
@@ -318,7 +323,7 @@ function processFromProto(p: pb.ProcessInfo): ProcessInfo {
 }
 
 function recordFromProto(r: pb.PacketRecord): PacketRecord | string {
-  const family = r.family === pb.IpFamily.FAMILY_IPV4 ? 4 : r.family === pb.IpFamily.FAMILY_IPV6 ? 6 : 0;
+  const family = familyFromProto(r.family);
   if (family === 0) return 'record without an IP family';
   const src = r.srcAddr;
   const dst = r.dstAddr;
@@ -421,7 +426,7 @@ function endConnectionsFromProto(given: readonly pb.Flow[]): DecodeResult {
   if (given.length > MAX_END_FLOWS) return { ok: false, error: `${given.length} flows exceed ${MAX_END_FLOWS}` };
   const flows: Flow[] = [];
   for (const f of given) {
-    const family = f.family === pb.IpFamily.FAMILY_IPV4 ? 4 : f.family === pb.IpFamily.FAMILY_IPV6 ? 6 : 0;
+    const family = familyFromProto(f.family);
     const { srcAddr, dstAddr, srcPort, dstPort, exe } = f;
     const len = family === 4 ? 4 : 16;
     const byProgram = srcPort === 0 && srcAddr.length === 0 && exe.startsWith('/');

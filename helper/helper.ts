@@ -381,7 +381,8 @@ export class Helper {
         reports.push(this.kernelRecord(d));
       });
     }
-    if (reports.length > 0) this.sendReports(reports);
+    // Straight to the bus, not sendReports(): sawKernel() above remembers these by program.
+    if (reports.length > 0) this.link?.sendReports(reports);
   }
 
   private kernelRecord(d: KernelDecision): PacketRecord {
@@ -742,7 +743,7 @@ export class Helper {
 
   private sawFlow(r: PacketRecord): void {
     if (r.protocol === 6 && !r.malformed) {
-      this.live.saw({ family: r.family, protocol: r.protocol, srcAddr: r.srcAddr, srcPort: r.srcPort, dstAddr: r.dstAddr, dstPort: r.dstPort });
+      this.live.saw(r);
     }
   }
 

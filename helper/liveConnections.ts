@@ -70,7 +70,9 @@ export class LiveConnections {
     if (flow.protocol !== IPPROTO.TCP) return;
     const key = flowKey(flow);
     if (this.seen.has(key)) return;
-    this.seen.set(key, { ...flow, srcAddr: flow.srcAddr.slice(), dstAddr: flow.dstAddr.slice() });
+    // The record's own address arrays: nothing writes to them once the record is built.
+    const { family, protocol, srcAddr, srcPort, dstAddr, dstPort } = flow;
+    this.seen.set(key, { family, protocol, srcAddr, srcPort, dstAddr, dstPort });
     if (this.seen.size > MAX_SEEN) this.seen.delete(this.seen.keys().next().value!);
   }
 
