@@ -174,10 +174,14 @@ function summarize(): Record<string, unknown>[] {
   return out;
 }
 
+/** A ratio as a whole percentage, '-' when not measured. */
+function percent(n: unknown): string {
+  return typeof n === 'number' && Number.isFinite(n) ? `${(n * 100).toFixed(0)}%` : '-';
+}
+
 function printTable(summary: Record<string, unknown>[]): void {
   const fmt = (n: unknown, digits = 0): string => (typeof n === 'number' && Number.isFinite(n) ? n.toFixed(digits) : '-');
   const signed = (n: unknown): string => (typeof n === 'number' && Number.isFinite(n) ? `${n >= 0 ? '+' : ''}${n.toFixed(0)}` : '-');
-  const percent = (n: unknown): string => (typeof n === 'number' && Number.isFinite(n) ? `${(n * 100).toFixed(0)}%` : '-');
   console.log(`\nmedians over ${ROUNDS} round(s); "vs none" and "added" against the baseline of the same round`);
   console.log('bastion: the queue decides (Bastion queued); bastion-kernel: the same path rule decided in the kernel (allowed by rule)');
   console.log(
@@ -196,7 +200,6 @@ function printTable(summary: Record<string, unknown>[]): void {
 
 /** Each goal beside what this run measured (medians over its rounds). */
 function goalLines(summary: Record<string, unknown>[]): string[] {
-  const percent = (n: unknown): string => (typeof n === 'number' && Number.isFinite(n) ? `${(n * 100).toFixed(0)}%` : '-');
   const mark = (ok: boolean): string => (ok ? 'met' : 'NOT met');
   const lines: string[] = [];
   for (const r of summary) {

@@ -262,7 +262,7 @@ export class PolicyDaemon {
     this.accounts.start();
     // A session or timed answer runs out without an event: the connections it allowed are checked.
     this.sessionTimer = setInterval(() => {
-      if (this.liveFlows.anyBySession) this.endWithdrawn(true);
+      if (this.effectiveConfig.endConnections && this.liveFlows.anyBySession) this.endWithdrawn(true);
     }, SESSION_RECHECK_MS);
     this.statsTimer = setInterval(() => this.gui.broadcast(this.statsMessage()), this.options.statsIntervalMs);
     this.metricsFile?.start();

@@ -61,7 +61,11 @@ export class LiveFlows {
     for (const [key, f] of this.flows) {
       if (sessionsOnly && !f.bySession) continue;
       const now = this.policy.decide(f.conn);
-      if (now.kind === 'final' && now.allow) continue;
+      if (now.kind === 'final' && now.allow) {
+        // A rule allows it now (an "always" answer became one): no expiry to check it for.
+        if (now.reason === 'rule') f.bySession = false;
+        continue;
+      }
       this.flows.delete(key);
       const r = f.conn.record;
       if (r.attribution === 'kernel') {

@@ -3,7 +3,7 @@
 // as the Python tray sends them (cli/promptKeys.ts, replyFor). Reconnects when the service
 // restarts (which sends the open prompts again). Without a notification server, prompts are
 // answered in the panel.
-import type { ClientMessage, DetailedConnectionRequest, ServiceMessage, StatusReply, DecisionMessage, Counters } from '../../common/guiProtocol.js';
+import type { ClientMessage, DetailedConnectionRequest, ServiceMessage, DecisionMessage, Counters } from '../../common/guiProtocol.js';
 import type { Logger } from '../../common/log.js';
 import { GuiConnection } from '../guiClient.js';
 import { replyFor, type Duration } from '../promptKeys.js';
@@ -281,14 +281,6 @@ export class DesktopAgent {
       return await conn.request(then, replyType);
     } finally {
       conn.close();
-    }
-  }
-
-  async status(): Promise<StatusReply | null> {
-    try {
-      return (await this.request({ type: 'status' }, 'status')) as unknown as StatusReply;
-    } catch {
-      return null;
     }
   }
 }

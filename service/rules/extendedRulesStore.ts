@@ -85,6 +85,7 @@ export class ExtendedRulesStore {
       const deployed = new Map(this.deployed.map((r) => [ruleIdentity(r), r]));
       const next = [...this.imported];
       const outcomes: ImportOutcome[] = [];
+      const indexOf = new Map(next.map((r, i) => [ruleIdentity(r), i]));
       for (const rule of rules) {
         const identity = ruleIdentity(rule);
         const admin = deployed.get(identity);
@@ -93,8 +94,9 @@ export class ExtendedRulesStore {
           else outcomes.push({ rule, result: 'refused', error: `${admin.source} ${admin.action}s the same connections` });
           continue;
         }
-        const at = next.findIndex((r) => ruleIdentity(r) === identity);
-        if (at < 0) {
+        const at = indexOf.get(identity);
+        if (at === undefined) {
+          indexOf.set(identity, next.length);
           next.push(rule);
           outcomes.push({ rule, result: 'added' });
         } else if (next[at]!.action === rule.action) {

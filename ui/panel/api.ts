@@ -1,5 +1,6 @@
 // The panel's calls to its agent (cli/agent/panelServer.ts). Same origin, the session cookie
 // goes along by itself; every answer is JSON.
+import type { DecisionMessage } from '../../common/decisionMessage';
 export interface Prompt {
   request_id: string;
   learning_mode: boolean;
@@ -15,18 +16,8 @@ export interface Prompt {
   unverified: boolean;
 }
 
-export interface Decision {
-  time: string;
-  app_name: string;
-  app_path: string;
-  dest_ip: string;
-  dest_port: number;
-  protocol: string;
-  allow: boolean;
-  reason: string;
-  host?: string;
-  connections: number;
-}
+/** A decision of the live feed, as the agent passes it on from the service. */
+export type Decision = DecisionMessage;
 
 export interface Batch {
   opened: Prompt[];
