@@ -6,7 +6,8 @@ import { hostPort } from './decisionLine.js';
 import type { ConnectionRequest, TimedDuration } from './promptKeys.js';
 
 /** The service's "<comm> (<host>, unverified)" (service/prompts/connectionRequest.ts). */
-const UNVERIFIED_NAME = / \([^()]*, unverified\)$/;
+/** An app_name the service marked as carrying a host name from another resolver than the system's. */
+export const UNVERIFIED_NAME = / \([^()]*, unverified\)$/;
 
 export function requestLines(req: ConnectionRequest, c: Colors): string[] {
   // The program's name and path are its own choice: escaped (common/visibleText.ts), so no

@@ -109,6 +109,8 @@ export class Helper {
    * the service sees are the helper's: one per packet, mapped back when the verdict is applied.
    */
   private readonly kernelIds = new Map<number, number>();
+  /** The mark that sends a final denial to our chain's REJECT rule; null when we installed none. */
+  private readonly rejectMark: number | null;
   private lastRecordId = 0;
   private link: ServiceLink | null = null;
   private rules: FirewallRules;
@@ -147,6 +149,7 @@ export class Helper {
     private readonly options: HelperOptions,
     private readonly log: Logger,
   ) {
+    this.rejectMark = options.manageRules ? (options.rules.rejectMark ?? null) : null;
     this.rules = new FirewallRules(options.rules);
     this.dns = options.dnsSnoop ? new DnsSnoop(options.dnsSnoop, log) : null;
     const sockDiag = SockDiag.open();
@@ -767,11 +770,8 @@ export class Helper {
       return;
     }
     // A final denial is rejected through our chain's rule, when we installed one.
-    const rejectMark = this.options.manageRules && final ? this.options.rules.rejectMark : null;
     const rc =
-      !accept && rejectMark !== undefined && rejectMark !== null
-        ? queue.reject(where % QUEUE_ID_SPAN, rejectMark)
-        : queue.verdict(where % QUEUE_ID_SPAN, accept, mark);
+      !accept && final && this.rejectMark !== null ? queue.reject(where % QUEUE_ID_SPAN, this.rejectMark) : queue.verdict(where % QUEUE_ID_SPAN, accept, mark);
     if (rc !== 0) this.log.warn({ packetId, rc }, 'verdict not applied');
   }
 

@@ -8,6 +8,8 @@ import { basename } from 'node:path';
 import type { DetailedConnectionRequest } from '../../common/guiProtocol.js';
 import { visible } from '../../common/visibleText.js';
 import type { DesktopEntry } from './desktopEntries.js';
+import { hostPort } from '../decisionLine.js';
+import { UNVERIFIED_NAME } from '../promptView.js';
 
 /** Notification body markup: the five XML specials as entities. */
 export function escapeMarkup(text: string): string {
@@ -50,9 +52,9 @@ export interface PromptFacts {
 export function promptFacts(req: DetailedConnectionRequest, entry: DesktopEntry | null, userName: (uid: number) => string | null): PromptFacts {
   const details = req.details;
   const host = details?.host ?? null;
-  const port = req.protocol === 'ICMP' ? '' : `:${req.dest_port}`;
-  const address = req.dest_ip.includes(':') && port !== '' ? `[${req.dest_ip}]` : req.dest_ip;
-  const destination = host === null ? `${address}${port}` : `${host}${port} (${req.dest_ip})`;
+  const icmp = req.protocol === 'ICMP';
+  const destination =
+    host === null ? (icmp ? req.dest_ip : hostPort(req.dest_ip, req.dest_port)) : `${host}${icmp ? '' : `:${req.dest_port}`} (${req.dest_ip})`;
   return {
     program: visible(entry?.name ?? bareName(req.app_name), { maxChars: 80 }),
     icon: entry?.icon ?? null,
@@ -61,7 +63,7 @@ export function promptFacts(req: DetailedConnectionRequest, entry: DesktopEntry 
     user: details ? (userName(details.uid) ?? `uid ${details.uid}`) : null,
     destination: visible(destination, { maxChars: 300 }),
     protocol: visible(req.protocol),
-    unverified: / \([^()]*, unverified\)$/.test(req.app_name),
+    unverified: UNVERIFIED_NAME.test(req.app_name),
   };
 }
 

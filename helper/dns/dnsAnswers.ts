@@ -84,5 +84,3 @@ function chainOf(asked: string, answers: readonly Answer[]): Set<string> {
   }
   return names;
 }
-
-export { ipv4Bytes, ipv6Bytes };

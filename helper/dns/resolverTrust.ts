@@ -19,8 +19,6 @@ import { readFileSync, statSync } from 'node:fs';
 import { formatAddress } from '../../common/address.js';
 import { nameserversOf } from '../../common/resolvConf.js';
 
-export { nameserversOf };
-
 export interface ResolverTrustOptions {
   resolvConf: string;
   /** Where the kernel says from which port on users may bind (per network namespace). */

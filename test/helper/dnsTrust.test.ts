@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { encode, RECURSION_DESIRED } from 'dns-packet';
 import { DnsSnoop } from '../../helper/dns/dnsSnoop.js';
-import { nameserversOf, ResolverTrust } from '../../helper/dns/resolverTrust.js';
+import { nameserversOf } from '../../common/resolvConf.js';
+import { ResolverTrust } from '../../helper/dns/resolverTrust.js';
 import { silentLog } from '../support/promptFakes.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bastion-trust-'));
