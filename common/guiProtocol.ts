@@ -47,6 +47,8 @@ export interface StatusReply {
     capabilities: string[];
     queue?: number | null;
     counters?: HelperCounters | null;
+    /** When the service received those counters (ms since the epoch): they come with the helper's heartbeat. */
+    counters_at_ms?: number | null;
     bad_frames?: number;
   };
   // What `bastion status` shows besides; optional, so a client reads an older service's status.

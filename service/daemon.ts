@@ -357,6 +357,7 @@ export class PolicyDaemon {
         queue: helper.hello?.queueNum ?? null,
         capabilities: helper.hello?.capabilities ?? [],
         counters: helper.counters,
+        counters_at_ms: helper.countersAtMs,
         bad_frames: helper.badFrames,
       },
       inbound: this.inboundJson(),

@@ -30,6 +30,8 @@ export interface HelperState {
   connected: boolean;
   hello: Hello | null;
   counters: HelperCounters | null;
+  /** When the counters arrived (ms since the epoch), with the helper's heartbeat. */
+  countersAtMs: number | null;
   badFrames: number;
 }
 
@@ -37,7 +39,7 @@ export class HelperLink {
   private readonly socket: Pair;
   private readonly channel: BusChannel;
   private timer: NodeJS.Timeout | null = null;
-  private readonly state: HelperState = { connected: false, hello: null, counters: null, badFrames: 0 };
+  private readonly state: HelperState = { connected: false, hello: null, counters: null, countersAtMs: null, badFrames: 0 };
   /**
    * Bumped at each helper hello. NFQUEUE packet ids restart with a new helper, so a verdict
    * decided for an earlier helper's packet (a late prompt answer) must never reach a new one.
@@ -86,6 +88,7 @@ export class HelperLink {
             return;
           case 'heartbeat':
             this.state.counters = m.helper;
+            this.state.countersAtMs = Date.now();
             return;
           case 'cache_reset':
             this.log.warn('the helper sent a cache reset: ignored');

@@ -8,6 +8,7 @@ import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import type { ChildProcess } from 'node:child_process';
 import { GuiConnection } from '../../cli/guiClient.js';
+import type { HelperCounters } from '../../common/wire.js';
 import { TestFirewall } from '../support/firewall.js';
 
 const PYTHON = realpathSync('/usr/bin/python3');
@@ -56,10 +57,7 @@ class Client {
   }
 }
 
-async function helperCounters(fw: TestFirewall): Promise<{ cacheHits: number; fastAnswered: number }> {
-  await new Promise((r) => setTimeout(r, 700)); // a helper heartbeat carries its counters
-  return ((await fw.status())['helper'] as { counters: { cacheHits: number; fastAnswered: number } }).counters;
-}
+const helperCounters = (fw: TestFirewall): Promise<HelperCounters> => fw.helperCounters();
 
 describe('the helper fast path', () => {
   let fw: TestFirewall;

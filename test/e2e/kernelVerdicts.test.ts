@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { copyFileSync, renameSync, realpathSync, writeFileSync } from 'node:fs';
 import { describe, it, type TestContext } from 'node:test';
 import { GuiConnection } from '../../cli/guiClient.js';
+import type { HelperCounters } from '../../common/wire.js';
 import { REFRESH_MS } from '../../helper/kernelVerdicts.js';
 import { TestFirewall, type FirewallSetup } from '../support/firewall.js';
 
@@ -106,13 +107,13 @@ async function withFirewall(setup: FirewallSetup, fn: (fw: TestFirewall) => Prom
 
 interface HelperStatus {
   capabilities: string[];
-  counters: { packets: number; kernelDecided: number; kernelReportsLost: number };
+  counters: HelperCounters;
 }
 
-/** The helper's status once a heartbeat (every second) has carried its latest counters. */
+/** The helper's capabilities, and its counters as a heartbeat sent after this call carried them. */
 async function helperStatus(fw: TestFirewall): Promise<HelperStatus> {
-  await new Promise((r) => setTimeout(r, 1200));
-  return (await fw.status())['helper'] as HelperStatus;
+  const counters = await fw.helperCounters();
+  return { capabilities: ((await fw.status())['helper'] as { capabilities: string[] }).capabilities, counters };
 }
 
 function percentile(sorted: number[], p: number): number {

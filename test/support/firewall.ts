@@ -5,6 +5,7 @@ import { execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { GuiConnection } from '../../cli/guiClient.js';
 import { FAST_REPORT_DELAY_MS, REPORT_DELAY_MS } from '../../common/busChannel.js';
+import type { HelperCounters } from '../../common/wire.js';
 import { startBastion, tempDir, type BastionProcess } from './bastion.js';
 import { TestNetwork } from './netns.js';
 
@@ -202,6 +203,24 @@ export class TestFirewall {
       if (Date.now() >= earliest && JSON.stringify(now) === JSON.stringify(last)) return now;
       if (Date.now() > deadline) throw new Error(`counters kept changing for 10 s: ${JSON.stringify(now)}`);
       last = now;
+    }
+  }
+
+  /**
+   * The helper's counters as a heartbeat (every 500 ms) carried them to the service, from one
+   * sent after this call and after the helper's next read of the kernel's reports (every
+   * FAST_REPORT_DELAY_MS): so they include what happened before the call. Then, if `until` is
+   * given, the first counters for which it holds (or the last, after 10 s).
+   */
+  async helperCounters(until: (c: HelperCounters) => boolean = () => true): Promise<HelperCounters> {
+    const after = Date.now() + FAST_REPORT_DELAY_MS * 2;
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const helper = (await this.status())['helper'] as { counters: HelperCounters | null; counters_at_ms: number | null };
+      const fresh = helper.counters !== null && (helper.counters_at_ms ?? 0) > after;
+      if (fresh && (until(helper.counters!) || Date.now() > deadline)) return helper.counters!;
+      if (Date.now() > deadline) throw new Error('no heartbeat from the helper for 10 s');
+      await new Promise((r) => setTimeout(r, 100));
     }
   }
 
