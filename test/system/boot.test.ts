@@ -131,7 +131,8 @@ describe('the package installed with apt and booted with systemd', { skip: SKIP 
       logged().some(
         (p) => p.type === 'RULE' && p['action'] === 'ALLOW' && p['path'] === '/usr/bin/curl' && p['ip'] === server && p['port'] === String(ALLOWED_PORT),
       );
-    const fetchBlocked = (): boolean => logged().some((p) => p.type === 'BLOCK' && p['app'] === 'fetch' && p['ip'] === server && p['port'] === String(ALLOWED_PORT));
+    const fetchBlocked = (): boolean =>
+      logged().some((p) => p.type === 'BLOCK' && p['app'] === 'fetch' && p['ip'] === server && p['port'] === String(ALLOWED_PORT));
     await waitFor('a [RULE:ALLOW] line for curl and a [BLOCK] line for fetch in the journal', () => curlAllowed() && fetchBlocked(), 10_000).catch(() => {});
     assert.ok(curlAllowed(), `no [RULE:ALLOW] line for curl: ${JSON.stringify(logged())}`);
     assert.ok(fetchBlocked(), `no [BLOCK] line for fetch: ${JSON.stringify(logged())}`);
