@@ -7,9 +7,10 @@
 // those whose recorded connect() caller is a process the kernel allowed.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { realpathSync } from 'node:fs';
+import { chmodSync, copyFileSync, realpathSync } from 'node:fs';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { GuiConnection } from '../../cli/guiClient.js';
+import { tempDir } from '../support/bastion.js';
 import { TestFirewall } from '../support/firewall.js';
 
 const PORT = 7000;
@@ -21,8 +22,15 @@ const CLIENT = `
   s.on('error', (e) => { console.log('error ' + e.code); process.exit(0); });
   s.on('close', () => { console.log('closed'); process.exit(0); });`;
 
-const NODE = realpathSync(process.execPath);
+// The client is a copy of node of the test's own: the kernel takes a rule only for a file with
+// one name (helper/kernelVerdicts.ts resolvePath), and the system's node may have another
+// (perf's build-id cache, for one, hard-links the binaries it profiled).
+const own = tempDir('bastion-endconn-');
+const NODE = `${own.path}/node`;
+copyFileSync(realpathSync(process.execPath), NODE);
+chmodSync(NODE, 0o755);
 const RULE = `${NODE}:${PORT}`;
+after(() => own.remove());
 
 for (const kernel of [false, true])
   describe(`open connections when their rule is deleted (${kernel ? 'allowed in the kernel' : 'allowed in the queue'})`, () => {
@@ -61,7 +69,7 @@ for (const kernel of [false, true])
     /** A client connected through the firewall; `output` collects what it says. */
     async function connect(): Promise<{ output: () => string; child: ChildProcess }> {
       let out = '';
-      const child = fw.net.spawn(fw.net.client, process.execPath, ['-e', CLIENT, fw.net.serverV4]);
+      const child = fw.net.spawn(fw.net.client, NODE, ['-e', CLIENT, fw.net.serverV4]);
       clients.push(child);
       child.stdout?.setEncoding('utf8').on('data', (d: string) => (out += d));
       child.stderr?.resume();
