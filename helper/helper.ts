@@ -425,6 +425,7 @@ export class Helper {
       payloadLength: 0,
       helperVerdict: d.allow ? 'accept' : 'drop',
     };
+    if (d.repeats > 1) record.repeats = d.repeats;
     const host = this.dns?.names.lookup(d.dstAddr);
     if (host !== undefined) record.host = host;
     return record;

@@ -39,6 +39,8 @@ export interface KernelDecision {
   dstAddr: Uint8Array;
   dstPort: number;
   allow: boolean;
+  /** How many identical decisions this one stands for (the same process, destination and verdict). */
+  repeats: number;
 }
 
 interface Entry {
@@ -123,6 +125,8 @@ export class KernelVerdicts {
   private aliveTimer: NodeJS.Timeout | null = null;
   private readonly events: Uint8Array;
   private readonly view: DataView;
+  /** The same bytes as events, to turn an event into a grouping key. */
+  private readonly eventBytes: Buffer;
   private readonly layout: VerdictEventLayout;
   /** Decisions taken in the kernel, and reports of them lost (ring full), since start. */
   decided = 0;
@@ -139,6 +143,7 @@ export class KernelVerdicts {
     this.layout = native.verdictEvent;
     this.events = new Uint8Array(this.layout.bytes * TAKE_EVENTS);
     this.view = new DataView(this.events.buffer);
+    this.eventBytes = Buffer.from(this.events.buffer, this.events.byteOffset, this.events.byteLength);
   }
 
   start(): void {
@@ -247,8 +252,9 @@ export class KernelVerdicts {
   }
 
   /**
-   * Hands report every decision the kernel took since the last call. Returns false when the
-   * take was full (more may wait: call again).
+   * Hands report every decision the kernel took since the last call, identical ones (a program
+   * connecting to the same destination again and again) once, with their count. Returns false
+   * when the take was full (more may wait: call again).
    */
   take(report: (decision: KernelDecision) => void): boolean {
     const { count, lost } = this.native.kernelVerdictTake(this.events);
@@ -260,30 +266,43 @@ export class KernelVerdicts {
       this.log.error({ rc: count }, 'reading the kernel decisions failed');
       return true;
     }
+    const bytes = this.layout.bytes;
+    // An event holds no per-connection field (no source port) and its padding is zeroed: equal
+    // bytes are the same process, executable, destination and verdict.
+    const groups = new Map<string, KernelDecision>();
+    for (let i = 0; i < count; i++) {
+      const key = this.eventBytes.toString('latin1', i * bytes, (i + 1) * bytes);
+      const same = groups.get(key);
+      if (same) same.repeats++;
+      else groups.set(key, this.decode(i * bytes));
+    }
+    this.decided += count;
+    for (const decision of groups.values()) report(decision);
+    return count < TAKE_EVENTS;
+  }
+
+  /** The event at byte offset base of the take buffer. */
+  private decode(base: number): KernelDecision {
     const at = this.layout;
     const v = this.view;
-    for (let i = 0; i < count; i++) {
-      const base = i * at.bytes;
-      const dev = v.getUint32(base + at.exeDev, true);
-      const ino = v.getBigUint64(base + at.exeIno, true);
-      const family = v.getUint16(base + at.family, true) === 10 ? 6 : 4;
-      const commBytes = this.events.subarray(base + at.comm, base + at.comm + at.commBytes);
-      const nul = commBytes.indexOf(0);
-      this.decided++;
-      report({
-        tgid: v.getUint32(base + at.tgid, true),
-        uid: v.getUint32(base + at.uid, true),
-        startTime: Number(v.getBigUint64(base + at.startNs, true) / BigInt(1e9 / USER_HZ)),
-        // Its path as the rule named it; a rule changed since may have dropped it.
-        exe: this.paths.get(`${dev}:${ino}`) ?? '',
-        comm: Buffer.from(nul < 0 ? commBytes : commBytes.subarray(0, nul)).toString('utf8'),
-        family,
-        protocol: v.getUint8(base + at.protocol),
-        dstAddr: this.events.slice(base + at.dstAddr, base + at.dstAddr + (family === 4 ? 4 : 16)),
-        dstPort: v.getUint16(base + at.dstPort, true),
-        allow: v.getUint8(base + at.verdict) === at.allow,
-      });
-    }
-    return count < TAKE_EVENTS;
+    const dev = v.getUint32(base + at.exeDev, true);
+    const ino = v.getBigUint64(base + at.exeIno, true);
+    const family = v.getUint16(base + at.family, true) === 10 ? 6 : 4;
+    const commBytes = this.events.subarray(base + at.comm, base + at.comm + at.commBytes);
+    const nul = commBytes.indexOf(0);
+    return {
+      tgid: v.getUint32(base + at.tgid, true),
+      uid: v.getUint32(base + at.uid, true),
+      startTime: Number(v.getBigUint64(base + at.startNs, true) / BigInt(1e9 / USER_HZ)),
+      // Its path as the rule named it; a rule changed since may have dropped it.
+      exe: this.paths.get(`${dev}:${ino}`) ?? '',
+      comm: Buffer.from(nul < 0 ? commBytes : commBytes.subarray(0, nul)).toString('utf8'),
+      family,
+      protocol: v.getUint8(base + at.protocol),
+      dstAddr: this.events.slice(base + at.dstAddr, base + at.dstAddr + (family === 4 ? 4 : 16)),
+      dstPort: v.getUint16(base + at.dstPort, true),
+      allow: v.getUint8(base + at.verdict) === at.allow,
+      repeats: 1,
+    };
   }
 }

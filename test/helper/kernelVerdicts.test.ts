@@ -121,29 +121,38 @@ describe('kernel verdicts in the helper', () => {
     v.setUint16(layout.dstPort, 443, true);
     event.set([192, 0, 2, 1], layout.dstAddr);
     event.set(Buffer.from('curl'), layout.comm);
-    map.events = [event];
+    // Three identical decisions and one to another port: two reports, the first standing for three.
+    const otherPort = event.slice();
+    new DataView(otherPort.buffer).setUint16(layout.dstPort, 8443, true);
+    map.events = [event, event.slice(), otherPort, event.slice()];
     map.lost = 2;
     const seen: KernelDecision[] = [];
     assert.equal(
       kernel.take((d) => seen.push(d)),
       true,
     );
+    const curl = {
+      tgid: 4242,
+      uid: 1000,
+      startTime: 1234,
+      exe: '/usr/bin/curl',
+      comm: 'curl',
+      family: 4,
+      protocol: 6,
+      dstAddr: new Uint8Array([192, 0, 2, 1]),
+      dstPort: 443,
+      allow: false,
+    };
     assert.deepEqual(seen, [
-      {
-        tgid: 4242,
-        uid: 1000,
-        startTime: 1234,
-        exe: '/usr/bin/curl',
-        comm: 'curl',
-        family: 4,
-        protocol: 6,
-        dstAddr: new Uint8Array([192, 0, 2, 1]),
-        dstPort: 443,
-        allow: false,
-      },
+      { ...curl, repeats: 3 },
+      { ...curl, dstPort: 8443, repeats: 1 },
     ]);
-    assert.equal(kernel.decided, 1);
+    assert.equal(kernel.decided, 4);
     assert.equal(kernel.lost, 2);
+    // The take buffer is reused: a report keeps its own copy of the address.
+    map.events = [otherPort.fill(0)];
+    kernel.take(() => undefined);
+    assert.deepEqual(seen[0]!.dstAddr, new Uint8Array([192, 0, 2, 1]));
   });
 });
 
