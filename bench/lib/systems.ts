@@ -34,13 +34,20 @@ export interface SystemContext {
  * bastion: the queue decides (--no-kernel-verdicts), its path rule allowing the client;
  * bastion-kernel: the same rule, decided in the kernel (TCP by the socket mark, UDP by the
  * pinned filter in a bpf file system of the run's own).
+ * conntrack: no firewall process, one rule per family that matches new connections by connection
+ * tracking (-m conntrack --ctstate NEW -j ACCEPT): what tracking alone costs. Bastion's chain, the
+ * C reader's and OpenSnitch's all select new connections that way (and Bastion's DNS snooping
+ * and UDP flows need it), so this is the ceiling of every system in the table but none.
  */
-export type SystemName = 'none' | 'c-queue' | 'js-queue' | 'bastion' | 'bastion-kernel' | 'opensnitch';
+export type SystemName = 'none' | 'conntrack' | 'c-queue' | 'js-queue' | 'bastion' | 'bastion-kernel' | 'opensnitch';
 
 export async function startSystem(name: SystemName, ctx: SystemContext): Promise<RunningSystem> {
   switch (name) {
     case 'none':
       return { name, pids: () => ({}), stop: async () => undefined };
+    case 'conntrack':
+      trackingRules(ctx, '-A');
+      return { name, pids: () => ({}), stop: async () => trackingRules(ctx, '-D') };
     case 'c-queue':
       return startQueueReader(ctx, 'c-queue', [ctx.nfqAccept]);
     case 'js-queue':
@@ -56,9 +63,17 @@ export async function startSystem(name: SystemName, ctx: SystemContext): Promise
 
 /** The same iptables shape as Bastion's helper (own chain, NEW only, bypass), for the C reader. */
 function queueRules(ctx: SystemContext, action: '-A' | '-D'): void {
+  newConnectionRule(ctx, action, ['-j', 'NFQUEUE', '--queue-num', String(ctx.queueNum), '--queue-bypass']);
+}
+
+/** The conntrack system's rule: new connections matched, and accepted. */
+function trackingRules(ctx: SystemContext, action: '-A' | '-D'): void {
+  newConnectionRule(ctx, action, ['-j', 'ACCEPT']);
+}
+
+function newConnectionRule(ctx: SystemContext, action: '-A' | '-D', target: string[]): void {
   for (const ipt of ['iptables', 'ip6tables']) {
-    const args = [action, 'OUTPUT', '-m', 'conntrack', '--ctstate', 'NEW', '-j', 'NFQUEUE', '--queue-num', String(ctx.queueNum), '--queue-bypass'];
-    const r = ctx.net.run(ctx.net.client, ipt, args);
+    const r = ctx.net.run(ctx.net.client, ipt, [action, 'OUTPUT', '-m', 'conntrack', '--ctstate', 'NEW', ...target]);
     if (r.code !== 0 && action === '-A') throw new Error(`${ipt}: ${r.stderr}`);
   }
 }
@@ -106,7 +121,9 @@ async function startBastionSystem(ctx: SystemContext, kernel: boolean): Promise<
   const rules: Record<string, boolean> = { [`${ctx.client}:${ctx.port}`]: true };
   if (ctx.deniedClient !== undefined) rules[`${ctx.deniedClient}:${ctx.port}`] = false;
   writeFileSync(join(ctx.dir, 'rules.json'), JSON.stringify(rules));
-  writeFileSync(join(ctx.dir, 'config.json'), JSON.stringify({ mode: 'enforcement', ...ctx.bastionConfig }));
+  // BENCH_BASTION_CONFIG: config.json additions as JSON, to compare (e.g. '{"journal_decisions":false}').
+  const benchConfig = JSON.parse(process.env['BENCH_BASTION_CONFIG'] ?? '{}') as Record<string, unknown>;
+  writeFileSync(join(ctx.dir, 'config.json'), JSON.stringify({ mode: 'enforcement', ...benchConfig, ...ctx.bastionConfig }));
   // BENCH_HELPER_ARGS: extra helper flags, to compare (e.g. "--no-caller-bpf").
   const extra = (process.env['BENCH_HELPER_ARGS'] ?? '').split(' ').filter(Boolean);
   const helper = startBastion(
