@@ -21,6 +21,7 @@
 
 /* bq_caller_record.flags */
 #define BQ_CALLER_F_EXE 1u /* exe_dev, exe_ino and start_ns were read (CAP_PERFMON, BTF) */
+#define BQ_CALLER_F_KERNEL_ALLOWED 2u /* its TCP connect was allowed in the kernel (the socket marked) */
 
 /* Who called connect(), or last sent on an unconnected UDP socket, keyed by the socket's
  * cookie (SO_COOKIE, never reused while the system runs). */
