@@ -14,7 +14,7 @@ import { tempDir } from '../test/support/bastion.js';
 import { TestNetwork } from '../test/support/netns.js';
 import { runAttribution } from './lib/attributionScenario.js';
 import { runLoad, type LoadResult } from './lib/load.js';
-import { releaseBpfFs, sampleProcess, startSystem, type SystemContext, type SystemName } from './lib/systems.js';
+import { machineBusyMs, releaseBpfFs, sampleProcess, startSystem, type SystemContext, type SystemName } from './lib/systems.js';
 import { buildTools } from './lib/tools.js';
 
 const args = process.argv.slice(2);
@@ -72,8 +72,13 @@ async function loadScenarios(system: SystemName, round: number): Promise<void> {
     await runLoad(net, tools.connect, 'tcp', host, PORT, SIZES.warmup);
     const measured = async (protocol: 'tcp' | 'udp', count: number, parallel?: number): Promise<LoadResult> => {
       const cpuBefore = firewallCpuMs(sys.pids());
+      const machineBefore = machineBusyMs();
       const result = await runLoad(net, tools.connect, protocol, host, PORT, count, parallel);
-      return { ...result, firewallCpuMicros: ((firewallCpuMs(sys.pids()) - cpuBefore) * 1000) / count };
+      return {
+        ...result,
+        firewallCpuMicros: ((firewallCpuMs(sys.pids()) - cpuBefore) * 1000) / count,
+        machineCpuMicros: ((machineBusyMs() - machineBefore) * 1000) / count,
+      };
     };
     if (only.has('seq')) rows.push({ scenario: 'tcp sequential', system, round, result: await measured('tcp', SIZES.seq) });
     if (only.has('par')) rows.push({ scenario: 'tcp 16 parallel', system, round, result: await measured('tcp', SIZES.par, 16) });
@@ -168,6 +173,7 @@ function summarize(): Record<string, unknown>[] {
       addedP50: median(mine.map((r) => against(r, (own, base) => own.p50 - base.p50))),
       addedP99: median(mine.map((r) => against(r, (own, base) => own.p99 - base.p99))),
       firewallCpuMicros: median(mine.map((r) => r.result.firewallCpuMicros ?? NaN)),
+      machineCpuMicros: median(mine.map((r) => r.result.machineCpuMicros ?? NaN)),
       failures: mine.reduce((n, r) => n + r.result.failures, 0),
     });
   }
@@ -185,13 +191,13 @@ function printTable(summary: Record<string, unknown>[]): void {
   console.log(`\nmedians over ${ROUNDS} round(s); "vs none" and "added" against the baseline of the same round`);
   console.log('bastion: the queue decides (Bastion queued); bastion-kernel: the same path rule decided in the kernel (allowed by rule)');
   console.log(
-    '| scenario | system | p50 µs | p99 µs | conn/s | vs none | vs none by round | vs C reader | added p50 | added p99 | firewall CPU µs/conn | failures |',
+    '| scenario | system | p50 µs | p99 µs | conn/s | vs none | vs none by round | vs C reader | added p50 | added p99 | firewall CPU µs/conn | machine CPU µs/conn | failures |',
   );
-  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of summary) {
     const byRound = (r['vsNoneByRound'] as number[]).map(percent).join(' ');
     console.log(
-      `| ${String(r['scenario'])} | ${String(r['system'])} | ${fmt(r['p50'])} | ${fmt(r['p99'])} | ${fmt(r['perSecond'])} | ${percent(r['vsNone'])} | ${byRound} | ${percent(r['vsCQueue'])} | ${signed(r['addedP50'])} | ${signed(r['addedP99'])} | ${fmt(r['firewallCpuMicros'], 1)} | ${fmt(r['failures'])} |`,
+      `| ${String(r['scenario'])} | ${String(r['system'])} | ${fmt(r['p50'])} | ${fmt(r['p99'])} | ${fmt(r['perSecond'])} | ${percent(r['vsNone'])} | ${byRound} | ${percent(r['vsCQueue'])} | ${signed(r['addedP50'])} | ${signed(r['addedP99'])} | ${fmt(r['firewallCpuMicros'], 1)} | ${fmt(r['machineCpuMicros'])} | ${fmt(r['failures'])} |`,
     );
   }
   const goals = goalLines(summary);

@@ -7,6 +7,8 @@ export interface LoadResult extends LatencySummary {
   failures: number;
   /** CPU time the firewall's processes spent per connection (set by the caller). */
   firewallCpuMicros?: number;
+  /** CPU time the whole machine spent per connection, kernel included (set by the caller). */
+  machineCpuMicros?: number;
 }
 
 export async function runLoad(

@@ -249,3 +249,14 @@ export function sampleProcess(pid: number): { rssKiB: number; cpuMs: number } | 
     return null;
   }
 }
+
+/**
+ * CPU time the whole machine spent busy, all CPUs (user, nice, system, irq, softirq; not idle,
+ * iowait or steal), in ms: the work a connection costs, kernel included, which a rate measured
+ * on a shared 2-core machine hides under scheduling noise. /proc/stat counts USER_HZ ticks.
+ */
+export function machineBusyMs(): number {
+  const cpu = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0] = cpu;
+  return ((user + nice + system + irq + softirq) * 1000) / 100;
+}
