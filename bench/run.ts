@@ -63,9 +63,26 @@ function firewallCpuMs(pids: Record<string, number>): number {
   return Object.values(pids).reduce((sum, pid) => sum + (sampleProcess(pid)?.cpuMs ?? 0), 0);
 }
 
+/**
+ * Waits until the firewall's processes are idle (under 2% of a CPU over 500 ms, 15 s at most):
+ * a Node process just started compiles and collects for a second or more, which on a 2-core
+ * machine would be measured as the cost of its first connections.
+ */
+async function settled(pids: Record<string, number>): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  let last = firewallCpuMs(pids);
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 500));
+    const now = firewallCpuMs(pids);
+    if (now - last <= 10) return;
+    last = now;
+  }
+}
+
 async function loadScenarios(system: SystemName, round: number): Promise<void> {
   const sys = await startSystem(system, ctx);
   try {
+    await settled(sys.pids());
     const host = net.serverV4;
     // Every system gets the same warm-up, unmeasured: steady state is what is compared, not
     // a JIT compiling its hot path or caches filling in the first few hundred connections.
