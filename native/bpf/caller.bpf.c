@@ -2,8 +2,9 @@
 /* Who called connect() or sendmsg() on each socket, recorded by the kernel before the packet
  * leaves (native/src/caller_bpf.h says how the helper reads it). cgroup programs on the root of
  * the cgroup v2 tree, attached through links held by the helper alone:
- *  - connect4/6 and UDP sendmsg4/6: callers[cookie] = the calling process (tgid, uid, start
- *    time, executable's device and inode);
+ *  - connect4/6 and UDP sendmsg4/6, for sockets of the helper's network namespace:
+ *    callers[cookie] = the calling process (tgid, uid, start time, executable's device and
+ *    inode);
  *  - sock_release: deletes the socket's entry, so a record lives exactly as long as its socket
  *    and the map never needs to push one out (it is not an LRU);
  *  - sockops (TCP connect): flows[netns, ends] = the caller, so the fast path finds a SYN's
@@ -46,6 +47,11 @@ const volatile bool record_exe = false;
  * in a container reads /proc in its own, so there the caller's number is looked up in that
  * namespace instead (which needs record_exe's task reads: the loader insists on them). */
 const volatile __u32 pidns_inum = 0;
+
+/* Set by the loader: the helper's network namespace (its cookie), or 0 for every one. Only its
+ * sockets are recorded: the helper reads records for the packets of its own namespace alone,
+ * and a container's sockets then neither pay for records nobody reads nor fill the map. */
+const volatile __u64 record_netns = 0;
 
 /* Set by the loader: decide in the kernel (needs record_exe), for sockets of this network
  * namespace only (its cookie): the one whose OUTPUT chain accepts the marked connections and
@@ -390,6 +396,8 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, struct bq_caller_re
  * program, which runs later in the same connect(), reads the note. */
 static __always_inline int decide_and_record(struct bpf_sock_addr *ctx, bool connect, __u32 family)
 {
+	if (record_netns != 0 && bpf_get_netns_cookie(ctx) != record_netns)
+		return 1;
 	struct bq_caller_record r = {};
 	__u64 cookie = bpf_get_socket_cookie(ctx);
 	if (!describe_caller(&r))

@@ -103,7 +103,8 @@ static int capture_print(enum libbpf_print_level level, const char *fmt, va_list
 
 /* One try at opening and loading the object: with or without the task reads and the sock_ops
  * program. NULL and *err (-errno) when the kernel refused it. */
-static struct caller_bpf *load(bool exe, bool flows, bool udp_allow, uint32_t pidns_inum, uint64_t verdict_netns, uint32_t userns_inum, int *err)
+static struct caller_bpf *load(bool exe, bool flows, bool udp_allow, uint32_t pidns_inum, uint64_t record_netns, uint64_t verdict_netns,
+			       uint32_t userns_inum, int *err)
 {
 	struct caller_bpf *skel = caller_bpf__open();
 	if (!skel) {
@@ -112,6 +113,7 @@ static struct caller_bpf *load(bool exe, bool flows, bool udp_allow, uint32_t pi
 	}
 	skel->rodata->record_exe = exe;
 	skel->rodata->pidns_inum = pidns_inum;
+	skel->rodata->record_netns = record_netns;
 	/* Deciding needs the executable, and our network namespace's cookie to stay in it. */
 	skel->rodata->kernel_verdicts = exe && verdict_netns != 0;
 	skel->rodata->verdict_netns = verdict_netns;
@@ -211,7 +213,8 @@ int bq_caller_open(struct bq_caller **out, const char *cgroup_path, bool verdict
 		/* The first failure's log says what is missing (CAP_PERFMON, BTF): later tries add nothing. */
 		if (i > 0 && g_log.len > 0)
 			g_log.size = g_log.len + 1;
-		c->skel = load(tries[i].exe, tries[i].flows, tries[i].udp, pidns_inum, tries[i].verdicts ? verdict_netns : 0, userns_inum, &err);
+		c->skel = load(tries[i].exe, tries[i].flows, tries[i].udp, pidns_inum, flows ? c->netns_cookie : 0,
+			       tries[i].verdicts ? verdict_netns : 0, userns_inum, &err);
 		c->exe = tries[i].exe;
 		c->udp_allow = tries[i].udp && tries[i].verdicts;
 		flows = tries[i].flows;
