@@ -128,6 +128,8 @@ export class KernelVerdicts {
   /** The same bytes as events, to turn an event into a grouping key. */
   private readonly eventBytes: Buffer;
   private readonly layout: VerdictEventLayout;
+  /** What the last sync left to the queue, as logged: said again only when it changes. */
+  private leftToQueue = '';
   /** Decisions taken in the kernel, and reports of them lost (ring full), since start. */
   decided = 0;
   lost = 0;
@@ -246,8 +248,14 @@ export class KernelVerdicts {
       if (oldest.done === true) break;
       this.paths.delete(oldest.value);
     }
-    if (Object.keys(skipped).length > 0 || conflicting.size > 0) {
-      this.log.debug({ skipped, sharedFiles: conflicting.size }, 'path rules left to the queue');
+    // Said once per change (the paths are resolved again every REFRESH_MS): such a program's
+    // connections are still decided by its rules, in the queue, only more slowly.
+    const left = JSON.stringify({ skipped, sharedFiles: conflicting.size });
+    if (left !== this.leftToQueue) {
+      this.leftToQueue = left;
+      if (Object.keys(skipped).length > 0 || conflicting.size > 0) {
+        this.log.info({ skipped, sharedFiles: conflicting.size }, 'path rules left to the queue: the kernel cannot tell these files by their inode');
+      }
     }
   }
 

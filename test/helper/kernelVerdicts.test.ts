@@ -95,6 +95,33 @@ describe('kernel verdicts in the helper', () => {
     assert.equal(kernel.size, 0);
   });
 
+  it('says which rule paths stay on the queue and why, once, and again only when that changes', () => {
+    const lines: Record<string, unknown>[] = [];
+    const recording = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const said = (): Record<string, unknown>[] => lines.filter((l) => String(l['msg']).startsWith('path rules left to the queue'));
+    const kernel = new KernelVerdicts(new FakeMap().native, recording, resolve);
+    kernel.replace([
+      { path: '/usr/bin/curl', port: 80, allow: true },
+      { path: '/usr/bin/python3', port: 80, allow: true },
+    ]);
+    assert.deepEqual(
+      said().map((l) => l['skipped']),
+      [{ '/usr/bin/python3': 'not a regular file' }],
+    );
+    kernel.replace([
+      { path: '/usr/bin/curl', port: 443, allow: true },
+      { path: '/usr/bin/python3', port: 80, allow: true },
+    ]);
+    assert.equal(said().length, 1, 'the same paths left to the queue: not said again');
+    kernel.replace([{ path: '/usr/bin/gone', port: 80, allow: true }]);
+    assert.deepEqual(
+      said()
+        .map((l) => l['skipped'])
+        .at(-1),
+      { '/usr/bin/gone': 'ENOENT' },
+    );
+  });
+
   it('leaves to the queue a file two rule paths name (a bind mount): the kernel cannot tell them apart', () => {
     const map = new FakeMap();
     new KernelVerdicts(map.native, log, resolve).replace([
