@@ -8,7 +8,6 @@ import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import type { ChildProcess } from 'node:child_process';
 import { GuiConnection } from '../../cli/guiClient.js';
-import type { HelperCounters } from '../../common/wire.js';
 import { TestFirewall } from '../support/firewall.js';
 
 const PYTHON = realpathSync('/usr/bin/python3');
@@ -57,8 +56,6 @@ class Client {
   }
 }
 
-const helperCounters = (fw: TestFirewall): Promise<HelperCounters> => fw.helperCounters();
-
 describe('the helper fast path', () => {
   let fw: TestFirewall;
   let client: Client | null = null;
@@ -74,7 +71,7 @@ describe('the helper fast path', () => {
   it("answers a known program's new connections itself, and each is still counted by the service", async () => {
     client = new Client(fw);
     assert.deepEqual(await client.connect(fw.net.serverV4, 80, 20), Array(20).fill('ok'));
-    const counters = await helperCounters(fw);
+    const counters = await fw.helperCounters();
     // The first is decided by the service, the second from the JS cache (which arms the fast path).
     assert.ok(counters.fastAnswered >= 15, `fast path answered ${counters.fastAnswered} of 20`);
     assert.deepEqual(await fw.counters(), { total_connections: 20, allowed_connections: 20, blocked_connections: 0 });
@@ -83,7 +80,7 @@ describe('the helper fast path', () => {
   it("the same pid after an exec is not answered from the old program's verdict", async () => {
     assert.ok(client);
     assert.deepEqual(await client.connect(fw.net.serverV4, 80, 5), Array(5).fill('ok'));
-    const before = (await helperCounters(fw)).fastAnswered;
+    const before = (await fw.helperCounters()).fastAnswered;
     assert.ok(before >= 20, `fast path answered ${before} of 25`);
     // The same interpreter under another path, which no rule allows: it runs the same script,
     // so its sockets get the same fd numbers the old program's did.
@@ -91,7 +88,7 @@ describe('the helper fast path', () => {
     copyFileSync(PYTHON, other);
     await client.exec([other, CLIENT]);
     assert.deepEqual(await client.connect(fw.net.serverV4, 80, 1), ['fail'], 'another program got through as the one it replaced');
-    assert.equal((await helperCounters(fw)).fastAnswered, before);
+    assert.equal((await fw.helperCounters()).fastAnswered, before);
     const c = await fw.counters();
     assert.equal(c.allowed_connections, 25);
     assert.ok(c.blocked_connections >= 1);
