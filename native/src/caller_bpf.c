@@ -79,11 +79,18 @@ static int capture_print(enum libbpf_print_level level, const char *fmt, va_list
 {
 	if (level == LIBBPF_DEBUG || !g_log.buf || g_log.size < 2)
 		return 0;
-	char line[1024];
-	int n = vsnprintf(line, sizeof(line), fmt, args);
-	if (n <= 0)
+	/* Formatted whole: the verifier's log is one message, and what it refused is at its end. */
+	va_list again;
+	va_copy(again, args);
+	int n = vsnprintf(NULL, 0, fmt, args);
+	char *line = n > 0 ? malloc((size_t)n + 1) : NULL;
+	if (!line) {
+		va_end(again);
 		return 0;
-	size_t len = (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;
+	}
+	vsnprintf(line, (size_t)n + 1, fmt, again);
+	va_end(again);
+	size_t len = (size_t)n;
 	size_t room = g_log.size - 1;
 	const char *from = line;
 	if (len > room) { /* the line's own tail */
@@ -98,6 +105,7 @@ static int capture_print(enum libbpf_print_level level, const char *fmt, va_list
 	memcpy(g_log.buf + g_log.len, from, len);
 	g_log.len += len;
 	g_log.buf[g_log.len] = '\0';
+	free(line);
 	return 0;
 }
 
