@@ -16,6 +16,9 @@ packages="$packages passwd adduser"
 # The addon's BPF programs (native/bpf): clang -target bpf, llvm-strip, bpftool gen skeleton,
 # and libbpf to load them.
 packages="$packages clang llvm libbpf-dev bpftool"
+# test/kernel/debianKernel.test.ts: the BPF programs on Debian 12's own kernel (its image fetched
+# with apt-get download), booted under qemu with software emulation.
+packages="$packages qemu-system-x86"
 # test/e2e/btrfsIdentity.test.ts makes a btrfs image (mkfs.btrfs) and a subvolume (btrfs) on it.
 packages="$packages btrfs-progs"
 # test/e2e/inbound.test.ts: inbound protection beside a real ufw (run only inside a test namespace) and an nftables input chain.

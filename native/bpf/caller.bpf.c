@@ -560,16 +560,20 @@ int bastion_udp_allow(struct __sk_buff *skb)
 	struct bq_caller_record *recorded = bpf_map_lookup_elem(&callers, &cookie);
 	if (!recorded)
 		return 0;
+	/* The task's own fields, not bpf_get_current_pid_tgid() or bpf_get_current_uid_gid(): a
+	 * socket filter may call those only from kernel 6.10 on (Debian 12's 6.1 refused the filter:
+	 * test/kernel/debianKernel.test.ts). They read the same values. */
+	struct task_struct *task = bpf_get_current_task_btf();
 	struct bq_caller_record r = {};
-	r.tgid = pidns_inum != 0 ? tgid_in_helper_pidns() : bpf_get_current_pid_tgid() >> 32;
+	r.tgid = pidns_inum != 0 ? tgid_in_helper_pidns() : (__u32)task->tgid;
 	if (r.tgid == 0 || r.tgid != recorded->tgid)
 		return 0;
-	r.uid = (__u32)bpf_get_current_uid_gid();
+	const struct cred *cred = task->cred;
+	r.uid = cred->uid.val;
 	read_task(&r);
 	if (r.exe_ino == 0)
 		return 0;
-	struct task_struct *task = bpf_get_current_task_btf();
-	if (BPF_CORE_READ(task, cred, user_ns, ns.inum) != verdict_userns)
+	if (cred->user_ns->ns.inum != verdict_userns)
 		return 0;
 	__u16 rule_port = 0;
 	if (lookup_verdict(&r, IPPROTO_UDP, port, &rule_port) != BQ_VERDICT_ALLOW)

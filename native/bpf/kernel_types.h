@@ -47,11 +47,18 @@ struct user_namespace {
 	struct ns_common ns;
 } __attribute__((preserve_access_index));
 
+/* kuid_t: the uid as the initial user namespace numbers it (what bpf_get_current_uid_gid() gives). */
+typedef struct {
+	__u32 val;
+} kuid_t;
+
 struct cred {
+	kuid_t uid;
 	struct user_namespace *user_ns;
 } __attribute__((preserve_access_index));
 
 struct task_struct {
+	int tgid;
 	const struct cred *cred;
 	struct mm_struct *mm;
 	struct task_struct *group_leader;

@@ -1,0 +1,197 @@
+/* The in-kernel path on another kernel: this program is /init of a small initramfs that
+ * test/kernel/debianKernel.test.ts boots under qemu with Debian 12's own kernel. It loads the
+ * caller programs through the addon's own loader (native/src/caller_bpf.c, linked in) as the
+ * helper does, then checks what they decide for real sockets, and prints one line per check:
+ *   CHECK <name> ok|FAIL <detail>
+ * and a last line DONE, before it powers the machine off. The test reads the serial console. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include "caller_bpf.h"
+
+#ifndef SO_COOKIE
+#define SO_COOKIE 57
+#endif
+
+static int failures;
+
+static void check(const char *name, int ok, const char *fmt, ...)
+{
+	char detail[512] = "";
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	if (!ok)
+		failures++;
+	printf("CHECK %s %s %s\n", name, ok ? "ok" : "FAIL", detail);
+	fflush(stdout);
+}
+
+static void mount_or_say(const char *source, const char *target, const char *type)
+{
+	mkdir(target, 0755);
+	if (mount(source, target, type, 0, NULL) != 0)
+		printf("mount %s: %s\n", target, strerror(errno));
+}
+
+static void loopback_up(void)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	struct ifreq ifr = {0};
+	strcpy(ifr.ifr_name, "lo");
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) == 0) {
+		ifr.ifr_flags |= IFF_UP;
+		ioctl(fd, SIOCSIFFLAGS, &ifr);
+	}
+	close(fd);
+}
+
+static struct sockaddr_in address(const char *ip, int port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+	inet_pton(AF_INET, ip, &a.sin_addr);
+	return a;
+}
+
+/* connect()'s errno (0 on success); the socket is left open in *fd. */
+static int try_connect(int type, const char *ip, int port, int *fd)
+{
+	*fd = socket(AF_INET, type, 0);
+	struct sockaddr_in a = address(ip, port);
+	return connect(*fd, (struct sockaddr *)&a, sizeof(a)) == 0 ? 0 : errno;
+}
+
+int main(void)
+{
+	if (getpid() == 1) {
+		mount_or_say("proc", "/proc", "proc");
+		mount_or_say("sysfs", "/sys", "sysfs");
+		mount_or_say("cgroup2", "/sys/fs/cgroup", "cgroup2");
+		mount_or_say("bpf", "/sys/fs/bpf", "bpf");
+		loopback_up();
+	}
+	struct utsname u;
+	uname(&u);
+	printf("KERNEL %s\n", u.release);
+
+	struct bq_caller *c = NULL;
+	const char *stage = "";
+	static char log[65536];
+	/* BASTION_CGROUP2: where cgroup v2 is mounted when this runs as a plain program (tests on the host). */
+	const char *cgroup2 = getenv("BASTION_CGROUP2") ? getenv("BASTION_CGROUP2") : "/sys/fs/cgroup";
+	int rc = bq_caller_open(&c, cgroup2, true, &stage, log, sizeof(log));
+	check("load", rc == 0, "rc=%d stage=%s", rc, stage ? stage : "");
+	if (rc != 0) {
+		printf("%s\n", log);
+		goto done;
+	}
+	check("executable-identity", bq_caller_has_exe(c), "%s", bq_caller_has_exe(c) ? "" : log);
+	check("kernel-verdicts", bq_caller_has_verdicts(c), "%s", bq_caller_has_verdicts(c) ? "" : log);
+	check("flows", bq_caller_has_flows(c), "");
+	/* The UDP allow filter, pinned where our chain's `-m bpf --object-pinned` rule reads it. */
+	const char *pin = "/sys/fs/bpf/bastion-check-udp-allow";
+	rc = bq_caller_udp_allow_pin(c, pin);
+	check("udp-allow-filter", rc == 0, "rc=%d", rc);
+	if (rc != 0) /* the loader kept the log of the first load it tried, the one with the filter */
+		printf("%s\n", strlen(log) > 3000 ? log + strlen(log) - 3000 : log);
+	unlink(pin);
+	if (!bq_caller_has_verdicts(c))
+		goto done;
+
+	/* Rules on this very program, as the helper writes them from the service's path rules. */
+	struct stat self;
+	stat("/proc/self/exe", &self);
+	struct bq_verdict_key key = {.exe_ino = self.st_ino, .exe_dev = (major(self.st_dev) << 20) | minor(self.st_dev)};
+	key.protocol = IPPROTO_TCP;
+	key.port = 9;
+	bq_caller_verdict_set(c, &key, BQ_VERDICT_DENY);
+	key.protocol = IPPROTO_UDP;
+	bq_caller_verdict_set(c, &key, BQ_VERDICT_DENY);
+	key.protocol = IPPROTO_TCP;
+	key.port = 8080;
+	bq_caller_verdict_set(c, &key, BQ_VERDICT_ALLOW);
+
+	/* Denied: connect() fails with EPERM at once (without the program: ENETUNREACH, no route). */
+	int fd;
+	int err = try_connect(SOCK_STREAM, "192.0.2.1", 9, &fd);
+	check("tcp-deny-eperm", err == EPERM, "errno=%d (%s)", err, strerror(err));
+	close(fd);
+	/* A UDP connect() never fails; its datagram to the denied port does. */
+	err = try_connect(SOCK_DGRAM, "192.0.2.1", 9, &fd);
+	check("udp-connect-passes", err == 0 || err == ENETUNREACH, "errno=%d (%s)", err, strerror(err));
+	close(fd);
+	fd = socket(AF_INET, SOCK_DGRAM, 0);
+	struct sockaddr_in to = address("192.0.2.1", 9);
+	err = sendto(fd, "x", 1, 0, (struct sockaddr *)&to, sizeof(to)) < 0 ? errno : 0;
+	check("udp-deny-eperm", err == EPERM, "errno=%d (%s)", err, strerror(err));
+	close(fd);
+	/* Another port, no rule: left to the queue (in the guest: no route, ENETUNREACH). */
+	err = try_connect(SOCK_STREAM, "192.0.2.1", 10, &fd);
+	check("tcp-no-rule-undecided", err != EPERM, "errno=%d (%s)", err, strerror(err));
+	close(fd);
+
+	/* Allowed: the socket carries our mark, and its caller is recorded with this executable. */
+	int listener = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in here = address("127.0.0.1", 8080);
+	int one = 1;
+	setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(listener, (struct sockaddr *)&here, sizeof(here)) != 0 || listen(listener, 4) != 0)
+		printf("listen: %s\n", strerror(errno));
+	err = try_connect(SOCK_STREAM, "127.0.0.1", 8080, &fd);
+	check("tcp-allow-connects", err == 0, "errno=%d (%s)", err, strerror(err));
+	int mark = 0;
+	socklen_t len = sizeof(mark);
+	getsockopt(fd, SOL_SOCKET, SO_MARK, &mark, &len);
+	check("tcp-allow-marked", (unsigned)mark == BQ_KERNEL_ACCEPT_MARK, "mark=0x%x", mark);
+	uint64_t cookie = 0;
+	len = sizeof(cookie);
+	getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &len);
+	struct bq_caller_record record = {0};
+	rc = bq_caller_lookup(c, cookie, &record);
+	check("caller-recorded", rc == 0 && record.tgid == (uint32_t)getpid() && record.exe_ino == self.st_ino,
+	      "rc=%d tgid=%u exe_ino=%llu", rc, record.tgid, (unsigned long long)record.exe_ino);
+	close(fd);
+
+	/* Nothing decided silently: the two denials and the allow reached the ring. */
+	static uint8_t events[64 * BQ_VERDICT_EVENT_BYTES];
+	uint64_t lost = 0;
+	int n = bq_caller_verdict_take(c, events, 64, &lost);
+	int allows = 0, denies = 0;
+	for (int i = 0; i < n; i++) {
+		const struct bq_verdict_event *e = (const void *)(events + i * BQ_VERDICT_EVENT_BYTES);
+		if (e->tgid != (uint32_t)getpid())
+			continue;
+		if (e->verdict == BQ_VERDICT_ALLOW)
+			allows++;
+		else if (e->verdict == BQ_VERDICT_DENY)
+			denies++;
+	}
+	check("decisions-reported", allows == 1 && denies == 2, "events=%d allows=%d denies=%d lost=%llu", n, allows, denies,
+	      (unsigned long long)lost);
+	bq_caller_close(c);
+done:
+	printf("DONE failures=%d\n", failures);
+	fflush(stdout);
+	/* Only as a machine's first process: anywhere else this is a plain program that exits. */
+	if (getpid() == 1) {
+		sync();
+		reboot(RB_POWER_OFF);
+	}
+	return failures == 0 ? 0 : 1;
+}
