@@ -2,7 +2,8 @@
 // not this machine's. The caller programs, loaded by the addon's own loader
 // (native/src/caller_bpf.c, linked into test/kernel/guest_check.c), are run as /init of a small
 // initramfs that qemu boots with that kernel under software emulation; the guest decides real
-// sockets and prints what it saw on the serial console. A kernel whose verifier refused the
+// sockets (the identity attacks included: a copy of the program's file, the program in a user
+// namespace of its own) and prints what it saw on the serial console. A kernel whose verifier refused the
 // executable reads or the verdicts would leave users on the slower queue path without a test
 // failing anywhere else: the loader falls back quietly to what the kernel accepts.
 import assert from 'node:assert/strict';
@@ -29,6 +30,9 @@ const CHECKS = [
   'tcp-allow-connects',
   'tcp-allow-marked',
   'caller-recorded',
+  'child-decided',
+  'copy-undecided',
+  'other-userns-undecided',
   'decisions-reported',
 ];
 

@@ -1,7 +1,8 @@
 /* The in-kernel path on another kernel: this program is /init of a small initramfs that
  * test/kernel/debianKernel.test.ts boots under qemu with Debian 12's own kernel. It loads the
  * caller programs through the addon's own loader (native/src/caller_bpf.c, linked in) as the
- * helper does, then checks what they decide for real sockets, and prints one line per check:
+ * helper does, then checks what they decide for real sockets (its own, a child's, a copy's of
+ * its file, and its own in a user namespace of its own), and prints one line per check:
  *   CHECK <name> ok|FAIL <detail>
  * and a last line DONE, before it powers the machine off. The test reads the serial console. */
 #define _GNU_SOURCE
@@ -19,6 +20,9 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 
@@ -77,8 +81,63 @@ static int try_connect(int type, const char *ip, int port, int *fd)
 	return connect(*fd, (struct sockaddr *)&a, sizeof(a)) == 0 ? 0 : errno;
 }
 
-int main(void)
+/* What a connecting process sees, as bits: 1 a denied connect() failed with EPERM, 2 an
+ * allowed one was marked, 4 it could not connect at all. 3 is the rules' own program. */
+static int probe(void)
 {
+	int result = 0, fd;
+	if (try_connect(SOCK_STREAM, "192.0.2.1", 9, &fd) == EPERM)
+		result |= 1;
+	close(fd);
+	if (try_connect(SOCK_STREAM, "127.0.0.1", 8080, &fd) == 0) {
+		int mark = 0;
+		socklen_t len = sizeof(mark);
+		getsockopt(fd, SOL_SOCKET, SO_MARK, &mark, &len);
+		if (mark != 0)
+			result |= 2;
+	} else {
+		result |= 4;
+	}
+	close(fd);
+	return result;
+}
+
+/* probe() in a child: exec'd from path (another file: a copy), or this program in a user
+ * namespace of its own, or this very program. Its exit status, or -1. */
+static int probe_in_child(const char *path, int new_userns)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (new_userns && unshare(CLONE_NEWUSER) != 0)
+			_exit(8);
+		if (path) {
+			execl(path, path, "--probe", (char *)NULL);
+			_exit(9);
+		}
+		_exit(probe());
+	}
+	int status = 0;
+	waitpid(pid, &status, 0);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* A copy of this program's file at path: the same bytes, another inode. */
+static int copy_self(const char *path)
+{
+	int in = open("/proc/self/exe", O_RDONLY), out = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0755);
+	char buf[65536];
+	ssize_t n;
+	while (in >= 0 && out >= 0 && (n = read(in, buf, sizeof(buf))) > 0)
+		if (write(out, buf, (size_t)n) != n)
+			break;
+	close(in);
+	return close(out);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && strcmp(argv[1], "--probe") == 0)
+		return probe();
 	if (getpid() == 1) {
 		mount_or_say("proc", "/proc", "proc");
 		mount_or_say("sysfs", "/sys", "sysfs");
@@ -168,22 +227,32 @@ int main(void)
 	      "rc=%d tgid=%u exe_ino=%llu", rc, record.tgid, (unsigned long long)record.exe_ino);
 	close(fd);
 
-	/* Nothing decided silently: the two denials and the allow reached the ring. */
+	/* The identity is the file: another file with the same bytes, or this program where it
+	 * could mount its own libraries (a user namespace of its own), gets neither verdict. */
+	int status = probe_in_child(NULL, 0);
+	check("child-decided", status == 3, "probe=%d (3: denied with EPERM and allowed with the mark)", status);
+	status = copy_self("/copy") == 0 ? probe_in_child("/copy", 0) : -2;
+	check("copy-undecided", status == 0, "probe=%d (0: neither)", status);
+	status = probe_in_child(NULL, 1);
+	check("other-userns-undecided", status == 0, "probe=%d (0: neither)", status);
+
+	/* Nothing decided silently: the two denials and the allow reached the ring, and the
+	 * decided child's two; the undecided children's connections none. */
 	static uint8_t events[64 * BQ_VERDICT_EVENT_BYTES];
 	uint64_t lost = 0;
 	int n = bq_caller_verdict_take(c, events, 64, &lost);
-	int allows = 0, denies = 0;
+	int allows = 0, denies = 0, others = 0;
 	for (int i = 0; i < n; i++) {
 		const struct bq_verdict_event *e = (const void *)(events + i * BQ_VERDICT_EVENT_BYTES);
 		if (e->tgid != (uint32_t)getpid())
-			continue;
-		if (e->verdict == BQ_VERDICT_ALLOW)
+			others++;
+		else if (e->verdict == BQ_VERDICT_ALLOW)
 			allows++;
 		else if (e->verdict == BQ_VERDICT_DENY)
 			denies++;
 	}
-	check("decisions-reported", allows == 1 && denies == 2, "events=%d allows=%d denies=%d lost=%llu", n, allows, denies,
-	      (unsigned long long)lost);
+	check("decisions-reported", allows == 1 && denies == 2 && others == 2, "events=%d allows=%d denies=%d children's=%d lost=%llu", n,
+	      allows, denies, others, (unsigned long long)lost);
 	bq_caller_close(c);
 done:
 	printf("DONE failures=%d\n", failures);
