@@ -14,10 +14,12 @@
 //
 // resolv.conf is re-read when it changes (checked at most once a second, when an answer
 // arrives: by its inode, size and mtime, following the symlink systemd-resolved or
-// resolvconf put there).
-import { readFileSync, statSync } from 'node:fs';
+// resolvconf put there), and believed only when root or systemd-resolved's account owns it and
+// its directory and no one else may write them (common/resolvConf.ts); otherwise only the
+// local resolver's addresses are trusted, with a warning.
+import { readFileSync } from 'node:fs';
 import { formatAddress } from '../../common/address.js';
-import { nameserversOf } from '../../common/resolvConf.js';
+import { ResolvConfFile, resolvConfOwners } from '../../common/resolvConf.js';
 
 export interface ResolverTrustOptions {
   resolvConf: string;
@@ -25,6 +27,8 @@ export interface ResolverTrustOptions {
   unprivilegedPortStart: string;
   recheckMs: number;
   now: () => number;
+  /** The owners whose resolv.conf (and its directory) is believed (resolvConfOwners). */
+  trustedOwners: () => readonly number[];
   /** Told once per reading that changed what is trusted. */
   onChange?: (trusted: readonly string[], warning: string | null) => void;
 }
@@ -34,6 +38,7 @@ export const DEFAULT_RESOLVER_TRUST: ResolverTrustOptions = {
   unprivilegedPortStart: '/proc/sys/net/ipv4/ip_unprivileged_port_start',
   recheckMs: 1000,
   now: () => performance.now(),
+  trustedOwners: () => resolvConfOwners(),
 };
 
 /** The local resolver's stub addresses, trusted whatever resolv.conf says (port 53 only). */
@@ -44,12 +49,15 @@ export class ResolverTrust {
   private readonly options: ResolverTrustOptions;
   private trusted = new Set<string>();
   private checkedAt = -Infinity;
-  private signature = '';
-  /** Times resolv.conf was (re-)read. */
+  private readonly file: ResolvConfFile;
+  /** The last ip_unprivileged_port_start read (undefined: none yet). */
+  private portStart: number | null | undefined = undefined;
+  /** Times what is trusted was worked out again (resolv.conf or the port start changed). */
   reads = 0;
 
   constructor(options: Partial<ResolverTrustOptions> = {}) {
     this.options = { ...DEFAULT_RESOLVER_TRUST, ...options };
+    this.file = new ResolvConfFile(this.options.resolvConf, this.options.trustedOwners);
   }
 
   /** Whether an answer from this address and port comes from the system's resolver. */
@@ -70,28 +78,22 @@ export class ResolverTrust {
     if (now - this.checkedAt < this.options.recheckMs) return;
     this.checkedAt = now;
     const portStart = readPortStart(this.options.unprivilegedPortStart);
-    let text = '';
-    let signature = `port ${portStart}`;
-    try {
-      const st = statSync(this.options.resolvConf);
-      signature += ` ${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
-      if (signature === this.signature) return;
-      text = readFileSync(this.options.resolvConf, 'utf8');
-    } catch {
-      // No resolv.conf: glibc then asks the local resolver, which LOCAL_RESOLVERS covers.
-      signature += ' missing';
-      if (signature === this.signature) return;
-    }
-    this.signature = signature;
+    const { reading, changed } = this.file.look();
+    if (!changed && portStart === this.portStart) return;
+    this.portStart = portStart;
     this.reads++;
     const loopbackBindable = portStart !== null && portStart <= DNS_PORT;
-    const all = [...LOCAL_RESOLVERS, ...nameserversOf(text)];
+    // No resolv.conf: glibc then asks the local resolver, which LOCAL_RESOLVERS covers.
+    const all = [...LOCAL_RESOLVERS, ...(reading.state === 'read' ? reading.nameservers : [])];
     const trusted = new Set(all.filter((a) => !(loopbackBindable && isLoopback(a))));
-    const warning = loopbackBindable
-      ? `ip_unprivileged_port_start is ${portStart}: any user may bind port 53, so answers from loopback nameservers are not trusted`
-      : null;
+    const warnings = [
+      ...(loopbackBindable
+        ? [`ip_unprivileged_port_start is ${portStart}: any user may bind port 53, so answers from loopback nameservers are not trusted`]
+        : []),
+      ...(reading.state === 'untrusted' ? [reading.problem] : []),
+    ];
     this.trusted = trusted;
-    this.options.onChange?.([...trusted], warning);
+    this.options.onChange?.([...trusted], warnings.length > 0 ? warnings.join('; ') : null);
   }
 }
 

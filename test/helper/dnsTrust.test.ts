@@ -3,7 +3,7 @@
 // stub), and what the snoop does with an answer from any other: kept apart, never overwriting
 // a trusted name.
 import assert from 'node:assert/strict';
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -50,6 +50,18 @@ describe('nameserversOf', () => {
 });
 
 describe('ResolverTrust', () => {
+  it('believes no nameserver from a resolv.conf others may write: only the local stub is trusted, and a warning says why', () => {
+    const { conf } = fixture('nameserver 192.0.2.53\n');
+    chmodSync(conf, 0o666);
+    const warnings: (string | null)[] = [];
+    const trust = new ResolverTrust({ resolvConf: conf, unprivilegedPortStart: '/nonexistent', onChange: (_t, w) => warnings.push(w) });
+    assert.equal(trust.isTrusted(v4('192.0.2.53'), 53), false);
+    assert.equal(trust.isTrusted(v4('127.0.0.53'), 53), true);
+    assert.match(warnings[0] ?? '', /writable by others: its nameservers are not believed/);
+    chmodSync(conf, 0o644);
+    assert.equal(new ResolverTrust({ resolvConf: conf, unprivilegedPortStart: '/nonexistent' }).isTrusted(v4('192.0.2.53'), 53), true);
+  });
+
   it("trusts port 53 of resolv.conf's nameservers and of the local stub (127.0.0.53, 127.0.0.1), nothing else", () => {
     const { trust } = fixture('nameserver 192.0.2.53\n');
     assert.equal(trust.isTrusted(v4('192.0.2.53'), 53), true);

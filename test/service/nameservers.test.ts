@@ -1,12 +1,14 @@
 // Which nameservers every program may ask (allow_dns): resolv.conf's, re-read when it changes,
-// believed only when root owns the file and its directory and no one else may write them.
+// believed only when root (or systemd-resolved's account) owns the file and its directory and
+// no one else may write them.
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { DEFAULT_CONFIG } from '../../service/config.js';
 import type { Connection } from '../../service/connection.js';
+import { resolvConfOwners } from '../../common/resolvConf.js';
 import { Nameservers } from '../../service/nameservers.js';
 import { Whitelist } from '../../service/whitelist.js';
 
@@ -15,7 +17,7 @@ const uid = process.getuid!();
 describe('Nameservers', () => {
   let dir: string;
   let clock = 0;
-  const make = (path: string): Nameservers => new Nameservers({ path, trustedUid: uid, recheckMs: 1000, now: () => clock });
+  const make = (path: string): Nameservers => new Nameservers({ path, trustedOwners: () => [uid], recheckMs: 1000, now: () => clock });
   beforeEach(() => {
     dir = join(tmpdir(), `bastion-ns-${process.pid}-${Math.random().toString(36).slice(2)}`);
     mkdirSync(dir, { mode: 0o755 });
@@ -62,13 +64,33 @@ describe('Nameservers', () => {
     writeFileSync(path, 'nameserver 192.0.2.1\n');
     chmodSync(path, 0o666);
     const problems: (string | null)[] = [];
-    const ns = new Nameservers({ path, trustedUid: uid, onChange: (_a, p) => problems.push(p) });
+    const ns = new Nameservers({ path, trustedOwners: () => [uid], onChange: (_a, p) => problems.push(p) });
     assert.deepEqual(ns.list, []);
-    assert.match(problems[0] ?? '', /writable by others: its nameservers are not allowed/);
+    assert.match(problems[0] ?? '', /writable by others: its nameservers are not believed/);
     chmodSync(path, 0o644);
-    assert.deepEqual(new Nameservers({ path, trustedUid: uid + 1 }).list, []);
+    assert.deepEqual(new Nameservers({ path, trustedOwners: () => [uid + 1] }).list, []);
     chmodSync(dir, 0o777);
-    assert.deepEqual(new Nameservers({ path, trustedUid: uid }).list, []);
+    assert.deepEqual(new Nameservers({ path, trustedOwners: () => [uid] }).list, []);
+  });
+
+  it("believes systemd-resolved's stub file, which it writes as its own account in a directory of its own", () => {
+    // As on a system with systemd-resolved: /etc/resolv.conf links to the stub file under
+    // /run/systemd/resolve, both owned by systemd-resolve (here uid 4242, from a passwd of ours).
+    const resolvedDir = join(dir, 'resolve');
+    mkdirSync(resolvedDir, { mode: 0o755 });
+    writeFileSync(join(resolvedDir, 'stub-resolv.conf'), 'nameserver 127.0.0.53\n', { mode: 0o644 });
+    chownSync(resolvedDir, 4242, 4242);
+    chownSync(join(resolvedDir, 'stub-resolv.conf'), 4242, 4242);
+    symlinkSync(join(resolvedDir, 'stub-resolv.conf'), join(dir, 'resolv.conf'));
+    const passwd = join(dir, 'passwd');
+    writeFileSync(passwd, 'root:x:0:0:root:/root:/bin/sh\nsystemd-resolve:x:4242:4242::/:/usr/sbin/nologin\n');
+    assert.deepEqual(resolvConfOwners(passwd), [0, 4242]);
+    const path = join(dir, 'resolv.conf');
+    assert.deepEqual(new Nameservers({ path, trustedOwners: () => resolvConfOwners(passwd) }).list, ['127.0.0.53']);
+    // Without that account, the same files are another user's: not believed.
+    writeFileSync(passwd, 'root:x:0:0:root:/root:/bin/sh\n');
+    assert.deepEqual(resolvConfOwners(passwd), [0]);
+    assert.deepEqual(new Nameservers({ path, trustedOwners: () => resolvConfOwners(passwd) }).list, []);
   });
 });
 
