@@ -73,11 +73,12 @@ static int take_event(void *ctx, void *data, size_t size)
 static struct {
 	char *buf;
 	size_t size, len;
+	bool frozen; /* the first failed try's log is kept whole: later tries add nothing */
 } g_log;
 
 static int capture_print(enum libbpf_print_level level, const char *fmt, va_list args)
 {
-	if (level == LIBBPF_DEBUG || !g_log.buf || g_log.size < 2)
+	if (level == LIBBPF_DEBUG || !g_log.buf || g_log.frozen || g_log.size < 2)
 		return 0;
 	/* Formatted whole: the verifier's log is one message, and what it refused is at its end. */
 	va_list again;
@@ -208,6 +209,7 @@ int bq_caller_open(struct bq_caller **out, const char *cgroup_path, bool verdict
 	g_log.buf = log;
 	g_log.size = log_size;
 	g_log.len = 0;
+	g_log.frozen = false;
 	libbpf_print_fn_t previous = libbpf_set_print(capture_print);
 	bool can_flow = flows;
 	for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]) && !c->skel; i++) {
@@ -219,8 +221,8 @@ int bq_caller_open(struct bq_caller **out, const char *cgroup_path, bool verdict
 		if (!tries[i].exe && pidns_inum != 0)
 			continue;
 		/* The first failure's log says what is missing (CAP_PERFMON, BTF): later tries add nothing. */
-		if (i > 0 && g_log.len > 0)
-			g_log.size = g_log.len + 1;
+		if (g_log.len > 0)
+			g_log.frozen = true;
 		c->skel = load(tries[i].exe, tries[i].flows, tries[i].udp, pidns_inum, flows ? c->netns_cookie : 0,
 			       tries[i].verdicts ? verdict_netns : 0, userns_inum, &err);
 		c->exe = tries[i].exe;

@@ -107,6 +107,8 @@ static int probe(void)
 static int probe_in_child(const char *path, int new_userns)
 {
 	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
 	if (pid == 0) {
 		if (new_userns && unshare(CLONE_NEWUSER) != 0)
 			_exit(8);
@@ -117,7 +119,8 @@ static int probe_in_child(const char *path, int new_userns)
 		_exit(probe());
 	}
 	int status = 0;
-	waitpid(pid, &status, 0);
+	if (waitpid(pid, &status, 0) != pid)
+		return -1;
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
@@ -167,7 +170,7 @@ int main(int argc, char **argv)
 	const char *pin = "/sys/fs/bpf/bastion-check-udp-allow";
 	rc = bq_caller_udp_allow_pin(c, pin);
 	check("udp-allow-filter", rc == 0, "rc=%d", rc);
-	if (rc != 0) /* the loader kept the log of the first load it tried, the one with the filter */
+	if (rc != 0) /* the loader kept the log of the first load that failed: here, the one with the filter */
 		printf("%s\n", strlen(log) > 3000 ? log + strlen(log) - 3000 : log);
 	unlink(pin);
 	if (!bq_caller_has_verdicts(c))
@@ -210,7 +213,7 @@ int main(int argc, char **argv)
 	struct sockaddr_in here = address("127.0.0.1", 8080);
 	int one = 1;
 	setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(listener, (struct sockaddr *)&here, sizeof(here)) != 0 || listen(listener, 4) != 0)
+	if (bind(listener, (struct sockaddr *)&here, sizeof(here)) != 0 || listen(listener, 64) != 0)
 		printf("listen: %s\n", strerror(errno));
 	err = try_connect(SOCK_STREAM, "127.0.0.1", 8080, &fd);
 	check("tcp-allow-connects", err == 0, "errno=%d (%s)", err, strerror(err));
@@ -238,7 +241,7 @@ int main(int argc, char **argv)
 
 	/* Nothing decided silently: the two denials and the allow reached the ring, and the
 	 * decided child's two; the undecided children's connections none. */
-	static uint8_t events[64 * BQ_VERDICT_EVENT_BYTES];
+	static _Alignas(8) uint8_t events[64 * BQ_VERDICT_EVENT_BYTES];
 	uint64_t lost = 0;
 	int n = bq_caller_verdict_take(c, events, 64, &lost);
 	int allows = 0, denies = 0, others = 0;
