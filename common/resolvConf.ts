@@ -1,7 +1,7 @@
 // What /etc/resolv.conf names: the nameservers glibc asks (port 53). Read by the helper (whose
 // DNS answers name addresses for rules: helper/dns/resolverTrust.ts) and by the service (DNS to
 // them passes for every program: service/nameservers.ts).
-import { readFileSync, realpathSync, statSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync, readlinkSync, statSync, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
 import { formatAddress, ipv4Bytes, ipv6Bytes } from './address.js';
 import { userId } from './system.js';
@@ -55,20 +55,27 @@ export class ResolvConfFile {
 
   /** The reading now, and whether it changed since the last look. */
   look(): { reading: ResolvConfReading; changed: boolean } {
-    let st: Stats;
+    // Opened once (non-blocking: never stuck on a FIFO), then checked and read through that
+    // descriptor: the file believed is the file read, whatever is renamed over the path meanwhile.
+    let fd: number;
     try {
-      st = statSync(this.path);
+      fd = openSync(this.path, constants.O_RDONLY | constants.O_NONBLOCK);
     } catch {
       return this.settle('missing', { state: 'missing' });
     }
-    const signature = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.uid}:${st.mode}`;
-    if (signature === this.signature) return { reading: this.reading, changed: false };
-    const problem = this.untrusted(st);
-    if (problem !== null) return this.settle(signature, { state: 'untrusted', problem });
     try {
-      return this.settle(signature, { state: 'read', nameservers: nameserversOf(readFileSync(this.path, 'utf8')) });
-    } catch (err) {
-      return this.settle(signature, { state: 'untrusted', problem: `${this.path} cannot be read: ${(err as Error).message}` });
+      const st = fstatSync(fd);
+      const signature = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.uid}:${st.mode}`;
+      if (signature === this.signature) return { reading: this.reading, changed: false };
+      const problem = this.untrusted(fd, st);
+      if (problem !== null) return this.settle(signature, { state: 'untrusted', problem });
+      try {
+        return this.settle(signature, { state: 'read', nameservers: nameserversOf(readFileSync(fd, 'utf8')) });
+      } catch (err) {
+        return this.settle(signature, { state: 'untrusted', problem: `${this.path} cannot be read: ${(err as Error).message}` });
+      }
+    } finally {
+      closeSync(fd);
     }
   }
 
@@ -79,14 +86,15 @@ export class ResolvConfFile {
     return { reading, changed };
   }
 
-  /** Why the file (after its links) may not be believed, or null. */
-  private untrusted(st: Stats): string | null {
+  /** Why the open file fd (the path after its links) may not be believed, or null. */
+  private untrusted(fd: number, st: Stats): string | null {
     if (!st.isFile() || st.size > MAX_BYTES) return `${this.path} is not a regular file of at most ${MAX_BYTES} bytes`;
     const owners = this.trustedOwners();
     const safe = (s: Stats) => owners.includes(s.uid) && (s.mode & 0o022) === 0;
     if (!safe(st)) return `${this.path} is owned by uid ${st.uid} or writable by others: its nameservers are not believed`;
     try {
-      const dir = statSync(dirname(realpathSync(this.path)));
+      // The directory of the file this descriptor holds, not of whatever the path names now.
+      const dir = statSync(dirname(readlinkSync(`/proc/self/fd/${fd}`)));
       if (!safe(dir)) return `the directory of ${this.path} is owned by uid ${dir.uid} or writable by others: its nameservers are not believed`;
     } catch (err) {
       return `${this.path}: ${(err as Error).message}`;

@@ -23,6 +23,7 @@ import { SessionDecisions } from './sessions.js';
 import { Stats } from './stats.js';
 import { Whitelist } from './whitelist.js';
 import { Nameservers } from './nameservers.js';
+import { resolvConfOwners } from '../common/resolvConf.js';
 import { LiveFlows, SESSION_RECHECK_MS } from './liveFlows.js';
 import { AccountWatch } from './accountWatch.js';
 import { userId } from '../common/system.js';
@@ -150,14 +151,15 @@ export class PolicyDaemon {
       options.inboundStateFile === undefined ? join(dirname(options.guiSocketPath), INBOUND_STATE_FILE_NAME) : options.inboundStateFile,
       log,
     );
+    const passwd = options.passwdPath ?? '/etc/passwd';
     this.nameservers = new Nameservers({
       ...(options.resolvConfPath !== undefined && { path: options.resolvConfPath }),
+      trustedOwners: () => resolvConfOwners(passwd),
       onChange: (addresses, problem) => {
         if (problem !== null) log.warn({ problem }, 'no nameserver allowed for every program (allow_dns)');
         else log.info({ nameservers: addresses }, 'DNS to these nameservers passes for every program (allow_dns)');
       },
     });
-    const passwd = options.passwdPath ?? '/etc/passwd';
     const whitelist = new Whitelist((user) => userId(user, passwd), this.nameservers);
     this.whitelist = whitelist;
     this.accounts = new AccountWatch({ path: passwd, debounceMs: ACCOUNT_DEBOUNCE_MS, onChange: () => this.accountsChanged(), log });
