@@ -1,4 +1,4 @@
-// npm run bench [-- --smoke] [-- --with-opensnitch] [-- --only=seq,par,udp,eperm,prompt,attribution,soak] [-- --rounds=N]
+// npm run bench [-- --smoke] [-- --with-opensnitch] [-- --bpf-stats] [-- --only=seq,par,udp,eperm,prompt,attribution,soak] [-- --rounds=N]
 //               [-- --systems=none,conntrack,c-queue,js-queue,bastion,bastion-kernel,opensnitch] [-- --out=FILE]
 // Runs each scenario against no firewall, the C and JS accept-all queue readers, Bastion with a
 // path rule allowing the client decided by the queue ("bastion", --no-kernel-verdicts) and in
@@ -14,12 +14,15 @@ import { tempDir } from '../test/support/bastion.js';
 import { TestNetwork } from '../test/support/netns.js';
 import { runAttribution } from './lib/attributionScenario.js';
 import { runLoad, type LoadResult } from './lib/load.js';
+import { bastionProgramNs, enableBpfStats } from './lib/bpfStats.js';
 import { machineBusyMs, releaseBpfFs, sampleProcess, startSystem, type SystemContext, type SystemName } from './lib/systems.js';
 import { buildTools } from './lib/tools.js';
 
 const args = process.argv.slice(2);
 const smoke = args.includes('--smoke');
 const withOpenSnitch = args.includes('--with-opensnitch');
+// The eBPF programs' run time per connection (bench/lib/bpfStats.ts); off by default: counting slows them a little.
+const withBpfStats = args.includes('--bpf-stats');
 const onlyArg = args.find((a) => a.startsWith('--only='))?.slice('--only='.length);
 const only = new Set((onlyArg ?? 'seq,par,udp,eperm,prompt,attribution,soak').split(','));
 const outArg = args.find((a) => a.startsWith('--out='))?.slice('--out='.length);
@@ -90,11 +93,13 @@ async function loadScenarios(system: SystemName, round: number): Promise<void> {
     const measured = async (protocol: 'tcp' | 'udp', count: number, parallel?: number): Promise<LoadResult> => {
       const cpuBefore = firewallCpuMs(sys.pids());
       const machineBefore = machineBusyMs();
+      const ebpfBefore = withBpfStats ? bastionProgramNs() : NaN;
       const result = await runLoad(net, tools.connect, protocol, host, PORT, count, parallel);
       return {
         ...result,
         firewallCpuMicros: ((firewallCpuMs(sys.pids()) - cpuBefore) * 1000) / count,
         machineCpuMicros: ((machineBusyMs() - machineBefore) * 1000) / count,
+        ebpfMicros: (bastionProgramNs() - ebpfBefore) / 1000 / count,
       };
     };
     if (only.has('seq')) rows.push({ scenario: 'tcp sequential', system, round, result: await measured('tcp', SIZES.seq) });
@@ -191,6 +196,7 @@ function summarize(): Record<string, unknown>[] {
       addedP99: median(mine.map((r) => against(r, (own, base) => own.p99 - base.p99))),
       firewallCpuMicros: median(mine.map((r) => r.result.firewallCpuMicros ?? NaN)),
       machineCpuMicros: median(mine.map((r) => r.result.machineCpuMicros ?? NaN)),
+      ebpfMicros: median(mine.map((r) => r.result.ebpfMicros ?? NaN)),
       failures: mine.reduce((n, r) => n + r.result.failures, 0),
     });
   }
@@ -208,13 +214,13 @@ function printTable(summary: Record<string, unknown>[]): void {
   console.log(`\nmedians over ${ROUNDS} round(s); "vs none" and "added" against the baseline of the same round`);
   console.log('bastion: the queue decides (Bastion queued); bastion-kernel: the same path rule decided in the kernel (allowed by rule)');
   console.log(
-    '| scenario | system | p50 µs | p99 µs | conn/s | vs none | vs none by round | vs C reader | added p50 | added p99 | firewall CPU µs/conn | machine CPU µs/conn | failures |',
+    '| scenario | system | p50 µs | p99 µs | conn/s | vs none | vs none by round | vs C reader | added p50 | added p99 | firewall CPU µs/conn | eBPF µs/conn | machine CPU µs/conn | failures |',
   );
-  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of summary) {
     const byRound = (r['vsNoneByRound'] as number[]).map(percent).join(' ');
     console.log(
-      `| ${String(r['scenario'])} | ${String(r['system'])} | ${fmt(r['p50'])} | ${fmt(r['p99'])} | ${fmt(r['perSecond'])} | ${percent(r['vsNone'])} | ${byRound} | ${percent(r['vsCQueue'])} | ${signed(r['addedP50'])} | ${signed(r['addedP99'])} | ${fmt(r['firewallCpuMicros'], 1)} | ${fmt(r['machineCpuMicros'])} | ${fmt(r['failures'])} |`,
+      `| ${String(r['scenario'])} | ${String(r['system'])} | ${fmt(r['p50'])} | ${fmt(r['p99'])} | ${fmt(r['perSecond'])} | ${percent(r['vsNone'])} | ${byRound} | ${percent(r['vsCQueue'])} | ${signed(r['addedP50'])} | ${signed(r['addedP99'])} | ${fmt(r['firewallCpuMicros'], 1)} | ${fmt(r['ebpfMicros'], 1)} | ${fmt(r['machineCpuMicros'])} | ${fmt(r['failures'])} |`,
     );
   }
   const goals = goalLines(summary);
@@ -262,6 +268,7 @@ async function scenario(name: string, run: () => Promise<void>): Promise<void> {
   }
 }
 
+const restoreBpfStats = withBpfStats ? enableBpfStats() : null;
 try {
   await new Promise((r) => setTimeout(r, 300));
   const allSystems: SystemName[] = [
@@ -304,6 +311,7 @@ try {
     ) + '\n',
   );
 } finally {
+  restoreBpfStats?.();
   server.kill('SIGKILL');
   net.destroy();
   releaseBpfFs(dir.path);

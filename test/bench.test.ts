@@ -19,7 +19,7 @@ function run(cmd: string, args: string[], cwd: string): Promise<{ code: number |
 interface Row {
   scenario: string;
   system: string;
-  result: { count: number; p50: number; p99: number; perSecond: number; failures: number };
+  result: { count: number; p50: number; p99: number; perSecond: number; failures: number; ebpfMicros?: number | null };
 }
 
 describe('bench harness (smoke)', () => {
@@ -27,7 +27,7 @@ describe('bench harness (smoke)', () => {
     const dir = tempDir('bastion-bench-smoke-');
     try {
       const out = join(dir.path, 'results.json');
-      const bench = await run(process.execPath, ['--import', 'tsx', join(REPO, 'bench', 'run.ts'), '--smoke', `--out=${out}`], REPO);
+      const bench = await run(process.execPath, ['--import', 'tsx', join(REPO, 'bench', 'run.ts'), '--smoke', '--bpf-stats', `--out=${out}`], REPO);
       assert.equal(bench.code, 0, bench.stderr.slice(-2000));
       const results = JSON.parse(readFileSync(out, 'utf8')) as {
         smoke: boolean;
@@ -48,6 +48,12 @@ describe('bench harness (smoke)', () => {
           assert.equal(row.result.failures, 0, `${scenario} against ${system}`);
           assert.ok(row.result.perSecond > 0 && row.result.p50 > 0 && row.result.p99 >= row.result.p50);
         }
+      }
+      // --bpf-stats: Bastion's programs ran for its connections, and nothing of ours without it.
+      for (const scenario of Object.keys(sizes)) {
+        const ebpf = (system: string) => results.rows.find((r) => r.system === system && r.scenario === scenario)?.result.ebpfMicros;
+        assert.equal(ebpf('none'), 0, scenario);
+        assert.ok((ebpf('bastion-kernel') ?? 0) > 0, `${scenario}: ${ebpf('bastion-kernel')}`);
       }
       // A program denied by a path rule: every connect() failed with EPERM, and was timed.
       const eperm = results.rows.filter((r) => r.scenario === 'time to EPERM');

@@ -9,6 +9,8 @@ export interface LoadResult extends LatencySummary {
   firewallCpuMicros?: number;
   /** CPU time the whole machine spent per connection, kernel included (set by the caller). */
   machineCpuMicros?: number;
+  /** Run time of Bastion's eBPF programs per connection (set by the caller with --bpf-stats). */
+  ebpfMicros?: number;
 }
 
 export async function runLoad(
