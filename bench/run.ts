@@ -99,7 +99,7 @@ async function loadScenarios(system: SystemName, round: number): Promise<void> {
         ...result,
         firewallCpuMicros: ((firewallCpuMs(sys.pids()) - cpuBefore) * 1000) / count,
         machineCpuMicros: ((machineBusyMs() - machineBefore) * 1000) / count,
-        ebpfMicros: (bastionProgramNs() - ebpfBefore) / 1000 / count,
+        ebpfMicros: withBpfStats ? (bastionProgramNs() - ebpfBefore) / 1000 / count : NaN,
       };
     };
     if (only.has('seq')) rows.push({ scenario: 'tcp sequential', system, round, result: await measured('tcp', SIZES.seq) });
