@@ -80,7 +80,7 @@ export function decisionPathLine(capabilities: unknown): string {
   if (!has('kernel_verdicts')) return 'every new connection in the queue (no kernel verdicts: --no-kernel-verdicts, or eBPF without the executable)';
   return has('kernel_udp_allow')
     ? 'path rules in the kernel (eBPF), everything else in the queue'
-    : 'path rules in the kernel (eBPF) but UDP allows in the queue (no bpf file system for the UDP filter: --bpf-fs), everything else in the queue';
+    : "path rules in the kernel (eBPF) but UDP allows in the queue (no UDP filter: no bpf file system, --bpf-fs, or the kernel refused it; the helper's log says which), everything else in the queue";
 }
 
 /**

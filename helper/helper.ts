@@ -311,7 +311,12 @@ export class Helper {
           this.udpAllowPin = udp.path;
           this.capabilities.push('kernel_udp_allow');
         } else {
-          this.log.warn({ reason: udp.reason }, 'UDP datagrams allowed by path rules go to the queue: no in-kernel UDP allow filter');
+          // When the kernel refused the filter, the first refused load (the one with it) says why.
+          const libbpf = udp.refused ? state.firstRefusal : '';
+          this.log.warn(
+            { reason: udp.reason, ...(libbpf !== '' && { libbpf }) },
+            'UDP datagrams allowed by path rules go to the queue: no in-kernel UDP allow filter',
+          );
         }
         this.rules = new FirewallRules({ ...this.options.rules, kernelAcceptMark: native.verdictEvent.acceptMark, kernelUdpAllowFilter: this.udpAllowPin });
         this.log.info(

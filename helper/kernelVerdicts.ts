@@ -78,8 +78,8 @@ export function resolvePath(path: string): ResolvedPath {
 /** Where the UDP allow filter may be pinned: a path iptables-restore reads as one word. */
 const PIN_DIR = /^\/[A-Za-z0-9_./-]*$/;
 
-/** The UDP allow filter pinned for our chain's match, or why UDP allows stay on the queue. */
-export type UdpAllowPin = { ok: true; path: string } | { ok: false; reason: string };
+/** The UDP allow filter pinned for our chain's match, or why UDP allows stay on the queue (refused: the kernel refused the filter itself). */
+export type UdpAllowPin = { ok: true; path: string } | { ok: false; reason: string; refused?: boolean };
 
 /**
  * Pins the UDP allow filter (caller.bpf.c bastion_udp_allow) in the bpf file system at dir, for
@@ -98,7 +98,8 @@ export function pinUdpAllow(native: Pick<NativeAddon, 'kernelUdpAllowPin'>, dir:
   }
   const rc = native.kernelUdpAllowPin(path);
   if (rc === 0) return { ok: true, path };
-  if (rc === -constants.errno.ENOTSUP) return { ok: false, reason: 'the kernel refused the UDP allow filter (a socket filter reading the task)' };
+  if (rc === -constants.errno.ENOTSUP)
+    return { ok: false, refused: true, reason: 'the kernel refused the UDP allow filter (a socket filter reading the task)' };
   if (rc === -constants.errno.EPERM) return { ok: false, reason: `${dir} is not a bpf file system, or not writable` };
   return { ok: false, reason: `pinning ${path} failed: errno ${-rc}` };
 }

@@ -13,10 +13,21 @@ import { loadNative } from '../../common/native.js';
  * one that exec'd or whose pid was reused is not taken for it; exeRefused: libbpf's words on
  * why not. byFlow: TCP connections are recorded by their ends too, so the fast path needs no
  * sock_diag for them. verdicts: the programs decide path rules in the kernel; verdictsRefused:
- * libbpf's words on why not, when asked for.
+ * libbpf's words on why not, when asked for. firstRefusal: libbpf's words on the first set of
+ * programs the kernel refused ('' when it took the first, all of them): why a program left out
+ * of the set that loaded (such as the UDP allow filter) is missing.
  */
 export type CallerMapState =
-  | { attached: true; cgroup: string; exe: boolean; exeRefused: string; byFlow: boolean; verdicts: boolean; verdictsRefused: string }
+  | {
+      attached: true;
+      cgroup: string;
+      exe: boolean;
+      exeRefused: string;
+      byFlow: boolean;
+      verdicts: boolean;
+      verdictsRefused: string;
+      firstRefusal: string;
+    }
   | { attached: false; reason: string; log: string };
 
 /** The first cgroup v2 mount point in a /proc/PID/mounts text, or null. */
@@ -65,6 +76,7 @@ export function attachCallerMap(verdicts = false): CallerMapState {
       byFlow: attached.flows,
       verdicts: attached.verdicts,
       verdictsRefused: verdicts && !attached.verdicts ? attached.log : '',
+      firstRefusal: attached.log,
     };
   } catch (err) {
     return { attached: false, reason: (err as Error).message, log: String((err as { log?: unknown }).log ?? '') };

@@ -11,10 +11,10 @@ describe('bastion status: the decision path line', () => {
     );
   });
 
-  it('says UDP allows go to the queue when the UDP allow filter could not be pinned', () => {
+  it('says UDP allows go to the queue when the UDP allow filter is not in place, and both reasons it may not be', () => {
     assert.match(
       decisionPathLine(['caller_bpf', 'caller_exe', 'kernel_verdicts']),
-      /UDP allows in the queue \(no bpf file system for the UDP filter: --bpf-fs\)/,
+      /UDP allows in the queue \(no UDP filter: no bpf file system, --bpf-fs, or the kernel refused it; the helper's log says which\)/,
     );
   });
 
