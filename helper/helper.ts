@@ -312,7 +312,7 @@ export class Helper {
           this.capabilities.push('kernel_udp_allow');
         } else {
           // When the kernel refused the filter, the first refused load (the one with it) says why.
-          const libbpf = udp.refused ? state.firstRefusal : '';
+          const libbpf = udp.refused ? state.refused : '';
           this.log.warn(
             { reason: udp.reason, ...(libbpf !== '' && { libbpf }) },
             'UDP datagrams allowed by path rules go to the queue: no in-kernel UDP allow filter',
@@ -323,13 +323,13 @@ export class Helper {
           { acceptMark: `0x${native.verdictEvent.acceptMark.toString(16)}`, udpAllowFilter: this.udpAllowPin },
           "path rules decided in the kernel: the service's rules for known programs apply at connect(), and to each UDP datagram",
         );
-      } else if (verdicts && state.verdictsRefused !== '') {
-        this.log.warn({ libbpf: state.verdictsRefused }, 'the kernel refused in-kernel verdicts: every new connection goes to the queue');
+      } else if (verdicts && state.refused !== '') {
+        this.log.warn({ libbpf: state.refused }, 'the kernel refused in-kernel verdicts: every new connection goes to the queue');
       }
       this.log.info({ cgroup: state.cgroup, executable: state.exe, tcpByEnds: state.byFlow }, 'connect()/sendmsg() callers recorded by eBPF');
       if (!state.exe) {
         this.log.warn(
-          { libbpf: state.exeRefused },
+          { libbpf: state.refused },
           "eBPF caller records without the caller's executable (CAP_PERFMON or kernel BTF missing): a caller that exec'd another program after its connect() is still credited",
         );
       }

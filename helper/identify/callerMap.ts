@@ -10,23 +10,20 @@ import { loadNative } from '../../common/native.js';
 
 /**
  * exe: records carry the caller's executable and start time (CAP_PERFMON and kernel BTF), so
- * one that exec'd or whose pid was reused is not taken for it; exeRefused: libbpf's words on
- * why not. byFlow: TCP connections are recorded by their ends too, so the fast path needs no
- * sock_diag for them. verdicts: the programs decide path rules in the kernel; verdictsRefused:
- * libbpf's words on why not, when asked for. firstRefusal: libbpf's words on the first set of
- * programs the kernel refused ('' when it took the first, all of them): why a program left out
- * of the set that loaded (such as the UDP allow filter) is missing.
+ * one that exec'd or whose pid was reused is not taken for it. byFlow: TCP connections are
+ * recorded by their ends too, so the fast path needs no sock_diag for them. verdicts: the
+ * programs decide path rules in the kernel. refused: libbpf's words on the first set of
+ * programs the kernel refused ('' when it took the first, all of them): why whatever is
+ * missing (the executable, the verdicts, the UDP allow filter) is.
  */
 export type CallerMapState =
   | {
       attached: true;
       cgroup: string;
       exe: boolean;
-      exeRefused: string;
       byFlow: boolean;
       verdicts: boolean;
-      verdictsRefused: string;
-      firstRefusal: string;
+      refused: string;
     }
   | { attached: false; reason: string; log: string };
 
@@ -72,11 +69,9 @@ export function attachCallerMap(verdicts = false): CallerMapState {
       attached: true,
       cgroup,
       exe: attached.exe,
-      exeRefused: attached.exe ? '' : attached.log,
       byFlow: attached.flows,
       verdicts: attached.verdicts,
-      verdictsRefused: verdicts && !attached.verdicts ? attached.log : '',
-      firstRefusal: attached.log,
+      refused: attached.log,
     };
   } catch (err) {
     return { attached: false, reason: (err as Error).message, log: String((err as { log?: unknown }).log ?? '') };

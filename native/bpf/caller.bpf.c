@@ -328,11 +328,12 @@ static __always_inline __u32 lookup_verdict(const struct bq_caller_record *r, __
  *  - UDP sendmsg: deny fails that datagram; allow is decided per datagram by bastion_udp_allow
  *    in our chain (a mark would stay on the socket for its next datagram to another destination).
  */
-static __always_inline int decide(struct bpf_sock_addr *ctx, struct bq_caller_record *r, bool connect, __u32 family)
+static __always_inline int decide(struct bpf_sock_addr *ctx, struct bq_caller_record *r, bool connect, __u32 family,
+				  __u64 netns)
 {
 	if (!kernel_verdicts || !(r->flags & BQ_CALLER_F_EXE) || r->exe_ino == 0)
 		return 1;
-	if (bpf_get_netns_cookie(ctx) != verdict_netns)
+	if (netns != verdict_netns)
 		return 1;
 	struct task_struct *task = bpf_get_current_task_btf();
 	if (task->cred->user_ns->ns.inum != verdict_userns)
@@ -396,13 +397,15 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, struct bq_caller_re
  * program, which runs later in the same connect(), reads the note. */
 static __always_inline int decide_and_record(struct bpf_sock_addr *ctx, bool connect, __u32 family)
 {
-	if (record_netns != 0 && bpf_get_netns_cookie(ctx) != record_netns)
+	/* Read once: the record and the decision both ask which namespace the socket is in. */
+	__u64 netns = bpf_get_netns_cookie(ctx);
+	if (record_netns != 0 && netns != record_netns)
 		return 1;
 	struct bq_caller_record r = {};
 	__u64 cookie = bpf_get_socket_cookie(ctx);
 	if (!describe_caller(&r))
 		return 1;
-	int verdict = decide(ctx, &r, connect, family);
+	int verdict = decide(ctx, &r, connect, family, netns);
 	record_caller(&cookie, &r);
 	return verdict;
 }

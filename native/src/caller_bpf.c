@@ -223,7 +223,7 @@ int bq_caller_open(struct bq_caller **out, const char *cgroup_path, bool verdict
 		/* The first failure's log says what is missing (CAP_PERFMON, BTF): later tries add nothing. */
 		if (g_log.len > 0)
 			g_log.frozen = true;
-		c->skel = load(tries[i].exe, tries[i].flows, tries[i].udp, pidns_inum, flows ? c->netns_cookie : 0,
+		c->skel = load(tries[i].exe, tries[i].flows, tries[i].udp, pidns_inum, can_flow ? c->netns_cookie : 0,
 			       tries[i].verdicts ? verdict_netns : 0, userns_inum, &err);
 		c->exe = tries[i].exe;
 		c->udp_allow = tries[i].udp && tries[i].verdicts;
