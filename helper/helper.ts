@@ -35,6 +35,8 @@ const IPPROTO_TCP = 6;
 const ETH_P_IPV6 = 0x86dd;
 /** Longest one packet's lookup may search (a first lookup takes ~0.2 ms, p99 ~1 ms, at most ~2 ms). */
 const PACKET_LOOKUP_BUDGET_MS = 5;
+/** Lookups one packet gets at most (each within PACKET_LOOKUP_BUDGET_MS) before it is credited to no one. */
+const MAX_LOOKUPS_PER_PACKET = 20;
 /** Each uid's share of lookup time: this many ms per second, saving up to the burst. */
 const UID_LOOKUP_MS_PER_SECOND = 250;
 const UID_LOOKUP_BURST_MS = 500;
@@ -52,6 +54,8 @@ interface Unidentified {
   icmpEchoId: number;
   /** Fragments after the first carry no ports: nothing to look up. */
   fragment: boolean;
+  /** Lookups that ran out of the packet's time so far (each goes on where the last stopped). */
+  lookupTimeouts: number;
 }
 export interface HelperOptions {
   version: string;
@@ -142,6 +146,8 @@ export class Helper {
   /** Packets dropped because their uid had too many in flight, since the last summary / in all. */
   private floodDropsSinceSummary = 0;
   private floodDrops = 0;
+  /** Packets whose lookup ran out of time and went on at a later turn. */
+  private lookupRetries = 0;
   private summaryTimer: NodeJS.Timeout | null = null;
   private readonly inbound: InboundProtection | null;
 
@@ -472,6 +478,7 @@ export class Helper {
       {
         counters: this.counters(),
         floodDrops: this.floodDrops,
+        lookupRetries: this.lookupRetries,
         stalledMs: Math.round(this.pending.stalledMs),
         queue: queueCounters,
         systemQueue: systemQueueCounters,
@@ -614,6 +621,14 @@ export class Helper {
       const budgetMs = Math.min(PACKET_LOOKUP_BUDGET_MS, this.lookupBudget.available(uid));
       const found = this.identify(record, waiting.icmpEchoId, budgetMs);
       this.lookupBudget.spend(uid, found.lookupMicros / 1000);
+      // Out of time is not "no one": the helper may have been preempted on a busy machine, or
+      // the process has a large fd table. The search goes on at the uid's next turn, after the
+      // other uids', while the uid has time left (its own share: a flood only waits longer).
+      if (found.attribution === 'lookup_timeout' && ++waiting.lookupTimeouts < MAX_LOOKUPS_PER_PACKET && this.lookupBudget.available(uid) > 0) {
+        this.lookupRetries++;
+        this.waiting.retry(uid, waiting);
+        return;
+      }
       this.fill(record, found);
     }
     // Only TCP and UDP packets are credited to a process (ProcessResolver), so only they get a
@@ -705,7 +720,7 @@ export class Helper {
         if (unverified !== undefined) record.unverifiedHost = unverified;
       }
     }
-    return { record, icmpEchoId: p.icmpEchoId, fragment: p.isFragment };
+    return { record, icmpEchoId: p.icmpEchoId, fragment: p.isFragment, lookupTimeouts: 0 };
   }
 
   private fill(record: PacketRecord, found: Resolution): void {

@@ -53,6 +53,18 @@ export class UidQueues<T> {
     return { uid, item };
   }
 
+  /**
+   * Puts item, which next() just gave out, back as uid's oldest, and uid at the back of the
+   * turn: the other uids are served first. It is still in flight (nothing is counted again).
+   */
+  retry(uid: number, item: T): void {
+    const queue = this.queues.get(uid) ?? [];
+    queue.unshift(item);
+    this.queues.delete(uid);
+    this.queues.set(uid, queue);
+    this.waiting++;
+  }
+
   /** A packet of uid got its verdict: it no longer counts against uid. */
   release(uid: number): void {
     const inFlight = this.inFlight.get(uid) ?? 0;

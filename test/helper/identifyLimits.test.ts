@@ -125,6 +125,21 @@ describe('UidQueues', () => {
     assert.equal(q.push(1000, 5), true);
   });
 
+  it('takes a packet back for a later turn: first of its uid, after the other uids, not counted again', () => {
+    const q = new UidQueues<string>(2);
+    q.push(1000, 'a1');
+    q.push(1000, 'a2');
+    q.push(0, 'r1');
+    const first = q.next()!;
+    assert.equal(first.item, 'a1');
+    q.retry(first.uid, first.item);
+    assert.equal(q.size, 3);
+    assert.equal(q.push(1000, 'a3'), false, 'a retried packet is still one of its uid in flight');
+    const order: string[] = [];
+    for (let next = q.next(); next !== null; next = q.next()) order.push(next.item);
+    assert.deepEqual(order, ['r1', 'a1', 'a2']);
+  });
+
   it('drains what waits at shutdown, releasing it', () => {
     const q = new UidQueues<number>(2);
     q.push(1, 1);
