@@ -4,7 +4,7 @@ import { visible, visibleJson } from '../common/visibleText.js';
 import { registerConfigCommand } from './configCommand.js';
 import { inboundLine, registerInboundCommand } from './inboundCommand.js';
 import { DEFAULTS } from './defaults.js';
-import { failOnError, withConnection } from './commandRequests.js';
+import { AUTHORIZED_REPLY_MS, requestOrExit } from './commandRequests.js';
 import { registerMonitorCommand } from './monitorCommand.js';
 import { registerPromptCommand } from './promptCommand.js';
 import { registerRulesCommand } from './rulesCommand.js';
@@ -20,7 +20,7 @@ export function registerClientCommands(program: Command): void {
     .option(...socketOption)
     .option('--json', 'print JSON')
     .action(async (opts: { socket: string; json?: boolean }) => {
-      const status = failOnError(await withConnection(opts.socket, (c) => c.request({ type: 'status' }, 'status')));
+      const status = await requestOrExit(opts.socket, { type: 'status' }, 'status');
       if (opts.json) {
         process.stdout.write(visibleJson(status, 2) + '\n');
         return;
@@ -50,7 +50,7 @@ export function registerClientCommands(program: Command): void {
     .description('switch between learning and enforcement')
     .option(...socketOption)
     .action(async (mode: string, opts: { socket: string }) => {
-      failOnError(await withConnection(opts.socket, (c) => c.request({ type: 'set_mode', mode }, 'mode_changed')));
+      await requestOrExit(opts.socket, { type: 'set_mode', mode }, 'mode_changed', AUTHORIZED_REPLY_MS);
     });
 
   registerConfigCommand(program);

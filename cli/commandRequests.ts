@@ -23,3 +23,12 @@ export function failOnError(reply: Record<string, unknown>): Record<string, unkn
   if (reply['type'] === 'error') die(String(reply['error']));
   return reply;
 }
+
+/** How long a change waits for its reply: the service asks polkit first, which may show a password dialog (up to 2 minutes). */
+export const AUTHORIZED_REPLY_MS = 130_000;
+
+/** One message on a connection of its own and its reply; an `error`, or no reply in time, ends the command. */
+export async function requestOrExit(socket: string, message: Record<string, unknown>, replyType: string, timeoutMs = 5000): Promise<Record<string, unknown>> {
+  const reply = await withConnection(socket, (c) => c.request(message, replyType, timeoutMs).catch((err: Error) => ({ type: 'error', error: err.message })));
+  return failOnError(reply);
+}

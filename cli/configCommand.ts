@@ -4,8 +4,8 @@
 // saves the file atomically and puts it in force at once.
 import type { Command } from 'commander';
 import { visible, visibleJson } from '../common/visibleText.js';
+import { AUTHORIZED_REPLY_MS, requestOrExit } from './commandRequests.js';
 import { DEFAULTS } from './defaults.js';
-import { connectOrExit } from './guiClient.js';
 
 /**
  * A value as typed: JSON where it is JSON (true, 30, "x"), else the text itself, so that
@@ -40,7 +40,7 @@ export function registerConfigCommand(program: Command): void {
     .option(...socketOption)
     .option('--json', 'print JSON')
     .action(async (key: string | undefined, opts: { socket: string; json?: boolean }) => {
-      const reply = await request(opts.socket, { type: 'get_config', ...(key !== undefined && { key }) }, 'config');
+      const reply = await requestOrExit(opts.socket, { type: 'get_config', ...(key !== undefined && { key }) }, 'config');
       const values = reply['config'] as Record<string, unknown>;
       if (opts.json) process.stdout.write(visibleJson(key === undefined ? values : values[key], 2) + '\n');
       else if (key !== undefined) process.stdout.write(shown(values[key]) + '\n');
@@ -51,26 +51,7 @@ export function registerConfigCommand(program: Command): void {
     .description('change one key: checked as config.json is, saved, in force at once')
     .option(...socketOption)
     .action(async (key: string, value: string, opts: { socket: string }) => {
-      const reply = await request(opts.socket, { type: 'set_config', key, value: parseValue(value) }, 'config_changed');
+      const reply = await requestOrExit(opts.socket, { type: 'set_config', key, value: parseValue(value) }, 'config_changed', AUTHORIZED_REPLY_MS);
       for (const warning of (reply['warnings'] as unknown[] | undefined) ?? []) process.stderr.write(`bastion: warning: ${visible(String(warning))}\n`);
     });
-}
-
-/** Sends one message and waits for its reply; an `error` is printed and exits 1. */
-export async function request(socket: string, message: Record<string, unknown>, replyType: string): Promise<Record<string, unknown>> {
-  const conn = await connectOrExit(socket, { client: 'bastion config' });
-  let reply: Record<string, unknown>;
-  try {
-    // A change may wait for polkit's password dialog (up to 2 minutes).
-    const wait = conn.next(replyType, message['type'] === 'set_config' ? 130_000 : 5000);
-    conn.send(message);
-    reply = await wait.catch((err: Error) => ({ type: 'error', error: err.message }));
-  } finally {
-    conn.close();
-  }
-  if (reply['type'] === 'error') {
-    process.stderr.write(`bastion: ${visible(String(reply['error']))}\n`);
-    process.exit(1);
-  }
-  return reply;
 }

@@ -129,8 +129,9 @@ export class GuiConnection {
     });
   }
 
-  async request(message: Record<string, unknown>, replyType: string): Promise<Record<string, unknown>> {
-    const reply = this.next(replyType);
+  /** Sends message and waits for its reply of replyType (or an `error`). */
+  async request(message: Record<string, unknown>, replyType: string, timeoutMs = 5000): Promise<Record<string, unknown>> {
+    const reply = this.next(replyType, timeoutMs);
     this.send(message);
     return reply;
   }

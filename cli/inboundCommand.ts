@@ -3,7 +3,7 @@
 // of it: another inbound firewall left alone, or Bastion's own chains (helper/inbound).
 import type { Command } from 'commander';
 import { visible } from '../common/visibleText.js';
-import { request } from './configCommand.js';
+import { AUTHORIZED_REPLY_MS, requestOrExit } from './commandRequests.js';
 import { DEFAULTS } from './defaults.js';
 
 interface InboundJson {
@@ -36,7 +36,7 @@ export function inboundLine(inbound: unknown): string {
 }
 
 async function inboundStatus(socket: string): Promise<InboundJson> {
-  const status = await request(socket, { type: 'status' }, 'status');
+  const status = await requestOrExit(socket, { type: 'status' }, 'status');
   return (status['inbound'] ?? {}) as InboundJson;
 }
 
@@ -69,7 +69,7 @@ export function registerInboundCommand(program: Command): void {
       .description(`set inbound_protection to ${enabled} (authorized like a rule edit)`)
       .option(...socketOption)
       .action(async (opts: { socket: string }) => {
-        await request(opts.socket, { type: 'set_config', key: 'inbound_protection', value: enabled }, 'config_changed');
+        await requestOrExit(opts.socket, { type: 'set_config', key: 'inbound_protection', value: enabled }, 'config_changed', AUTHORIZED_REPLY_MS);
         process.stdout.write(`inbound: ${inboundLine(await settled(opts.socket, enabled, 10_000))}\n`);
       });
   }

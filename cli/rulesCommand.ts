@@ -8,12 +8,10 @@ import { resolveProgramPath } from '../common/programPath.js';
 import { closeDatabase, DEFAULT_HISTORY_PATH, HistoryError, openDatabase } from '../common/history.js';
 import { visible, visibleJson } from '../common/visibleText.js';
 import { DEFAULTS } from './defaults.js';
-import { die, failOnError, withConnection } from './commandRequests.js';
+import { AUTHORIZED_REPLY_MS, die, failOnError, requestOrExit, withConnection } from './commandRequests.js';
 import { parseSince } from './logCommand.js';
 import { learnedDecisions, suggestRules } from './rulesSuggest.js';
 
-/** polkit may ask for a password before an import is applied. */
-const IMPORT_REPLY_MS = 120_000;
 const DEST_PREFIX = '@dest:';
 
 interface AddOptions {
@@ -67,12 +65,7 @@ export function ruleFromArgs(subject: string, port: string, opts: Omit<AddOption
 
 /** Sends import_rules and prints what it did; exits 1 on an error or a refused rule. */
 async function importRules(socket: string, rules: unknown[]): Promise<void> {
-  const reply = await withConnection(socket, async (c) => {
-    const answer = c.next('rules_imported', IMPORT_REPLY_MS);
-    c.send({ type: 'import_rules', rules });
-    return answer;
-  });
-  failOnError(reply);
+  const reply = await requestOrExit(socket, { type: 'import_rules', rules }, 'rules_imported', AUTHORIZED_REPLY_MS);
   const refused = Array.isArray(reply['refused']) ? (reply['refused'] as unknown[]).map(String) : [];
   process.stdout.write(
     `added ${String(reply['added'])}, replaced ${String(reply['replaced'])}, unchanged ${String(reply['unchanged'])}, refused ${refused.length}\n`,
@@ -139,9 +132,11 @@ export function registerRulesCommand(program: Command): void {
         dest !== ''
           ? { type: 'add_rule', app_path: '', app_name: 'unknown', dest_ip: dest, port: all ? 0 : Number(port), allow: !deny, all_ports: all }
           : { type: 'add_rule', app_path: subject, app_name: '', port: all ? 0 : Number(port), allow: !deny, all_ports: all };
+      // add_rule has no reply of its own: the service answers a connection's messages in order,
+      // so the rules list comes once the add (and polkit's question) is done.
       await withConnection(socket, async (c) => {
         c.send(add);
-        failOnError(await c.request({ type: 'list_rules' }, 'rules_list'));
+        failOnError(await c.request({ type: 'list_rules' }, 'rules_list', AUTHORIZED_REPLY_MS));
       });
     });
   rules
@@ -149,7 +144,7 @@ export function registerRulesCommand(program: Command): void {
     .description('delete a rules.json rule by its key (rules.d rules are changed where they are deployed)')
     .option(...socketOption)
     .action(async (key: string, opts: { socket: string }) => {
-      const reply = failOnError(await withConnection(opts.socket, (c) => c.request({ type: 'delete_rule', key }, 'rule_deleted')));
+      const reply = await requestOrExit(opts.socket, { type: 'delete_rule', key }, 'rule_deleted', AUTHORIZED_REPLY_MS);
       if (!reply['success']) die(`no rule "${key}"`);
     });
   rules
@@ -157,7 +152,7 @@ export function registerRulesCommand(program: Command): void {
     .description('print every rule in force (rules.json, rules.d, imported) in the rules.d format')
     .option(...socketOption)
     .action(async (opts: { socket: string }) => {
-      const reply = failOnError(await withConnection(opts.socket, (c) => c.request({ type: 'export_rules' }, 'rules_export')));
+      const reply = await requestOrExit(opts.socket, { type: 'export_rules' }, 'rules_export');
       // JSON escapes control characters itself; visibleJson also escapes what a terminal would act on.
       process.stdout.write(visibleJson(reply['rules'], 2) + '\n');
     });

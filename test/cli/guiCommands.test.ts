@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { REPO } from '../support/bastion.js';
@@ -130,6 +131,24 @@ describe('bastion mode', () => {
       r.stderr,
       `bastion: cannot connect to ${path}: the service is not running (no socket there)\nbastion: systemctl status bastion-firewall says why\n`,
     );
+  });
+});
+
+describe('a service that does not answer', () => {
+  it('status gives up after 5 s with one line saying so, not a stack trace', async () => {
+    // Accepts and reads, never answers: a service stuck behind something else.
+    const dir = mkdtempSync(join(tmpdir(), 'bastion-mute-'));
+    const path = join(dir, 'gui.sock');
+    const mute = createServer((conn) => conn.resume());
+    await new Promise<void>((resolve) => mute.listen(path, resolve));
+    try {
+      const r = await bastion('status', '--socket', path);
+      assert.equal(r.code, 1);
+      assert.equal(r.stderr, 'bastion: no status reply within 5000 ms\n');
+    } finally {
+      mute.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
