@@ -1,7 +1,7 @@
 // The helper's iptables/ip6tables rules: one chain of our own per family, jumped to from
 // OUTPUT, queuing only new connections. We touch nothing but our chain and our jump. The same
 // class installs the DNS snooping chain (helper/dns/dnsSnoop.ts) on INPUT with its own matches.
-import { xtables, xtablesRestore } from './xtables.js';
+import { OwnedChain } from './ownedChain.js';
 
 export interface FirewallRulesOptions {
   queueNum: number;
@@ -64,22 +64,20 @@ export const DEFAULT_FIREWALL_RULES: FirewallRulesOptions = {
   ip6tables: 'ip6tables',
 };
 
-const CHAIN_NAME = /^[A-Za-z0-9_-]{1,28}$/;
 /** A pinned filter's path: one word in iptables-restore's input. */
 const PINNED_PATH = /^\/[A-Za-z0-9_./-]{1,200}$/;
 
 export class FirewallRules {
+  private readonly chains: ReadonlyMap<4 | 6, OwnedChain>;
+
   constructor(private readonly options: FirewallRulesOptions) {
-    if (!CHAIN_NAME.test(options.chain)) throw new Error(`invalid chain name "${options.chain}"`);
     if (!Number.isInteger(options.queueNum) || options.queueNum < 0 || options.queueNum > 65535) {
       throw new Error(`invalid queue number ${options.queueNum}`);
     }
     const filter = options.kernelUdpAllowFilter;
     if (filter !== undefined && filter !== null && !PINNED_PATH.test(filter)) throw new Error(`invalid pinned filter path ${JSON.stringify(filter)}`);
-  }
-
-  private get hook(): 'OUTPUT' | 'INPUT' {
-    return this.options.hook ?? 'OUTPUT';
+    const chain = (bin: string): OwnedChain => new OwnedChain({ bin, table: options.table ?? 'filter', chain: options.chain, hook: options.hook ?? 'OUTPUT' });
+    this.chains = new Map(options.families.map((family) => [family, chain(family === 4 ? options.iptables : options.ip6tables)]));
   }
 
   /**
@@ -88,16 +86,15 @@ export class FirewallRules {
    * none (a fail-closed chain left in place at stop keeps holding traffic until this returns).
    */
   async install(): Promise<void> {
-    for (const family of this.options.families) {
-      const jumps = (await this.jumpRules(family)).length;
-      await this.restore(family, this.restoreScript(family, jumps));
+    for (const [family, chain] of this.chains) {
+      await chain.install(this.chainRules(family), `-j ${this.options.chain}`, this.options.appendJump ? 'end' : 'start');
     }
   }
 
-  /** The restore input: our chain declared (which flushes it when it exists), its rules, one jump. */
-  private restoreScript(family: 4 | 6, existingJumps: number): string {
-    const { chain, queueNum, queueBypass } = this.options;
-    const lines = [`*${this.options.table ?? 'filter'}`, `:${chain} - [0:0]`];
+  /** Our chain's rules for one family, as written after `-A CHAIN`. */
+  private chainRules(family: 4 | 6): string[] {
+    const { queueNum, queueBypass } = this.options;
+    const rules: string[] = [];
     // The system accounts' rule first: their connections never reach the main queue.
     const system = this.options.systemQueue;
     const targets = [
@@ -116,27 +113,23 @@ export class FirewallRules {
     if (reject !== undefined && reject !== null) {
       const mark = `0x${reject.toString(16)}`;
       const unreachable = family === 4 ? 'icmp-port-unreachable' : 'icmp6-port-unreachable';
-      lines.push(`-A ${chain} -p tcp -m mark --mark ${mark} -m comment --comment "bastion: denied, reset" -j REJECT --reject-with tcp-reset`);
-      lines.push(`-A ${chain} -m mark --mark ${mark} -m comment --comment "bastion: denied, unreachable" -j REJECT --reject-with ${unreachable}`);
+      rules.push(`-p tcp -m mark --mark ${mark} -m comment --comment "bastion: denied, reset" -j REJECT --reject-with tcp-reset`);
+      rules.push(`-m mark --mark ${mark} -m comment --comment "bastion: denied, unreachable" -j REJECT --reject-with ${unreachable}`);
     }
     // After the reject rules: REJECT_MARK, set whole on a denied packet, has this bit among its own.
     const accept = this.options.kernelAcceptMark;
     if (accept !== undefined && accept !== null) {
       const bit = `0x${accept.toString(16)}`;
-      lines.push(`-A ${chain} -m mark --mark ${bit}/${bit} -m conntrack --ctstate NEW -m comment --comment "bastion: allowed in the kernel" -j ACCEPT`);
+      rules.push(`-m mark --mark ${bit}/${bit} -m conntrack --ctstate NEW -m comment --comment "bastion: allowed in the kernel" -j ACCEPT`);
     }
     const udpAllow = this.options.kernelUdpAllowFilter;
     if (udpAllow !== undefined && udpAllow !== null) {
-      lines.push(
-        `-A ${chain} -p udp -m conntrack --ctstate NEW -m bpf --object-pinned ${udpAllow} -m comment --comment "bastion: UDP allowed in the kernel" -j ACCEPT`,
-      );
+      rules.push(`-p udp -m conntrack --ctstate NEW -m bpf --object-pinned ${udpAllow} -m comment --comment "bastion: UDP allowed in the kernel" -j ACCEPT`);
     }
     for (const matches of this.options.matches ?? NEW_CONNECTIONS) {
       for (const target of targets) {
-        lines.push(
+        rules.push(
           [
-            '-A',
-            chain,
             ...matches,
             ...target.owner,
             '-m',
@@ -152,56 +145,20 @@ export class FirewallRules {
         );
       }
     }
-    // Keep one jump where it is; a crashed run may have left several.
-    for (let extra = 1; extra < existingJumps; extra++) lines.push(`-D ${this.hook} -j ${chain}`);
-    if (existingJumps === 0) lines.push(this.options.appendJump ? `-A ${this.hook} -j ${chain}` : `-I ${this.hook} 1 -j ${chain}`);
-    lines.push('COMMIT', '');
-    return lines.join('\n');
+    return rules;
   }
 
   /** Removes exactly our jump(s) and chain; leaves everyone else's rules alone. */
   async remove(): Promise<void> {
-    for (const family of this.options.families) await this.removeFamily(family);
+    for (const chain of this.chains.values()) await chain.remove();
   }
 
-  /** How many jumps to our chain OUTPUT holds (tests assert exactly one, or none). */
+  /** How many jumps to our chain the hook holds (tests assert exactly one, or none). */
   async countJumps(family: 4 | 6): Promise<number> {
-    return (await this.jumpRules(family)).length;
+    return (await this.chains.get(family)?.countJumps()) ?? 0;
   }
 
   async chainExists(family: 4 | 6): Promise<boolean> {
-    try {
-      await this.ipt(family, ['-S', this.options.chain]);
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
-  private async removeFamily(family: 4 | 6): Promise<void> {
-    // Delete each jump by its exact spec, as listed: a crashed run may have left several.
-    for (const rule of await this.jumpRules(family)) {
-      await this.ipt(family, ['-D', this.hook, ...rule]);
-    }
-    if (await this.chainExists(family)) {
-      await this.ipt(family, ['-F', this.options.chain]);
-      await this.ipt(family, ['-X', this.options.chain]);
-    }
-  }
-
-  private async jumpRules(family: 4 | 6): Promise<string[][]> {
-    const { stdout } = await this.ipt(family, ['-S', this.hook]);
-    return stdout
-      .split('\n')
-      .filter((line) => line.startsWith(`-A ${this.hook} `) && line.split(' ').some((w, i, a) => a[i - 1] === '-j' && w === this.options.chain))
-      .map((line) => line.split(' ').slice(2));
-  }
-
-  private async restore(family: 4 | 6, script: string): Promise<void> {
-    await xtablesRestore(`${family === 4 ? this.options.iptables : this.options.ip6tables}-restore`, script);
-  }
-
-  private async ipt(family: 4 | 6, args: string[]): Promise<{ stdout: string }> {
-    return xtables(family === 4 ? this.options.iptables : this.options.ip6tables, this.options.table ?? 'filter', args);
+    return (await this.chains.get(family)?.exists()) ?? false;
   }
 }
