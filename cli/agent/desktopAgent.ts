@@ -9,7 +9,8 @@ import { GuiConnection } from '../guiClient.js';
 import { replyFor, type Duration } from '../promptKeys.js';
 import type { DesktopEntries } from './desktopEntries.js';
 import type { DesktopNotifier } from './notifier.js';
-import { notificationText, promptFacts, type PromptFacts } from './promptText.js';
+import type { PromptFacts } from '../../common/panelApi.js';
+import { notificationText, promptFacts } from './promptText.js';
 
 /** The notification's buttons: action key, label. */
 export const NOTIFICATION_ACTIONS = [

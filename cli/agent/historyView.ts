@@ -2,6 +2,7 @@
 // as `bastion log`) and a chart of allowed and denied connections per program over time, counted
 // from the rows found. The history file is opened read-only for each search.
 import { closeDatabase, findDecisions, openDatabase, type HistoryQuery, type HistoryRow } from '../../common/history.js';
+import type { ChartSeries, PanelHistoryAnswer } from '../../common/panelApi.js';
 import { parseSince } from '../logCommand.js';
 
 /** Programs with a series of their own in the chart; the rest are summed as "other". */
@@ -16,18 +17,6 @@ export interface HistorySearch {
   program?: string;
   host?: string;
   verdict?: 'allow' | 'deny';
-}
-
-export interface ChartSeries {
-  label: string;
-  allow: boolean;
-  values: number[];
-}
-
-export interface HistoryAnswer {
-  rows: HistoryRow[];
-  more: boolean;
-  chart: { times: number[]; series: ChartSeries[] };
 }
 
 export function searchFromParams(params: URLSearchParams): HistorySearch | string {
@@ -45,7 +34,7 @@ export function searchFromParams(params: URLSearchParams): HistorySearch | strin
   return search;
 }
 
-export async function searchHistoryFile(path: string, search: HistorySearch, now: number): Promise<HistoryAnswer | string> {
+export async function searchHistoryFile(path: string, search: HistorySearch, now: number): Promise<PanelHistoryAnswer | string> {
   const since = parseSince(search.since, now);
   if (since === null) return `since must be a time such as 30m, 2h, 7d or a date, not "${search.since}"`;
   const q: HistoryQuery = { since, limit: CHART_ROWS };
@@ -62,7 +51,7 @@ export async function searchHistoryFile(path: string, search: HistorySearch, now
 }
 
 /** Connections per time bucket, allowed and denied, for the busiest programs. */
-export function chartOf(rows: readonly HistoryRow[], since: number, now: number): HistoryAnswer['chart'] {
+export function chartOf(rows: readonly HistoryRow[], since: number, now: number): PanelHistoryAnswer['chart'] {
   const step = Math.max(1000, Math.ceil((now - since) / CHART_BUCKETS));
   const times = Array.from({ length: CHART_BUCKETS }, (_, i) => Math.floor((since + i * step) / 1000));
   const totals = new Map<string, number>();

@@ -5,8 +5,9 @@
 import { readFileSync } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
-import { parseClientMessage, type ClientMessageType, type DecisionMessage } from '../../common/guiProtocol.js';
+import { parseClientMessage, type ClientMessageType } from '../../common/guiProtocol.js';
 import type { Logger } from '../../common/log.js';
+import type { PanelBatch, PanelPrompt, PanelState } from '../../common/panelApi.js';
 import type { Duration } from '../promptKeys.js';
 import type { AgentEvent, DesktopAgent, PendingPrompt } from './desktopAgent.js';
 import { iconFile } from './desktopEntries.js';
@@ -54,17 +55,7 @@ export interface PanelServerOptions {
   log: Logger;
 }
 
-interface Batch {
-  opened: ReturnType<typeof promptJson>[];
-  closed: string[];
-  stats?: unknown;
-  decisions: DecisionMessage[];
-  skipped: number;
-  notices: { title: string; message: string; level: string }[];
-  connected?: boolean;
-}
-
-export function promptJson(p: PendingPrompt): Record<string, unknown> {
+export function promptJson(p: PendingPrompt): PanelPrompt {
   return { request_id: p.request.request_id, learning_mode: p.request.learning_mode, received_at: p.receivedAt, dest_port: p.request.dest_port, ...p.facts };
 }
 
@@ -72,7 +63,7 @@ export class PanelServer {
   readonly auth: PanelAuth;
   private readonly server: http.Server;
   private readonly streams = new Set<ServerResponse>();
-  private batch: Batch = emptyBatch();
+  private batch: PanelBatch = emptyBatch();
   private timer: NodeJS.Timeout | null = null;
   private readonly assets = new Map<string, Buffer>();
 
@@ -165,7 +156,7 @@ export class PanelServer {
     res.end(JSON.stringify(body));
   }
 
-  private state(): Record<string, unknown> {
+  private state(): PanelState {
     const a = this.o.agent;
     return {
       connected: a.connected,
@@ -271,7 +262,7 @@ export class PanelServer {
   }
 }
 
-function emptyBatch(): Batch {
+function emptyBatch(): PanelBatch {
   return { opened: [], closed: [], decisions: [], skipped: 0, notices: [] };
 }
 

@@ -6,6 +6,7 @@
 // otherwise become a link.
 import { basename } from 'node:path';
 import type { DetailedConnectionRequest } from '../../common/guiProtocol.js';
+import type { PromptFacts } from '../../common/panelApi.js';
 import { visible } from '../../common/visibleText.js';
 import type { DesktopEntry } from './desktopEntries.js';
 import { hostPort } from '../decisionLine.js';
@@ -33,20 +34,6 @@ export function interpretedScript(appPath: string, args: readonly string[]): str
 /** The bare comm: the service appends " (<host>)" or " (<host>, unverified)" to app_name. */
 export function bareName(appName: string): string {
   return appName.replace(/ \([^()]*\)$/, '');
-}
-
-export interface PromptFacts {
-  /** Shown as the program: the desktop entry's name, else the comm. Made visible, not markup-escaped. */
-  program: string;
-  icon: string | null;
-  path: string;
-  script: string | null;
-  user: string | null;
-  /** host:port (or the address) and protocol. */
-  destination: string;
-  protocol: string;
-  /** The host name came from a resolver other than the system's: anyone may have forged it. */
-  unverified: boolean;
 }
 
 export function promptFacts(req: DetailedConnectionRequest, entry: DesktopEntry | null, userName: (uid: number) => string | null): PromptFacts {
