@@ -7,6 +7,9 @@
 // links it against Debian's libsqlite3 (debian/rules).
 import type * as Sqlite3 from 'sqlite3';
 import type { Database as SqliteDatabase } from 'sqlite3';
+import type { HistoryRow } from './historyRow.js';
+
+export type { HistoryRow };
 
 /** The service's state directory (systemd's StateDirectory=bastion). */
 export const DEFAULT_STATE_DIR = '/var/lib/bastion';
@@ -42,23 +45,6 @@ CREATE INDEX IF NOT EXISTS decisions_at ON decisions (at);
 CREATE INDEX IF NOT EXISTS decisions_program ON decisions (program);
 CREATE INDEX IF NOT EXISTS decisions_comm ON decisions (comm);
 `;
-
-/** One stored decision, in the order of the table's columns after id. */
-export interface HistoryRow {
-  at: number;
-  pid: number;
-  uid: number | null;
-  program: string;
-  comm: string | null;
-  host: string | null;
-  dest: string;
-  port: number;
-  protocol: string;
-  allow: boolean;
-  reason: string;
-  rule: string | null;
-  connections: number;
-}
 
 export const COLUMNS = ['at', 'pid', 'uid', 'program', 'comm', 'host', 'dest', 'port', 'protocol', 'allow', 'reason', 'rule', 'connections'] as const;
 

@@ -2,6 +2,7 @@
 // One definition for both ends, so the compiler holds each to the other. Types only: the panel's
 // bundle takes nothing from here at run time.
 import type { DecisionMessage } from './decisionMessage.js';
+import type { HistoryRow } from './historyRow.js';
 
 /** What a prompt says about its connection, ready to show (the agent's notification text too). */
 export interface PromptFacts {
@@ -61,20 +62,6 @@ export interface PanelState {
   prompts: PanelPrompt[];
 }
 
-/** One recorded decision, as the history page lists it. */
-export interface PanelHistoryRow {
-  at: number;
-  program: string;
-  comm: string | null;
-  host: string | null;
-  dest: string;
-  port: number;
-  protocol: string;
-  allow: boolean;
-  reason: string;
-  connections: number;
-}
-
 export interface ChartSeries {
   label: string;
   allow: boolean;
@@ -83,7 +70,7 @@ export interface ChartSeries {
 
 /** GET /api/history. */
 export interface PanelHistoryAnswer {
-  rows: PanelHistoryRow[];
+  rows: HistoryRow[];
   more: boolean;
   chart: { times: number[]; series: ChartSeries[] };
 }
