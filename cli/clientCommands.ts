@@ -50,7 +50,7 @@ export function registerClientCommands(program: Command): void {
     .description('switch between learning and enforcement')
     .option(...socketOption)
     .action(async (mode: string, opts: { socket: string }) => {
-      await requestOrExit(opts.socket, { type: 'set_mode', mode }, 'mode_changed', AUTHORIZED_REPLY_MS);
+      await requestOrExit(opts.socket, { type: 'set_mode', mode }, 'mode_changed', { timeoutMs: AUTHORIZED_REPLY_MS });
     });
 
   registerConfigCommand(program);

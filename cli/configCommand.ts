@@ -40,7 +40,7 @@ export function registerConfigCommand(program: Command): void {
     .option(...socketOption)
     .option('--json', 'print JSON')
     .action(async (key: string | undefined, opts: { socket: string; json?: boolean }) => {
-      const reply = await requestOrExit(opts.socket, { type: 'get_config', ...(key !== undefined && { key }) }, 'config');
+      const reply = await requestOrExit(opts.socket, { type: 'get_config', ...(key !== undefined && { key }) }, 'config', { client: 'bastion config' });
       const values = reply['config'] as Record<string, unknown>;
       if (opts.json) process.stdout.write(visibleJson(key === undefined ? values : values[key], 2) + '\n');
       else if (key !== undefined) process.stdout.write(shown(values[key]) + '\n');
@@ -51,7 +51,10 @@ export function registerConfigCommand(program: Command): void {
     .description('change one key: checked as config.json is, saved, in force at once')
     .option(...socketOption)
     .action(async (key: string, value: string, opts: { socket: string }) => {
-      const reply = await requestOrExit(opts.socket, { type: 'set_config', key, value: parseValue(value) }, 'config_changed', AUTHORIZED_REPLY_MS);
+      const reply = await requestOrExit(opts.socket, { type: 'set_config', key, value: parseValue(value) }, 'config_changed', {
+        timeoutMs: AUTHORIZED_REPLY_MS,
+        client: 'bastion config',
+      });
       for (const warning of (reply['warnings'] as unknown[] | undefined) ?? []) process.stderr.write(`bastion: warning: ${visible(String(warning))}\n`);
     });
 }

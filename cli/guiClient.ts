@@ -27,6 +27,9 @@ export function connectFailure(path: string, err: NodeJS.ErrnoException): string
   }
 }
 
+/** How long a change waits for its reply: the service asks polkit first, which may show a password dialog (up to 2 minutes). */
+export const AUTHORIZED_REPLY_MS = 130_000;
+
 export interface ConnectOptions {
   timeoutMs?: number;
   /**

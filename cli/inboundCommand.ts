@@ -69,7 +69,9 @@ export function registerInboundCommand(program: Command): void {
       .description(`set inbound_protection to ${enabled} (authorized like a rule edit)`)
       .option(...socketOption)
       .action(async (opts: { socket: string }) => {
-        await requestOrExit(opts.socket, { type: 'set_config', key: 'inbound_protection', value: enabled }, 'config_changed', AUTHORIZED_REPLY_MS);
+        await requestOrExit(opts.socket, { type: 'set_config', key: 'inbound_protection', value: enabled }, 'config_changed', {
+          timeoutMs: AUTHORIZED_REPLY_MS,
+        });
         process.stdout.write(`inbound: ${inboundLine(await settled(opts.socket, enabled, 10_000))}\n`);
       });
   }

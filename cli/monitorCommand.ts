@@ -1,7 +1,8 @@
 // `bastion monitor`: a live feed of decisions, one coloured line each (or JSON lines).
 import type { Command } from 'commander';
-import { visible, visibleJson } from '../common/visibleText.js';
+import { visibleJson } from '../common/visibleText.js';
 import { colorsFor } from './colors.js';
+import { failOnError, replyOrError } from './commandRequests.js';
 import { formatDecision, type DecisionMessage } from './decisionLine.js';
 import { DEFAULTS } from './defaults.js';
 import { connectOrExit } from './guiClient.js';
@@ -20,11 +21,7 @@ export function registerMonitorCommand(program: Command): void {
         if (opts.json) process.stdout.write(visibleJson(m) + '\n');
         else process.stdout.write(formatDecision(m as unknown as DecisionMessage, colors).join('\n') + '\n');
       });
-      const reply = await conn.request({ type: 'subscribe', feed: 'decisions' }, 'subscribed');
-      if (reply['type'] === 'error') {
-        process.stderr.write(`bastion: ${visible(String(reply['error']))}\n`);
-        process.exit(1);
-      }
+      failOnError(await replyOrError(conn, { type: 'subscribe', feed: 'decisions' }, 'subscribed'));
       if (!opts.json) process.stderr.write(colors.dim('watching decisions (Ctrl-C stops)') + '\n');
       process.on('SIGINT', () => {
         conn.close();

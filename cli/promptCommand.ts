@@ -2,6 +2,7 @@
 // key answers; with stdin from a pipe every character is a key (scripts and tests).
 import type { Command } from 'commander';
 import { colorsFor } from './colors.js';
+import { failOnError, replyOrError } from './commandRequests.js';
 import { DEFAULTS } from './defaults.js';
 import { connectOrExit } from './guiClient.js';
 import { PromptSession } from './promptSession.js';
@@ -15,7 +16,7 @@ export function registerPromptCommand(program: Command): void {
     .option('--socket <path>', 'GUI socket path', DEFAULTS.guiSocketPath)
     .action(async (opts: { socket: string }) => {
       const conn = await connectOrExit(opts.socket, { answersPrompts: true, client: 'bastion prompt' });
-      const status = await conn.request({ type: 'status' }, 'status');
+      const status = failOnError(await replyOrError(conn, { type: 'status' }, 'status'));
       const timeoutSeconds = typeof status['timeout_seconds'] === 'number' ? status['timeout_seconds'] : 60;
       const stdin = process.stdin;
       const tty = Boolean(stdin.isTTY && process.stdout.isTTY);

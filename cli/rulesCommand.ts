@@ -8,7 +8,7 @@ import { resolveProgramPath } from '../common/programPath.js';
 import { closeDatabase, DEFAULT_HISTORY_PATH, HistoryError, openDatabase } from '../common/history.js';
 import { visible, visibleJson } from '../common/visibleText.js';
 import { DEFAULTS } from './defaults.js';
-import { AUTHORIZED_REPLY_MS, die, failOnError, requestOrExit, withConnection } from './commandRequests.js';
+import { AUTHORIZED_REPLY_MS, die, failOnError, replyOrError, requestOrExit, withConnection } from './commandRequests.js';
 import { parseSince } from './logCommand.js';
 import { learnedDecisions, suggestRules } from './rulesSuggest.js';
 
@@ -65,7 +65,7 @@ export function ruleFromArgs(subject: string, port: string, opts: Omit<AddOption
 
 /** Sends import_rules and prints what it did; exits 1 on an error or a refused rule. */
 async function importRules(socket: string, rules: unknown[]): Promise<void> {
-  const reply = await requestOrExit(socket, { type: 'import_rules', rules }, 'rules_imported', AUTHORIZED_REPLY_MS);
+  const reply = await requestOrExit(socket, { type: 'import_rules', rules }, 'rules_imported', { timeoutMs: AUTHORIZED_REPLY_MS });
   const refused = Array.isArray(reply['refused']) ? (reply['refused'] as unknown[]).map(String) : [];
   process.stdout.write(
     `added ${String(reply['added'])}, replaced ${String(reply['replaced'])}, unchanged ${String(reply['unchanged'])}, refused ${refused.length}\n`,
@@ -83,8 +83,8 @@ export function registerRulesCommand(program: Command): void {
     .option(...socketOption)
     .action(async (opts: { socket: string }) => {
       const [legacy, extended] = await withConnection(opts.socket, async (c) => [
-        failOnError(await c.request({ type: 'list_rules' }, 'rules_list')),
-        failOnError(await c.request({ type: 'list_extended_rules' }, 'extended_rules')),
+        failOnError(await replyOrError(c, { type: 'list_rules' }, 'rules_list')),
+        failOnError(await replyOrError(c, { type: 'list_extended_rules' }, 'extended_rules')),
       ]);
       const entries = Object.entries(legacy['rules'] as Record<string, unknown>).filter(([, v]) => typeof v === 'boolean');
       // Keys name paths that programs chose (an "always" answer saves them): shown escaped.
@@ -136,7 +136,7 @@ export function registerRulesCommand(program: Command): void {
       // so the rules list comes once the add (and polkit's question) is done.
       await withConnection(socket, async (c) => {
         c.send(add);
-        failOnError(await c.request({ type: 'list_rules' }, 'rules_list', AUTHORIZED_REPLY_MS));
+        failOnError(await replyOrError(c, { type: 'list_rules' }, 'rules_list', AUTHORIZED_REPLY_MS));
       });
     });
   rules
@@ -144,7 +144,7 @@ export function registerRulesCommand(program: Command): void {
     .description('delete a rules.json rule by its key (rules.d rules are changed where they are deployed)')
     .option(...socketOption)
     .action(async (key: string, opts: { socket: string }) => {
-      const reply = await requestOrExit(opts.socket, { type: 'delete_rule', key }, 'rule_deleted', AUTHORIZED_REPLY_MS);
+      const reply = await requestOrExit(opts.socket, { type: 'delete_rule', key }, 'rule_deleted', { timeoutMs: AUTHORIZED_REPLY_MS });
       if (!reply['success']) die(`no rule "${key}"`);
     });
   rules

@@ -152,13 +152,4 @@ export class FirewallRules {
   async remove(): Promise<void> {
     for (const chain of this.chains.values()) await chain.remove();
   }
-
-  /** How many jumps to our chain the hook holds (tests assert exactly one, or none). */
-  async countJumps(family: 4 | 6): Promise<number> {
-    return (await this.chains.get(family)?.countJumps()) ?? 0;
-  }
-
-  async chainExists(family: 4 | 6): Promise<boolean> {
-    return (await this.chains.get(family)?.exists()) ?? false;
-  }
 }

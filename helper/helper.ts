@@ -54,8 +54,10 @@ interface Unidentified {
   icmpEchoId: number;
   /** Fragments after the first carry no ports: nothing to look up. */
   fragment: boolean;
-  /** Lookups that ran out of the packet's time so far (each goes on where the last stopped). */
-  lookupTimeouts: number;
+  /** Lookups of its process so far, each cut short by the packet's time (the next goes on where it stopped). */
+  lookups: number;
+  /** Their time in all, in µs. */
+  lookupMicros: number;
 }
 export interface HelperOptions {
   version: string;
@@ -621,14 +623,16 @@ export class Helper {
       const budgetMs = Math.min(PACKET_LOOKUP_BUDGET_MS, this.lookupBudget.available(uid));
       const found = this.identify(record, waiting.icmpEchoId, budgetMs);
       this.lookupBudget.spend(uid, found.lookupMicros / 1000);
+      waiting.lookupMicros += found.lookupMicros;
       // Out of time is not "no one": the helper may have been preempted on a busy machine, or
-      // the process has a large fd table. The search goes on at the uid's next turn, after the
-      // other uids', while the uid has time left (its own share: a flood only waits longer).
-      if (found.attribution === 'lookup_timeout' && ++waiting.lookupTimeouts < MAX_LOOKUPS_PER_PACKET && this.lookupBudget.available(uid) > 0) {
+      // the process has a large fd table. The search goes on after everything else waiting,
+      // while the uid has a whole lookup's time left (its own share: a flood only waits longer).
+      if (found.attribution === 'lookup_timeout' && ++waiting.lookups < MAX_LOOKUPS_PER_PACKET && this.lookupBudget.available(uid) >= PACKET_LOOKUP_BUDGET_MS) {
         this.lookupRetries++;
         this.waiting.retry(uid, waiting);
         return;
       }
+      found.lookupMicros = waiting.lookupMicros;
       this.fill(record, found);
     }
     // Only TCP and UDP packets are credited to a process (ProcessResolver), so only they get a
@@ -720,7 +724,7 @@ export class Helper {
         if (unverified !== undefined) record.unverifiedHost = unverified;
       }
     }
-    return { record, icmpEchoId: p.icmpEchoId, fragment: p.isFragment, lookupTimeouts: 0 };
+    return { record, icmpEchoId: p.icmpEchoId, fragment: p.isFragment, lookups: 0, lookupMicros: 0 };
   }
 
   private fill(record: PacketRecord, found: Resolution): void {

@@ -22,29 +22,25 @@ export class OwnedChain {
   }
 
   /**
-   * Replaces the chain's rules (each as written after `-A CHAIN`) and leaves exactly one jump: the
-   * first one found where it is (a crashed run may have left several), else `jump` (as written
-   * after `-A HOOK`) at the hook's start or end. At no moment is there no chain.
+   * Replaces the chain's rules (each as written after `-A CHAIN`) and its jumps (a crashed run
+   * may have left several, a person may have added one) with exactly one: `jump`, as written
+   * after `-A HOOK`, at the hook's start or end. One transaction: at no moment is there none.
    */
   async install(rules: readonly string[], jump: string, at: 'start' | 'end'): Promise<void> {
     const { table, chain, hook } = this.options;
-    const jumps = await this.jumpNumbers();
     const lines = [`*${table}`, `:${chain} - [0:0]`, ...rules.map((rule) => `-A ${chain} ${rule}`)];
-    // Highest first: deleting a rule renumbers the ones after it.
-    for (const n of jumps.slice(1).reverse()) lines.push(`-D ${hook} ${n}`);
-    if (jumps.length === 0) lines.push(at === 'start' ? `-I ${hook} 1 ${jump}` : `-A ${hook} ${jump}`);
-    lines.push('COMMIT', '');
+    lines.push(...this.deleteJumps(await this.jumps()));
+    lines.push(at === 'start' ? `-I ${hook} 1 ${jump}` : `-A ${hook} ${jump}`, 'COMMIT', '');
     await this.restore(lines);
   }
 
-  /** Removes every jump of ours and the chain; nothing of ours there: nothing done. */
+  /** Removes every jump to our chain and the chain; nothing of ours there: nothing done. */
   async remove(): Promise<void> {
-    const { table, chain, hook } = this.options;
-    const jumps = await this.jumpNumbers();
+    const { table, chain } = this.options;
+    const jumps = await this.jumps();
     const exists = await this.exists();
     if (jumps.length === 0 && !exists) return;
-    const lines = [`*${table}`, ...jumps.reverse().map((n) => `-D ${hook} ${n}`), ...(exists ? [`-F ${chain}`, `-X ${chain}`] : []), 'COMMIT', ''];
-    await this.restore(lines);
+    await this.restore([`*${table}`, ...this.deleteJumps(jumps), ...(exists ? [`-F ${chain}`, `-X ${chain}`] : []), 'COMMIT', '']);
   }
 
   async exists(): Promise<boolean> {
@@ -58,19 +54,26 @@ export class OwnedChain {
 
   /** How many jumps to our chain the hook holds (tests assert exactly one, or none). */
   async countJumps(): Promise<number> {
-    return (await this.jumpNumbers()).length;
+    return (await this.jumps()).length;
   }
 
-  /** The hook's rule numbers (from 1) that jump to our chain, in order. */
-  private async jumpNumbers(): Promise<number[]> {
+  /** The hook's rules that jump to our chain, each as listed after `-A HOOK`. */
+  private async jumps(): Promise<string[]> {
     const { bin, table, chain, hook } = this.options;
     const { stdout } = await xtables(bin, table, ['-S', hook]);
-    const rules = stdout.split('\n').filter((line) => line.startsWith(`-A ${hook} `));
-    const numbers: number[] = [];
-    rules.forEach((line, i) => {
-      if (line.split(' ').some((word, j, words) => words[j - 1] === '-j' && word === chain)) numbers.push(i + 1);
-    });
-    return numbers;
+    return stdout
+      .split('\n')
+      .filter((line) => line.startsWith(`-A ${hook} `) && line.split(' ').some((word, i, words) => words[i - 1] === '-j' && word === chain))
+      .map((line) => line.slice(`-A ${hook} `.length));
+  }
+
+  /**
+   * Each jump deleted by its rule as listed, never by its number: a rule another program adds
+   * or removes meanwhile would shift the numbers onto its own rules. A jump gone meanwhile
+   * fails the whole transaction instead.
+   */
+  private deleteJumps(jumps: readonly string[]): string[] {
+    return jumps.map((spec) => `-D ${this.options.hook} ${spec}`);
   }
 
   private async restore(lines: string[]): Promise<void> {

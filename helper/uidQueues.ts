@@ -54,12 +54,12 @@ export class UidQueues<T> {
   }
 
   /**
-   * Puts item, which next() just gave out, back as uid's oldest, and uid at the back of the
-   * turn: the other uids are served first. It is still in flight (nothing is counted again).
+   * Puts item, which next() just gave out, back behind uid's other packets, and uid at the back
+   * of the turn: everything else waiting goes first. It is still in flight (not counted again).
    */
   retry(uid: number, item: T): void {
     const queue = this.queues.get(uid) ?? [];
-    queue.unshift(item);
+    queue.push(item);
     this.queues.delete(uid);
     this.queues.set(uid, queue);
     this.waiting++;

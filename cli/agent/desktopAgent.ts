@@ -5,7 +5,7 @@
 // answered in the panel.
 import type { ClientMessage, DetailedConnectionRequest, ServiceMessage, DecisionMessage, Counters } from '../../common/guiProtocol.js';
 import type { Logger } from '../../common/log.js';
-import { GuiConnection } from '../guiClient.js';
+import { AUTHORIZED_REPLY_MS, GuiConnection } from '../guiClient.js';
 import { replyFor, type Duration } from '../promptKeys.js';
 import type { DesktopEntries } from './desktopEntries.js';
 import type { DesktopNotifier } from './notifier.js';
@@ -273,13 +273,16 @@ export class DesktopAgent {
     this.closePrompt(a.requestId);
   }
 
-  /** One request on a connection of its own (rule edits, mode, config): the reply, or the service's error. */
+  /**
+   * One request on a connection of its own (rule edits, mode, config): the reply, or the
+   * service's error. A change waits as long as polkit may ask for a password.
+   */
   async request(message: ClientMessage, replyType: string, then?: ClientMessage): Promise<Record<string, unknown>> {
     const conn = await GuiConnection.connect(this.deps.socketPath, { client: 'bastion agent panel' });
     try {
-      if (!then) return await conn.request(message, replyType);
+      if (!then) return await conn.request(message, replyType, AUTHORIZED_REPLY_MS);
       conn.send(message);
-      return await conn.request(then, replyType);
+      return await conn.request(then, replyType, AUTHORIZED_REPLY_MS);
     } finally {
       conn.close();
     }

@@ -125,19 +125,22 @@ describe('UidQueues', () => {
     assert.equal(q.push(1000, 5), true);
   });
 
-  it('takes a packet back for a later turn: first of its uid, after the other uids, not counted again', () => {
-    const q = new UidQueues<string>(2);
+  it('takes a packet back behind everything else waiting, still counted once against its uid', () => {
+    const q = new UidQueues<string>(3);
     q.push(1000, 'a1');
-    q.push(1000, 'a2');
     q.push(0, 'r1');
+    q.push(1000, 'a2');
+    q.push(1001, 'b1');
     const first = q.next()!;
     assert.equal(first.item, 'a1');
+    // uid 1000 is at the back of the turn already; retry() must also put a1 behind a2.
     q.retry(first.uid, first.item);
-    assert.equal(q.size, 3);
-    assert.equal(q.push(1000, 'a3'), false, 'a retried packet is still one of its uid in flight');
+    assert.equal(q.size, 4);
+    assert.equal(q.push(1000, 'a3'), true, 'uid 1000 has 2 of its 3 in flight, a1 counted once');
+    assert.equal(q.push(1000, 'a4'), false);
     const order: string[] = [];
     for (let next = q.next(); next !== null; next = q.next()) order.push(next.item);
-    assert.deepEqual(order, ['r1', 'a1', 'a2']);
+    assert.deepEqual(order, ['r1', 'b1', 'a2', 'a1', 'a3']);
   });
 
   it('drains what waits at shutdown, releasing it', () => {

@@ -39,16 +39,17 @@ after(() => {
 
 for (const bin of ['iptables', 'ip6tables']) {
   describe(`an owned chain (${bin})`, () => {
-    it('replaces what a crashed run left with one chain and one jump, kept where the first one was', async () => {
+    it('replaces what a crashed run or a person left with one chain and one jump, and leaves the rest', async () => {
       const chain = new OwnedChain({ bin: wrap(bin), table: 'filter', chain: CHAIN, hook: 'OUTPUT' });
-      // Three jumps of ours around another tool's rule, and a stale rule in our chain.
+      // Jumps to our chain around another tool's rule (one only for TCP), and a stale rule in our chain.
       ipt(bin, '-N', CHAIN);
       ipt(bin, '-A', CHAIN, '-p', 'tcp', '--dport', '1', '-j', 'DROP');
       ipt(bin, '-A', 'OUTPUT', '-j', CHAIN);
       ipt(bin, '-A', 'OUTPUT', '-p', 'udp', '--dport', '9', '-j', 'ACCEPT');
-      for (let i = 0; i < 2; i++) ipt(bin, '-A', 'OUTPUT', '-j', CHAIN);
+      ipt(bin, '-A', 'OUTPUT', '-p', 'tcp', '-j', CHAIN);
+      ipt(bin, '-A', 'OUTPUT', '-j', CHAIN);
       assert.equal(await chain.countJumps(), 3);
-      await chain.install(['-p tcp --dport 2 -j ACCEPT', '-m comment --comment "two words" -j RETURN'], `-j ${CHAIN}`, 'end');
+      await chain.install(['-p tcp --dport 2 -j ACCEPT', '-m comment --comment "two words" -j RETURN'], `-j ${CHAIN}`, 'start');
       assert.deepEqual(rules(bin, 'OUTPUT').slice(1), [`-A OUTPUT -j ${CHAIN}`, '-A OUTPUT -p udp -m udp --dport 9 -j ACCEPT']);
       assert.deepEqual(rules(bin, CHAIN), [
         `-N ${CHAIN}`,
