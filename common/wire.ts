@@ -46,6 +46,8 @@ export interface HelperCounters {
   kernelReportsLost: number;
   /** New connections dropped unasked because their user had too many waiting (helper/uidQueues.ts). */
   floodDrops: number;
+  /** Lookups of a packet's process that ran out of time and went on at a later turn (helper/helper.ts). */
+  lookupRetries: number;
 }
 
 /** A path rule the kernel may apply (proto PathRule): port 0 is every port. */
@@ -395,6 +397,7 @@ function countersFromProto(c: pb.HelperCounters): HelperCounters {
     kernelDecided: c.kernelDecided,
     kernelReportsLost: c.kernelReportsLost,
     floodDrops: c.floodDrops,
+    lookupRetries: c.lookupRetries,
   };
 }
 

@@ -480,7 +480,6 @@ export class Helper {
       {
         counters: this.counters(),
         floodDrops: this.floodDrops,
-        lookupRetries: this.lookupRetries,
         stalledMs: Math.round(this.pending.stalledMs),
         queue: queueCounters,
         systemQueue: systemQueueCounters,
@@ -523,6 +522,7 @@ export class Helper {
       kernelDecided: this.kernel?.decided ?? 0,
       kernelReportsLost: this.kernel?.lost ?? 0,
       floodDrops: this.floodDrops,
+      lookupRetries: this.lookupRetries,
     };
   }
 

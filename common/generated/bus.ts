@@ -240,6 +240,8 @@ export interface HelperCounters {
   kernelReportsLost: number;
   /** new connections dropped because their user had too many waiting */
   floodDrops: number;
+  /** lookups of a packet's process that ran out of time and went on at a later turn */
+  lookupRetries: number;
 }
 
 export interface PacketBatch {
@@ -428,6 +430,7 @@ const descriptor = {
                 kernelDecided: { type: 'uint64', id: 9 },
                 kernelReportsLost: { type: 'uint64', id: 10 },
                 floodDrops: { type: 'uint64', id: 11 },
+                lookupRetries: { type: 'uint64', id: 12 },
               },
             },
             PacketBatch: { fields: { records: { rule: 'repeated', type: 'PacketRecord', id: 1 } } },

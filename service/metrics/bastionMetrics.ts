@@ -22,6 +22,7 @@ const HELPER_COUNTERS: readonly [keyof HelperCounters, string, string][] = [
   ['malformed', 'bastion_helper_malformed_packets_total', 'Queued packets that could not be parsed.'],
   ['overruns', 'bastion_helper_queue_overruns_total', 'Queue overruns (ENOBUFS): packets the kernel could not hand to the helper.'],
   ['floodDrops', 'bastion_helper_flood_drops_total', 'New connections dropped unasked because their user had too many waiting.'],
+  ['lookupRetries', 'bastion_helper_lookup_retries_total', "Lookups of a packet's process that ran out of time and went on at a later turn."],
   ['fallbackVerdicts', 'bastion_helper_fallback_verdicts_total', 'Verdicts the helper applied itself because the service was absent or late.'],
   ['cacheHits', 'bastion_helper_cache_hits_total', "Packets answered from the helper's verdict cache."],
   ['kernelDecided', 'bastion_helper_kernel_decisions_total', 'Connections decided in the kernel (eBPF) by path rules.'],

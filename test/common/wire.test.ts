@@ -177,6 +177,7 @@ describe('bus codec', () => {
         kernelDecided: 7,
         kernelReportsLost: 1,
         floodDrops: 2,
+        lookupRetries: 3,
       },
     };
     assert.deepEqual(roundTrip(hb), hb);

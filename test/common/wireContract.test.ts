@@ -98,6 +98,7 @@ const samples: Record<Exclude<pb.Envelope['body'], undefined>, BusMessage[]> = {
         kernelDecided: 9,
         kernelReportsLost: 10,
         floodDrops: 11,
+        lookupRetries: 12,
       },
     },
   ],
