@@ -1,9 +1,7 @@
 // What the socket commands (status, mode, rules …) share: one connection per command, and an
 // `error` reply or a usage mistake ends the command with its message, escaped, on stderr.
 import { visible } from '../common/visibleText.js';
-import { AUTHORIZED_REPLY_MS, connectOrExit, type GuiConnection } from './guiClient.js';
-
-export { AUTHORIZED_REPLY_MS };
+import { connectOrExit, type GuiConnection } from './guiClient.js';
 
 /** A connection for one command (`client`: how the service's log names it), closed after fn. */
 export async function withConnection<T>(socket: string, fn: (c: GuiConnection) => Promise<T>, client = 'bastion'): Promise<T> {

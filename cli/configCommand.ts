@@ -4,7 +4,8 @@
 // saves the file atomically and puts it in force at once.
 import type { Command } from 'commander';
 import { visible, visibleJson } from '../common/visibleText.js';
-import { AUTHORIZED_REPLY_MS, requestOrExit } from './commandRequests.js';
+import { requestOrExit } from './commandRequests.js';
+import { AUTHORIZED_REPLY_MS } from './guiClient.js';
 import { DEFAULTS } from './defaults.js';
 
 /**

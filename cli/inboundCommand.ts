@@ -3,7 +3,8 @@
 // of it: another inbound firewall left alone, or Bastion's own chains (helper/inbound).
 import type { Command } from 'commander';
 import { visible } from '../common/visibleText.js';
-import { AUTHORIZED_REPLY_MS, requestOrExit } from './commandRequests.js';
+import { requestOrExit } from './commandRequests.js';
+import { AUTHORIZED_REPLY_MS } from './guiClient.js';
 import { DEFAULTS } from './defaults.js';
 
 interface InboundJson {

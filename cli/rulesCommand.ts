@@ -8,7 +8,8 @@ import { resolveProgramPath } from '../common/programPath.js';
 import { closeDatabase, DEFAULT_HISTORY_PATH, HistoryError, openDatabase } from '../common/history.js';
 import { visible, visibleJson } from '../common/visibleText.js';
 import { DEFAULTS } from './defaults.js';
-import { AUTHORIZED_REPLY_MS, die, failOnError, replyOrError, requestOrExit, withConnection } from './commandRequests.js';
+import { die, failOnError, replyOrError, requestOrExit, withConnection } from './commandRequests.js';
+import { AUTHORIZED_REPLY_MS } from './guiClient.js';
 import { parseSince } from './logCommand.js';
 import { learnedDecisions, suggestRules } from './rulesSuggest.js';
 

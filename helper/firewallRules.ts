@@ -76,8 +76,7 @@ export class FirewallRules {
     }
     const filter = options.kernelUdpAllowFilter;
     if (filter !== undefined && filter !== null && !PINNED_PATH.test(filter)) throw new Error(`invalid pinned filter path ${JSON.stringify(filter)}`);
-    const chain = (bin: string): OwnedChain => new OwnedChain({ bin, table: options.table ?? 'filter', chain: options.chain, hook: options.hook ?? 'OUTPUT' });
-    this.chains = new Map(options.families.map((family) => [family, chain(family === 4 ? options.iptables : options.ip6tables)]));
+    this.chains = OwnedChain.perFamily(options.families, options, { table: options.table ?? 'filter', chain: options.chain, hook: options.hook ?? 'OUTPUT' });
   }
 
   /**

@@ -21,6 +21,15 @@ export class OwnedChain {
     if (!CHAIN_NAME.test(options.chain)) throw new Error(`invalid chain name "${options.chain}"`);
   }
 
+  /** The same chain in each family: iptables' for 4, ip6tables' for 6. */
+  static perFamily(
+    families: ReadonlyArray<4 | 6>,
+    bins: { iptables: string; ip6tables: string },
+    where: Omit<OwnedChainOptions, 'bin'>,
+  ): ReadonlyMap<4 | 6, OwnedChain> {
+    return new Map(families.map((family) => [family, new OwnedChain({ ...where, bin: family === 4 ? bins.iptables : bins.ip6tables })]));
+  }
+
   /**
    * Replaces the chain's rules (each as written after `-A CHAIN`) and its jumps (a crashed run
    * may have left several, a person may have added one) with exactly one: `jump`, as written

@@ -48,8 +48,7 @@ export class InboundRules {
   private readonly chains: ReadonlyMap<4 | 6, OwnedChain>;
 
   constructor(private readonly options: InboundRulesOptions) {
-    const chain = (bin: string): OwnedChain => new OwnedChain({ bin, table: 'filter', chain: options.chain, hook: 'INPUT' });
-    this.chains = new Map(options.families.map((family) => [family, chain(family === 4 ? options.iptables : options.ip6tables)]));
+    this.chains = OwnedChain.perFamily(options.families, options, { table: 'filter', chain: options.chain, hook: 'INPUT' });
   }
 
   get chain(): string {
