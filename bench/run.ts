@@ -15,7 +15,7 @@ import { TestNetwork } from '../test/support/netns.js';
 import { runAttribution } from './lib/attributionScenario.js';
 import { runLoad, type LoadResult } from './lib/load.js';
 import { bastionProgramNs, enableBpfStats } from './lib/bpfStats.js';
-import { machineBusyMs, releaseBpfFs, sampleProcess, startSystem, type SystemContext, type SystemName } from './lib/systems.js';
+import { machineBusyMs, releaseBpfFs, sampleProcess, startSystem, threadCpuMs, type SystemContext, type SystemName } from './lib/systems.js';
 import { buildTools } from './lib/tools.js';
 
 const args = process.argv.slice(2);
@@ -23,6 +23,11 @@ const smoke = args.includes('--smoke');
 const withOpenSnitch = args.includes('--with-opensnitch');
 // The eBPF programs' run time per connection (bench/lib/bpfStats.ts); off by default: counting slows them a little.
 const withBpfStats = args.includes('--bpf-stats');
+// Each firewall thread's CPU per connection, printed per scenario and round (where the time goes).
+const withThreads = args.includes('--threads');
+// bastion-alt: Bastion queued with these extra helper flags, in the same rounds as the others. Runs
+// minutes apart differ on this machine by more than most changes do: a change is judged A/B.
+const altHelperArgs = (args.find((a) => a.startsWith('--alt-helper-args='))?.slice('--alt-helper-args='.length) ?? '').split(' ').filter(Boolean);
 const onlyArg = args.find((a) => a.startsWith('--only='))?.slice('--only='.length);
 const only = new Set((onlyArg ?? 'seq,par,udp,eperm,prompt,attribution,soak').split(','));
 const outArg = args.find((a) => a.startsWith('--out='))?.slice('--out='.length);
@@ -59,11 +64,18 @@ const server = net.spawn(net.server, tools.servers, [String(PORT)]);
 // The same client at another path is another file: Bastion's path rule denies that one.
 const deniedClient = `${dir.path}/bench-client-denied`;
 copyFileSync(tools.connect, deniedClient);
-const ctx: SystemContext = { net, dir: dir.path, client: tools.connect, deniedClient, port: PORT, queueNum: 20, nfqAccept: tools.nfqAccept };
+const ctx: SystemContext = { net, dir: dir.path, client: tools.connect, deniedClient, port: PORT, queueNum: 20, nfqAccept: tools.nfqAccept, altHelperArgs };
 
 /** CPU time (user + system) the firewall's own processes have used so far. */
 function firewallCpuMs(pids: Record<string, number>): number {
   return Object.values(pids).reduce((sum, pid) => sum + (sampleProcess(pid)?.cpuMs ?? 0), 0);
+}
+
+/** Every thread's CPU time so far, by "process tid (name)". */
+function threadsCpuMs(pids: Record<string, number>): Map<string, number> {
+  const all = new Map<string, number>();
+  for (const [process, pid] of Object.entries(pids)) for (const [thread, ms] of threadCpuMs(pid)) all.set(`${process} ${thread}`, ms);
+  return all;
 }
 
 /**
@@ -94,7 +106,17 @@ async function loadScenarios(system: SystemName, round: number): Promise<void> {
       const cpuBefore = firewallCpuMs(sys.pids());
       const machineBefore = machineBusyMs();
       const ebpfBefore = withBpfStats ? bastionProgramNs() : NaN;
+      const threadsBefore = withThreads ? threadsCpuMs(sys.pids()) : null;
       const result = await runLoad(net, tools.connect, protocol, host, PORT, count, parallel);
+      if (threadsBefore) {
+        for (const [thread, ms] of threadsCpuMs(sys.pids())) {
+          const spent = ms - (threadsBefore.get(thread) ?? 0);
+          if (spent > 0)
+            console.log(
+              `  ${system} ${protocol}${parallel ? ` ${parallel} parallel` : ''} round ${round}: ${thread} ${((spent * 1000) / count).toFixed(1)} µs/conn`,
+            );
+        }
+      }
       return {
         ...result,
         firewallCpuMicros: ((firewallCpuMs(sys.pids()) - cpuBefore) * 1000) / count,
@@ -278,6 +300,7 @@ try {
     'js-queue',
     'bastion',
     'bastion-kernel',
+    ...(altHelperArgs.length > 0 ? (['bastion-alt'] as const) : []),
     ...(withOpenSnitch ? (['opensnitch'] as const) : []),
   ];
   const systems = systemsArg === undefined ? allSystems : allSystems.filter((s) => systemsArg.split(',').includes(s));

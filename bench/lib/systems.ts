@@ -1,7 +1,7 @@
 // The systems under test, each started in the client namespace of the bench network and
 // stopped without leaving anything behind.
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO, startBastion } from '../../test/support/bastion.js';
 import type { TestNetwork } from '../../test/support/netns.js';
@@ -28,18 +28,21 @@ export interface SystemContext {
   nfqAccept: string;
   /** Bastion's config.json additions (e.g. mode). */
   bastionConfig?: Record<string, unknown>;
+  /** bastion-alt's extra helper flags (--alt-helper-args). */
+  altHelperArgs?: readonly string[];
 }
 
 /**
  * bastion: the queue decides (--no-kernel-verdicts), its path rule allowing the client;
  * bastion-kernel: the same rule, decided in the kernel (TCP by the socket mark, UDP by the
- * pinned filter in a bpf file system of the run's own).
+ * pinned filter in a bpf file system of the run's own); bastion-alt: bastion with the extra
+ * helper flags of --alt-helper-args, for an A/B comparison within each round.
  * conntrack: no firewall process, one rule per family that matches new connections by connection
  * tracking (-m conntrack --ctstate NEW -j ACCEPT): what tracking alone costs. Bastion's chain, the
  * C reader's and OpenSnitch's all select new connections that way (and Bastion's DNS snooping
  * and UDP flows need it), so this is the ceiling of every system in the table but none.
  */
-export type SystemName = 'none' | 'conntrack' | 'c-queue' | 'js-queue' | 'bastion' | 'bastion-kernel' | 'opensnitch';
+export type SystemName = 'none' | 'conntrack' | 'c-queue' | 'js-queue' | 'bastion' | 'bastion-kernel' | 'bastion-alt' | 'opensnitch';
 
 export async function startSystem(name: SystemName, ctx: SystemContext): Promise<RunningSystem> {
   switch (name) {
@@ -56,6 +59,8 @@ export async function startSystem(name: SystemName, ctx: SystemContext): Promise
       return startBastionSystem(ctx, false);
     case 'bastion-kernel':
       return startBastionSystem(ctx, true);
+    case 'bastion-alt':
+      return startBastionSystem(ctx, false, ctx.altHelperArgs ?? []);
     case 'opensnitch':
       return startOpenSnitch(ctx);
   }
@@ -116,7 +121,7 @@ export function releaseBpfFs(dir: string): void {
   if (existsSync(at)) execFileSync('umount', ['-l', at]);
 }
 
-async function startBastionSystem(ctx: SystemContext, kernel: boolean): Promise<RunningSystem> {
+async function startBastionSystem(ctx: SystemContext, kernel: boolean, altArgs: readonly string[] | null = null): Promise<RunningSystem> {
   const endpoint = `ipc://${ctx.dir}/helper.sock`;
   const rules: Record<string, boolean> = { [`${ctx.client}:${ctx.port}`]: true };
   if (ctx.deniedClient !== undefined) rules[`${ctx.deniedClient}:${ctx.port}`] = false;
@@ -139,6 +144,7 @@ async function startBastionSystem(ctx: SystemContext, kernel: boolean): Promise<
       'root',
       ...(kernel ? ['--bpf-fs', bpfFs(ctx)] : ['--no-kernel-verdicts']),
       ...extra,
+      ...(altArgs ?? []),
     ],
     ctx.net.client,
   );
@@ -161,7 +167,7 @@ async function startBastionSystem(ctx: SystemContext, kernel: boolean): Promise<
   // Decided in the kernel only once the service's path rules reached it.
   if (kernel) await helper.waitFor('path rules for the kernel');
   return {
-    name: kernel ? 'bastion-kernel' : 'bastion',
+    name: altArgs ? 'bastion-alt' : kernel ? 'bastion-kernel' : 'bastion',
     pids: () => ({ helper: helper.child.pid ?? 0, service: daemon.child.pid ?? 0 }),
     stop: async () => {
       await Promise.all([helper.stop(), daemon.stop()]);
@@ -248,6 +254,28 @@ export function sampleProcess(pid: number): { rssKiB: number; cpuMs: number } | 
   } catch {
     return null;
   }
+}
+
+/** CPU time (user + system, ms) each thread of pid has used so far, by "tid (name)". */
+export function threadCpuMs(pid: number): Map<string, number> {
+  const threads = new Map<string, number>();
+  let tids: string[] = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return threads;
+  }
+  for (const tid of tids) {
+    try {
+      const statText = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const stat = statText.slice(statText.lastIndexOf(')') + 2).split(' ');
+      const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      threads.set(`${tid} (${name})`, ((Number(stat[11]) + Number(stat[12])) * 1000) / 100);
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return threads;
 }
 
 /**
