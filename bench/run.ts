@@ -28,6 +28,8 @@ const withThreads = args.includes('--threads');
 // bastion-alt: Bastion queued with these extra helper flags, in the same rounds as the others. Runs
 // minutes apart differ on this machine by more than most changes do: a change is judged A/B.
 const altHelperArgs = (args.find((a) => a.startsWith('--alt-helper-args='))?.slice('--alt-helper-args='.length) ?? '').split(' ').filter(Boolean);
+// ... or with the addon built elsewhere (e.g. a worktree of the commit before a native change).
+const altAddon = args.find((a) => a.startsWith('--alt-addon='))?.slice('--alt-addon='.length) ?? null;
 const onlyArg = args.find((a) => a.startsWith('--only='))?.slice('--only='.length);
 const only = new Set((onlyArg ?? 'seq,par,udp,eperm,prompt,attribution,soak').split(','));
 const outArg = args.find((a) => a.startsWith('--out='))?.slice('--out='.length);
@@ -64,7 +66,16 @@ const server = net.spawn(net.server, tools.servers, [String(PORT)]);
 // The same client at another path is another file: Bastion's path rule denies that one.
 const deniedClient = `${dir.path}/bench-client-denied`;
 copyFileSync(tools.connect, deniedClient);
-const ctx: SystemContext = { net, dir: dir.path, client: tools.connect, deniedClient, port: PORT, queueNum: 20, nfqAccept: tools.nfqAccept, altHelperArgs };
+const ctx: SystemContext = {
+  net,
+  dir: dir.path,
+  client: tools.connect,
+  deniedClient,
+  port: PORT,
+  queueNum: 20,
+  nfqAccept: tools.nfqAccept,
+  alt: { helperArgs: altHelperArgs, addon: altAddon },
+};
 
 /** CPU time (user + system) the firewall's own processes have used so far. */
 function firewallCpuMs(pids: Record<string, number>): number {
@@ -300,7 +311,7 @@ try {
     'js-queue',
     'bastion',
     'bastion-kernel',
-    ...(altHelperArgs.length > 0 ? (['bastion-alt'] as const) : []),
+    ...(altHelperArgs.length > 0 || altAddon !== null ? (['bastion-alt'] as const) : []),
     ...(withOpenSnitch ? (['opensnitch'] as const) : []),
   ];
   const systems = systemsArg === undefined ? allSystems : allSystems.filter((s) => systemsArg.split(',').includes(s));

@@ -28,15 +28,16 @@ export interface SystemContext {
   nfqAccept: string;
   /** Bastion's config.json additions (e.g. mode). */
   bastionConfig?: Record<string, unknown>;
-  /** bastion-alt's extra helper flags (--alt-helper-args). */
-  altHelperArgs?: readonly string[];
+  /** bastion-alt: its extra helper flags (--alt-helper-args), and another build of the addon (--alt-addon). */
+  alt?: { helperArgs: readonly string[]; addon: string | null };
 }
 
 /**
  * bastion: the queue decides (--no-kernel-verdicts), its path rule allowing the client;
  * bastion-kernel: the same rule, decided in the kernel (TCP by the socket mark, UDP by the
  * pinned filter in a bpf file system of the run's own); bastion-alt: bastion with the extra
- * helper flags of --alt-helper-args, for an A/B comparison within each round.
+ * helper flags of --alt-helper-args and the addon built at --alt-addon, for an A/B comparison
+ * within each round.
  * conntrack: no firewall process, one rule per family that matches new connections by connection
  * tracking (-m conntrack --ctstate NEW -j ACCEPT): what tracking alone costs. Bastion's chain, the
  * C reader's and OpenSnitch's all select new connections that way (and Bastion's DNS snooping
@@ -60,7 +61,7 @@ export async function startSystem(name: SystemName, ctx: SystemContext): Promise
     case 'bastion-kernel':
       return startBastionSystem(ctx, true);
     case 'bastion-alt':
-      return startBastionSystem(ctx, false, ctx.altHelperArgs ?? []);
+      return startBastionSystem(ctx, false, ctx.alt ?? { helperArgs: [], addon: null });
     case 'opensnitch':
       return startOpenSnitch(ctx);
   }
@@ -121,7 +122,9 @@ export function releaseBpfFs(dir: string): void {
   if (existsSync(at)) execFileSync('umount', ['-l', at]);
 }
 
-async function startBastionSystem(ctx: SystemContext, kernel: boolean, altArgs: readonly string[] | null = null): Promise<RunningSystem> {
+async function startBastionSystem(ctx: SystemContext, kernel: boolean, alt: SystemContext['alt'] | null = null): Promise<RunningSystem> {
+  // BASTION_NATIVE_ADDON (common/native.ts): the alternative build, for the helper and the service alike.
+  const env: Record<string, string> = alt?.addon ? { BASTION_NATIVE_ADDON: alt.addon } : {};
   const endpoint = `ipc://${ctx.dir}/helper.sock`;
   const rules: Record<string, boolean> = { [`${ctx.client}:${ctx.port}`]: true };
   if (ctx.deniedClient !== undefined) rules[`${ctx.deniedClient}:${ctx.port}`] = false;
@@ -144,30 +147,39 @@ async function startBastionSystem(ctx: SystemContext, kernel: boolean, altArgs: 
       'root',
       ...(kernel ? ['--bpf-fs', bpfFs(ctx)] : ['--no-kernel-verdicts']),
       ...extra,
-      ...(altArgs ?? []),
+      ...(alt?.helperArgs ?? []),
     ],
     ctx.net.client,
+    undefined,
+    [],
+    env,
   );
   await helper.waitFor('helper started');
-  const daemon = startBastion([
-    'daemon',
-    '--config',
-    join(ctx.dir, 'config.json'),
-    '--rules',
-    join(ctx.dir, 'rules.json'),
-    '--endpoint',
-    endpoint,
-    '--socket',
-    join(ctx.dir, 'gui.sock'),
-    '--socket-group',
-    'root',
-    '--no-polkit',
-  ]);
+  const daemon = startBastion(
+    [
+      'daemon',
+      '--config',
+      join(ctx.dir, 'config.json'),
+      '--rules',
+      join(ctx.dir, 'rules.json'),
+      '--endpoint',
+      endpoint,
+      '--socket',
+      join(ctx.dir, 'gui.sock'),
+      '--socket-group',
+      'root',
+      '--no-polkit',
+    ],
+    undefined,
+    undefined,
+    [],
+    env,
+  );
   await daemon.waitFor('helper connected');
   // Decided in the kernel only once the service's path rules reached it.
   if (kernel) await helper.waitFor('path rules for the kernel');
   return {
-    name: altArgs ? 'bastion-alt' : kernel ? 'bastion-kernel' : 'bastion',
+    name: alt ? 'bastion-alt' : kernel ? 'bastion-kernel' : 'bastion',
     pids: () => ({ helper: helper.child.pid ?? 0, service: daemon.child.pid ?? 0 }),
     stop: async () => {
       await Promise.all([helper.stop(), daemon.stop()]);

@@ -7,9 +7,9 @@
  *    inode);
  *  - sock_release: deletes the socket's entry, so a record lives exactly as long as its socket
  *    and the map never needs to push one out (it is not an LRU);
- *  - sockops (TCP connect): flows[netns, ends] = the caller, so the fast path finds a SYN's
- *    caller without sock_diag (not for a connection allowed in the kernel, whose SYN skips
- *    the queue).
+ *  - sockops (TCP connect): the slot of (netns, ends) in flow_slots = the caller, so the fast
+ *    path finds a SYN's caller without sock_diag or a system call (not for a connection allowed
+ *    in the kernel, whose SYN skips the queue).
  * Recording never blocks anything. Just before it, connect and sendmsg decide (decide()): a caller
  * whose executable's inode has a verdict (the service's path rules, written by the helper) is
  * allowed (TCP: the socket marked, our chain accepts it) or denied (TCP connect and UDP sendmsg
@@ -84,14 +84,18 @@ struct {
 	__type(value, __u32);
 } caller_uids SEC(".maps");
 
-/* An optimization only (the fast path's SYN lookup): an LRU, whose lost entries send it back to
- * sock_diag and the callers map. */
+/* An optimization only (the fast path's SYN lookup), read by the helper through a read-only
+ * mapping: a connection whose slot another took is looked up by sock_diag and the callers map. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, BQ_FLOW_MAP_ENTRIES);
-	__type(key, struct bq_flow_key);
-	__type(value, struct bq_flow_value);
-} flows SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, BQ_FLOW_SLOTS);
+	__type(key, __u32);
+	__type(value, struct bq_flow_slot);
+} flow_slots SEC(".maps");
+
+/* Set by the loader: the seed of bq_flow_slot_of() (random). */
+const volatile __u32 flow_seed = 0;
 
 /* The service's path rules by executable inode, protocol and port; written by the helper only. */
 struct {
@@ -448,9 +452,39 @@ int bastion_release(struct bpf_sock *sk)
 	return 1;
 }
 
-/* At a TCP connect, once the kernel chose the local address and port and before the SYN:
- * flows[netns, ends] = the socket's caller; with none, the key's entry is deleted, so no older
- * connection's entry survives a new connection with the same ends. */
+/* Whether slot holds key (read without the slot's count: a torn read only fails to match). */
+static __always_inline bool slot_holds(const struct bq_flow_slot *slot, const struct bq_flow_key *key)
+{
+	const __u32 *a = (const __u32 *)&slot->key, *b = (const __u32 *)key;
+	for (int i = 0; i < (int)(sizeof(*key) / sizeof(__u32)); i++)
+		if (a[i] != b[i])
+			return false;
+	return true;
+}
+
+/* Takes the slot for this program alone: its count from even (seen) to odd. A compare-and-swap is
+ * a full barrier, so nothing written after it is seen before it. */
+static __always_inline bool slot_take(struct bq_flow_slot *slot, __u32 seen)
+{
+	return !(seen & 1) && __sync_val_compare_and_swap(&slot->seq, seen, seen + 1) == seen;
+}
+
+/* Gives the slot back: its count even again, after every write (compare-and-swap again, not an
+ * add, whose form without a fetch orders nothing on some architectures). */
+static __always_inline void slot_give(struct bq_flow_slot *slot, __u32 taken)
+{
+	__sync_val_compare_and_swap(&slot->seq, taken + 1, taken + 2);
+}
+
+/*
+ * At a TCP connect, once the kernel chose the local address and port and before the SYN: the
+ * slot of (netns, ends) = the socket's caller; with none, an entry for the same key is cleared,
+ * so no older connection's entry survives a new connection with the same ends.
+ * Two connections never have one key at once (the kernel keeps a namespace's ends unique), so
+ * a slot's other writers have other keys. A write that cannot take the slot (another one holds
+ * it, a few tries) leaves no entry for its key either: the holder is writing its own key there,
+ * or clearing its own key, which it saw in the slot before it took it.
+ */
 SEC("sockops")
 int bastion_flows(struct bpf_sock_ops *ops)
 {
@@ -461,30 +495,46 @@ int bastion_flows(struct bpf_sock_ops *ops)
 	key.family = ops->family;
 	key.local_port = ops->local_port;
 	key.remote_port = ops->remote_port;
-	__u32 *local = (__u32 *)key.local_ip, *remote = (__u32 *)key.remote_ip;
-	if (ops->family == AF_INET6) {
-		local[0] = ops->local_ip6[0];
-		local[1] = ops->local_ip6[1];
-		local[2] = ops->local_ip6[2];
-		local[3] = ops->local_ip6[3];
-		remote[0] = ops->remote_ip6[0];
-		remote[1] = ops->remote_ip6[1];
-		remote[2] = ops->remote_ip6[2];
-		remote[3] = ops->remote_ip6[3];
+	/* Every address field read (volatile: each load made as written), then chosen by value: read
+	 * in branches, clang may merge the two families' reads into one load through a moved context
+	 * pointer, which the verifier refuses. */
+	const volatile struct bpf_sock_ops *o = ops;
+	__u32 local4 = o->local_ip4, remote4 = o->remote_ip4;
+	__u32 local6[4] = {o->local_ip6[0], o->local_ip6[1], o->local_ip6[2], o->local_ip6[3]};
+	__u32 remote6[4] = {o->remote_ip6[0], o->remote_ip6[1], o->remote_ip6[2], o->remote_ip6[3]};
+	if (key.family == AF_INET6) {
+		__builtin_memcpy(key.local_ip, local6, 16);
+		__builtin_memcpy(key.remote_ip, remote6, 16);
 	} else {
-		local[0] = ops->local_ip4;
-		remote[0] = ops->remote_ip4;
+		__builtin_memcpy(key.local_ip, &local4, 4);
+		__builtin_memcpy(key.remote_ip, &remote4, 4);
 	}
 	__u64 cookie = bpf_get_socket_cookie(ops);
 	struct bq_caller_record *r = bpf_map_lookup_elem(&callers, &cookie);
-	/* Allowed in the kernel: its SYN never reaches the queue, so the fast path needs no entry
-	 * (deleting an absent key is far cheaper than an LRU insert). */
+	__u32 index = bq_flow_slot_of(&key, flow_seed);
+	struct bq_flow_slot *slot = bpf_map_lookup_elem(&flow_slots, &index);
+	if (!slot)
+		return 1;
+	/* Allowed in the kernel: its SYN never reaches the queue, so the fast path needs no entry. */
 	if (!r || (r->flags & BQ_CALLER_F_KERNEL_ALLOWED)) {
-		bpf_map_delete_elem(&flows, &key);
+		__u32 seen = *(volatile __u32 *)&slot->seq;
+		/* Taken only if the key was there before: so a slot it never held is never touched. */
+		if (slot_holds(slot, &key) && slot_take(slot, seen)) {
+			__builtin_memset(&slot->key, 0, sizeof(slot->key));
+			slot->tgid = 0;
+			slot_give(slot, seen);
+		}
 		return 1;
 	}
-	struct bq_flow_value v = {.cookie = cookie, .tgid = r->tgid};
-	bpf_map_update_elem(&flows, &key, &v, BPF_ANY);
+	for (int attempt = 0; attempt < 4; attempt++) {
+		__u32 seen = *(volatile __u32 *)&slot->seq;
+		if (!slot_take(slot, seen))
+			continue;
+		slot->key = key;
+		slot->tgid = r->tgid;
+		slot_give(slot, seen);
+		return 1;
+	}
 	return 1;
 }
 

@@ -15,9 +15,12 @@
 /* Uids counted at most; past that, records are kept uncharged (BQ_CALLER_UNCHARGED). */
 #define BQ_CALLER_UIDS 65536
 #define BQ_CALLER_UNCHARGED 0xffffffffu
-/* TCP connections remembered by their ends at most: an entry is needed only from the connect
- * to its SYN's verdict; a forgotten one sends the fast path to sock_diag and the caller map. */
-#define BQ_FLOW_MAP_ENTRIES 16384
+/* TCP connections remembered by their ends: slots of an array that the sock_ops program writes
+ * and the helper reads through a read-only shared mapping, without a system call. A slot is
+ * chosen by a seeded hash of the connection's key; an entry is needed only from the connect to
+ * its SYN's verdict, and one whose slot another connection took sends the fast path to sock_diag
+ * and the caller map. A power of two. */
+#define BQ_FLOW_SLOTS 16384
 
 /* bq_caller_record.flags */
 #define BQ_CALLER_F_EXE 1u /* exe_dev, exe_ino and start_ns were read (CAP_PERFMON, BTF) */
@@ -49,11 +52,29 @@ struct bq_flow_key {
 	__u32 pad;
 };
 
-struct bq_flow_value {
-	__u64 cookie;
+/* One slot: a connection's key and the tgid that connected it (key all zero: empty). seq is a
+ * sequence count: odd while the program writes the slot, which it does alone (it took seq from
+ * even to odd with a compare-and-swap); a reader copies the slot between two reads of one even
+ * value, as for the kernel's seqcount. 64 bytes: one cache line. */
+struct bq_flow_slot {
+	__u32 seq;
 	__u32 tgid;
-	__u32 pad;
+	struct bq_flow_key key;
 };
+
+/* The slot of a key: a multiplicative hash of its 32-bit words, seeded with a random value at
+ * load, so another user cannot aim connections at the slot of a connection to come. */
+static inline __u32 bq_flow_slot_of(const struct bq_flow_key *key, __u32 seed)
+{
+	const __u32 *words = (const __u32 *)key;
+	__u32 h = seed;
+	for (int i = 0; i < (int)(sizeof(*key) / sizeof(__u32)); i++) {
+		h ^= words[i];
+		h *= 0x9e3779b1u;
+		h ^= h >> 16;
+	}
+	return h & (BQ_FLOW_SLOTS - 1);
+}
 
 /* ---- In-kernel verdicts (issue 20) ---- */
 

@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <bpf/bpf.h>
@@ -26,7 +28,8 @@ _Static_assert(offsetof(struct bq_caller_record, charged_uid) == 32, "caller rec
 _Static_assert(sizeof(struct bq_flow_key) == 56, "flow key layout");
 _Static_assert(offsetof(struct bq_flow_key, local_ip) == 20, "flow key layout");
 _Static_assert(offsetof(struct bq_flow_key, remote_ip) == 36, "flow key layout");
-_Static_assert(sizeof(struct bq_flow_value) == 16, "flow value layout");
+_Static_assert(sizeof(struct bq_flow_slot) == 64, "flow slot layout");
+_Static_assert(offsetof(struct bq_flow_slot, key) == 8, "flow slot layout");
 _Static_assert(sizeof(struct bq_verdict_key) == 16, "verdict key layout");
 _Static_assert(offsetof(struct bq_verdict_key, port) == 12, "verdict key layout");
 _Static_assert(sizeof(struct bq_verdict_event) == BQ_VERDICT_EVENT_BYTES, "verdict event layout");
@@ -48,7 +51,9 @@ struct bq_caller {
 	struct take_state take;
 	struct caller_bpf *skel;
 	int callers_fd;
-	int flows_fd; /* -1 without the sock_ops program */
+	/* The sock_ops program's slots, mapped read-only; NULL without the program. */
+	const struct bq_flow_slot *flow_slots;
+	uint32_t flow_seed;
 	bool exe;
 	bool verdicts; /* the programs decide in the kernel (bq_caller_verdict_*) */
 	bool udp_allow; /* the UDP allow filter loaded (bq_caller_udp_allow_pin) */
@@ -113,7 +118,7 @@ static int capture_print(enum libbpf_print_level level, const char *fmt, va_list
 /* One try at opening and loading the object: with or without the task reads and the sock_ops
  * program. NULL and *err (-errno) when the kernel refused it. */
 static struct caller_bpf *load(bool exe, bool flows, bool udp_allow, uint32_t pidns_inum, uint64_t record_netns, uint64_t verdict_netns,
-			       uint32_t userns_inum, int *err)
+			       uint32_t userns_inum, uint32_t flow_seed, int *err)
 {
 	struct caller_bpf *skel = caller_bpf__open();
 	if (!skel) {
@@ -127,6 +132,7 @@ static struct caller_bpf *load(bool exe, bool flows, bool udp_allow, uint32_t pi
 	skel->rodata->kernel_verdicts = exe && verdict_netns != 0;
 	skel->rodata->verdict_netns = verdict_netns;
 	skel->rodata->verdict_userns = userns_inum;
+	skel->rodata->flow_seed = flow_seed;
 	bpf_program__set_autoload(skel->progs.bastion_flows, flows);
 	bpf_program__set_autoload(skel->progs.bastion_udp_allow, udp_allow && skel->rodata->kernel_verdicts);
 	*err = caller_bpf__load(skel);
@@ -135,6 +141,25 @@ static struct caller_bpf *load(bool exe, bool flows, bool udp_allow, uint32_t pi
 		return NULL;
 	}
 	return skel;
+}
+
+#ifndef GRND_INSECURE
+#define GRND_INSECURE 0x0004
+#endif
+
+/* A random seed for the flow slots without waiting: a helper started early at boot, before the
+ * kernel's generator is ready, must not hang on it. GRND_INSECURE (5.6+) never blocks; its
+ * bytes are good enough to hide a hash's seed. */
+static bool flow_seed(uint32_t *seed)
+{
+	if (getrandom(seed, sizeof(*seed), GRND_INSECURE) == (ssize_t)sizeof(*seed))
+		return true;
+	return getrandom(seed, sizeof(*seed), GRND_NONBLOCK) == (ssize_t)sizeof(*seed);
+}
+
+static size_t flow_slots_bytes(void)
+{
+	return (size_t)BQ_FLOW_SLOTS * sizeof(struct bq_flow_slot);
 }
 
 /* The sock_ops program's netns key: an optimization only, so without SO_NETNS_COOKIE (before
@@ -178,7 +203,6 @@ int bq_caller_open(struct bq_caller **out, const char *cgroup_path, bool verdict
 	if (!c)
 		return -ENOMEM;
 	c->callers_fd = -1;
-	c->flows_fd = -1;
 	*stage = "open cgroup";
 	int err = 0;
 	int cgroup_fd = open(cgroup_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -192,11 +216,14 @@ int bq_caller_open(struct bq_caller **out, const char *cgroup_path, bool verdict
 	if ((err = own_pidns(&pidns_inum)) < 0)
 		goto fail;
 	*stage = "load programs";
-	bool flows = netns_cookie(&c->netns_cookie);
+	bool have_netns = netns_cookie(&c->netns_cookie);
+	/* Without a seed from the kernel, no flows: another user must not know which slot a
+	 * connection gets (aiming at it would only send it to sock_diag, but still). */
+	bool can_flow = have_netns && flow_seed(&c->flow_seed);
 	/* Verdicts need our network namespace's cookie (5.15) and our user namespace's inode. */
 	struct stat userns;
 	uint32_t userns_inum = stat("/proc/self/ns/user", &userns) == 0 ? (uint32_t)userns.st_ino : 0;
-	uint64_t verdict_netns = verdicts && flows && userns_inum != 0 ? c->netns_cookie : 0;
+	uint64_t verdict_netns = verdicts && have_netns && userns_inum != 0 ? c->netns_cookie : 0;
 	/* Best first: the executable needs CAP_PERFMON and BTF, the sock_ops program a 5.15 kernel;
 	 * the executable matters more. Verdicts need the executable; a kernel that refuses their
 	 * helpers (socket options, ring buffer) still gets the executable without them; one that
@@ -211,7 +238,7 @@ int bq_caller_open(struct bq_caller **out, const char *cgroup_path, bool verdict
 	g_log.len = 0;
 	g_log.frozen = false;
 	libbpf_print_fn_t previous = libbpf_set_print(capture_print);
-	bool can_flow = flows;
+	bool flows = false;
 	for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]) && !c->skel; i++) {
 		if (tries[i].flows && !can_flow)
 			continue;
@@ -223,8 +250,8 @@ int bq_caller_open(struct bq_caller **out, const char *cgroup_path, bool verdict
 		/* The first failure's log says what is missing (CAP_PERFMON, BTF): later tries add nothing. */
 		if (g_log.len > 0)
 			g_log.frozen = true;
-		c->skel = load(tries[i].exe, tries[i].flows, tries[i].udp, pidns_inum, can_flow ? c->netns_cookie : 0,
-			       tries[i].verdicts ? verdict_netns : 0, userns_inum, &err);
+		c->skel = load(tries[i].exe, tries[i].flows, tries[i].udp, pidns_inum, have_netns ? c->netns_cookie : 0,
+			       tries[i].verdicts ? verdict_netns : 0, userns_inum, c->flow_seed, &err);
 		c->exe = tries[i].exe;
 		c->udp_allow = tries[i].udp && tries[i].verdicts;
 		flows = tries[i].flows;
@@ -244,8 +271,17 @@ int bq_caller_open(struct bq_caller **out, const char *cgroup_path, bool verdict
 	    (err = attach(s->progs.bastion_sendmsg6, cgroup_fd, &s->links.bastion_sendmsg6)) < 0)
 		goto fail;
 	c->callers_fd = bpf_map__fd(s->maps.callers);
-	if (flows && attach(s->progs.bastion_flows, cgroup_fd, &s->links.bastion_flows) == 0)
-		c->flows_fd = bpf_map__fd(s->maps.flows);
+	/* The slots are mapped before the program that fills them is attached, and it is attached
+	 * only if they are: a flow is never recorded where the helper cannot read it. */
+	if (flows) {
+		void *slots = mmap(NULL, flow_slots_bytes(), PROT_READ, MAP_SHARED, bpf_map__fd(s->maps.flow_slots), 0);
+		if (slots != MAP_FAILED) {
+			if (attach(s->progs.bastion_flows, cgroup_fd, &s->links.bastion_flows) == 0)
+				c->flow_slots = slots;
+			else
+				munmap(slots, flow_slots_bytes());
+		}
+	}
 	if (s->rodata->kernel_verdicts) {
 		*stage = "verdict reports";
 		c->events = ring_buffer__new(bpf_map__fd(s->maps.verdict_events), take_event, &c->take, NULL);
@@ -270,7 +306,10 @@ void bq_caller_close(struct bq_caller *c)
 {
 	if (!c)
 		return;
-	/* Destroying the links detaches the programs; then the maps go with the object. */
+	/* Destroying the links detaches the programs; then the maps go with the object (a mapping
+	 * would keep its map alive). */
+	if (c->flow_slots)
+		munmap((void *)c->flow_slots, flow_slots_bytes());
 	caller_bpf__destroy(c->skel);
 	ring_buffer__free(c->events);
 	free(c);
@@ -288,13 +327,13 @@ bool bq_caller_has_exe(const struct bq_caller *c)
 
 bool bq_caller_has_flows(const struct bq_caller *c)
 {
-	return c->flows_fd >= 0;
+	return c->flow_slots != NULL;
 }
 
 int bq_caller_flow_lookup(const struct bq_caller *c, uint8_t family, const uint8_t *src, uint16_t src_port,
 			  const uint8_t *dst, uint16_t dst_port, uint32_t *tgid)
 {
-	if (c->flows_fd < 0)
+	if (!c->flow_slots)
 		return -ENOTSUP;
 	struct bq_flow_key key;
 	memset(&key, 0, sizeof(key));
@@ -305,10 +344,19 @@ int bq_caller_flow_lookup(const struct bq_caller *c, uint8_t family, const uint8
 	size_t addr_len = family == AF_INET ? 4 : 16;
 	memcpy(key.local_ip, src, addr_len);
 	memcpy(key.remote_ip, dst, addr_len);
-	struct bq_flow_value value;
-	if (bpf_map_lookup_elem(c->flows_fd, &key, &value) < 0)
-		return -errno;
-	*tgid = value.tgid;
+	/* A sequence count read, as the kernel's read_seqcount_begin()/retry(): the copy counts only
+	 * if the count was even and unchanged around it (no write began or ended meanwhile). A slot
+	 * being written is a miss, as is one another connection holds. */
+	const struct bq_flow_slot *slot = &c->flow_slots[bq_flow_slot_of(&key, c->flow_seed)];
+	uint32_t before = __atomic_load_n(&slot->seq, __ATOMIC_ACQUIRE);
+	struct bq_flow_key seen;
+	memcpy(&seen, (const void *)&slot->key, sizeof(seen));
+	uint32_t caller = __atomic_load_n(&slot->tgid, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	uint32_t after = __atomic_load_n(&slot->seq, __ATOMIC_RELAXED);
+	if ((before & 1) || before != after || memcmp(&seen, &key, sizeof(key)) != 0)
+		return -ENOENT;
+	*tgid = caller;
 	return 0;
 }
 

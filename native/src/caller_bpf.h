@@ -40,8 +40,9 @@ bool bq_caller_has_flows(const struct bq_caller *c);
 
 /* 0 and *tgid: the process whose connect() made the TCP connection with these ends (as the
  * packet travels: src is local; ports in host order) in this process's network namespace,
- * recorded before its SYN left; -ENOENT when none was recorded, -ENOTSUP without the program.
- * One map lookup in place of sock_diag plus the caller map. */
+ * recorded before its SYN left; -ENOENT when none was recorded (or its slot is being written or
+ * was taken by another connection), -ENOTSUP without the program. A read of shared memory, no
+ * system call, in place of sock_diag plus the caller map. */
 int bq_caller_flow_lookup(const struct bq_caller *c, uint8_t family, const uint8_t *src, uint16_t src_port,
 			  const uint8_t *dst, uint16_t dst_port, uint32_t *tgid);
 

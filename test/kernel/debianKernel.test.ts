@@ -30,6 +30,7 @@ const CHECKS = [
   'tcp-allow-connects',
   'tcp-allow-marked',
   'caller-recorded',
+  'flow-by-ends',
   'child-decided',
   'copy-undecided',
   'other-userns-undecided',

@@ -228,7 +228,28 @@ int main(int argc, char **argv)
 	rc = bq_caller_lookup(c, cookie, &record);
 	check("caller-recorded", rc == 0 && record.tgid == (uint32_t)getpid() && record.exe_ino == self.st_ino,
 	      "rc=%d tgid=%u exe_ino=%llu", rc, record.tgid, (unsigned long long)record.exe_ino);
+	/* By its ends (the sock_ops program's slots, read through the mapping): a connection the
+	 * queue would decide names this process; the one allowed in the kernel names no one. */
+	struct sockaddr_in mine;
+	len = sizeof(mine);
+	getsockname(fd, (struct sockaddr *)&mine, &len);
+	uint8_t loopback[4] = {127, 0, 0, 1};
+	uint32_t tgid = 0;
+	int allowed_rc = bq_caller_flow_lookup(c, AF_INET, loopback, ntohs(mine.sin_port), loopback, 8080, &tgid);
 	close(fd);
+	int queued_listener = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in queued_here = address("127.0.0.1", 8081);
+	setsockopt(queued_listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(queued_listener, (struct sockaddr *)&queued_here, sizeof(queued_here)) != 0 || listen(queued_listener, 64) != 0)
+		printf("listen: %s\n", strerror(errno));
+	err = try_connect(SOCK_STREAM, "127.0.0.1", 8081, &fd);
+	len = sizeof(mine);
+	getsockname(fd, (struct sockaddr *)&mine, &len);
+	rc = bq_caller_flow_lookup(c, AF_INET, loopback, ntohs(mine.sin_port), loopback, 8081, &tgid);
+	check("flow-by-ends", err == 0 && rc == 0 && tgid == (uint32_t)getpid() && allowed_rc == -ENOENT,
+	      "errno=%d rc=%d tgid=%u allowed_rc=%d", err, rc, tgid, allowed_rc);
+	close(fd);
+	close(queued_listener);
 
 	/* The identity is the file: another file with the same bytes, or this program where it
 	 * could mount its own libraries (a user namespace of its own), gets neither verdict. */

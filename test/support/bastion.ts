@@ -110,8 +110,14 @@ export class BastionProcess {
 let logCounter = 0;
 
 /** `bastion <args>` as a child process, optionally inside a network namespace. */
-/** `logLevel`: the child's BASTION_LOG_LEVEL (default: ours, else info); `wrapper`: a command that runs node (setpriv ...). */
-export function startBastion(args: string[], netns?: string, logLevel?: string, wrapper: readonly string[] = []): BastionProcess {
+/** `logLevel`: the child's BASTION_LOG_LEVEL (default: ours, else info); `wrapper`: a command that runs node (setpriv ...); `env`: more variables. */
+export function startBastion(
+  args: string[],
+  netns?: string,
+  logLevel?: string,
+  wrapper: readonly string[] = [],
+  env: Readonly<Record<string, string>> = {},
+): BastionProcess {
   // BASTION_NODE_ARGS: extra node flags for profiling (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
   const extraNodeArgs = (process.env['BASTION_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
   const node = [...wrapper, process.execPath, ...extraNodeArgs, '--import', TSX, CLI, ...args];
@@ -124,7 +130,7 @@ export function startBastion(args: string[], netns?: string, logLevel?: string, 
   unlinkSync(logPath); // both fds keep the file; nothing is left behind
   const child = spawn(cmd!, rest, {
     stdio: ['ignore', 'pipe', writeFd],
-    env: { ...process.env, BASTION_LOG_LEVEL: logLevel ?? process.env['BASTION_LOG_LEVEL'] ?? 'info' },
+    env: { ...process.env, ...env, BASTION_LOG_LEVEL: logLevel ?? process.env['BASTION_LOG_LEVEL'] ?? 'info' },
   });
   closeSync(writeFd);
   return new BastionProcess(child, readFd);
