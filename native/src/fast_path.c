@@ -305,10 +305,10 @@ int bq_fast_path_decide(struct bq_fast_path *fp, const struct bq_caller *caller,
 	struct bq_socket_owner owner = {0};
 	uint32_t caller_tgid = 0;
 	/* A TCP connection the kernel recorded at its connect, by its ends in this network
-	 * namespace: its caller read from the shared flow slots (no system call), without sock_diag (~2.8 µs). Only
-	 * for a bare SYN, which only connect() sends: an entry outlives its connection, and an
-	 * accepted socket with the same ends never passed the connect hook. The socket's uid is
-	 * then NFQA_UID's, which eligible() checked; its inode is not known. */
+	 * namespace: its caller read from the shared flow slots (no system call), without
+	 * sock_diag (~2.8 µs). Only for a bare SYN, which only connect() sends: an entry outlives
+	 * its connection, and an accepted socket with the same ends never passed the connect hook.
+	 * The socket's uid is then NFQA_UID's, which eligible() checked; its inode is not known. */
 	if (caller && flow.protocol == IPPROTO_TCP && (flow.tcp_flags & 0x12) == 0x02 &&
 	    bq_caller_flow_lookup(caller, flow.family, flow.src, flow.src_port, flow.dst, flow.dst_port, &caller_tgid) == 0) {
 		owner.uid = packet_uid;
