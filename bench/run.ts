@@ -8,7 +8,8 @@
 // Prints a table and writes bench/results.json. Figures are ratios within this run: the load
 // scenarios run in rounds (every system once per round), each system is compared with the
 // baseline of its own round, and the table gives the median over the rounds.
-import { copyFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { GuiConnection } from '../cli/guiClient.js';
 import { tempDir } from '../test/support/bastion.js';
 import { TestNetwork } from '../test/support/netns.js';
@@ -29,11 +30,21 @@ const withThreads = args.includes('--threads');
 // minutes apart differ on this machine by more than most changes do: a change is judged A/B.
 const altHelperArgs = (args.find((a) => a.startsWith('--alt-helper-args='))?.slice('--alt-helper-args='.length) ?? '').split(' ').filter(Boolean);
 // ... or with the addon built elsewhere (e.g. a worktree of the commit before a native change).
-const altAddon = args.find((a) => a.startsWith('--alt-addon='))?.slice('--alt-addon='.length) ?? null;
+const altAddonArg = args.find((a) => a.startsWith('--alt-addon='))?.slice('--alt-addon='.length);
+// Checked here: the loader would quietly fall back to this tree's build, an A/A run taken for A/B.
+const altAddon = altAddonArg === undefined ? null : resolve(altAddonArg);
+if (altAddon !== null && !existsSync(altAddon)) {
+  console.error(`bench: --alt-addon: no file ${altAddon}`);
+  process.exit(2);
+}
 const onlyArg = args.find((a) => a.startsWith('--only='))?.slice('--only='.length);
 const only = new Set((onlyArg ?? 'seq,par,udp,eperm,prompt,attribution,soak').split(','));
 const outArg = args.find((a) => a.startsWith('--out='))?.slice('--out='.length);
 const systemsArg = args.find((a) => a.startsWith('--systems='))?.slice('--systems='.length);
+if ((systemsArg ?? '').split(',').includes('bastion-alt') && altHelperArgs.length === 0 && altAddon === null) {
+  console.error('bench: bastion-alt needs --alt-helper-args or --alt-addon');
+  process.exit(2);
+}
 const roundsArg = args.find((a) => a.startsWith('--rounds='))?.slice('--rounds='.length);
 // This machine's baseline moves by ±15% between runs minutes apart: one round is not a figure.
 const ROUNDS = roundsArg !== undefined ? Math.max(1, Number(roundsArg) || 1) : smoke ? 1 : 3;
@@ -245,7 +256,12 @@ function printTable(summary: Record<string, unknown>[]): void {
   const fmt = (n: unknown, digits = 0): string => (typeof n === 'number' && Number.isFinite(n) ? n.toFixed(digits) : '-');
   const signed = (n: unknown): string => (typeof n === 'number' && Number.isFinite(n) ? `${n >= 0 ? '+' : ''}${n.toFixed(0)}` : '-');
   console.log(`\nmedians over ${ROUNDS} round(s); "vs none" and "added" against the baseline of the same round`);
-  console.log('bastion: the queue decides (Bastion queued); bastion-kernel: the same path rule decided in the kernel (allowed by rule)');
+  console.log(
+    'bastion: the queue decides (Bastion queued); bastion-kernel: the same path rule decided in the kernel (allowed by rule)' +
+      (altHelperArgs.length > 0 || altAddon !== null
+        ? `; bastion-alt: Bastion queued with ${[...altHelperArgs, ...(altAddon ? [`the addon ${altAddon}`] : [])].join(' ')}`
+        : ''),
+  );
   console.log(
     '| scenario | system | p50 µs | p99 µs | conn/s | vs none | vs none by round | vs C reader | added p50 | added p99 | firewall CPU µs/conn | eBPF µs/conn | machine CPU µs/conn | failures |',
   );

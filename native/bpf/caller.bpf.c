@@ -452,13 +452,18 @@ int bastion_release(struct bpf_sock *sk)
 	return 1;
 }
 
-/* Whether slot holds key (read without the slot's count: a torn read only fails to match). */
+/* Whether slot holds key, read without the slot's count. A read that raced a write may match
+ * wrongly, and the clear that follows may then take away a newer entry of another key: that
+ * connection is only a miss (sock_diag). */
 static __always_inline bool slot_holds(const struct bq_flow_slot *slot, const struct bq_flow_key *key)
 {
-	const __u32 *a = (const __u32 *)&slot->key, *b = (const __u32 *)key;
-	for (int i = 0; i < (int)(sizeof(*key) / sizeof(__u32)); i++)
-		if (a[i] != b[i])
+	for (int i = 0; i < (int)(sizeof(*key) / sizeof(__u32)); i++) {
+		__u32 a, b;
+		__builtin_memcpy(&a, (const __u8 *)&slot->key + i * sizeof(a), sizeof(a));
+		__builtin_memcpy(&b, (const __u8 *)key + i * sizeof(b), sizeof(b));
+		if (a != b)
 			return false;
+	}
 	return true;
 }
 
@@ -482,8 +487,11 @@ static __always_inline void slot_give(struct bq_flow_slot *slot, __u32 taken)
  * so no older connection's entry survives a new connection with the same ends.
  * Two connections never have one key at once (the kernel keeps a namespace's ends unique), so
  * a slot's other writers have other keys. A write that cannot take the slot (another one holds
- * it, a few tries) leaves no entry for its key either: the holder is writing its own key there,
- * or clearing its own key, which it saw in the slot before it took it.
+ * it, a few tries) leaves no entry for its key either: every holder replaces the whole key, with
+ * its own or with zeros.
+ * An IPv6 socket connected to an IPv4-mapped address sends IPv4 packets, which the helper looks
+ * up as IPv4: it is keyed as IPv4, so that it also replaces an IPv4 connection's entry for the
+ * same ends (its IPv6 local address is not even set yet at this point).
  */
 SEC("sockops")
 int bastion_flows(struct bpf_sock_ops *ops)
@@ -502,10 +510,12 @@ int bastion_flows(struct bpf_sock_ops *ops)
 	__u32 local4 = o->local_ip4, remote4 = o->remote_ip4;
 	__u32 local6[4] = {o->local_ip6[0], o->local_ip6[1], o->local_ip6[2], o->local_ip6[3]};
 	__u32 remote6[4] = {o->remote_ip6[0], o->remote_ip6[1], o->remote_ip6[2], o->remote_ip6[3]};
-	if (key.family == AF_INET6) {
+	bool mapped = remote6[0] == 0 && remote6[1] == 0 && remote6[2] == bpf_htonl(0xffff);
+	if (key.family == AF_INET6 && !mapped) {
 		__builtin_memcpy(key.local_ip, local6, 16);
 		__builtin_memcpy(key.remote_ip, remote6, 16);
 	} else {
+		key.family = AF_INET;
 		__builtin_memcpy(key.local_ip, &local4, 4);
 		__builtin_memcpy(key.remote_ip, &remote4, 4);
 	}

@@ -66,10 +66,12 @@ struct bq_flow_slot {
  * load, so another user cannot aim connections at the slot of a connection to come. */
 static inline __u32 bq_flow_slot_of(const struct bq_flow_key *key, __u32 seed)
 {
-	const __u32 *words = (const __u32 *)key;
 	__u32 h = seed;
 	for (int i = 0; i < (int)(sizeof(*key) / sizeof(__u32)); i++) {
-		h ^= words[i];
+		__u32 word;
+		/* Copied, not read through a __u32 pointer: the key holds a __u64 (strict aliasing). */
+		__builtin_memcpy(&word, (const __u8 *)key + i * sizeof(word), sizeof(word));
+		h ^= word;
 		h *= 0x9e3779b1u;
 		h ^= h >> 16;
 	}

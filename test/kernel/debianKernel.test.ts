@@ -31,6 +31,7 @@ const CHECKS = [
   'tcp-allow-marked',
   'caller-recorded',
   'flow-by-ends',
+  'flow-cleared-when-allowed',
   'child-decided',
   'copy-undecided',
   'other-userns-undecided',

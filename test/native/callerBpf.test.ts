@@ -117,34 +117,40 @@ describe('the caller map', () => {
     }
   });
 
-  it("names a TCP connection that reuses an earlier one's ends by its own caller, not the earlier one's", async () => {
-    const port = (server.address() as net.AddressInfo).port;
-    // Another process connects, is named, and closes with a reset (no TIME_WAIT keeps the port).
-    const earlier = spawn('python3', [
-      '-c',
-      [
-        'import socket, struct, sys',
-        's = socket.socket()',
-        `s.connect(("127.0.0.1", ${port}))`,
-        'print(s.getsockname()[1], flush=True)',
-        'sys.stdin.readline()',
-        's.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))',
-        's.close()',
-      ].join('\n'),
-    ]);
-    const localPort = Number((await createInterface({ input: earlier.stdout! })[Symbol.asyncIterator]().next()).value);
-    assert.equal(flowCaller(4, LO4, localPort, LO4, port), earlier.pid);
-    earlier.stdin!.end('\n');
-    await new Promise((resolve) => earlier.once('exit', resolve));
-    // This process connects from the same port to the same server: the same ends, a new caller.
-    const socket = net.connect({ host: '127.0.0.1', port, localAddress: '127.0.0.1', localPort });
-    try {
-      await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-      assert.equal(flowCaller(4, LO4, localPort, LO4, port), process.pid);
-    } finally {
-      socket.destroy();
-    }
-  });
+  for (const reuse of [
+    { over: 'IPv4', host: '127.0.0.1', localAddress: '127.0.0.1' },
+    // An IPv6 socket to an IPv4-mapped address sends IPv4 packets: the same ends as IPv4.
+    { over: 'IPv6 to an IPv4-mapped address', host: '::ffff:127.0.0.1', localAddress: '::' },
+  ]) {
+    it(`names a TCP connection that reuses an earlier one's ends (${reuse.over}) by its own caller, not the earlier one's`, async () => {
+      const port = (server.address() as net.AddressInfo).port;
+      // Another process connects, is named, and closes with a reset (no TIME_WAIT keeps the port).
+      const earlier = spawn('python3', [
+        '-c',
+        [
+          'import socket, struct, sys',
+          's = socket.socket()',
+          `s.connect(("127.0.0.1", ${port}))`,
+          'print(s.getsockname()[1], flush=True)',
+          'sys.stdin.readline()',
+          's.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))',
+          's.close()',
+        ].join('\n'),
+      ]);
+      const localPort = Number((await createInterface({ input: earlier.stdout! })[Symbol.asyncIterator]().next()).value);
+      assert.equal(flowCaller(4, LO4, localPort, LO4, port), earlier.pid);
+      earlier.stdin!.end('\n');
+      await new Promise((resolve) => earlier.once('exit', resolve));
+      // This process connects from the same port to the same server: the same ends, a new caller.
+      const socket = net.connect({ host: reuse.host, port, localAddress: reuse.localAddress, localPort });
+      try {
+        await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+        assert.equal(flowCaller(4, LO4, localPort, LO4, port), process.pid);
+      } finally {
+        socket.destroy();
+      }
+    });
+  }
 
   it('names the process that sent on a shared UDP socket', async () => {
     const { caller, client } = await lookup('udp');
