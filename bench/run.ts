@@ -41,7 +41,8 @@ const onlyArg = args.find((a) => a.startsWith('--only='))?.slice('--only='.lengt
 const only = new Set((onlyArg ?? 'seq,par,udp,eperm,prompt,attribution,soak').split(','));
 const outArg = args.find((a) => a.startsWith('--out='))?.slice('--out='.length);
 const systemsArg = args.find((a) => a.startsWith('--systems='))?.slice('--systems='.length);
-if ((systemsArg ?? '').split(',').includes('bastion-alt') && altHelperArgs.length === 0 && altAddon === null) {
+const withAlt = altHelperArgs.length > 0 || altAddon !== null;
+if ((systemsArg ?? '').split(',').includes('bastion-alt') && !withAlt) {
   console.error('bench: bastion-alt needs --alt-helper-args or --alt-addon');
   process.exit(2);
 }
@@ -258,9 +259,7 @@ function printTable(summary: Record<string, unknown>[]): void {
   console.log(`\nmedians over ${ROUNDS} round(s); "vs none" and "added" against the baseline of the same round`);
   console.log(
     'bastion: the queue decides (Bastion queued); bastion-kernel: the same path rule decided in the kernel (allowed by rule)' +
-      (altHelperArgs.length > 0 || altAddon !== null
-        ? `; bastion-alt: Bastion queued with ${[...altHelperArgs, ...(altAddon ? [`the addon ${altAddon}`] : [])].join(' ')}`
-        : ''),
+      (withAlt ? `; bastion-alt: Bastion queued with ${[...altHelperArgs, ...(altAddon ? [`the addon ${altAddon}`] : [])].join(' ')}` : ''),
   );
   console.log(
     '| scenario | system | p50 µs | p99 µs | conn/s | vs none | vs none by round | vs C reader | added p50 | added p99 | firewall CPU µs/conn | eBPF µs/conn | machine CPU µs/conn | failures |',
@@ -327,7 +326,7 @@ try {
     'js-queue',
     'bastion',
     'bastion-kernel',
-    ...(altHelperArgs.length > 0 || altAddon !== null ? (['bastion-alt'] as const) : []),
+    ...(withAlt ? (['bastion-alt'] as const) : []),
     ...(withOpenSnitch ? (['opensnitch'] as const) : []),
   ];
   const systems = systemsArg === undefined ? allSystems : allSystems.filter((s) => systemsArg.split(',').includes(s));

@@ -260,12 +260,16 @@ export function sampleProcess(pid: number): { rssKiB: number; cpuMs: number } | 
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const statText = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const rss = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN);
-    const stat = statText.slice(statText.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(stat[11]) + Number(stat[12]);
-    return { rssKiB: rss, cpuMs: (ticks * 1000) / 100 };
+    return { rssKiB: rss, cpuMs: cpuMsOfStat(statText) };
   } catch {
     return null;
   }
+}
+
+/** User + system CPU time (ms) in a /proc stat line (fields 14 and 15, in USER_HZ ticks). */
+function cpuMsOfStat(statText: string): number {
+  const stat = statText.slice(statText.lastIndexOf(')') + 2).split(' ');
+  return ((Number(stat[11]) + Number(stat[12])) * 1000) / 100;
 }
 
 /** CPU time (user + system, ms) each thread of pid has used so far, by "tid (name)". */
@@ -279,10 +283,8 @@ export function threadCpuMs(pid: number): Map<string, number> {
   }
   for (const tid of tids) {
     try {
-      const statText = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const stat = statText.slice(statText.lastIndexOf(')') + 2).split(' ');
       const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
-      threads.set(`${tid} (${name})`, ((Number(stat[11]) + Number(stat[12])) * 1000) / 100);
+      threads.set(`${tid} (${name})`, cpuMsOfStat(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')));
     } catch {
       // The thread ended between the listing and the read.
     }

@@ -481,6 +481,17 @@ static __always_inline void slot_give(struct bq_flow_slot *slot, __u32 taken)
 	__sync_val_compare_and_swap(&slot->seq, taken + 1, taken + 2);
 }
 
+/* Writes the whole slot (key and tgid) if it can take it at count seen: whether it did. */
+static __always_inline bool slot_write(struct bq_flow_slot *slot, __u32 seen, const struct bq_flow_key *key, __u32 tgid)
+{
+	if (!slot_take(slot, seen))
+		return false;
+	slot->key = *key;
+	slot->tgid = tgid;
+	slot_give(slot, seen);
+	return true;
+}
+
 /*
  * At a TCP connect, once the kernel chose the local address and port and before the SYN: the
  * slot of (netns, ends) = the socket's caller; with none, an entry for the same key is cleared,
@@ -528,23 +539,15 @@ int bastion_flows(struct bpf_sock_ops *ops)
 	/* Allowed in the kernel: its SYN never reaches the queue, so the fast path needs no entry. */
 	if (!r || (r->flags & BQ_CALLER_F_KERNEL_ALLOWED)) {
 		__u32 seen = *(volatile __u32 *)&slot->seq;
-		/* Taken only if the key was there before: so a slot it never held is never touched. */
-		if (slot_holds(slot, &key) && slot_take(slot, seen)) {
-			__builtin_memset(&slot->key, 0, sizeof(slot->key));
-			slot->tgid = 0;
-			slot_give(slot, seen);
-		}
+		/* Cleared only if the key was there before: so a slot it never held is never touched. */
+		struct bq_flow_key empty = {};
+		if (slot_holds(slot, &key))
+			slot_write(slot, seen, &empty, 0);
 		return 1;
 	}
-	for (int attempt = 0; attempt < 4; attempt++) {
-		__u32 seen = *(volatile __u32 *)&slot->seq;
-		if (!slot_take(slot, seen))
-			continue;
-		slot->key = key;
-		slot->tgid = r->tgid;
-		slot_give(slot, seen);
-		return 1;
-	}
+	for (int attempt = 0; attempt < 4; attempt++)
+		if (slot_write(slot, *(volatile __u32 *)&slot->seq, &key, r->tgid))
+			break;
 	return 1;
 }
 

@@ -150,7 +150,7 @@ static struct caller_bpf *load(bool exe, bool flows, bool udp_allow, uint32_t pi
 /* A random seed for the flow slots without waiting: a helper started early at boot, before the
  * kernel's generator is ready, must not hang on it. GRND_INSECURE (5.6+) never blocks; its
  * bytes are good enough to hide a hash's seed. */
-static bool flow_seed(uint32_t *seed)
+static bool random_seed(uint32_t *seed)
 {
 	if (getrandom(seed, sizeof(*seed), GRND_INSECURE) == (ssize_t)sizeof(*seed))
 		return true;
@@ -219,7 +219,7 @@ int bq_caller_open(struct bq_caller **out, const char *cgroup_path, bool verdict
 	bool have_netns = netns_cookie(&c->netns_cookie);
 	/* Without a seed from the kernel, no flows: another user must not know which slot a
 	 * connection gets (aiming at it would only send it to sock_diag, but still). */
-	bool can_flow = have_netns && flow_seed(&c->flow_seed);
+	bool can_flow = have_netns && random_seed(&c->flow_seed);
 	/* Verdicts need our network namespace's cookie (5.15) and our user namespace's inode. */
 	struct stat userns;
 	uint32_t userns_inum = stat("/proc/self/ns/user", &userns) == 0 ? (uint32_t)userns.st_ino : 0;

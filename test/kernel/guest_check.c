@@ -81,6 +81,16 @@ static int try_connect(int type, const char *ip, int port, int *fd)
 	return connect(*fd, (struct sockaddr *)&a, sizeof(a)) == 0 ? 0 : errno;
 }
 
+/* bq_caller_flow_lookup() for the IPv4 loopback connection on fd to remote_port: its rc, *tgid. */
+static int caller_by_ends(const struct bq_caller *c, int fd, uint16_t remote_port, uint32_t *tgid)
+{
+	struct sockaddr_in mine;
+	socklen_t len = sizeof(mine);
+	getsockname(fd, (struct sockaddr *)&mine, &len);
+	uint8_t loopback[4] = {127, 0, 0, 1};
+	return bq_caller_flow_lookup(c, AF_INET, loopback, ntohs(mine.sin_port), loopback, remote_port, tgid);
+}
+
 /* What a connecting process sees, as bits: 1 a denied connect() failed with EPERM, 2 an
  * allowed one was marked, 4 it could not connect at all. 3 is the rules' own program. */
 static int probe(void)
@@ -230,12 +240,8 @@ int main(int argc, char **argv)
 	      "rc=%d tgid=%u exe_ino=%llu", rc, record.tgid, (unsigned long long)record.exe_ino);
 	/* By its ends (the sock_ops program's slots, read through the mapping): a connection the
 	 * queue would decide names this process; the one allowed in the kernel names no one. */
-	struct sockaddr_in mine;
-	len = sizeof(mine);
-	getsockname(fd, (struct sockaddr *)&mine, &len);
-	uint8_t loopback[4] = {127, 0, 0, 1};
 	uint32_t tgid = 0;
-	int allowed_rc = bq_caller_flow_lookup(c, AF_INET, loopback, ntohs(mine.sin_port), loopback, 8080, &tgid);
+	int allowed_rc = caller_by_ends(c, fd, 8080, &tgid);
 	close(fd);
 	int queued_listener = socket(AF_INET, SOCK_STREAM, 0);
 	struct sockaddr_in queued_here = address("127.0.0.1", 8081);
@@ -243,15 +249,15 @@ int main(int argc, char **argv)
 	if (bind(queued_listener, (struct sockaddr *)&queued_here, sizeof(queued_here)) != 0 || listen(queued_listener, 64) != 0)
 		printf("listen: %s\n", strerror(errno));
 	err = try_connect(SOCK_STREAM, "127.0.0.1", 8081, &fd);
-	len = sizeof(mine);
-	getsockname(fd, (struct sockaddr *)&mine, &len);
-	rc = bq_caller_flow_lookup(c, AF_INET, loopback, ntohs(mine.sin_port), loopback, 8081, &tgid);
+	rc = caller_by_ends(c, fd, 8081, &tgid);
 	check("flow-by-ends", err == 0 && rc == 0 && tgid == (uint32_t)getpid() && allowed_rc == -ENOENT,
 	      "errno=%d rc=%d tgid=%u allowed_rc=%d", err, rc, tgid, allowed_rc);
 	/* The same ends again once a rule allows them in the kernel: that connection's SYN skips
 	 * the queue, and the earlier connection's entry must not outlive it. (Closed with a reset,
 	 * so no TIME_WAIT holds the port; the rule goes again after.) */
-	uint16_t reused_port = ntohs(mine.sin_port);
+	struct sockaddr_in from;
+	len = sizeof(from);
+	getsockname(fd, (struct sockaddr *)&from, &len);
 	struct linger reset = {.l_onoff = 1, .l_linger = 0};
 	setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
 	close(fd);
@@ -260,11 +266,10 @@ int main(int argc, char **argv)
 	bq_caller_verdict_set(c, &key, BQ_VERDICT_ALLOW);
 	fd = socket(AF_INET, SOCK_STREAM, 0);
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	struct sockaddr_in from = address("127.0.0.1", reused_port);
 	err = bind(fd, (struct sockaddr *)&from, sizeof(from)) == 0 && connect(fd, (struct sockaddr *)&queued_here, sizeof(queued_here)) == 0
 		      ? 0
 		      : errno;
-	rc = bq_caller_flow_lookup(c, AF_INET, loopback, reused_port, loopback, 8081, &tgid);
+	rc = caller_by_ends(c, fd, 8081, &tgid);
 	check("flow-cleared-when-allowed", err == 0 && rc == -ENOENT, "errno=%d rc=%d tgid=%u", err, rc, tgid);
 	close(fd);
 	bq_caller_verdict_delete(c, &key);
