@@ -48,6 +48,8 @@ export interface HelperCounters {
   floodDrops: number;
   /** Lookups of a packet's process that ran out of time and went on at a later turn (helper/helper.ts). */
   lookupRetries: number;
+  /** SYNs whose caller the fast path read from the flow note filter's slots, without sock_diag (native/src/fast_path.c). */
+  fastByFlow: number;
 }
 
 /** A path rule the kernel may apply (proto PathRule): port 0 is every port. */
@@ -398,6 +400,7 @@ function countersFromProto(c: pb.HelperCounters): HelperCounters {
     kernelReportsLost: c.kernelReportsLost,
     floodDrops: c.floodDrops,
     lookupRetries: c.lookupRetries,
+    fastByFlow: c.fastByFlow,
   };
 }
 

@@ -48,6 +48,12 @@ export interface FirewallRulesOptions {
    * queue rules. null: UDP allows go to the queue.
    */
   kernelUdpAllowFilter?: string | null;
+  /**
+   * A pinned socket filter that notes each bare TCP SYN on its way to the queue, for the fast
+   * path (native/bpf/caller.bpf.c bastion_flow_note): run by a rule without a target just before
+   * the queue rules, so only queued SYNs pay for it. null: no such rule.
+   */
+  flowNoteFilter?: string | null;
 }
 
 /** The mark a denied packet carries back to our chain (an arbitrary, unlikely value). */
@@ -74,8 +80,9 @@ export class FirewallRules {
     if (!Number.isInteger(options.queueNum) || options.queueNum < 0 || options.queueNum > 65535) {
       throw new Error(`invalid queue number ${options.queueNum}`);
     }
-    const filter = options.kernelUdpAllowFilter;
-    if (filter !== undefined && filter !== null && !PINNED_PATH.test(filter)) throw new Error(`invalid pinned filter path ${JSON.stringify(filter)}`);
+    for (const filter of [options.kernelUdpAllowFilter, options.flowNoteFilter]) {
+      if (filter !== undefined && filter !== null && !PINNED_PATH.test(filter)) throw new Error(`invalid pinned filter path ${JSON.stringify(filter)}`);
+    }
     this.chains = OwnedChain.perFamily(options.families, options, { table: options.table ?? 'filter', chain: options.chain, hook: options.hook ?? 'OUTPUT' });
   }
 
@@ -124,6 +131,13 @@ export class FirewallRules {
     const udpAllow = this.options.kernelUdpAllowFilter;
     if (udpAllow !== undefined && udpAllow !== null) {
       rules.push(`-p udp -m conntrack --ctstate NEW -m bpf --object-pinned ${udpAllow} -m comment --comment "bastion: UDP allowed in the kernel" -j ACCEPT`);
+    }
+    const flowNote = this.options.flowNoteFilter;
+    if (flowNote !== undefined && flowNote !== null) {
+      // No target: the filter never matches, it only notes (the same bare SYNs the fast path reads).
+      rules.push(
+        `-p tcp --tcp-flags SYN,ACK SYN -m bpf --object-pinned ${flowNote} -m comment --comment "bastion: a queued SYN's caller, noted for the fast path"`,
+      );
     }
     for (const matches of this.options.matches ?? NEW_CONNECTIONS) {
       for (const target of targets) {

@@ -14,7 +14,8 @@ import { detectOtherFirewall } from './inbound/inboundDetect.js';
 import { InboundProtection } from './inbound/inboundProtection.js';
 import { InboundRules } from './inbound/inboundRules.js';
 import { FastPath } from './fastPath.js';
-import { KernelVerdicts, pinUdpAllow, unpinUdpAllow, type KernelDecision } from './kernelVerdicts.js';
+import { KernelVerdicts, pinUdpAllow, type KernelDecision } from './kernelVerdicts.js';
+import { unpinFilter } from './pinnedFilter.js';
 import { LiveConnections } from './liveConnections.js';
 import { tcpConnectionsTo } from './identify/procNet.js';
 import { loadNative } from '../common/native.js';
@@ -22,7 +23,7 @@ import { IdentifyBudget } from './identifyBudget.js';
 import { ProcessResolver, type Resolution } from './identify/processResolver.js';
 import { ProcessEvents } from './identify/procEvents.js';
 import { SockDiag } from './identify/sockDiag.js';
-import { attachCallerMap, detachCallerMap } from './identify/callerMap.js';
+import { attachCallerMap, detachCallerMap, pinFlowNote } from './identify/callerMap.js';
 import { newParsedPacket, parsePacket } from './packet.js';
 import { PendingVerdicts, type FallbackReason } from './pendingVerdicts.js';
 import { PacketQueue, type QueueOptions, type QueuedPacket } from './queue.js';
@@ -91,7 +92,7 @@ export interface HelperOptions {
   kernelVerdicts?: boolean;
   /** Apply the service's inbound policy with chains of our own (helper/inbound); null: never touch inbound. Needs manageRules. */
   inbound?: { chain: string; nft: string; recheckMs: number } | null;
-  /** A bpf file system where the UDP allow filter is pinned for our chain (default /sys/fs/bpf); without one, UDP allows go to the queue. */
+  /** A bpf file system where our chain's filters are pinned (default /sys/fs/bpf); without one, UDP allows go to the queue and the fast path asks sock_diag for every SYN's caller. */
   bpfFs?: string;
 }
 
@@ -125,6 +126,8 @@ export class Helper {
   private kernelReportTimer: NodeJS.Timeout | null = null;
   /** Where the UDP allow filter is pinned for our chain's match; null: UDP allows go to the queue. */
   private udpAllowPin: string | null = null;
+  /** Where the flow note filter is pinned for our chain's rule; null: the fast path asks sock_diag. */
+  private flowNotePin: string | null = null;
   private readonly resolver: ProcessResolver;
   private readonly processEvents: ProcessEvents | null;
   private readonly pending: PendingVerdicts;
@@ -310,11 +313,18 @@ export class Helper {
     if (state.attached) {
       this.capabilities.push('caller_bpf');
       if (state.exe) this.capabilities.push('caller_exe');
+      const bpfFs = this.options.bpfFs ?? DEFAULT_BPF_FS;
+      // Only into a chain of ours, which removes it again.
+      if (state.byFlow && this.options.manageRules) {
+        const note = pinFlowNote(bpfFs, this.options.rules.chain);
+        if (note.ok) this.flowNotePin = note.path;
+        else this.log.warn({ reason: note.reason }, "the fast path asks sock_diag for every SYN's caller: no flow note filter");
+      }
       if (state.verdicts) {
         const native = loadNative();
         this.kernel = new KernelVerdicts(native, this.log);
         this.capabilities.push('kernel_verdicts');
-        const udp = pinUdpAllow(native, this.options.bpfFs ?? DEFAULT_BPF_FS, this.options.rules.chain);
+        const udp = pinUdpAllow(native, bpfFs, this.options.rules.chain);
         if (udp.ok) {
           this.udpAllowPin = udp.path;
           this.capabilities.push('kernel_udp_allow');
@@ -326,7 +336,6 @@ export class Helper {
             'UDP datagrams allowed by path rules go to the queue: no in-kernel UDP allow filter',
           );
         }
-        this.rules = new FirewallRules({ ...this.options.rules, kernelAcceptMark: native.verdictEvent.acceptMark, kernelUdpAllowFilter: this.udpAllowPin });
         this.log.info(
           { acceptMark: `0x${native.verdictEvent.acceptMark.toString(16)}`, udpAllowFilter: this.udpAllowPin },
           "path rules decided in the kernel: the service's rules for known programs apply at connect(), and to each UDP datagram",
@@ -334,7 +343,12 @@ export class Helper {
       } else if (verdicts && state.refused !== '') {
         this.log.warn({ libbpf: state.refused }, 'the kernel refused in-kernel verdicts: every new connection goes to the queue');
       }
-      this.log.info({ cgroup: state.cgroup, executable: state.exe, tcpByEnds: state.byFlow }, 'connect()/sendmsg() callers recorded by eBPF');
+      this.rules = new FirewallRules({
+        ...this.options.rules,
+        flowNoteFilter: this.flowNotePin,
+        ...(this.kernel && { kernelAcceptMark: loadNative().verdictEvent.acceptMark, kernelUdpAllowFilter: this.udpAllowPin }),
+      });
+      this.log.info({ cgroup: state.cgroup, executable: state.exe, flowNoteFilter: this.flowNotePin }, 'connect()/sendmsg() callers recorded by eBPF');
       if (!state.exe) {
         this.log.warn(
           { libbpf: state.refused },
@@ -467,8 +481,8 @@ export class Helper {
     this.link = null;
     if (this.options.manageRules && this.options.rules.queueBypass) {
       await this.rules.remove();
-      // Kept while our chain names it: an iptables-save/restore of the remaining rules reads it.
-      if (this.udpAllowPin !== null) unpinUdpAllow(this.udpAllowPin);
+      // Kept while our chain names them: an iptables-save/restore of the remaining rules reads them.
+      for (const pin of [this.udpAllowPin, this.flowNotePin]) if (pin !== null) unpinFilter(pin);
     } else if (this.options.manageRules) {
       // Without --queue-bypass the chain holds new connections while no helper reads the
       // queue: left in place, a restart or an upgrade lets nothing out. The next start
@@ -504,10 +518,12 @@ export class Helper {
 
   counters(): HelperCounters {
     let fastDecided = 0;
+    let fastByFlow = 0;
     let overruns = 0;
     for (const q of this.queues) {
       const c = q?.counters();
       fastDecided += c?.fastDecided ?? 0;
+      fastByFlow += c?.fastByFlow ?? 0;
       overruns += c?.overruns ?? 0;
     }
     return {
@@ -523,6 +539,7 @@ export class Helper {
       kernelReportsLost: this.kernel?.lost ?? 0,
       floodDrops: this.floodDrops,
       lookupRetries: this.lookupRetries,
+      fastByFlow,
     };
   }
 

@@ -8,12 +8,12 @@
 // before the new rules) and whenever the service is gone, so a changed or deleted rule is out of
 // the kernel before the service decides by the new ones. A file replaced at its path (an
 // upgrade) gets a new inode: the paths are resolved again every REFRESH_MS.
-import { lstatSync, unlinkSync } from 'node:fs';
-import { constants } from 'node:os';
+import { lstatSync } from 'node:fs';
 import type { Logger } from '../common/log.js';
 import type { NativeAddon, VerdictEventLayout } from '../common/native.js';
 import { IPPROTO } from '../common/types.js';
 import type { PathRule } from '../common/wire.js';
+import { pinFilter, type FilterPin } from './pinnedFilter.js';
 
 /** How often rule paths are resolved again, to follow a file replaced at its path. */
 export const REFRESH_MS = 2000;
@@ -75,42 +75,20 @@ export function resolvePath(path: string): ResolvedPath {
   return { ok: true, dev: kernelDev(st.dev), ino: st.ino };
 }
 
-/** Where the UDP allow filter may be pinned: a path iptables-restore reads as one word. */
-const PIN_DIR = /^\/[A-Za-z0-9_./-]*$/;
-
-/** The UDP allow filter pinned for our chain's match, or why UDP allows stay on the queue (refused: the kernel refused the filter itself). */
-export type UdpAllowPin = { ok: true; path: string } | { ok: false; reason: string; refused?: boolean };
-
 /**
  * Pins the UDP allow filter (caller.bpf.c bastion_udp_allow) in the bpf file system at dir, for
  * our chain's `-m bpf --object-pinned` match (FirewallRulesOptions.kernelUdpAllowFilter): a
  * cgroup program cannot mark a datagram before netfilter's OUTPUT, so the chain asks the filter.
  * One pin per chain; a pin left by a helper that died is replaced.
  */
-export function pinUdpAllow(native: Pick<NativeAddon, 'kernelUdpAllowPin'>, dir: string, chain: string): UdpAllowPin {
-  if (!PIN_DIR.test(dir) || dir.split('/').includes('..')) return { ok: false, reason: `unusable bpf file system path ${JSON.stringify(dir)}` };
-  const path = `${dir.replace(/\/+$/, '')}/bastion-${chain}-udp-allow`;
-  try {
-    unlinkSync(path);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code !== 'ENOENT') return { ok: false, reason: `${path}: ${code ?? 'cannot replace'}` };
-  }
-  const rc = native.kernelUdpAllowPin(path);
-  if (rc === 0) return { ok: true, path };
-  if (rc === -constants.errno.ENOTSUP)
-    return { ok: false, refused: true, reason: 'the kernel refused the UDP allow filter (a socket filter reading the task)' };
-  if (rc === -constants.errno.EPERM) return { ok: false, reason: `${dir} is not a bpf file system, or not writable` };
-  return { ok: false, reason: `pinning ${path} failed: errno ${-rc}` };
-}
-
-/** Removes the pin (our chain's match holds the filter as long as the rule exists). */
-export function unpinUdpAllow(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch {
-    // gone already
-  }
+export function pinUdpAllow(native: Pick<NativeAddon, 'kernelUdpAllowPin'>, dir: string, chain: string): FilterPin {
+  return pinFilter(
+    (path) => native.kernelUdpAllowPin(path),
+    dir,
+    chain,
+    'udp-allow',
+    'the kernel refused the UDP allow filter (a socket filter reading the task)',
+  );
 }
 
 export class KernelVerdicts {

@@ -106,7 +106,7 @@ async function startQueueReader(ctx: SystemContext, name: SystemName, command: s
   };
 }
 
-/** A bpf file system of the run's own, as systemd mounts one at /sys/fs/bpf: where the helper pins its UDP filter. */
+/** A bpf file system of the run's own, as systemd mounts one at /sys/fs/bpf: where the helper pins its chain's filters. */
 function bpfFs(ctx: SystemContext): string {
   const dir = join(ctx.dir, 'bpf');
   if (!existsSync(dir)) {
@@ -145,7 +145,10 @@ async function startBastionSystem(ctx: SystemContext, kernel: boolean, alt: Syst
       'root',
       '--service-user',
       'root',
-      ...(kernel ? ['--bpf-fs', bpfFs(ctx)] : ['--no-kernel-verdicts']),
+      // The bpf file system for our chain's filters: the UDP allow filter, and the flow note filter the queued system's fast path reads too.
+      '--bpf-fs',
+      bpfFs(ctx),
+      ...(kernel ? [] : ['--no-kernel-verdicts']),
       ...extra,
       ...(alt?.helperArgs ?? []),
     ],

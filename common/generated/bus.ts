@@ -242,6 +242,8 @@ export interface HelperCounters {
   floodDrops: number;
   /** lookups of a packet's process that ran out of time and went on at a later turn */
   lookupRetries: number;
+  /** SYNs whose caller the fast path read from the flow note filter's slots, without sock_diag */
+  fastByFlow: number;
 }
 
 export interface PacketBatch {
@@ -431,6 +433,7 @@ const descriptor = {
                 kernelReportsLost: { type: 'uint64', id: 10 },
                 floodDrops: { type: 'uint64', id: 11 },
                 lookupRetries: { type: 'uint64', id: 12 },
+                fastByFlow: { type: 'uint64', id: 13 },
               },
             },
             PacketBatch: { fields: { records: { rule: 'repeated', type: 'PacketRecord', id: 1 } } },

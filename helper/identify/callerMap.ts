@@ -7,11 +7,13 @@
 
 import { readFileSync } from 'node:fs';
 import { loadNative } from '../../common/native.js';
+import { pinFilter, type FilterPin } from '../pinnedFilter.js';
 
 /**
  * exe: records carry the caller's executable and start time (CAP_PERFMON and kernel BTF), so
- * one that exec'd or whose pid was reused is not taken for it. byFlow: TCP connections are
- * recorded by their ends too, so the fast path needs no sock_diag for them. verdicts: the
+ * one that exec'd or whose pid was reused is not taken for it. byFlow: the flow note filter
+ * loaded (pinFlowNote), so that queued SYNs can be noted by their ends and the fast path needs no
+ * sock_diag for them. verdicts: the
  * programs decide path rules in the kernel. refused: libbpf's words on the first set of
  * programs the kernel refused ('' when it took the first, all of them): why whatever is
  * missing (the executable, the verdicts, the UDP allow filter) is.
@@ -87,10 +89,19 @@ export function detachCallerMap(): void {
 }
 
 /**
- * The pid that connected the TCP connection with these ends (src local, as the packet goes) in
- * our network namespace, as the kernel recorded it; 0 when it did not (or nothing is attached).
+ * Pins the flow note filter (caller.bpf.c bastion_flow_note) in the bpf file system at dir, for
+ * the rule our chain runs on SYNs just before its queue rules (FirewallRulesOptions.flowNoteFilter).
  */
-export function flowCaller(family: 4 | 6, src: Uint8Array, srcPort: number, dst: Uint8Array, dstPort: number): number {
-  const tgid = loadNative().callerFlowLookup(family === 4 ? 2 : 10, src, srcPort, dst, dstPort);
+export function pinFlowNote(dir: string, chain: string): FilterPin {
+  return pinFilter((path) => loadNative().callerFlowNotePin(path), dir, chain, 'flow-note', 'no flow note filter (the kernel refused it)');
+}
+
+/**
+ * The pid whose connect() sent the bare TCP SYN with these ends (src local, as the packet goes)
+ * and sequence number in our network namespace, as the flow note filter noted it; 0 when it did
+ * not (or nothing is attached).
+ */
+export function flowCaller(family: 4 | 6, src: Uint8Array, srcPort: number, dst: Uint8Array, dstPort: number, synSeq: number): number {
+  const tgid = loadNative().callerFlowLookup(family === 4 ? 2 : 10, src, srcPort, dst, dstPort, synSeq);
   return tgid > 0 ? tgid : 0;
 }

@@ -7,9 +7,6 @@
  *    inode);
  *  - sock_release: deletes the socket's entry, so a record lives exactly as long as its socket
  *    and the map never needs to push one out (it is not an LRU);
- *  - sockops (TCP connect): the slot of (netns, ends) in flow_slots = the caller, so the fast
- *    path finds a SYN's caller without sock_diag or a system call (not for a connection allowed
- *    in the kernel, whose SYN skips the queue).
  * Recording never blocks anything. Just before it, connect and sendmsg decide (decide()): a caller
  * whose executable's inode has a verdict (the service's path rules, written by the helper) is
  * allowed (TCP: the socket marked, our chain accepts it) or denied (TCP connect and UDP sendmsg
@@ -17,7 +14,11 @@
  * on to the queue, as before.
  * UDP allows are decided per datagram by a socket filter our chain runs before its queue rule
  * (iptables -m bpf, bastion_udp_allow() below): a cgroup_skb/egress program would come too late, the
- * cgroup egress hook runs after netfilter's OUTPUT and POSTROUTING (ip_finish_output). */
+ * cgroup egress hook runs after netfilter's OUTPUT and POSTROUTING (ip_finish_output).
+ * Another socket filter of that chain, just before its queue rules, notes each TCP SYN that goes
+ * to the queue (bastion_flow_note() below): the slot of (its ends, its sequence number) in
+ * flow_slots = its socket's caller, so the fast path finds the caller without sock_diag or a
+ * system call. Only those SYNs pay for it: a sock_ops program ran for every TCP socket. */
 #include <stdbool.h>
 #include <linux/types.h>
 #include <linux/bpf.h>
@@ -85,7 +86,7 @@ struct {
 } caller_uids SEC(".maps");
 
 /* An optimization only (the fast path's SYN lookup), read by the helper through a read-only
- * mapping: a connection whose slot another took is looked up by sock_diag and the callers map. */
+ * mapping: a SYN whose slot another took is looked up by sock_diag and the callers map. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(map_flags, BPF_F_MMAPABLE);
@@ -94,8 +95,10 @@ struct {
 	__type(value, struct bq_flow_slot);
 } flow_slots SEC(".maps");
 
-/* Set by the loader: the seed of bq_flow_slot_of() (random). */
+/* Set by the loader: the seed of bq_flow_slot_of() (random), and the helper's network namespace
+ * (its cookie), the netns of every key: the note filter runs in our chain only. */
 const volatile __u32 flow_seed = 0;
+const volatile __u64 flow_netns = 0;
 
 /* The service's path rules by executable inode, protocol and port; written by the helper only. */
 struct {
@@ -388,7 +391,6 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, struct bq_caller_re
 		} else if (mark != (int)BQ_KERNEL_ACCEPT_MARK) {
 			return 1; /* another tool's mark: left alone, the queue decides */
 		}
-		r->flags |= BQ_CALLER_F_KERNEL_ALLOWED;
 		report(r, family, protocol, dst, port, rule_port, verdict);
 	} else if (mark == (int)BQ_KERNEL_ACCEPT_MARK) {
 		mark = 0;
@@ -397,8 +399,7 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, struct bq_caller_re
 	return 1;
 }
 
-/* Decides first (decide() notes a kernel allow in the record), then records: the sock_ops
- * program, which runs later in the same connect(), reads the note. */
+/* Decides first, then records: a caller the decision skipped is recorded all the same. */
 static __always_inline int decide_and_record(struct bpf_sock_addr *ctx, bool connect, __u32 family)
 {
 	/* Read once: the record and the decision both ask which namespace the socket is in. */
@@ -453,8 +454,8 @@ int bastion_release(struct bpf_sock *sk)
 }
 
 /* Whether slot holds key, read without the slot's count. A read that raced a write may match
- * wrongly, and the clear that follows may then take away a newer entry of another key: that
- * connection is only a miss (sock_diag). */
+ * wrongly, and the clear that follows may then take away a newer entry of another key: that SYN
+ * is only a miss (sock_diag). */
 static __always_inline bool slot_holds(const struct bq_flow_slot *slot, const struct bq_flow_key *key)
 {
 	for (int i = 0; i < (int)(sizeof(*key) / sizeof(__u32)); i++) {
@@ -492,63 +493,92 @@ static __always_inline bool slot_write(struct bq_flow_slot *slot, __u32 seen, co
 	return true;
 }
 
-/*
- * At a TCP connect, once the kernel chose the local address and port and before the SYN: the
- * slot of (netns, ends) = the socket's caller; with none, an entry for the same key is cleared,
- * so no older connection's entry survives a new connection with the same ends.
- * Two connections never have one key at once (the kernel keeps a namespace's ends unique), so
- * a slot's other writers have other keys. A write that cannot take the slot (another one holds
- * it, a few tries) leaves no entry for its key either: every holder replaces the whole key, with
- * its own or with zeros.
- * An IPv6 socket connected to an IPv4-mapped address sends IPv4 packets, which the helper looks
- * up as IPv4: it is keyed as IPv4, so that it also replaces an IPv4 connection's entry for the
- * same ends (its IPv6 local address is not even set yet at this point).
- */
-SEC("sockops")
-int bastion_flows(struct bpf_sock_ops *ops)
+#define TCP_FLAG_SYN 0x02
+#define TCP_FLAG_ACK 0x10
+
+/* A bare SYN's key, read from the packet (the network header first, as netfilter hands it to the
+ * match). false: not a bare TCP SYN of an unfragmented packet, or an IPv6 header chain (the fast
+ * path then asks sock_diag). */
+static __always_inline bool syn_key(struct __sk_buff *skb, struct bq_flow_key *key)
 {
-	if (ops->op != BPF_SOCK_OPS_TCP_CONNECT_CB)
-		return 1;
-	struct bq_flow_key key = {};
-	key.netns = bpf_get_netns_cookie(ops);
-	key.family = ops->family;
-	key.local_port = ops->local_port;
-	key.remote_port = ops->remote_port;
-	/* Every address field read (volatile: each load made as written), then chosen by value: read
-	 * in branches, clang may merge the two families' reads into one load through a moved context
-	 * pointer, which the verifier refuses. */
-	const volatile struct bpf_sock_ops *o = ops;
-	__u32 local4 = o->local_ip4, remote4 = o->remote_ip4;
-	__u32 local6[4] = {o->local_ip6[0], o->local_ip6[1], o->local_ip6[2], o->local_ip6[3]};
-	__u32 remote6[4] = {o->remote_ip6[0], o->remote_ip6[1], o->remote_ip6[2], o->remote_ip6[3]};
-	bool mapped = remote6[0] == 0 && remote6[1] == 0 && remote6[2] == bpf_htonl(0xffff);
-	if (key.family == AF_INET6 && !mapped) {
-		__builtin_memcpy(key.local_ip, local6, 16);
-		__builtin_memcpy(key.remote_ip, remote6, 16);
+	__u8 first = 0;
+	if (bpf_skb_load_bytes(skb, 0, &first, 1) != 0)
+		return false;
+	__u32 l4;
+	if (first >> 4 == 4) {
+		__u8 protocol = 0;
+		__u16 frag = 0;
+		if (bpf_skb_load_bytes(skb, 9, &protocol, 1) != 0 || protocol != IPPROTO_TCP)
+			return false;
+		if (bpf_skb_load_bytes(skb, 6, &frag, 2) != 0 || (bpf_ntohs(frag) & 0x3fff) != 0)
+			return false;
+		if (bpf_skb_load_bytes(skb, 12, key->local_ip, 4) != 0 || bpf_skb_load_bytes(skb, 16, key->remote_ip, 4) != 0)
+			return false;
+		l4 = (__u32)(first & 0x0f) * 4;
+		key->family = AF_INET;
+	} else if (first >> 4 == 6) {
+		__u8 next = 0;
+		if (bpf_skb_load_bytes(skb, 6, &next, 1) != 0 || next != IPPROTO_TCP)
+			return false;
+		if (bpf_skb_load_bytes(skb, 8, key->local_ip, 16) != 0 || bpf_skb_load_bytes(skb, 24, key->remote_ip, 16) != 0)
+			return false;
+		l4 = 40;
+		key->family = AF_INET6;
 	} else {
-		key.family = AF_INET;
-		__builtin_memcpy(key.local_ip, &local4, 4);
-		__builtin_memcpy(key.remote_ip, &remote4, 4);
+		return false;
 	}
-	__u64 cookie = bpf_get_socket_cookie(ops);
+	struct {
+		__u16 source, dest;
+		__u32 seq, ack_seq;
+		__u8 offset, flags;
+	} tcp = {};
+	if (l4 < 20 || l4 > 60 || bpf_skb_load_bytes(skb, l4, &tcp, 14) != 0)
+		return false;
+	if ((tcp.flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) != TCP_FLAG_SYN)
+		return false;
+	key->netns = flow_netns;
+	key->local_port = bpf_ntohs(tcp.source);
+	key->remote_port = bpf_ntohs(tcp.dest);
+	key->syn_seq = bpf_ntohl(tcp.seq);
+	return true;
+}
+
+/*
+ * A match of our chain, just before its queue rules (iptables -m bpf, helper/firewallRules.ts):
+ * never matches; notes a bare SYN on its way to the queue in the slot of its key = the caller
+ * recorded for its socket (the last connect()), so the fast path reads it without sock_diag.
+ * A retransmission comes through again with the same key and rewrites the same entry. An older
+ * connection's entry has another key (its own sequence number), except when the kernel's
+ * sequence clock, which wraps every 275 s, lands on the same number for the same ends: a SYN
+ * whose socket has no record (the map or its uid's quota full) therefore clears an entry with
+ * its key. Two SYNs never have one key at once, so a slot's other writers have other keys; a
+ * write that cannot take the slot (another holds it, a few tries) leaves no entry of its key
+ * either: every holder replaces the whole key, with its own or with zeros.
+ */
+SEC("socket")
+int bastion_flow_note(struct __sk_buff *skb)
+{
+	struct bq_flow_key key = {};
+	if (!syn_key(skb, &key))
+		return 0;
+	__u64 cookie = bpf_get_socket_cookie(skb);
 	struct bq_caller_record *r = bpf_map_lookup_elem(&callers, &cookie);
 	__u32 index = bq_flow_slot_of(&key, flow_seed);
 	struct bq_flow_slot *slot = bpf_map_lookup_elem(&flow_slots, &index);
 	if (!slot)
-		return 1;
-	/* Allowed in the kernel: its SYN never reaches the queue, so the fast path needs no entry. */
-	if (!r || (r->flags & BQ_CALLER_F_KERNEL_ALLOWED)) {
+		return 0;
+	if (!r) {
 		__u32 seen = *(volatile __u32 *)&slot->seq;
-		/* Cleared only if the key was there before: so a slot it never held is never touched. */
 		struct bq_flow_key empty = {};
 		if (slot_holds(slot, &key))
 			slot_write(slot, seen, &empty, 0);
-		return 1;
+		return 0;
 	}
+	__u32 tgid = r->tgid;
 	for (int attempt = 0; attempt < 4; attempt++)
-		if (slot_write(slot, *(volatile __u32 *)&slot->seq, &key, r->tgid))
+		if (slot_write(slot, *(volatile __u32 *)&slot->seq, &key, tgid))
 			break;
-	return 1;
+	return 0;
 }
 
 /* ---- UDP allowed in the kernel, per datagram ---- */

@@ -15,16 +15,15 @@
 /* Uids counted at most; past that, records are kept uncharged (BQ_CALLER_UNCHARGED). */
 #define BQ_CALLER_UIDS 65536
 #define BQ_CALLER_UNCHARGED 0xffffffffu
-/* TCP connections remembered by their ends: slots of an array that the sock_ops program writes
- * and the helper reads through a read-only shared mapping, without a system call. A slot is
- * chosen by a seeded hash of the connection's key; an entry is needed only from the connect to
- * its SYN's verdict, and one whose slot another connection took sends the fast path to sock_diag
- * and the caller map. A power of two. */
+/* TCP SYNs remembered by their ends: slots of an array that the flow note filter (a match of
+ * our chain, just before its queue rules) writes and the helper reads through a read-only shared
+ * mapping, without a system call. A slot is chosen by a seeded hash of the SYN's key; an entry is
+ * needed only from that SYN's pass through our chain to its verdict, and one whose slot another
+ * SYN took sends the fast path to sock_diag and the caller map. A power of two. */
 #define BQ_FLOW_SLOTS 16384
 
 /* bq_caller_record.flags */
 #define BQ_CALLER_F_EXE 1u /* exe_dev, exe_ino and start_ns were read (CAP_PERFMON, BTF) */
-#define BQ_CALLER_F_KERNEL_ALLOWED 2u /* its TCP connect was allowed in the kernel (the socket marked) */
 
 /* Who called connect(), or last sent on an unconnected UDP socket, keyed by the socket's
  * cookie (SO_COOKIE, never reused while the system runs). */
@@ -39,9 +38,11 @@ struct bq_caller_record {
 	__u32 pad;
 };
 
-/* A TCP connection as the sock_ops program keys it: its network namespace, and its ends as
- * bpf_sock_ops shows them (local_port host order; remote_port network order in the high half),
- * IPv4 addresses in the first 4 bytes. */
+/* A TCP SYN as the flow note filter keys it: our network namespace (its cookie: the filter runs
+ * in our chain only), the packet's family and ends (ports host order, IPv4 addresses in the
+ * first 4 bytes) and its sequence number (host order). The sequence number is the connection's
+ * initial one, which the kernel draws afresh for each connection: an entry answers for that
+ * very SYN (and its retransmissions) alone, never for a later connection with the same ends. */
 struct bq_flow_key {
 	__u64 netns;
 	__u32 family; /* AF_INET / AF_INET6 */
@@ -49,11 +50,11 @@ struct bq_flow_key {
 	__u32 remote_port;
 	__u8 local_ip[16];
 	__u8 remote_ip[16];
-	__u32 pad;
+	__u32 syn_seq;
 };
 
-/* One slot: a connection's key and the tgid that connected it (key all zero: empty). seq is a
- * sequence count: odd while the program writes the slot, which it does alone (it took seq from
+/* One slot: a SYN's key and the tgid that connected its socket (key all zero: empty). seq is a
+ * sequence count: odd while the filter writes the slot, which it does alone (it took seq from
  * even to odd with a compare-and-swap); a reader copies the slot between two reads of one even
  * value, as for the kernel's seqcount. 64 bytes: one cache line. */
 struct bq_flow_slot {

@@ -55,24 +55,24 @@ static napi_value caller_attach(napi_env env, napi_callback_info info)
 	return out;
 }
 
-/* callerFlowLookup(family(2|10), src: Uint8Array, sport, dst: Uint8Array, dport) -> the tgid
- * that connected that TCP connection (caller_bpf.h), or -errno: -ENOENT not recorded,
- * -ENOTSUP without the flows program, -EBADF when nothing is attached. */
+/* callerFlowLookup(family(2|10), src: Uint8Array, sport, dst: Uint8Array, dport, synSeq) -> the
+ * tgid that sent that bare TCP SYN (caller_bpf.h), or -errno: -ENOENT not noted, -ENOTSUP
+ * without the flow note filter, -EBADF when nothing is attached. */
 static napi_value caller_flow_lookup(napi_env env, napi_callback_info info)
 {
-	size_t argc = 5;
-	napi_value argv[5], ret;
+	size_t argc = 6;
+	napi_value argv[6], ret;
 	NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-	uint32_t family = 0, sport = 0, dport = 0;
+	uint32_t family = 0, sport = 0, dport = 0, seq = 0;
 	napi_typedarray_type ts = napi_int8_array, td = napi_int8_array;
 	size_t src_len = 0, dst_len = 0;
 	void *src = NULL, *dst = NULL;
-	if (argc < 5 || napi_get_value_uint32(env, argv[0], &family) != napi_ok ||
+	if (argc < 6 || napi_get_value_uint32(env, argv[0], &family) != napi_ok ||
 	    napi_get_typedarray_info(env, argv[1], &ts, &src_len, &src, NULL, NULL) != napi_ok ||
 	    napi_get_value_uint32(env, argv[2], &sport) != napi_ok ||
 	    napi_get_typedarray_info(env, argv[3], &td, &dst_len, &dst, NULL, NULL) != napi_ok ||
-	    napi_get_value_uint32(env, argv[4], &dport) != napi_ok)
-		return throw_usage(env, "callerFlowLookup(family, src, sport, dst, dport)");
+	    napi_get_value_uint32(env, argv[4], &dport) != napi_ok || napi_get_value_uint32(env, argv[5], &seq) != napi_ok)
+		return throw_usage(env, "callerFlowLookup(family, src, sport, dst, dport, synSeq)");
 	size_t want = family == 2 ? 4 : 16;
 	if ((family != 2 && family != 10) || ts != napi_uint8_array || td != napi_uint8_array || src_len < want ||
 	    dst_len < want || sport > 65535 || dport > 65535) {
@@ -81,7 +81,7 @@ static napi_value caller_flow_lookup(napi_env env, napi_callback_info info)
 	}
 	const struct bq_caller *caller = bq_registry_caller();
 	uint32_t tgid = 0;
-	int rc = caller ? bq_caller_flow_lookup(caller, (uint8_t)family, src, (uint16_t)sport, dst, (uint16_t)dport, &tgid) : -EBADF;
+	int rc = caller ? bq_caller_flow_lookup(caller, (uint8_t)family, src, (uint16_t)sport, dst, (uint16_t)dport, seq, &tgid) : -EBADF;
 	NAPI_CALL(env, napi_create_int64(env, rc == 0 ? (int64_t)tgid : rc, &ret));
 	return ret;
 }
@@ -94,6 +94,30 @@ static napi_value caller_has_flows(napi_env env, napi_callback_info info)
 	napi_value ret;
 	NAPI_CALL(env, napi_get_boolean(env, caller && bq_caller_has_flows(caller), &ret));
 	return ret;
+}
+
+napi_value pin_caller_filter(napi_env env, napi_callback_info info, int (*pin)(const struct bq_caller *, const char *), const char *name)
+{
+	size_t argc = 1;
+	napi_value argv[1];
+	char path[4096];
+	size_t len = 0;
+	if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
+	    napi_get_value_string_utf8(env, argv[0], path, sizeof(path), &len) != napi_ok || len == 0 ||
+	    len >= sizeof(path) - 1) {
+		char usage[64];
+		snprintf(usage, sizeof(usage), "%s(path)", name);
+		return throw_usage(env, usage);
+	}
+	const struct bq_caller *caller = bq_registry_caller();
+	return int32_result(env, caller ? pin(caller, path) : -EBADF);
+}
+
+/* callerFlowNotePin(path) -> 0 or -errno: the flow note filter pinned there (caller_bpf.h);
+ * -ENOTSUP without it. */
+static napi_value caller_flow_note_pin(napi_env env, napi_callback_info info)
+{
+	return pin_caller_filter(env, info, bq_caller_flow_note_pin, "callerFlowNotePin");
 }
 
 /* callerDetach() -> undefined: the programs are detached (they also are when the process dies). */
@@ -112,6 +136,7 @@ napi_status bind_caller_register(napi_env env, napi_value exports)
 		{"callerDetach", caller_detach},
 		{"callerFlowLookup", caller_flow_lookup},
 		{"callerHasFlows", caller_has_flows},
+		{"callerFlowNotePin", caller_flow_note_pin},
 	};
 	return export_functions(env, exports, functions, COUNT_OF(functions));
 }

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "bind_caller.h"
 #include "bind_kernel_verdicts.h"
 #include "bind_util.h"
 #include "fast_registry.h"
@@ -89,16 +90,7 @@ static napi_value kernel_verdict_take(napi_env env, napi_callback_info info)
  * -ENOTSUP when the kernel refused it, -EBADF when nothing is attached. */
 static napi_value kernel_udp_allow_pin(napi_env env, napi_callback_info info)
 {
-	size_t argc = 1;
-	napi_value argv[1];
-	char path[4096];
-	size_t len = 0;
-	if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
-	    napi_get_value_string_utf8(env, argv[0], path, sizeof(path), &len) != napi_ok || len == 0 ||
-	    len >= sizeof(path) - 1)
-		return throw_usage(env, "kernelUdpAllowPin(path)");
-	const struct bq_caller *caller = bq_registry_caller();
-	return int32_result(env, caller ? bq_caller_udp_allow_pin(caller, path) : -EBADF);
+	return pin_caller_filter(env, info, bq_caller_udp_allow_pin, "kernelUdpAllowPin");
 }
 
 /* kernelVerdictAlive() -> 0 or -errno: the helper's sign of life, which the UDP allow filter

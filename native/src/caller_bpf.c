@@ -51,14 +51,14 @@ struct bq_caller {
 	struct take_state take;
 	struct caller_bpf *skel;
 	int callers_fd;
-	/* The sock_ops program's slots, mapped read-only; NULL without the program. */
+	/* The flow note filter's slots, mapped read-only; NULL without the filter. */
 	const struct bq_flow_slot *flow_slots;
 	uint32_t flow_seed;
 	bool exe;
 	bool verdicts; /* the programs decide in the kernel (bq_caller_verdict_*) */
 	bool udp_allow; /* the UDP allow filter loaded (bq_caller_udp_allow_pin) */
 	struct ring_buffer *events; /* their decisions, NULL without verdicts */
-	uint64_t netns_cookie; /* this process's network namespace, as the sock_ops program sees it */
+	uint64_t netns_cookie; /* this process's network namespace (SO_NETNS_COOKIE): the flow keys' */
 };
 
 static int take_event(void *ctx, void *data, size_t size)
@@ -115,10 +115,10 @@ static int capture_print(enum libbpf_print_level level, const char *fmt, va_list
 	return 0;
 }
 
-/* One try at opening and loading the object: with or without the task reads and the sock_ops
- * program. NULL and *err (-errno) when the kernel refused it. */
+/* One try at opening and loading the object: with or without the task reads and the flow note
+ * filter. NULL and *err (-errno) when the kernel refused it. */
 static struct caller_bpf *load(bool exe, bool flows, bool udp_allow, uint32_t pidns_inum, uint64_t record_netns, uint64_t verdict_netns,
-			       uint32_t userns_inum, uint32_t flow_seed, int *err)
+			       uint32_t userns_inum, uint32_t flow_seed, uint64_t flow_netns, int *err)
 {
 	struct caller_bpf *skel = caller_bpf__open();
 	if (!skel) {
@@ -133,7 +133,8 @@ static struct caller_bpf *load(bool exe, bool flows, bool udp_allow, uint32_t pi
 	skel->rodata->verdict_netns = verdict_netns;
 	skel->rodata->verdict_userns = userns_inum;
 	skel->rodata->flow_seed = flow_seed;
-	bpf_program__set_autoload(skel->progs.bastion_flows, flows);
+	skel->rodata->flow_netns = flow_netns;
+	bpf_program__set_autoload(skel->progs.bastion_flow_note, flows);
 	bpf_program__set_autoload(skel->progs.bastion_udp_allow, udp_allow && skel->rodata->kernel_verdicts);
 	*err = caller_bpf__load(skel);
 	if (*err) {
@@ -162,8 +163,8 @@ static size_t flow_slots_bytes(void)
 	return (size_t)BQ_FLOW_SLOTS * sizeof(struct bq_flow_slot);
 }
 
-/* The sock_ops program's netns key: an optimization only, so without SO_NETNS_COOKIE (before
- * 5.15) it is not loaded and the caller map works alone. */
+/* Our network namespace's cookie, which the verdicts need and the flow keys hold: without
+ * SO_NETNS_COOKIE (before 5.15) neither is loaded and the caller map works alone. */
 static bool netns_cookie(uint64_t *cookie)
 {
 	int probe = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -224,7 +225,7 @@ int bq_caller_open(struct bq_caller **out, const char *cgroup_path, bool verdict
 	struct stat userns;
 	uint32_t userns_inum = stat("/proc/self/ns/user", &userns) == 0 ? (uint32_t)userns.st_ino : 0;
 	uint64_t verdict_netns = verdicts && have_netns && userns_inum != 0 ? c->netns_cookie : 0;
-	/* Best first: the executable needs CAP_PERFMON and BTF, the sock_ops program a 5.15 kernel;
+	/* Best first: the executable needs CAP_PERFMON and BTF, the flow note filter a 5.15 kernel;
 	 * the executable matters more. Verdicts need the executable; a kernel that refuses their
 	 * helpers (socket options, ring buffer) still gets the executable without them; one that
 	 * refuses the UDP allow filter (a socket filter reading the task) still gets the rest. */
@@ -251,7 +252,7 @@ int bq_caller_open(struct bq_caller **out, const char *cgroup_path, bool verdict
 		if (g_log.len > 0)
 			g_log.frozen = true;
 		c->skel = load(tries[i].exe, tries[i].flows, tries[i].udp, pidns_inum, have_netns ? c->netns_cookie : 0,
-			       tries[i].verdicts ? verdict_netns : 0, userns_inum, c->flow_seed, &err);
+			       tries[i].verdicts ? verdict_netns : 0, userns_inum, c->flow_seed, c->netns_cookie, &err);
 		c->exe = tries[i].exe;
 		c->udp_allow = tries[i].udp && tries[i].verdicts;
 		flows = tries[i].flows;
@@ -271,16 +272,12 @@ int bq_caller_open(struct bq_caller **out, const char *cgroup_path, bool verdict
 	    (err = attach(s->progs.bastion_sendmsg6, cgroup_fd, &s->links.bastion_sendmsg6)) < 0)
 		goto fail;
 	c->callers_fd = bpf_map__fd(s->maps.callers);
-	/* The slots are mapped before the program that fills them is attached, and it is attached
-	 * only if they are: a flow is never recorded where the helper cannot read it. */
+	/* The slots are mapped here, and the filter that fills them can be pinned only if they are
+	 * (bq_caller_flow_note_pin): a SYN is never noted where the helper cannot read it. */
 	if (flows) {
 		void *slots = mmap(NULL, flow_slots_bytes(), PROT_READ, MAP_SHARED, bpf_map__fd(s->maps.flow_slots), 0);
-		if (slots != MAP_FAILED) {
-			if (attach(s->progs.bastion_flows, cgroup_fd, &s->links.bastion_flows) == 0)
-				c->flow_slots = slots;
-			else
-				munmap(slots, flow_slots_bytes());
-		}
+		if (slots != MAP_FAILED)
+			c->flow_slots = slots;
 	}
 	if (s->rodata->kernel_verdicts) {
 		*stage = "verdict reports";
@@ -330,8 +327,15 @@ bool bq_caller_has_flows(const struct bq_caller *c)
 	return c->flow_slots != NULL;
 }
 
+int bq_caller_flow_note_pin(const struct bq_caller *c, const char *path)
+{
+	if (!c->flow_slots)
+		return -ENOTSUP;
+	return bpf_obj_pin(bpf_program__fd(c->skel->progs.bastion_flow_note), path) < 0 ? -errno : 0;
+}
+
 int bq_caller_flow_lookup(const struct bq_caller *c, uint8_t family, const uint8_t *src, uint16_t src_port,
-			  const uint8_t *dst, uint16_t dst_port, uint32_t *tgid)
+			  const uint8_t *dst, uint16_t dst_port, uint32_t syn_seq, uint32_t *tgid)
 {
 	if (!c->flow_slots)
 		return -ENOTSUP;
@@ -339,8 +343,9 @@ int bq_caller_flow_lookup(const struct bq_caller *c, uint8_t family, const uint8
 	memset(&key, 0, sizeof(key));
 	key.netns = c->netns_cookie;
 	key.family = family;
-	key.local_port = src_port;                         /* bpf_sock_ops.local_port: host order */
-	key.remote_port = (uint32_t)htons(dst_port) << 16; /* remote_port: network order, in the high half */
+	key.local_port = src_port;
+	key.remote_port = dst_port;
+	key.syn_seq = syn_seq;
 	size_t addr_len = family == AF_INET ? 4 : 16;
 	memcpy(key.local_ip, src, addr_len);
 	memcpy(key.remote_ip, dst, addr_len);

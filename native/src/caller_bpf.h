@@ -3,8 +3,9 @@
  * executable) before the kernel sends the packet; the helper reads it by the cookie sock_diag
  * reports. A record lives as long as its socket (deleted at its release, never pushed out);
  * a socket without one (connected before the programs were attached, or the map or its uid's
- * quota full) has no known caller. For TCP, a sock_ops program also records the caller by
- * the connection's ends (bq_caller_flow_lookup), so a SYN's caller is found without sock_diag.
+ * quota full) has no known caller. For TCP, a socket filter that our chain runs on each SYN on
+ * its way to the queue (bq_caller_flow_note_pin) notes the caller by the SYN's ends and sequence
+ * number (bq_caller_flow_lookup), so a queued SYN's caller is found without sock_diag.
  * The programs never block anything. They are attached through BPF links held only by this
  * process, so they go away with it, even on SIGKILL. */
 #ifndef BASTION_CALLER_BPF_H
@@ -35,16 +36,22 @@ int bq_caller_lookup(const struct bq_caller *c, uint64_t cookie, struct bq_calle
 /* Whether records carry the caller's executable and start time (CAP_PERFMON and kernel BTF). */
 bool bq_caller_has_exe(const struct bq_caller *c);
 
-/* Whether TCP connections are recorded by their addresses too (the kernel allowed the program). */
+/* Whether the flow note filter loaded and its slots are mapped (bq_caller_flow_note_pin). */
 bool bq_caller_has_flows(const struct bq_caller *c);
 
-/* 0 and *tgid: the process whose connect() made the TCP connection with these ends (as the
- * packet travels: src is local; ports in host order) in this process's network namespace,
- * recorded before its SYN left; -ENOENT when none was recorded (or its slot is being written or
- * was taken by another connection), -ENOTSUP without the program. A read of shared memory, no
- * system call, in place of sock_diag plus the caller map. */
+/* Pins the flow note filter (caller.bpf.c bastion_flow_note, a socket filter) at path in a bpf
+ * file system, for the `-m bpf --object-pinned` rule our chain runs just before its queue rules:
+ * 0, or -errno (-ENOTSUP without it). Unlinking the path unpins it; the rule keeps its own
+ * reference. */
+int bq_caller_flow_note_pin(const struct bq_caller *c, const char *path);
+
+/* 0 and *tgid: the process whose connect() sent the bare TCP SYN with these ends (as the packet
+ * travels: src is local; ports in host order) and sequence number (host order) in this process's
+ * network namespace, noted as it passed our chain; -ENOENT when none was noted (or its slot is
+ * being written or was taken by another SYN), -ENOTSUP without the filter. A read of shared
+ * memory, no system call, in place of sock_diag plus the caller map. */
 int bq_caller_flow_lookup(const struct bq_caller *c, uint8_t family, const uint8_t *src, uint16_t src_port,
-			  const uint8_t *dst, uint16_t dst_port, uint32_t *tgid);
+			  const uint8_t *dst, uint16_t dst_port, uint32_t syn_seq, uint32_t *tgid);
 
 /* ---- In-kernel verdicts (caller.bpf.c decide()) ---- */
 

@@ -37,6 +37,7 @@ struct bq_flow {
 	uint8_t protocol; /* IPPROTO_TCP / IPPROTO_UDP */
 	uint16_t src_port, dst_port;
 	uint8_t tcp_flags; /* TCP: the header's flags byte (SYN 0x02, ACK 0x10); 0 for UDP */
+	uint32_t tcp_seq;  /* TCP: the sequence number, host order; 0 for UDP */
 	uint8_t src[16], dst[16];
 };
 

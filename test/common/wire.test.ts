@@ -178,6 +178,7 @@ describe('bus codec', () => {
         kernelReportsLost: 1,
         floodDrops: 2,
         lookupRetries: 3,
+        fastByFlow: 2,
       },
     };
     assert.deepEqual(roundTrip(hb), hb);

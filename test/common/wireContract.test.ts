@@ -99,6 +99,7 @@ const samples: Record<Exclude<pb.Envelope['body'], undefined>, BusMessage[]> = {
         kernelReportsLost: 10,
         floodDrops: 11,
         lookupRetries: 12,
+        fastByFlow: 13,
       },
     },
   ],

@@ -140,10 +140,10 @@ describe('faults', () => {
         const rules = fw.iptablesRules(family);
         assert.equal(jumps(rules, fw.chain), 1, `IPv${family}: ${rules}`);
         // One set: the two rules that reject what the helper denied, the two that accept what
-        // the kernel allowed (TCP by its mark, UDP by its filter), the system accounts' queue
-        // rule, then the main one.
+        // the kernel allowed (TCP by its mark, UDP by its filter), the one that notes queued SYNs
+        // for the fast path (no target), the system accounts' queue rule, then the main one.
         const ours = rules.split('\n').filter((l) => l.startsWith(`-A ${fw.chain} `));
-        assert.equal(ours.length, 6, rules);
+        assert.equal(ours.length, 7, rules);
         assert.match(ours[0]!, /^-A BASTION-OUT -p tcp -m mark --mark 0xb4570de1 .*-j REJECT --reject-with tcp-reset$/);
         assert.match(
           ours[1]!,
@@ -151,8 +151,12 @@ describe('faults', () => {
         );
         assert.match(ours[2]!, /^-A BASTION-OUT -m mark --mark 0x400000\/0x400000 -m conntrack --ctstate NEW .*-j ACCEPT$/);
         assert.match(ours[3]!, /^-A BASTION-OUT -p udp -m conntrack --ctstate NEW -m bpf --object-pinned \S+\/bastion-BASTION-OUT-udp-allow .*-j ACCEPT$/);
-        assert.match(ours[4]!, /-m owner --uid-owner 0-999 .*-j NFQUEUE --queue-num 3 --queue-bypass$/);
-        assert.match(ours[5]!, new RegExp(`-j NFQUEUE --queue-num ${fw.queue} --queue-bypass$`));
+        assert.match(
+          ours[4]!,
+          /^-A BASTION-OUT -p tcp -m tcp --tcp-flags SYN,ACK SYN -m bpf --object-pinned \S+\/bastion-BASTION-OUT-flow-note -m comment --comment "[^"]+"$/,
+        );
+        assert.match(ours[5]!, /-m owner --uid-owner 0-999 .*-j NFQUEUE --queue-num 3 --queue-bypass$/);
+        assert.match(ours[6]!, new RegExp(`-j NFQUEUE --queue-num ${fw.queue} --queue-bypass$`));
       }
       await fw.helper!.stop();
       for (const family of [4, 6] as const) {

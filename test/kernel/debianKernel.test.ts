@@ -30,8 +30,6 @@ const CHECKS = [
   'tcp-allow-connects',
   'tcp-allow-marked',
   'caller-recorded',
-  'flow-by-ends',
-  'flow-cleared-when-allowed',
   'child-decided',
   'copy-undecided',
   'other-userns-undecided',

@@ -81,16 +81,6 @@ static int try_connect(int type, const char *ip, int port, int *fd)
 	return connect(*fd, (struct sockaddr *)&a, sizeof(a)) == 0 ? 0 : errno;
 }
 
-/* bq_caller_flow_lookup() for the IPv4 loopback connection on fd to remote_port: its rc, *tgid. */
-static int caller_by_ends(const struct bq_caller *c, int fd, uint16_t remote_port, uint32_t *tgid)
-{
-	struct sockaddr_in mine;
-	socklen_t len = sizeof(mine);
-	getsockname(fd, (struct sockaddr *)&mine, &len);
-	uint8_t loopback[4] = {127, 0, 0, 1};
-	return bq_caller_flow_lookup(c, AF_INET, loopback, ntohs(mine.sin_port), loopback, remote_port, tgid);
-}
-
 /* What a connecting process sees, as bits: 1 a denied connect() failed with EPERM, 2 an
  * allowed one was marked, 4 it could not connect at all. 3 is the rules' own program. */
 static int probe(void)
@@ -175,7 +165,13 @@ int main(int argc, char **argv)
 	}
 	check("executable-identity", bq_caller_has_exe(c), "%s", bq_caller_has_exe(c) ? "" : log);
 	check("kernel-verdicts", bq_caller_has_verdicts(c), "%s", bq_caller_has_verdicts(c) ? "" : log);
-	check("flows", bq_caller_has_flows(c), "");
+	/* The flow note filter (its slots mapped), pinned where our chain's rule before the queue reads
+	 * it. What it notes is checked on the host (test/native/callerBpf.test.ts), with iptables; here
+	 * the verifier of Debian's kernel has accepted it. */
+	const char *note_pin = "/sys/fs/bpf/bastion-check-flow-note";
+	rc = bq_caller_flow_note_pin(c, note_pin);
+	check("flows", bq_caller_has_flows(c) && rc == 0, "rc=%d", rc);
+	unlink(note_pin);
 	/* The UDP allow filter, pinned where our chain's `-m bpf --object-pinned` rule reads it. */
 	const char *pin = "/sys/fs/bpf/bastion-check-udp-allow";
 	rc = bq_caller_udp_allow_pin(c, pin);
@@ -238,42 +234,7 @@ int main(int argc, char **argv)
 	rc = bq_caller_lookup(c, cookie, &record);
 	check("caller-recorded", rc == 0 && record.tgid == (uint32_t)getpid() && record.exe_ino == self.st_ino,
 	      "rc=%d tgid=%u exe_ino=%llu", rc, record.tgid, (unsigned long long)record.exe_ino);
-	/* By its ends (the sock_ops program's slots, read through the mapping): a connection the
-	 * queue would decide names this process; the one allowed in the kernel names no one. */
-	uint32_t tgid = 0;
-	int allowed_rc = caller_by_ends(c, fd, 8080, &tgid);
 	close(fd);
-	int queued_listener = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in queued_here = address("127.0.0.1", 8081);
-	setsockopt(queued_listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(queued_listener, (struct sockaddr *)&queued_here, sizeof(queued_here)) != 0 || listen(queued_listener, 64) != 0)
-		printf("listen: %s\n", strerror(errno));
-	err = try_connect(SOCK_STREAM, "127.0.0.1", 8081, &fd);
-	rc = caller_by_ends(c, fd, 8081, &tgid);
-	check("flow-by-ends", err == 0 && rc == 0 && tgid == (uint32_t)getpid() && allowed_rc == -ENOENT,
-	      "errno=%d rc=%d tgid=%u allowed_rc=%d", err, rc, tgid, allowed_rc);
-	/* The same ends again once a rule allows them in the kernel: that connection's SYN skips
-	 * the queue, and the earlier connection's entry must not outlive it. (Closed with a reset,
-	 * so no TIME_WAIT holds the port; the rule goes again after.) */
-	struct sockaddr_in from;
-	len = sizeof(from);
-	getsockname(fd, (struct sockaddr *)&from, &len);
-	struct linger reset = {.l_onoff = 1, .l_linger = 0};
-	setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
-	close(fd);
-	key.protocol = IPPROTO_TCP;
-	key.port = 8081;
-	bq_caller_verdict_set(c, &key, BQ_VERDICT_ALLOW);
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	err = bind(fd, (struct sockaddr *)&from, sizeof(from)) == 0 && connect(fd, (struct sockaddr *)&queued_here, sizeof(queued_here)) == 0
-		      ? 0
-		      : errno;
-	rc = caller_by_ends(c, fd, 8081, &tgid);
-	check("flow-cleared-when-allowed", err == 0 && rc == -ENOENT, "errno=%d rc=%d tgid=%u", err, rc, tgid);
-	close(fd);
-	bq_caller_verdict_delete(c, &key);
-	close(queued_listener);
 
 	/* The identity is the file: another file with the same bytes, or this program where it
 	 * could mount its own libraries (a user namespace of its own), gets neither verdict. */
@@ -284,7 +245,7 @@ int main(int argc, char **argv)
 	status = probe_in_child(NULL, 1);
 	check("other-userns-undecided", status == 0, "probe=%d (0: neither)", status);
 
-	/* Nothing decided silently: the two denials and the two allows reached the ring, and the
+	/* Nothing decided silently: the two denials and the allow reached the ring, and the
 	 * decided child's two; the undecided children's connections none. */
 	static _Alignas(8) uint8_t events[64 * BQ_VERDICT_EVENT_BYTES];
 	uint64_t lost = 0;
@@ -299,7 +260,7 @@ int main(int argc, char **argv)
 		else if (e->verdict == BQ_VERDICT_DENY)
 			denies++;
 	}
-	check("decisions-reported", allows == 2 && denies == 2 && others == 2, "events=%d allows=%d denies=%d children's=%d lost=%llu", n,
+	check("decisions-reported", allows == 1 && denies == 2 && others == 2, "events=%d allows=%d denies=%d children's=%d lost=%llu", n,
 	      allows, denies, others, (unsigned long long)lost);
 	bq_caller_close(c);
 done:

@@ -1,20 +1,73 @@
 // The connect()/sendmsg() caller map (native/src/caller_bpf.h) against real processes: a socket
 // held by two processes is reported as the one that connected it (or sent on it), not the other;
 // a record stays as long as its socket, whatever else happens; a socket connected before the
-// programs were attached has none.
+// programs were attached has none. A SYN that passes the flow note filter (pinned, run by a rule
+// on loopback as our chain runs it before the queue) is found by its ends and sequence number.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
-import { attachCallerMap, cgroup2Mount, detachCallerMap, flowCaller } from '../../helper/identify/callerMap.js';
+import { attachCallerMap, cgroup2Mount, detachCallerMap, flowCaller, pinFlowNote } from '../../helper/identify/callerMap.js';
 import { SockDiag } from '../../helper/identify/sockDiag.js';
 import type { CallerRecord } from '../../common/types.js';
+import { tempDir } from '../support/bastion.js';
 
 const LO4 = new Uint8Array([127, 0, 0, 1]);
 const CLIENT = new URL('../fixtures/shared-socket-client.py', import.meta.url).pathname;
+const SNIFFER = new URL('../fixtures/syn-sniffer.py', import.meta.url).pathname;
+/** The note rule's comment, by which it is found and removed (a run killed before its cleanup leaves one). */
+const NOTE_RULE_COMMENT = 'bastion-test-flow-note';
+
+/** The flow note filter's rule on loopback, for both families: `-A` adds it, `-D` removes it. */
+function noteRule(action: '-I' | '-D', pin: string): void {
+  for (const ipt of ['iptables', 'ip6tables']) {
+    execFileSync(ipt, ['-w', '5', action, 'OUTPUT', '-o', 'lo', '-p', 'tcp', '--tcp-flags', 'SYN,ACK', 'SYN', '-m', 'bpf', '--object-pinned', pin, '-m', 'comment', '--comment', NOTE_RULE_COMMENT]);
+  }
+}
+
+/** Removes every note rule a killed run left, whatever its pin. */
+function removeLeftNoteRules(): void {
+  for (const ipt of ['iptables', 'ip6tables']) {
+    for (const line of execFileSync(ipt, ['-w', '5', '-S', 'OUTPUT'], { encoding: 'utf8' }).split('\n')) {
+      if (line.includes(NOTE_RULE_COMMENT)) execFileSync(ipt, ['-w', '5', ...line.replace(/^-A /, '-D ').split(' ')]);
+    }
+  }
+}
+
+/** The loopback SYNs seen so far, by "family srcPort dstPort": their sequence numbers. */
+class SynSniffer {
+  private readonly child = spawn('python3', [SNIFFER], { stdio: ['ignore', 'pipe', 'inherit'] });
+  private readonly seqs = new Map<string, number[]>();
+  readonly ready: Promise<void>;
+
+  constructor() {
+    const lines = createInterface({ input: this.child.stdout! });
+    this.ready = new Promise((resolve) => lines.once('line', () => resolve()));
+    lines.on('line', (line) => {
+      const [family, sport, dport, seq] = line.split(' ');
+      if (seq === undefined) return;
+      const key = `${family} ${sport} ${dport}`;
+      this.seqs.set(key, [...(this.seqs.get(key) ?? []), Number(seq)]);
+    });
+  }
+
+  /** The last SYN's sequence number from srcPort to dstPort (waits up to 2 s for it). */
+  async seqOf(family: 4 | 6, srcPort: number, dstPort: number): Promise<number> {
+    for (let waited = 0; waited < 2000; waited += 10) {
+      const seen = this.seqs.get(`${family} ${srcPort} ${dstPort}`);
+      if (seen) return seen.at(-1)!;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    throw new Error(`no SYN seen from port ${srcPort} to ${dstPort}`);
+  }
+
+  stop(): void {
+    this.child.kill('SIGKILL');
+  }
+}
 
 interface Client {
   child: ChildProcess;
@@ -42,6 +95,10 @@ describe('the caller map', () => {
   let udp: dgram.Socket;
   /** Connected before the programs were attached. */
   let older: dgram.Socket;
+  const bpfDir = tempDir('bastion-callerbpf-');
+  const bpfFs = `${bpfDir.path}/bpf`;
+  let notePin: string | null = null;
+  const sniffer = new SynSniffer();
 
   before(async () => {
     server = await new Promise((resolve) => {
@@ -51,8 +108,16 @@ describe('the caller map', () => {
     await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', resolve));
     older = dgram.createSocket('udp4');
     await new Promise<void>((resolve) => older.connect(udp.address().port, '127.0.0.1', resolve));
+    mkdirSync(bpfFs);
+    execFileSync('mount', ['-t', 'bpf', 'bpf', bpfFs]);
+    removeLeftNoteRules();
+    await sniffer.ready;
   });
   after(() => {
+    if (notePin !== null) noteRule('-D', notePin);
+    execFileSync('umount', ['-l', bpfFs]);
+    bpfDir.remove();
+    sniffer.stop();
     for (const c of clients) c.kill('SIGKILL');
     for (const pid of holders) process.kill(pid, 'SIGKILL');
     detachCallerMap();
@@ -67,11 +132,15 @@ describe('the caller map', () => {
     assert.equal(cgroup2Mount('proc /proc proc rw 0 0\n'), null);
   });
 
-  it("attaches as root on this kernel, with the callers' executables and the TCP connections' map", () => {
+  it("attaches as root on this kernel, with the callers' executables and the flow note filter", () => {
     const state = attachCallerMap();
     assert.equal(state.attached, true, state.attached ? '' : `${state.reason}\n${state.log}`);
     assert.equal(state.attached && state.exe, true, 'the task reads loaded (CAP_PERFMON, BTF)');
-    assert.equal(state.attached && state.byFlow, true, 'the sock_ops program loaded and attached');
+    assert.equal(state.attached && state.byFlow, true, 'the flow note filter loaded and its slots mapped');
+    const pin = pinFlowNote(bpfFs, 'TEST');
+    assert.ok(pin.ok, pin.ok ? '' : pin.reason);
+    noteRule('-I', pin.path);
+    notePin = pin.path;
   });
 
   async function lookup(kind: 'tcp' | 'udp', churn = 0): Promise<{ caller: CallerRecord | null | undefined; client: Client }> {
@@ -92,12 +161,14 @@ describe('the caller map', () => {
     const exe = statSync(`/proc/${pid}/exe`);
     const startTime = Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[19]);
     assert.deepEqual(caller, { pid, uid: process.getuid!(), process: { startTime, exeDev: exe.dev, exeIno: exe.ino } });
-    // The same answer by the connection's ends, without sock_diag; other ends name no one.
+    // The same answer by the SYN's ends and sequence number, without sock_diag; another SYN's names no one.
     const port = (server.address() as net.AddressInfo).port;
-    assert.equal(flowCaller(4, LO4, client.localPort, LO4, port), client.child.pid);
-    assert.equal(flowCaller(4, LO4, client.localPort, LO4, port + 1), 0);
-    assert.equal(flowCaller(4, LO4, client.localPort + 1, LO4, port), 0);
-    assert.equal(flowCaller(6, new Uint8Array(16), client.localPort, new Uint8Array(16), port), 0);
+    const seq = await sniffer.seqOf(4, client.localPort, port);
+    assert.equal(flowCaller(4, LO4, client.localPort, LO4, port, seq), client.child.pid);
+    assert.equal(flowCaller(4, LO4, client.localPort, LO4, port, (seq + 1) >>> 0), 0);
+    assert.equal(flowCaller(4, LO4, client.localPort, LO4, port + 1, seq), 0);
+    assert.equal(flowCaller(4, LO4, client.localPort + 1, LO4, port, seq), 0);
+    assert.equal(flowCaller(6, new Uint8Array(16), client.localPort, new Uint8Array(16), port, seq), 0);
   });
 
   it('names the process that connected a TCP socket over IPv6 by its ends', async () => {
@@ -110,7 +181,7 @@ describe('the caller map', () => {
       await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
       const lo6 = new Uint8Array(16);
       lo6[15] = 1;
-      assert.equal(flowCaller(6, lo6, socket.localPort!, lo6, port), process.pid);
+      assert.equal(flowCaller(6, lo6, socket.localPort!, lo6, port, await sniffer.seqOf(6, socket.localPort!, port)), process.pid);
       socket.destroy();
     } finally {
       server6.close();
@@ -122,7 +193,7 @@ describe('the caller map', () => {
     // An IPv6 socket to an IPv4-mapped address sends IPv4 packets: the same ends as IPv4.
     { over: 'IPv6 to an IPv4-mapped address', host: '::ffff:127.0.0.1', localAddress: '::' },
   ]) {
-    it(`names a TCP connection that reuses an earlier one's ends (${reuse.over}) by its own caller, not the earlier one's`, async () => {
+    it(`names a TCP connection that reuses an earlier one's ends (${reuse.over}) by its own caller, and the earlier one's entry never answers for it`, async () => {
       const port = (server.address() as net.AddressInfo).port;
       // Another process connects, is named, and closes with a reset (no TIME_WAIT keeps the port).
       const earlier = spawn('python3', [
@@ -138,14 +209,22 @@ describe('the caller map', () => {
         ].join('\n'),
       ]);
       const localPort = Number((await createInterface({ input: earlier.stdout! })[Symbol.asyncIterator]().next()).value);
-      assert.equal(flowCaller(4, LO4, localPort, LO4, port), earlier.pid);
+      const earlierSeq = await sniffer.seqOf(4, localPort, port);
+      assert.equal(flowCaller(4, LO4, localPort, LO4, port, earlierSeq), earlier.pid);
       earlier.stdin!.end('\n');
       await new Promise((resolve) => earlier.once('exit', resolve));
       // This process connects from the same port to the same server: the same ends, a new caller.
       const socket = net.connect({ host: reuse.host, port, localAddress: reuse.localAddress, localPort });
       try {
         await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-        assert.equal(flowCaller(4, LO4, localPort, LO4, port), process.pid);
+        // The kernel drew a new initial sequence number: the SYN is this one's, not the earlier one's.
+        let seq = await sniffer.seqOf(4, localPort, port);
+        for (let waited = 0; seq === earlierSeq && waited < 2000; waited += 10) {
+          await new Promise((r) => setTimeout(r, 10));
+          seq = await sniffer.seqOf(4, localPort, port);
+        }
+        assert.notEqual(seq, earlierSeq);
+        assert.equal(flowCaller(4, LO4, localPort, LO4, port, seq), process.pid);
       } finally {
         socket.destroy();
       }
@@ -172,6 +251,7 @@ describe('the caller map', () => {
     detachCallerMap();
     const { caller, client } = await lookup('tcp');
     assert.equal(caller, undefined);
-    assert.equal(flowCaller(4, LO4, client.localPort, LO4, (server.address() as net.AddressInfo).port), 0);
+    const port = (server.address() as net.AddressInfo).port;
+    assert.equal(flowCaller(4, LO4, client.localPort, LO4, port, await sniffer.seqOf(4, client.localPort, port)), 0);
   });
 });

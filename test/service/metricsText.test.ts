@@ -44,6 +44,7 @@ describe('Prometheus text format', () => {
             kernelReportsLost: 0,
             floodDrops: 7,
             lookupRetries: 5,
+            fastByFlow: 4,
           },
           inbound: 'bastion',
           startedAtMs: 1_700_000_000_000,
@@ -56,6 +57,7 @@ describe('Prometheus text format', () => {
     assert.equal(sampleValue(families, 'bastion_prompts_timed_out_total'), 2);
     assert.equal(sampleValue(families, 'bastion_helper_flood_drops_total'), 7);
     assert.equal(sampleValue(families, 'bastion_helper_lookup_retries_total'), 5);
+    assert.equal(sampleValue(families, 'bastion_helper_fast_path_flow_hits_total'), 4);
     assert.equal(sampleValue(families, 'bastion_helper_kernel_decisions_total'), 5);
     assert.equal(sampleValue(families, 'bastion_inbound_state', { state: 'bastion' }), 1);
     assert.equal(sampleValue(families, 'bastion_start_time_seconds'), 1_700_000_000);
