@@ -90,8 +90,18 @@ export class BootedRoot {
     return run('unshare', ['--mount', '--pid', '--fork', '--propagation', 'private', 'sh', '-c', outer, 'sh', this.root, script]);
   }
 
+  /**
+   * A bpf file system for the container's /sys/fs/bpf, where systemd mounts one on a machine it
+   * boots (not in a container: nspawn's /sys has none), and the helper pins its chain's filters.
+   */
+  private get bpfFs(): string {
+    return join(this.work, 'bpf');
+  }
+
   /** Boots the root; resolves once systemd reports the system up (running or degraded). */
   async boot(): Promise<void> {
+    mkdirSync(this.bpfFs);
+    must(run('mount', ['-t', 'bpf', 'bpf', this.bpfFs]), 'mounting a bpf file system');
     this.nspawn = spawn(
       'systemd-nspawn',
       [
@@ -105,6 +115,7 @@ export class BootedRoot {
         `--capability=${CAPABILITIES}`,
         // nspawn's own seccomp filter refuses bpf() to everything in the container.
         '--system-call-filter=bpf',
+        `--bind=${this.bpfFs}:/sys/fs/bpf`,
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
@@ -185,6 +196,7 @@ export class BootedRoot {
       clearTimeout(timer);
     }
     this.net.destroy();
+    if (existsSync(this.bpfFs)) run('umount', ['-l', this.bpfFs]);
     // Mounts nspawn made are gone with its mount namespace; a chroot's /proc is unshared too.
     rmSync(this.work, { recursive: true, force: true });
   }

@@ -99,6 +99,14 @@ describe('the package installed with apt and booted with systemd', { skip: SKIP 
     await waitFor('both units active', () => active('bastion-helper') === 'active' && active('bastion-firewall') === 'active');
     await waitFor('the helper paired with the service', paired);
     assert.match(journal('bastion-helper'), /connect\(\)\/sendmsg\(\) callers recorded by eBPF/);
+    // The chain's two filters are pinned in systemd's bpf file system, for IPv4 and IPv6 alike:
+    // UDP datagrams allowed in the kernel, and queued SYNs noted for the fast path.
+    const rules = ourRules().split('\n');
+    for (const filter of [
+      '-A BASTION-OUT -p udp -m conntrack --ctstate NEW -m bpf --object-pinned /sys/fs/bpf/bastion-BASTION-OUT-udp-allow ',
+      '-A BASTION-OUT -p tcp -m tcp --tcp-flags SYN,ACK SYN -m bpf --object-pinned /sys/fs/bpf/bastion-BASTION-OUT-flow-note ',
+    ])
+      assert.equal(rules.filter((l) => l.startsWith(filter)).length, 2, `${filter}in:\n${ourRules()}`);
   });
 
   it('bastion status works as root and as a member of group bastion, and says the identity is eBPF', () => {
@@ -275,6 +283,7 @@ EOF`,
     ok(box.enter(['systemctl', 'stop', 'bastion-firewall']), 'stop');
     await waitFor('the helper stopped', () => active('bastion-helper') === 'inactive');
     assert.equal(ourRules(), '');
+    assert.equal(box.enter(['sh', '-c', 'ls /sys/fs/bpf | grep bastion; true']).stdout, '', 'pinned filters left after stop');
     ok(box.enter(['sh', '-c', 'DEBIAN_FRONTEND=noninteractive apt-get purge -y -q bastion-firewall'], 300_000), 'purge');
     const left = box.enter([
       'sh',
