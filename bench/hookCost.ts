@@ -58,9 +58,11 @@ function attach(ns: string, addon: string): Promise<ChildProcess> {
     { cwd: REPO, env: { ...process.env, BASTION_NATIVE_ADDON: addon }, stdio: ['ignore', 'pipe', 'inherit'] },
   );
   return new Promise((resolve, reject) => {
-    child
-      .stdout!.setEncoding('utf8')
-      .once('data', (line: string) => (line.startsWith('ATTACHED') ? resolve(child) : reject(new Error(`${addon}: ${line.trim()}`))));
+    child.stdout!.setEncoding('utf8').once('data', (line: string) => {
+      if (line.startsWith('ATTACHED')) return resolve(child);
+      child.kill('SIGKILL');
+      reject(new Error(`${addon}: ${line.trim()}`));
+    });
     child.once('exit', (code) => reject(new Error(`attaching ${addon} exited (${code})`)));
   });
 }
@@ -74,6 +76,8 @@ const median = (xs: number[]): number => {
 const dir = tempDir('bastion-bench-hooks-');
 const ns = `bastion-hooks-${process.pid}`;
 let server: ChildProcess | null = null;
+/** The process holding programs attached now: killed whatever happens (they are machine-wide). */
+let attached: ChildProcess | null = null;
 try {
   const tools = buildTools(dir.path);
   execFileSync('ip', ['netns', 'add', ns]);
@@ -89,7 +93,7 @@ try {
   const rate = new Map<string, number[]>(systems.map(([name]) => [name, []]));
   for (let round = 1; round <= ROUNDS; round++) {
     for (const [name, addon] of systems) {
-      const attached = addon === null ? null : await attach(ns, addon);
+      attached = addon === null ? null : await attach(ns, addon);
       const ticks = busyTicks();
       const started = process.hrtime.bigint();
       execFileSync('ip', ['netns', 'exec', ns, tools.connect, 'tcp', '127.0.0.1', String(PORT), String(COUNT)], { stdio: 'ignore' });
@@ -97,6 +101,7 @@ try {
       busy.get(name)!.push(((busyTicks() - ticks) * TICK_US) / COUNT);
       rate.get(name)!.push(COUNT / seconds);
       attached?.kill('SIGKILL');
+      attached = null;
       process.stdout.write(`round ${round} ${name}: ${busy.get(name)!.at(-1)!.toFixed(1)} µs/conn, ${Math.round(rate.get(name)!.at(-1)!)} conn/s\n`);
     }
   }
@@ -114,6 +119,7 @@ try {
     );
   }
 } finally {
+  attached?.kill('SIGKILL');
   server?.kill('SIGKILL');
   try {
     execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });

@@ -111,7 +111,6 @@ export interface NativeAddon {
   readonly procEvent: ProcEventLayout;
   callerDetach(): void;
   callerFlowLookup(family: 2 | 10, src: Uint8Array, srcPort: number, dst: Uint8Array, dstPort: number, synSeq: number): number;
-  callerHasFlows(): boolean;
   callerFlowNotePin(path: string): number;
   peerCred(fd: number): { pid: number; uid: number; gid: number };
   /** sd_notify(3): one datagram to $NOTIFY_SOCKET ("/path" or "@abstract"); 0 or -errno. */

@@ -48,7 +48,7 @@ export interface HelperCounters {
   floodDrops: number;
   /** Lookups of a packet's process that ran out of time and went on at a later turn (helper/helper.ts). */
   lookupRetries: number;
-  /** SYNs whose caller the fast path read from the flow note filter's slots, without sock_diag (native/src/fast_path.c). */
+  /** Of fastAnswered: SYNs whose caller came from the flow note filter's slots, not sock_diag (native/src/fast_path.c). */
   fastByFlow: number;
 }
 

@@ -51,7 +51,7 @@ export interface FirewallRulesOptions {
   /**
    * A pinned socket filter that notes each bare TCP SYN on its way to the queue, for the fast
    * path (native/bpf/caller.bpf.c bastion_flow_note): run by a rule without a target just before
-   * the queue rules, so only queued SYNs pay for it. null: no such rule.
+   * the queue rules, so only the SYNs that get that far pay for it. null: no such rule.
    */
   flowNoteFilter?: string | null;
 }

@@ -242,7 +242,7 @@ export interface HelperCounters {
   floodDrops: number;
   /** lookups of a packet's process that ran out of time and went on at a later turn */
   lookupRetries: number;
-  /** SYNs whose caller the fast path read from the flow note filter's slots, without sock_diag */
+  /** of fast_answered: SYNs whose caller came from the flow note filter's slots, not sock_diag */
   fastByFlow: number;
 }
 

@@ -18,7 +18,8 @@
  * Another socket filter of that chain, just before its queue rules, notes each TCP SYN that goes
  * to the queue (bastion_flow_note() below): the slot of (its ends, its sequence number) in
  * flow_slots = its socket's caller, so the fast path finds the caller without sock_diag or a
- * system call. Only those SYNs pay for it: a sock_ops program ran for every TCP socket. */
+ * system call. Only the SYNs that get that far in our chain pay for it (not those allowed in the
+ * kernel): a sock_ops program ran for every TCP socket. */
 #include <stdbool.h>
 #include <linux/types.h>
 #include <linux/bpf.h>

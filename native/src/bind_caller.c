@@ -8,7 +8,7 @@
 #include "fast_registry.h"
 
 /* callerAttach(cgroup2Path, verdicts?) -> {exe, flows, verdicts, log}: whether records carry the
- * executable, whether TCP connections are recorded by their ends, whether the kernel decides, and
+ * executable, whether the flow note filter loaded (callerFlowNotePin), whether the kernel decides, and
  * libbpf's log of a load that failed on the way (why the executable is not recorded). Throws
  * (errno, stage, log with the verifier's words) when the kernel or our capabilities allow none
  * of it. Attached already: the same answer. */
@@ -86,16 +86,6 @@ static napi_value caller_flow_lookup(napi_env env, napi_callback_info info)
 	return ret;
 }
 
-/* callerHasFlows() -> whether TCP connections are recorded by their ends too. */
-static napi_value caller_has_flows(napi_env env, napi_callback_info info)
-{
-	(void)info;
-	const struct bq_caller *caller = bq_registry_caller();
-	napi_value ret;
-	NAPI_CALL(env, napi_get_boolean(env, caller && bq_caller_has_flows(caller), &ret));
-	return ret;
-}
-
 napi_value pin_caller_filter(napi_env env, napi_callback_info info, int (*pin)(const struct bq_caller *, const char *), const char *name)
 {
 	size_t argc = 1;
@@ -135,7 +125,6 @@ napi_status bind_caller_register(napi_env env, napi_value exports)
 		{"callerAttach", caller_attach},
 		{"callerDetach", caller_detach},
 		{"callerFlowLookup", caller_flow_lookup},
-		{"callerHasFlows", caller_has_flows},
 		{"callerFlowNotePin", caller_flow_note_pin},
 	};
 	return export_functions(env, exports, functions, COUNT_OF(functions));

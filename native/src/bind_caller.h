@@ -1,5 +1,5 @@
 /* The connect()/sendmsg() callers for JS (callerAttach, callerDetach, callerFlowLookup,
- * callerHasFlows, callerFlowNotePin). */
+ * callerFlowNotePin). */
 #ifndef BASTION_BIND_CALLER_H
 #define BASTION_BIND_CALLER_H
 

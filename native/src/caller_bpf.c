@@ -163,8 +163,8 @@ static size_t flow_slots_bytes(void)
 	return (size_t)BQ_FLOW_SLOTS * sizeof(struct bq_flow_slot);
 }
 
-/* Our network namespace's cookie, which the verdicts need and the flow keys hold: without
- * SO_NETNS_COOKIE (before 5.15) neither is loaded and the caller map works alone. */
+/* Our network namespace's cookie, which the verdicts need (without SO_NETNS_COOKIE, before
+ * 5.15, they are not loaded) and the flow keys hold. */
 static bool netns_cookie(uint64_t *cookie)
 {
 	int probe = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -219,13 +219,14 @@ int bq_caller_open(struct bq_caller **out, const char *cgroup_path, bool verdict
 	*stage = "load programs";
 	bool have_netns = netns_cookie(&c->netns_cookie);
 	/* Without a seed from the kernel, no flows: another user must not know which slot a
-	 * connection gets (aiming at it would only send it to sock_diag, but still). */
-	bool can_flow = have_netns && random_seed(&c->flow_seed);
+	 * SYN gets (aiming at it would only send it to sock_diag, but still). The keys' netns is
+	 * our cookie, 0 without SO_NETNS_COOKIE: the same value on both sides either way. */
+	bool can_flow = random_seed(&c->flow_seed);
 	/* Verdicts need our network namespace's cookie (5.15) and our user namespace's inode. */
 	struct stat userns;
 	uint32_t userns_inum = stat("/proc/self/ns/user", &userns) == 0 ? (uint32_t)userns.st_ino : 0;
 	uint64_t verdict_netns = verdicts && have_netns && userns_inum != 0 ? c->netns_cookie : 0;
-	/* Best first: the executable needs CAP_PERFMON and BTF, the flow note filter a 5.15 kernel;
+	/* Best first: the executable needs CAP_PERFMON and BTF, the flow note filter a random seed;
 	 * the executable matters more. Verdicts need the executable; a kernel that refuses their
 	 * helpers (socket options, ring buffer) still gets the executable without them; one that
 	 * refuses the UDP allow filter (a socket filter reading the task) still gets the rest. */

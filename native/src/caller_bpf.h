@@ -6,8 +6,9 @@
  * quota full) has no known caller. For TCP, a socket filter that our chain runs on each SYN on
  * its way to the queue (bq_caller_flow_note_pin) notes the caller by the SYN's ends and sequence
  * number (bq_caller_flow_lookup), so a queued SYN's caller is found without sock_diag.
- * The programs never block anything. They are attached through BPF links held only by this
- * process, so they go away with it, even on SIGKILL. */
+ * The programs never block anything. The cgroup programs are attached through BPF links held
+ * only by this process, so they go away with it, even on SIGKILL; the two socket filters our
+ * chain runs stay as long as a rule holds them (a chain left by a killed or fail-closed helper). */
 #ifndef BASTION_CALLER_BPF_H
 #define BASTION_CALLER_BPF_H
 

@@ -306,6 +306,7 @@ int bq_fast_path_decide(struct bq_fast_path *fp, const struct bq_caller *caller,
 		return 0;
 	struct bq_socket_owner owner = {0};
 	uint32_t caller_tgid = 0;
+	bool by_flow = false;
 	/* A bare SYN that our chain's flow note filter saw on its way here, by its ends and sequence
 	 * number in this network namespace: its socket's caller read from the shared flow slots (no
 	 * system call), without sock_diag (~2.8 µs). The sequence number ties the entry to this very
@@ -314,7 +315,7 @@ int bq_fast_path_decide(struct bq_fast_path *fp, const struct bq_caller *caller,
 	if (caller && flow.protocol == IPPROTO_TCP && (flow.tcp_flags & 0x12) == 0x02 &&
 	    bq_caller_flow_lookup(caller, flow.family, flow.src, flow.src_port, flow.dst, flow.dst_port, flow.tcp_seq, &caller_tgid) == 0) {
 		owner.uid = packet_uid;
-		fp->counters.by_flow++;
+		by_flow = true;
 	} else {
 		if (bq_sock_diag_lookup(fp->diag, flow.family, flow.protocol, flow.src, flow.src_port, flow.dst, flow.dst_port,
 					&owner) != 0 ||
@@ -348,6 +349,8 @@ int bq_fast_path_decide(struct bq_fast_path *fp, const struct bq_caller *caller,
 			return 0;
 		}
 		const struct fast_verdict *v = candidates[i];
+		if (by_flow)
+			fp->counters.by_flow++;
 		*out = (struct bq_fast_decision){
 			.flow = flow,
 			.token = e->token,

@@ -53,7 +53,7 @@ struct bq_fast_decision {
 struct bq_fast_counters {
 	uint64_t events_pending; /* a matching packet left to JS because process events were unread */
 	uint64_t missed;         /* lookups in which an armed entry's fds did not hold the socket */
-	uint64_t by_flow;        /* TCP connections whose caller the flow slots named (no sock_diag) */
+	uint64_t by_flow;        /* of the decided: SYNs whose caller the flow slots named (no sock_diag) */
 };
 
 struct bq_fast_path;

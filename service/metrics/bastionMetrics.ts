@@ -25,7 +25,11 @@ const HELPER_COUNTERS: readonly [keyof HelperCounters, string, string][] = [
   ['lookupRetries', 'bastion_helper_lookup_retries_total', "Lookups of a packet's process that ran out of time and went on at a later turn."],
   ['fallbackVerdicts', 'bastion_helper_fallback_verdicts_total', 'Verdicts the helper applied itself because the service was absent or late.'],
   ['cacheHits', 'bastion_helper_cache_hits_total', "Packets answered from the helper's verdict cache."],
-  ['fastByFlow', 'bastion_helper_fast_path_flow_hits_total', "SYNs whose caller the helper's fast path read from the flow note filter, without sock_diag."],
+  [
+    'fastByFlow',
+    'bastion_helper_fast_path_flow_hits_total',
+    "SYNs the helper's fast path answered with their caller from the flow note filter, not sock_diag.",
+  ],
   ['kernelDecided', 'bastion_helper_kernel_decisions_total', 'Connections decided in the kernel (eBPF) by path rules.'],
   ['kernelReportsLost', 'bastion_helper_kernel_reports_lost_total', 'Reports of kernel decisions lost (the ring buffer was full).'],
   ['badFrames', 'bastion_helper_bad_frames_total', 'Undecodable frames the helper received from the service.'],

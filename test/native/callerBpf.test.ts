@@ -21,19 +21,22 @@ const SNIFFER = new URL('../fixtures/syn-sniffer.py', import.meta.url).pathname;
 /** The note rule's comment, by which it is found and removed (a run killed before its cleanup leaves one). */
 const NOTE_RULE_COMMENT = 'bastion-test-flow-note';
 
-/** The flow note filter's rule on loopback, for both families: `-A` adds it, `-D` removes it. */
-function noteRule(action: '-I' | '-D', pin: string): void {
+/** Inserts the flow note filter's rule on loopback (a rule without a target: it lets everything by), for both families. */
+function insertNoteRule(pin: string): void {
   for (const ipt of ['iptables', 'ip6tables']) {
-    execFileSync(ipt, ['-w', '5', action, 'OUTPUT', '-o', 'lo', '-p', 'tcp', '--tcp-flags', 'SYN,ACK', 'SYN', '-m', 'bpf', '--object-pinned', pin, '-m', 'comment', '--comment', NOTE_RULE_COMMENT]);
+    execFileSync(ipt, ['-w', '5', '-I', 'OUTPUT', '-o', 'lo', '-p', 'tcp', '--tcp-flags', 'SYN,ACK', 'SYN', '-m', 'bpf', '--object-pinned', pin, '-m', 'comment', '--comment', NOTE_RULE_COMMENT]);
   }
 }
 
-/** Removes every note rule a killed run left, whatever its pin. */
-function removeLeftNoteRules(): void {
+/** Removes every note rule there is, this run's or one a killed run left: by number, which needs no pin. */
+function removeNoteRules(): void {
   for (const ipt of ['iptables', 'ip6tables']) {
-    for (const line of execFileSync(ipt, ['-w', '5', '-S', 'OUTPUT'], { encoding: 'utf8' }).split('\n')) {
-      if (line.includes(NOTE_RULE_COMMENT)) execFileSync(ipt, ['-w', '5', ...line.replace(/^-A /, '-D ').split(' ')]);
-    }
+    const numbers = execFileSync(ipt, ['-w', '5', '-L', 'OUTPUT', '--line-numbers', '-n'], { encoding: 'utf8' })
+      .split('\n')
+      .filter((line) => line.includes(NOTE_RULE_COMMENT))
+      .map((line) => Number(line.split(' ')[0]))
+      .reverse();
+    for (const n of numbers) execFileSync(ipt, ['-w', '5', '-D', 'OUTPUT', String(n)]);
   }
 }
 
@@ -45,7 +48,10 @@ class SynSniffer {
 
   constructor() {
     const lines = createInterface({ input: this.child.stdout! });
-    this.ready = new Promise((resolve) => lines.once('line', () => resolve()));
+    this.ready = new Promise((resolve, reject) => {
+      lines.once('line', () => resolve());
+      this.child.once('exit', (code) => reject(new Error(`the SYN sniffer exited (${code})`)));
+    });
     lines.on('line', (line) => {
       const [family, sport, dport, seq] = line.split(' ');
       if (seq === undefined) return;
@@ -97,7 +103,7 @@ describe('the caller map', () => {
   let older: dgram.Socket;
   const bpfDir = tempDir('bastion-callerbpf-');
   const bpfFs = `${bpfDir.path}/bpf`;
-  let notePin: string | null = null;
+  let bpfFsMounted = false;
   const sniffer = new SynSniffer();
 
   before(async () => {
@@ -110,14 +116,25 @@ describe('the caller map', () => {
     await new Promise<void>((resolve) => older.connect(udp.address().port, '127.0.0.1', resolve));
     mkdirSync(bpfFs);
     execFileSync('mount', ['-t', 'bpf', 'bpf', bpfFs]);
-    removeLeftNoteRules();
+    bpfFsMounted = true;
+    removeNoteRules();
     await sniffer.ready;
   });
   after(() => {
-    if (notePin !== null) noteRule('-D', notePin);
-    execFileSync('umount', ['-l', bpfFs]);
-    bpfDir.remove();
-    sniffer.stop();
+    // Each step whatever the one before did: the sniffer, the rules and the mount must not outlive the test.
+    const steps = [
+      () => sniffer.stop(),
+      () => removeNoteRules(),
+      () => bpfFsMounted && execFileSync('umount', ['-l', bpfFs]),
+      () => bpfDir.remove(),
+    ];
+    for (const step of steps) {
+      try {
+        step();
+      } catch (err) {
+        process.stderr.write(`cleanup: ${(err as Error).message}\n`);
+      }
+    }
     for (const c of clients) c.kill('SIGKILL');
     for (const pid of holders) process.kill(pid, 'SIGKILL');
     detachCallerMap();
@@ -139,8 +156,7 @@ describe('the caller map', () => {
     assert.equal(state.attached && state.byFlow, true, 'the flow note filter loaded and its slots mapped');
     const pin = pinFlowNote(bpfFs, 'TEST');
     assert.ok(pin.ok, pin.ok ? '' : pin.reason);
-    noteRule('-I', pin.path);
-    notePin = pin.path;
+    insertNoteRule(pin.path);
   });
 
   async function lookup(kind: 'tcp' | 'udp', churn = 0): Promise<{ caller: CallerRecord | null | undefined; client: Client }> {

@@ -195,10 +195,14 @@ export class BootedRoot {
       await exited;
       clearTimeout(timer);
     }
-    this.net.destroy();
-    if (existsSync(this.bpfFs)) run('umount', ['-l', this.bpfFs]);
-    // Mounts nspawn made are gone with its mount namespace; a chroot's /proc is unshared too.
-    rmSync(this.work, { recursive: true, force: true });
+    try {
+      this.net.destroy();
+    } finally {
+      // Unmounted before the removal, which would otherwise walk into it.
+      if (existsSync(this.bpfFs)) run('umount', ['-l', this.bpfFs]);
+      // Mounts nspawn made are gone with its mount namespace; a chroot's /proc is unshared too.
+      rmSync(this.work, { recursive: true, force: true });
+    }
   }
 }
 
