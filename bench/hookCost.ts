@@ -7,9 +7,11 @@
 // machine's state; each is reported against no programs in the same round.
 // Usage: npm run bench:hooks -- [--alt-addon=PATH] [--rounds=12] [--count=40000]
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO, tempDir } from '../test/support/bastion.js';
+import { median } from './lib/stats.js';
+import { machineBusyMs } from './lib/systems.js';
 import { buildTools } from './lib/tools.js';
 
 const args = process.argv.slice(2);
@@ -18,16 +20,8 @@ const ROUNDS = Number(option('rounds') ?? 12);
 const COUNT = Number(option('count') ?? 40_000);
 const ALT = option('alt-addon');
 const PORT = 9000;
-/** /proc/stat counts in ticks of 10 ms (USER_HZ 100). */
-const TICK_US = 10_000;
 const THIS_ADDON = join(REPO, 'native/build/Release/bastion_native.node');
 if (ALT !== undefined && !existsSync(ALT)) throw new Error(`--alt-addon ${ALT}: no such file`);
-
-/** Busy ticks of the whole machine so far (user, nice, system, irq, softirq). */
-function busyTicks(): number {
-  const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.split(/\s+/).slice(1).map(Number);
-  return cpu[0]! + cpu[1]! + cpu[2]! + cpu[5]! + cpu[6]!;
-}
 
 /** Attaches the programs of one addon build from inside ns; resolves once they are. */
 function attach(ns: string, addon: string): Promise<ChildProcess> {
@@ -67,12 +61,6 @@ function attach(ns: string, addon: string): Promise<ChildProcess> {
   });
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
-
 const dir = tempDir('bastion-bench-hooks-');
 const ns = `bastion-hooks-${process.pid}`;
 let server: ChildProcess | null = null;
@@ -94,11 +82,11 @@ try {
   for (let round = 1; round <= ROUNDS; round++) {
     for (const [name, addon] of systems) {
       attached = addon === null ? null : await attach(ns, addon);
-      const ticks = busyTicks();
+      const busyBefore = machineBusyMs();
       const started = process.hrtime.bigint();
       execFileSync('ip', ['netns', 'exec', ns, tools.connect, 'tcp', '127.0.0.1', String(PORT), String(COUNT)], { stdio: 'ignore' });
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      busy.get(name)!.push(((busyTicks() - ticks) * TICK_US) / COUNT);
+      busy.get(name)!.push(((machineBusyMs() - busyBefore) * 1000) / COUNT);
       rate.get(name)!.push(COUNT / seconds);
       attached?.kill('SIGKILL');
       attached = null;

@@ -18,6 +18,7 @@ import { runLoad, type LoadResult } from './lib/load.js';
 import { bastionProgramNs, enableBpfStats } from './lib/bpfStats.js';
 import { machineBusyMs, releaseBpfFs, sampleProcess, startSystem, threadCpuMs, type SystemContext, type SystemName } from './lib/systems.js';
 import { buildTools } from './lib/tools.js';
+import { median } from './lib/stats.js';
 
 const args = process.argv.slice(2);
 const smoke = args.includes('--smoke');
@@ -207,13 +208,6 @@ async function soak(): Promise<void> {
     await sys.stop();
   }
   extra['soak'] = samples;
-}
-
-function median(values: number[]): number {
-  const sorted = values.filter(Number.isFinite).sort((x, y) => x - y);
-  if (sorted.length === 0) return NaN;
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 /** Per scenario and system: medians over the rounds, each round against its own baseline. */

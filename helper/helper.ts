@@ -313,6 +313,7 @@ export class Helper {
     if (state.attached) {
       this.capabilities.push('caller_bpf');
       if (state.exe) this.capabilities.push('caller_exe');
+      const native = loadNative();
       const bpfFs = this.options.bpfFs ?? DEFAULT_BPF_FS;
       // Only into a chain of ours, which removes it again.
       if (state.byFlow && this.options.manageRules) {
@@ -321,7 +322,6 @@ export class Helper {
         else this.log.warn({ reason: note.reason }, "the fast path asks sock_diag for every SYN's caller: no flow note filter");
       }
       if (state.verdicts) {
-        const native = loadNative();
         this.kernel = new KernelVerdicts(native, this.log);
         this.capabilities.push('kernel_verdicts');
         const udp = pinUdpAllow(native, bpfFs, this.options.rules.chain);
@@ -346,7 +346,7 @@ export class Helper {
       this.rules = new FirewallRules({
         ...this.options.rules,
         flowNoteFilter: this.flowNotePin,
-        ...(this.kernel && { kernelAcceptMark: loadNative().verdictEvent.acceptMark, kernelUdpAllowFilter: this.udpAllowPin }),
+        ...(this.kernel && { kernelAcceptMark: native.verdictEvent.acceptMark, kernelUdpAllowFilter: this.udpAllowPin }),
       });
       this.log.info({ cgroup: state.cgroup, executable: state.exe, flowNoteFilter: this.flowNotePin }, 'connect()/sendmsg() callers recorded by eBPF');
       if (!state.exe) {

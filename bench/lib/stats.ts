@@ -6,6 +6,14 @@ export interface LatencySummary {
   mean: number;
 }
 
+/** The median of the finite values (the mean of the middle two for an even count); NaN when none. */
+export function median(values: readonly number[]): number {
+  const sorted = values.filter(Number.isFinite).sort((x, y) => x - y);
+  if (sorted.length === 0) return NaN;
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
 export function summarize(samples: readonly number[]): LatencySummary {
   if (samples.length === 0) return { count: 0, p50: NaN, p99: NaN, mean: NaN };
   const sorted = [...samples].sort((a, b) => a - b);

@@ -96,10 +96,8 @@ struct {
 	__type(value, struct bq_flow_slot);
 } flow_slots SEC(".maps");
 
-/* Set by the loader: the seed of bq_flow_slot_of() (random), and the helper's network namespace
- * (its cookie), the netns of every key: the note filter runs in our chain only. */
+/* Set by the loader: the seed of bq_flow_slot_of() (random). */
 const volatile __u32 flow_seed = 0;
-const volatile __u64 flow_netns = 0;
 
 /* The service's path rules by executable inode, protocol and port; written by the helper only. */
 struct {
@@ -494,50 +492,63 @@ static __always_inline bool slot_write(struct bq_flow_slot *slot, __u32 seen, co
 	return true;
 }
 
-#define TCP_FLAG_SYN 0x02
-#define TCP_FLAG_ACK 0x10
+/* ---- Packets our chain's filters read (the network header first, as netfilter hands it to a match) ---- */
 
-/* A bare SYN's key, read from the packet (the network header first, as netfilter hands it to the
- * match). false: not a bare TCP SYN of an unfragmented packet, or an IPv6 header chain (the fast
- * path then asks sock_diag). */
-static __always_inline bool syn_key(struct __sk_buff *skb, struct bq_flow_key *key)
+#define IPV4_FRAG_OFFSET_MASK 0x1fff
+#define IPV6_HEADER_BYTES 40
+
+/* The packet's family, addresses (src when not NULL; IPv4 in the first 4 bytes) and where its
+ * transport header starts. false: not protocol, not a first fragment (no transport header), an
+ * IPv6 header chain (left to the queue, which parses it), or an IPv4 header length out of bounds. */
+static __always_inline bool network_header(struct __sk_buff *skb, __u8 protocol, __u32 *family, void *src, void *dst, __u32 *l4)
 {
 	__u8 first = 0;
 	if (bpf_skb_load_bytes(skb, 0, &first, 1) != 0)
 		return false;
-	__u32 l4;
 	if (first >> 4 == 4) {
-		__u8 protocol = 0;
+		__u8 carried = 0;
 		__u16 frag = 0;
-		if (bpf_skb_load_bytes(skb, 9, &protocol, 1) != 0 || protocol != IPPROTO_TCP)
+		if (bpf_skb_load_bytes(skb, 9, &carried, 1) != 0 || carried != protocol)
 			return false;
-		if (bpf_skb_load_bytes(skb, 6, &frag, 2) != 0 || (bpf_ntohs(frag) & 0x3fff) != 0)
+		if (bpf_skb_load_bytes(skb, 6, &frag, 2) != 0 || (bpf_ntohs(frag) & IPV4_FRAG_OFFSET_MASK) != 0)
 			return false;
-		if (bpf_skb_load_bytes(skb, 12, key->local_ip, 4) != 0 || bpf_skb_load_bytes(skb, 16, key->remote_ip, 4) != 0)
+		if ((src && bpf_skb_load_bytes(skb, 12, src, 4) != 0) || bpf_skb_load_bytes(skb, 16, dst, 4) != 0)
 			return false;
-		l4 = (__u32)(first & 0x0f) * 4;
-		key->family = AF_INET;
+		*l4 = (__u32)(first & 0x0f) * 4;
+		*family = AF_INET;
 	} else if (first >> 4 == 6) {
 		__u8 next = 0;
-		if (bpf_skb_load_bytes(skb, 6, &next, 1) != 0 || next != IPPROTO_TCP)
+		if (bpf_skb_load_bytes(skb, 6, &next, 1) != 0 || next != protocol)
 			return false;
-		if (bpf_skb_load_bytes(skb, 8, key->local_ip, 16) != 0 || bpf_skb_load_bytes(skb, 24, key->remote_ip, 16) != 0)
+		if ((src && bpf_skb_load_bytes(skb, 8, src, 16) != 0) || bpf_skb_load_bytes(skb, 24, dst, 16) != 0)
 			return false;
-		l4 = 40;
-		key->family = AF_INET6;
+		*l4 = IPV6_HEADER_BYTES;
+		*family = AF_INET6;
 	} else {
 		return false;
 	}
+	return *l4 >= 20 && *l4 <= 60;
+}
+
+#define TCP_FLAG_SYN 0x02
+#define TCP_FLAG_ACK 0x10
+
+/* A bare SYN's key, read from the packet. false: not a bare TCP SYN with its header, or an IPv6
+ * header chain (the fast path then asks sock_diag). */
+static __always_inline bool syn_key(struct __sk_buff *skb, struct bq_flow_key *key)
+{
+	__u32 l4;
+	if (!network_header(skb, IPPROTO_TCP, &key->family, key->local_ip, key->remote_ip, &l4))
+		return false;
 	struct {
 		__u16 source, dest;
 		__u32 seq, ack_seq;
 		__u8 offset, flags;
 	} tcp = {};
-	if (l4 < 20 || l4 > 60 || bpf_skb_load_bytes(skb, l4, &tcp, 14) != 0)
+	if (bpf_skb_load_bytes(skb, l4, &tcp, 14) != 0)
 		return false;
 	if ((tcp.flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) != TCP_FLAG_SYN)
 		return false;
-	key->netns = flow_netns;
 	key->local_port = bpf_ntohs(tcp.source);
 	key->remote_port = bpf_ntohs(tcp.dest);
 	key->syn_seq = bpf_ntohl(tcp.seq);
@@ -584,44 +595,15 @@ int bastion_flow_note(struct __sk_buff *skb)
 
 /* ---- UDP allowed in the kernel, per datagram ---- */
 
-#define ETH_P_IP_VERSION 4
-#define ETH_P_IPV6_VERSION 6
-#define IPV4_FRAG_OFFSET_MASK 0x1fff
-#define IPV6_HEADER_BYTES 40
-
-/* The datagram's family, destination address and port, read from the packet (the network
- * header first, as netfilter hands it to the match). false: not a first UDP fragment whose
- * ports are readable, or an IPv6 header chain (left to the queue, which parses it). */
+/* The datagram's family, destination address and port, read from the packet. false: not a first
+ * UDP fragment whose ports are readable, or an IPv6 header chain (left to the queue). */
 static __always_inline bool udp_destination(struct __sk_buff *skb, __u32 *family, __u32 *dst, __u16 *port)
 {
-	__u8 first = 0;
-	if (bpf_skb_load_bytes(skb, 0, &first, 1) != 0)
-		return false;
 	__u32 l4;
-	if (first >> 4 == ETH_P_IP_VERSION) {
-		__u8 protocol = 0;
-		__u16 frag = 0;
-		if (bpf_skb_load_bytes(skb, 9, &protocol, 1) != 0 || protocol != IPPROTO_UDP)
-			return false;
-		if (bpf_skb_load_bytes(skb, 6, &frag, 2) != 0 || (bpf_ntohs(frag) & IPV4_FRAG_OFFSET_MASK) != 0)
-			return false;
-		if (bpf_skb_load_bytes(skb, 16, dst, 4) != 0)
-			return false;
-		l4 = (__u32)(first & 0x0f) * 4;
-		*family = AF_INET;
-	} else if (first >> 4 == ETH_P_IPV6_VERSION) {
-		__u8 next = 0;
-		if (bpf_skb_load_bytes(skb, 6, &next, 1) != 0 || next != IPPROTO_UDP)
-			return false;
-		if (bpf_skb_load_bytes(skb, 24, dst, 16) != 0)
-			return false;
-		l4 = IPV6_HEADER_BYTES;
-		*family = AF_INET6;
-	} else {
+	if (!network_header(skb, IPPROTO_UDP, family, NULL, dst, &l4))
 		return false;
-	}
 	__u16 be_port = 0;
-	if (l4 < 20 || l4 > 60 || bpf_skb_load_bytes(skb, l4 + 2, &be_port, 2) != 0)
+	if (bpf_skb_load_bytes(skb, l4 + 2, &be_port, 2) != 0)
 		return false;
 	*port = bpf_ntohs(be_port);
 	return *port != 0;

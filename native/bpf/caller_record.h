@@ -38,13 +38,12 @@ struct bq_caller_record {
 	__u32 pad;
 };
 
-/* A TCP SYN as the flow note filter keys it: our network namespace (its cookie: the filter runs
- * in our chain only), the packet's family and ends (ports host order, IPv4 addresses in the
- * first 4 bytes) and its sequence number (host order). The sequence number is the connection's
+/* A TCP SYN as the flow note filter keys it: the packet's family and ends (ports host order,
+ * IPv4 addresses in the first 4 bytes) and its sequence number (host order). No network
+ * namespace: the filter runs in our chain only, so every SYN it sees is of ours. The sequence number is the connection's
  * initial one, which the kernel draws afresh for each connection: an entry answers for that
  * very SYN (and its retransmissions) alone, never for a later connection with the same ends. */
 struct bq_flow_key {
-	__u64 netns;
 	__u32 family; /* AF_INET / AF_INET6 */
 	__u32 local_port;
 	__u32 remote_port;
@@ -61,6 +60,7 @@ struct bq_flow_slot {
 	__u32 seq;
 	__u32 tgid;
 	struct bq_flow_key key;
+	__u32 pad[2];
 };
 
 /* The slot of a key: a multiplicative hash of its 32-bit words, seeded with a random value at
@@ -70,7 +70,7 @@ static inline __u32 bq_flow_slot_of(const struct bq_flow_key *key, __u32 seed)
 	__u32 h = seed;
 	for (int i = 0; i < (int)(sizeof(*key) / sizeof(__u32)); i++) {
 		__u32 word;
-		/* Copied, not read through a __u32 pointer: the key holds a __u64 (strict aliasing). */
+		/* Copied, not read through a __u32 pointer: the key holds byte arrays (strict aliasing). */
 		__builtin_memcpy(&word, (const __u8 *)key + i * sizeof(word), sizeof(word));
 		h ^= word;
 		h *= 0x9e3779b1u;

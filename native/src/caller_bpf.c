@@ -25,9 +25,9 @@ _Static_assert(sizeof(struct bq_caller_record) == 40, "caller record layout");
 _Static_assert(offsetof(struct bq_caller_record, start_ns) == 8, "caller record layout");
 _Static_assert(offsetof(struct bq_caller_record, exe_dev) == 24, "caller record layout");
 _Static_assert(offsetof(struct bq_caller_record, charged_uid) == 32, "caller record layout");
-_Static_assert(sizeof(struct bq_flow_key) == 56, "flow key layout");
-_Static_assert(offsetof(struct bq_flow_key, local_ip) == 20, "flow key layout");
-_Static_assert(offsetof(struct bq_flow_key, remote_ip) == 36, "flow key layout");
+_Static_assert(sizeof(struct bq_flow_key) == 48, "flow key layout");
+_Static_assert(offsetof(struct bq_flow_key, local_ip) == 12, "flow key layout");
+_Static_assert(offsetof(struct bq_flow_key, remote_ip) == 28, "flow key layout");
 _Static_assert(sizeof(struct bq_flow_slot) == 64, "flow slot layout");
 _Static_assert(offsetof(struct bq_flow_slot, key) == 8, "flow slot layout");
 _Static_assert(sizeof(struct bq_verdict_key) == 16, "verdict key layout");
@@ -58,7 +58,6 @@ struct bq_caller {
 	bool verdicts; /* the programs decide in the kernel (bq_caller_verdict_*) */
 	bool udp_allow; /* the UDP allow filter loaded (bq_caller_udp_allow_pin) */
 	struct ring_buffer *events; /* their decisions, NULL without verdicts */
-	uint64_t netns_cookie; /* this process's network namespace (SO_NETNS_COOKIE): the flow keys' */
 };
 
 static int take_event(void *ctx, void *data, size_t size)
@@ -118,7 +117,7 @@ static int capture_print(enum libbpf_print_level level, const char *fmt, va_list
 /* One try at opening and loading the object: with or without the task reads and the flow note
  * filter. NULL and *err (-errno) when the kernel refused it. */
 static struct caller_bpf *load(bool exe, bool flows, bool udp_allow, uint32_t pidns_inum, uint64_t record_netns, uint64_t verdict_netns,
-			       uint32_t userns_inum, uint32_t flow_seed, uint64_t flow_netns, int *err)
+			       uint32_t userns_inum, uint32_t flow_seed, int *err)
 {
 	struct caller_bpf *skel = caller_bpf__open();
 	if (!skel) {
@@ -133,7 +132,6 @@ static struct caller_bpf *load(bool exe, bool flows, bool udp_allow, uint32_t pi
 	skel->rodata->verdict_netns = verdict_netns;
 	skel->rodata->verdict_userns = userns_inum;
 	skel->rodata->flow_seed = flow_seed;
-	skel->rodata->flow_netns = flow_netns;
 	bpf_program__set_autoload(skel->progs.bastion_flow_note, flows);
 	bpf_program__set_autoload(skel->progs.bastion_udp_allow, udp_allow && skel->rodata->kernel_verdicts);
 	*err = caller_bpf__load(skel);
@@ -163,16 +161,18 @@ static size_t flow_slots_bytes(void)
 	return (size_t)BQ_FLOW_SLOTS * sizeof(struct bq_flow_slot);
 }
 
-/* Our network namespace's cookie, which the verdicts need (without SO_NETNS_COOKIE, before
- * 5.15, they are not loaded) and the flow keys hold. */
-static bool netns_cookie(uint64_t *cookie)
+/* Our network namespace's cookie, which the records and verdicts are limited to; 0 without
+ * SO_NETNS_COOKIE (before 5.15): then verdicts are not loaded and every namespace is recorded. */
+static uint64_t netns_cookie(void)
 {
+	uint64_t cookie = 0;
 	int probe = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	socklen_t len = sizeof(*cookie);
-	bool ok = probe >= 0 && getsockopt(probe, SOL_SOCKET, SO_NETNS_COOKIE, cookie, &len) == 0;
+	socklen_t len = sizeof(cookie);
+	if (probe < 0 || getsockopt(probe, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len) != 0)
+		cookie = 0;
 	if (probe >= 0)
 		close(probe);
-	return ok;
+	return cookie;
 }
 
 /* The initial pid namespace's inode (the kernel's PROC_PID_INIT_INO). */
@@ -217,15 +217,14 @@ int bq_caller_open(struct bq_caller **out, const char *cgroup_path, bool verdict
 	if ((err = own_pidns(&pidns_inum)) < 0)
 		goto fail;
 	*stage = "load programs";
-	bool have_netns = netns_cookie(&c->netns_cookie);
+	uint64_t netns = netns_cookie();
 	/* Without a seed from the kernel, no flows: another user must not know which slot a
-	 * SYN gets (aiming at it would only send it to sock_diag, but still). The keys' netns is
-	 * our cookie, 0 without SO_NETNS_COOKIE: the same value on both sides either way. */
+	 * SYN gets (aiming at it would only send it to sock_diag, but still). */
 	bool can_flow = random_seed(&c->flow_seed);
 	/* Verdicts need our network namespace's cookie (5.15) and our user namespace's inode. */
 	struct stat userns;
 	uint32_t userns_inum = stat("/proc/self/ns/user", &userns) == 0 ? (uint32_t)userns.st_ino : 0;
-	uint64_t verdict_netns = verdicts && have_netns && userns_inum != 0 ? c->netns_cookie : 0;
+	uint64_t verdict_netns = verdicts && netns != 0 && userns_inum != 0 ? netns : 0;
 	/* Best first: the executable needs CAP_PERFMON and BTF, the flow note filter a random seed;
 	 * the executable matters more. Verdicts need the executable; a kernel that refuses their
 	 * helpers (socket options, ring buffer) still gets the executable without them; one that
@@ -252,8 +251,8 @@ int bq_caller_open(struct bq_caller **out, const char *cgroup_path, bool verdict
 		/* The first failure's log says what is missing (CAP_PERFMON, BTF): later tries add nothing. */
 		if (g_log.len > 0)
 			g_log.frozen = true;
-		c->skel = load(tries[i].exe, tries[i].flows, tries[i].udp, pidns_inum, have_netns ? c->netns_cookie : 0,
-			       tries[i].verdicts ? verdict_netns : 0, userns_inum, c->flow_seed, c->netns_cookie, &err);
+		c->skel = load(tries[i].exe, tries[i].flows, tries[i].udp, pidns_inum, netns,
+			       tries[i].verdicts ? verdict_netns : 0, userns_inum, c->flow_seed, &err);
 		c->exe = tries[i].exe;
 		c->udp_allow = tries[i].udp && tries[i].verdicts;
 		flows = tries[i].flows;
@@ -342,7 +341,6 @@ int bq_caller_flow_lookup(const struct bq_caller *c, uint8_t family, const uint8
 		return -ENOTSUP;
 	struct bq_flow_key key;
 	memset(&key, 0, sizeof(key));
-	key.netns = c->netns_cookie;
 	key.family = family;
 	key.local_port = src_port;
 	key.remote_port = dst_port;
